@@ -1,0 +1,96 @@
+# TinyMLS build, test and install. `make demo` and `make test` set up
+# everything they need on a fresh machine (pinned cbindgen, Python packages).
+
+SHELL        := /bin/bash
+CARGO        ?= cargo
+PYTHON       ?= python3
+PREFIX       ?= /usr/local
+DESTDIR      ?=
+LIBDIR       ?= $(PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+
+VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+MAJOR        := $(word 1,$(subst ., ,$(VERSION)))
+CBINDGEN_VERSION := 0.29.4
+TOOLS        := $(CURDIR)/.tools
+CBINDGEN     := $(TOOLS)/bin/cbindgen
+RELEASE_DIR  := $(CURDIR)/target/release
+# The test build: release, plus the test-only export (tinymls_test_panic).
+TESTLIB_DIR  := $(CURDIR)/target/testhooks/release
+
+.PHONY: all lib testlib header check-header test test-rust test-rust-rustcrypto test-c \
+        test-symbols demo bench install uninstall clean lint
+
+all: lib
+
+## The release library: target/release/libtinymls.{so,a} (+ the SONAME link).
+lib:
+	$(CARGO) build --release --lib
+	ln -sf libtinymls.so $(RELEASE_DIR)/libtinymls.so.$(MAJOR)
+
+## The same library with the test-only export, for the C/Go/Python tests.
+testlib:
+	$(CARGO) build --release --lib --features test-hooks --target-dir $(CURDIR)/target/testhooks
+	ln -sf libtinymls.so $(TESTLIB_DIR)/libtinymls.so.$(MAJOR)
+
+$(CBINDGEN):
+	$(CARGO) install cbindgen --version $(CBINDGEN_VERSION) --locked --root $(TOOLS)
+
+## Regenerate include/tinymls.h.
+header: $(CBINDGEN)
+	$(CBINDGEN) --quiet --config cbindgen.toml --crate tinymls --output include/tinymls.h
+
+## Fail if the checked-in header is not what cbindgen produces now.
+check-header: $(CBINDGEN)
+	@mkdir -p build
+	$(CBINDGEN) --quiet --config cbindgen.toml --crate tinymls --output build/tinymls.h.check
+	@diff -u include/tinymls.h build/tinymls.h.check && echo "header: include/tinymls.h is up to date"
+
+test: check-header test-rust test-rust-rustcrypto test-symbols test-c
+	@echo "make test: all suites passed"
+
+test-rust:
+	$(CARGO) test --release --features test-hooks
+
+## Every vector and the KAT again on the pure-Rust AEAD backend.
+test-rust-rustcrypto:
+	$(CARGO) test --release --no-default-features --features rust-crypto,test-hooks --target-dir $(CURDIR)/target/rustcrypto
+
+## The exported symbols of the .so are exactly the header's functions.
+test-symbols: lib testlib
+	$(PYTHON) tests/check_symbols.py include/tinymls.h $(RELEASE_DIR)/libtinymls.so
+	$(PYTHON) tests/check_symbols.py --test-hooks include/tinymls.h $(TESTLIB_DIR)/libtinymls.so
+
+test-c: testlib
+	$(MAKE) -C bindings/c test LIBDIR=$(TESTLIB_DIR)
+
+demo: lib
+	$(MAKE) -C bindings/c demo LIBDIR=$(RELEASE_DIR)
+
+bench:
+	@echo "benchmarks: not yet written (see the performance issue)"
+
+install: lib
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 0755 $(RELEASE_DIR)/libtinymls.so $(DESTDIR)$(LIBDIR)/libtinymls.so.$(VERSION)
+	ln -sf libtinymls.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtinymls.so.$(MAJOR)
+	ln -sf libtinymls.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libtinymls.so
+	install -m 0644 $(RELEASE_DIR)/libtinymls.a $(DESTDIR)$(LIBDIR)/libtinymls.a
+	install -m 0644 include/tinymls.h $(DESTDIR)$(INCLUDEDIR)/tinymls.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    tinymls.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/tinymls.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libtinymls.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtinymls.so.$(MAJOR) \
+	      $(DESTDIR)$(LIBDIR)/libtinymls.so $(DESTDIR)$(LIBDIR)/libtinymls.a \
+	      $(DESTDIR)$(INCLUDEDIR)/tinymls.h $(DESTDIR)$(LIBDIR)/pkgconfig/tinymls.pc
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets --features test-hooks -- -D warnings
+
+clean:
+	$(CARGO) clean
+	rm -rf build
+	-$(MAKE) -C bindings/c clean

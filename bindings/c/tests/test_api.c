@@ -1,0 +1,881 @@
+/*
+ * The C ABI as a new user sees it (include/tinymls.h only): every status of
+ * SPEC.md section 9 where the spec says it comes, the NULL and length rules,
+ * the output-buffer rules, the config ranges of section 7, the receive rules
+ * of section 6, and the test-only panic hook.
+ *
+ * TINYMLS_ERR_EXHAUSTED is not tested: it needs 2^32 - 1 rotations of one
+ * context (the epoch is a u32, SPEC section 3), which is hours of work through
+ * the C ABI. The Rust core tests it with an internal hook that jumps the
+ * epoch counter. TINYMLS_ERR_RNG (the OS RNG failing) and TINYMLS_ERR_STATE
+ * (state blobs, not in the v1 C ABI yet) cannot be provoked from C either.
+ *
+ * Built with -DTINYMLS_TEST_HOOKS against the test-hooks library.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "tinymls.h"
+
+#ifndef TINYMLS_TEST_HOOKS
+#error "test_api.c needs the test-only export: build with -DTINYMLS_TEST_HOOKS"
+#endif
+
+/* The library version, from Cargo.toml (the Makefile passes it). */
+#ifndef EXPECTED_VERSION
+#error "build with -DEXPECTED_VERSION=\"x.y.z\" (the Makefile reads Cargo.toml)"
+#endif
+
+#define MSG_MAX 256
+#define CT_MAX (MSG_MAX + TINYMLS_OVERHEAD)
+
+static const uint8_t msg[] = "attack at dawn";
+#define MSG_LEN (sizeof msg - 1)
+static const uint8_t aad[] = {'h', 'd', 'r'};
+
+/* A plausible non-NULL value, to see that a failed constructor clears *out. */
+static tinymls_context *not_null_handle(void)
+{
+    static max_align_t slot;
+    return (tinymls_context *)(void *)&slot;
+}
+
+/* ---- metadata -------------------------------------------------------- */
+
+/* "MAJOR.MINOR.PATCH": three dot-separated runs of digits, nothing else. */
+static int is_semver(const char *v)
+{
+    for (int part = 0; part < 3; part++) {
+        if (*v < '0' || *v > '9') {
+            return 0;
+        }
+        while (*v >= '0' && *v <= '9') {
+            v++;
+        }
+        if (part < 2 && *v++ != '.') {
+            return 0;
+        }
+    }
+    return *v == '\0';
+}
+
+static void test_metadata(void)
+{
+    const char *v = tinymls_version();
+    REQUIRE(v != NULL);
+    CHECK(is_semver(v));
+    CHECK(strcmp(v, EXPECTED_VERSION) == 0);
+    CHECK(!is_semver("1.2") && !is_semver("1.2.3.4") && !is_semver("1.x.3") && is_semver("10.0.7"));
+
+    CHECK(tinymls_abi_version() == TINYMLS_ABI_VERSION);
+    CHECK(tinymls_config_size() == sizeof(tinymls_config));
+
+    const char *backend = tinymls_aead_backend();
+    CHECK(backend != NULL &&
+          (strcmp(backend, "aws-lc-rs") == 0 || strcmp(backend, "rust-crypto") == 0));
+
+    CHECK(tinymls_ciphertext_len(0) == 40);
+    CHECK(tinymls_ciphertext_len(1) == 41);
+    CHECK(tinymls_ciphertext_len(MSG_LEN) == MSG_LEN + 40);
+    CHECK(tinymls_ciphertext_len(1000000) == 1000040);
+    CHECK(TINYMLS_OVERHEAD == 40 && TINYMLS_HEADER_LEN == 24);
+    /* Longer than one AES-GCM message may be (2^36 - 32 bytes): 0. */
+    CHECK(tinymls_ciphertext_len(SIZE_MAX) == 0);
+    if (sizeof(size_t) >= 8) {
+        uint64_t max_pt = ((uint64_t)1 << 36) - 32;
+        CHECK(tinymls_ciphertext_len((size_t)max_pt) == (size_t)max_pt + 40);
+        CHECK(tinymls_ciphertext_len((size_t)max_pt + 1) == 0);
+    }
+
+    /* Status strings: non-NULL, non-empty, all distinct; unknown numbers too. */
+    const char *strs[17];
+    for (uint32_t s = 0; s <= 16; s++) {
+        strs[s] = tinymls_status_str(s);
+        CHECK(strs[s] != NULL && strs[s][0] != '\0');
+    }
+    int distinct = 1;
+    for (int i = 0; i <= 16; i++) {
+        for (int j = i + 1; j <= 16; j++) {
+            if (strs[i] && strs[j] && strcmp(strs[i], strs[j]) == 0) {
+                distinct = 0;
+            }
+        }
+    }
+    CHECK(distinct);
+    const uint32_t unknown[] = {17, 1000, UINT32_MAX};
+    for (size_t u = 0; u < sizeof unknown / sizeof unknown[0]; u++) {
+        const char *s = tinymls_status_str(unknown[u]);
+        int differs = s != NULL;
+        for (int i = 0; differs && i <= 16; i++) {
+            differs = strs[i] == NULL || strcmp(s, strs[i]) != 0;
+        }
+        CHECK(differs);
+    }
+    /* The enumerators have the stable numbers of SPEC section 9. */
+    CHECK(TINYMLS_OK == 0 && TINYMLS_ERR_NULL_POINTER == 1 && TINYMLS_ERR_MALFORMED == 5 &&
+          TINYMLS_ERR_AUTH == 6 && TINYMLS_ERR_CLOSED == 13 && TINYMLS_ERR_INTERNAL == 16);
+}
+
+/* ---- configuration --------------------------------------------------- */
+
+static void test_config_defaults(void)
+{
+    tinymls_config c;
+    memset(&c, 0xFF, sizeof c);
+    tinymls_config_default(&c);
+    CHECK(c.key_size == 32);
+    CHECK(c.nonce_size == 12);
+    CHECK(c.ratchet_period_ms == 100);
+    CHECK(c.rotation_jitter_pct == 10);
+    CHECK(c.max_operations == (uint64_t)1 << 23);
+    CHECK(c.max_key_age_ms == 86400000u);
+    CHECK(c.min_rotation_interval_ms == 0);
+    CHECK(c.state_lifetime_ms == 86400000u);
+    CHECK(c.max_epochs == 64);
+    CHECK(c.gc_interval_ms == 1000);
+    CHECK(c.replay_window == 128);
+    CHECK(c.max_future_epochs == 1024);
+    CHECK(c.max_senders == 1024);
+    CHECK_STATUS(tinymls_config_validate(&c), TINYMLS_OK);
+    tinymls_config_default(NULL); /* documented no-op */
+    CHECK_STATUS(tinymls_config_validate(NULL), TINYMLS_ERR_NULL_POINTER);
+}
+
+/* One config field, by offset and width, so that one loop covers them all. */
+struct field_value {
+    const char *name;
+    size_t offset;
+    size_t width; /* 4 or 8 */
+    uint64_t value;
+};
+
+#define FIELD(f, v) {#f " = " #v, offsetof(tinymls_config, f), sizeof(((tinymls_config *)0)->f), (v)}
+
+static tinymls_config config_with(const struct field_value *fv)
+{
+    tinymls_config c = tu_config();
+    if (fv->width == 4) {
+        uint32_t v = (uint32_t)fv->value;
+        memcpy((unsigned char *)&c + fv->offset, &v, sizeof v);
+    } else {
+        memcpy((unsigned char *)&c + fv->offset, &fv->value, sizeof fv->value);
+    }
+    return c;
+}
+
+static void test_config_invalid(void)
+{
+    static const struct field_value bad[] = {
+        FIELD(key_size, 16),
+        FIELD(key_size, 0),
+        FIELD(nonce_size, 16),
+        FIELD(rotation_jitter_pct, 51),
+        FIELD(max_epochs, 0),
+        FIELD(max_epochs, 4097),
+        FIELD(max_operations, 0),
+        FIELD(max_operations, ((uint64_t)1 << 32) + 1),
+        FIELD(max_key_age_ms, 0),
+        FIELD(state_lifetime_ms, 0),
+        FIELD(gc_interval_ms, 0),
+        FIELD(replay_window, 100),
+        FIELD(replay_window, 4160),
+        FIELD(max_future_epochs, (1u << 20) + 1),
+        FIELD(max_senders, 0),
+    };
+    static const uint8_t secret[32] = {1};
+    static const uint8_t id[] = {'g'};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tinymls_config c = config_with(&bad[i]);
+        tinymls_context *ctx = not_null_handle();
+        int ok = CHECK_STATUS(tinymls_config_validate(&c), TINYMLS_ERR_INVALID_CONFIG);
+        ok &= CHECK_STATUS(tinymls_context_new(&c, &ctx), TINYMLS_ERR_INVALID_CONFIG);
+        ok &= CHECK(ctx == NULL);
+        ctx = not_null_handle();
+        ok &= CHECK_STATUS(tinymls_context_join(secret, sizeof secret, id, sizeof id, &c, &ctx),
+                           TINYMLS_ERR_INVALID_CONFIG);
+        ok &= CHECK(ctx == NULL);
+        if (!ok) {
+            fprintf(stderr, "  ... with %s\n", bad[i].name);
+        }
+    }
+
+    /* The edges of every range are accepted, by validate and by join. */
+    static const struct field_value good[] = {
+        FIELD(ratchet_period_ms, 0),
+        FIELD(ratchet_period_ms, 1),
+        FIELD(rotation_jitter_pct, 0),
+        FIELD(rotation_jitter_pct, 50),
+        FIELD(max_epochs, 1),
+        FIELD(max_epochs, 4096),
+        FIELD(max_operations, 1),
+        FIELD(max_operations, (uint64_t)1 << 32),
+        FIELD(max_key_age_ms, 1),
+        FIELD(min_rotation_interval_ms, UINT64_MAX),
+        FIELD(state_lifetime_ms, 1),
+        FIELD(gc_interval_ms, 1),
+        FIELD(replay_window, 0),
+        FIELD(replay_window, 64),
+        FIELD(replay_window, 4096),
+        FIELD(max_future_epochs, 0),
+        FIELD(max_future_epochs, 1u << 20),
+        FIELD(max_senders, 1),
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        tinymls_config c = config_with(&good[i]);
+        tinymls_context *ctx = NULL;
+        int ok = CHECK_STATUS(tinymls_config_validate(&c), TINYMLS_OK);
+        ok &= CHECK_STATUS(tinymls_context_join(secret, sizeof secret, id, sizeof id, &c, &ctx),
+                           TINYMLS_OK);
+        ok &= CHECK(ctx != NULL);
+        tinymls_context_free(ctx);
+        if (!ok) {
+            fprintf(stderr, "  ... with %s\n", good[i].name);
+        }
+    }
+}
+
+/* ---- constructors ---------------------------------------------------- */
+
+/* Join with the given lengths; expects `want`, and *out NULL unless OK. */
+static void join_expect(const uint8_t *secret, size_t secret_len, const uint8_t *id,
+                        size_t id_len, tinymls_status want, int line)
+{
+    tinymls_context *ctx = not_null_handle();
+    int ok = CHECK_STATUS(tinymls_context_join(secret, secret_len, id, id_len, NULL, &ctx), want);
+    ok &= want == TINYMLS_OK ? CHECK(ctx != NULL) : CHECK(ctx == NULL);
+    if (want == TINYMLS_OK && ctx != NULL) {
+        tinymls_context_free(ctx);
+    }
+    if (!ok) {
+        fprintf(stderr, "  ... join_expect at line %d (secret %zu, id %zu bytes)\n", line,
+                secret_len, id_len);
+    }
+}
+
+static void test_constructors(void)
+{
+    static uint8_t big[1025];
+    memset(big, 0x42, sizeof big);
+    const uint8_t *id = big; /* ids are bytes; any value will do */
+
+    join_expect(big, 32, id, 1, TINYMLS_OK, __LINE__);
+    join_expect(big, 1024, id, 255, TINYMLS_OK, __LINE__);
+    join_expect(big, 31, id, 8, TINYMLS_ERR_INVALID_ARGUMENT, __LINE__);
+    join_expect(big, 1025, id, 8, TINYMLS_ERR_INVALID_ARGUMENT, __LINE__);
+    join_expect(big, 32, id, 0, TINYMLS_ERR_INVALID_ARGUMENT, __LINE__);
+    join_expect(big, 32, id, 256, TINYMLS_ERR_INVALID_ARGUMENT, __LINE__);
+    join_expect(big, SIZE_MAX, id, 8, TINYMLS_ERR_INVALID_ARGUMENT, __LINE__);
+    join_expect(big, 32, id, SIZE_MAX, TINYMLS_ERR_INVALID_ARGUMENT, __LINE__);
+    /* NULL is allowed with length 0 (then the length is out of range)... */
+    join_expect(NULL, 0, id, 8, TINYMLS_ERR_INVALID_ARGUMENT, __LINE__);
+    join_expect(big, 32, NULL, 0, TINYMLS_ERR_INVALID_ARGUMENT, __LINE__);
+    /* ...but not with a length. */
+    join_expect(NULL, 32, id, 8, TINYMLS_ERR_NULL_POINTER, __LINE__);
+    join_expect(big, 32, NULL, 8, TINYMLS_ERR_NULL_POINTER, __LINE__);
+
+    CHECK_STATUS(tinymls_context_join(big, 32, id, 8, NULL, NULL), TINYMLS_ERR_NULL_POINTER);
+    CHECK_STATUS(tinymls_context_new(NULL, NULL), TINYMLS_ERR_NULL_POINTER);
+
+    /* cfg NULL means the defaults. */
+    tinymls_context *ctx = NULL;
+    CHECK_STATUS(tinymls_context_new(NULL, &ctx), TINYMLS_OK);
+    CHECK(ctx != NULL);
+    tinymls_context_free(ctx);
+
+    tinymls_context_free(NULL); /* documented no-op (a crash fails the test) */
+}
+
+/* ---- NULL pointers, empty messages, huge lengths ------------------------- */
+
+static void test_null_pointers(void)
+{
+    tinymls_context *ctx = tu_join(NULL);
+    uint8_t ct[CT_MAX];
+    uint8_t pt[MSG_MAX];
+    size_t n = 0;
+    size_t ct_len = tu_seal(ctx, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
+    uint32_t e;
+    uint64_t sender;
+
+    CHECK_STATUS(tinymls_encrypt(NULL, msg, MSG_LEN, NULL, 0, ct, sizeof ct, &n),
+                 TINYMLS_ERR_NULL_POINTER);
+    CHECK_STATUS(tinymls_encrypt(ctx, NULL, MSG_LEN, NULL, 0, ct, sizeof ct, &n),
+                 TINYMLS_ERR_NULL_POINTER);
+    CHECK_STATUS(tinymls_encrypt(ctx, msg, MSG_LEN, NULL, 3, ct, sizeof ct, &n),
+                 TINYMLS_ERR_NULL_POINTER);
+    CHECK_STATUS(tinymls_encrypt(ctx, msg, MSG_LEN, NULL, 0, NULL, sizeof ct, &n),
+                 TINYMLS_ERR_NULL_POINTER);
+    CHECK_STATUS(tinymls_encrypt(ctx, msg, MSG_LEN, NULL, 0, ct, sizeof ct, NULL),
+                 TINYMLS_ERR_NULL_POINTER);
+
+    CHECK_STATUS(tinymls_decrypt(NULL, ct, ct_len, NULL, 0, pt, sizeof pt, &n),
+                 TINYMLS_ERR_NULL_POINTER);
+    CHECK_STATUS(tinymls_decrypt(ctx, NULL, ct_len, NULL, 0, pt, sizeof pt, &n),
+                 TINYMLS_ERR_NULL_POINTER);
+    CHECK_STATUS(tinymls_decrypt(ctx, ct, ct_len, NULL, 3, pt, sizeof pt, &n),
+                 TINYMLS_ERR_NULL_POINTER);
+    CHECK_STATUS(tinymls_decrypt(ctx, ct, ct_len, NULL, 0, NULL, sizeof pt, &n),
+                 TINYMLS_ERR_NULL_POINTER);
+    CHECK_STATUS(tinymls_decrypt(ctx, ct, ct_len, NULL, 0, pt, sizeof pt, NULL),
+                 TINYMLS_ERR_NULL_POINTER);
+
+    CHECK_STATUS(tinymls_rotate(NULL), TINYMLS_ERR_NULL_POINTER);
+    CHECK_STATUS(tinymls_context_epoch(NULL, &e), TINYMLS_ERR_NULL_POINTER);
+    CHECK_STATUS(tinymls_context_epoch(ctx, NULL), TINYMLS_ERR_NULL_POINTER);
+    CHECK_STATUS(tinymls_context_sender_id(NULL, &sender), TINYMLS_ERR_NULL_POINTER);
+    CHECK_STATUS(tinymls_context_sender_id(ctx, NULL), TINYMLS_ERR_NULL_POINTER);
+    CHECK_STATUS(tinymls_context_close(NULL), TINYMLS_ERR_NULL_POINTER);
+
+    /* None of it touched the context: the message still decrypts, once. */
+    CHECK(tu_epoch(ctx) == 0);
+    OPEN_EXPECT(ctx, ct, ct_len, NULL, 0, msg, MSG_LEN);
+    tinymls_context_free(ctx);
+}
+
+static void test_empty_messages(void)
+{
+    tinymls_context *a = tu_join(NULL);
+    tinymls_context *b = tu_join(NULL);
+    uint8_t ct[CT_MAX];
+    size_t n = 0;
+
+    /* Size query: no output buffer at all. */
+    CHECK_STATUS(tinymls_encrypt(a, NULL, 0, NULL, 0, NULL, 0, &n), TINYMLS_ERR_BUFFER_TOO_SMALL);
+    CHECK(n == TINYMLS_OVERHEAD);
+    CHECK_STATUS(tinymls_encrypt(a, msg, MSG_LEN, NULL, 0, NULL, 0, &n),
+                 TINYMLS_ERR_BUFFER_TOO_SMALL);
+    CHECK(n == tinymls_ciphertext_len(MSG_LEN));
+
+    /* Empty plaintext, NULL pt and NULL aad. */
+    n = 0;
+    CHECK_STATUS(tinymls_encrypt(a, NULL, 0, NULL, 0, ct, sizeof ct, &n), TINYMLS_OK);
+    CHECK(n == TINYMLS_OVERHEAD);
+    /* ...decrypted into no buffer at all (NULL out, capacity 0). */
+    size_t m = 999;
+    CHECK_STATUS(tinymls_decrypt(b, ct, n, NULL, 0, NULL, 0, &m), TINYMLS_OK);
+    CHECK(m == 0);
+
+    /* Empty plaintext with AAD; non-empty plaintext with NULL aad. */
+    n = tu_seal(a, NULL, 0, aad, sizeof aad, ct, sizeof ct);
+    OPEN_EXPECT(b, ct, n, aad, sizeof aad, NULL, 0);
+    n = tu_seal(a, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
+    OPEN_EXPECT(b, ct, n, NULL, 0, msg, MSG_LEN);
+    tinymls_context_free(a);
+    tinymls_context_free(b);
+}
+
+static void test_huge_lengths(void)
+{
+    tinymls_context *ctx = tu_join(NULL);
+    uint8_t ct[CT_MAX];
+    uint8_t out[CT_MAX];
+    size_t n = 0;
+    size_t ct_len = tu_seal(ctx, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
+
+    memset(out, 0xA5, sizeof out);
+    CHECK_STATUS(tinymls_encrypt(ctx, msg, SIZE_MAX, NULL, 0, out, sizeof out, &n),
+                 TINYMLS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(tinymls_encrypt(ctx, msg, MSG_LEN, aad, SIZE_MAX, out, sizeof out, &n),
+                 TINYMLS_ERR_INVALID_ARGUMENT);
+    /* A capacity larger than any object is refused before anything is written. */
+    CHECK_STATUS(tinymls_encrypt(ctx, msg, MSG_LEN, NULL, 0, out, SIZE_MAX, &n),
+                 TINYMLS_ERR_INVALID_ARGUMENT);
+    CHECK(tu_all_bytes(out, sizeof out, 0xA5));
+
+    CHECK_STATUS(tinymls_decrypt(ctx, ct, SIZE_MAX, NULL, 0, out, sizeof out, &n),
+                 TINYMLS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(tinymls_decrypt(ctx, ct, ct_len, aad, SIZE_MAX, out, sizeof out, &n),
+                 TINYMLS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(tinymls_decrypt(ctx, ct, ct_len, NULL, 0, out, SIZE_MAX, &n),
+                 TINYMLS_ERR_INVALID_ARGUMENT);
+    CHECK(tu_all_bytes(out, sizeof out, 0xA5));
+    OPEN_EXPECT(ctx, ct, ct_len, NULL, 0, msg, MSG_LEN);
+    tinymls_context_free(ctx);
+}
+
+/* ---- output buffers -------------------------------------------------- */
+
+static void test_buffer_too_small(void)
+{
+    tinymls_context *a = tu_join(NULL);
+    tinymls_context *b = tu_join(NULL);
+    uint8_t ct[CT_MAX];
+    uint8_t out[CT_MAX];
+    size_t need = tinymls_ciphertext_len(MSG_LEN);
+    size_t n = 0;
+
+    /* Encrypt: one byte short writes only *out_len. */
+    memset(out, 0xA5, sizeof out);
+    CHECK_STATUS(tinymls_encrypt(a, msg, MSG_LEN, NULL, 0, out, need - 1, &n),
+                 TINYMLS_ERR_BUFFER_TOO_SMALL);
+    CHECK(n == need);
+    CHECK(tu_all_bytes(out, sizeof out, 0xA5));
+    /* ...and used no sequence number: the first real message is seq 0. */
+    size_t ct_len = tu_seal(a, msg, MSG_LEN, NULL, 0, ct, need);
+    CHECK(ct_len == need);
+    CHECK(tu_ct_seq(ct) == 0);
+
+    /* Decrypt: one byte short writes only *out_len... */
+    n = 0;
+    memset(out, 0xA5, sizeof out);
+    CHECK_STATUS(tinymls_decrypt(b, ct, ct_len, NULL, 0, out, MSG_LEN - 1, &n),
+                 TINYMLS_ERR_BUFFER_TOO_SMALL);
+    CHECK(n == MSG_LEN);
+    CHECK(tu_all_bytes(out, sizeof out, 0xA5));
+    CHECK_STATUS(tinymls_decrypt(b, ct, ct_len, NULL, 0, NULL, 0, &n),
+                 TINYMLS_ERR_BUFFER_TOO_SMALL);
+    CHECK(n == MSG_LEN);
+    /* ...and records nothing: the message is not a replay afterwards, and
+     * an exactly sized buffer is enough. */
+    memset(out, 0xA5, sizeof out);
+    CHECK_STATUS(tinymls_decrypt(b, ct, ct_len, NULL, 0, out, MSG_LEN, &n), TINYMLS_OK);
+    CHECK(n == MSG_LEN && memcmp(out, msg, MSG_LEN) == 0);
+    CHECK(tu_all_bytes(out + MSG_LEN, sizeof out - MSG_LEN, 0xA5));
+    tinymls_context_free(a);
+    tinymls_context_free(b);
+}
+
+static void test_overlap(void)
+{
+    tinymls_context *a = tu_join(NULL);
+    tinymls_context *b = tu_join(NULL);
+    uint8_t buf[2 * CT_MAX];
+    uint8_t ct[CT_MAX];
+    size_t n = 0;
+
+    /* Encrypt in place, out inside pt, out overlapping aad: refused. */
+    memcpy(buf, msg, MSG_LEN);
+    CHECK_STATUS(tinymls_encrypt(a, buf, MSG_LEN, NULL, 0, buf, sizeof buf, &n),
+                 TINYMLS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(tinymls_encrypt(a, buf + 10, MSG_LEN, NULL, 0, buf, CT_MAX, &n),
+                 TINYMLS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(tinymls_encrypt(a, buf, MSG_LEN, NULL, 0, buf + MSG_LEN - 1, CT_MAX, &n),
+                 TINYMLS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(tinymls_encrypt(a, msg, MSG_LEN, buf + 5, 3, buf, CT_MAX, &n),
+                 TINYMLS_ERR_INVALID_ARGUMENT);
+    CHECK(memcmp(buf, msg, MSG_LEN) == 0); /* the input was not touched */
+    /* Adjacent is not overlapping. */
+    size_t len = tu_seal(a, buf, MSG_LEN, NULL, 0, buf + MSG_LEN, CT_MAX);
+    CHECK(tu_ct_seq(buf + MSG_LEN) == 0); /* the refused calls used no seq */
+
+    /* Decrypt in place, and with out overlapping aad: refused, ct intact. */
+    memcpy(ct, buf + MSG_LEN, len);
+    CHECK_STATUS(tinymls_decrypt(b, buf + MSG_LEN, len, NULL, 0, buf + MSG_LEN, len, &n),
+                 TINYMLS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(tinymls_decrypt(b, buf + MSG_LEN, len, NULL, 0, buf + MSG_LEN + 24, MSG_MAX, &n),
+                 TINYMLS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(tinymls_decrypt(b, ct, len, buf, 4, buf + 2, MSG_MAX, &n),
+                 TINYMLS_ERR_INVALID_ARGUMENT);
+    CHECK(memcmp(ct, buf + MSG_LEN, len) == 0);
+    OPEN_EXPECT(b, buf + MSG_LEN, len, NULL, 0, msg, MSG_LEN);
+    tinymls_context_free(a);
+    tinymls_context_free(b);
+}
+
+/* ---- tampering ------------------------------------------------------- */
+
+static void test_tampering(void)
+{
+    tinymls_config cfg = tu_config();
+    cfg.max_future_epochs = 4; /* a flipped epoch bit >= 3 is then unknown */
+    tinymls_context *a = tu_join(&cfg);
+    tinymls_context *b = tu_join(&cfg);
+    uint8_t ct[CT_MAX];
+    uint8_t bad[CT_MAX + 1];
+    size_t len = tu_seal(a, msg, MSG_LEN, aad, sizeof aad, ct, sizeof ct);
+    REQUIRE(len == MSG_LEN + TINYMLS_OVERHEAD);
+
+    /* Truncated: shorter than 40 bytes is MALFORMED, else AUTH. */
+    for (size_t cut = 0; cut < len; cut++) {
+        tinymls_status want = cut < TINYMLS_OVERHEAD ? TINYMLS_ERR_MALFORMED : TINYMLS_ERR_AUTH;
+        if (!OPEN_FAILS(b, ct, cut, aad, sizeof aad, want)) {
+            fprintf(stderr, "  ... truncated to %zu bytes\n", cut);
+        }
+    }
+    /* Extended by one byte. */
+    memcpy(bad, ct, len);
+    bad[len] = 0;
+    OPEN_FAILS(b, bad, len + 1, aad, sizeof aad, TINYMLS_ERR_AUTH);
+
+    /* Every single bit flipped. */
+    for (size_t i = 0; i < len; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            tinymls_status want = TINYMLS_ERR_AUTH;
+            memcpy(bad, ct, len);
+            bad[i] ^= (uint8_t)(1u << bit);
+            if (i < 4) {
+                want = TINYMLS_ERR_MALFORMED; /* version, suite, reserved */
+            } else if (i < 8 && tu_ct_epoch(bad) > cfg.max_future_epochs) {
+                want = TINYMLS_ERR_EPOCH_UNKNOWN;
+            }
+            if (!OPEN_FAILS(b, bad, len, aad, sizeof aad, want)) {
+                fprintf(stderr, "  ... bit %d of byte %zu flipped\n", bit, i);
+            }
+        }
+    }
+    /* Wrong and missing AAD. */
+    OPEN_FAILS(b, ct, len, "hdR", 3, TINYMLS_ERR_AUTH);
+    OPEN_FAILS(b, ct, len, NULL, 0, TINYMLS_ERR_AUTH);
+
+    /* Wrong version, suite and reserved values (SPEC section 4). */
+    static const struct {
+        size_t at;
+        uint8_t value;
+    } header_edits[] = {{0, 0x00}, {0, 0x02}, {0, 0xFF}, {1, 0x00}, {1, 0x02},
+                        {1, 0xFF}, {2, 0x01}, {3, 0x01}, {2, 0x80}};
+    for (size_t k = 0; k < sizeof header_edits / sizeof header_edits[0]; k++) {
+        memcpy(bad, ct, len);
+        bad[header_edits[k].at] = header_edits[k].value;
+        OPEN_FAILS(b, bad, len, aad, sizeof aad, TINYMLS_ERR_MALFORMED);
+    }
+
+    /* None of it moved b's epoch or poisoned the sender: the real one opens. */
+    CHECK(tu_epoch(b) == 0);
+    OPEN_EXPECT(b, ct, len, aad, sizeof aad, msg, MSG_LEN);
+    tinymls_context_free(a);
+    tinymls_context_free(b);
+}
+
+/* ---- receive rules: replay, epochs, senders ---------------------------- */
+
+static void test_replay(void)
+{
+    tinymls_config cfg = tu_config();
+    cfg.replay_window = 64;
+    tinymls_context *a = tu_join(&cfg);
+    tinymls_context *b = tu_join(&cfg);
+    static uint8_t cts[100][CT_MAX];
+    size_t lens[100];
+
+    for (int i = 0; i < 100; i++) {
+        lens[i] = tu_seal(a, msg, MSG_LEN, NULL, 0, cts[i], CT_MAX);
+        CHECK(tu_ct_seq(cts[i]) == (uint64_t)i);
+    }
+    OPEN_EXPECT(b, cts[0], lens[0], NULL, 0, msg, MSG_LEN);
+    OPEN_FAILS(b, cts[0], lens[0], NULL, 0, TINYMLS_ERR_REPLAY);
+    /* Out of order inside the window is fine; older than the window is not. */
+    OPEN_EXPECT(b, cts[99], lens[99], NULL, 0, msg, MSG_LEN);
+    OPEN_FAILS(b, cts[35], lens[35], NULL, 0, TINYMLS_ERR_REPLAY); /* 100 - 35 > 64 */
+    OPEN_EXPECT(b, cts[36], lens[36], NULL, 0, msg, MSG_LEN);      /* 100 - 36 == 64 */
+    OPEN_FAILS(b, cts[36], lens[36], NULL, 0, TINYMLS_ERR_REPLAY);
+    OPEN_EXPECT(b, cts[98], lens[98], NULL, 0, msg, MSG_LEN);
+    OPEN_FAILS(b, cts[99], lens[99], NULL, 0, TINYMLS_ERR_REPLAY);
+
+    /* A context's own ciphertexts are not replay-checked (SPEC 6.3). */
+    OPEN_EXPECT(a, cts[0], lens[0], NULL, 0, msg, MSG_LEN);
+    OPEN_EXPECT(a, cts[0], lens[0], NULL, 0, msg, MSG_LEN);
+
+    /* replay_window = 0 turns the check off. */
+    cfg.replay_window = 0;
+    tinymls_context *c = tu_join(&cfg);
+    OPEN_EXPECT(c, cts[5], lens[5], NULL, 0, msg, MSG_LEN);
+    OPEN_EXPECT(c, cts[5], lens[5], NULL, 0, msg, MSG_LEN);
+    tinymls_context_free(a);
+    tinymls_context_free(b);
+    tinymls_context_free(c);
+}
+
+static void test_epoch_expired(void)
+{
+    tinymls_config cfg = tu_config();
+    cfg.max_epochs = 2;
+    tinymls_context *ctx = tu_local(&cfg);
+    uint8_t ct[CT_MAX];
+    size_t len = tu_seal(ctx, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
+    CHECK(tu_ct_epoch(ct) == 0);
+
+    CHECK_STATUS(tinymls_rotate(ctx), TINYMLS_OK);
+    OPEN_EXPECT(ctx, ct, len, NULL, 0, msg, MSG_LEN); /* epochs 0 and 1 retained */
+    CHECK_STATUS(tinymls_rotate(ctx), TINYMLS_OK);
+    CHECK(tu_epoch(ctx) == 2);
+    OPEN_FAILS(ctx, ct, len, NULL, 0, TINYMLS_ERR_EPOCH_EXPIRED);
+    tinymls_context_free(ctx);
+
+    /* A shared receiver that followed a sender forward drops old epochs too. */
+    tinymls_context *a = tu_join(&cfg);
+    tinymls_context *b = tu_join(&cfg);
+    uint8_t old_ct[CT_MAX];
+    size_t old_len = tu_seal(a, msg, MSG_LEN, NULL, 0, old_ct, sizeof old_ct);
+    for (int i = 0; i < 3; i++) {
+        CHECK_STATUS(tinymls_rotate(a), TINYMLS_OK);
+    }
+    len = tu_seal(a, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
+    OPEN_EXPECT(b, ct, len, NULL, 0, msg, MSG_LEN);
+    CHECK(tu_epoch(b) == 3);
+    OPEN_FAILS(b, old_ct, old_len, NULL, 0, TINYMLS_ERR_EPOCH_EXPIRED);
+    tinymls_context_free(a);
+    tinymls_context_free(b);
+}
+
+static void test_epoch_unknown(void)
+{
+    tinymls_config cfg = tu_config();
+    tinymls_context *s = tu_join(&cfg);
+    cfg.max_future_epochs = 3;
+    tinymls_context *r = tu_join(&cfg);
+    uint8_t ct3[CT_MAX], ct5[CT_MAX];
+
+    for (int i = 0; i < 3; i++) {
+        CHECK_STATUS(tinymls_rotate(s), TINYMLS_OK);
+    }
+    size_t len3 = tu_seal(s, msg, MSG_LEN, NULL, 0, ct3, sizeof ct3);
+    CHECK_STATUS(tinymls_rotate(s), TINYMLS_OK);
+    CHECK_STATUS(tinymls_rotate(s), TINYMLS_OK);
+    size_t len5 = tu_seal(s, msg, MSG_LEN, NULL, 0, ct5, sizeof ct5);
+    CHECK(tu_ct_epoch(ct3) == 3 && tu_ct_epoch(ct5) == 5);
+
+    /* 5 ahead > max_future_epochs = 3: refused, and r does not move. */
+    OPEN_FAILS(r, ct5, len5, NULL, 0, TINYMLS_ERR_EPOCH_UNKNOWN);
+    CHECK(tu_epoch(r) == 0);
+    /* Exactly 3 ahead is followed; then 5 is only 2 ahead. */
+    OPEN_EXPECT(r, ct3, len3, NULL, 0, msg, MSG_LEN);
+    CHECK(tu_epoch(r) == 3);
+    OPEN_EXPECT(r, ct5, len5, NULL, 0, msg, MSG_LEN);
+    CHECK(tu_epoch(r) == 5);
+
+    /* max_future_epochs = 0: a shared context never derives ahead. */
+    cfg.max_future_epochs = 0;
+    tinymls_context *r0 = tu_join(&cfg);
+    OPEN_FAILS(r0, ct3, len3, NULL, 0, TINYMLS_ERR_EPOCH_UNKNOWN);
+    CHECK(tu_epoch(r0) == 0);
+
+    /* A local context never derives ahead: not another local context's
+     * future epoch, nor its own ciphertext relabelled one epoch ahead. */
+    tinymls_context *l1 = tu_local(NULL);
+    tinymls_context *l2 = tu_local(NULL);
+    uint8_t ct[CT_MAX];
+    CHECK_STATUS(tinymls_rotate(l1), TINYMLS_OK);
+    size_t len = tu_seal(l1, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
+    CHECK(tu_ct_epoch(ct) == 1);
+    OPEN_FAILS(l2, ct, len, NULL, 0, TINYMLS_ERR_EPOCH_UNKNOWN);
+    len = tu_seal(l2, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
+    tu_put_be32(ct + 4, 1);
+    OPEN_FAILS(l2, ct, len, NULL, 0, TINYMLS_ERR_EPOCH_UNKNOWN);
+    CHECK(tu_epoch(l2) == 0);
+
+    tinymls_context_free(s);
+    tinymls_context_free(r);
+    tinymls_context_free(r0);
+    tinymls_context_free(l1);
+    tinymls_context_free(l2);
+}
+
+static void test_sender_limit(void)
+{
+    tinymls_config cfg = tu_config();
+    tinymls_context *a = tu_join(&cfg);
+    tinymls_context *b = tu_join(&cfg);
+    cfg.max_senders = 1;
+    tinymls_context *r = tu_join(&cfg);
+    uint8_t ca[CT_MAX], ca2[CT_MAX], cb[CT_MAX], own[CT_MAX];
+    size_t la = tu_seal(a, msg, MSG_LEN, NULL, 0, ca, sizeof ca);
+    size_t la2 = tu_seal(a, msg, MSG_LEN, NULL, 0, ca2, sizeof ca2);
+    size_t lb = tu_seal(b, msg, MSG_LEN, NULL, 0, cb, sizeof cb);
+    size_t lown = tu_seal(r, msg, MSG_LEN, NULL, 0, own, sizeof own);
+
+    OPEN_EXPECT(r, ca, la, NULL, 0, msg, MSG_LEN);
+    OPEN_FAILS(r, cb, lb, NULL, 0, TINYMLS_ERR_SENDER_LIMIT);
+    /* The known sender, and r's own messages, are still fine. */
+    OPEN_EXPECT(r, ca2, la2, NULL, 0, msg, MSG_LEN);
+    OPEN_EXPECT(r, own, lown, NULL, 0, msg, MSG_LEN);
+
+    /* The limit is per epoch: in the next epoch b is the first sender. */
+    CHECK_STATUS(tinymls_rotate(b), TINYMLS_OK);
+    lb = tu_seal(b, msg, MSG_LEN, NULL, 0, cb, sizeof cb);
+    OPEN_EXPECT(r, cb, lb, NULL, 0, msg, MSG_LEN);
+    CHECK(tu_epoch(r) == 1);
+    tinymls_context_free(a);
+    tinymls_context_free(b);
+    tinymls_context_free(r);
+}
+
+static void test_rate_limited(void)
+{
+    tinymls_config cfg = tu_config();
+    cfg.min_rotation_interval_ms = 3600000; /* one hour */
+    tinymls_context *ctx = tu_local(&cfg);
+    CHECK_STATUS(tinymls_rotate(ctx), TINYMLS_OK);
+    CHECK_STATUS(tinymls_rotate(ctx), TINYMLS_ERR_RATE_LIMITED);
+    CHECK(tu_epoch(ctx) == 1);
+    tinymls_context_free(ctx);
+
+    /* With the default (0), back-to-back manual rotations are fine. */
+    ctx = tu_local(NULL);
+    for (int i = 0; i < 5; i++) {
+        CHECK_STATUS(tinymls_rotate(ctx), TINYMLS_OK);
+    }
+    CHECK(tu_epoch(ctx) == 5);
+    tinymls_context_free(ctx);
+}
+
+/* Usage limit (SPEC 5): each message counts 1 + len / 65536; the context
+ * rotates before a message would pass max_operations. */
+static void test_usage_rotation(void)
+{
+    tinymls_config cfg = tu_config();
+    cfg.max_operations = 2;
+    tinymls_context *ctx = tu_local(&cfg);
+    size_t big_len = 65536; /* costs 2 */
+    uint8_t *big = (uint8_t *)calloc(1, big_len);
+    uint8_t *ct = (uint8_t *)malloc(big_len + TINYMLS_OVERHEAD);
+    REQUIRE(big != NULL && ct != NULL);
+
+    tu_seal(ctx, msg, 1, NULL, 0, ct, big_len + TINYMLS_OVERHEAD);      /* usage 1 */
+    CHECK(tu_ct_epoch(ct) == 0);
+    tu_seal(ctx, msg, 1, NULL, 0, ct, big_len + TINYMLS_OVERHEAD);      /* usage 2 */
+    CHECK(tu_ct_epoch(ct) == 0 && tu_ct_seq(ct) == 1);
+    tu_seal(ctx, msg, 1, NULL, 0, ct, big_len + TINYMLS_OVERHEAD);      /* would be 3 */
+    CHECK(tu_ct_epoch(ct) == 1 && tu_ct_seq(ct) == 0);
+    size_t n = tu_seal(ctx, big, big_len, NULL, 0, ct, big_len + TINYMLS_OVERHEAD); /* 1 + 2 */
+    CHECK(tu_ct_epoch(ct) == 2 && tu_ct_seq(ct) == 0);
+    CHECK(tu_epoch(ctx) == 2);
+    uint8_t *back = (uint8_t *)malloc(big_len);
+    size_t m = 0;
+    REQUIRE(back != NULL);
+    CHECK_STATUS(tinymls_decrypt(ctx, ct, n, NULL, 0, back, big_len, &m), TINYMLS_OK);
+    CHECK(m == big_len && memcmp(back, big, big_len) == 0);
+    free(back);
+    free(big);
+    free(ct);
+    tinymls_context_free(ctx);
+}
+
+/* ---- cross-context --------------------------------------------------- */
+
+static void test_cross_context(void)
+{
+    tinymls_context *a = tu_join(NULL);
+    tinymls_context *b = tu_join(NULL);
+    uint8_t ct[CT_MAX];
+    uint64_t sa = 0, sb = 0;
+    size_t len;
+
+    CHECK_STATUS(tinymls_context_sender_id(a, &sa), TINYMLS_OK);
+    CHECK_STATUS(tinymls_context_sender_id(b, &sb), TINYMLS_OK);
+    CHECK(sa != sb); /* drawn at random, never configured */
+
+    len = tu_seal(a, msg, MSG_LEN, aad, sizeof aad, ct, sizeof ct);
+    CHECK(tu_ct_sender(ct) == sa && tu_ct_epoch(ct) == 0 && tu_ct_seq(ct) == 0);
+    OPEN_EXPECT(b, ct, len, aad, sizeof aad, msg, MSG_LEN);
+    len = tu_seal(b, "reply", 5, NULL, 0, ct, sizeof ct);
+    CHECK(tu_ct_sender(ct) == sb);
+    OPEN_EXPECT(a, ct, len, NULL, 0, "reply", 5);
+
+    /* b follows a forward once a's newer message authenticates. */
+    CHECK_STATUS(tinymls_rotate(a), TINYMLS_OK);
+    CHECK_STATUS(tinymls_rotate(a), TINYMLS_OK);
+    CHECK(tu_epoch(a) == 2 && tu_epoch(b) == 0);
+    len = tu_seal(a, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
+    CHECK(tu_ct_epoch(ct) == 2);
+    OPEN_EXPECT(b, ct, len, NULL, 0, msg, MSG_LEN);
+    CHECK(tu_epoch(b) == 2);
+    len = tu_seal(b, "in epoch 2", 10, NULL, 0, ct, sizeof ct);
+    CHECK(tu_ct_epoch(ct) == 2);
+    OPEN_EXPECT(a, ct, len, NULL, 0, "in epoch 2", 10);
+
+    /* Another group (same secret, other id) reads nothing. */
+    static const uint8_t secret[32] = {7};
+    tinymls_context *g1 = NULL, *g2 = NULL;
+    CHECK_STATUS(tinymls_context_join(secret, sizeof secret, (const uint8_t *)"one", 3, NULL, &g1),
+                 TINYMLS_OK);
+    CHECK_STATUS(tinymls_context_join(secret, sizeof secret, (const uint8_t *)"two", 3, NULL, &g2),
+                 TINYMLS_OK);
+    REQUIRE(g1 != NULL && g2 != NULL);
+    len = tu_seal(g1, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
+    OPEN_FAILS(g2, ct, len, NULL, 0, TINYMLS_ERR_AUTH);
+    OPEN_FAILS(a, ct, len, NULL, 0, TINYMLS_ERR_AUTH);
+
+    /* A local context's ciphertexts are unreadable by another local context. */
+    tinymls_context *l1 = tu_local(NULL);
+    tinymls_context *l2 = tu_local(NULL);
+    len = tu_seal(l1, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
+    OPEN_FAILS(l2, ct, len, NULL, 0, TINYMLS_ERR_AUTH);
+    OPEN_FAILS(a, ct, len, NULL, 0, TINYMLS_ERR_AUTH);
+    OPEN_EXPECT(l1, ct, len, NULL, 0, msg, MSG_LEN);
+
+    tinymls_context *all[] = {a, b, g1, g2, l1, l2};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        tinymls_context_free(all[i]);
+    }
+}
+
+/* ---- close, free, panic ---------------------------------------------- */
+
+static void test_closed(void)
+{
+    tinymls_context *a = tu_join(NULL);
+    tinymls_context *b = tu_join(NULL);
+    uint8_t ct[CT_MAX], out[CT_MAX];
+    size_t len = tu_seal(a, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
+    size_t n = 777;
+    uint32_t e = 777;
+    uint64_t sender = 777;
+
+    CHECK_STATUS(tinymls_context_close(b), TINYMLS_OK);
+    memset(out, 0xA5, sizeof out);
+    CHECK_STATUS(tinymls_encrypt(b, msg, MSG_LEN, NULL, 0, out, sizeof out, &n), TINYMLS_ERR_CLOSED);
+    CHECK(tu_all_bytes(out, sizeof out, 0xA5));
+    OPEN_FAILS(b, ct, len, NULL, 0, TINYMLS_ERR_CLOSED);
+    CHECK_STATUS(tinymls_rotate(b), TINYMLS_ERR_CLOSED);
+    CHECK_STATUS(tinymls_context_epoch(b, &e), TINYMLS_ERR_CLOSED);
+    CHECK_STATUS(tinymls_context_sender_id(b, &sender), TINYMLS_ERR_CLOSED);
+    CHECK(e == 777 && sender == 777);
+    CHECK_STATUS(tinymls_context_close(b), TINYMLS_ERR_CLOSED);
+    CHECK_STATUS(tinymls_context_close(b), TINYMLS_ERR_CLOSED);
+    tinymls_context_free(b);
+
+    /* Closing one context leaves the others alone. */
+    OPEN_EXPECT(a, ct, len, NULL, 0, msg, MSG_LEN);
+    tinymls_context_free(a); /* free without close closes too */
+}
+
+static void test_panic_hook(void)
+{
+    tinymls_context *a = tu_join(NULL);
+    tinymls_context *b = tu_join(NULL);
+    uint8_t ct[CT_MAX];
+
+    fprintf(stderr, "(two deliberate panic messages from tinymls_test_panic follow)\n");
+    CHECK_STATUS(tinymls_test_panic(), TINYMLS_ERR_INTERNAL);
+    CHECK_STATUS(tinymls_test_panic(), TINYMLS_ERR_INTERNAL);
+    /* Contexts made before the panic still work... */
+    size_t len = tu_seal(a, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
+    OPEN_EXPECT(b, ct, len, NULL, 0, msg, MSG_LEN);
+    CHECK_STATUS(tinymls_rotate(a), TINYMLS_OK);
+    /* ...and new ones can be made. */
+    tinymls_context *c = tu_join(NULL);
+    len = tu_seal(a, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
+    OPEN_EXPECT(c, ct, len, NULL, 0, msg, MSG_LEN);
+    tinymls_context_free(a);
+    tinymls_context_free(b);
+    tinymls_context_free(c);
+}
+
+int main(void)
+{
+    /* Refuse a library built for another ABI, as every binding does. */
+    REQUIRE(tinymls_abi_version() == TINYMLS_ABI_VERSION);
+
+    test_metadata();
+    test_config_defaults();
+    test_config_invalid();
+    test_constructors();
+    test_null_pointers();
+    test_empty_messages();
+    test_huge_lengths();
+    test_buffer_too_small();
+    test_overlap();
+    test_tampering();
+    test_replay();
+    test_epoch_expired();
+    test_epoch_unknown();
+    test_sender_limit();
+    test_rate_limited();
+    test_usage_rotation();
+    test_cross_context();
+    test_closed();
+    test_panic_hook();
+    return tu_finish();
+}

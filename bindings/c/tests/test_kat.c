@@ -1,0 +1,85 @@
+/*
+ * Known-answer test (SPEC.md section 10) through the C ABI.
+ *
+ * Reads the same vector file as every other runner,
+ * tests/vectors/tinymls_kat.json, turned into kat_vectors.h by
+ * tools/gen_kat.py. Joins one shared context with the file's group secret
+ * and group id (defaults, ratchet_period_ms = 0), runs decrypt_sequence in
+ * order and checks every step's plaintext or status. After each step the
+ * context's epoch must be the highest epoch of a message accepted so far:
+ * the forged far-future header (and every other rejected step) must not move
+ * it. The other sections of the file (expand_label, epoch_secrets,
+ * sender_keys) are internal values the C ABI does not expose; the Rust
+ * runner checks them.
+ *
+ * This file is also compiled as C++ (make test) to prove the header is
+ * C++-clean.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "kat_vectors.h"
+#include "testutil.h"
+#include "tinymls.h"
+
+/* The number of steps SPEC.md section 10's file has today. */
+#define KAT_EXPECTED_STEPS 17
+
+static int run_step(tinymls_context *ctx, const struct kat_step *st, uint32_t *accepted_epoch)
+{
+    uint8_t out[KAT_MAX_PLAINTEXT_LEN + 16];
+    size_t out_len = SIZE_MAX;
+    int ok;
+
+    memset(out, 0xA5, sizeof out);
+    tinymls_status s =
+        tinymls_decrypt(ctx, st->ct, st->ct_len, st->aad, st->aad_len, out, sizeof out, &out_len);
+    ok = CHECK_STATUS(s, st->status);
+    if (st->status == TINYMLS_OK) {
+        ok &= CHECK(out_len == st->pt_len);
+        ok &= CHECK(st->pt_len == 0 || memcmp(out, st->pt, st->pt_len) == 0);
+        if (s == TINYMLS_OK && tu_ct_epoch(st->ct) > *accepted_epoch) {
+            *accepted_epoch = tu_ct_epoch(st->ct);
+        }
+    } else {
+        /* A failed decrypt zeroes the whole output buffer. */
+        ok &= CHECK(tu_all_bytes(out, sizeof out, 0));
+    }
+    ok &= CHECK(tu_epoch(ctx) == *accepted_epoch);
+    printf("%-4s %-50s expected %-13s got %s\n", ok ? "ok" : "FAIL", st->name, st->status_name,
+           tu_status_name(s));
+    return ok;
+}
+
+int main(void)
+{
+    tinymls_config cfg;
+    tinymls_context *ctx = NULL;
+    uint32_t accepted_epoch = 0;
+    size_t ran = 0;
+
+    tinymls_config_default(&cfg);
+    cfg.ratchet_period_ms = 0;
+    CHECK_STATUS(tinymls_context_join(kat_group_secret, sizeof kat_group_secret, kat_group_id,
+                                      sizeof kat_group_id, &cfg, &ctx),
+                 TINYMLS_OK);
+    REQUIRE(ctx != NULL);
+    CHECK(tu_epoch(ctx) == 0);
+
+    for (size_t i = 0; i < KAT_STEP_COUNT; i++) {
+        run_step(ctx, &kat_steps[i], &accepted_epoch);
+        ran++;
+    }
+
+    /* Ran every step of the file, and the file has the 17 steps it should. */
+    CHECK(ran == (size_t)KAT_STEP_COUNT);
+    CHECK(ran == (size_t)KAT_EXPECTED_STEPS);
+    CHECK(KAT_STEP_COUNT == KAT_EXPECTED_STEPS);
+    /* The sequence follows a peer forward: some accepted step is ahead of 0. */
+    CHECK(accepted_epoch > 0);
+
+    CHECK_STATUS(tinymls_context_close(ctx), TINYMLS_OK);
+    tinymls_context_free(ctx);
+    printf("test_kat: %zu of %d decrypt_sequence steps run\n", ran, KAT_EXPECTED_STEPS);
+    return tu_finish();
+}

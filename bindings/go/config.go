@@ -1,0 +1,158 @@
+package tinymls
+
+/*
+#include <stdint.h>
+#include "tinymls.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"time"
+)
+
+// Config mirrors the C struct tinymls_config (SPEC.md section 7). Start from
+// DefaultConfig and change what you need; New and Join copy it and the
+// library validates every field, returning ErrInvalidConfig for one out of
+// range. A nil *Config means the defaults.
+//
+// Times are time.Duration values; the library counts whole milliseconds, so
+// a negative duration, or one that is not a whole number of milliseconds
+// (say 1500 * time.Microsecond), is refused with an error that wraps
+// ErrInvalidConfig and names the field, rather than silently rounded.
+type Config struct {
+	// KeySize is the AES key size in bytes. Must be 32 (256-bit keys only).
+	KeySize uint32
+	// NonceSize is the AEAD nonce size in bytes. Must be 12.
+	NonceSize uint32
+	// RatchetPeriod: rotate this often; 0 turns periodic rotation off.
+	// Default 100ms.
+	RatchetPeriod time.Duration
+	// RotationJitterPct spreads each period by up to +/- this percentage
+	// (0..=50). Default 10.
+	RotationJitterPct uint32
+	// MaxEpochs: retain at most this many epochs, the current one included
+	// (1..=4096). Default 64.
+	MaxEpochs uint32
+	// MaxOperations is the usage limit of one key: each message counts
+	// 1 + len/65536, and the context rotates before a message would pass it
+	// (1..=2^32). Default 2^23.
+	MaxOperations uint64
+	// MaxKeyAge: rotate when the current key is this old (>= 1ms).
+	// Default 24h.
+	MaxKeyAge time.Duration
+	// MinRotationInterval: Rotate returns ErrRateLimited when called closer
+	// than this to the previous rotation. Default 0 (no limit).
+	MinRotationInterval time.Duration
+	// StateLifetime: destroy every epoch that became current longer ago
+	// than this (>= 1ms). Default 24h.
+	StateLifetime time.Duration
+	// GCInterval: how often the library's maintenance thread visits an idle
+	// context (>= 1ms). Default 1s.
+	GCInterval time.Duration
+	// ReplayWindow per foreign sender and epoch: 0 (off) or a multiple of
+	// 64 up to 4096. Default 128.
+	ReplayWindow uint32
+	// MaxFutureEpochs: how many epochs ahead a shared (joined) context may
+	// follow a peer (0..=2^20). Default 1024.
+	MaxFutureEpochs uint32
+	// MaxSenders: foreign senders accepted per epoch (>= 1). Default 1024.
+	MaxSenders uint32
+}
+
+// DefaultConfig returns the library's defaults (tinymls_config_default), a
+// fresh value the caller owns and may change.
+//
+// If the loaded library is incompatible with this binding (see New), the C
+// struct cannot be read safely: DefaultConfig then returns a zero Config,
+// and New and Join report the incompatibility.
+func DefaultConfig() *Config {
+	if checkABI() != nil {
+		return &Config{}
+	}
+	var cc C.tinymls_config
+	C.tinymls_config_default(&cc)
+	return configFromC(&cc)
+}
+
+// Validate asks the library whether every field is in range
+// (tinymls_config_validate) without creating a context. It returns nil, an
+// error wrapping ErrInvalidConfig, or the ABI error of New.
+func (cfg *Config) Validate() error {
+	if err := checkABI(); err != nil {
+		return err
+	}
+	var cc C.tinymls_config
+	if cfg == nil {
+		C.tinymls_config_default(&cc)
+	} else if err := cfg.toC(&cc); err != nil {
+		return err
+	}
+	err := statusError(C.tinymls_config_validate(&cc))
+	runtime.KeepAlive(&cc)
+	return err
+}
+
+// toC fills *out from cfg, refusing durations the library cannot carry.
+func (cfg *Config) toC(out *C.tinymls_config) error {
+	ms := func(field string, d time.Duration) (C.uint64_t, error) {
+		if d < 0 || d%time.Millisecond != 0 {
+			return 0, fmt.Errorf("tinymls: Config.%s = %v is not a whole, non-negative number of milliseconds: %w",
+				field, d, ErrInvalidConfig)
+		}
+		return C.uint64_t(d / time.Millisecond), nil
+	}
+	var err error
+	out.key_size = C.uint32_t(cfg.KeySize)
+	out.nonce_size = C.uint32_t(cfg.NonceSize)
+	if out.ratchet_period_ms, err = ms("RatchetPeriod", cfg.RatchetPeriod); err != nil {
+		return err
+	}
+	out.rotation_jitter_pct = C.uint32_t(cfg.RotationJitterPct)
+	out.max_epochs = C.uint32_t(cfg.MaxEpochs)
+	out.max_operations = C.uint64_t(cfg.MaxOperations)
+	if out.max_key_age_ms, err = ms("MaxKeyAge", cfg.MaxKeyAge); err != nil {
+		return err
+	}
+	if out.min_rotation_interval_ms, err = ms("MinRotationInterval", cfg.MinRotationInterval); err != nil {
+		return err
+	}
+	if out.state_lifetime_ms, err = ms("StateLifetime", cfg.StateLifetime); err != nil {
+		return err
+	}
+	if out.gc_interval_ms, err = ms("GCInterval", cfg.GCInterval); err != nil {
+		return err
+	}
+	out.replay_window = C.uint32_t(cfg.ReplayWindow)
+	out.max_future_epochs = C.uint32_t(cfg.MaxFutureEpochs)
+	out.max_senders = C.uint32_t(cfg.MaxSenders)
+	return nil
+}
+
+// configFromC converts the C struct; a millisecond count beyond what a
+// time.Duration holds (about 292 years) saturates.
+func configFromC(cc *C.tinymls_config) *Config {
+	dur := func(ms C.uint64_t) time.Duration {
+		if uint64(ms) > uint64(math.MaxInt64/int64(time.Millisecond)) {
+			return time.Duration(math.MaxInt64)
+		}
+		return time.Duration(ms) * time.Millisecond
+	}
+	return &Config{
+		KeySize:             uint32(cc.key_size),
+		NonceSize:           uint32(cc.nonce_size),
+		RatchetPeriod:       dur(cc.ratchet_period_ms),
+		RotationJitterPct:   uint32(cc.rotation_jitter_pct),
+		MaxEpochs:           uint32(cc.max_epochs),
+		MaxOperations:       uint64(cc.max_operations),
+		MaxKeyAge:           dur(cc.max_key_age_ms),
+		MinRotationInterval: dur(cc.min_rotation_interval_ms),
+		StateLifetime:       dur(cc.state_lifetime_ms),
+		GCInterval:          dur(cc.gc_interval_ms),
+		ReplayWindow:        uint32(cc.replay_window),
+		MaxFutureEpochs:     uint32(cc.max_future_epochs),
+		MaxSenders:          uint32(cc.max_senders),
+	}
+}

@@ -1,0 +1,20 @@
+// Package tinymls is the Go binding of TinyMLS: AES-256-GCM message
+// encryption under self-rotating epoch keys (SPEC.md), a Rust library used
+// through its C ABI (include/tinymls.h) with cgo.
+//
+// The API follows crypto/cipher.AEAD: Encrypt and Decrypt append to a dst
+// slice and Overhead reports the bytes a ciphertext adds; nonces, keys and
+// rotation are managed by the library. A Context is created by New (local)
+// or Join (shared group), is safe for concurrent use by many goroutines, and
+// is released by Close (idempotent; an io.Closer).
+//
+// Every library error is a Status; compare it with the sentinels (ErrAuth,
+// ErrReplay, ErrEpochExpired, ...) using errors.Is.
+//
+// Linking (see README.md): by default the in-repo build in
+// ../../target/release; -tags tinymls_pkgconfig uses `pkg-config tinymls`;
+// -tags tinymls_static links ../../target/release/libtinymls.a;
+// -tags tinymls_testhooks links the test build in
+// ../../target/testhooks/release. At first use the binding checks that the
+// library implements the C ABI it was written for (ErrIncompatibleLibrary).
+package tinymls

@@ -1,0 +1,3 @@
+module github.com/tinymls/tinymls/bindings/go
+
+go 1.24

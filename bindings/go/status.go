@@ -1,0 +1,107 @@
+package tinymls
+
+/*
+#include <stdint.h>
+#include "tinymls.h"
+*/
+import "C"
+
+import "strconv"
+
+// Status is a TinyMLS status code (SPEC.md section 9) returned as an error.
+// Every error this package returns for a library status is a Status, possibly
+// wrapped; compare it with the sentinels below using errors.Is, or extract it
+// with errors.As:
+//
+//	if errors.Is(err, tinymls.ErrReplay) { ... }
+//
+// The numbers are stable and equal to the C header's tinymls_status values.
+// Status 0 (success) is never returned as an error.
+type Status uint32
+
+// The sentinels, one per non-success status of the C ABI.
+//
+// ErrNullPointer and ErrBufferTooSmall are listed for completeness: this
+// binding never passes a NULL where the library needs a value and always
+// sizes its output buffers, so it does not return them.
+const (
+	ErrNullPointer     Status = 1  // a required pointer was NULL
+	ErrInvalidArgument Status = 2  // a length or value out of range
+	ErrInvalidConfig   Status = 3  // a Config field out of range
+	ErrBufferTooSmall  Status = 4  // an output buffer too small
+	ErrMalformed       Status = 5  // not a TinyMLS v1 ciphertext
+	ErrAuth            Status = 6  // authentication failed (wrong key, AAD or tampering)
+	ErrReplay          Status = 7  // sequence number already seen or outside the replay window
+	ErrEpochExpired    Status = 8  // the epoch's keys were destroyed
+	ErrEpochUnknown    Status = 9  // the epoch is ahead of what this context may derive
+	ErrSenderLimit     Status = 10 // too many foreign senders in one epoch
+	ErrExhausted       Status = 11 // the epoch space is used up
+	ErrRateLimited     Status = 12 // manual rotation sooner than Config.MinRotationInterval allows
+	ErrClosed          Status = 13 // the context was closed
+	ErrRNG             Status = 14 // the OS random number generator failed
+	ErrState           Status = 15 // a state blob failed to unseal
+	ErrInternal        Status = 16 // a bug in the library (a caught panic); the call had no effect
+)
+
+// Compile-time proof that every sentinel has the header's number: each pair
+// of differences must fit in a Status, which only holds when they are equal.
+const (
+	_ = ErrNullPointer - C.TINYMLS_ERR_NULL_POINTER + (C.TINYMLS_ERR_NULL_POINTER - ErrNullPointer)
+	_ = ErrInvalidArgument - C.TINYMLS_ERR_INVALID_ARGUMENT + (C.TINYMLS_ERR_INVALID_ARGUMENT - ErrInvalidArgument)
+	_ = ErrInvalidConfig - C.TINYMLS_ERR_INVALID_CONFIG + (C.TINYMLS_ERR_INVALID_CONFIG - ErrInvalidConfig)
+	_ = ErrBufferTooSmall - C.TINYMLS_ERR_BUFFER_TOO_SMALL + (C.TINYMLS_ERR_BUFFER_TOO_SMALL - ErrBufferTooSmall)
+	_ = ErrMalformed - C.TINYMLS_ERR_MALFORMED + (C.TINYMLS_ERR_MALFORMED - ErrMalformed)
+	_ = ErrAuth - C.TINYMLS_ERR_AUTH + (C.TINYMLS_ERR_AUTH - ErrAuth)
+	_ = ErrReplay - C.TINYMLS_ERR_REPLAY + (C.TINYMLS_ERR_REPLAY - ErrReplay)
+	_ = ErrEpochExpired - C.TINYMLS_ERR_EPOCH_EXPIRED + (C.TINYMLS_ERR_EPOCH_EXPIRED - ErrEpochExpired)
+	_ = ErrEpochUnknown - C.TINYMLS_ERR_EPOCH_UNKNOWN + (C.TINYMLS_ERR_EPOCH_UNKNOWN - ErrEpochUnknown)
+	_ = ErrSenderLimit - C.TINYMLS_ERR_SENDER_LIMIT + (C.TINYMLS_ERR_SENDER_LIMIT - ErrSenderLimit)
+	_ = ErrExhausted - C.TINYMLS_ERR_EXHAUSTED + (C.TINYMLS_ERR_EXHAUSTED - ErrExhausted)
+	_ = ErrRateLimited - C.TINYMLS_ERR_RATE_LIMITED + (C.TINYMLS_ERR_RATE_LIMITED - ErrRateLimited)
+	_ = ErrClosed - C.TINYMLS_ERR_CLOSED + (C.TINYMLS_ERR_CLOSED - ErrClosed)
+	_ = ErrRNG - C.TINYMLS_ERR_RNG + (C.TINYMLS_ERR_RNG - ErrRNG)
+	_ = ErrState - C.TINYMLS_ERR_STATE + (C.TINYMLS_ERR_STATE - ErrState)
+	_ = ErrInternal - C.TINYMLS_ERR_INTERNAL + (C.TINYMLS_ERR_INTERNAL - ErrInternal)
+)
+
+// statusNames are the header's names, for error messages.
+var statusNames = [...]string{
+	0:                  "TINYMLS_OK",
+	ErrNullPointer:     "TINYMLS_ERR_NULL_POINTER",
+	ErrInvalidArgument: "TINYMLS_ERR_INVALID_ARGUMENT",
+	ErrInvalidConfig:   "TINYMLS_ERR_INVALID_CONFIG",
+	ErrBufferTooSmall:  "TINYMLS_ERR_BUFFER_TOO_SMALL",
+	ErrMalformed:       "TINYMLS_ERR_MALFORMED",
+	ErrAuth:            "TINYMLS_ERR_AUTH",
+	ErrReplay:          "TINYMLS_ERR_REPLAY",
+	ErrEpochExpired:    "TINYMLS_ERR_EPOCH_EXPIRED",
+	ErrEpochUnknown:    "TINYMLS_ERR_EPOCH_UNKNOWN",
+	ErrSenderLimit:     "TINYMLS_ERR_SENDER_LIMIT",
+	ErrExhausted:       "TINYMLS_ERR_EXHAUSTED",
+	ErrRateLimited:     "TINYMLS_ERR_RATE_LIMITED",
+	ErrClosed:          "TINYMLS_ERR_CLOSED",
+	ErrRNG:             "TINYMLS_ERR_RNG",
+	ErrState:           "TINYMLS_ERR_STATE",
+	ErrInternal:        "TINYMLS_ERR_INTERNAL",
+}
+
+// Error returns the library's description of the status
+// (tinymls_status_str) and its name in the C header, for example
+// "tinymls: authentication failed (TINYMLS_ERR_AUTH)". A number this
+// binding does not know (from a newer library) reads
+// "tinymls: unknown status (status 99)".
+func (s Status) Error() string {
+	msg := "tinymls: " + C.GoString(C.tinymls_status_str(C.uint32_t(s)))
+	if int(s) < len(statusNames) {
+		return msg + " (" + statusNames[s] + ")"
+	}
+	return msg + " (status " + strconv.FormatUint(uint64(s), 10) + ")"
+}
+
+// statusError converts a library status into nil (success) or a Status.
+func statusError(s C.tinymls_status) error {
+	if s == C.TINYMLS_OK {
+		return nil
+	}
+	return Status(s)
+}

@@ -1,0 +1,113 @@
+"""TinyMLS: AES-256-GCM message encryption under self-rotating epoch keys.
+
+A thin ctypes binding of ``libtinymls`` (C ABI version 1)::
+
+    import tinymls
+
+    with tinymls.Context.new() as ctx:
+        ct = ctx.encrypt(b"hello", aad=b"header")
+        assert ctx.decrypt(ct, aad=b"header") == b"hello"
+
+The library is found through ``$TINYMLS_LIBRARY``, then this package's
+directory, then the system; importing fails with :class:`LibraryError` (an
+``ImportError``) if it is missing or speaks another ABI.
+"""
+
+from __future__ import annotations
+
+from ._errors import (
+    ArgumentTypeError,
+    AuthenticationError,
+    BufferTooSmallError,
+    ClosedError,
+    EpochExpiredError,
+    EpochUnknownError,
+    ExhaustedError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidConfigError,
+    LibraryError,
+    MalformedError,
+    NullPointerError,
+    RateLimitedError,
+    ReplayError,
+    RngError,
+    SenderLimitError,
+    StateError,
+    Status,
+    TinyMLSError,
+)
+from . import _ffi
+from ._config import Config
+from ._context import HEADER_LEN, OVERHEAD, Buffer, Context
+
+__version__ = "0.1.0"
+
+#: The C ABI version this binding speaks (checked against the library at import).
+ABI_VERSION = _ffi.ABI_VERSION
+#: AES-256 key size (the only one).
+KEY_SIZE = 32
+#: AES-GCM nonce size (the only one).
+NONCE_SIZE = 12
+#: Smallest group secret accepted by :meth:`Context.join`.
+MIN_GROUP_SECRET_LEN = 32
+#: Largest group secret accepted by :meth:`Context.join`.
+MAX_GROUP_SECRET_LEN = 1024
+#: Largest group id accepted by :meth:`Context.join`.
+MAX_GROUP_ID_LEN = 255
+
+
+def version() -> str:
+    """The loaded library's version, ``"MAJOR.MINOR.PATCH"``."""
+    raw = _ffi.lib.tinymls_version()
+    return raw.decode("ascii") if raw is not None else ""
+
+
+def backend() -> str:
+    """The AEAD backend compiled into the library: ``"aws-lc-rs"`` or ``"rust-crypto"``."""
+    raw = _ffi.lib.tinymls_aead_backend()
+    return raw.decode("ascii") if raw is not None else ""
+
+
+def library_path() -> str:
+    """The path (or name) the library was loaded from."""
+    return _ffi.library_path
+
+
+__all__ = [
+    "ABI_VERSION",
+    "ArgumentTypeError",
+    "AuthenticationError",
+    "Buffer",
+    "BufferTooSmallError",
+    "ClosedError",
+    "Config",
+    "Context",
+    "EpochExpiredError",
+    "EpochUnknownError",
+    "ExhaustedError",
+    "HEADER_LEN",
+    "InternalError",
+    "InvalidArgumentError",
+    "InvalidConfigError",
+    "KEY_SIZE",
+    "LibraryError",
+    "MAX_GROUP_ID_LEN",
+    "MAX_GROUP_SECRET_LEN",
+    "MIN_GROUP_SECRET_LEN",
+    "MalformedError",
+    "NONCE_SIZE",
+    "NullPointerError",
+    "OVERHEAD",
+    "RateLimitedError",
+    "ReplayError",
+    "RngError",
+    "SenderLimitError",
+    "StateError",
+    "Status",
+    "TinyMLSError",
+    "__version__",
+    "backend",
+    "library_path",
+    "version",
+]

@@ -1,0 +1,194 @@
+"""The raw C ABI of libtinymls (include/tinymls.h) through ctypes.
+
+Importing this module loads the library, declares ``argtypes``/``restype``
+for every exported function, and checks the ABI (``tinymls_abi_version()``
+and ``tinymls_config_size()``). Any failure raises :class:`LibraryError`
+(an ``ImportError``) with the reason and the path that was tried.
+
+Lookup order: ``$TINYMLS_LIBRARY`` (a path; if set, nothing else is tried),
+then ``libtinymls.so`` / ``libtinymls.so.0`` in this package's directory,
+then the system (``ctypes.util.find_library("tinymls")``, then the dynamic
+loader's search path for ``libtinymls.so.0``).
+
+The library is loaded with :class:`ctypes.CDLL`, so every call releases the
+GIL: threads calling into one context run in parallel.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import os
+from ctypes import POINTER, c_char, c_char_p, c_size_t, c_uint32, c_uint64
+from typing import Any
+
+from ._errors import ERRORS_BY_STATUS, LibraryError, Status, TinyMLSError
+
+#: The ABI version this binding was written against (``TINYMLS_ABI_VERSION``).
+ABI_VERSION = 1
+#: ``sizeof(tinymls_config)`` in the ABI.
+CONFIG_SIZE = 80
+
+ENV_VAR = "TINYMLS_LIBRARY"
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_LOCAL_NAMES = ("libtinymls.so", "libtinymls.so.0")
+_SYSTEM_NAME = "libtinymls.so.0"
+
+
+class CConfig(ctypes.Structure):
+    """``struct tinymls_config``: 80 bytes, fields at fixed offsets."""
+
+    _fields_ = [
+        ("key_size", c_uint32),
+        ("nonce_size", c_uint32),
+        ("ratchet_period_ms", c_uint64),
+        ("rotation_jitter_pct", c_uint32),
+        ("max_epochs", c_uint32),
+        ("max_operations", c_uint64),
+        ("max_key_age_ms", c_uint64),
+        ("min_rotation_interval_ms", c_uint64),
+        ("state_lifetime_ms", c_uint64),
+        ("gc_interval_ms", c_uint64),
+        ("replay_window", c_uint32),
+        ("max_future_epochs", c_uint32),
+        ("max_senders", c_uint32),
+    ]
+
+
+class ContextStruct(ctypes.Structure):
+    """The opaque ``struct tinymls_context`` (never dereferenced)."""
+
+
+#: ``struct tinymls_context *``
+ContextPtr = POINTER(ContextStruct)
+
+# C type -> ctypes type, in the header's spelling:
+#   const uint8_t *  -> c_char_p (accepts bytes without a copy, c_char arrays, None)
+#   uint8_t *        -> POINTER(c_char) (a c_char array from create_string_buffer, or None)
+#   tinymls_status   -> c_uint32 (the enum is a uint32_t in C11 and C23)
+_Status = c_uint32
+SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
+    "tinymls_config_default": (None, [POINTER(CConfig)]),
+    "tinymls_config_validate": (_Status, [POINTER(CConfig)]),
+    "tinymls_context_new": (_Status, [POINTER(CConfig), POINTER(ContextPtr)]),
+    "tinymls_context_join": (
+        _Status,
+        [c_char_p, c_size_t, c_char_p, c_size_t, POINTER(CConfig), POINTER(ContextPtr)],
+    ),
+    "tinymls_ciphertext_len": (c_size_t, [c_size_t]),
+    "tinymls_encrypt": (
+        _Status,
+        [ContextPtr, c_char_p, c_size_t, c_char_p, c_size_t, POINTER(c_char), c_size_t, POINTER(c_size_t)],
+    ),
+    "tinymls_decrypt": (
+        _Status,
+        [ContextPtr, c_char_p, c_size_t, c_char_p, c_size_t, POINTER(c_char), c_size_t, POINTER(c_size_t)],
+    ),
+    "tinymls_rotate": (_Status, [ContextPtr]),
+    "tinymls_context_epoch": (_Status, [ContextPtr, POINTER(c_uint32)]),
+    "tinymls_context_sender_id": (_Status, [ContextPtr, POINTER(c_uint64)]),
+    "tinymls_context_close": (_Status, [ContextPtr]),
+    "tinymls_context_free": (None, [ContextPtr]),
+    "tinymls_status_str": (c_char_p, [c_uint32]),
+    "tinymls_version": (c_char_p, []),
+    "tinymls_aead_backend": (c_char_p, []),
+    "tinymls_abi_version": (c_uint32, []),
+    "tinymls_config_size": (c_size_t, []),
+}
+#: Exported only by the test build (``make testlib``, feature ``test-hooks``).
+OPTIONAL_SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
+    "tinymls_test_panic": (_Status, []),
+}
+
+
+def _try_load(path: str) -> ctypes.CDLL:
+    try:
+        return ctypes.CDLL(path)
+    except OSError as e:
+        raise LibraryError(f"tinymls: cannot load {path!r}: {e}", path=path) from e
+
+
+def _load() -> tuple[ctypes.CDLL, str]:
+    """Finds and loads libtinymls; returns the library and the path used."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return _try_load(env), env
+    for name in _LOCAL_NAMES:
+        path = os.path.join(_PACKAGE_DIR, name)
+        if os.path.exists(path):
+            return _try_load(path), path
+    found = ctypes.util.find_library("tinymls")
+    for name in ([found] if found else []) + [_SYSTEM_NAME]:
+        try:
+            return ctypes.CDLL(name), name
+        except OSError:
+            continue
+    raise LibraryError(
+        "tinymls: libtinymls.so not found: set TINYMLS_LIBRARY to its path, "
+        f"copy it into {_PACKAGE_DIR}, or install it where the dynamic loader finds "
+        f"{_SYSTEM_NAME} (e.g. `make install`, or LD_LIBRARY_PATH)"
+    )
+
+
+def declare(lib: Any, path: str) -> bool:
+    """Sets restype/argtypes of every function; returns whether the test hook exists."""
+    for name, (restype, argtypes) in SIGNATURES.items():
+        try:
+            fn = getattr(lib, name)
+        except AttributeError as e:
+            raise LibraryError(f"tinymls: {path!r} does not export {name}", path=path) from e
+        fn.restype = restype
+        fn.argtypes = argtypes
+    has_hooks = True
+    for name, (restype, argtypes) in OPTIONAL_SIGNATURES.items():
+        try:
+            fn = getattr(lib, name)
+        except AttributeError:
+            has_hooks = False
+            continue
+        fn.restype = restype
+        fn.argtypes = argtypes
+    return has_hooks
+
+
+def check_abi(lib: Any, path: str) -> None:
+    """Raises :class:`LibraryError` unless the library speaks this binding's ABI."""
+    abi = int(lib.tinymls_abi_version())
+    if abi != ABI_VERSION:
+        raise LibraryError(
+            f"tinymls: {path!r} implements C ABI version {abi}, but this binding "
+            f"needs version {ABI_VERSION}; install matching versions",
+            path=path,
+        )
+    size = int(lib.tinymls_config_size())
+    if size != ctypes.sizeof(CConfig) or size != CONFIG_SIZE:
+        raise LibraryError(
+            f"tinymls: {path!r} has sizeof(tinymls_config) = {size}, but this binding "
+            f"has {ctypes.sizeof(CConfig)} (ABI: {CONFIG_SIZE})",
+            path=path,
+        )
+
+
+lib, library_path = _load()
+has_test_hooks = declare(lib, library_path)
+check_abi(lib, library_path)
+
+
+@functools.lru_cache(maxsize=64)
+def status_str(status: int) -> str:
+    """The library's description of a status (static strings, so cached)."""
+    raw = lib.tinymls_status_str(status)
+    return raw.decode("utf-8", "replace") if raw is not None else "unknown status"
+
+
+def error(status: int) -> TinyMLSError:
+    """The exception for a non-OK status (the root class for an unknown number)."""
+    cls = ERRORS_BY_STATUS.get(status, TinyMLSError)
+    return cls(status_str(status), status)
+
+
+def check(status: int) -> None:
+    """Raises the exception for ``status`` unless it is ``TINYMLS_OK``."""
+    if status != Status.OK:
+        raise error(status)

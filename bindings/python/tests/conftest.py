@@ -1,0 +1,77 @@
+"""Shared fixtures and helpers for the tinymls binding tests.
+
+The tests import the *installed* package (``pip install ./bindings/python``)
+and the library named by ``TINYMLS_LIBRARY`` (``make test`` points it at the
+test build, target/testhooks/release/libtinymls.so).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tinymls
+
+REPO = Path(__file__).resolve().parents[3]
+HEADER = REPO / "include" / "tinymls.h"
+KAT = REPO / "tests" / "vectors" / "tinymls_kat.json"
+
+GROUP_SECRET = bytes(range(32, 64))
+GROUP_ID = b"python-binding-tests"
+
+
+def loaded_library_file() -> str:
+    """The real path of the libtinymls this process has mapped (Linux)."""
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            parts = line.split(maxsplit=5)
+            if len(parts) == 6 and "libtinymls" in os.path.basename(parts[5].strip()):
+                return os.path.realpath(parts[5].strip())
+    raise AssertionError("libtinymls is not mapped in this process")
+
+
+def header_fields(ct: bytes) -> tuple[int, int, int]:
+    """(epoch, sender, seq) from a ciphertext's public header (SPEC section 4)."""
+    assert ct[:4] == b"\x01\x01\x00\x00"
+    return (
+        int.from_bytes(ct[4:8], "big"),
+        int.from_bytes(ct[8:16], "big"),
+        int.from_bytes(ct[16:24], "big"),
+    )
+
+
+class Interposer:
+    """Stands between the binding and the library (``tinymls._context._lib``)
+    to observe calls; subclasses override the functions they watch."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.events: list[str] = []
+        self.lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def log(self, event: str) -> None:
+        with self.lock:
+            self.events.append(event)
+
+
+@pytest.fixture
+def local() -> Iterator[tinymls.Context]:
+    """A local context without periodic rotation (so epochs move only when told)."""
+    with tinymls.Context.new(tinymls.Config(ratchet_period_ms=0)) as ctx:
+        yield ctx
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[tinymls.Context, tinymls.Context]]:
+    """Two contexts joined to the same group, no periodic rotation."""
+    cfg = tinymls.Config(ratchet_period_ms=0)
+    with tinymls.Context.join(GROUP_SECRET, GROUP_ID, cfg) as a, tinymls.Context.join(GROUP_SECRET, GROUP_ID, cfg) as b:
+        yield a, b

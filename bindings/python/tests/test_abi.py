@@ -1,0 +1,283 @@
+"""The binding against include/tinymls.h: every function declared with the
+header's types, constants, status numbers, the config layout, the ABI check
+at import, and how the library is found."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import dataclasses
+import importlib.metadata
+import importlib.resources
+import os
+import re
+import shutil
+import subprocess
+import sys
+from ctypes import POINTER, c_char, c_char_p, c_size_t, c_uint32, c_uint64
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tinymls
+from tinymls import _ffi
+
+from conftest import HEADER, REPO, loaded_library_file
+
+# The C types the header uses, spelled as token lists joined by spaces, and
+# the ctypes type the binding must declare for each.
+C_TO_CTYPES: dict[str, Any] = {
+    "void": None,
+    "tinymls_status": c_uint32,
+    "uint32_t": c_uint32,
+    "size_t": c_size_t,
+    "const char *": c_char_p,
+    "const uint8_t *": c_char_p,
+    "uint8_t *": POINTER(c_char),
+    "size_t *": POINTER(c_size_t),
+    "uint32_t *": POINTER(c_uint32),
+    "uint64_t *": POINTER(c_uint64),
+    "struct tinymls_config *": POINTER(_ffi.CConfig),
+    "const struct tinymls_config *": POINTER(_ffi.CConfig),
+    "struct tinymls_context *": POINTER(_ffi.ContextStruct),
+    "struct tinymls_context * *": POINTER(POINTER(_ffi.ContextStruct)),
+}
+
+
+def _header_text() -> str:
+    text = HEADER.read_text()
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    return re.sub(r"//[^\n]*", "", text)
+
+
+def _type_of(decl: str) -> str:
+    return " ".join(re.findall(r"\w+|\*", decl))
+
+
+def header_functions() -> dict[str, tuple[str, list[str]]]:
+    """name -> (return type, [parameter types]) for every declared function."""
+    code = "\n".join(line for line in _header_text().splitlines() if not line.lstrip().startswith("#"))
+    functions: dict[str, tuple[str, list[str]]] = {}
+    for m in re.finditer(r"([A-Za-z_][\w\s\*]*?)\b(tinymls_\w+)\s*\(([^()]*)\)\s*;", code):
+        ret, name, params = m.group(1), m.group(2), m.group(3).strip()
+        args: list[str] = []
+        if params != "void":
+            for p in params.split(","):
+                tokens = re.findall(r"\w+|\*", p)
+                assert len(tokens) >= 2 and tokens[-1] != "*", f"{name}: unnamed parameter {p!r}"
+                args.append(" ".join(tokens[:-1]))
+        functions[name] = (_type_of(ret), args)
+    return functions
+
+
+def test_header_parses() -> None:
+    functions = header_functions()
+    # Every function SPEC section 9 lists is there; the parser found them all.
+    for name in ("tinymls_encrypt", "tinymls_decrypt", "tinymls_context_join", "tinymls_version"):
+        assert name in functions
+    assert len(functions) == len(set(re.findall(r"\btinymls_\w+\s*\(", _header_text())))
+
+
+def test_every_header_function_has_argtypes_and_restype() -> None:
+    functions = header_functions()
+    checked = 0
+    for name, (ret, params) in functions.items():
+        if name in _ffi.OPTIONAL_SIGNATURES and not _ffi.has_test_hooks:
+            continue  # the release library does not export the test hook
+        assert ret in C_TO_CTYPES, f"{name}: add a mapping for return type {ret!r}"
+        for p in params:
+            assert p in C_TO_CTYPES, f"{name}: add a mapping for parameter type {p!r}"
+        fn = getattr(_ffi.lib, name)
+        assert fn.restype is C_TO_CTYPES[ret], f"{name}: restype {fn.restype} != {ret}"
+        assert fn.argtypes is not None, f"{name}: argtypes not set"
+        assert list(fn.argtypes) == [C_TO_CTYPES[p] for p in params], f"{name}: argtypes {fn.argtypes}"
+        checked += 1
+    assert checked == len(functions) - (0 if _ffi.has_test_hooks else len(_ffi.OPTIONAL_SIGNATURES))
+
+
+def test_binding_declares_nothing_beyond_the_header() -> None:
+    declared = set(_ffi.SIGNATURES) | set(_ffi.OPTIONAL_SIGNATURES)
+    assert declared == set(header_functions())
+
+
+def test_constants_match_header() -> None:
+    defines = dict(re.findall(r"^#define TINYMLS_(\w+) (\d+)\s*$", HEADER.read_text(), flags=re.M))
+    assert "OVERHEAD" in defines and "ABI_VERSION" in defines
+    for name, value in defines.items():
+        assert getattr(tinymls, name) == int(value), name
+    assert tinymls.OVERHEAD == 40
+
+
+def test_status_numbers_match_header() -> None:
+    enum = re.search(r"enum tinymls_status[^{]*\{(.*?)\}", _header_text(), flags=re.S)
+    assert enum is not None
+    numbers = {name: int(value) for name, value in re.findall(r"TINYMLS_(?:ERR_)?(\w+) = (\d+)", enum.group(1))}
+    assert numbers == {s.name: s.value for s in tinymls.Status}
+    assert len(numbers) == 17
+
+
+def test_config_layout_matches_header() -> None:
+    struct = re.search(r"typedef struct tinymls_config \{(.*?)\} tinymls_config;", _header_text(), flags=re.S)
+    assert struct is not None
+    fields = re.findall(r"(uint\d+_t) (\w+);", struct.group(1))
+    widths = {"uint32_t": c_uint32, "uint64_t": c_uint64}
+    assert [(n, widths[t]) for t, n in fields] == list(_ffi.CConfig._fields_)
+    assert [f.name for f in dataclasses.fields(tinymls.Config)] == [n for _, n in fields]
+    offsets = re.findall(r"offsetof\(tinymls_config, (\w+)\) == (\d+)", HEADER.read_text())
+    assert len(offsets) >= 4
+    for name, off in offsets:
+        assert getattr(_ffi.CConfig, name).offset == int(off), name
+    size = re.search(r"sizeof\(tinymls_config\) == (\d+)", HEADER.read_text())
+    assert size is not None
+    assert ctypes.sizeof(_ffi.CConfig) == int(size.group(1)) == _ffi.lib.tinymls_config_size() == 80
+
+
+def test_abi_version() -> None:
+    assert _ffi.lib.tinymls_abi_version() == tinymls.ABI_VERSION == 1
+
+
+def test_config_defaults_are_the_librarys() -> None:
+    c = _ffi.CConfig()
+    _ffi.lib.tinymls_config_default(ctypes.byref(c))
+    assert tinymls.Config._from_c(c) == tinymls.Config()
+
+
+class _StubLib:
+    def __init__(self, abi: int, size: int) -> None:
+        self.abi, self.size = abi, size
+
+    def tinymls_abi_version(self) -> int:
+        return self.abi
+
+    def tinymls_config_size(self) -> int:
+        return self.size
+
+
+def test_abi_check_refuses_other_versions() -> None:
+    _ffi.check_abi(_StubLib(1, 80), "ok.so")  # accepted
+    with pytest.raises(tinymls.LibraryError, match="ABI version 2"):
+        _ffi.check_abi(_StubLib(2, 80), "future.so")
+    with pytest.raises(ImportError, match=r"sizeof\(tinymls_config\) = 72"):
+        _ffi.check_abi(_StubLib(1, 72), "odd.so")
+
+
+def test_declare_refuses_a_library_without_a_symbol() -> None:
+    class Missing:
+        pass
+
+    with pytest.raises(tinymls.LibraryError, match="does not export tinymls_config_default"):
+        _ffi.declare(Missing(), "empty.so")
+
+
+def test_versions_agree() -> None:
+    cargo = re.search(r'^version = "([^"]+)"', (REPO / "Cargo.toml").read_text(), flags=re.M)
+    pyproject = re.search(
+        r'^version = "([^"]+)"', (Path(__file__).parents[1] / "pyproject.toml").read_text(), flags=re.M
+    )
+    assert cargo is not None and pyproject is not None
+    assert (
+        cargo.group(1)
+        == pyproject.group(1)
+        == tinymls.__version__
+        == importlib.metadata.version("tinymls")
+        == tinymls.version()
+    )
+    assert tinymls.backend() in ("aws-lc-rs", "rust-crypto")
+
+
+def test_calls_release_the_gil() -> None:
+    # ctypes releases the GIL around calls through CDLL, never through PyDLL.
+    assert isinstance(_ffi.lib, ctypes.CDLL)
+    assert not isinstance(_ffi.lib, ctypes.PyDLL)
+
+
+def test_package_is_typed() -> None:
+    assert importlib.resources.files("tinymls").joinpath("py.typed").is_file()
+
+
+# -- finding the library (each in a fresh interpreter) ------------------------
+
+_PROBE = """
+import os, sys
+try:
+    import tinymls
+except ImportError as e:
+    print("ImportError", type(e).__name__, e)
+    sys.exit(0)
+with open("/proc/self/maps") as maps:
+    mapped = sorted({os.path.realpath(l.split(maxsplit=5)[5].strip()) for l in maps
+                     if l.count(" ") >= 5 and "libtinymls" in l})
+print("loaded", tinymls.library_path(), *mapped)
+"""
+
+
+def _probe(env_changes: dict[str, str | None], pythonpath: Path | None = None) -> list[str]:
+    env = dict(os.environ)
+    env.pop("LD_LIBRARY_PATH", None)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    for k, v in env_changes.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    return out.stdout.split()
+
+
+def _package_copy(tmp_path: Path, with_library: bool) -> Path:
+    src = Path(tinymls.__file__).parent
+    dst = tmp_path / "site" / "tinymls"
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("libtinymls.so*", "__pycache__"))
+    if with_library:
+        shutil.copy(loaded_library_file(), dst / "libtinymls.so")
+    return tmp_path / "site"
+
+
+def test_load_from_env_var() -> None:
+    lib = loaded_library_file()
+    out = _probe({"TINYMLS_LIBRARY": lib})
+    assert out[:2] == ["loaded", lib] and out[2:] == [lib]
+
+
+def test_env_var_with_missing_file_fails_clearly(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope" / "libtinymls.so")
+    out = _probe({"TINYMLS_LIBRARY": missing})
+    assert out[:2] == ["ImportError", "LibraryError"]
+    assert repr(missing) in " ".join(out)
+
+
+def test_env_var_with_a_foreign_library_fails_clearly() -> None:
+    libm = ctypes.util.find_library("m")
+    assert libm is not None
+    out = _probe({"TINYMLS_LIBRARY": libm})
+    assert out[:2] == ["ImportError", "LibraryError"]
+    assert "does not export tinymls_" in " ".join(out)
+
+
+def test_load_from_package_directory(tmp_path: Path) -> None:
+    site = _package_copy(tmp_path, with_library=True)
+    bundled = str(site / "tinymls" / "libtinymls.so")
+    out = _probe({"TINYMLS_LIBRARY": None}, pythonpath=site)
+    assert out == ["loaded", bundled, os.path.realpath(bundled)]
+
+
+def test_load_from_system(tmp_path: Path) -> None:
+    site = _package_copy(tmp_path, with_library=False)
+    libdir = tmp_path / "lib"
+    libdir.mkdir()
+    shutil.copy(loaded_library_file(), libdir / "libtinymls.so.0")
+    out = _probe({"TINYMLS_LIBRARY": None, "LD_LIBRARY_PATH": str(libdir)}, pythonpath=site)
+    assert out[0] == "loaded" and out[-1] == str(libdir / "libtinymls.so.0")
+
+
+def test_not_found_anywhere_fails_clearly(tmp_path: Path) -> None:
+    site = _package_copy(tmp_path, with_library=False)
+    if ctypes.util.find_library("tinymls"):
+        pytest.skip("a libtinymls is installed system-wide")
+    out = _probe({"TINYMLS_LIBRARY": None}, pythonpath=site)
+    assert out[:2] == ["ImportError", "LibraryError"]
+    assert "TINYMLS_LIBRARY" in " ".join(out)

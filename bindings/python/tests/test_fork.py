@@ -1,0 +1,139 @@
+"""Fork safety (SPEC section 5): after os.fork() the child encrypts under a
+new sender id, so parent and child never share a nonce, and a peer reads both."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import traceback
+from collections.abc import Callable
+
+import tinymls
+
+from conftest import GROUP_ID, GROUP_SECRET, header_fields
+
+CFG = tinymls.Config(ratchet_period_ms=0)
+
+
+def run_in_child(work: Callable[[], bytes]) -> bytes:
+    """Runs ``work`` in a forked child and returns what it produced.
+
+    The child exits with os._exit (no pytest teardown, no atexit); any
+    exception or a hang (SIGALRM after 60 s) makes it exit non-zero.
+    """
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            os.close(r)
+            signal.alarm(60)
+            data = work()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(w, view) :]
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    os.close(w)
+    chunks = []
+    with os.fdopen(r, "rb") as pipe:
+        while chunk := pipe.read(65536):
+            chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"child failed: wait status {status}"
+    return b"".join(chunks)
+
+
+def test_child_encrypts_under_a_new_sender_and_a_peer_reads_both() -> None:
+    with (
+        tinymls.Context.join(GROUP_SECRET, GROUP_ID, CFG) as ctx,
+        tinymls.Context.join(GROUP_SECRET, GROUP_ID, CFG) as peer,
+    ):
+        first = ctx.encrypt(b"parent before fork")
+        parent_sender = ctx.sender_id
+        assert header_fields(first) == (0, parent_sender, 0)
+
+        def child() -> bytes:
+            cts = [ctx.encrypt(f"child message {i}".encode()).hex() for i in range(3)]
+            sender = ctx.sender_id
+            ctx.close()  # the binding's lock and call count work in the child
+            return json.dumps({"cts": cts, "sender": sender}).encode()
+
+        children = [json.loads(run_in_child(child)) for _ in range(3)]
+        second = ctx.encrypt(b"parent after fork")
+        assert ctx.sender_id == parent_sender
+        assert header_fields(second) == (0, parent_sender, 1)
+
+        senders = {parent_sender}
+        for c in children:
+            cts = [bytes.fromhex(h) for h in c["cts"]]
+            child_senders = {header_fields(ct)[1] for ct in cts}
+            assert child_senders == {c["sender"]}, "the child's sender id is in its headers"
+            assert c["sender"] not in senders, "a child shares a sender id with the parent or a sibling"
+            senders.add(c["sender"])
+            for i, ct in enumerate(cts):
+                assert peer.decrypt(ct) == f"child message {i}".encode()
+                assert ctx.decrypt(ct) == f"child message {i}".encode()  # the parent reads it too
+        assert len(senders) == 4
+        assert peer.decrypt(first) == b"parent before fork"
+        assert peer.decrypt(second) == b"parent after fork"
+
+
+def test_fork_while_a_call_holds_the_binding_lock() -> None:
+    # As if another thread were inside a call (lock held, call counted) at the
+    # moment of fork(): the child must neither deadlock nor wait forever in close().
+    with (
+        tinymls.Context.join(GROUP_SECRET, GROUP_ID, CFG) as ctx,
+        tinymls.Context.join(GROUP_SECRET, GROUP_ID, CFG) as peer,
+    ):
+
+        def child() -> bytes:
+            ct = ctx.encrypt(b"from a child forked under the lock")
+            ctx.close()
+            ctx.close()
+            return ct
+
+        ctx._lock.acquire()
+        ctx._calls += 1
+        try:
+            ct = run_in_child(child)
+        finally:
+            ctx._calls -= 1
+            ctx._lock.release()
+        assert header_fields(ct)[1] != ctx.sender_id
+        assert peer.decrypt(ct) == b"from a child forked under the lock"
+
+
+def test_fork_while_another_thread_encrypts() -> None:
+    with (
+        tinymls.Context.join(GROUP_SECRET, GROUP_ID, CFG) as ctx,
+        tinymls.Context.join(GROUP_SECRET, GROUP_ID, tinymls.Config(ratchet_period_ms=0, replay_window=0)) as peer,
+    ):
+        stop = threading.Event()
+        made: list[bytes] = []
+
+        def busy() -> None:
+            while not stop.is_set() and len(made) < 20000:
+                made.append(ctx.encrypt(b"busy parent"))
+
+        thread = threading.Thread(target=busy)
+        thread.start()
+        try:
+            child_cts = [run_in_child(lambda: ctx.encrypt(b"child of a busy parent")) for _ in range(5)]
+        finally:
+            stop.set()
+            thread.join()
+        parent_headers = {ct[:24] for ct in made}
+        assert len(parent_headers) == len(made)
+        child_senders = {header_fields(ct)[1] for ct in child_cts}
+        assert len(child_senders) == 5 and ctx.sender_id not in child_senders
+        for ct in child_cts:
+            assert ct[:24] not in parent_headers
+            assert peer.decrypt(ct) == b"child of a busy parent"
+        for ct in made:
+            assert peer.decrypt(ct) == b"busy parent"

@@ -1,0 +1,222 @@
+"""Round trips: every accepted buffer type, empty and 1 MiB messages, across
+rotations, between peers, and what the public header carries."""
+
+from __future__ import annotations
+
+import array
+import ctypes
+import os
+from typing import Any
+
+import pytest
+
+import tinymls
+import tinymls._context as context_module
+
+from conftest import GROUP_ID, GROUP_SECRET, Interposer, header_fields
+
+MESSAGE = b"the quick brown fox jumps over the lazy dog"
+AAD = b"routing: 42"
+
+
+def _variants(data: bytes) -> list[tinymls.Buffer]:
+    padded = bytearray(b"XX" + data + b"YY")
+    doubled = bytes(b for c in data for b in (c, 0))  # every other byte is data
+    return [
+        data,
+        bytearray(data),
+        memoryview(data),  # read-only over a whole bytes object
+        memoryview(bytearray(data)),  # writable
+        memoryview(padded)[2 : 2 + len(data)],  # writable slice
+        memoryview(b"XX" + data)[2:],  # read-only slice
+        memoryview(doubled)[::2],  # not contiguous
+    ]
+
+
+@pytest.mark.parametrize("kind", range(7))
+def test_plaintext_buffer_types(local: tinymls.Context, kind: int) -> None:
+    pt = _variants(MESSAGE)[kind]
+    ct = local.encrypt(pt, AAD)
+    assert type(ct) is bytes and len(ct) == len(MESSAGE) + tinymls.OVERHEAD
+    assert local.decrypt(ct, AAD) == MESSAGE
+
+
+@pytest.mark.parametrize("kind", range(7))
+def test_aad_buffer_types(local: tinymls.Context, kind: int) -> None:
+    ct = local.encrypt(MESSAGE, _variants(AAD)[kind])
+    assert local.decrypt(ct, AAD) == MESSAGE
+    for aad in _variants(AAD):
+        assert local.decrypt(ct, aad) == MESSAGE
+
+
+@pytest.mark.parametrize("kind", range(7))
+def test_ciphertext_buffer_types(local: tinymls.Context, kind: int) -> None:
+    ct = local.encrypt(MESSAGE, AAD)
+    pt = local.decrypt(_variants(ct)[kind], AAD)
+    assert type(pt) is bytes and pt == MESSAGE
+
+
+def test_multibyte_memoryview_is_its_bytes(local: tinymls.Context) -> None:
+    words = array.array("I", [1, 2, 3, 0xFFFFFFFF])
+    ct = local.encrypt(memoryview(words))
+    assert local.decrypt(ct) == words.tobytes()
+
+
+def test_bytearray_is_not_copied_and_not_changed(local: tinymls.Context) -> None:
+    buf = bytearray(MESSAGE)
+    ct = local.encrypt(buf)
+    assert buf == MESSAGE  # the input is left as it was
+    buf.extend(b"!")  # and no export of the buffer outlives the call
+    assert local.decrypt(ct) == MESSAGE
+
+
+def test_empty_message(local: tinymls.Context) -> None:
+    for empty in (b"", bytearray(), memoryview(b"")):
+        ct = local.encrypt(empty)
+        assert len(ct) == tinymls.OVERHEAD
+        assert local.decrypt(ct) == b""
+    ct = local.encrypt(b"", aad=AAD)
+    assert local.decrypt(ct, AAD) == b""
+    with pytest.raises(tinymls.AuthenticationError):
+        local.decrypt(ct)
+
+
+def test_one_mebibyte_across_rotations(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
+    a, b = pair
+    big = os.urandom(1 << 20)
+    sent = []
+    for i in range(3):
+        epoch = a.epoch
+        ct = a.encrypt(big, aad=bytes([i]))
+        assert header_fields(ct)[0] == epoch == i
+        sent.append(ct)
+        a.rotate()
+    assert a.epoch == 3
+    for i, ct in enumerate(sent):  # the peer follows forward, older epochs stay readable
+        assert b.decrypt(ct, aad=bytes([i])) == big
+        assert a.decrypt(ct, aad=bytes([i])) == big  # a context reads its own messages
+    assert b.epoch == 2
+
+
+def test_local_context_one_mebibyte_and_rotation(local: tinymls.Context) -> None:
+    big = bytearray(os.urandom(1 << 20))
+    ct0 = local.encrypt(big)
+    local.rotate()
+    ct1 = local.encrypt(memoryview(big))
+    assert header_fields(ct0)[0] + 1 == header_fields(ct1)[0]
+    assert local.decrypt(ct0) == big and local.decrypt(ct1) == big
+
+
+def test_header_carries_epoch_sender_and_sequence(local: tinymls.Context) -> None:
+    sender = local.sender_id
+    headers = [header_fields(local.encrypt(MESSAGE)) for _ in range(3)]
+    assert headers == [(0, sender, 0), (0, sender, 1), (0, sender, 2)]
+    local.rotate()
+    assert header_fields(local.encrypt(MESSAGE)) == (1, sender, 0)
+
+
+def test_peers_read_each_other(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
+    a, b = pair
+    assert a.sender_id != b.sender_id
+    assert b.decrypt(a.encrypt(MESSAGE, AAD), AAD) == MESSAGE
+    assert a.decrypt(b.encrypt(MESSAGE, AAD), AAD) == MESSAGE
+
+
+def test_other_group_cannot_read(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
+    a, _ = pair
+    with tinymls.Context.join(GROUP_SECRET, GROUP_ID + b"-other") as other:
+        with pytest.raises(tinymls.AuthenticationError):
+            other.decrypt(a.encrypt(MESSAGE))
+
+
+def test_local_contexts_cannot_read_each_other(local: tinymls.Context) -> None:
+    with tinymls.Context.new() as other:
+        with pytest.raises(tinymls.AuthenticationError):
+            other.decrypt(local.encrypt(MESSAGE))
+
+
+def test_join_accepts_every_buffer_type(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
+    a, _ = pair
+    ct = a.encrypt(MESSAGE)
+    cfg = tinymls.Config(ratchet_period_ms=0)
+    for secret, gid in zip(_variants(GROUP_SECRET), _variants(GROUP_ID), strict=True):
+        with tinymls.Context.join(secret, gid, cfg) as c:
+            assert c.decrypt(ct) == MESSAGE
+
+
+def test_join_leaves_the_callers_secret_alone() -> None:
+    secret = bytearray(GROUP_SECRET)
+    with tinymls.Context.join(secret, GROUP_ID):
+        pass
+    assert secret == GROUP_SECRET
+
+
+def test_inputs_are_passed_without_copies(local: tinymls.Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Any] = []
+
+    class Lib(Interposer):
+        def tinymls_encrypt(self, handle: Any, pt: Any, *rest: Any) -> Any:
+            seen.append(pt)
+            return self.real.tinymls_encrypt(handle, pt, *rest)
+
+    monkeypatch.setattr(context_module, "_lib", Lib(context_module._lib))
+    data = bytes(MESSAGE)
+    ba = bytearray(MESSAGE)
+    padded = bytearray(b"XX" + MESSAGE)
+    cases: list[tuple[tinymls.Buffer, int | None]] = [
+        (data, None),
+        (memoryview(data), None),
+        (ba, ctypes.addressof((ctypes.c_char * len(ba)).from_buffer(ba))),
+        (memoryview(padded)[2:], ctypes.addressof((ctypes.c_char * len(padded)).from_buffer(padded)) + 2),
+    ]
+    for buf, address in cases:
+        local.encrypt(buf)
+        arg = seen.pop()
+        if address is None:
+            assert arg is data  # the bytes object itself: c_char_p points into it
+        else:
+            assert ctypes.addressof(arg) == address  # the caller's own memory
+
+
+def test_join_wipes_its_own_copy_of_the_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Any] = []
+
+    class Lib(Interposer):
+        def tinymls_context_join(self, secret: Any, *rest: Any) -> Any:
+            seen.append(secret)
+            assert bytes(secret) == GROUP_SECRET  # what the library got
+            return self.real.tinymls_context_join(secret, *rest)
+
+    monkeypatch.setattr(context_module, "_lib", Lib(context_module._lib))
+    # A read-only slice cannot be passed in place: the binding copies it, and
+    # wipes the copy once the library has made its own.
+    with tinymls.Context.join(memoryview(b"X" + GROUP_SECRET)[1:], GROUP_ID):
+        pass
+    assert isinstance(seen[0], ctypes.Array) and bytes(seen[0]) == bytes(len(GROUP_SECRET))
+    # The caller's own buffers are never written.
+    ba = bytearray(GROUP_SECRET)
+    with tinymls.Context.join(ba, GROUP_ID):
+        pass
+    assert ba == GROUP_SECRET and bytes(seen[1]) == GROUP_SECRET
+
+
+_DIRECT = context_module._DIRECT_OUTPUT_MIN
+
+
+@pytest.mark.parametrize(
+    "size", [_DIRECT - 41, _DIRECT - 40, _DIRECT - 39, _DIRECT - 1, _DIRECT, _DIRECT + 1, 3 * _DIRECT + 7]
+)
+def test_sizes_around_the_direct_output_threshold(local: tinymls.Context, size: int) -> None:
+    # Outputs from _DIRECT bytes up are written straight into a new bytes object.
+    pt = os.urandom(size)
+    ct1, ct2 = local.encrypt(pt), local.encrypt(pt)
+    assert type(ct1) is bytes and len(ct1) == size + tinymls.OVERHEAD
+    assert ct1 is not ct2 and ct1[24:] != ct2[24:]
+    assert hash(ct1) == hash(bytes(bytearray(ct1)))
+    out = local.decrypt(ct1)
+    assert type(out) is bytes and out == pt and hash(out) == hash(pt)
+    assert local.decrypt(bytearray(ct2)) == pt
+    bad = bytearray(ct1)
+    bad[-1] ^= 1
+    with pytest.raises(tinymls.AuthenticationError):
+        local.decrypt(bad)

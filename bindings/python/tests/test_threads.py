@@ -1,0 +1,229 @@
+"""Threads: many threads on one context, calls in parallel (no Python lock
+held across a C call), and close() never freeing a handle under a call."""
+
+from __future__ import annotations
+
+import ctypes
+import random
+import threading
+from collections import defaultdict
+from typing import Any
+
+import pytest
+
+import tinymls
+import tinymls._context as context_module
+
+from conftest import GROUP_ID, GROUP_SECRET, Interposer, header_fields
+
+THREADS = 8
+PER_THREAD = 200
+ROTATIONS = 10
+
+
+def test_many_threads_encrypt_on_one_context() -> None:
+    cfg = tinymls.Config(ratchet_period_ms=0)
+    sender = tinymls.Context.join(GROUP_SECRET, GROUP_ID, cfg)
+    start = threading.Barrier(THREADS + 1)
+    results: list[list[tuple[bytes, bytes]]] = [[] for _ in range(THREADS)]
+    errors: list[BaseException] = []
+
+    def encryptor(t: int) -> None:
+        try:
+            start.wait()
+            for i in range(PER_THREAD):
+                pt = f"thread {t} message {i}".encode() * (1 + i % 3)
+                results[t].append((sender.encrypt(pt, aad=bytes([t])), pt))
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    def rotator() -> None:
+        try:
+            start.wait()
+            for _ in range(ROTATIONS):
+                sender.rotate()
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=encryptor, args=(t,)) for t in range(THREADS)]
+    threads.append(threading.Thread(target=rotator))
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert sender.epoch == ROTATIONS
+
+    messages = [(ct, pt, t) for t in range(THREADS) for ct, pt in results[t]]
+    assert len(messages) == THREADS * PER_THREAD
+    headers = [ct[: tinymls.HEADER_LEN] for ct, _, _ in messages]
+    assert len(set(headers)) == len(headers), "a header (epoch, sender, seq) repeated: nonce reuse"
+    seqs: dict[int, list[int]] = defaultdict(list)
+    for ct, _, _ in messages:
+        epoch, sender_id, seq = header_fields(ct)
+        assert sender_id == sender.sender_id
+        seqs[epoch].append(seq)
+    for epoch, got in seqs.items():  # each epoch's sequence numbers count 0, 1, 2, ...
+        assert sorted(got) == list(range(len(got))), epoch
+
+    # A peer reads everything, in (epoch, seq) order so the replay window holds.
+    with tinymls.Context.join(GROUP_SECRET, GROUP_ID, cfg) as peer:
+        for ct, pt, t in sorted(messages, key=lambda m: header_fields(m[0])):
+            assert peer.decrypt(ct, aad=bytes([t])) == pt
+        assert peer.epoch == ROTATIONS
+
+    # Another peer (replay window off) reads them from many threads, in any order.
+    shuffled = messages[:]
+    random.Random(7).shuffle(shuffled)
+    with tinymls.Context.join(GROUP_SECRET, GROUP_ID, tinymls.Config(ratchet_period_ms=0, replay_window=0)) as peer2:
+        bad: list[Any] = []
+
+        def decryptor(chunk: list[tuple[bytes, bytes, int]]) -> None:
+            for ct, pt, t in chunk:
+                try:
+                    if peer2.decrypt(ct, aad=bytes([t])) != pt:
+                        bad.append(ct)
+                except BaseException as e:
+                    bad.append(e)
+
+        workers = [threading.Thread(target=decryptor, args=(shuffled[i::4],)) for i in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        assert bad == []
+    sender.close()
+
+
+def test_calls_on_one_context_run_in_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = tinymls.Context.new()
+    inside = threading.Barrier(2, timeout=60)
+    locks_held: list[bool] = []
+
+    class Lib(Interposer):
+        def tinymls_encrypt(self, *args: Any) -> Any:
+            locks_held.append(ctx._lock.locked())
+            # Both threads must be inside the call at once, or this times out.
+            inside.wait()
+            return self.real.tinymls_encrypt(*args)
+
+    monkeypatch.setattr(context_module, "_lib", Lib(context_module._lib))
+    out: list[bytes] = []
+    threads = [threading.Thread(target=lambda: out.append(ctx.encrypt(b"x"))) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not inside.broken
+    assert len(out) == 2 and out[0][:24] != out[1][:24]
+    assert locks_held == [False, False], "a Python lock was held across the C call"
+    ctx.close()
+
+
+def test_close_waits_for_calls_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = tinymls.Context.new()
+    entered = threading.Event()
+    closed = threading.Event()
+    release = threading.Event()
+
+    class Lib(Interposer):
+        def tinymls_encrypt(self, *args: Any) -> Any:
+            self.log("encrypt-enter")
+            entered.set()
+            release.wait(60)
+            if "free" in self.events:  # never call into a freed handle, even if the test fails
+                return tinymls.Status.INTERNAL
+            status = self.real.tinymls_encrypt(*args)
+            self.log("encrypt-exit")
+            return status
+
+        def tinymls_context_close(self, handle: Any) -> Any:
+            self.log("close")
+            status = self.real.tinymls_context_close(handle)
+            closed.set()
+            return status
+
+        def tinymls_context_free(self, handle: Any) -> None:
+            self.log("free")
+            self.real.tinymls_context_free(handle)
+
+    lib = Lib(context_module._lib)
+    monkeypatch.setattr(context_module, "_lib", lib)
+    caught: list[BaseException] = []
+
+    def encrypt() -> None:
+        try:
+            ctx.encrypt(b"in flight")
+        except BaseException as e:
+            caught.append(e)
+
+    worker = threading.Thread(target=encrypt)
+    worker.start()
+    assert entered.wait(60)
+    closer = threading.Thread(target=ctx.close)
+    closer.start()
+    assert closed.wait(60)
+    closer.join(0.2)
+    # close() zeroized at once, but does not free while the encrypt is inside the library.
+    assert closer.is_alive()
+    assert lib.events == ["encrypt-enter", "close"]
+    with pytest.raises(tinymls.ClosedError):
+        ctx.encrypt(b"new call after close started")
+    release.set()
+    worker.join()
+    closer.join()
+    assert lib.events == ["encrypt-enter", "close", "encrypt-exit", "free"]
+    # The call racing with close saw CLOSED from the library.
+    assert len(caught) == 1 and isinstance(caught[0], tinymls.ClosedError)
+
+
+def test_close_while_many_threads_encrypt() -> None:
+    ctx = tinymls.Context.new()
+    counts = [0] * THREADS
+    outcomes: list[BaseException | None] = [None] * THREADS
+    warmed = threading.Barrier(THREADS + 1, timeout=60)
+
+    def worker(t: int) -> None:
+        try:
+            while True:
+                ctx.encrypt(b"payload" * 20)
+                counts[t] += 1
+                if counts[t] == 10:
+                    warmed.wait()
+        except BaseException as e:
+            outcomes[t] = e
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(THREADS)]
+    for th in threads:
+        th.start()
+    warmed.wait()
+    ctx.close()
+    for th in threads:
+        th.join()
+    assert all(isinstance(o, tinymls.ClosedError) for o in outcomes), outcomes
+    assert all(c >= 10 for c in counts)
+    assert not ctx._finalizer.alive and ctx._handle is None
+
+
+def test_close_from_many_threads_frees_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    frees: list[int] = []
+
+    class Lib(Interposer):
+        def tinymls_context_free(self, handle: Any) -> None:
+            frees.append(ctypes.cast(handle, ctypes.c_void_p).value or 0)
+            self.real.tinymls_context_free(handle)
+
+    monkeypatch.setattr(context_module, "_lib", Lib(context_module._lib))
+    ctx = tinymls.Context.new()
+    go = threading.Barrier(THREADS)
+
+    def close() -> None:
+        go.wait()
+        ctx.close()
+
+    threads = [threading.Thread(target=close) for _ in range(THREADS)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(frees) == 1 and frees[0] != 0

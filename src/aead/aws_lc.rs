@@ -1,0 +1,61 @@
+//! AES-256-GCM through aws-lc-rs.
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+
+use super::{AeadKey, NONCE_LEN, TAG_LEN};
+use crate::error::{Error, Result};
+use crate::secret::Secret32;
+
+/// An aws-lc AES-256-GCM key (the expanded schedule lives in aws-lc's heap
+/// and is cleansed when freed).
+pub struct Key(LessSafeKey);
+
+impl AeadKey for Key {
+    fn new(key: &Secret32) -> Self {
+        let unbound = UnboundKey::new(&AES_256_GCM, key.expose())
+            .expect("a 32-byte key is always valid for AES-256-GCM");
+        Key(LessSafeKey::new(unbound))
+    }
+
+    #[inline]
+    fn seal(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+        ciphertext: &mut [u8],
+    ) -> Result<[u8; TAG_LEN]> {
+        let mut tag = [0u8; TAG_LEN];
+        self.0
+            .seal_out_of_place_scatter(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(aad),
+                plaintext,
+                ciphertext,
+                &[],
+                &mut tag,
+            )
+            .map_err(|_| Error::InvalidArgument)?;
+        Ok(tag)
+    }
+
+    #[inline]
+    fn open(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; TAG_LEN],
+        plaintext: &mut [u8],
+    ) -> Result<()> {
+        self.0
+            .open_separate_gather(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(aad),
+                ciphertext,
+                tag,
+                plaintext,
+            )
+            .map_err(|_| Error::Auth)
+    }
+}

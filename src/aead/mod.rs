@@ -1,0 +1,67 @@
+//! The AEAD (AES-256-GCM) behind one small interface, with two backends
+//! chosen at build time:
+//!
+//! * `aws-lc` (default): aws-lc-rs, hardware AES-GCM at memory speed;
+//! * `rust-crypto`: RustCrypto's pure-Rust `aes-gcm` (constant-time AES-NI/CLMUL
+//!   code paths where the CPU has them). It wins if both features are on.
+//!
+//! Both keep their expanded key schedule inside the key object and clear it
+//! when the key is dropped (aws-lc frees it with `OPENSSL_free`, which
+//! cleanses; `aes`/`ghash` are built with their `zeroize` features).
+
+use crate::error::Result;
+use crate::secret::Secret32;
+
+/// GCM tag length.
+pub const TAG_LEN: usize = 16;
+/// GCM nonce length.
+pub const NONCE_LEN: usize = 12;
+
+/// One AES-256-GCM key, ready to seal and open (shared by threads).
+pub trait AeadKey: Send + Sync + Sized {
+    /// Expands a raw 256-bit key.
+    fn new(key: &Secret32) -> Self;
+    /// Encrypts `plaintext` into `ciphertext` (same length), returning the tag.
+    fn seal(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+        ciphertext: &mut [u8],
+    ) -> Result<[u8; TAG_LEN]>;
+    /// Decrypts and authenticates `ciphertext` into `plaintext` (same length).
+    /// On `Err(Auth)` the content of `plaintext` is unspecified: callers zero it.
+    fn open(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; TAG_LEN],
+        plaintext: &mut [u8],
+    ) -> Result<()>;
+}
+
+#[cfg(not(any(feature = "aws-lc", feature = "rust-crypto")))]
+compile_error!("enable an AEAD backend: feature `aws-lc` (default) or `rust-crypto`");
+
+#[cfg(all(feature = "aws-lc", not(feature = "rust-crypto")))]
+mod aws_lc;
+#[cfg(all(feature = "aws-lc", not(feature = "rust-crypto")))]
+pub use aws_lc::Key;
+
+#[cfg(feature = "rust-crypto")]
+mod rust_crypto;
+#[cfg(feature = "rust-crypto")]
+pub use rust_crypto::Key;
+
+/// The name of the backend compiled in (`"aws-lc-rs"` or `"rust-crypto"`).
+pub const BACKEND: &str = {
+    #[cfg(feature = "rust-crypto")]
+    {
+        "rust-crypto"
+    }
+    #[cfg(not(feature = "rust-crypto"))]
+    {
+        "aws-lc-rs"
+    }
+};

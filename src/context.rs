@@ -1,0 +1,898 @@
+//! A TinyMLS context: its epoch window, its senders, and the send and
+//! receive paths of SPEC §5-§7.
+//!
+//! Concurrency: the state sits behind one reader-writer lock. Encryption and
+//! decryption take it *shared*: sequence numbers and key usage are atomics,
+//! each foreign sender's replay window has its own small mutex, and the AEAD
+//! runs with only the shared lock held, so threads encrypting on one context
+//! do not serialise. Anything that changes the window (rotation, a new
+//! sender, following a peer, destruction, close) takes it exclusively and is
+//! short; the hot path only falls back to it when a deadline has passed.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use rand::{Rng, TryRngCore};
+use zeroize::Zeroizing;
+
+use crate::aead::{self, AeadKey};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::key_schedule::{self, SenderSecrets};
+use crate::maintenance;
+use crate::os;
+use crate::replay::ReplayWindow;
+use crate::secret::{Secret, Secret32};
+use crate::wire::{self, Header, HEADER_LEN, OVERHEAD};
+
+/// Group id used inside a local context (its group secret is random).
+const LOCAL_GROUP_ID: &[u8] = b"tinymls local";
+
+/// How a context's epoch chain is made (SPEC §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Random group secret and fresh OS entropy in every epoch: only this
+    /// context can read what it wrote (post-compromise security).
+    Local,
+    /// Joined from a caller's group secret and id: every member derives the
+    /// same chain and reads every other member's messages.
+    Shared,
+}
+
+/// Why an epoch became current.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RotationReason {
+    /// `rotate()` was called.
+    Manual,
+    /// `ratchet_period_ms` elapsed.
+    Period,
+    /// The key's usage reached `max_operations`.
+    Usage,
+    /// The key reached `max_key_age_ms`.
+    Age,
+    /// The current epoch reached `state_lifetime_ms` and had to be destroyed.
+    Lifetime,
+    /// A peer's authenticated message from a newer epoch was adopted.
+    Peer,
+}
+
+/// A sender's AEAD key and IV.
+struct SenderKeys {
+    key: aead::Key,
+    iv: Secret<{ key_schedule::IV_LEN }>,
+}
+
+impl SenderKeys {
+    fn derive(epoch_secret: &Secret32, sender: u64) -> Self {
+        let SenderSecrets { key, iv } = key_schedule::sender_secrets(epoch_secret, sender);
+        SenderKeys { key: aead::Key::new(&key), iv }
+    }
+
+    #[inline]
+    fn nonce(&self, seq: u64) -> [u8; aead::NONCE_LEN] {
+        key_schedule::nonce(self.iv.expose(), seq)
+    }
+}
+
+/// This context's own sending state in one epoch.
+struct OwnSender {
+    keys: SenderKeys,
+    next_seq: AtomicU64,
+    usage: AtomicU64,
+}
+
+/// A foreign sender in one epoch.
+struct Peer {
+    keys: SenderKeys,
+    replay: Option<Mutex<ReplayWindow>>,
+}
+
+/// One retained epoch.
+struct Epoch {
+    number: u32,
+    secret: Secret32,
+    /// When it became current (or was derived while following a peer).
+    since_ms: u64,
+    own: Option<Box<OwnSender>>,
+    /// Foreign senders, sorted by id.
+    peers: Vec<(u64, Box<Peer>)>,
+}
+
+impl Epoch {
+    fn new(number: u32, secret: Secret32, since_ms: u64) -> Self {
+        Epoch { number, secret, since_ms, own: None, peers: Vec::new() }
+    }
+
+    fn peer(&self, sender: u64) -> Option<&Peer> {
+        self.peers.binary_search_by_key(&sender, |(id, _)| *id).ok().map(|i| &*self.peers[i].1)
+    }
+}
+
+/// Everything a context holds, behind its lock.
+pub(crate) struct State {
+    clock: Clock,
+    cfg: Config,
+    mode: Mode,
+    closed: bool,
+    /// Set when rotation is impossible (epoch 2^32 - 1 reached).
+    exhausted: bool,
+    maintenance: bool,
+    sender_id: u64,
+    fork_generation: u64,
+    /// Contiguous epochs, oldest first; the last is current. Empty only once
+    /// closed (or if the current epoch had to be destroyed while exhausted).
+    epochs: VecDeque<Epoch>,
+    period_deadline: u64,
+    key_age_deadline: u64,
+    /// Earliest of the period, key-age and lifetime deadlines: before it, no
+    /// timing rule needs the exclusive lock.
+    next_deadline: u64,
+    last_rotation_ms: Option<u64>,
+    created_ms: u64,
+    rotations: u64,
+}
+
+/// The shared, lockable state of a context (what the maintenance thread sees).
+pub(crate) type Shared = RwLock<State>;
+
+/// A TinyMLS context. `Send + Sync`: share it between threads with an `Arc`
+/// (or by reference); every method may be called from many threads at once.
+/// Dropping it closes it (zeroizing every key) and removes it from the
+/// maintenance thread's books.
+pub struct Context {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Context>();
+    assert_send_sync::<Shared>();
+};
+
+/// Builds contexts with a non-default clock or without the maintenance
+/// thread (tests, or an application that drives [`Context::run_maintenance`]
+/// itself).
+#[derive(Clone, Debug, Default)]
+pub struct ContextBuilder {
+    cfg: Config,
+    clock: Clock,
+    manual_maintenance: bool,
+}
+
+impl ContextBuilder {
+    /// The configuration (validated when the context is built).
+    pub fn config(mut self, cfg: Config) -> Self {
+        self.cfg = cfg;
+        self
+    }
+
+    /// The clock every timing rule reads.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Leave the context out of the maintenance thread's queue: nothing
+    /// happens to it between calls unless [`Context::run_maintenance`] is
+    /// called. Rotation and destruction still happen lazily on every call.
+    pub fn manual_maintenance(mut self) -> Self {
+        self.manual_maintenance = true;
+        self
+    }
+
+    /// A local context (random group secret, fresh entropy every epoch).
+    pub fn local(self) -> Result<Context> {
+        let mut group_secret = Zeroizing::new([0u8; 32]);
+        fill_random(&mut group_secret[..])?;
+        let secret = key_schedule::initial_epoch_secret(&group_secret[..], LOCAL_GROUP_ID)?;
+        self.build(Mode::Local, secret)
+    }
+
+    /// A shared context joined to `group_secret` (32..=1024 bytes) and
+    /// `group_id` (1..=255 bytes).
+    pub fn join(self, group_secret: &[u8], group_id: &[u8]) -> Result<Context> {
+        self.cfg.validate()?;
+        let secret = key_schedule::initial_epoch_secret(group_secret, group_id)?;
+        self.build(Mode::Shared, secret)
+    }
+
+    fn build(self, mode: Mode, epoch0: Secret32) -> Result<Context> {
+        self.cfg.validate()?;
+        os::install_fork_handlers();
+        let id = next_context_id();
+        let now = self.clock.now_ms();
+        let mut st = State {
+            clock: self.clock,
+            cfg: self.cfg,
+            mode,
+            closed: false,
+            exhausted: false,
+            maintenance: !self.manual_maintenance,
+            sender_id: random_u64()?,
+            fork_generation: os::fork_generation(),
+            epochs: VecDeque::with_capacity(1),
+            period_deadline: u64::MAX,
+            key_age_deadline: u64::MAX,
+            next_deadline: u64::MAX,
+            last_rotation_ms: None,
+            created_ms: now,
+            rotations: 0,
+        };
+        st.epochs.push_back(Epoch::new(0, epoch0, now));
+        st.start_timers(now);
+        let first_visit = st.visit_delay(now);
+        let shared = Arc::new(RwLock::new(st));
+        let due = if self.manual_maintenance {
+            None
+        } else {
+            maintenance::ensure_thread();
+            Some(crate::clock::system_now_ms().saturating_add(first_visit))
+        };
+        maintenance::global().register(id, Arc::downgrade(&shared), due);
+        Ok(Context { shared, id })
+    }
+}
+
+fn next_context_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Fills `buf` from the operating system's RNG.
+fn fill_random(buf: &mut [u8]) -> Result<()> {
+    rand::rngs::OsRng.try_fill_bytes(buf).map_err(|_| Error::Rng)
+}
+
+fn random_u64() -> Result<u64> {
+    let mut b = [0u8; 8];
+    fill_random(&mut b)?;
+    Ok(u64::from_ne_bytes(b))
+}
+
+/// AAD = header || app_aad, built without allocating for AAD up to 232
+/// bytes and in a reused per-thread buffer above that.
+#[inline]
+fn with_full_aad<R>(header: &[u8; HEADER_LEN], app_aad: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    const STACK: usize = 256;
+    if app_aad.is_empty() {
+        return f(header);
+    }
+    if app_aad.len() <= STACK - HEADER_LEN {
+        let mut buf = [0u8; STACK];
+        buf[..HEADER_LEN].copy_from_slice(header);
+        buf[HEADER_LEN..HEADER_LEN + app_aad.len()].copy_from_slice(app_aad);
+        return f(&buf[..HEADER_LEN + app_aad.len()]);
+    }
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            buf.extend_from_slice(header);
+            buf.extend_from_slice(app_aad);
+            let r = f(&buf);
+            if buf.capacity() > 1 << 16 {
+                *buf = Vec::new();
+            }
+            r
+        }
+        Err(_) => {
+            let mut v = Vec::with_capacity(HEADER_LEN + app_aad.len());
+            v.extend_from_slice(header);
+            v.extend_from_slice(app_aad);
+            f(&v)
+        }
+    })
+}
+
+impl State {
+    fn current(&self) -> Option<&Epoch> {
+        self.epochs.back()
+    }
+
+    fn epoch_index(&self, number: u32) -> Option<usize> {
+        let oldest = self.epochs.front()?.number;
+        let i = number.checked_sub(oldest)? as usize;
+        (i < self.epochs.len()).then_some(i)
+    }
+
+    /// Restarts the period and key-age timers: an epoch just became current.
+    fn start_timers(&mut self, now: u64) {
+        let p = self.cfg.ratchet_period_ms;
+        self.period_deadline = if p == 0 {
+            u64::MAX
+        } else {
+            let spread = p.saturating_mul(u64::from(self.cfg.rotation_jitter_pct)) / 100;
+            let offset = if spread == 0 { 0 } else { rand::rng().random_range(0..=2 * spread) };
+            now.saturating_add(p - spread).saturating_add(offset)
+        };
+        self.key_age_deadline = now.saturating_add(self.cfg.max_key_age_ms);
+        self.recompute_deadline();
+    }
+
+    fn lifetime_deadline(&self) -> u64 {
+        self.epochs.front().map_or(u64::MAX, |e| e.since_ms.saturating_add(self.cfg.state_lifetime_ms))
+    }
+
+    fn recompute_deadline(&mut self) {
+        self.next_deadline = self.period_deadline.min(self.key_age_deadline).min(self.lifetime_deadline());
+    }
+
+    /// Whether the shared-lock fast path must step aside for maintenance.
+    #[inline]
+    fn needs_attention(&self, now: u64) -> bool {
+        now >= self.next_deadline || self.fork_generation != os::fork_generation()
+    }
+
+    /// Milliseconds until the maintenance thread should look again.
+    fn visit_delay(&self, now: u64) -> u64 {
+        let exact = self.key_age_deadline.min(self.lifetime_deadline());
+        exact.saturating_sub(now).min(self.cfg.gc_interval_ms)
+    }
+
+    /// epoch n -> n+1 (SPEC §3, §7).
+    fn rotate(&mut self, now: u64, _reason: RotationReason) -> Result<()> {
+        let cur = self.current().ok_or(Error::Closed)?;
+        if cur.number == u32::MAX {
+            self.exhausted = true;
+            self.period_deadline = u64::MAX;
+            self.key_age_deadline = u64::MAX;
+            self.recompute_deadline();
+            return Err(Error::Exhausted);
+        }
+        let number = cur.number + 1;
+        let next = match self.mode {
+            Mode::Shared => key_schedule::next_epoch_secret(&cur.secret, number, &[]),
+            Mode::Local => {
+                let mut entropy = Zeroizing::new([0u8; 32]);
+                fill_random(&mut entropy[..])?;
+                key_schedule::next_epoch_secret(&cur.secret, number, &entropy[..])
+            }
+        };
+        self.epochs.push_back(Epoch::new(number, next, now));
+        self.became_current(now);
+        Ok(())
+    }
+
+    /// Bookkeeping after an epoch became current (rotation or adoption).
+    fn became_current(&mut self, now: u64) {
+        while self.epochs.len() > self.cfg.max_epochs as usize {
+            self.epochs.pop_front(); // zeroized on drop
+        }
+        self.last_rotation_ms = Some(now);
+        self.rotations += 1;
+        self.start_timers(now);
+    }
+
+    /// Applies every rule that is due at `now`: a new sender id after fork,
+    /// destruction by lifetime (rotating first if the current epoch is
+    /// concerned), rotation by key age and by period.
+    fn maintain(&mut self, now: u64) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        if self.fork_generation != os::fork_generation() {
+            self.rekey_after_fork()?;
+        }
+        let lifetime = self.cfg.state_lifetime_ms;
+        while let Some(front) = self.epochs.front() {
+            if now < front.since_ms.saturating_add(lifetime) {
+                break;
+            }
+            if self.epochs.len() == 1 {
+                if let Err(e) = self.rotate(now, RotationReason::Lifetime) {
+                    // Keys are destroyed on schedule even when they cannot
+                    // be replaced; the context is then unusable for sending.
+                    self.epochs.clear();
+                    self.recompute_deadline();
+                    return Err(e);
+                }
+            }
+            self.epochs.pop_front();
+        }
+        if !self.exhausted {
+            if now >= self.key_age_deadline {
+                self.rotate(now, RotationReason::Age)?;
+            } else if now >= self.period_deadline {
+                self.rotate(now, RotationReason::Period)?;
+            }
+        }
+        self.recompute_deadline();
+        Ok(())
+    }
+
+    /// In a forked child: a new sender id, and no own key of the parent's.
+    /// The parent's messages become a foreign sender's (replay-checked).
+    fn rekey_after_fork(&mut self) -> Result<()> {
+        self.sender_id = random_u64()?;
+        for e in self.epochs.iter_mut() {
+            e.own = None;
+        }
+        self.fork_generation = os::fork_generation();
+        maintenance::ensure_thread_if(self.maintenance);
+        Ok(())
+    }
+
+    /// Makes sure the current epoch can take a message of usage `cost`:
+    /// rotates on usage, derives the own key lazily.
+    fn prepare_send(&mut self, now: u64, cost: u64) -> Result<()> {
+        self.maintain(now)?;
+        if self.exhausted {
+            return Err(Error::Exhausted);
+        }
+        let max = self.cfg.max_operations;
+        if cost > max {
+            return Err(Error::InvalidArgument);
+        }
+        let over = match self.current().and_then(|e| e.own.as_ref()) {
+            Some(own) => own.usage.load(Ordering::Acquire) + cost > max,
+            None => false,
+        };
+        if over {
+            self.rotate(now, RotationReason::Usage)?;
+        }
+        let sender = self.sender_id;
+        let cur = self.epochs.back_mut().ok_or(Error::Exhausted)?;
+        if cur.own.is_none() {
+            cur.own = Some(Box::new(OwnSender {
+                keys: SenderKeys::derive(&cur.secret, sender),
+                next_seq: AtomicU64::new(0),
+                usage: AtomicU64::new(0),
+            }));
+        }
+        Ok(())
+    }
+}
+
+/// One visit of the maintenance thread; returns the delay until the next one,
+/// or `None` once the context is closed.
+pub(crate) fn maintain_visit(shared: &Arc<Shared>) -> Option<u64> {
+    {
+        let st = shared.read();
+        if st.closed {
+            return None;
+        }
+        let now = st.clock.now_ms();
+        if !st.needs_attention(now) {
+            return Some(st.visit_delay(now).max(1));
+        }
+    }
+    let mut st = shared.write();
+    if st.closed {
+        return None;
+    }
+    let now = st.clock.now_ms();
+    let _ = st.maintain(now);
+    // A period rotation that is due is done on this visit; its deadline is
+    // not a reason to come back sooner than gc_interval_ms.
+    Some(st.visit_delay(now).max(1))
+}
+
+impl Context {
+    /// A builder for non-default clocks or manual maintenance.
+    pub fn builder() -> ContextBuilder {
+        ContextBuilder::default()
+    }
+
+    /// A local context: random group secret, fresh OS entropy in every epoch.
+    /// Only this context (and nobody who steals a later state) can read what
+    /// it encrypts.
+    pub fn new(cfg: &Config) -> Result<Context> {
+        Context::builder().config(*cfg).local()
+    }
+
+    /// A shared context joined to a group: every member with the same
+    /// `group_secret` (32..=1024 bytes) and `group_id` (1..=255 bytes)
+    /// derives the same epochs and reads every member's messages.
+    pub fn join(group_secret: &[u8], group_id: &[u8], cfg: &Config) -> Result<Context> {
+        Context::builder().config(*cfg).join(group_secret, group_id)
+    }
+
+    /// Ciphertext length for a plaintext of `plaintext_len` bytes (`+ 40`),
+    /// or `None` past AES-GCM's message limit.
+    pub fn ciphertext_len(plaintext_len: usize) -> Option<usize> {
+        wire::ciphertext_len(plaintext_len)
+    }
+
+    fn read_open(&self) -> Result<RwLockReadGuard<'_, State>> {
+        let st = self.shared.read();
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        Ok(st)
+    }
+
+    /// Encrypts `plaintext` with `aad` into `out`, which must hold
+    /// `plaintext.len() + 40` bytes; returns the ciphertext length. Rotates
+    /// first if a rotation is due. Never allocates (but for AAD over 232
+    /// bytes, the first time on a thread).
+    pub fn encrypt(&self, plaintext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<usize> {
+        let needed = wire::ciphertext_len(plaintext.len()).ok_or(Error::InvalidArgument)?;
+        if out.len() < needed {
+            return Err(Error::BufferTooSmall { needed });
+        }
+        let out = &mut out[..needed];
+        let cost = 1 + (plaintext.len() as u64 >> 16);
+        loop {
+            {
+                let st = self.read_open()?;
+                let now = st.clock.now_ms();
+                if !st.needs_attention(now) && !st.exhausted {
+                    if let Some(cur) = st.current() {
+                        if let Some(own) = cur.own.as_deref() {
+                            let max = st.cfg.max_operations;
+                            let reserved = own
+                                .usage
+                                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                                    (u + cost <= max).then_some(u + cost)
+                                })
+                                .is_ok();
+                            if reserved {
+                                let seq = own.next_seq.fetch_add(1, Ordering::Relaxed);
+                                let header =
+                                    Header { epoch: cur.number, sender: st.sender_id, seq }.encode();
+                                let (head, rest) = out.split_at_mut(HEADER_LEN);
+                                head.copy_from_slice(&header);
+                                let (body, tag_out) = rest.split_at_mut(plaintext.len());
+                                let tag = with_full_aad(&header, aad, |full| {
+                                    own.keys.key.seal(&own.keys.nonce(seq), full, plaintext, body)
+                                })?;
+                                tag_out.copy_from_slice(&tag);
+                                return Ok(needed);
+                            }
+                        }
+                    }
+                }
+            }
+            let mut st = self.shared.write();
+            let now = st.clock.now_ms();
+            st.prepare_send(now, cost)?;
+        }
+    }
+
+    /// Encrypts into a new vector (allocates; [`Context::encrypt`] does not).
+    pub fn encrypt_to_vec(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        let n = wire::ciphertext_len(plaintext.len()).ok_or(Error::InvalidArgument)?;
+        let mut v = vec![0u8; n];
+        self.encrypt(plaintext, aad, &mut v)?;
+        Ok(v)
+    }
+
+    /// Decrypts `ciphertext` with `aad` into `out` (at least
+    /// `ciphertext.len() - 40` bytes); returns the plaintext length. On any
+    /// error but `BufferTooSmall`, `out` is zeroed. Follows a peer's newer
+    /// epoch (shared contexts) only once its message authenticates.
+    pub fn decrypt(&self, ciphertext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<usize> {
+        let parsed = match wire::parse(ciphertext) {
+            Ok(p) => p,
+            Err(e) => {
+                out.fill(0);
+                return Err(e);
+            }
+        };
+        let n = parsed.body.len();
+        if out.len() < n {
+            return Err(Error::BufferTooSmall { needed: n });
+        }
+        let r = self.decrypt_parsed(&parsed, aad, &mut out[..n]);
+        match r {
+            Ok(()) => Ok(n),
+            Err(e) => {
+                out.fill(0);
+                Err(e)
+            }
+        }
+    }
+
+    /// Decrypts into a new vector (allocates).
+    pub fn decrypt_to_vec(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        let n = ciphertext.len().saturating_sub(OVERHEAD);
+        let mut v = vec![0u8; n];
+        let len = self.decrypt(ciphertext, aad, &mut v)?;
+        v.truncate(len);
+        Ok(v)
+    }
+
+    fn decrypt_parsed(&self, p: &wire::Parsed<'_>, aad: &[u8], out: &mut [u8]) -> Result<()> {
+        let h = p.header;
+        let open = |keys: &SenderKeys, out: &mut [u8]| -> Result<()> {
+            with_full_aad(p.header_bytes, aad, |full| keys.key.open(&keys.nonce(h.seq), full, p.body, p.tag, out))
+        };
+        loop {
+            {
+                let st = self.read_open()?;
+                let now = st.clock.now_ms();
+                if !st.needs_attention(now) {
+                    let (oldest, cur) = match (st.epochs.front(), st.epochs.back()) {
+                        (Some(o), Some(c)) => (o.number, c.number),
+                        _ => return Err(Error::EpochExpired),
+                    };
+                    if h.epoch < oldest {
+                        return Err(Error::EpochExpired);
+                    }
+                    if h.epoch > cur {
+                        if st.mode == Mode::Local || h.epoch - cur > st.cfg.max_future_epochs {
+                            return Err(Error::EpochUnknown);
+                        }
+                        drop(st);
+                        match self.follow_forward(p, aad, out)? {
+                            true => return Ok(()),
+                            false => continue,
+                        }
+                    }
+                    let ep = &st.epochs[(h.epoch - oldest) as usize];
+                    if h.sender == st.sender_id {
+                        if let Some(own) = ep.own.as_deref() {
+                            // Own ciphertexts are not replay-checked (SPEC §6.3).
+                            return open(&own.keys, out);
+                        }
+                    }
+                    match ep.peer(h.sender) {
+                        Some(peer) => {
+                            if let Some(w) = &peer.replay {
+                                if !w.lock().check(h.seq) {
+                                    return Err(Error::Replay);
+                                }
+                            }
+                            open(&peer.keys, out)?;
+                            if let Some(w) = &peer.replay {
+                                if !w.lock().record(h.seq) {
+                                    return Err(Error::Replay);
+                                }
+                            }
+                            return Ok(());
+                        }
+                        None => {
+                            if ep.peers.len() >= st.cfg.max_senders as usize {
+                                return Err(Error::SenderLimit);
+                            }
+                            // Authenticate with freshly derived keys before
+                            // anything is stored: a forgery leaves no trace.
+                            let keys = SenderKeys::derive(&ep.secret, h.sender);
+                            open(&keys, out)?;
+                            drop(st);
+                            let mut st = self.shared.write();
+                            if st.closed {
+                                return Err(Error::Closed);
+                            }
+                            return st.add_peer_and_record(h.epoch, h.sender, h.seq, Some(keys));
+                        }
+                    }
+                }
+            }
+            // A deadline passed (or the process forked): maintain, retry.
+            let mut st = self.shared.write();
+            let now = st.clock.now_ms();
+            st.maintain(now)?;
+        }
+    }
+
+    /// A shared context receiving from an epoch ahead of its own: derive the
+    /// chain forward without committing, authenticate, then adopt. Returns
+    /// `Ok(false)` if the state moved meanwhile (the caller starts again).
+    fn follow_forward(&self, p: &wire::Parsed<'_>, aad: &[u8], out: &mut [u8]) -> Result<bool> {
+        let h = p.header;
+        let (base, chain) = {
+            let st = self.read_open()?;
+            let cur = st.current().ok_or(Error::EpochExpired)?;
+            if h.epoch <= cur.number {
+                return Ok(false);
+            }
+            let keep = st.cfg.max_epochs as usize;
+            let mut chain: VecDeque<Secret32> = VecDeque::with_capacity(keep.min((h.epoch - cur.number) as usize));
+            let mut n = cur.number;
+            while n < h.epoch {
+                let prev = chain.back().unwrap_or(&cur.secret);
+                let next = key_schedule::next_epoch_secret(prev, n + 1, &[]);
+                if chain.len() == keep {
+                    chain.pop_front();
+                }
+                chain.push_back(next);
+                n += 1;
+            }
+            (cur.number, chain)
+        };
+        let target = chain.back().ok_or(Error::Internal)?;
+        let keys = SenderKeys::derive(target, h.sender);
+        with_full_aad(p.header_bytes, aad, |full| keys.key.open(&keys.nonce(h.seq), full, p.body, p.tag, out))?;
+        let mut st = self.shared.write();
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        if st.current().map(|c| c.number) != Some(base) {
+            return Ok(false);
+        }
+        let now = st.clock.now_ms();
+        let first = h.epoch - chain.len() as u32 + 1;
+        for (i, secret) in chain.into_iter().enumerate() {
+            st.epochs.push_back(Epoch::new(first + i as u32, secret, now));
+        }
+        // If the chain skipped epochs it did not keep, it holds max_epochs
+        // secrets and became_current drops every older one: the window stays
+        // contiguous.
+        st.became_current(now);
+        st.add_peer_and_record(h.epoch, h.sender, h.seq, Some(keys))?;
+        Ok(true)
+    }
+
+    /// Rotates now (epoch n -> n+1). `RateLimited` inside
+    /// `min_rotation_interval_ms` of the previous rotation; `Exhausted` at
+    /// epoch 2^32 - 1.
+    pub fn rotate(&self) -> Result<()> {
+        let mut st = self.shared.write();
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        let now = st.clock.now_ms();
+        st.maintain(now)?;
+        if let Some(last) = st.last_rotation_ms {
+            if now.saturating_sub(last) < st.cfg.min_rotation_interval_ms {
+                return Err(Error::RateLimited);
+            }
+        }
+        st.rotate(now, RotationReason::Manual)
+    }
+
+    /// Closes the context: every key is zeroized now, and every later call
+    /// (or one racing with this one) returns `Closed`. A second close
+    /// returns `Closed` too.
+    pub fn close(&self) -> Result<()> {
+        let mut st = self.shared.write();
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        st.closed = true;
+        st.epochs.clear();
+        st.epochs.shrink_to_fit();
+        drop(st);
+        maintenance::global().unregister(self.id);
+        Ok(())
+    }
+
+    /// Applies every rule that is due now (what the maintenance thread does
+    /// on its visits), for contexts built with manual maintenance.
+    pub fn run_maintenance(&self) -> Result<()> {
+        let mut st = self.shared.write();
+        let now = st.clock.now_ms();
+        st.maintain(now)
+    }
+
+    /// This context's process-unique id (its key in the maintenance books).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The current epoch number.
+    pub fn current_epoch(&self) -> Result<u32> {
+        let st = self.read_open()?;
+        st.current().map(|e| e.number).ok_or(Error::Exhausted)
+    }
+
+    /// The oldest and newest retained epoch numbers.
+    pub fn retained_epochs(&self) -> Result<Option<(u32, u32)>> {
+        let st = self.read_open()?;
+        Ok(match (st.epochs.front(), st.epochs.back()) {
+            (Some(a), Some(b)) => Some((a.number, b.number)),
+            _ => None,
+        })
+    }
+
+    /// This context's sender id (changes in a forked child before its first
+    /// encryption).
+    pub fn sender_id(&self) -> Result<u64> {
+        Ok(self.read_open()?.sender_id)
+    }
+
+    /// Local or shared.
+    pub fn mode(&self) -> Mode {
+        self.shared.read().mode
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> Config {
+        self.shared.read().cfg
+    }
+
+    /// Whether `close` was called.
+    pub fn is_closed(&self) -> bool {
+        self.shared.read().closed
+    }
+
+    /// How many epochs became current since creation.
+    pub fn rotation_count(&self) -> u64 {
+        self.shared.read().rotations
+    }
+
+    /// Milliseconds since creation (on the context's clock).
+    pub fn uptime_ms(&self) -> u64 {
+        let st = self.shared.read();
+        st.clock.now_ms().saturating_sub(st.created_ms)
+    }
+
+    /// The number of foreign senders known in `epoch` (for tests and health).
+    pub fn peer_count(&self, epoch: u32) -> Result<usize> {
+        let st = self.read_open()?;
+        let i = st.epoch_index(epoch).ok_or(Error::EpochExpired)?;
+        Ok(st.epochs[i].peers.len())
+    }
+
+    /// Whether `epoch` is retained.
+    pub fn has_epoch(&self, epoch: u32) -> bool {
+        let st = self.shared.read();
+        !st.closed && st.epoch_index(epoch).is_some()
+    }
+}
+
+impl State {
+    /// Stores an authenticated sender in `epoch` (if new) and records `seq`.
+    fn add_peer_and_record(&mut self, epoch: u32, sender: u64, seq: u64, keys: Option<SenderKeys>) -> Result<()> {
+        let window = self.cfg.replay_window;
+        let max_senders = self.cfg.max_senders as usize;
+        let i = self.epoch_index(epoch).ok_or(Error::EpochExpired)?;
+        let ep = &mut self.epochs[i];
+        let at = match ep.peers.binary_search_by_key(&sender, |(id, _)| *id) {
+            Ok(at) => at,
+            Err(at) => {
+                if ep.peers.len() >= max_senders {
+                    return Err(Error::SenderLimit);
+                }
+                let keys = match keys {
+                    Some(k) => k,
+                    None => SenderKeys::derive(&ep.secret, sender),
+                };
+                let replay = (window > 0).then(|| Mutex::new(ReplayWindow::new(window)));
+                ep.peers.insert(at, (sender, Box::new(Peer { keys, replay })));
+                at
+            }
+        };
+        if let Some(w) = &ep.peers[at].1.replay {
+            if !w.lock().record(seq) {
+                return Err(Error::Replay);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        {
+            let mut st = self.shared.write();
+            st.closed = true;
+            st.epochs.clear();
+        }
+        maintenance::global().unregister(self.id);
+    }
+}
+
+impl std::fmt::Debug for Context {
+    /// Shows public facts only (never key material).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.shared.read();
+        f.debug_struct("Context")
+            .field("mode", &st.mode)
+            .field("closed", &st.closed)
+            .field("sender_id", &format_args!("{:016x}", st.sender_id))
+            .field("epochs", &(st.epochs.front().map(|e| e.number), st.epochs.back().map(|e| e.number)))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+impl Context {
+    /// Test hook: pretend the chain reached `epoch` (for exhaustion tests).
+    pub(crate) fn test_jump_to_epoch(&self, epoch: u32) {
+        let mut st = self.shared.write();
+        for e in st.epochs.iter_mut() {
+            e.number = epoch;
+        }
+        while st.epochs.len() > 1 {
+            st.epochs.pop_front();
+        }
+    }
+}

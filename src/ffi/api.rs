@@ -1,0 +1,456 @@
+//! The exported functions. Each is documented for the generated header:
+//! what it does, its NULL rules, ownership, thread-safety and statuses.
+
+use core::ffi::c_char;
+
+use super::boundary::{ffi_boundary, overlaps, slice_in, slice_out, write_out, FfiResult};
+use super::{tinymls_context, tinymls_status, TINYMLS_ABI_VERSION};
+use crate::config::Config;
+use crate::context::Context;
+use crate::error::Error;
+use crate::wire;
+
+use tinymls_status::*;
+
+fn status_of(r: FfiResult<()>) -> tinymls_status {
+    match r {
+        Ok(()) => TINYMLS_OK,
+        Err(s) => s,
+    }
+}
+
+/// # Safety
+/// `ctx` is NULL or a live handle from `tinymls_context_new/join`.
+unsafe fn context_ref<'a>(ctx: *const tinymls_context) -> FfiResult<&'a Context> {
+    if ctx.is_null() {
+        return Err(TINYMLS_ERR_NULL_POINTER);
+    }
+    // SAFETY: non-NULL; the caller promises a live handle that is not being
+    // freed concurrently (free is the one call that may not race).
+    Ok(unsafe { &(*ctx).ctx })
+}
+
+/// # Safety
+/// `cfg` is NULL or points to a readable `tinymls_config`.
+unsafe fn config_or_default(cfg: *const Config) -> Config {
+    if cfg.is_null() {
+        Config::default()
+    } else {
+        // SAFETY: non-NULL and readable by the caller's contract; `Config` is
+        // plain data, every bit pattern is a valid value (validated later).
+        unsafe { cfg.read_unaligned() }
+    }
+}
+
+fn hand_out(ctx: Context, out: *mut *mut tinymls_context) {
+    let raw = Box::into_raw(Box::new(tinymls_context { ctx }));
+    // SAFETY: `out` was checked non-NULL by the caller of this helper and is
+    // a writable `tinymls_context *` slot by the function's contract.
+    unsafe { write_out(out, raw) };
+}
+
+/// Fills `*out` with the default configuration (SPEC section 7).
+///
+/// NULL: `out` NULL is a no-op. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_config_default(out: *mut Config) {
+    ffi_boundary!((), {
+        if !out.is_null() {
+            // SAFETY: non-NULL; writable by contract (unaligned write is fine
+            // for any caller buffer).
+            unsafe { out.write_unaligned(Config::default()) };
+        }
+    })
+}
+
+/// Checks a configuration without creating a context.
+///
+/// Returns `TINYMLS_OK`, `TINYMLS_ERR_INVALID_CONFIG` for a field out of
+/// range, or `TINYMLS_ERR_NULL_POINTER` if `cfg` is NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_config_validate(cfg: *const Config) -> tinymls_status {
+    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
+        if cfg.is_null() {
+            return TINYMLS_ERR_NULL_POINTER;
+        }
+        // SAFETY: non-NULL; readable by contract.
+        let cfg = unsafe { config_or_default(cfg) };
+        match cfg.validate() {
+            Ok(()) => TINYMLS_OK,
+            Err(e) => e.into(),
+        }
+    })
+}
+
+/// Creates a *local* context: a random group secret and fresh OS entropy in
+/// every epoch, so that only this context can read what it encrypts.
+///
+/// `cfg` may be NULL for the defaults; it is copied. On success `*out`
+/// receives a handle the caller owns and releases with
+/// `tinymls_context_free`; on failure `*out` is set to NULL.
+///
+/// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`out` NULL),
+/// `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_RNG`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_context_new(cfg: *const Config, out: *mut *mut tinymls_context) -> tinymls_status {
+    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
+        if out.is_null() {
+            return TINYMLS_ERR_NULL_POINTER;
+        }
+        // SAFETY: `out` is non-NULL and writable by contract.
+        unsafe { write_out(out, core::ptr::null_mut()) };
+        // SAFETY: NULL or readable by contract.
+        let cfg = unsafe { config_or_default(cfg) };
+        match Context::new(&cfg) {
+            Ok(ctx) => {
+                hand_out(ctx, out);
+                TINYMLS_OK
+            }
+            Err(e) => e.into(),
+        }
+    })
+}
+
+/// Creates a *shared* context joined to a group: every context joined with
+/// the same `group_secret` (32..=1024 bytes) and `group_id` (1..=255 bytes)
+/// derives the same epochs, reads the others' messages and follows their
+/// epochs forward. The secret is copied and zeroized inside the library as
+/// soon as epoch 0 exists; the caller keeps (and should wipe) its own copy.
+///
+/// `cfg` may be NULL for the defaults. On success `*out` receives a handle
+/// the caller owns; on failure `*out` is set to NULL.
+///
+/// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`out`, or a pointer
+/// whose length is not 0, is NULL), `TINYMLS_ERR_INVALID_ARGUMENT` (a length
+/// out of range), `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_RNG`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_context_join(
+    group_secret: *const u8,
+    secret_len: usize,
+    group_id: *const u8,
+    group_id_len: usize,
+    cfg: *const Config,
+    out: *mut *mut tinymls_context,
+) -> tinymls_status {
+    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
+        if out.is_null() {
+            return TINYMLS_ERR_NULL_POINTER;
+        }
+        // SAFETY: `out` is non-NULL and writable by contract.
+        unsafe { write_out(out, core::ptr::null_mut()) };
+        status_of((|| {
+            // SAFETY: pointer/length pairs valid for reads by contract.
+            let secret = unsafe { slice_in(group_secret, secret_len) }?;
+            // SAFETY: as above.
+            let id = unsafe { slice_in(group_id, group_id_len) }?;
+            // SAFETY: NULL or readable by contract.
+            let cfg = unsafe { config_or_default(cfg) };
+            let ctx = Context::join(secret, id, &cfg)?;
+            hand_out(ctx, out);
+            Ok(())
+        })())
+    })
+}
+
+/// The ciphertext length for a plaintext of `plaintext_len` bytes:
+/// `plaintext_len + TINYMLS_OVERHEAD` (40), or 0 if the plaintext is longer
+/// than one message may be (AES-GCM: 2^36 - 32 bytes). Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_ciphertext_len(plaintext_len: usize) -> usize {
+    ffi_boundary!(0, { wire::ciphertext_len(plaintext_len).unwrap_or(0) })
+}
+
+/// Encrypts `pt[0..pt_len]` with the additional data `aad[0..aad_len]` into
+/// `out` under the current epoch, rotating first if a rotation is due.
+///
+/// `pt` may be NULL if `pt_len` is 0, `aad` if `aad_len` is 0. `out` needs
+/// `tinymls_ciphertext_len(pt_len)` bytes; if `out_cap` is smaller,
+/// `*out_len` receives that size and nothing else is written. `out` must not
+/// overlap `pt` or `aad`. On success `*out_len` is the ciphertext length.
+/// The caller owns every buffer.
+///
+/// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`,
+/// `TINYMLS_ERR_INVALID_ARGUMENT` (too long, or overlapping buffers),
+/// `TINYMLS_ERR_BUFFER_TOO_SMALL`, `TINYMLS_ERR_CLOSED`,
+/// `TINYMLS_ERR_EXHAUSTED`, `TINYMLS_ERR_RNG`. Thread-safe: many threads may
+/// encrypt on one context at once.
+#[no_mangle]
+pub extern "C" fn tinymls_encrypt(
+    ctx: *mut tinymls_context,
+    pt: *const u8,
+    pt_len: usize,
+    aad: *const u8,
+    aad_len: usize,
+    out: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> tinymls_status {
+    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
+        status_of((|| {
+            // SAFETY: NULL or a live handle by contract.
+            let ctx = unsafe { context_ref(ctx) }?;
+            if out_len.is_null() {
+                return Err(TINYMLS_ERR_NULL_POINTER);
+            }
+            // SAFETY: pointer/length pairs valid for reads by contract.
+            let pt_s = unsafe { slice_in(pt, pt_len) }?;
+            // SAFETY: as above.
+            let aad_s = unsafe { slice_in(aad, aad_len) }?;
+            let needed = wire::ciphertext_len(pt_len).ok_or(TINYMLS_ERR_INVALID_ARGUMENT)?;
+            if out_cap < needed {
+                // SAFETY: checked non-NULL above; writable by contract.
+                unsafe { write_out(out_len, needed) };
+                return Err(TINYMLS_ERR_BUFFER_TOO_SMALL);
+            }
+            if overlaps(out, out_cap, pt, pt_len) || overlaps(out, out_cap, aad, aad_len) {
+                return Err(TINYMLS_ERR_INVALID_ARGUMENT);
+            }
+            // SAFETY: `out` valid for `out_cap` bytes by contract, and it
+            // overlaps no input (checked above).
+            let out_s = unsafe { slice_out(out, out_cap) }?;
+            let n = ctx.encrypt(pt_s, aad_s, out_s)?;
+            // SAFETY: checked non-NULL above.
+            unsafe { write_out(out_len, n) };
+            Ok(())
+        })())
+    })
+}
+
+/// Decrypts and authenticates a TinyMLS ciphertext `ct[0..ct_len]` with the
+/// additional data `aad[0..aad_len]` into `out`.
+///
+/// `aad` may be NULL if `aad_len` is 0, `out` if `out_cap` is 0 (enough for
+/// an empty message). `out` needs `ct_len - 40` bytes; if `out_cap` is
+/// smaller, `*out_len` receives that size and nothing else is written. `out`
+/// must not overlap `ct` or `aad`. On any other failure the first `out_cap`
+/// bytes of `out` are zeroed. A newer epoch of a peer is adopted only after
+/// its message authenticates.
+///
+/// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`,
+/// `TINYMLS_ERR_INVALID_ARGUMENT`, `TINYMLS_ERR_BUFFER_TOO_SMALL`,
+/// `TINYMLS_ERR_MALFORMED`, `TINYMLS_ERR_AUTH`, `TINYMLS_ERR_REPLAY`,
+/// `TINYMLS_ERR_EPOCH_EXPIRED`, `TINYMLS_ERR_EPOCH_UNKNOWN`,
+/// `TINYMLS_ERR_SENDER_LIMIT`, `TINYMLS_ERR_CLOSED`. Thread-safe. Check the
+/// status before using `out`.
+#[no_mangle]
+pub extern "C" fn tinymls_decrypt(
+    ctx: *mut tinymls_context,
+    ct: *const u8,
+    ct_len: usize,
+    aad: *const u8,
+    aad_len: usize,
+    out: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> tinymls_status {
+    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
+        status_of((|| {
+            // SAFETY: NULL or a live handle by contract.
+            let ctx = unsafe { context_ref(ctx) }?;
+            if out_len.is_null() {
+                return Err(TINYMLS_ERR_NULL_POINTER);
+            }
+            // SAFETY: pointer/length pairs valid for reads by contract.
+            let ct_s = unsafe { slice_in(ct, ct_len) }?;
+            // SAFETY: as above.
+            let aad_s = unsafe { slice_in(aad, aad_len) }?;
+            if overlaps(out, out_cap, ct, ct_len) || overlaps(out, out_cap, aad, aad_len) {
+                return Err(TINYMLS_ERR_INVALID_ARGUMENT);
+            }
+            // SAFETY: `out` valid for `out_cap` bytes by contract, and it
+            // overlaps no input (checked above).
+            let out_s = unsafe { slice_out(out, out_cap) }?;
+            match ctx.decrypt(ct_s, aad_s, out_s) {
+                Ok(n) => {
+                    // SAFETY: checked non-NULL above.
+                    unsafe { write_out(out_len, n) };
+                    Ok(())
+                }
+                Err(Error::BufferTooSmall { needed }) => {
+                    // SAFETY: checked non-NULL above.
+                    unsafe { write_out(out_len, needed) };
+                    Err(TINYMLS_ERR_BUFFER_TOO_SMALL)
+                }
+                Err(e) => Err(e.into()),
+            }
+        })())
+    })
+}
+
+/// Rotates the context to a new epoch now.
+///
+/// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`,
+/// `TINYMLS_ERR_RATE_LIMITED` (sooner than `min_rotation_interval_ms` after
+/// the previous rotation), `TINYMLS_ERR_EXHAUSTED`, `TINYMLS_ERR_RNG`,
+/// `TINYMLS_ERR_CLOSED`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_rotate(ctx: *mut tinymls_context) -> tinymls_status {
+    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
+        status_of((|| {
+            // SAFETY: NULL or a live handle by contract.
+            let ctx = unsafe { context_ref(ctx) }?;
+            ctx.rotate()?;
+            Ok(())
+        })())
+    })
+}
+
+/// The current epoch number, into `*out_epoch`.
+///
+/// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`, `TINYMLS_ERR_CLOSED`,
+/// `TINYMLS_ERR_EXHAUSTED` (no epoch left). Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_context_epoch(ctx: *mut tinymls_context, out_epoch: *mut u32) -> tinymls_status {
+    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
+        status_of((|| {
+            // SAFETY: NULL or a live handle by contract.
+            let ctx = unsafe { context_ref(ctx) }?;
+            if out_epoch.is_null() {
+                return Err(TINYMLS_ERR_NULL_POINTER);
+            }
+            let e = ctx.current_epoch()?;
+            // SAFETY: checked non-NULL; writable by contract.
+            unsafe { write_out(out_epoch, e) };
+            Ok(())
+        })())
+    })
+}
+
+/// This context's sender id (public: it is in every ciphertext header),
+/// into `*out_sender`. It changes in a forked child before the child's first
+/// encryption.
+///
+/// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`, `TINYMLS_ERR_CLOSED`.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_context_sender_id(ctx: *mut tinymls_context, out_sender: *mut u64) -> tinymls_status {
+    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
+        status_of((|| {
+            // SAFETY: NULL or a live handle by contract.
+            let ctx = unsafe { context_ref(ctx) }?;
+            if out_sender.is_null() {
+                return Err(TINYMLS_ERR_NULL_POINTER);
+            }
+            let s = ctx.sender_id()?;
+            // SAFETY: checked non-NULL; writable by contract.
+            unsafe { write_out(out_sender, s) };
+            Ok(())
+        })())
+    })
+}
+
+/// Closes the context: every key it holds is zeroized now, and every later
+/// call on it (or one racing with this one) returns `TINYMLS_ERR_CLOSED`.
+/// The handle stays valid until `tinymls_context_free`.
+///
+/// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`, or
+/// `TINYMLS_ERR_CLOSED` if it was closed already. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_context_close(ctx: *mut tinymls_context) -> tinymls_status {
+    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
+        status_of((|| {
+            // SAFETY: NULL or a live handle by contract.
+            let ctx = unsafe { context_ref(ctx) }?;
+            ctx.close()?;
+            Ok(())
+        })())
+    })
+}
+
+/// Closes (if needed) and releases a context. NULL is a no-op.
+///
+/// Not thread-safe with other calls on the same handle: call it once, after
+/// every other call on `ctx` has returned. The handle is invalid afterwards.
+#[no_mangle]
+pub extern "C" fn tinymls_context_free(ctx: *mut tinymls_context) {
+    ffi_boundary!((), {
+        if !ctx.is_null() {
+            // SAFETY: non-NULL, created by Box::into_raw in `hand_out`, and
+            // by contract freed once with no other call in flight.
+            drop(unsafe { Box::from_raw(ctx) });
+        }
+    })
+}
+
+macro_rules! cstr {
+    ($s:expr) => {
+        concat!($s, "\0").as_ptr().cast::<c_char>()
+    };
+}
+
+/// A static, NUL-terminated English description of a status (never NULL;
+/// unknown numbers get "unknown status"). The caller must not free it.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_status_str(status: u32) -> *const c_char {
+    ffi_boundary!(cstr!("internal error"), {
+        match status {
+            0 => cstr!("success"),
+            1 => cstr!("a required pointer was NULL"),
+            2 => cstr!("a length or value is out of range"),
+            3 => cstr!("a configuration field is out of range"),
+            4 => cstr!("the output buffer is too small"),
+            5 => cstr!("not a TinyMLS v1 ciphertext or state blob"),
+            6 => cstr!("authentication failed"),
+            7 => cstr!("sequence number already seen or outside the replay window"),
+            8 => cstr!("the epoch's keys were destroyed"),
+            9 => cstr!("the epoch is ahead of what this context may derive"),
+            10 => cstr!("too many senders in one epoch"),
+            11 => cstr!("the epoch space is used up"),
+            12 => cstr!("manual rotation sooner than allowed"),
+            13 => cstr!("the context was closed"),
+            14 => cstr!("the operating system's random number generator failed"),
+            15 => cstr!("the state blob failed to unseal"),
+            16 => cstr!("internal error (a bug); the call had no effect"),
+            _ => cstr!("unknown status"),
+        }
+    })
+}
+
+/// The library version ("MAJOR.MINOR.PATCH"), static and NUL-terminated.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_version() -> *const c_char {
+    ffi_boundary!(core::ptr::null(), { cstr!(env!("CARGO_PKG_VERSION")) })
+}
+
+/// The AEAD backend compiled in ("aws-lc-rs" or "rust-crypto"), static.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_aead_backend() -> *const c_char {
+    ffi_boundary!(core::ptr::null(), {
+        if crate::aead::BACKEND == "rust-crypto" {
+            cstr!("rust-crypto")
+        } else {
+            cstr!("aws-lc-rs")
+        }
+    })
+}
+
+/// The C ABI version this library implements (`TINYMLS_ABI_VERSION` of the
+/// header it was built with). Bindings refuse a library whose number differs.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_abi_version() -> u32 {
+    ffi_boundary!(0, { TINYMLS_ABI_VERSION })
+}
+
+/// `sizeof(tinymls_config)` as this library sees it (80). Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_config_size() -> usize {
+    ffi_boundary!(0, { core::mem::size_of::<Config>() })
+}
+
+/// Test-only (built with the `test-hooks` feature, never in a release):
+/// panics inside the panic boundary, to prove that a panic comes back as
+/// `TINYMLS_ERR_INTERNAL` and the process carries on.
+#[cfg(feature = "test-hooks")]
+#[no_mangle]
+pub extern "C" fn tinymls_test_panic() -> tinymls_status {
+    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
+        if core::hint::black_box(true) {
+            panic!("tinymls_test_panic: deliberate panic inside the FFI boundary");
+        }
+        TINYMLS_OK
+    })
+}

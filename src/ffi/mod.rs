@@ -1,0 +1,121 @@
+//! The C ABI (SPEC §9), generated into `include/tinymls.h` by cbindgen.
+//!
+//! Conventions, for every function:
+//!
+//! * the body runs inside `ffi_boundary!`: a panic returns
+//!   `TINYMLS_ERR_INTERNAL` and the call has no effect;
+//! * a pointer may be NULL only together with a length of 0; NULL where a
+//!   value is required returns `TINYMLS_ERR_NULL_POINTER` before any state
+//!   is touched;
+//! * outputs come last (`out, out_cap, out_len`); `TINYMLS_ERR_BUFFER_TOO_SMALL`
+//!   writes only `*out_len` (the size needed); input and output buffers
+//!   must not overlap (`TINYMLS_ERR_INVALID_ARGUMENT`);
+//! * the only thing the caller frees is a context (`tinymls_context_free`).
+
+#![allow(non_camel_case_types)]
+
+mod api;
+mod boundary;
+
+pub use api::*;
+
+/// Status codes (stable numbers, SPEC section 9). Functions that *take* a status
+/// read it as a plain integer, so an unknown number is never undefined
+/// behaviour.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum tinymls_status {
+    /// Success.
+    TINYMLS_OK = 0,
+    /// A required pointer was NULL.
+    TINYMLS_ERR_NULL_POINTER = 1,
+    /// A length or value out of range (or overlapping buffers).
+    TINYMLS_ERR_INVALID_ARGUMENT = 2,
+    /// A config field out of range.
+    TINYMLS_ERR_INVALID_CONFIG = 3,
+    /// Output too small; `*out_len` holds the size needed.
+    TINYMLS_ERR_BUFFER_TOO_SMALL = 4,
+    /// Not a TinyMLS v1 ciphertext or state blob.
+    TINYMLS_ERR_MALFORMED = 5,
+    /// Authentication failed.
+    TINYMLS_ERR_AUTH = 6,
+    /// Sequence number already seen or outside the window.
+    TINYMLS_ERR_REPLAY = 7,
+    /// The epoch's keys were destroyed.
+    TINYMLS_ERR_EPOCH_EXPIRED = 8,
+    /// The epoch is ahead of what this context may derive.
+    TINYMLS_ERR_EPOCH_UNKNOWN = 9,
+    /// Too many foreign senders in one epoch.
+    TINYMLS_ERR_SENDER_LIMIT = 10,
+    /// The epoch space is used up.
+    TINYMLS_ERR_EXHAUSTED = 11,
+    /// Manual rotation sooner than allowed.
+    TINYMLS_ERR_RATE_LIMITED = 12,
+    /// The context was closed.
+    TINYMLS_ERR_CLOSED = 13,
+    /// The OS random number generator failed.
+    TINYMLS_ERR_RNG = 14,
+    /// A state blob failed to unseal (wrong key or tampered).
+    TINYMLS_ERR_STATE = 15,
+    /// A bug (a caught panic); the call had no effect.
+    TINYMLS_ERR_INTERNAL = 16,
+}
+
+impl tinymls_status {
+    /// The status of a number; unknown numbers map to `TINYMLS_ERR_INTERNAL`.
+    pub const fn from_code(code: u32) -> Self {
+        use tinymls_status::*;
+        match code {
+            0 => TINYMLS_OK,
+            1 => TINYMLS_ERR_NULL_POINTER,
+            2 => TINYMLS_ERR_INVALID_ARGUMENT,
+            3 => TINYMLS_ERR_INVALID_CONFIG,
+            4 => TINYMLS_ERR_BUFFER_TOO_SMALL,
+            5 => TINYMLS_ERR_MALFORMED,
+            6 => TINYMLS_ERR_AUTH,
+            7 => TINYMLS_ERR_REPLAY,
+            8 => TINYMLS_ERR_EPOCH_EXPIRED,
+            9 => TINYMLS_ERR_EPOCH_UNKNOWN,
+            10 => TINYMLS_ERR_SENDER_LIMIT,
+            11 => TINYMLS_ERR_EXHAUSTED,
+            12 => TINYMLS_ERR_RATE_LIMITED,
+            13 => TINYMLS_ERR_CLOSED,
+            14 => TINYMLS_ERR_RNG,
+            15 => TINYMLS_ERR_STATE,
+            _ => TINYMLS_ERR_INTERNAL,
+        }
+    }
+}
+
+/// An opaque context handle. Create it with `tinymls_context_new` or
+/// `tinymls_context_join`, release it with `tinymls_context_free`.
+pub struct tinymls_context {
+    pub(crate) ctx: crate::context::Context,
+}
+
+/// Version of the C ABI (layout of `tinymls_config`, function signatures,
+/// status numbers). Bindings compare it with `tinymls_abi_version()` at load.
+pub const TINYMLS_ABI_VERSION: u32 = 1;
+/// Bytes a ciphertext adds to its plaintext: 24-byte header + 16-byte tag.
+pub const TINYMLS_OVERHEAD: usize = 40;
+/// Length of the public header at the start of every ciphertext.
+pub const TINYMLS_HEADER_LEN: usize = 24;
+/// AES-256 key size (the only one).
+pub const TINYMLS_KEY_SIZE: u32 = 32;
+/// AES-GCM nonce size (the only one).
+pub const TINYMLS_NONCE_SIZE: u32 = 12;
+/// Smallest group secret accepted by `tinymls_context_join`.
+pub const TINYMLS_MIN_GROUP_SECRET_LEN: usize = 32;
+/// Largest group secret accepted by `tinymls_context_join`.
+pub const TINYMLS_MAX_GROUP_SECRET_LEN: usize = 1024;
+/// Largest group id accepted by `tinymls_context_join`.
+pub const TINYMLS_MAX_GROUP_ID_LEN: usize = 255;
+
+const _: () = {
+    assert!(TINYMLS_OVERHEAD == crate::wire::OVERHEAD);
+    assert!(TINYMLS_HEADER_LEN == crate::wire::HEADER_LEN);
+    assert!(TINYMLS_MIN_GROUP_SECRET_LEN == crate::key_schedule::MIN_GROUP_SECRET_LEN);
+    assert!(TINYMLS_MAX_GROUP_SECRET_LEN == crate::key_schedule::MAX_GROUP_SECRET_LEN);
+    assert!(TINYMLS_MAX_GROUP_ID_LEN == crate::key_schedule::MAX_GROUP_ID_LEN);
+    assert!(core::mem::size_of::<crate::config::Config>() == 80);
+};

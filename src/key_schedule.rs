@@ -1,0 +1,165 @@
+//! The key schedule of SPEC §2-§3: TLS 1.3-style labelled expansion over
+//! HKDF-SHA256, the epoch chain, and per-sender keys and IVs.
+
+use hkdf::Hkdf;
+use sha2::Sha256;
+
+use crate::error::{Error, Result};
+use crate::secret::{Secret, Secret32};
+
+/// The label prefix of TinyMLS (SPEC §2).
+pub const LABEL_PREFIX: &[u8] = b"tinymls ";
+/// Size of every secret in the schedule (SHA-256 output).
+pub const SECRET_LEN: usize = 32;
+/// AES-256 key size.
+pub const KEY_LEN: usize = 32;
+/// AES-GCM nonce size.
+pub const IV_LEN: usize = 12;
+/// Bounds on the group secret handed to `join` (SPEC §3).
+pub const MIN_GROUP_SECRET_LEN: usize = 32;
+/// See [`MIN_GROUP_SECRET_LEN`].
+pub const MAX_GROUP_SECRET_LEN: usize = 1024;
+/// Bounds on the group id (SPEC §3).
+pub const MAX_GROUP_ID_LEN: usize = 255;
+
+/// HKDF-Expand-Label with an arbitrary prefix (`"tinymls "` for TinyMLS,
+/// `"tls13 "` to check against RFC 8446/8448):
+///
+/// `HKDF-Expand(secret, u16(len(out)) || u8(len(prefix||label)) || prefix || label || u8(len(context)) || context, len(out))`
+///
+/// `secret` must be at least 32 bytes (a PRK), `prefix || label` and
+/// `context` at most 255 bytes, and `out` at most 255 * 32 bytes.
+pub fn expand_label_with_prefix(
+    prefix: &[u8],
+    secret: &[u8],
+    label: &[u8],
+    context: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    let full_label_len = prefix.len() + label.len();
+    if full_label_len > 255 || context.len() > 255 || out.len() > 255 * SECRET_LEN {
+        return Err(Error::InvalidArgument);
+    }
+    let hk = Hkdf::<Sha256>::from_prk(secret).map_err(|_| Error::InvalidArgument)?;
+    let length = (out.len() as u16).to_be_bytes();
+    hk.expand_multi_info(
+        &[
+            &length,
+            &[full_label_len as u8],
+            prefix,
+            label,
+            &[context.len() as u8],
+            context,
+        ],
+        out,
+    )
+    .map_err(|_| Error::InvalidArgument)
+}
+
+/// TinyMLS's `ExpandLabel` (SPEC §2).
+pub fn expand_label(secret: &[u8], label: &[u8], context: &[u8], out: &mut [u8]) -> Result<()> {
+    expand_label_with_prefix(LABEL_PREFIX, secret, label, context, out)
+}
+
+/// Infallible `ExpandLabel` into a 32-byte secret, for the fixed labels of the
+/// schedule (their lengths are known to be in range).
+fn expand_secret(secret: &Secret32, label: &[u8], context: &[u8]) -> Secret32 {
+    let mut out = Secret32::zero();
+    expand_label(secret.expose(), label, context, out.expose_mut())
+        .expect("fixed labels and 32-byte secrets are always in range");
+    out
+}
+
+/// `epoch_secret[0] = ExpandLabel(HKDF-Extract(0^32, group_secret), "group", group_id, 32)`.
+///
+/// The PRK lives only inside this function (zeroized before it returns).
+pub fn initial_epoch_secret(group_secret: &[u8], group_id: &[u8]) -> Result<Secret32> {
+    if !(MIN_GROUP_SECRET_LEN..=MAX_GROUP_SECRET_LEN).contains(&group_secret.len()) {
+        return Err(Error::InvalidArgument);
+    }
+    if group_id.is_empty() || group_id.len() > MAX_GROUP_ID_LEN {
+        return Err(Error::InvalidArgument);
+    }
+    let mut prk = Secret32::zero();
+    let (extracted, _) = Hkdf::<Sha256>::extract(Some(&[0u8; SECRET_LEN]), group_secret);
+    prk.expose_mut().copy_from_slice(&extracted);
+    let mut extracted = extracted;
+    zeroize::Zeroize::zeroize(extracted.as_mut_slice());
+    Ok(expand_secret(&prk, b"group", group_id))
+}
+
+/// `epoch_secret[n+1] = HKDF-Extract(salt = ExpandLabel(epoch_secret[n], "epoch upd", u32(n+1), 32), IKM = entropy)`.
+///
+/// `entropy` is empty for a shared context and 32 fresh OS bytes for a local one.
+pub fn next_epoch_secret(current: &Secret32, next_epoch: u32, entropy: &[u8]) -> Secret32 {
+    let salt = expand_secret(current, b"epoch upd", &next_epoch.to_be_bytes());
+    let (extracted, _) = Hkdf::<Sha256>::extract(Some(salt.expose()), entropy);
+    let mut next = Secret32::zero();
+    next.expose_mut().copy_from_slice(&extracted);
+    let mut extracted = extracted;
+    zeroize::Zeroize::zeroize(extracted.as_mut_slice());
+    next
+}
+
+/// One sender's key and IV in one epoch (SPEC §3), before they are handed to
+/// the AEAD. Both zeroize on drop.
+pub struct SenderSecrets {
+    /// The AES-256-GCM key.
+    pub key: Secret32,
+    /// The base IV; the nonce of `seq` is `iv XOR (0^4 || u64(seq))`.
+    pub iv: Secret<IV_LEN>,
+}
+
+/// `sender_secret = ExpandLabel(epoch_secret, "sender", u64(sender), 32)`, then
+/// `key = ExpandLabel(sender_secret, "key", "", 32)` and `iv = ExpandLabel(sender_secret, "iv", "", 12)`.
+pub fn sender_secrets(epoch_secret: &Secret32, sender: u64) -> SenderSecrets {
+    let sender_secret = expand_secret(epoch_secret, b"sender", &sender.to_be_bytes());
+    let key = expand_secret(&sender_secret, b"key", b"");
+    let mut iv = Secret::<IV_LEN>::zero();
+    expand_label(sender_secret.expose(), b"iv", b"", iv.expose_mut())
+        .expect("fixed labels are always in range");
+    SenderSecrets { key, iv }
+}
+
+/// `nonce(seq) = iv XOR (4 zero bytes || u64(seq))`.
+#[inline]
+pub fn nonce(iv: &[u8; IV_LEN], seq: u64) -> [u8; IV_LEN] {
+    let mut n = *iv;
+    for (b, s) in n[4..].iter_mut().zip(seq.to_be_bytes()) {
+        *b ^= s;
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonce_xors_the_sequence_into_the_last_eight_bytes() {
+        let iv = [0xffu8; 12];
+        let n = nonce(&iv, 0x0102_0304_0506_0708);
+        assert_eq!(n, [0xff, 0xff, 0xff, 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa, 0xf9, 0xf8, 0xf7]);
+        assert_eq!(nonce(&iv, 0), iv);
+    }
+
+    #[test]
+    fn group_inputs_out_of_range_are_rejected() {
+        assert_eq!(initial_epoch_secret(&[0; 31], b"g").err(), Some(Error::InvalidArgument));
+        assert_eq!(initial_epoch_secret(&[0; 1025], b"g").err(), Some(Error::InvalidArgument));
+        assert_eq!(initial_epoch_secret(&[0; 32], b"").err(), Some(Error::InvalidArgument));
+        assert_eq!(initial_epoch_secret(&[0; 32], &[1; 256]).err(), Some(Error::InvalidArgument));
+        assert!(initial_epoch_secret(&[0; 32], &[1; 255]).is_ok());
+        assert!(initial_epoch_secret(&[0; 1024], b"g").is_ok());
+    }
+
+    #[test]
+    fn labels_out_of_range_are_rejected() {
+        let s = [0u8; 32];
+        let mut out = [0u8; 32];
+        assert!(expand_label(&s, &[b'a'; 247], b"", &mut out).is_ok());
+        assert_eq!(expand_label(&s, &[b'a'; 248], b"", &mut out), Err(Error::InvalidArgument));
+        assert_eq!(expand_label(&s, b"x", &[0; 256], &mut out), Err(Error::InvalidArgument));
+        assert_eq!(expand_label(&s[..31], b"x", b"", &mut out), Err(Error::InvalidArgument));
+    }
+}

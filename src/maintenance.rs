@@ -1,0 +1,255 @@
+//! Maintenance: one process-wide thread that serves every live context, so
+//! that keys are rotated and destroyed on schedule even in a context nobody
+//! calls (SPEC §7). The same checks also run lazily on each call.
+//!
+//! The books ([`Registry`]) hold every live context by a weak reference: a
+//! context enters them when it is created and leaves them at once when it is
+//! closed or freed. Contexts with maintenance on also sit in a queue ordered
+//! by the time of their next visit; the thread sleeps until the first one is
+//! due. A visit runs `context::maintain_visit` and asks the
+//! context when it wants the next one (its next lifetime or key-age deadline,
+//! and at the latest `gc_interval_ms` later). Cost per visit is a lock and a
+//! few comparisons unless something is due.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Weak};
+
+use parking_lot::{ArcMutexGuard, ArcRwLockWriteGuard, Condvar, Mutex, RawMutex, RawRwLock};
+
+use crate::clock::system_now_ms;
+use crate::context::{maintain_visit, Shared, State};
+
+struct Entry {
+    ctx: Weak<Shared>,
+    /// When the next visit is due (maintainer clock), if scheduled.
+    due: Option<u64>,
+}
+
+/// The books: every live context, and the visit queue.
+#[derive(Default)]
+pub struct Registry {
+    entries: HashMap<u64, Entry>,
+    queue: BTreeSet<(u64, u64)>,
+}
+
+impl Registry {
+    fn schedule(&mut self, id: u64, due: u64) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            if let Some(old) = e.due.take() {
+                self.queue.remove(&(old, id));
+            }
+            e.due = Some(due);
+            self.queue.insert((due, id));
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some(e) = self.entries.remove(&id) {
+            if let Some(d) = e.due {
+                self.queue.remove(&(d, id));
+            }
+        }
+    }
+
+    /// Number of contexts in the books.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the books are empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of contexts waiting for a visit.
+    pub fn scheduled(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+/// A set of books with the logic to serve them. The process has one
+/// ([`global`]) served by a background thread; tests make their own and drive
+/// it with [`Maintainer::run_due`] on a fake clock.
+pub struct Maintainer {
+    reg: Arc<Mutex<Registry>>,
+    wake: Condvar,
+}
+
+impl Default for Maintainer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Maintainer {
+    /// Empty books.
+    pub fn new() -> Self {
+        Maintainer { reg: Arc::new(Mutex::new(Registry::default())), wake: Condvar::new() }
+    }
+
+    /// Adds a context; with `due = Some(t)` it is visited from time `t` on.
+    pub(crate) fn register(&self, id: u64, ctx: Weak<Shared>, due: Option<u64>) {
+        let mut reg = self.reg.lock();
+        reg.entries.insert(id, Entry { ctx, due: None });
+        if let Some(d) = due {
+            let earliest = reg.queue.first().map(|&(t, _)| t);
+            reg.schedule(id, d);
+            if earliest.is_none_or(|t| d < t) {
+                self.wake.notify_one();
+            }
+        }
+    }
+
+    /// Removes a context from the books (closed or freed).
+    pub(crate) fn unregister(&self, id: u64) {
+        self.reg.lock().remove(id);
+    }
+
+    /// Whether context `id` is in the books (and whether it is scheduled).
+    pub fn lookup(&self, id: u64) -> Option<bool> {
+        self.reg.lock().entries.get(&id).map(|e| e.due.is_some())
+    }
+
+    /// A look at the books.
+    pub fn with_registry<R>(&self, f: impl FnOnce(&Registry) -> R) -> R {
+        f(&self.reg.lock())
+    }
+
+    /// Visits every context due at `now` (this maintainer's clock) and
+    /// schedules its next visit. Returns how many were visited.
+    pub fn run_due(&self, now: u64) -> usize {
+        let due: Vec<(u64, Weak<Shared>)> = {
+            let mut reg = self.reg.lock();
+            let mut v = Vec::new();
+            while let Some(&(t, id)) = reg.queue.first() {
+                if t > now {
+                    break;
+                }
+                reg.queue.pop_first();
+                if let Some(e) = reg.entries.get_mut(&id) {
+                    e.due = None;
+                    v.push((id, e.ctx.clone()));
+                }
+            }
+            v
+        };
+        let mut next = Vec::with_capacity(due.len());
+        for (id, weak) in &due {
+            // No lock of the books is held while a context is locked.
+            if let Some(ctx) = weak.upgrade() {
+                if let Some(delay) = maintain_visit(&ctx) {
+                    next.push((*id, now.saturating_add(delay)));
+                }
+            }
+        }
+        if !next.is_empty() {
+            let mut reg = self.reg.lock();
+            for (id, t) in next {
+                reg.schedule(id, t);
+            }
+        }
+        due.len()
+    }
+
+    /// The thread's loop: sleep until the first visit is due, run it.
+    fn serve(&self) -> ! {
+        loop {
+            let now = system_now_ms();
+            let first = self.reg.lock().queue.first().map(|&(t, _)| t);
+            match first {
+                Some(t) if t <= now => {
+                    self.run_due(now);
+                }
+                _ => {
+                    let mut reg = self.reg.lock();
+                    // Re-read under the lock the condvar waits on, so that a
+                    // registration between the two locks is not missed.
+                    match reg.queue.first().map(|&(t, _)| t) {
+                        None => self.wake.wait(&mut reg),
+                        Some(t) if t > now => {
+                            let _ = self
+                                .wake
+                                .wait_for(&mut reg, std::time::Duration::from_millis(t - now));
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+static GLOBAL: LazyLock<Maintainer> = LazyLock::new(Maintainer::new);
+static THREAD_RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// The process-wide maintainer (its thread starts with the first context).
+pub fn global() -> &'static Maintainer {
+    &GLOBAL
+}
+
+/// Starts the process-wide maintenance thread unless it runs already (also
+/// in a forked child, where the parent's thread does not exist).
+pub(crate) fn ensure_thread() {
+    if THREAD_RUNNING.load(Ordering::Acquire) {
+        return;
+    }
+    if THREAD_RUNNING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("tinymls-maintenance".into())
+        .spawn(|| global().serve());
+    if spawned.is_err() {
+        // Try again on the next call; the lazy checks keep working meanwhile.
+        THREAD_RUNNING.store(false, Ordering::Release);
+    }
+}
+
+/// [`ensure_thread`] for a context that uses the thread.
+pub(crate) fn ensure_thread_if(on: bool) {
+    if on {
+        ensure_thread();
+    }
+}
+
+/// Whether the process-wide thread is running (it is after the first
+/// context with maintenance on).
+pub fn thread_running() -> bool {
+    THREAD_RUNNING.load(Ordering::Acquire)
+}
+
+type HeldLocks = (ArcMutexGuard<RawMutex, Registry>, Vec<ArcRwLockWriteGuard<RawRwLock, State>>);
+
+thread_local! {
+    static HELD_OVER_FORK: std::cell::RefCell<Option<HeldLocks>> = const { std::cell::RefCell::new(None) };
+}
+
+/// `pthread_atfork` prepare: take the books' lock, then every live context's
+/// write lock (waiting for calls in flight), so that the child starts with
+/// all of them free and consistent.
+pub(crate) fn before_fork() {
+    let reg = Mutex::lock_arc(&global().reg);
+    let mut ids: Vec<(u64, Arc<Shared>)> =
+        reg.entries.iter().filter_map(|(id, e)| e.ctx.upgrade().map(|c| (*id, c))).collect();
+    ids.sort_by_key(|(id, _)| *id);
+    let guards = ids.into_iter().map(|(_, c)| Shared::write_arc(&c)).collect();
+    HELD_OVER_FORK.with(|h| *h.borrow_mut() = Some((reg, guards)));
+}
+
+/// `pthread_atfork` parent: release what `before_fork` took.
+pub(crate) fn after_fork_parent() {
+    HELD_OVER_FORK.with(|h| drop(h.borrow_mut().take()));
+}
+
+/// `pthread_atfork` child: release the locks (the thread that holds them is
+/// this one) and note that the maintenance thread did not survive the fork.
+pub(crate) fn after_fork_child() {
+    HELD_OVER_FORK.with(|h| {
+        if let Some((reg, guards)) = h.borrow_mut().take() {
+            drop(guards);
+            drop(reg);
+        }
+    });
+    THREAD_RUNNING.store(false, Ordering::Release);
+}

@@ -1,0 +1,52 @@
+//! The operating-system layer: fork detection through `pthread_atfork`.
+//! Together with `ffi/`, the only module allowed `unsafe` (calls into libc).
+//!
+//! After `fork()` the child process must never reuse a nonce of its parent
+//! (SPEC §5). The child handler bumps a process-wide fork generation; every
+//! context compares it with the generation it last saw (one relaxed atomic
+//! load on the hot path) and, when it differs, draws a new sender id and
+//! fresh sequence numbers before its next encryption.
+//!
+//! The prepare handler also takes every context's lock (see
+//! `maintenance::before_fork`), so that no lock is copied into the child in
+//! the locked state by a thread that does not exist there.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Once;
+
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+static INSTALL: Once = Once::new();
+
+/// How many times this process's lineage has forked (0 in the original
+/// process, incremented in each child).
+#[inline]
+pub fn fork_generation() -> u64 {
+    FORK_GENERATION.load(Ordering::Relaxed)
+}
+
+extern "C" fn prepare() {
+    // A panic must not unwind into libc.
+    let _ = std::panic::catch_unwind(crate::maintenance::before_fork);
+}
+
+extern "C" fn parent() {
+    let _ = std::panic::catch_unwind(crate::maintenance::after_fork_parent);
+}
+
+extern "C" fn child() {
+    FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+    let _ = std::panic::catch_unwind(crate::maintenance::after_fork_child);
+}
+
+/// Installs the fork handlers once per process (idempotent).
+pub fn install_fork_handlers() {
+    INSTALL.call_once(|| {
+        // SAFETY: the three handlers are `extern "C"` functions with the
+        // signature pthread_atfork expects, live for the whole process (they
+        // are plain functions), and catch every panic before returning to libc.
+        let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+        // ENOMEM is the only documented failure; without the handlers a
+        // child could reuse nonces, so refuse to go on silently.
+        assert_eq!(rc, 0, "pthread_atfork failed");
+    });
+}

@@ -1,0 +1,66 @@
+//! The hot path allocates nothing: a counting global allocator sees zero
+//! allocations across steady-state encrypts and decrypts.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tinymls::{Clock, Config, Context};
+
+struct Counting;
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn steady_state_encrypt_and_decrypt_do_not_allocate() {
+    let clock = Clock::fake(0);
+    let cfg = Config { ratchet_period_ms: 0, ..Config::default() };
+    let build = || {
+        Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().join(&[5u8; 32], b"alloc").unwrap()
+    };
+    let (a, b) = (build(), build());
+    let pt = [0x11u8; 1024];
+    let aad = [0x22u8; 100];
+    let mut ct = [0u8; 1024 + 40];
+    let mut out = [0u8; 1024];
+    // Warm-up: derive the sending key and the receiver's peer entry.
+    a.encrypt(&pt, &aad, &mut ct).unwrap();
+    b.decrypt(&ct, &aad, &mut out).unwrap();
+    a.decrypt(&ct, &aad, &mut out).unwrap();
+
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..1_000 {
+        a.encrypt(&pt, &aad, &mut ct).unwrap();
+        b.decrypt(&ct, &aad, &mut out).unwrap();
+        a.decrypt(&ct, &aad, &mut out).unwrap();
+    }
+    let during = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert_eq!(out, pt);
+    assert_eq!(during, 0, "allocations on the hot path");
+
+    // The check can fail: a rotation (not the hot path) does allocate.
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    a.rotate().unwrap();
+    a.encrypt(&pt, &aad, &mut ct).unwrap();
+    assert!(ALLOCATIONS.load(Ordering::Relaxed) > before);
+}
