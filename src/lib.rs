@@ -40,6 +40,7 @@ pub mod key_schedule;
 pub mod maintenance;
 pub mod replay;
 pub mod secret;
+mod sync;
 pub mod wire;
 
 #[allow(unsafe_code)]

@@ -15,10 +15,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
 
-use parking_lot::{ArcMutexGuard, ArcRwLockWriteGuard, Condvar, Mutex, RawMutex, RawRwLock};
-
 use crate::clock::system_now_ms;
 use crate::context::{maintain_visit, Shared, State};
+use crate::os::OwnedWriteGuard;
+use crate::sync::{Condvar, Mutex, MutexGuard};
 
 struct Entry {
     ctx: Weak<Shared>,
@@ -72,7 +72,7 @@ impl Registry {
 /// ([`global`]) served by a background thread; tests make their own and drive
 /// it with [`Maintainer::run_due`] on a fake clock.
 pub struct Maintainer {
-    reg: Arc<Mutex<Registry>>,
+    reg: Mutex<Registry>,
     wake: Condvar,
 }
 
@@ -85,7 +85,7 @@ impl Default for Maintainer {
 impl Maintainer {
     /// Empty books.
     pub fn new() -> Self {
-        Maintainer { reg: Arc::new(Mutex::new(Registry::default())), wake: Condvar::new() }
+        Maintainer { reg: Mutex::new(Registry::default()), wake: Condvar::new() }
     }
 
     /// Adds a context; with `due = Some(t)` it is visited from time `t` on.
@@ -162,15 +162,13 @@ impl Maintainer {
                     self.run_due(now);
                 }
                 _ => {
-                    let mut reg = self.reg.lock();
+                    let reg = self.reg.lock();
                     // Re-read under the lock the condvar waits on, so that a
                     // registration between the two locks is not missed.
                     match reg.queue.first().map(|&(t, _)| t) {
-                        None => self.wake.wait(&mut reg),
+                        None => drop(self.wake.wait(reg, None)),
                         Some(t) if t > now => {
-                            let _ = self
-                                .wake
-                                .wait_for(&mut reg, std::time::Duration::from_millis(t - now));
+                            drop(self.wake.wait(reg, Some(std::time::Duration::from_millis(t - now))))
                         }
                         Some(_) => {}
                     }
@@ -219,7 +217,7 @@ pub fn thread_running() -> bool {
     THREAD_RUNNING.load(Ordering::Acquire)
 }
 
-type HeldLocks = (ArcMutexGuard<RawMutex, Registry>, Vec<ArcRwLockWriteGuard<RawRwLock, State>>);
+type HeldLocks = (MutexGuard<'static, Registry>, Vec<OwnedWriteGuard<State>>);
 
 thread_local! {
     static HELD_OVER_FORK: std::cell::RefCell<Option<HeldLocks>> = const { std::cell::RefCell::new(None) };
@@ -229,27 +227,33 @@ thread_local! {
 /// write lock (waiting for calls in flight), so that the child starts with
 /// all of them free and consistent.
 pub(crate) fn before_fork() {
-    let reg = Mutex::lock_arc(&global().reg);
-    let mut ids: Vec<(u64, Arc<Shared>)> =
+    let reg = global().reg.lock();
+    let mut live: Vec<(u64, Arc<Shared>)> =
         reg.entries.iter().filter_map(|(id, e)| e.ctx.upgrade().map(|c| (*id, c))).collect();
-    ids.sort_by_key(|(id, _)| *id);
-    let guards = ids.into_iter().map(|(_, c)| Shared::write_arc(&c)).collect();
+    // One global order (by id), the same in every prepare handler.
+    live.sort_by_key(|(id, _)| *id);
+    let guards = live.into_iter().map(|(_, c)| OwnedWriteGuard::lock(c)).collect();
     HELD_OVER_FORK.with(|h| *h.borrow_mut() = Some((reg, guards)));
 }
 
 /// `pthread_atfork` parent: release what `before_fork` took.
 pub(crate) fn after_fork_parent() {
-    HELD_OVER_FORK.with(|h| drop(h.borrow_mut().take()));
+    release_held();
 }
 
-/// `pthread_atfork` child: release the locks (the thread that holds them is
-/// this one) and note that the maintenance thread did not survive the fork.
+/// `pthread_atfork` child: release the locks (this thread holds them; with
+/// `std` locks, unlocking in the child wakes nobody and leaves them free)
+/// and note that the maintenance thread did not survive the fork.
 pub(crate) fn after_fork_child() {
+    release_held();
+    THREAD_RUNNING.store(false, Ordering::Release);
+}
+
+fn release_held() {
     HELD_OVER_FORK.with(|h| {
         if let Some((reg, guards)) = h.borrow_mut().take() {
             drop(guards);
             drop(reg);
         }
     });
-    THREAD_RUNNING.store(false, Ordering::Release);
 }

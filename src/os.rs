@@ -11,8 +11,11 @@
 //! `maintenance::before_fork`), so that no lock is copied into the child in
 //! the locked state by a thread that does not exist there.
 
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Once;
+use std::sync::{Arc, Once};
+
+use crate::sync::{RwLock, RwLockWriteGuard};
 
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 static INSTALL: Once = Once::new();
@@ -49,4 +52,34 @@ pub fn install_fork_handlers() {
         // child could reuse nonces, so refuse to go on silently.
         assert_eq!(rc, 0, "pthread_atfork failed");
     });
+}
+
+/// A write guard that owns the `Arc` of its lock, so that it can be kept
+/// from the `pthread_atfork` prepare handler to the parent or child handler.
+pub(crate) struct OwnedWriteGuard<T: 'static> {
+    // Dropped (unlocked) first, in `Drop`, while `_lock` still keeps the
+    // lock alive.
+    guard: ManuallyDrop<RwLockWriteGuard<'static, T>>,
+    _lock: Arc<RwLock<T>>,
+}
+
+impl<T: 'static> OwnedWriteGuard<T> {
+    /// Takes `lock` for writing (waits for the calls in flight).
+    pub(crate) fn lock(lock: Arc<RwLock<T>>) -> Self {
+        // SAFETY: the guard borrows the `RwLock` inside the `Arc`'s heap
+        // allocation, which does not move and lives as long as `_lock` holds
+        // a strong count. `_lock` is stored next to the guard and the guard
+        // is always dropped first (`Drop` below), so the borrow never
+        // outlives the lock; the `'static` lifetime is never exposed.
+        let target: &'static RwLock<T> = unsafe { &*Arc::as_ptr(&lock) };
+        OwnedWriteGuard { guard: ManuallyDrop::new(target.write()), _lock: lock }
+    }
+}
+
+impl<T: 'static> Drop for OwnedWriteGuard<T> {
+    fn drop(&mut self) {
+        // SAFETY: `guard` is dropped exactly once, here, before `_lock`
+        // (fields are dropped after this body runs).
+        unsafe { ManuallyDrop::drop(&mut self.guard) };
+    }
 }
