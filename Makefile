@@ -19,7 +19,7 @@ RELEASE_DIR  := $(CURDIR)/target/release
 TESTLIB_DIR  := $(CURDIR)/target/testhooks/release
 
 .PHONY: all lib testlib header check-header test test-rust test-rust-rustcrypto test-c \
-        test-symbols demo bench install uninstall clean lint
+        test-go test-python test-symbols demo bench install uninstall clean lint
 
 all: lib
 
@@ -46,11 +46,12 @@ check-header: $(CBINDGEN)
 	$(CBINDGEN) --quiet --config cbindgen.toml --crate tinymls --output build/tinymls.h.check
 	@diff -u include/tinymls.h build/tinymls.h.check && echo "header: include/tinymls.h is up to date"
 
-test: check-header test-rust test-rust-rustcrypto test-symbols test-c
+test: lint check-header test-rust test-rust-rustcrypto test-symbols test-c test-go test-python
 	@echo "make test: all suites passed"
 
+## Unit, vector, KAT, rotation, concurrency, fork, FFI tests (aws-lc-rs).
 test-rust:
-	$(CARGO) test --release --features test-hooks
+	$(CARGO) test --release --features test-hooks --target-dir $(CURDIR)/target/testhooks
 
 ## Every vector and the KAT again on the pure-Rust AEAD backend.
 test-rust-rustcrypto:
@@ -63,6 +64,12 @@ test-symbols: lib testlib
 
 test-c: testlib
 	$(MAKE) -C bindings/c test LIBDIR=$(TESTLIB_DIR)
+
+test-go: lib testlib
+	$(MAKE) -C bindings/go test
+
+test-python: testlib
+	$(MAKE) -C bindings/python test LIBDIR=$(TESTLIB_DIR)
 
 demo: lib
 	$(MAKE) -C bindings/c demo LIBDIR=$(RELEASE_DIR)
@@ -88,7 +95,8 @@ uninstall:
 
 lint:
 	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets --features test-hooks -- -D warnings
+	$(CARGO) clippy --release --all-targets --features test-hooks --target-dir $(CURDIR)/target/testhooks -- -D warnings
+	$(CARGO) clippy --release --all-targets --no-default-features --features rust-crypto,test-hooks --target-dir $(CURDIR)/target/rustcrypto -- -D warnings
 
 clean:
 	$(CARGO) clean

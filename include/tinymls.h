@@ -209,9 +209,11 @@ tinymls_status tinymls_encrypt(struct tinymls_context *ctx,
 // `aad` may be NULL if `aad_len` is 0, `out` if `out_cap` is 0 (enough for
 // an empty message). `out` needs `ct_len - 40` bytes; if `out_cap` is
 // smaller, `*out_len` receives that size and nothing else is written. `out`
-// must not overlap `ct` or `aad`. On any other failure the first `out_cap`
-// bytes of `out` are zeroed. A newer epoch of a peer is adopted only after
-// its message authenticates.
+// must not overlap `ct` or `aad`. Once the arguments pass those checks
+// (handle, NULL rules, overlap), any failure other than
+// `TINYMLS_ERR_BUFFER_TOO_SMALL` zeroes the first `out_cap` bytes of `out`,
+// so no unauthenticated plaintext is ever left there. A newer epoch of a
+// peer is adopted only after its message authenticates.
 //
 // Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`,
 // `TINYMLS_ERR_INVALID_ARGUMENT`, `TINYMLS_ERR_BUFFER_TOO_SMALL`,
@@ -269,12 +271,12 @@ void tinymls_context_free(struct tinymls_context *ctx);
 // Thread-safe.
 const char *tinymls_status_str(uint32_t status);
 
-// The library version ("MAJOR.MINOR.PATCH"), static and NUL-terminated.
-// Thread-safe.
+// The library version ("MAJOR.MINOR.PATCH"), static and NUL-terminated;
+// never NULL. Thread-safe.
 const char *tinymls_version(void);
 
-// The AEAD backend compiled in ("aws-lc-rs" or "rust-crypto"), static.
-// Thread-safe.
+// The AEAD backend compiled in ("aws-lc-rs" or "rust-crypto"), static and
+// NUL-terminated; never NULL. Thread-safe.
 const char *tinymls_aead_backend(void);
 
 // The C ABI version this library implements (`TINYMLS_ABI_VERSION` of the

@@ -179,14 +179,16 @@ mod tests {
             assert_eq!(c.validate(), Err(Error::InvalidConfig));
         }
         // The edges that are allowed.
-        let mut c = Config::default();
-        c.ratchet_period_ms = 0;
-        c.rotation_jitter_pct = 50;
-        c.max_epochs = 4096;
-        c.max_operations = 1 << 32;
-        c.replay_window = 0;
-        c.max_future_epochs = 1 << 20;
-        c.min_rotation_interval_ms = u64::MAX;
+        let mut c = Config {
+            ratchet_period_ms: 0,
+            rotation_jitter_pct: 50,
+            max_epochs: 4096,
+            max_operations: 1 << 32,
+            replay_window: 0,
+            max_future_epochs: 1 << 20,
+            min_rotation_interval_ms: u64::MAX,
+            ..Config::default()
+        };
         assert_eq!(c.validate(), Ok(()));
         c.replay_window = 4096;
         c.max_future_epochs = 0;

@@ -534,8 +534,7 @@ impl Context {
                                 .is_ok();
                             if reserved {
                                 let seq = own.next_seq.fetch_add(1, Ordering::Relaxed);
-                                let header =
-                                    Header { epoch: cur.number, sender: st.sender_id, seq }.encode();
+                                let header = Header { epoch: cur.number, sender: st.sender_id, seq }.encode();
                                 let (head, rest) = out.split_at_mut(HEADER_LEN);
                                 head.copy_from_slice(&header);
                                 let (body, tag_out) = rest.split_at_mut(plaintext.len());
@@ -894,5 +893,39 @@ impl Context {
         while st.epochs.len() > 1 {
             st.epochs.pop_front();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+
+    #[test]
+    fn the_last_epoch_is_usable_and_then_the_context_is_exhausted() {
+        let cfg = Config { min_rotation_interval_ms: 0, ratchet_period_ms: 0, ..Config::default() };
+        let clock = Clock::fake(1_000);
+        let b = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance();
+        let a = b.clone().join(&[9; 32], b"exhaust").unwrap();
+        let peer = b.join(&[9; 32], b"exhaust").unwrap();
+        a.test_jump_to_epoch(u32::MAX - 1);
+        peer.test_jump_to_epoch(u32::MAX - 1);
+        assert_eq!(a.rotate(), Ok(()));
+        assert_eq!(a.current_epoch(), Ok(u32::MAX));
+        let ct = a.encrypt_to_vec(b"last", b"").unwrap();
+        assert_eq!(wire::parse(&ct).unwrap().header.epoch, u32::MAX);
+        assert_eq!(a.rotate(), Err(Error::Exhausted));
+        assert_eq!(a.encrypt_to_vec(b"more", b""), Err(Error::Exhausted));
+        assert_eq!(a.rotate(), Err(Error::Exhausted), "and it stays so");
+        // The last epoch's messages are still read (the peer follows).
+        assert_eq!(peer.decrypt_to_vec(&ct, b"").unwrap(), b"last");
+        assert_eq!(peer.current_epoch(), Ok(u32::MAX));
+        assert_eq!(a.decrypt_to_vec(&ct, b"").unwrap(), b"last");
+        // Period and key-age rules no longer try to rotate; the lifetime
+        // rule still destroys the keys on schedule.
+        clock.advance(cfg.state_lifetime_ms);
+        assert_eq!(a.run_maintenance(), Err(Error::Exhausted));
+        assert_eq!(a.retained_epochs(), Ok(None));
+        assert!(peer.decrypt_to_vec(&ct, b"").is_err());
     }
 }

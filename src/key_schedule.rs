@@ -42,18 +42,8 @@ pub fn expand_label_with_prefix(
     }
     let hk = Hkdf::<Sha256>::from_prk(secret).map_err(|_| Error::InvalidArgument)?;
     let length = (out.len() as u16).to_be_bytes();
-    hk.expand_multi_info(
-        &[
-            &length,
-            &[full_label_len as u8],
-            prefix,
-            label,
-            &[context.len() as u8],
-            context,
-        ],
-        out,
-    )
-    .map_err(|_| Error::InvalidArgument)
+    hk.expand_multi_info(&[&length, &[full_label_len as u8], prefix, label, &[context.len() as u8], context], out)
+        .map_err(|_| Error::InvalidArgument)
 }
 
 /// TinyMLS's `ExpandLabel` (SPEC §2).
@@ -116,8 +106,7 @@ pub fn sender_secrets(epoch_secret: &Secret32, sender: u64) -> SenderSecrets {
     let sender_secret = expand_secret(epoch_secret, b"sender", &sender.to_be_bytes());
     let key = expand_secret(&sender_secret, b"key", b"");
     let mut iv = Secret::<IV_LEN>::zero();
-    expand_label(sender_secret.expose(), b"iv", b"", iv.expose_mut())
-        .expect("fixed labels are always in range");
+    expand_label(sender_secret.expose(), b"iv", b"", iv.expose_mut()).expect("fixed labels are always in range");
     SenderSecrets { key, iv }
 }
 

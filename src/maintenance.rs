@@ -195,9 +195,7 @@ pub(crate) fn ensure_thread() {
     if THREAD_RUNNING.swap(true, Ordering::AcqRel) {
         return;
     }
-    let spawned = std::thread::Builder::new()
-        .name("tinymls-maintenance".into())
-        .spawn(|| global().serve());
+    let spawned = std::thread::Builder::new().name("tinymls-maintenance".into()).spawn(|| global().serve());
     if spawned.is_err() {
         // Try again on the next call; the lazy checks keep working meanwhile.
         THREAD_RUNNING.store(false, Ordering::Release);

@@ -37,8 +37,12 @@ extern "C" fn parent() {
 }
 
 extern "C" fn child() {
-    FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
-    let _ = std::panic::catch_unwind(crate::maintenance::after_fork_child);
+    let _ = std::panic::catch_unwind(|| {
+        // First, so that even a failure below cannot let the child reuse
+        // the parent's sender id.
+        FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+        crate::maintenance::after_fork_child();
+    });
 }
 
 /// Installs the fork handlers once per process (idempotent).

@@ -119,6 +119,7 @@ fn decrypt_sequence_output_is_zeroed_on_failure() {
             checked += 1;
         }
     }
-    let expected_errors = kat["decrypt_sequence"].as_array().unwrap().iter().filter(|s| s.get("error").is_some()).count();
+    let expected_errors =
+        kat["decrypt_sequence"].as_array().unwrap().iter().filter(|s| s.get("error").is_some()).count();
     assert_eq!((checked, expected_errors), (12, 12));
 }

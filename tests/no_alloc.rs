@@ -35,9 +35,8 @@ static GLOBAL: Counting = Counting;
 fn steady_state_encrypt_and_decrypt_do_not_allocate() {
     let clock = Clock::fake(0);
     let cfg = Config { ratchet_period_ms: 0, ..Config::default() };
-    let build = || {
-        Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().join(&[5u8; 32], b"alloc").unwrap()
-    };
+    let build =
+        || Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().join(&[5u8; 32], b"alloc").unwrap();
     let (a, b) = (build(), build());
     let pt = [0x11u8; 1024];
     let aad = [0x22u8; 100];

@@ -12,8 +12,8 @@ pub struct Key(LessSafeKey);
 
 impl AeadKey for Key {
     fn new(key: &Secret32) -> Self {
-        let unbound = UnboundKey::new(&AES_256_GCM, key.expose())
-            .expect("a 32-byte key is always valid for AES-256-GCM");
+        let unbound =
+            UnboundKey::new(&AES_256_GCM, key.expose()).expect("a 32-byte key is always valid for AES-256-GCM");
         Key(LessSafeKey::new(unbound))
     }
 
@@ -49,13 +49,7 @@ impl AeadKey for Key {
         plaintext: &mut [u8],
     ) -> Result<()> {
         self.0
-            .open_separate_gather(
-                Nonce::assume_unique_for_key(*nonce),
-                Aad::from(aad),
-                ciphertext,
-                tag,
-                plaintext,
-            )
+            .open_separate_gather(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), ciphertext, tag, plaintext)
             .map_err(|_| Error::Auth)
     }
 }

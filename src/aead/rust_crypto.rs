@@ -25,10 +25,7 @@ impl AeadKey for Key {
         ciphertext: &mut [u8],
     ) -> Result<[u8; TAG_LEN]> {
         let buf = InOutBuf::new(plaintext, ciphertext).map_err(|_| Error::InvalidArgument)?;
-        let tag = self
-            .0
-            .encrypt_inout_detached(Nonce::from_slice(nonce), aad, buf)
-            .map_err(|_| Error::InvalidArgument)?;
+        let tag = self.0.encrypt_inout_detached(&Nonce::from(*nonce), aad, buf).map_err(|_| Error::InvalidArgument)?;
         Ok(tag.into())
     }
 
@@ -42,8 +39,6 @@ impl AeadKey for Key {
         plaintext: &mut [u8],
     ) -> Result<()> {
         let buf = InOutBuf::new(ciphertext, plaintext).map_err(|_| Error::InvalidArgument)?;
-        self.0
-            .decrypt_inout_detached(Nonce::from_slice(nonce), aad, buf, Tag::from_slice(tag))
-            .map_err(|_| Error::Auth)
+        self.0.decrypt_inout_detached(&Nonce::from(*nonce), aad, buf, &Tag::from(*tag)).map_err(|_| Error::Auth)
     }
 }

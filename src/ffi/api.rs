@@ -222,9 +222,11 @@ pub extern "C" fn tinymls_encrypt(
 /// `aad` may be NULL if `aad_len` is 0, `out` if `out_cap` is 0 (enough for
 /// an empty message). `out` needs `ct_len - 40` bytes; if `out_cap` is
 /// smaller, `*out_len` receives that size and nothing else is written. `out`
-/// must not overlap `ct` or `aad`. On any other failure the first `out_cap`
-/// bytes of `out` are zeroed. A newer epoch of a peer is adopted only after
-/// its message authenticates.
+/// must not overlap `ct` or `aad`. Once the arguments pass those checks
+/// (handle, NULL rules, overlap), any failure other than
+/// `TINYMLS_ERR_BUFFER_TOO_SMALL` zeroes the first `out_cap` bytes of `out`,
+/// so no unauthenticated plaintext is ever left there. A newer epoch of a
+/// peer is adopted only after its message authenticates.
 ///
 /// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`,
 /// `TINYMLS_ERR_INVALID_ARGUMENT`, `TINYMLS_ERR_BUFFER_TOO_SMALL`,
@@ -407,18 +409,18 @@ pub extern "C" fn tinymls_status_str(status: u32) -> *const c_char {
     })
 }
 
-/// The library version ("MAJOR.MINOR.PATCH"), static and NUL-terminated.
-/// Thread-safe.
+/// The library version ("MAJOR.MINOR.PATCH"), static and NUL-terminated;
+/// never NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_version() -> *const c_char {
-    ffi_boundary!(core::ptr::null(), { cstr!(env!("CARGO_PKG_VERSION")) })
+    ffi_boundary!(cstr!(""), { cstr!(env!("CARGO_PKG_VERSION")) })
 }
 
-/// The AEAD backend compiled in ("aws-lc-rs" or "rust-crypto"), static.
-/// Thread-safe.
+/// The AEAD backend compiled in ("aws-lc-rs" or "rust-crypto"), static and
+/// NUL-terminated; never NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_aead_backend() -> *const c_char {
-    ffi_boundary!(core::ptr::null(), {
+    ffi_boundary!(cstr!(""), {
         if crate::aead::BACKEND == "rust-crypto" {
             cstr!("rust-crypto")
         } else {

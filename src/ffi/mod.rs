@@ -13,6 +13,10 @@
 //! * the only thing the caller frees is a context (`tinymls_context_free`).
 
 #![allow(non_camel_case_types)]
+// These are C entry points (as in rustls-ffi): their pointer contracts are
+// the header's, checked at run time where they can be (NULL, lengths,
+// overlap). Rust code uses the safe `Context` API instead.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 mod api;
 mod boundary;
