@@ -39,6 +39,32 @@
 // Largest group id accepted by `tinymls_context_join`.
 #define TINYMLS_MAX_GROUP_ID_LEN 255
 
+// Level of a security event (`level` argument of the callback).
+#define TINYMLS_LOG_DEBUG 0
+
+// Lifecycle: context created or closed, rotations.
+#define TINYMLS_LOG_INFO 1
+
+// Rejected messages, forged future epochs, rejected configurations,
+// suppressed events.
+#define TINYMLS_LOG_WARN 2
+
+// Failures of the library itself.
+#define TINYMLS_LOG_ERROR 3
+
+// `tinymls_health.state`: working, nothing due.
+#define TINYMLS_HEALTH_READY 0
+
+// A rotation or destruction is due; it happens on the next call or
+// maintenance visit.
+#define TINYMLS_HEALTH_ROTATING 1
+
+// Cannot send: epoch space exhausted, or every key destroyed.
+#define TINYMLS_HEALTH_ERROR 2
+
+// Closed: every key zeroized.
+#define TINYMLS_HEALTH_CLOSED 3
+
 // Status codes (stable numbers, SPEC section 9). Functions that *take* a status
 // read it as a plain integer, so an unknown number is never undefined
 // behaviour.
@@ -129,6 +155,41 @@ typedef struct tinymls_config {
   // Foreign senders accepted per epoch (>= 1). Default 1024.
   uint32_t max_senders;
 } tinymls_config;
+
+// A security-event callback: `level` (`TINYMLS_LOG_*`), one JSON object
+// `json[0..json_len]` (UTF-8, also NUL-terminated; valid only during the
+// call), and the `user_data` given to `tinymls_set_event_callback`.
+typedef void (*tinymls_event_fn)(uint32_t level, const char *json, size_t json_len, void *user_data);
+
+// A context's health (`tinymls_context_health`). No secret in it.
+typedef struct tinymls_health {
+  // `TINYMLS_HEALTH_*`.
+  uint32_t state;
+  // Status of the last failed encrypt or decrypt (0 if none).
+  uint32_t last_error;
+  // The current epoch.
+  uint32_t current_epoch;
+  // The oldest retained epoch.
+  uint32_t oldest_epoch;
+  // How many epochs are retained.
+  uint32_t retained_epochs;
+  // Reserved (0).
+  uint32_t flags;
+  // Milliseconds since the context was created.
+  uint64_t uptime_ms;
+  // Milliseconds since the current epoch became current.
+  uint64_t key_age_ms;
+  // Successful encryptions.
+  uint64_t encrypt_count;
+  // Successful decryptions.
+  uint64_t decrypt_count;
+  // Failed encrypt and decrypt calls.
+  uint64_t error_count;
+  // Epochs that became current since creation.
+  uint64_t rotation_count;
+  // This context's sender id.
+  uint64_t sender_id;
+} tinymls_health;
 
 #ifdef __cplusplus
 extern "C" {
@@ -294,6 +355,104 @@ size_t tinymls_config_size(void);
 tinymls_status tinymls_test_panic(void);
 #endif
 
+// Writes every metric of the process (all contexts together) in the
+// Prometheus text exposition format, version 0.0.4, into
+// `out[0..out_cap]`; `*out_len` receives its length. Serve it as
+// `text/plain; version=0.0.4`. Not NUL-terminated.
+//
+// Size query: with `out_cap` too small (or `out` NULL and `out_cap` 0),
+// returns `TINYMLS_ERR_BUFFER_TOO_SMALL` with the size needed in
+// `*out_len` (the text can grow between two calls: leave some room).
+//
+// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`out_len` NULL, or
+// `out` NULL with `out_cap` > 0), `TINYMLS_ERR_BUFFER_TOO_SMALL`.
+// Thread-safe.
+tinymls_status tinymls_metrics_prometheus(uint8_t *out, size_t out_cap, size_t *out_len);
+
+// Turns metric collection on (non-zero) or off (0) for the whole process.
+// On by default. Off, encrypt and decrypt skip every counter and timer
+// (the live-context and retained-epoch gauges are always kept).
+// Thread-safe.
+void tinymls_metrics_enable(uint32_t on);
+
+// Sets the process-wide security-event callback, called for every event at
+// or above `min_level` (`TINYMLS_LOG_*`), from whichever thread caused the
+// event (including the maintenance thread), with no lock of the library
+// held: it may call TinyMLS, but must be thread-safe and quick. `cb` NULL
+// removes it. Replaces any previous callback; after this returns, the old
+// one may still finish calls already in flight.
+//
+// Events are JSON objects with `ts_ms`, `level`, `event` and, for a
+// context, its `sender_id` and group fingerprint `group` (never the group
+// id, a secret, a key, a plaintext or AAD). Kinds: `context_created`,
+// `context_closed`, `rotation`, `epoch_destroyed`, `decrypt_rejected`,
+// `forged_future_epoch`, `config_rejected`, `events_suppressed` (more
+// than 20 events of one kind in one second from one context).
+//
+// Returns `TINYMLS_OK`, `TINYMLS_ERR_INVALID_ARGUMENT` (`min_level` > 3).
+// Thread-safe.
+tinymls_status tinymls_set_event_callback(tinymls_event_fn cb, void *user_data, uint32_t min_level);
+
+// Fills `*out` with the context's health. Works on a closed context
+// (state `TINYMLS_HEALTH_CLOSED`).
+//
+// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`. Thread-safe.
+tinymls_status tinymls_context_health(struct tinymls_context *ctx, struct tinymls_health *out);
+
+// `sizeof(tinymls_health)` as this library sees it (80). Thread-safe.
+size_t tinymls_health_size(void);
+
+// Encrypts `count` messages in one call. Message `i` is `in_lens[i]` bytes
+// of `input`, the messages back to back; its AAD is `aad_lens[i]` bytes of
+// `aad`, likewise (`aad_lens` NULL: no AAD for any; `aad` may then be
+// NULL). Ciphertext `i` is written to its slot in `out`: slots are back to
+// back, slot `i` is `in_lens[i] + 40` bytes, so the output is packed.
+// `out_lens[i]` receives its length (0 if it failed) and `statuses[i]` its
+// status: one bad message does not fail the others.
+//
+// `*out_total` receives the bytes the slots need (the sum of
+// `in_lens[i] + 40`); if `out_cap` is smaller, returns
+// `TINYMLS_ERR_BUFFER_TOO_SMALL` and nothing else is written. Outputs
+// must not overlap inputs.
+//
+// Returns `TINYMLS_OK` when every message was processed (check
+// `statuses`), or, with nothing processed: `TINYMLS_ERR_NULL_POINTER`,
+// `TINYMLS_ERR_INVALID_ARGUMENT` (sizes overflow, overlap),
+// `TINYMLS_ERR_BUFFER_TOO_SMALL`. `count` 0 is `TINYMLS_OK` with
+// `*out_total` 0. Thread-safe.
+tinymls_status tinymls_encrypt_batch(struct tinymls_context *ctx,
+                                     size_t count,
+                                     const uint8_t *input,
+                                     const size_t *in_lens,
+                                     const uint8_t *aad,
+                                     const size_t *aad_lens,
+                                     uint8_t *out,
+                                     size_t out_cap,
+                                     size_t *out_lens,
+                                     tinymls_status *statuses,
+                                     size_t *out_total);
+
+// Decrypts `count` ciphertexts in one call, laid out as in
+// `tinymls_encrypt_batch`; slot `i` of `out` is `in_lens[i] - 40` bytes
+// (0 for an input shorter than 40), so the output is packed.
+// `out_lens[i]` receives plaintext `i`'s length and `statuses[i]` its
+// status (`TINYMLS_ERR_AUTH`, `TINYMLS_ERR_REPLAY`, ...); a failed slot is
+// zeroed. Messages are processed in order, so a replay inside one batch is
+// caught.
+//
+// Returns as `tinymls_encrypt_batch`. Thread-safe.
+tinymls_status tinymls_decrypt_batch(struct tinymls_context *ctx,
+                                     size_t count,
+                                     const uint8_t *input,
+                                     const size_t *in_lens,
+                                     const uint8_t *aad,
+                                     const size_t *aad_lens,
+                                     uint8_t *out,
+                                     size_t out_cap,
+                                     size_t *out_lens,
+                                     tinymls_status *statuses,
+                                     size_t *out_total);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus
@@ -314,4 +473,7 @@ TINYMLS_STATIC_ASSERT(offsetof(tinymls_config, max_operations) == 24, "tinymls_c
 TINYMLS_STATIC_ASSERT(offsetof(tinymls_config, gc_interval_ms) == 56, "tinymls_config layout");
 TINYMLS_STATIC_ASSERT(offsetof(tinymls_config, max_senders) == 72, "tinymls_config layout");
 TINYMLS_STATIC_ASSERT(sizeof(tinymls_status) == 4, "tinymls_status is 32 bits");
+TINYMLS_STATIC_ASSERT(sizeof(tinymls_health) == 80, "tinymls_health is 80 bytes");
+TINYMLS_STATIC_ASSERT(offsetof(tinymls_health, uptime_ms) == 24, "tinymls_health layout");
+TINYMLS_STATIC_ASSERT(offsetof(tinymls_health, sender_id) == 72, "tinymls_health layout");
 #endif /* TINYMLS_LAYOUT_CHECKED */

@@ -13,7 +13,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::sync::{Mutex, RwLock, RwLockReadGuard};
+use crate::events::{self, Event, Kind, Level, Limiter, Origin, Pending};
+use crate::metrics::{self, Destroyed, Op, Timer};
+use crate::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use rand::{Rng, TryRngCore};
 use zeroize::Zeroizing;
 
@@ -133,6 +135,11 @@ pub(crate) struct State {
     last_rotation_ms: Option<u64>,
     created_ms: u64,
     rotations: u64,
+    /// Public identity of the group in events (HKDF of epoch 0, 8 bytes).
+    fingerprint: u64,
+    /// Events queued under the write lock, delivered after it is released.
+    pending: Vec<Pending>,
+    limiter: Arc<Limiter>,
 }
 
 /// The shared, lockable state of a context (what the maintenance thread sees).
@@ -145,6 +152,17 @@ pub(crate) type Shared = RwLock<State>;
 pub struct Context {
     shared: Arc<Shared>,
     id: u64,
+    stats: Stats,
+}
+
+/// Per-context counters for health (outside the lock).
+#[derive(Default)]
+struct Stats {
+    encrypts: AtomicU64,
+    decrypts: AtomicU64,
+    errors: AtomicU64,
+    /// Status code of the last failed call (0 if none).
+    last_error: std::sync::atomic::AtomicU32,
 }
 
 const _: () = {
@@ -152,6 +170,49 @@ const _: () = {
     assert_send_sync::<Context>();
     assert_send_sync::<Shared>();
 };
+
+/// What [`Context::health`] reports about a context's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HealthState {
+    /// Working; nothing is due.
+    Ready = 0,
+    /// A rotation or destruction is due and happens on the next call or
+    /// maintenance visit.
+    Rotating = 1,
+    /// Cannot send: the epoch space is exhausted or every key was destroyed.
+    Error = 2,
+    /// Closed: every key zeroized.
+    Closed = 3,
+}
+
+/// A context's health, for checks and dashboards (no secret in it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Health {
+    /// See [`HealthState`].
+    pub state: HealthState,
+    /// Milliseconds since creation.
+    pub uptime_ms: u64,
+    /// The current epoch (0 once closed).
+    pub current_epoch: u32,
+    /// Milliseconds since the current epoch became current.
+    pub key_age_ms: u64,
+    /// The oldest retained epoch.
+    pub oldest_epoch: u32,
+    /// How many epochs are retained.
+    pub retained_epochs: u32,
+    /// Successful encryptions.
+    pub encrypt_count: u64,
+    /// Successful decryptions.
+    pub decrypt_count: u64,
+    /// Failed encrypt and decrypt calls.
+    pub error_count: u64,
+    /// Epochs that became current since creation.
+    pub rotation_count: u64,
+    /// Status code of the last failed call (0 if none).
+    pub last_error: u32,
+    /// This context's sender id.
+    pub sender_id: u64,
+}
 
 /// Builds contexts with a non-default clock or without the maintenance
 /// thread (tests, or an application that drives [`Context::run_maintenance`]
@@ -195,13 +256,22 @@ impl ContextBuilder {
     /// A shared context joined to `group_secret` (32..=1024 bytes) and
     /// `group_id` (1..=255 bytes).
     pub fn join(self, group_secret: &[u8], group_id: &[u8]) -> Result<Context> {
-        self.cfg.validate()?;
+        self.validate()?;
         let secret = key_schedule::initial_epoch_secret(group_secret, group_id)?;
         self.build(Mode::Shared, secret)
     }
 
+    fn validate(&self) -> Result<()> {
+        let r = self.cfg.validate();
+        if r.is_err() {
+            let field = self.cfg.first_invalid_field().unwrap_or("unknown");
+            Event::new(Kind::ConfigRejected, None).label("field", field).emit(None);
+        }
+        r
+    }
+
     fn build(self, mode: Mode, epoch0: Secret32) -> Result<Context> {
-        self.cfg.validate()?;
+        self.validate()?;
         os::install_fork_handlers();
         let id = next_context_id();
         let now = self.clock.now_ms();
@@ -221,8 +291,12 @@ impl ContextBuilder {
             last_rotation_ms: None,
             created_ms: now,
             rotations: 0,
+            fingerprint: fingerprint(&epoch0),
+            pending: Vec::new(),
+            limiter: Arc::new(Limiter::default()),
         };
         st.epochs.push_back(Epoch::new(0, epoch0, now));
+        metrics::epochs_added(1);
         st.start_timers(now);
         let first_visit = st.visit_delay(now);
         let shared = Arc::new(RwLock::new(st));
@@ -233,7 +307,60 @@ impl ContextBuilder {
             Some(crate::clock::system_now_ms().saturating_add(first_visit))
         };
         maintenance::global().register(id, Arc::downgrade(&shared), due);
-        Ok(Context { shared, id })
+        metrics::context_created();
+        let ctx = Context { shared, id, stats: Stats::default() };
+        let (origin, limiter) = ctx.origin();
+        Event::new(Kind::ContextCreated, Some(origin))
+            .label("mode", if mode == Mode::Local { "local" } else { "shared" })
+            .emit(Some(&limiter));
+        Ok(ctx)
+    }
+}
+
+/// The group's public fingerprint for events: 8 bytes of
+/// `ExpandLabel(epoch_secret[0], "fingerprint", "", 8)`.
+fn fingerprint(epoch0: &Secret32) -> u64 {
+    let mut out = [0u8; 8];
+    match key_schedule::expand_label(epoch0.expose(), b"fingerprint", b"", &mut out) {
+        Ok(()) => u64::from_be_bytes(out),
+        Err(_) => 0,
+    }
+}
+
+/// A write lock on a context's state that delivers the events queued under
+/// it once it is released (so that an event sink may call back in).
+pub(crate) struct StateWrite<'a>(Option<RwLockWriteGuard<'a, State>>);
+
+pub(crate) fn write_state(shared: &Shared) -> StateWrite<'_> {
+    StateWrite(Some(shared.write()))
+}
+
+impl std::ops::Deref for StateWrite<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.0.as_deref().expect("guard present until drop")
+    }
+}
+
+impl std::ops::DerefMut for StateWrite<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.0.as_deref_mut().expect("guard present until drop")
+    }
+}
+
+impl Drop for StateWrite<'_> {
+    fn drop(&mut self) {
+        let Some(mut g) = self.0.take() else { return };
+        if g.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut g.pending);
+        let origin = g.origin();
+        let limiter = g.limiter.clone();
+        drop(g);
+        for p in &pending {
+            p.event(origin).emit(Some(&limiter));
+        }
     }
 }
 
@@ -291,6 +418,31 @@ fn with_full_aad<R>(header: &[u8; HEADER_LEN], app_aad: &[u8], f: impl FnOnce(&[
 }
 
 impl State {
+    fn origin(&self) -> Origin {
+        Origin { sender_id: self.sender_id, fingerprint: self.fingerprint }
+    }
+
+    fn queue(&mut self, p: Pending) {
+        if events::enabled(p.kind().level()) {
+            self.pending.push(p);
+        }
+    }
+
+    /// Drops the oldest epoch (its secrets are zeroized on drop).
+    fn destroy_oldest(&mut self, reason: Destroyed) {
+        if let Some(e) = self.epochs.pop_front() {
+            metrics::epochs_destroyed(reason, 1);
+            self.queue(Pending::Destroyed { epoch: e.number, reason: metrics::destroyed_label(reason) });
+        }
+    }
+
+    /// Drops every epoch.
+    fn destroy_all(&mut self, reason: Destroyed) {
+        while !self.epochs.is_empty() {
+            self.destroy_oldest(reason);
+        }
+    }
+
     fn current(&self) -> Option<&Epoch> {
         self.epochs.back()
     }
@@ -336,7 +488,7 @@ impl State {
     }
 
     /// epoch n -> n+1 (SPEC §3, §7).
-    fn rotate(&mut self, now: u64, _reason: RotationReason) -> Result<()> {
+    fn rotate(&mut self, now: u64, reason: RotationReason) -> Result<()> {
         let cur = self.current().ok_or(Error::Closed)?;
         if cur.number == u32::MAX {
             self.exhausted = true;
@@ -355,17 +507,23 @@ impl State {
             }
         };
         self.epochs.push_back(Epoch::new(number, next, now));
-        self.became_current(now);
+        metrics::epochs_added(1);
+        self.became_current(now, reason);
         Ok(())
     }
 
     /// Bookkeeping after an epoch became current (rotation or adoption).
-    fn became_current(&mut self, now: u64) {
+    fn became_current(&mut self, now: u64, reason: RotationReason) {
         while self.epochs.len() > self.cfg.max_epochs as usize {
-            self.epochs.pop_front(); // zeroized on drop
+            self.destroy_oldest(Destroyed::Window);
         }
         self.last_rotation_ms = Some(now);
         self.rotations += 1;
+        metrics::rotation(reason);
+        if let Some(cur) = self.epochs.back() {
+            let epoch = cur.number;
+            self.queue(Pending::Rotation { epoch, reason: metrics::rotation_label(reason) });
+        }
         self.start_timers(now);
     }
 
@@ -388,12 +546,12 @@ impl State {
                 if let Err(e) = self.rotate(now, RotationReason::Lifetime) {
                     // Keys are destroyed on schedule even when they cannot
                     // be replaced; the context is then unusable for sending.
-                    self.epochs.clear();
+                    self.destroy_all(Destroyed::Lifetime);
                     self.recompute_deadline();
                     return Err(e);
                 }
             }
-            self.epochs.pop_front();
+            self.destroy_oldest(Destroyed::Lifetime);
         }
         if !self.exhausted {
             if now >= self.key_age_deadline {
@@ -462,7 +620,7 @@ pub(crate) fn maintain_visit(shared: &Arc<Shared>) -> Option<u64> {
             return Some(st.visit_delay(now).max(1));
         }
     }
-    let mut st = shared.write();
+    let mut st = write_state(shared);
     if st.closed {
         return None;
     }
@@ -512,6 +670,28 @@ impl Context {
     /// first if a rotation is due. Never allocates (but for AAD over 232
     /// bytes, the first time on a thread).
     pub fn encrypt(&self, plaintext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<usize> {
+        let timer = Timer::start();
+        let r = self.encrypt_inner(plaintext, aad, out);
+        timer.finish(Op::Encrypt, r.map(|_| ()), plaintext.len());
+        self.count(&self.stats.encrypts, r.map(|_| ()));
+        r
+    }
+
+    /// Counts a call for health: successes in `ok`, failures in `errors`.
+    #[inline]
+    fn count(&self, ok: &AtomicU64, r: Result<()>) {
+        match r {
+            Ok(()) => {
+                ok.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                self.stats.last_error.store(e.code(), Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn encrypt_inner(&self, plaintext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<usize> {
         let needed = wire::ciphertext_len(plaintext.len()).ok_or(Error::InvalidArgument)?;
         if out.len() < needed {
             return Err(Error::BufferTooSmall { needed });
@@ -548,7 +728,7 @@ impl Context {
                     }
                 }
             }
-            let mut st = self.shared.write();
+            let mut st = write_state(&self.shared);
             let now = st.clock.now_ms();
             st.prepare_send(now, cost)?;
         }
@@ -567,6 +747,44 @@ impl Context {
     /// error but `BufferTooSmall`, `out` is zeroed. Follows a peer's newer
     /// epoch (shared contexts) only once its message authenticates.
     pub fn decrypt(&self, ciphertext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<usize> {
+        let timer = Timer::start();
+        let r = self.decrypt_inner(ciphertext, aad, out);
+        let n = *r.as_ref().unwrap_or(&0);
+        timer.finish(Op::Decrypt, r.map(|_| ()), n);
+        self.count(&self.stats.decrypts, r.map(|_| ()));
+        if let Err(e) = r {
+            if events::enabled(Level::Warn) {
+                self.report_rejection(ciphertext, e);
+            }
+        }
+        r
+    }
+
+    /// A `decrypt_rejected` (or `forged_future_epoch`) event: public header
+    /// fields and the reason only.
+    #[cold]
+    fn report_rejection(&self, ciphertext: &[u8], e: Error) {
+        if matches!(e, Error::Closed | Error::BufferTooSmall { .. } | Error::InvalidArgument | Error::Internal) {
+            return;
+        }
+        let (origin, limiter, current) = {
+            let st = self.shared.read();
+            (st.origin(), st.limiter.clone(), st.current().map(|c| c.number))
+        };
+        let header = wire::parse(ciphertext).ok().map(|p| p.header);
+        let forged = e == Error::Auth && matches!((header, current), (Some(h), Some(c)) if h.epoch > c);
+        let kind = if forged { Kind::ForgedFutureEpoch } else { Kind::DecryptRejected };
+        let mut ev = Event::new(kind, Some(origin)).label("reason", metrics::result_label(Err(e)));
+        if let Some(h) = header {
+            ev = ev.num("epoch", h.epoch.into()).hex("msg_sender", h.sender).num("seq", h.seq);
+        }
+        if let Some(c) = current {
+            ev = ev.num("current_epoch", c.into());
+        }
+        ev.emit(Some(&limiter));
+    }
+
+    fn decrypt_inner(&self, ciphertext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<usize> {
         let parsed = match wire::parse(ciphertext) {
             Ok(p) => p,
             Err(e) => {
@@ -655,7 +873,7 @@ impl Context {
                             let keys = SenderKeys::derive(&ep.secret, h.sender);
                             open(&keys, out)?;
                             drop(st);
-                            let mut st = self.shared.write();
+                            let mut st = write_state(&self.shared);
                             if st.closed {
                                 return Err(Error::Closed);
                             }
@@ -665,7 +883,7 @@ impl Context {
                 }
             }
             // A deadline passed (or the process forked): maintain, retry.
-            let mut st = self.shared.write();
+            let mut st = write_state(&self.shared);
             let now = st.clock.now_ms();
             st.maintain(now)?;
         }
@@ -699,7 +917,7 @@ impl Context {
         let target = chain.back().ok_or(Error::Internal)?;
         let keys = SenderKeys::derive(target, h.sender);
         with_full_aad(p.header_bytes, aad, |full| keys.key.open(&keys.nonce(h.seq), full, p.body, p.tag, out))?;
-        let mut st = self.shared.write();
+        let mut st = write_state(&self.shared);
         if st.closed {
             return Err(Error::Closed);
         }
@@ -708,13 +926,14 @@ impl Context {
         }
         let now = st.clock.now_ms();
         let first = h.epoch - chain.len() as u32 + 1;
+        metrics::epochs_added(chain.len() as i64);
         for (i, secret) in chain.into_iter().enumerate() {
             st.epochs.push_back(Epoch::new(first + i as u32, secret, now));
         }
         // If the chain skipped epochs it did not keep, it holds max_epochs
         // secrets and became_current drops every older one: the window stays
         // contiguous.
-        st.became_current(now);
+        st.became_current(now, RotationReason::Peer);
         st.add_peer_and_record(h.epoch, h.sender, h.seq, Some(keys))?;
         Ok(true)
     }
@@ -723,7 +942,7 @@ impl Context {
     /// `min_rotation_interval_ms` of the previous rotation; `Exhausted` at
     /// epoch 2^32 - 1.
     pub fn rotate(&self) -> Result<()> {
-        let mut st = self.shared.write();
+        let mut st = write_state(&self.shared);
         if st.closed {
             return Err(Error::Closed);
         }
@@ -741,22 +960,40 @@ impl Context {
     /// (or one racing with this one) returns `Closed`. A second close
     /// returns `Closed` too.
     pub fn close(&self) -> Result<()> {
-        let mut st = self.shared.write();
+        if self.shut_down() {
+            Ok(())
+        } else {
+            Err(Error::Closed)
+        }
+    }
+
+    /// Zeroizes every key, leaves the books and reports it; false if it was
+    /// closed already.
+    fn shut_down(&self) -> bool {
+        let mut st = write_state(&self.shared);
         if st.closed {
-            return Err(Error::Closed);
+            return false;
         }
         st.closed = true;
-        st.epochs.clear();
+        st.destroy_all(Destroyed::Close);
         st.epochs.shrink_to_fit();
+        let (origin, limiter) = (st.origin(), st.limiter.clone());
         drop(st);
         maintenance::global().unregister(self.id);
-        Ok(())
+        metrics::context_gone();
+        Event::new(Kind::ContextClosed, Some(origin)).emit(Some(&limiter));
+        true
+    }
+
+    fn origin(&self) -> (Origin, Arc<Limiter>) {
+        let st = self.shared.read();
+        (st.origin(), st.limiter.clone())
     }
 
     /// Applies every rule that is due now (what the maintenance thread does
     /// on its visits), for contexts built with manual maintenance.
     pub fn run_maintenance(&self) -> Result<()> {
-        let mut st = self.shared.write();
+        let mut st = write_state(&self.shared);
         let now = st.clock.now_ms();
         st.maintain(now)
     }
@@ -820,6 +1057,36 @@ impl Context {
         Ok(st.epochs[i].peers.len())
     }
 
+    /// A health snapshot (also for a closed context: state `Closed`).
+    pub fn health(&self) -> Health {
+        let st = self.shared.read();
+        let now = st.clock.now_ms();
+        let state = if st.closed {
+            HealthState::Closed
+        } else if st.exhausted || st.epochs.is_empty() {
+            HealthState::Error
+        } else if st.needs_attention(now) {
+            HealthState::Rotating
+        } else {
+            HealthState::Ready
+        };
+        let cur = st.current();
+        Health {
+            state,
+            uptime_ms: now.saturating_sub(st.created_ms),
+            current_epoch: cur.map_or(0, |c| c.number),
+            key_age_ms: cur.map_or(0, |c| now.saturating_sub(c.since_ms)),
+            oldest_epoch: st.epochs.front().map_or(0, |e| e.number),
+            retained_epochs: st.epochs.len() as u32,
+            encrypt_count: self.stats.encrypts.load(Ordering::Relaxed),
+            decrypt_count: self.stats.decrypts.load(Ordering::Relaxed),
+            error_count: self.stats.errors.load(Ordering::Relaxed),
+            rotation_count: st.rotations,
+            last_error: self.stats.last_error.load(Ordering::Relaxed),
+            sender_id: st.sender_id,
+        }
+    }
+
     /// Whether `epoch` is retained.
     pub fn has_epoch(&self, epoch: u32) -> bool {
         let st = self.shared.read();
@@ -860,12 +1127,7 @@ impl State {
 
 impl Drop for Context {
     fn drop(&mut self) {
-        {
-            let mut st = self.shared.write();
-            st.closed = true;
-            st.epochs.clear();
-        }
-        maintenance::global().unregister(self.id);
+        self.shut_down();
     }
 }
 
@@ -886,12 +1148,12 @@ impl std::fmt::Debug for Context {
 impl Context {
     /// Test hook: pretend the chain reached `epoch` (for exhaustion tests).
     pub(crate) fn test_jump_to_epoch(&self, epoch: u32) {
-        let mut st = self.shared.write();
+        let mut st = write_state(&self.shared);
         for e in st.epochs.iter_mut() {
             e.number = epoch;
         }
         while st.epochs.len() > 1 {
-            st.epochs.pop_front();
+            st.destroy_oldest(Destroyed::Window);
         }
     }
 }

@@ -36,8 +36,10 @@ pub mod clock;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod events;
 pub mod key_schedule;
 pub mod maintenance;
+pub mod metrics;
 pub mod replay;
 pub mod secret;
 mod sync;
@@ -51,7 +53,7 @@ pub mod ffi;
 
 pub use clock::Clock;
 pub use config::Config;
-pub use context::{Context, ContextBuilder, Mode, RotationReason};
+pub use context::{Context, ContextBuilder, Health, HealthState, Mode, RotationReason};
 pub use error::{Error, Result};
 pub use wire::OVERHEAD;
 

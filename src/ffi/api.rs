@@ -12,7 +12,7 @@ use crate::wire;
 
 use tinymls_status::*;
 
-fn status_of(r: FfiResult<()>) -> tinymls_status {
+pub(super) fn status_of(r: FfiResult<()>) -> tinymls_status {
     match r {
         Ok(()) => TINYMLS_OK,
         Err(s) => s,
@@ -21,7 +21,7 @@ fn status_of(r: FfiResult<()>) -> tinymls_status {
 
 /// # Safety
 /// `ctx` is NULL or a live handle from `tinymls_context_new/join`.
-unsafe fn context_ref<'a>(ctx: *const tinymls_context) -> FfiResult<&'a Context> {
+pub(super) unsafe fn context_ref<'a>(ctx: *const tinymls_context) -> FfiResult<&'a Context> {
     if ctx.is_null() {
         return Err(TINYMLS_ERR_NULL_POINTER);
     }

@@ -20,8 +20,10 @@
 
 mod api;
 mod boundary;
+mod ops;
 
 pub use api::*;
+pub use ops::*;
 
 /// Status codes (stable numbers, SPEC section 9). Functions that *take* a status
 /// read it as a plain integer, so an unknown number is never undefined

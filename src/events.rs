@@ -1,0 +1,301 @@
+//! Structured security events: one JSON object per event, handed to one
+//! process-wide sink (a C callback through the ABI, `log/slog` in Go, the
+//! `logging` module in Python) at or above a minimum level.
+//!
+//! What an event may carry: its kind, a timestamp, the context's sender id,
+//! the group *fingerprint* (8 bytes of HKDF output under the label
+//! "fingerprint" from epoch 0's secret: the same for every member, revealing
+//! nothing about the group secret or id), epoch numbers, reasons, and the
+//! public header fields of a rejected message. Never a secret, a key, a
+//! plaintext, an AAD or a group id byte (`tests/events.rs` checks it).
+//!
+//! Events are built and delivered with no lock of the library held, so a
+//! sink may call back into TinyMLS. Floods are bounded per context and kind
+//! ([`Limiter`]): past [`BURST`] events in one second the rest are counted
+//! and reported by one `events_suppressed` event when the next second opens.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::sync::RwLock;
+
+/// Severity, ordered.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Routine detail (an epoch destroyed on schedule).
+    Debug = 0,
+    /// Lifecycle (context created or closed, rotations).
+    Info = 1,
+    /// Something an operator should look at (rejected messages, bad config).
+    Warn = 2,
+    /// A failure of the library itself.
+    Error = 3,
+}
+
+impl Level {
+    /// The level of a number (anything above 3 is `Error`).
+    pub fn from_u32(v: u32) -> Level {
+        match v {
+            0 => Level::Debug,
+            1 => Level::Info,
+            2 => Level::Warn,
+            _ => Level::Error,
+        }
+    }
+
+    /// "debug", "info", "warn", "error".
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}
+
+/// A sink: receives the level and one JSON object (no trailing newline).
+pub type Sink = Arc<dyn Fn(Level, &str) + Send + Sync>;
+
+static SINK: RwLock<Option<Sink>> = RwLock::new(None);
+/// The minimum level, or `NONE` when no sink is set (one load on hot paths).
+static MIN_LEVEL: AtomicU32 = AtomicU32::new(NONE);
+const NONE: u32 = u32::MAX;
+
+/// Sets (or with `None` removes) the process-wide sink and its minimum level.
+pub fn set_sink(sink: Option<Sink>, min_level: Level) {
+    let mut s = SINK.write();
+    let on = sink.is_some();
+    *s = sink;
+    MIN_LEVEL.store(if on { min_level as u32 } else { NONE }, Ordering::Release);
+}
+
+/// Whether an event of `level` would be delivered.
+#[inline]
+pub fn enabled(level: Level) -> bool {
+    let min = MIN_LEVEL.load(Ordering::Relaxed);
+    min != NONE && level as u32 >= min
+}
+
+fn deliver(level: Level, json: &str) {
+    let sink = SINK.read().clone();
+    if let Some(sink) = sink {
+        // A sink that panics must not take the library down with it.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(level, json)));
+    }
+}
+
+/// Event kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A context was created.
+    ContextCreated = 0,
+    /// A context was closed (or freed).
+    ContextClosed = 1,
+    /// A new epoch became current.
+    Rotation = 2,
+    /// An epoch's keys were zeroized.
+    EpochDestroyed = 3,
+    /// A message was rejected.
+    DecryptRejected = 4,
+    /// A message claimed an epoch ahead of ours and failed to authenticate.
+    ForgedFutureEpoch = 5,
+    /// A configuration was refused.
+    ConfigRejected = 6,
+}
+
+const KINDS: usize = 7;
+
+impl Kind {
+    /// The `event` field.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::ContextCreated => "context_created",
+            Kind::ContextClosed => "context_closed",
+            Kind::Rotation => "rotation",
+            Kind::EpochDestroyed => "epoch_destroyed",
+            Kind::DecryptRejected => "decrypt_rejected",
+            Kind::ForgedFutureEpoch => "forged_future_epoch",
+            Kind::ConfigRejected => "config_rejected",
+        }
+    }
+
+    /// The level it is reported at.
+    pub fn level(self) -> Level {
+        match self {
+            Kind::EpochDestroyed => Level::Debug,
+            Kind::ContextCreated | Kind::ContextClosed | Kind::Rotation => Level::Info,
+            Kind::DecryptRejected | Kind::ForgedFutureEpoch | Kind::ConfigRejected => Level::Warn,
+        }
+    }
+}
+
+/// Events of one kind allowed per context per second.
+pub const BURST: u32 = 20;
+
+/// Per-context flood control: per kind, a one-second window and a count.
+#[derive(Default)]
+pub(crate) struct Limiter {
+    window: [AtomicU64; KINDS],
+    count: [AtomicU32; KINDS],
+    suppressed: [AtomicU64; KINDS],
+}
+
+impl Limiter {
+    /// Whether to deliver an event of `kind` now; when a new second opens
+    /// after suppression, returns how many were suppressed in the last one.
+    fn admit(&self, kind: Kind, now_ms: u64) -> (bool, u64) {
+        let k = kind as usize;
+        let second = now_ms / 1000;
+        let prev = self.window[k].swap(second, Ordering::AcqRel);
+        let mut reported = 0;
+        if prev != second {
+            self.count[k].store(0, Ordering::Release);
+            reported = self.suppressed[k].swap(0, Ordering::AcqRel);
+        }
+        if self.count[k].fetch_add(1, Ordering::AcqRel) < BURST {
+            (true, reported)
+        } else {
+            self.suppressed[k].fetch_add(1, Ordering::AcqRel);
+            (false, reported)
+        }
+    }
+}
+
+/// Who an event is about: the context's public identity.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Origin {
+    pub sender_id: u64,
+    pub fingerprint: u64,
+}
+
+/// One event being built: `{"ts_ms":…,"level":…,"event":…,…}`.
+pub(crate) struct Event {
+    kind: Kind,
+    origin: Option<Origin>,
+    json: String,
+}
+
+impl Event {
+    pub(crate) fn new(kind: Kind, origin: Option<Origin>) -> Event {
+        let mut json = String::with_capacity(192);
+        start(&mut json, unix_ms(), kind.level(), kind.name(), origin);
+        Event { kind, origin, json }
+    }
+
+    pub(crate) fn num(mut self, key: &str, v: u64) -> Event {
+        let _ = write!(self.json, ",\"{key}\":{v}");
+        self
+    }
+
+    pub(crate) fn hex(mut self, key: &str, v: u64) -> Event {
+        let _ = write!(self.json, ",\"{key}\":\"{v:016x}\"");
+        self
+    }
+
+    /// A string value; only library-chosen ASCII labels are passed here.
+    pub(crate) fn label(mut self, key: &str, v: &str) -> Event {
+        self.json.push_str(",\"");
+        self.json.push_str(key);
+        self.json.push_str("\":\"");
+        for c in v.chars() {
+            match c {
+                '"' | '\\' => {
+                    self.json.push('\\');
+                    self.json.push(c)
+                }
+                c if c.is_ascii_graphic() || c == ' ' => self.json.push(c),
+                _ => self.json.push('?'),
+            }
+        }
+        self.json.push('"');
+        self
+    }
+
+    /// Delivers it (through `limiter` if given) with no lock held.
+    pub(crate) fn emit(mut self, limiter: Option<&Limiter>) {
+        let level = self.kind.level();
+        if !enabled(level) {
+            return;
+        }
+        if let Some(l) = limiter {
+            let now = unix_ms();
+            let (admit, suppressed) = l.admit(self.kind, now);
+            if suppressed > 0 && enabled(Level::Warn) {
+                let mut s = String::with_capacity(160);
+                start(&mut s, now, Level::Warn, "events_suppressed", self.origin);
+                let _ = write!(s, ",\"kind\":\"{}\",\"count\":{suppressed}}}", self.kind.name());
+                deliver(Level::Warn, &s);
+            }
+            if !admit {
+                return;
+            }
+        }
+        self.json.push('}');
+        deliver(level, &self.json);
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn start(json: &mut String, ts: u64, level: Level, event: &str, origin: Option<Origin>) {
+    let _ = write!(json, "{{\"ts_ms\":{ts},\"level\":\"{}\",\"event\":\"{event}\"", level.name());
+    if let Some(o) = origin {
+        let _ = write!(json, ",\"sender_id\":\"{:016x}\",\"group\":\"{:016x}\"", o.sender_id, o.fingerprint);
+    }
+}
+
+/// Events queued under a context's write lock, delivered after it is
+/// released (see `context::StateWrite`).
+pub(crate) enum Pending {
+    Rotation { epoch: u32, reason: &'static str },
+    Destroyed { epoch: u32, reason: &'static str },
+}
+
+impl Pending {
+    pub(crate) fn event(&self, origin: Origin) -> Event {
+        match *self {
+            Pending::Rotation { epoch, reason } => {
+                Event::new(Kind::Rotation, Some(origin)).num("epoch", epoch.into()).label("reason", reason)
+            }
+            Pending::Destroyed { epoch, reason } => {
+                Event::new(Kind::EpochDestroyed, Some(origin)).num("epoch", epoch.into()).label("reason", reason)
+            }
+        }
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        match self {
+            Pending::Rotation { .. } => Kind::Rotation,
+            Pending::Destroyed { .. } => Kind::EpochDestroyed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limiter_admits_a_burst_per_second_and_reports_the_rest() {
+        let l = Limiter::default();
+        let admitted = (0..50).filter(|_| l.admit(Kind::DecryptRejected, 5_000).0).count();
+        assert_eq!(admitted, BURST as usize);
+        // Other kinds have their own budget.
+        assert!(l.admit(Kind::Rotation, 5_000).0);
+        let (ok, suppressed) = l.admit(Kind::DecryptRejected, 6_001);
+        assert!(ok);
+        assert_eq!(suppressed, 50 - BURST as u64);
+        assert_eq!(l.admit(Kind::DecryptRejected, 6_002).1, 0, "reported once");
+    }
+
+    #[test]
+    fn labels_are_escaped() {
+        let e = Event::new(Kind::ConfigRejected, None).label("field", "a\"b\\c\n");
+        assert!(e.json.ends_with(r#""field":"a\"b\\c?""#), "{}", e.json);
+    }
+}
