@@ -14,6 +14,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// [`status`] bit: every chunk so far is locked against swapping.
+#define LOCKED 1
+
+// [`status`] bit: every chunk so far is excluded from core dumps.
+#define DONTDUMP 2
+
+// [`status`] bit: some value was too large for a slot and lives unlocked.
+#define FALLBACK 4
+
 // Version of the C ABI (layout of `tinymls_config`, function signatures,
 // status numbers). Bindings compare it with `tinymls_abi_version()` at load.
 #define TINYMLS_ABI_VERSION 1
@@ -64,6 +73,16 @@
 
 // Closed: every key zeroized.
 #define TINYMLS_HEALTH_CLOSED 3
+
+// `tinymls_health.flags`: every key page is locked against swapping.
+#define TINYMLS_HEALTH_KEYS_LOCKED 1
+
+// `tinymls_health.flags`: every key page is left out of core dumps.
+#define TINYMLS_HEALTH_KEYS_NOT_DUMPED 2
+
+// `tinymls_health.flags`: some key material lives on the ordinary heap
+// (the OS refused locked memory, or a value was too large for a slot).
+#define TINYMLS_HEALTH_KEYS_ON_HEAP 4
 
 // Status codes (stable numbers, SPEC section 9). Functions that *take* a status
 // read it as a plain integer, so an unknown number is never undefined
@@ -173,7 +192,8 @@ typedef struct tinymls_health {
   uint32_t oldest_epoch;
   // How many epochs are retained.
   uint32_t retained_epochs;
-  // Reserved (0).
+  // Key memory of the process (`TINYMLS_HEALTH_KEYS_*` bits): locked
+  // against swapping, left out of core dumps, or partly on the heap.
   uint32_t flags;
   // Milliseconds since the context was created.
   uint64_t uptime_ms;

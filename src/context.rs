@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::key_schedule::{self, SenderSecrets};
 use crate::maintenance;
-use crate::os;
+use crate::os::{self, locked::Locked};
 use crate::replay::ReplayWindow;
 use crate::secret::{Secret, Secret32};
 use crate::wire::{self, Header, HEADER_LEN, OVERHEAD};
@@ -95,17 +95,17 @@ struct Peer {
 /// One retained epoch.
 struct Epoch {
     number: u32,
-    secret: Secret32,
+    secret: Locked<Secret32>,
     /// When it became current (or was derived while following a peer).
     since_ms: u64,
-    own: Option<Box<OwnSender>>,
+    own: Option<Locked<OwnSender>>,
     /// Foreign senders, sorted by id.
-    peers: Vec<(u64, Box<Peer>)>,
+    peers: Vec<(u64, Locked<Peer>)>,
 }
 
 impl Epoch {
     fn new(number: u32, secret: Secret32, since_ms: u64) -> Self {
-        Epoch { number, secret, since_ms, own: None, peers: Vec::new() }
+        Epoch { number, secret: Locked::new(secret), since_ms, own: None, peers: Vec::new() }
     }
 
     fn peer(&self, sender: u64) -> Option<&Peer> {
@@ -212,7 +212,18 @@ pub struct Health {
     pub last_error: u32,
     /// This context's sender id.
     pub sender_id: u64,
+    /// Key memory of the process: [`KEYS_LOCKED`] | [`KEYS_NOT_DUMPED`] when
+    /// every key page is locked against swapping and left out of core dumps,
+    /// plus [`KEYS_ON_HEAP`] if some key material lives on the ordinary heap.
+    pub key_memory: u32,
 }
+
+/// [`Health::key_memory`]: key pages are locked against swapping (`mlock`).
+pub const KEYS_LOCKED: u32 = crate::os::locked::LOCKED;
+/// [`Health::key_memory`]: key pages are excluded from core dumps.
+pub const KEYS_NOT_DUMPED: u32 = crate::os::locked::DONTDUMP;
+/// [`Health::key_memory`]: some key material had to live on the ordinary heap.
+pub const KEYS_ON_HEAP: u32 = crate::os::locked::FALLBACK;
 
 /// Builds contexts with a non-default clock or without the maintenance
 /// thread (tests, or an application that drives [`Context::run_maintenance`]
@@ -597,7 +608,7 @@ impl State {
         let sender = self.sender_id;
         let cur = self.epochs.back_mut().ok_or(Error::Exhausted)?;
         if cur.own.is_none() {
-            cur.own = Some(Box::new(OwnSender {
+            cur.own = Some(Locked::new(OwnSender {
                 keys: SenderKeys::derive(&cur.secret, sender),
                 next_seq: AtomicU64::new(0),
                 usage: AtomicU64::new(0),
@@ -1084,6 +1095,7 @@ impl Context {
             rotation_count: st.rotations,
             last_error: self.stats.last_error.load(Ordering::Relaxed),
             sender_id: st.sender_id,
+            key_memory: crate::os::locked::status(),
         }
     }
 
@@ -1112,7 +1124,7 @@ impl State {
                     None => SenderKeys::derive(&ep.secret, sender),
                 };
                 let replay = (window > 0).then(|| Mutex::new(ReplayWindow::new(window)));
-                ep.peers.insert(at, (sender, Box::new(Peer { keys, replay })));
+                ep.peers.insert(at, (sender, Locked::new(Peer { keys, replay })));
                 at
             }
         };

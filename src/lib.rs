@@ -53,7 +53,9 @@ pub mod ffi;
 
 pub use clock::Clock;
 pub use config::Config;
-pub use context::{Context, ContextBuilder, Health, HealthState, Mode, RotationReason};
+pub use context::{
+    Context, ContextBuilder, Health, HealthState, Mode, RotationReason, KEYS_LOCKED, KEYS_NOT_DUMPED, KEYS_ON_HEAP,
+};
 pub use error::{Error, Result};
 pub use wire::OVERHEAD;
 

@@ -215,7 +215,8 @@ pub fn thread_running() -> bool {
     THREAD_RUNNING.load(Ordering::Acquire)
 }
 
-type HeldLocks = (MutexGuard<'static, Registry>, Vec<OwnedWriteGuard<State>>);
+type HeldLocks =
+    (MutexGuard<'static, Registry>, Vec<OwnedWriteGuard<State>>, MutexGuard<'static, crate::os::locked::Pool>);
 
 thread_local! {
     static HELD_OVER_FORK: std::cell::RefCell<Option<HeldLocks>> = const { std::cell::RefCell::new(None) };
@@ -231,7 +232,9 @@ pub(crate) fn before_fork() {
     // One global order (by id), the same in every prepare handler.
     live.sort_by_key(|(id, _)| *id);
     let guards = live.into_iter().map(|(_, c)| OwnedWriteGuard::lock(c)).collect();
-    HELD_OVER_FORK.with(|h| *h.borrow_mut() = Some((reg, guards)));
+    // Last: the key-memory pool (taken under a context's lock elsewhere).
+    let pool = crate::os::locked::lock_pool();
+    HELD_OVER_FORK.with(|h| *h.borrow_mut() = Some((reg, guards, pool)));
 }
 
 /// `pthread_atfork` parent: release what `before_fork` took.
@@ -249,7 +252,8 @@ pub(crate) fn after_fork_child() {
 
 fn release_held() {
     HELD_OVER_FORK.with(|h| {
-        if let Some((reg, guards)) = h.borrow_mut().take() {
+        if let Some((reg, guards, pool)) = h.borrow_mut().take() {
+            drop(pool);
             drop(guards);
             drop(reg);
         }

@@ -213,6 +213,7 @@ fn health_follows_the_state() {
     assert_eq!(h.last_error, 5, "malformed");
     assert_eq!(h.key_age_ms, 0);
     assert_eq!(h.sender_id, ctx.sender_id().unwrap());
+    assert_eq!(h.key_memory & tinymls::KEYS_ON_HEAP, 0, "every key fits a locked slot");
     ctx.close().unwrap();
     assert_eq!(ctx.health().state, HealthState::Closed);
 

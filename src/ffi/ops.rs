@@ -138,6 +138,20 @@ pub const TINYMLS_HEALTH_ERROR: u32 = 2;
 /// Closed: every key zeroized.
 pub const TINYMLS_HEALTH_CLOSED: u32 = 3;
 
+/// `tinymls_health.flags`: every key page is locked against swapping.
+pub const TINYMLS_HEALTH_KEYS_LOCKED: u32 = 1;
+/// `tinymls_health.flags`: every key page is left out of core dumps.
+pub const TINYMLS_HEALTH_KEYS_NOT_DUMPED: u32 = 2;
+/// `tinymls_health.flags`: some key material lives on the ordinary heap
+/// (the OS refused locked memory, or a value was too large for a slot).
+pub const TINYMLS_HEALTH_KEYS_ON_HEAP: u32 = 4;
+
+const _: () = {
+    assert!(TINYMLS_HEALTH_KEYS_LOCKED == crate::context::KEYS_LOCKED);
+    assert!(TINYMLS_HEALTH_KEYS_NOT_DUMPED == crate::context::KEYS_NOT_DUMPED);
+    assert!(TINYMLS_HEALTH_KEYS_ON_HEAP == crate::context::KEYS_ON_HEAP);
+};
+
 /// A context's health (`tinymls_context_health`). No secret in it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -152,7 +166,8 @@ pub struct tinymls_health {
     pub oldest_epoch: u32,
     /// How many epochs are retained.
     pub retained_epochs: u32,
-    /// Reserved (0).
+    /// Key memory of the process (`TINYMLS_HEALTH_KEYS_*` bits): locked
+    /// against swapping, left out of core dumps, or partly on the heap.
     pub flags: u32,
     /// Milliseconds since the context was created.
     pub uptime_ms: u64,
@@ -180,7 +195,7 @@ impl From<Health> for tinymls_health {
             current_epoch: h.current_epoch,
             oldest_epoch: h.oldest_epoch,
             retained_epochs: h.retained_epochs,
-            flags: 0,
+            flags: h.key_memory,
             uptime_ms: h.uptime_ms,
             key_age_ms: h.key_age_ms,
             encrypt_count: h.encrypt_count,

@@ -11,6 +11,8 @@
 //! `maintenance::before_fork`), so that no lock is copied into the child in
 //! the locked state by a thread that does not exist there.
 
+pub(crate) mod locked;
+
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};

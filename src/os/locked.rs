@@ -1,0 +1,272 @@
+//! Locked key memory: key material lives in pages locked against swapping
+//! (`mlock`) and left out of core dumps (`madvise(MADV_DONTDUMP)`), and is
+//! zeroized before its slot is reused.
+//!
+//! A small slab: 64 KiB chunks from `mmap`, each locked and marked once,
+//! carved into slots of one size class (64 B .. 2 KiB). [`Locked<T>`] is a
+//! `Box` whose value lives in such a slot. Slots are taken and returned only
+//! on slow paths (a new epoch, a new sender), under one mutex. Chunks are
+//! kept for the life of the process (the pool grows to its peak).
+//!
+//! Where the OS refuses (`RLIMIT_MEMLOCK` reached, no `MADV_DONTDUMP`), the
+//! chunk is used anyway and [`status`] says so (health reports it); a value
+//! too large for a slot falls back to the ordinary heap, zeroized all the
+//! same. What this does not cover: copies a derivation leaves on the stack,
+//! and, with the aws-lc-rs backend, the expanded AES key schedule, which
+//! aws-lc keeps in its own heap allocation and cleanses when it is freed
+//! (`OPENSSL_free` zeroes every allocation); with the `rust-crypto` backend
+//! the key schedule is inside the locked slot and zeroized on drop.
+
+use std::alloc::Layout;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::sync::{Mutex, MutexGuard};
+
+const CHUNK: usize = 64 * 1024;
+const CLASSES: [usize; 6] = [64, 128, 256, 512, 1024, 2048];
+const SLOT_ALIGN: usize = 64;
+
+/// [`status`] bit: every chunk so far is locked against swapping.
+pub const LOCKED: u32 = 1;
+/// [`status`] bit: every chunk so far is excluded from core dumps.
+pub const DONTDUMP: u32 = 2;
+/// [`status`] bit: some value was too large for a slot and lives unlocked.
+pub const FALLBACK: u32 = 4;
+
+static FAILURES: AtomicU32 = AtomicU32::new(0);
+const LOCK_FAILED: u32 = 1;
+const DONTDUMP_FAILED: u32 = 2;
+
+/// What the pool achieved so far: `LOCKED | DONTDUMP` when every chunk got
+/// both, plus `FALLBACK` if anything had to live on the ordinary heap.
+pub fn status() -> u32 {
+    let f = FAILURES.load(Ordering::Relaxed);
+    let mut s = 0;
+    if f & LOCK_FAILED == 0 {
+        s |= LOCKED;
+    }
+    if f & DONTDUMP_FAILED == 0 {
+        s |= DONTDUMP;
+    }
+    s | (f & FALLBACK)
+}
+
+pub(crate) struct Pool {
+    free: [Vec<usize>; CLASSES.len()],
+    chunks: usize,
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool { free: [const { Vec::new() }; CLASSES.len()], chunks: 0 });
+
+/// The pool's lock, for the `pthread_atfork` prepare handler.
+pub(crate) fn lock_pool() -> MutexGuard<'static, Pool> {
+    POOL.lock()
+}
+
+/// How many 64 KiB chunks the pool holds.
+#[cfg(test)]
+pub fn chunks() -> usize {
+    POOL.lock().chunks
+}
+
+fn class_of(layout: Layout) -> Option<usize> {
+    if layout.align() > SLOT_ALIGN {
+        return None;
+    }
+    CLASSES.iter().position(|&c| layout.size() <= c)
+}
+
+/// A new chunk carved into slots of class `c`, pushed on its free list.
+fn grow(pool: &mut Pool, c: usize) -> bool {
+    // SAFETY: an anonymous private mapping with no address hint; the result
+    // is checked against MAP_FAILED before use.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            CHUNK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return false;
+    }
+    // SAFETY: `p..p+CHUNK` is the mapping just created, owned by the pool.
+    if unsafe { libc::mlock(p, CHUNK) } != 0 {
+        FAILURES.fetch_or(LOCK_FAILED, Ordering::Relaxed);
+    }
+    // SAFETY: as above; madvise only changes how the kernel treats the range.
+    if unsafe { libc::madvise(p, CHUNK, libc::MADV_DONTDUMP) } != 0 {
+        FAILURES.fetch_or(DONTDUMP_FAILED, Ordering::Relaxed);
+    }
+    let size = CLASSES[c];
+    let base = p as usize;
+    pool.free[c].extend((0..CHUNK / size).rev().map(|i| base + i * size));
+    pool.chunks += 1;
+    true
+}
+
+/// A `Box` whose value lives in locked, non-dumpable memory and is
+/// zeroized (after its own `Drop`) before the memory is reused.
+pub struct Locked<T> {
+    ptr: NonNull<T>,
+    /// Size class of the slot, or `None` for the heap fallback.
+    class: Option<usize>,
+    _owns: PhantomData<T>,
+}
+
+// SAFETY: `Locked<T>` owns its `T` exactly like `Box<T>` does.
+unsafe impl<T: Send> Send for Locked<T> {}
+// SAFETY: shared access only hands out `&T`, as `Box<T>` does.
+unsafe impl<T: Sync> Sync for Locked<T> {}
+
+impl<T> Locked<T> {
+    /// Moves `value` into a locked slot.
+    pub fn new(value: T) -> Locked<T> {
+        let layout = Layout::new::<T>();
+        let slot = class_of(layout).and_then(|c| {
+            let mut pool = POOL.lock();
+            if pool.free[c].is_empty() && !grow(&mut pool, c) {
+                return None;
+            }
+            pool.free[c].pop().map(|addr| (addr, c))
+        });
+        let (ptr, class) = match slot {
+            Some((addr, c)) => (addr as *mut T, Some(c)),
+            None => {
+                FAILURES.fetch_or(FALLBACK, Ordering::Relaxed);
+                if layout.size() == 0 {
+                    (NonNull::<T>::dangling().as_ptr(), None)
+                } else {
+                    // SAFETY: non-zero size; a null result is handled below.
+                    let p = unsafe { std::alloc::alloc(layout) } as *mut T;
+                    if p.is_null() {
+                        std::alloc::handle_alloc_error(layout);
+                    }
+                    (p, None)
+                }
+            }
+        };
+        // SAFETY: `ptr` is valid for writes of `T` and aligned (slots are
+        // 64-byte aligned and at least `size_of::<T>()`; the fallback comes
+        // from the global allocator with `T`'s layout).
+        unsafe { ptr.write(value) };
+        // SAFETY: not null (a slot address, an allocation, or dangling for a ZST).
+        Locked { ptr: unsafe { NonNull::new_unchecked(ptr) }, class, _owns: PhantomData }
+    }
+}
+
+impl<T> core::ops::Deref for Locked<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: `ptr` holds an initialized `T` owned by `self` until drop.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T> core::ops::DerefMut for Locked<T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as above, and `&mut self` makes the access unique.
+        unsafe { self.ptr.as_mut() }
+    }
+}
+
+impl<T> Drop for Locked<T> {
+    fn drop(&mut self) {
+        let size = core::mem::size_of::<T>();
+        let p = self.ptr.as_ptr();
+        // SAFETY: the value is initialized and dropped exactly once, here.
+        unsafe { core::ptr::drop_in_place(p) };
+        if size > 0 {
+            // SAFETY: `p` is valid for `size` bytes (the slot or allocation);
+            // after drop_in_place they are plain bytes to be wiped.
+            let bytes = unsafe { core::slice::from_raw_parts_mut(p as *mut u8, size) };
+            zeroize::Zeroize::zeroize(bytes);
+        }
+        match self.class {
+            Some(c) => POOL.lock().free[c].push(p as usize),
+            None if size > 0 => {
+                // SAFETY: allocated in `new` with this very layout.
+                unsafe { std::alloc::dealloc(p as *mut u8, Layout::new::<T>()) }
+            }
+            None => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_live_in_pool_slots_and_are_wiped_on_drop() {
+        let a = Locked::new([0xA5u8; 32]);
+        let addr = &*a as *const [u8; 32] as usize;
+        assert_eq!(addr % SLOT_ALIGN, 0);
+        assert!(chunks() >= 1);
+        drop(a);
+        // The slot is back on its free list, wiped: the pool's memory stays
+        // mapped, so reading it is defined.
+        let pool = POOL.lock();
+        assert!(pool.free[0].contains(&addr));
+        // SAFETY: the slot is inside a live chunk of the pool (never unmapped).
+        let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, 32) };
+        assert!(bytes.iter().all(|&b| b == 0), "slot zeroized");
+    }
+
+    /// The kernel's view of the chunk holding `addr`: its `VmFlags`.
+    fn vm_flags(addr: usize) -> Vec<String> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            if let Some((range, _)) = line.split_once(' ') {
+                if let Some((a, b)) = range.split_once('-') {
+                    if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
+                        inside = a <= addr && addr < b;
+                        continue;
+                    }
+                }
+            }
+            if inside {
+                if let Some(flags) = line.strip_prefix("VmFlags:") {
+                    return flags.split_whitespace().map(String::from).collect();
+                }
+            }
+        }
+        panic!("no mapping holds {addr:#x}");
+    }
+
+    #[test]
+    fn the_kernel_agrees_with_the_status() {
+        let a = Locked::new([1u8; 48]);
+        let flags = vm_flags(&*a as *const [u8; 48] as usize);
+        let st = status();
+        // "lo": VM_LOCKED; "dd": do not dump.
+        assert_eq!(flags.iter().any(|f| f == "lo"), st & LOCKED != 0, "{flags:?} vs status {st}");
+        assert_eq!(flags.iter().any(|f| f == "dd"), st & DONTDUMP != 0, "{flags:?} vs status {st}");
+    }
+
+    #[test]
+    fn drop_runs_the_values_own_drop_first() {
+        use std::sync::atomic::AtomicUsize;
+        static DROPS: AtomicUsize = AtomicUsize::new(0);
+        struct D(#[allow(dead_code)] [u8; 100]);
+        impl Drop for D {
+            fn drop(&mut self) {
+                DROPS.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        drop(Locked::new(D([1; 100])));
+        assert_eq!(DROPS.load(Ordering::Relaxed), 1);
+        // Too large for a slot: the heap fallback, flagged.
+        let big = Locked::new([7u8; 4096]);
+        assert_eq!(big[4095], 7);
+        assert_ne!(status() & FALLBACK, 0);
+    }
+}
