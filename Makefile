@@ -19,7 +19,8 @@ RELEASE_DIR  := $(CURDIR)/target/release
 TESTLIB_DIR  := $(CURDIR)/target/testhooks/release
 
 .PHONY: all lib testlib header check-header test test-rust test-rust-rustcrypto test-c \
-        test-go test-python test-symbols demo bench install uninstall clean lint
+        test-go test-python test-symbols test-soak soak fuzz fuzz-seeds miri nightly check-all \
+        demo bench install uninstall clean lint
 
 all: lib
 
@@ -46,7 +47,7 @@ check-header: $(CBINDGEN)
 	$(CBINDGEN) --quiet --config cbindgen.toml --crate tinymls --output build/tinymls.h.check
 	@diff -u include/tinymls.h build/tinymls.h.check && echo "header: include/tinymls.h is up to date"
 
-test: lint check-header test-rust test-rust-rustcrypto test-symbols test-c test-go test-python
+test: lint check-header test-rust test-rust-rustcrypto test-symbols test-c test-go test-python test-soak
 	@echo "make test: all suites passed"
 
 ## Unit, vector, KAT, rotation, concurrency, fork, FFI tests (aws-lc-rs).
@@ -70,6 +71,49 @@ test-go: lib testlib
 
 test-python: testlib
 	$(MAKE) -C bindings/python test LIBDIR=$(TESTLIB_DIR)
+
+## Soak: two processes, several threads each, 10 ms rotation, one context
+## closed and re-joined mid-run (examples/soak.rs). SOAK_SECONDS, default 60.
+SOAK_SECONDS ?= 60
+soak:
+	$(CARGO) run --release --example soak -- --seconds $(SOAK_SECONDS)
+
+## The same, short, in `make test`.
+test-soak:
+	$(CARGO) run --release --features test-hooks --target-dir $(CURDIR)/target/testhooks --example soak -- --seconds 5
+
+## Nightly Rust (for cargo-fuzz and Miri), installed by rustup when missing.
+nightly:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+
+CARGO_FUZZ   := $(TOOLS)/bin/cargo-fuzz
+FUZZ_TARGETS := decrypt header config
+FUZZ_SECONDS ?= 60
+$(CARGO_FUZZ):
+	$(CARGO) install cargo-fuzz --version 0.13.1 --locked --root $(TOOLS)
+
+## Seed corpora for the fuzz targets (from the KAT), in fuzz/corpus/<target>.
+fuzz-seeds:
+	TINYMLS_FUZZ_CORPUS=$(CURDIR)/fuzz/corpus $(CARGO) test --release --features test-hooks \
+	  --target-dir $(CURDIR)/target/testhooks --test fuzz_smoke write_seed_corpus -- --ignored
+
+## libFuzzer on every target for FUZZ_SECONDS each (crashes land in
+## fuzz/artifacts/; keep each as a regression in fuzz/regressions/<target>/).
+fuzz: nightly $(CARGO_FUZZ) fuzz-seeds
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  RUSTUP_TOOLCHAIN=nightly $(CARGO_FUZZ) run $$t --release corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
+
+## Miri on the pure-Rust parts it can run (no FFI, no mmap): replay window,
+## wire format, secrets, config, key schedule, events, metrics.
+miri: nightly
+	rustup component add --toolchain nightly miri rust-src
+	$(CARGO) +nightly miri test --lib --no-default-features --features rust-crypto --target-dir $(CURDIR)/target/miri \
+	  -- replay:: wire:: secret:: config:: key_schedule:: events:: metrics::
+
+## Everything: make test, then the long runs kept out of it for time.
+check-all: test miri soak
+	$(MAKE) fuzz FUZZ_SECONDS=$(or $(CHECK_FUZZ_SECONDS),60)
 
 demo: lib
 	$(MAKE) -C bindings/c demo LIBDIR=$(RELEASE_DIR)

@@ -1,0 +1,218 @@
+//! The fuzz harnesses, shared by the cargo-fuzz targets (`fuzz_targets/`,
+//! run by `make fuzz` on nightly) and by `tests/fuzz_smoke.rs` (every corpus
+//! file plus deterministic mutations, on stable, in `make test`).
+//!
+//! Each function takes arbitrary bytes and panics only if TinyMLS broke a
+//! promise: a panic, an `OK` for bytes no group member produced, a state
+//! changed by a rejected message, a status outside the documented set.
+#![allow(dead_code, unsafe_code)]
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use tinymls::ffi::tinymls_status::*;
+use tinymls::ffi::*;
+use tinymls::{key_schedule, wire, Config, Context, Error};
+
+/// The group of `tests/vectors/tinymls_kat.json` and its authentic messages.
+pub struct Kat {
+    pub secret: Vec<u8>,
+    pub group_id: Vec<u8>,
+    /// (aad, ciphertext) of every step that decrypts.
+    pub valid: Vec<(Vec<u8>, Vec<u8>)>,
+    /// (aad, ciphertext) of every step.
+    pub all: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+}
+
+pub fn kat() -> &'static Kat {
+    static KAT: OnceLock<Kat> = OnceLock::new();
+    KAT.get_or_init(|| {
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/vectors/tinymls_kat.json")).expect("KAT JSON");
+        let h = |x: &serde_json::Value| unhex(x.as_str().expect("hex string"));
+        let mut valid = Vec::new();
+        let mut all = Vec::new();
+        for s in v["decrypt_sequence"].as_array().expect("steps") {
+            let pair = (h(&s["aad"]), h(&s["ciphertext"]));
+            if s.get("plaintext").is_some() {
+                valid.push(pair.clone());
+            }
+            all.push(pair);
+        }
+        Kat { secret: h(&v["group_secret"]), group_id: h(&v["group_id"]), valid, all }
+    })
+}
+
+/// Input layout of the decrypt target: `[n] [n bytes of AAD] [ciphertext]`
+/// with `n` = first byte mod 64.
+pub fn encode_decrypt_input(aad: &[u8], ct: &[u8]) -> Vec<u8> {
+    let mut v = vec![aad.len() as u8];
+    v.extend_from_slice(aad);
+    v.extend_from_slice(ct);
+    v
+}
+
+fn split_decrypt_input(data: &[u8]) -> (&[u8], &[u8]) {
+    let Some((&n, rest)) = data.split_first() else { return (&[], &[]) };
+    let n = (n as usize % 64).min(rest.len());
+    rest.split_at(n)
+}
+
+/// What may be observed of a context from outside.
+#[derive(Debug, PartialEq, Eq)]
+struct Observed {
+    epoch: u32,
+    retained: Option<(u32, u32)>,
+    peers: Vec<usize>,
+}
+
+fn observe(ctx: &Context) -> Observed {
+    let retained = ctx.retained_epochs().expect("open");
+    let peers = match retained {
+        Some((a, b)) => (a..=b).map(|e| ctx.peer_count(e).expect("retained")).collect(),
+        None => Vec::new(),
+    };
+    Observed { epoch: ctx.current_epoch().expect("open"), retained, peers }
+}
+
+/// Decrypts arbitrary bytes in a context of the KAT group.
+pub fn decrypt(data: &[u8]) {
+    let kat = kat();
+    let (aad, ct) = split_decrypt_input(data);
+    let cfg = Config { ratchet_period_ms: 0, ..Config::default() };
+    let ctx = Context::builder().config(cfg).manual_maintenance().join(&kat.secret, &kat.group_id).expect("join");
+    // Half the time, first accept the KAT's first message, so that replays
+    // and known senders are reachable too.
+    if data.len() % 2 == 1 {
+        let (a, c) = &kat.valid[0];
+        ctx.decrypt_to_vec(c, a).expect("the KAT's first message");
+    }
+    let before = observe(&ctx);
+    let mut out = vec![0xA5u8; ct.len()];
+    match ctx.decrypt(ct, aad, &mut out) {
+        Ok(n) => {
+            assert_eq!(n, ct.len() - wire::OVERHEAD);
+            let member = member_plaintext(ct, aad);
+            assert!(member.as_deref() == Some(&out[..n]), "accepted bytes no group member produced");
+        }
+        Err(e) => {
+            assert!(
+                matches!(
+                    e,
+                    Error::Malformed
+                        | Error::Auth
+                        | Error::Replay
+                        | Error::EpochExpired
+                        | Error::EpochUnknown
+                        | Error::SenderLimit
+                ),
+                "undocumented rejection {e:?}"
+            );
+            assert!(out.iter().all(|&b| b == 0), "rejected output not zeroed");
+            assert_eq!(observe(&ctx), before, "a rejected message changed the state");
+        }
+    }
+}
+
+/// An independent check that a group member produced `ct`: derive the
+/// sender's key for its header from the group secret (the KAT's epoch chain)
+/// and open it with RustCrypto's AES-GCM, whichever backend the library
+/// under test uses. Returns the plaintext if it is authentic.
+pub fn member_plaintext(ct: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+    let kat = kat();
+    let h = wire::parse(ct).ok()?.header;
+    if h.epoch > 4096 {
+        return None;
+    }
+    let mut secret = key_schedule::initial_epoch_secret(&kat.secret, &kat.group_id).ok()?;
+    for n in 1..=h.epoch {
+        secret = key_schedule::next_epoch_secret(&secret, n, &[]);
+    }
+    let keys = key_schedule::sender_secrets(&secret, h.sender);
+    let cipher = Aes256Gcm::new(keys.key.expose().into());
+    let nonce = key_schedule::nonce(keys.iv.expose(), h.seq);
+    let mut full_aad = ct[..wire::HEADER_LEN].to_vec();
+    full_aad.extend_from_slice(aad);
+    cipher.decrypt(&Nonce::from(nonce), Payload { msg: &ct[wire::HEADER_LEN..], aad: &full_aad }).ok()
+}
+
+/// Parses arbitrary bytes as a ciphertext header.
+pub fn header(data: &[u8]) {
+    match wire::parse(data) {
+        Ok(p) => {
+            assert!(data.len() >= wire::OVERHEAD);
+            assert_eq!(&p.header.encode()[..], &data[..wire::HEADER_LEN], "header round trip");
+            assert_eq!(p.body.len(), data.len() - wire::OVERHEAD);
+            assert_eq!(&p.tag[..], &data[data.len() - 16..]);
+        }
+        Err(e) => assert_eq!(e, Error::Malformed),
+    }
+}
+
+/// Feeds arbitrary bytes as a `tinymls_config` through the C ABI.
+pub fn config(data: &[u8]) {
+    let mut raw = [0u8; 80];
+    let n = data.len().min(80);
+    raw[..n].copy_from_slice(&data[..n]);
+    let cfg_ptr = raw.as_ptr() as *const Config;
+    let st = tinymls_config_validate(cfg_ptr);
+    let mut ctx = std::ptr::null_mut();
+    let created = tinymls_context_new(cfg_ptr, &mut ctx);
+    match st {
+        TINYMLS_OK => {
+            assert_eq!(created, TINYMLS_OK, "a valid config must create a context");
+            let mut ct = [0u8; 45];
+            let mut len = 0usize;
+            let st = tinymls_encrypt(ctx, b"hello".as_ptr(), 5, std::ptr::null(), 0, ct.as_mut_ptr(), 45, &mut len);
+            assert!(matches!(st, TINYMLS_OK | TINYMLS_ERR_INVALID_ARGUMENT), "encrypt: {st:?}");
+            if st == TINYMLS_OK {
+                let mut pt = [0u8; 5];
+                let st = tinymls_decrypt(ctx, ct.as_ptr(), len, std::ptr::null(), 0, pt.as_mut_ptr(), 5, &mut len);
+                assert_eq!(st, TINYMLS_OK);
+                assert_eq!(&pt, b"hello");
+            }
+            tinymls_context_free(ctx);
+        }
+        TINYMLS_ERR_INVALID_CONFIG => {
+            assert_eq!(created, TINYMLS_ERR_INVALID_CONFIG);
+            assert!(ctx.is_null(), "no context for a rejected config");
+        }
+        other => panic!("config_validate returned {other:?}"),
+    }
+}
+
+/// Every seed, by target: what `make fuzz` starts from and what the smoke
+/// test mutates.
+pub fn seeds(target: &str) -> Vec<Vec<u8>> {
+    let kat = kat();
+    match target {
+        "decrypt" => kat.all.iter().map(|(a, c)| encode_decrypt_input(a, c)).collect(),
+        "header" => kat.all.iter().map(|(_, c)| c.clone()).collect(),
+        "config" => {
+            let mut d = Config::default();
+            // SAFETY: `Config` is plain old data (repr(C), integers only).
+            let bytes =
+                |c: &Config| unsafe { std::slice::from_raw_parts(c as *const Config as *const u8, 80) }.to_vec();
+            let mut v = vec![bytes(&d)];
+            d.ratchet_period_ms = 0;
+            d.replay_window = 0;
+            v.push(bytes(&d));
+            d.key_size = 16;
+            v.push(bytes(&d));
+            v
+        }
+        _ => panic!("unknown target {target}"),
+    }
+}
+
+/// Distinct inputs only (for counting).
+pub fn dedup(v: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut seen = HashSet::new();
+    v.into_iter().filter(|x| seen.insert(x.clone())).collect()
+}
