@@ -14,15 +14,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// [`status`] bit: every chunk so far is locked against swapping.
-#define LOCKED 1
-
-// [`status`] bit: every chunk so far is excluded from core dumps.
-#define DONTDUMP 2
-
-// [`status`] bit: some value was too large for a slot and lives unlocked.
-#define FALLBACK 4
-
 // Version of the C ABI (layout of `tinymls_config`, function signatures,
 // status numbers). Bindings compare it with `tinymls_abi_version()` at load.
 #define TINYMLS_ABI_VERSION 1

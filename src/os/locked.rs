@@ -29,11 +29,11 @@ const CLASSES: [usize; 6] = [64, 128, 256, 512, 1024, 2048];
 const SLOT_ALIGN: usize = 64;
 
 /// [`status`] bit: every chunk so far is locked against swapping.
-pub const LOCKED: u32 = 1;
+pub(crate) const LOCKED: u32 = 1;
 /// [`status`] bit: every chunk so far is excluded from core dumps.
-pub const DONTDUMP: u32 = 2;
+pub(crate) const DONTDUMP: u32 = 2;
 /// [`status`] bit: some value was too large for a slot and lives unlocked.
-pub const FALLBACK: u32 = 4;
+pub(crate) const FALLBACK: u32 = 4;
 
 static FAILURES: AtomicU32 = AtomicU32::new(0);
 const LOCK_FAILED: u32 = 1;
