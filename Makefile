@@ -108,7 +108,7 @@ fuzz: nightly $(CARGO_FUZZ) fuzz-seeds
 ## wire format, secrets, config, key schedule, events, metrics.
 miri: nightly
 	rustup component add --toolchain nightly miri rust-src
-	$(CARGO) +nightly miri test --lib --no-default-features --features rust-crypto --target-dir $(CURDIR)/target/miri \
+	MIRIFLAGS=-Zmiri-disable-isolation $(CARGO) +nightly miri test --lib --no-default-features --features rust-crypto --target-dir $(CURDIR)/target/miri \
 	  -- replay:: wire:: secret:: config:: key_schedule:: events:: metrics::
 
 ## Everything: make test, then the long runs kept out of it for time.

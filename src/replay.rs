@@ -95,6 +95,9 @@ mod tests {
     }
 
     proptest! {
+        // Miri interprets every step: a few cases there, the full run natively.
+        #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
+
         /// Against a model: every seq is accepted at most once, nothing at or
         /// beyond `size` below the highest accepted one is accepted, and a
         /// rejected record changes nothing.
