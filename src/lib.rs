@@ -4,7 +4,7 @@
 //! themselves, derived TLS 1.3-style with HKDF-SHA256; a bounded window of
 //! past epochs for late messages, destroyed on schedule (forward secrecy);
 //! shared contexts that follow each other's epochs and reject replays.
-//! The contract is `SPEC.md` (wire format, key schedule, statuses, C ABI).
+//! The contract is `docs/SPEC.md` (wire format, key schedule, statuses, C ABI).
 //!
 //! Where things live:
 //!
