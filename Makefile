@@ -19,7 +19,7 @@ RELEASE_DIR  := $(CURDIR)/target/release
 TESTLIB_DIR  := $(CURDIR)/target/testhooks/release
 
 .PHONY: all lib testlib header check-header test test-rust test-rust-rustcrypto test-c \
-        test-go test-python test-interop test-symbols test-soak soak fuzz fuzz-seeds miri nightly check-all \
+        test-go test-python test-interop test-demo test-symbols test-soak soak fuzz fuzz-seeds miri nightly check-all \
         demo demo-c bench install uninstall clean lint
 
 all: lib
@@ -47,7 +47,7 @@ check-header: $(CBINDGEN)
 	$(CBINDGEN) --quiet --config cbindgen.toml --crate tinymls --output build/tinymls.h.check
 	@diff -u include/tinymls.h build/tinymls.h.check && echo "header: include/tinymls.h is up to date"
 
-test: lint check-header test-rust test-rust-rustcrypto test-symbols test-c test-go test-python test-interop test-soak
+test: lint check-header test-rust test-rust-rustcrypto test-symbols test-c test-go test-python test-interop test-demo test-soak
 	@echo "make test: all suites passed"
 
 ## Unit, vector, KAT, rotation, concurrency, fork, FFI tests (aws-lc-rs).
@@ -124,6 +124,10 @@ check-all: test miri soak
 ## sends encrypted messages to a Python and a C consumer (examples/demo/).
 demo: lib
 	$(MAKE) -C examples/demo run LIBDIR=$(RELEASE_DIR)
+
+## A 3-second run of the demo, in `make test`.
+test-demo: lib
+	$(MAKE) -C examples/demo run LIBDIR=$(RELEASE_DIR) DEMO_SECONDS=3
 
 ## The C-only demo (bindings/c/demo.c).
 demo-c: lib
