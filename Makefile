@@ -19,7 +19,7 @@ RELEASE_DIR  := $(CURDIR)/target/release
 TESTLIB_DIR  := $(CURDIR)/target/testhooks/release
 
 .PHONY: all lib testlib header check-header test test-rust test-rust-rustcrypto test-c \
-        test-go test-python test-interop test-demo test-symbols test-soak soak fuzz fuzz-seeds miri nightly check-all \
+        test-go test-python test-interop test-demo test-quickstart test-symbols test-soak soak fuzz fuzz-seeds miri nightly check-all \
         demo demo-c bench install uninstall clean lint
 
 all: lib
@@ -47,7 +47,7 @@ check-header: $(CBINDGEN)
 	$(CBINDGEN) --quiet --config cbindgen.toml --crate tinymls --output build/tinymls.h.check
 	@diff -u include/tinymls.h build/tinymls.h.check && echo "header: include/tinymls.h is up to date"
 
-test: lint check-header test-rust test-rust-rustcrypto test-symbols test-c test-go test-python test-interop test-demo test-soak
+test: lint check-header test-rust test-rust-rustcrypto test-symbols test-c test-go test-python test-interop test-demo test-quickstart test-soak
 	@echo "make test: all suites passed"
 
 ## Unit, vector, KAT, rotation, concurrency, fork, FFI tests (aws-lc-rs).
@@ -128,6 +128,11 @@ demo: lib
 ## A 3-second run of the demo, in `make test`.
 test-demo: lib
 	$(MAKE) -C examples/demo run LIBDIR=$(RELEASE_DIR) DEMO_SECONDS=3
+
+## The quick starts of README.md and docs/QUICKSTART.md, pasted as written
+## into a shell in an empty directory, output compared.
+test-quickstart: lib
+	$(PYTHON) tests/docs/check_quickstart.py README.md docs/QUICKSTART.md
 
 ## The C-only demo (bindings/c/demo.c).
 demo-c: lib
