@@ -276,9 +276,9 @@ func start(name string, argv []string, secret string, env []string) (*proc, erro
 				p.final = parseKV(line[6:])
 			case strings.HasPrefix(line, "NOTE "):
 				p.notes = append(p.notes, line[5:])
-				fmt.Printf("         %-16s %s\n", name+":", line[5:])
+				fmt.Printf("        %-16s %s\n", name+":", line[5:])
 			default:
-				fmt.Printf("         %-16s %s\n", name+":", line)
+				fmt.Printf("        %-16s %s\n", name+":", line)
 			}
 			p.mu.Unlock()
 		}
@@ -379,15 +379,16 @@ func runDemo(args []string) int {
 		case <-finished:
 			left--
 		case <-tick.C:
-			var parts []string
+			var sent, recv []string
 			for _, p := range reps {
-				parts = append(parts, fmt.Sprintf("%s sent %4s (epoch %s)", p.name, p.get("sent"), p.get("epoch")))
+				sent = append(sent, fmt.Sprintf("%-16s sent %5s, now in epoch %-4s", p.name+":", p.get("sent"), p.get("epoch")))
 			}
 			for _, p := range cons {
-				parts = append(parts, fmt.Sprintf("%s recv %4s, epochs %s, rejected %s",
-					p.name, p.get("recv"), p.get("epochs"), p.get("rejected")))
+				recv = append(recv, fmt.Sprintf("%-16s received %5s, %3s epochs seen, rejected %s",
+					p.name+":", p.get("recv"), p.get("epochs"), p.get("rejected")))
 			}
-			fmt.Printf("[%4.1fs] %s\n", time.Since(begin).Seconds(), strings.Join(parts, " | "))
+			fmt.Printf("[%4.1fs] %s\n", time.Since(begin).Seconds(), strings.TrimRight(strings.Join(sent, "   "), " "))
+			fmt.Printf("        %s\n", strings.Join(recv, "   "))
 		case <-timeout:
 			fmt.Println("demo: FAILED: still running after the time limit")
 			kill()
@@ -424,6 +425,9 @@ func runDemo(args []string) int {
 			if c.final["rejected"] != "0" {
 				problems = append(problems, fmt.Sprintf("%s rejected %s genuine messages", c.name, c.final["rejected"]))
 			}
+			if c.final["misread"] != "0" {
+				problems = append(problems, fmt.Sprintf("%s found %s messages missing, out of order or misread", c.name, c.final["misread"]))
+			}
 			if c.final["tampered_rejected"] != "1" || c.final["replay_rejected"] != "1" {
 				problems = append(problems, fmt.Sprintf("%s: deliberate attacks rejected: tampered %s, replay %s (want 1 and 1)",
 					c.name, c.final["tampered_rejected"], c.final["replay_rejected"]))
@@ -446,9 +450,9 @@ func runDemo(args []string) int {
 	}
 	for _, c := range cons {
 		if c.final != nil {
-			fmt.Printf("  %-16s received %s (replica-1: %s, replica-2: %s), epochs %s..%s (%s distinct), rejected messages: %s\n",
+			fmt.Printf("  %-16s received %s (replica-1: %s, replica-2: %s), epochs %s..%s (%s distinct), rejected messages: %s, lost or misread: %s\n",
 				c.name, c.final["recv"], c.final["r1"], c.final["r2"], c.final["epoch_min"], c.final["epoch_max"],
-				c.final["epochs"], c.final["rejected"])
+				c.final["epochs"], c.final["rejected"], c.final["misread"])
 		}
 	}
 	fmt.Println("  deliberate attacks (on purpose, counted apart from the rejections above):")
