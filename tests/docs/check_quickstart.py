@@ -146,6 +146,10 @@ def check(path: str, section: str | None, repo: str) -> int:
             text, _ = script(blocks, outdir, 0)
             env = {k: v for k, v in os.environ.items() if k not in ("TINYMLS", "TINYMLS_LIBRARY", "MAKEFLAGS",
                                                                       "MAKELEVEL", "MFLAGS")}
+            user_home = env.get("HOME", "")
+            if not (user_home and os.path.isdir(user_home) and os.access(user_home, os.W_OK)) and "GOCACHE" not in env:
+                # As bindings/go/Makefile does: Go needs a cache directory.
+                env["GOCACHE"] = os.path.join(repo, "build", "go", "cache")
             p = subprocess.run(["bash", "-c", text], cwd=home, env=env, capture_output=True, text=True,
                                timeout=600)
             last_run = -1
