@@ -92,6 +92,18 @@ def main() -> None:
         env["TINYMLS_LIBRARY"] = args.library
     runners = {lang: shlex.split(getattr(args, lang)) for lang in LANGS}
 
+    # Each runner checks that the plan covers what the matrix promises: one
+    # without rotations must make every runner fail.
+    short = os.path.join(args.workdir, "plan-without-rotation.txt")
+    with open(plan, encoding="ascii") as f, open(short, "w", encoding="ascii") as g:
+        g.writelines(line for line in f if line.strip() != "rotate")
+    for lang in LANGS:
+        p = subprocess.run(runners[lang] + ["encrypt", short, os.urandom(32).hex(), "g", os.path.join(
+            args.workdir, "unused.bin")], env=env, capture_output=True, text=True, timeout=300)
+        if p.returncode == 0 or "the plan must have a rotation" not in p.stderr + p.stdout:
+            sys.exit(f"FAIL: the {lang} runner accepted a plan without rotations:\n{p.stdout}{p.stderr}")
+    print("interop: every runner refuses a plan without rotations")
+
     print(f"interop: plan of {MESSAGES} messages ({PT_BYTES} plaintext bytes, largest {MIB}), {ROTATIONS} rotations")
     pairs = list(itertools.product(LANGS, LANGS))
     decrypted = rejected = cross = 0

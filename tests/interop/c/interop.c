@@ -149,6 +149,7 @@ int main(int argc, char **argv)
     uint32_t epoch = 0;
     unsigned long messages = 0, rotations = 0, final_epoch = 0, rejected = 0;
     unsigned long long bytes = 0;
+    int saw_empty = 0, saw_mib = 0, saw_aad = 0;
     uint8_t *first = NULL;
     size_t first_len = 0;
     char first_aad[MAX_LINE] = "";
@@ -173,6 +174,9 @@ int main(int argc, char **argv)
         if (sscanf(line, "msg %lu %lu %4095s", &len, &seed, aad_hex) != 3)
             die("bad plan line");
         size_t aad_len = unhex(aad_hex, aad, sizeof aad);
+        saw_empty |= len == 0;
+        saw_mib |= len >= (1ul << 20);
+        saw_aad |= aad_len > 0;
         uint8_t *pt = malloc(len ? len : 1);
         if (!pt)
             die("out of memory");
@@ -233,6 +237,9 @@ int main(int argc, char **argv)
     }
     if (ferror(plan))
         die("cannot read the plan");
+    /* What this runner ran: the cases the matrix promises, or it fails. */
+    if (rotations == 0 || !saw_empty || !saw_mib || !saw_aad)
+        die("the plan must have a rotation, an empty message, a 1 MiB one and one with AAD");
 
     if (enc) {
         if (fclose(data) != 0)

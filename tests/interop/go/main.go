@@ -73,6 +73,24 @@ func readPlan(path string) []step {
 	if err := sc.Err(); err != nil {
 		fail("%v", err)
 	}
+	// What this runner runs: the cases the matrix promises, or it fails.
+	var rotations, empty, mib, withAAD int
+	for _, s := range plan {
+		switch {
+		case s.rotate:
+			rotations++
+		case s.length == 0:
+			empty++
+		case s.length >= 1<<20:
+			mib++
+		}
+		if len(s.aad) > 0 {
+			withAAD++
+		}
+	}
+	if rotations == 0 || empty == 0 || mib == 0 || withAAD == 0 {
+		fail("the plan must have a rotation, an empty message, a 1 MiB one and one with AAD")
+	}
 	return plan
 }
 

@@ -44,6 +44,14 @@ def read_plan(path: str) -> list[Step]:
             if kind != "msg":
                 fail(f"bad plan line {line!r}")
             plan.append(Step(False, int(length), int(seed), b"" if aad == "-" else bytes.fromhex(aad)))
+    # What this runner runs: the cases the matrix promises, or it fails.
+    if not (
+        any(s.rotate for s in plan)
+        and any(not s.rotate and s.length == 0 for s in plan)
+        and any(s.length >= 1 << 20 for s in plan)
+        and any(s.aad for s in plan)
+    ):
+        fail("the plan must have a rotation, an empty message, a 1 MiB one and one with AAD")
     return plan
 
 
