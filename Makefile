@@ -19,8 +19,8 @@ RELEASE_DIR  := $(CURDIR)/target/release
 TESTLIB_DIR  := $(CURDIR)/target/testhooks/release
 
 .PHONY: all lib testlib header check-header test test-rust test-rust-rustcrypto test-c \
-        test-go test-python test-symbols test-soak soak fuzz fuzz-seeds miri nightly check-all \
-        demo bench install uninstall clean lint
+        test-go test-python test-interop test-demo test-quickstart test-symbols test-soak soak fuzz fuzz-seeds miri nightly check-all \
+        demo demo-c bench install uninstall clean lint
 
 all: lib
 
@@ -47,7 +47,7 @@ check-header: $(CBINDGEN)
 	$(CBINDGEN) --quiet --config cbindgen.toml --crate tinymls --output build/tinymls.h.check
 	@diff -u include/tinymls.h build/tinymls.h.check && echo "header: include/tinymls.h is up to date"
 
-test: lint check-header test-rust test-rust-rustcrypto test-symbols test-c test-go test-python test-soak
+test: lint check-header test-rust test-rust-rustcrypto test-symbols test-c test-go test-python test-interop test-demo test-quickstart test-soak
 	@echo "make test: all suites passed"
 
 ## Unit, vector, KAT, rotation, concurrency, fork, FFI tests (aws-lc-rs).
@@ -71,6 +71,11 @@ test-go: lib testlib
 
 test-python: testlib
 	$(MAKE) -C bindings/python test LIBDIR=$(TESTLIB_DIR)
+
+## Every ordered pair of {C, Go, Python, Rust}: encrypt with one, decrypt
+## with the other (tests/interop/run.py).
+test-interop: testlib
+	$(MAKE) -C tests/interop test
 
 ## Soak: two processes, several threads each, 10 ms rotation, one context
 ## closed and re-joined mid-run (examples/soak.rs). SOAK_SECONDS, default 60.
@@ -115,7 +120,22 @@ miri: nightly
 check-all: test miri soak
 	$(MAKE) fuzz FUZZ_SECONDS=$(or $(CHECK_FUZZ_SECONDS),60)
 
+## The main job as a user sees it: a Go service (two replica processes)
+## sends encrypted messages to a Python and a C consumer (examples/demo/).
 demo: lib
+	$(MAKE) -C examples/demo run LIBDIR=$(RELEASE_DIR)
+
+## A 3-second run of the demo, in `make test`.
+test-demo: lib
+	$(MAKE) -C examples/demo run LIBDIR=$(RELEASE_DIR) DEMO_SECONDS=3
+
+## The quick starts of README.md and docs/QUICKSTART.md, pasted as written
+## into a shell in an empty directory, output compared.
+test-quickstart: lib
+	$(PYTHON) tests/docs/check_quickstart.py README.md docs/QUICKSTART.md
+
+## The C-only demo (bindings/c/demo.c).
+demo-c: lib
 	$(MAKE) -C bindings/c demo LIBDIR=$(RELEASE_DIR)
 
 bench:

@@ -1,5 +1,5 @@
 /*
- * TinyMLS end to end, in C (make demo).
+ * TinyMLS end to end, in C (make demo-c at the top of the repository).
  *
  * 1. A local context encrypts, rotates, and decrypts its earlier message;
  *    another local context cannot read it.

@@ -5,8 +5,8 @@ package tinymls
 #include <stdlib.h>
 #include "tinymls.h"
 
-// No function below keeps a pointer it was given after it returns, and none
-// calls back into Go: Go may keep the arguments on the stack.
+// No function below keeps a pointer it was given after it returns: Go may
+// keep the arguments on the stack.
 #cgo noescape tinymls_context_new
 #cgo noescape tinymls_context_join
 #cgo noescape tinymls_encrypt
@@ -15,15 +15,13 @@ package tinymls
 #cgo noescape tinymls_context_sender_id
 #cgo noescape tinymls_config_default
 #cgo noescape tinymls_config_validate
-#cgo nocallback tinymls_context_new
-#cgo nocallback tinymls_context_join
-#cgo nocallback tinymls_encrypt
-#cgo nocallback tinymls_decrypt
-#cgo nocallback tinymls_rotate
+// Only these never call back into Go. The others (context_new, context_join,
+// encrypt, decrypt, rotate, context_close, context_free) raise security
+// events, and the event callback (tinymls_set_event_callback) runs inside
+// the call and may be Go code: they must not be marked nocallback
+// (TestCallsMayCallBackIntoGo).
 #cgo nocallback tinymls_context_epoch
 #cgo nocallback tinymls_context_sender_id
-#cgo nocallback tinymls_context_close
-#cgo nocallback tinymls_context_free
 #cgo nocallback tinymls_ciphertext_len
 #cgo nocallback tinymls_config_default
 #cgo nocallback tinymls_config_validate
