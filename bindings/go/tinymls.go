@@ -5,8 +5,8 @@ package tinymls
 #include <stdlib.h>
 #include "tinymls.h"
 
-// No function below keeps a pointer it was given after it returns, and none
-// calls back into Go: Go may keep the arguments on the stack.
+// No function below keeps a pointer it was given after it returns: Go may
+// keep the arguments on the stack.
 #cgo noescape tinymls_context_new
 #cgo noescape tinymls_context_join
 #cgo noescape tinymls_encrypt
@@ -15,18 +15,24 @@ package tinymls
 #cgo noescape tinymls_context_sender_id
 #cgo noescape tinymls_config_default
 #cgo noescape tinymls_config_validate
-#cgo nocallback tinymls_context_new
-#cgo nocallback tinymls_context_join
-#cgo nocallback tinymls_encrypt
-#cgo nocallback tinymls_decrypt
-#cgo nocallback tinymls_rotate
+#cgo noescape tinymls_context_health
+#cgo noescape tinymls_metrics_prometheus
+#cgo noescape tinymls_encrypt_batch
+#cgo noescape tinymls_decrypt_batch
+// None of these calls back into Go. The others (context_new, context_join,
+// encrypt, decrypt, rotate, context_close, context_free and the batch calls)
+// may: they emit security events, which reach the exported Go function of
+// events.go when SetEventLogger is in use. Marking one of them nocallback
+// would make the Go runtime abort at the first event.
 #cgo nocallback tinymls_context_epoch
 #cgo nocallback tinymls_context_sender_id
-#cgo nocallback tinymls_context_close
-#cgo nocallback tinymls_context_free
 #cgo nocallback tinymls_ciphertext_len
 #cgo nocallback tinymls_config_default
 #cgo nocallback tinymls_config_validate
+#cgo nocallback tinymls_context_health
+#cgo nocallback tinymls_metrics_prometheus
+#cgo nocallback tinymls_metrics_enable
+#cgo nocallback tinymls_health_size
 */
 import "C"
 
@@ -125,6 +131,8 @@ type Context struct {
 	mu      sync.RWMutex
 	h       *C.tinymls_context
 	cleanup runtime.Cleanup
+	// final is the health read just before Close released h (guarded by mu).
+	final *Health
 }
 
 // New creates a local context (tinymls_context_new): a random group secret
@@ -426,6 +434,12 @@ func (c *Context) Close() error {
 	c.mu.Lock()
 	h := c.h
 	c.h = nil
+	if h != nil {
+		// What Health reports from now on: state closed, final counters.
+		if hl, err := readHealth(h); err == nil {
+			c.final = &hl
+		}
+	}
 	c.mu.Unlock()
 	if h == nil {
 		return nil // closed by another Close
