@@ -211,7 +211,9 @@ extern "C" {
 // NULL: `out` NULL is a no-op. Thread-safe.
 void tinymls_config_default(struct tinymls_config *out);
 
-// Checks a configuration without creating a context.
+// Checks a configuration without creating a context. A field out of range
+// is also reported as a `config_rejected` security event naming the field
+// (as context creation does).
 //
 // Returns `TINYMLS_OK`, `TINYMLS_ERR_INVALID_CONFIG` for a field out of
 // range, or `TINYMLS_ERR_NULL_POINTER` if `cfg` is NULL. Thread-safe.

@@ -273,12 +273,7 @@ impl ContextBuilder {
     }
 
     fn validate(&self) -> Result<()> {
-        let r = self.cfg.validate();
-        if r.is_err() {
-            let field = self.cfg.first_invalid_field().unwrap_or("unknown");
-            Event::new(Kind::ConfigRejected, None).label("field", field).emit(None);
-        }
-        r
+        validate_reporting(&self.cfg)
     }
 
     fn build(self, mode: Mode, epoch0: Secret32) -> Result<Context> {
@@ -326,6 +321,18 @@ impl ContextBuilder {
             .emit(Some(&limiter));
         Ok(ctx)
     }
+}
+
+/// Validates `cfg`; a configuration out of range is reported as a
+/// `config_rejected` event naming the first bad field (context creation and
+/// `tinymls_config_validate`, which bindings call before creating a context).
+pub(crate) fn validate_reporting(cfg: &Config) -> Result<()> {
+    let r = cfg.validate();
+    if r.is_err() {
+        let field = cfg.first_invalid_field().unwrap_or("unknown");
+        Event::new(Kind::ConfigRejected, None).label("field", field).emit(None);
+    }
+    r
 }
 
 /// The group's public fingerprint for events: 8 bytes of

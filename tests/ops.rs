@@ -357,3 +357,20 @@ fn batches_give_one_status_per_message() {
     tinymls_context_free(a);
     tinymls_context_free(b);
 }
+
+#[test]
+fn config_validate_reports_a_rejected_config() {
+    let _g = serial();
+    let got = capture(Level::Warn);
+    let mut good = Config::default();
+    assert_eq!(tinymls_config_validate(&good), TINYMLS_OK);
+    good.replay_window = 100; // not a multiple of 64
+    assert_eq!(tinymls_config_validate(&good), TINYMLS_ERR_INVALID_CONFIG);
+    events::set_sink(None, Level::Debug);
+    let events = got.lock().unwrap().clone();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let v: serde_json::Value = serde_json::from_str(&events[0].1).unwrap();
+    assert_eq!(v["event"], "config_rejected");
+    assert_eq!(v["field"], "replay_window");
+    assert_eq!(events[0].0, Level::Warn);
+}
