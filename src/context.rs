@@ -688,7 +688,7 @@ impl Context {
     /// first if a rotation is due. Never allocates (but for AAD over 232
     /// bytes, the first time on a thread).
     pub fn encrypt(&self, plaintext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<usize> {
-        let timer = Timer::start();
+        let timer = Timer::start(Op::Encrypt);
         let r = self.encrypt_inner(plaintext, aad, out);
         timer.finish(Op::Encrypt, r.map(|_| ()), plaintext.len());
         self.count(&self.stats.encrypts, r.map(|_| ()));
@@ -765,7 +765,7 @@ impl Context {
     /// error but `BufferTooSmall`, `out` is zeroed. Follows a peer's newer
     /// epoch (shared contexts) only once its message authenticates.
     pub fn decrypt(&self, ciphertext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<usize> {
-        let timer = Timer::start();
+        let timer = Timer::start(Op::Decrypt);
         let r = self.decrypt_inner(ciphertext, aad, out);
         let n = *r.as_ref().unwrap_or(&0);
         timer.finish(Op::Decrypt, r.map(|_| ()), n);

@@ -200,6 +200,10 @@ func (c *Context) Health() (Health, error) {
 
 // ---------------------------------------------------------------- batch
 
+// maxPlaintextLen is the longest plaintext of one message (AES-GCM: 2^36-32
+// bytes), where tinymls_ciphertext_len returns 0.
+const maxPlaintextLen = 1<<36 - 32
+
 // EncryptBatch encrypts many messages in one library call
 // (tinymls_encrypt_batch), which saves a cgo call per message: worth it for
 // small messages. aads is nil (no AAD), one AAD for every message, or one
@@ -248,11 +252,11 @@ func (c *Context) batch(seal bool, msgs, aads [][]byte) ([][]byte, []error, erro
 		inLens[i] = C.size_t(len(m))
 		inTotal += len(m)
 		if seal {
-			s := ciphertextLen(len(m))
-			if s == 0 {
+			// tinymls_ciphertext_len without a cgo call per message.
+			if uint64(len(m)) > maxPlaintextLen {
 				return nil, nil, ErrInvalidArgument
 			}
-			outTotal += s
+			outTotal += len(m) + overhead
 		} else if len(m) > overhead {
 			outTotal += len(m) - overhead
 		}

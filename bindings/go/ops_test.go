@@ -308,3 +308,11 @@ func TestBatchOneBadMessageAmongGood(t *testing.T) {
 		t.Errorf("closed: %v", err)
 	}
 }
+
+// maxPlaintextLen agrees with the library's tinymls_ciphertext_len.
+func TestMaxPlaintextLen(t *testing.T) {
+	if ciphertextLen(maxPlaintextLen) != maxPlaintextLen+overhead || ciphertextLen(maxPlaintextLen+1) != 0 {
+		t.Fatalf("ciphertext_len(%d) = %d, (%d) = %d", maxPlaintextLen, ciphertextLen(maxPlaintextLen),
+			maxPlaintextLen+1, ciphertextLen(maxPlaintextLen+1))
+	}
+}

@@ -137,6 +137,19 @@ def test_metrics_count_what_happened() -> None:
         assert delta(off, scrape(), k("tinymls_operations_total", op="encrypt", result="ok")) == 1
 
 
+def test_latency_histogram_samples_each_operation(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
+    """Request/response on one thread (encrypt, decrypt, encrypt, ...): both
+    histograms get one call in 16 of their own kind."""
+    a, b = pair
+    before = scrape()
+    for i in range(64):
+        b.decrypt(a.encrypt(b"ping %d" % i))
+    after = scrape()
+    for op in ("encrypt", "decrypt"):
+        assert delta(before, after, k("tinymls_operation_duration_seconds_count", op=op)) == 64 / 16, op
+        assert delta(before, after, k("tinymls_operation_duration_seconds_sum", op=op)) > 0, op
+
+
 def test_metrics_counts_contexts_created() -> None:
     before = scrape()
     for _ in range(3):
