@@ -628,25 +628,31 @@ impl State {
 /// One visit of the maintenance thread; returns the delay until the next one,
 /// or `None` once the context is closed.
 pub(crate) fn maintain_visit(shared: &Arc<Shared>) -> Option<u64> {
-    {
+    let (delay, origin, limiter) = {
         let st = shared.read();
         if st.closed {
             return None;
         }
         let now = st.clock.now_ms();
         if !st.needs_attention(now) {
-            return Some(st.visit_delay(now).max(1));
+            (st.visit_delay(now).max(1), st.origin(), st.limiter.clone())
+        } else {
+            drop(st);
+            let mut st = write_state(shared);
+            if st.closed {
+                return None;
+            }
+            let now = st.clock.now_ms();
+            let _ = st.maintain(now);
+            // A period rotation that is due is done on this visit; its
+            // deadline is not a reason to come back sooner than gc_interval_ms.
+            (st.visit_delay(now).max(1), st.origin(), st.limiter.clone())
         }
-    }
-    let mut st = write_state(shared);
-    if st.closed {
-        return None;
-    }
-    let now = st.clock.now_ms();
-    let _ = st.maintain(now);
-    // A period rotation that is due is done on this visit; its deadline is
-    // not a reason to come back sooner than gc_interval_ms.
-    Some(st.visit_delay(now).max(1))
+    };
+    // A flood that stopped still gets its events_suppressed summary (no lock
+    // held: the sink may call back into the library).
+    events::flush_suppressed(&limiter, origin, false);
+    Some(delay)
 }
 
 impl Context {
@@ -999,6 +1005,7 @@ impl Context {
         drop(st);
         maintenance::global().unregister(self.id);
         metrics::context_gone();
+        events::flush_suppressed(&limiter, origin, true);
         Event::new(Kind::ContextClosed, Some(origin)).emit(Some(&limiter));
         true
     }
@@ -1011,9 +1018,13 @@ impl Context {
     /// Applies every rule that is due now (what the maintenance thread does
     /// on its visits), for contexts built with manual maintenance.
     pub fn run_maintenance(&self) -> Result<()> {
-        let mut st = write_state(&self.shared);
-        let now = st.clock.now_ms();
-        st.maintain(now)
+        let (r, origin, limiter) = {
+            let mut st = write_state(&self.shared);
+            let now = st.clock.now_ms();
+            (st.maintain(now), st.origin(), st.limiter.clone())
+        };
+        events::flush_suppressed(&limiter, origin, false);
+        r
     }
 
     /// This context's process-unique id (its key in the maintenance books).

@@ -218,7 +218,9 @@ func TestEventsFromTheMaintenanceThread(t *testing.T) {
 func TestEventFloodIsRateLimitedAndSummarised(t *testing.T) {
 	h := &capture{}
 	setLogger(t, h, slog.LevelWarn)
-	c := newLocal(t, manualConfig())
+	cfg := manualConfig()
+	cfg.GCInterval = time.Hour // the maintenance thread's flush is the next test's
+	c := newLocal(t, cfg)
 	ct := mustEncrypt(t, c, nil, []byte("x"), nil)
 	ct[len(ct)-1] ^= 1
 	const n = 50
@@ -247,6 +249,44 @@ func TestEventFloodIsRateLimitedAndSummarised(t *testing.T) {
 	}
 	if suppressed == 0 || delivered > 3*20 || uint64(delivered)+suppressed != n+1 {
 		t.Fatalf("%d delivered + %d suppressed, want %d in all, some suppressed", delivered, suppressed, n+1)
+	}
+}
+
+// A flood that stopped: no later event of its kind, yet the maintenance
+// thread's next visit in a later second reports what was suppressed.
+func TestEventFloodThatStoppedIsSummarised(t *testing.T) {
+	h := &capture{}
+	setLogger(t, h, slog.LevelWarn)
+	cfg := manualConfig()
+	cfg.GCInterval = 50 * time.Millisecond
+	c := newLocal(t, cfg)
+	ct := mustEncrypt(t, c, nil, []byte("x"), nil)
+	ct[len(ct)-1] ^= 1
+	const n = 50
+	for i := 0; i < n; i++ {
+		if _, err := c.Decrypt(nil, ct, nil); err == nil {
+			t.Fatal("tampered message accepted")
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		delivered, suppressed := 0, uint64(0)
+		for _, e := range h.events() {
+			switch e.str("event") {
+			case "decrypt_rejected":
+				delivered++
+			case "events_suppressed":
+				cnt, _ := e.num("count")
+				suppressed += cnt
+			}
+		}
+		if suppressed > 0 && uint64(delivered)+suppressed == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d delivered + %d suppressed, want %d in all", delivered, suppressed, n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -157,7 +157,8 @@ def test_a_flood_is_rate_limited_and_summarised(capture: tuple[logging.Logger, C
     counted and reported by one events_suppressed when the next second opens."""
     logger, cap = capture
     events.install(logger, min_level=logging.WARNING)
-    with tinymls.Context.new(tinymls.Config(ratchet_period_ms=0)) as ctx:
+    # The maintenance thread stays away (its flush is the next test's).
+    with tinymls.Context.new(tinymls.Config(ratchet_period_ms=0, gc_interval_ms=3_600_000)) as ctx:
         ct = bytearray(ctx.encrypt(b"x"))
         ct[-1] ^= 1
         n = 50
@@ -174,6 +175,28 @@ def test_a_flood_is_rate_limited_and_summarised(capture: tuple[logging.Logger, C
     assert all(fields(r)["kind"] == "decrypt_rejected" and r.levelno == logging.WARNING for r in summaries)
     assert suppressed > 0 and delivered <= 3 * 20
     assert delivered + suppressed == n + 1
+
+
+def _flood_counts(cap: Capture) -> tuple[int, int]:
+    return len(cap.of("decrypt_rejected")), sum(fields(r)["count"] for r in cap.of("events_suppressed"))
+
+
+def test_a_flood_that_stopped_is_summarised(capture: tuple[logging.Logger, Capture]) -> None:
+    """No later event of that kind: the maintenance thread's next visit in a
+    later second reports what was suppressed."""
+    logger, cap = capture
+    events.install(logger, min_level=logging.WARNING)
+    with tinymls.Context.new(tinymls.Config(ratchet_period_ms=0, gc_interval_ms=50)) as ctx:
+        ct = bytearray(ctx.encrypt(b"x"))
+        ct[-1] ^= 1
+        for _ in range(50):
+            with pytest.raises(tinymls.AuthenticationError):
+                ctx.decrypt(bytes(ct))
+        deadline = time.monotonic() + 5
+        while _flood_counts(cap)[1] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        delivered, suppressed = _flood_counts(cap)
+        assert suppressed > 0 and delivered + suppressed == 50
 
 
 def _kat() -> dict[str, Any]:
