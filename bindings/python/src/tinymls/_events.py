@@ -5,11 +5,13 @@ with a level and one JSON object per event, from whichever thread caused the
 event: a Python thread inside ``encrypt``/``decrypt``/``rotate``/``close``, or
 the library's own maintenance thread (ctypes takes the GIL for the call).
 :func:`install` points that callback at a :class:`logging.Logger`: each event
-is parsed and logged at the mapped level, with the event's fields as
+is parsed and logged at the mapped level, as the message ``"<event>
+key=value ..."`` (``"rotation sender_id=... group=... epoch=1
+reason=manual"``), with the event's fields as
 attributes of the log record (``record.event``, ``record.epoch``,
-``record.reason``, ...; a field whose name a ``LogRecord`` already uses, such
-as ``level``, gets a ``tinymls_`` prefix) and all of them as the dict
-``record.tinymls``.
+``record.reason``, ``record.ts_ms``, ...; a field whose name a ``LogRecord``
+attribute already has would get a ``tinymls_`` prefix: none does today) and
+all of them as the dict ``record.tinymls``.
 
 Events never carry a secret, a key, a plaintext, an AAD or a group id (the
 group appears as a fingerprint). The callback never lets an exception reach
@@ -67,7 +69,7 @@ def _on_event(level: int, json_ptr: int | None, json_len: int, _user_data: int |
         extra: dict[str, Any] = {("tinymls_" + k if k in _RESERVED else k): v for k, v in fields.items()}
         extra["tinymls"] = fields
         detail = " ".join(f"{k}={v}" for k, v in fields.items() if k not in _NOT_IN_MESSAGE)
-        logger.log(py_level, "tinymls %s %s", fields.get("event", "event"), detail, extra=extra)
+        logger.log(py_level, "%s %s", fields.get("event", "event"), detail, extra=extra)
     except BaseException:  # noqa: BLE001 - never into C
         try:
             _handler_errors += 1
