@@ -119,6 +119,12 @@ func TestEventLoggerReceivesTheEvents(t *testing.T) {
 		t.Fatalf("bad config: %v", err)
 	}
 
+	// Config.Validate (tinymls_config_validate) reports it too.
+	bad.MaxEpochs, bad.ReplayWindow = 64, 100
+	if err := bad.Validate(); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("Validate: %v", err)
+	}
+
 	var created, rotation, rejected, destroyed, closed, rejectedCfg int
 	for _, e := range h.events() {
 		if e.str("event") == "" || e.msg != "tinymls "+e.str("event") {
@@ -164,12 +170,16 @@ func TestEventLoggerReceivesTheEvents(t *testing.T) {
 			}
 		case "config_rejected":
 			rejectedCfg++
-			if e.str("field") != "max_epochs" || e.level != slog.LevelWarn {
+			want := "max_epochs"
+			if rejectedCfg == 2 {
+				want = "replay_window"
+			}
+			if e.str("field") != want || e.level != slog.LevelWarn {
 				t.Errorf("config_rejected: %s", e.text)
 			}
 		}
 	}
-	if created != 2 || rotation != 1 || rejected != 1 || destroyed != 2 || closed != 1 || rejectedCfg != 1 {
+	if created != 2 || rotation != 1 || rejected != 1 || destroyed != 2 || closed != 1 || rejectedCfg != 2 {
 		t.Fatalf("created %d rotation %d rejected %d destroyed %d closed %d config %d; records:\n%v",
 			created, rotation, rejected, destroyed, closed, rejectedCfg, h.events())
 	}

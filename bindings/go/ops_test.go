@@ -316,3 +316,27 @@ func TestMaxPlaintextLen(t *testing.T) {
 			maxPlaintextLen+1, ciphertextLen(maxPlaintextLen+1))
 	}
 }
+
+// Encrypt and Decrypt into a dst with room allocate nothing: no output
+// length on the Go heap, although both may call back into Go (events).
+func TestEncryptDecryptDoNotAllocate(t *testing.T) {
+	c := newLocal(t, manualConfig())
+	pt := pattern(64, 3)
+	ct := make([]byte, 0, 64+overhead)
+	back := make([]byte, 0, 64)
+	allocs := testing.AllocsPerRun(200, func() {
+		var err error
+		if ct, err = c.Encrypt(ct[:0], pt, nil); err != nil {
+			t.Fatal(err)
+		}
+		if back, err = c.Decrypt(back[:0], ct, nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per Encrypt+Decrypt", allocs)
+	}
+	if !bytes.Equal(back, pt) {
+		t.Fatal("round trip")
+	}
+}
