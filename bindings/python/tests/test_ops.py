@@ -6,6 +6,7 @@ Metrics are process-wide: each test checks deltas around what it does
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import tinymls
 from tinymls import Health, HealthState, KeyMemory, Status
 
-from conftest import GROUP_ID, GROUP_SECRET, header_fields
+from conftest import GROUP_ID, GROUP_SECRET, REPO, header_fields
 
 Key = tuple[str, frozenset[tuple[str, str]]]
 
@@ -148,6 +149,22 @@ def test_latency_histogram_samples_each_operation(pair: tuple[tinymls.Context, t
     for op in ("encrypt", "decrypt"):
         assert delta(before, after, k("tinymls_operation_duration_seconds_count", op=op)) == 64 / 16, op
         assert delta(before, after, k("tinymls_operation_duration_seconds_sum", op=op)) > 0, op
+
+
+def test_operations_doc_lists_every_metric_and_label_value() -> None:
+    """docs/OPERATIONS.md's table and label lists match what the library exports."""
+    doc = (REPO / "docs" / "OPERATIONS.md").read_text()
+    table = dict(re.findall(r"^\| `(tinymls_\w+)` \| (counter|gauge|histogram) \|", doc, flags=re.M))
+    exported = {name + ("_total" if typ == "counter" else ""): typ for name, typ in FAMILIES.items()}
+    assert table == exported
+    values: dict[str, set[str]] = {}
+    for name, labels in scrape():
+        for label, value in labels:
+            if label != "le":
+                values.setdefault(f"{name}:{label}", set()).add(value)
+    documented = set(re.findall(r"`(\w+)`", doc))
+    for key, vals in values.items():
+        assert vals <= documented, f"{key}: {sorted(vals - documented)} not in docs/OPERATIONS.md"
 
 
 def test_metrics_counts_contexts_created() -> None:
