@@ -309,7 +309,7 @@ def test_batch_one_bad_message_among_good(pair: tuple[tinymls.Context, tinymls.C
 def test_batch_argument_errors(local: tinymls.Context) -> None:
     with pytest.raises(tinymls.ArgumentTypeError, match="plaintexts must be bytes"):
         local.encrypt_many([b"ok", "text"])  # type: ignore[list-item]
-    with pytest.raises(tinymls.ArgumentTypeError, match="2 values for 3 messages"):
+    with pytest.raises(tinymls.InvalidArgumentError, match="2 values for 3 messages"):
         local.encrypt_many([b"a", b"b", b"c"], [b"x", b"y"])
     local.close()
     with pytest.raises(tinymls.ClosedError):

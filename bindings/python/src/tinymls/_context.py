@@ -336,7 +336,8 @@ class Context:
         in order. ``aad`` is one value for every message, or one per message.
 
         Raises what :meth:`encrypt` raises (the first message's error, if any
-        failed), and :class:`ArgumentTypeError` for a wrong type or count.
+        failed), :class:`ArgumentTypeError` for a wrong type and
+        :class:`InvalidArgumentError` for a wrong number of AADs.
         """
         return _ops.encrypt_many(self, plaintexts, aad)
 
@@ -350,7 +351,8 @@ class Context:
         Returns one entry per ciphertext: the plaintext, or the exception a
         :meth:`decrypt` of it would have raised (not raised: one bad message
         does not fail the others). Raises :class:`ClosedError` if the context
-        is closed, :class:`ArgumentTypeError` for a wrong type or count.
+        is closed, :class:`ArgumentTypeError` for a wrong type,
+        :class:`InvalidArgumentError` for a wrong number of AADs.
         """
         return _ops.decrypt_many(self, ciphertexts, aad)
 

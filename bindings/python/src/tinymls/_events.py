@@ -97,6 +97,11 @@ def install(logger: logging.Logger | None = None, min_level: int = logging.INFO)
     ``min_level`` (a :mod:`logging` level) up. The library is asked only for
     events at or above that level. Replaces a previous :func:`install`.
 
+    Handlers run on whichever thread caused the event, the library's own
+    maintenance thread included, and may call tinymls, but must not close
+    the context an event is about from inside the handler: ``close`` waits
+    for the call that is delivering the event, which waits for the handler.
+
     Levels: epoch destroyed is DEBUG; context created/closed and rotation are
     INFO; decrypt rejected, forged future epoch, config rejected and
     events suppressed are WARNING. Returns the logger.

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
 from . import _ffi
-from ._errors import ArgumentTypeError, BufferTooSmallError, Status, TinyMLSError
+from ._errors import ArgumentTypeError, BufferTooSmallError, InvalidArgumentError, Status, TinyMLSError
 
 if TYPE_CHECKING:
     from ._context import Context
@@ -204,7 +204,7 @@ def _aads(aad: _Buffer | Iterable[_Buffer], n: int) -> tuple[bytes | None, Any]:
         return one * n, (c_size_t * n)(*([len(one)] * n))
     items = list(aad)
     if len(items) != n:
-        raise ArgumentTypeError(f"aad: {len(items)} values for {n} messages")
+        raise InvalidArgumentError(f"aad: {len(items)} values for {n} messages")
     packed, lens = _pack(items, "aad")
     return packed, (c_size_t * n)(*lens)
 
