@@ -200,6 +200,50 @@ func (c *Context) Health() (Health, error) {
 
 // ---------------------------------------------------------------- batch
 
+// scratch holds a batch call's packed inputs, AADs, lengths and statuses:
+// reused across calls (only the output is new), and wiped before reuse
+// since the packed plaintexts of an encryption are secret.
+type scratch struct {
+	buf      []byte
+	used     int // bytes of buf written by this call
+	lens     []C.size_t
+	statuses []C.tinymls_status
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// scratchMaxBytes: a larger packed input is not kept for reuse.
+const scratchMaxBytes = 1 << 20
+
+func getScratch(n int) *scratch {
+	sc := scratchPool.Get().(*scratch)
+	if cap(sc.lens) < 3*n {
+		sc.lens = make([]C.size_t, 3*n)
+	}
+	if cap(sc.statuses) < n {
+		sc.statuses = make([]C.tinymls_status, n)
+	}
+	return sc
+}
+
+// bytes returns the buffer for n bytes of packed input (contents unspecified).
+func (sc *scratch) bytes(n int) []byte {
+	if cap(sc.buf) < n {
+		sc.buf = make([]byte, n)
+	}
+	sc.used = n
+	return sc.buf[:n]
+}
+
+func putScratch(sc *scratch) {
+	clear(sc.buf[:sc.used]) // the packed plaintexts are secret
+	sc.used = 0
+	if cap(sc.buf) > scratchMaxBytes {
+		sc.buf = nil
+	}
+	scratchPool.Put(sc)
+}
+
 // maxPlaintextLen is the longest plaintext of one message (AES-GCM: 2^36-32
 // bytes), where tinymls_ciphertext_len returns 0.
 const maxPlaintextLen = 1<<36 - 32
@@ -245,7 +289,9 @@ func (c *Context) batch(seal bool, msgs, aads [][]byte) ([][]byte, []error, erro
 		return [][]byte{}, []error{}, nil
 	}
 	// Lengths: one array for inputs and AADs, one for output lengths.
-	lens := make([]C.size_t, 3*n)
+	sc := getScratch(n)
+	defer putScratch(sc)
+	lens := sc.lens[:3*n]
 	inLens, aadLens, outLens := lens[:n:n], lens[n:2*n:2*n], lens[2*n:]
 	inTotal, aadTotal, outTotal := 0, 0, 0
 	for i, m := range msgs {
@@ -271,7 +317,7 @@ func (c *Context) batch(seal bool, msgs, aads [][]byte) ([][]byte, []error, erro
 	}
 	// One buffer for the packed inputs and AADs, one for the packed output
 	// (which the results keep alive).
-	buf := make([]byte, inTotal+aadTotal)
+	buf := sc.bytes(inTotal + aadTotal)
 	in, ad := buf[:inTotal:inTotal], buf[inTotal:]
 	out := make([]byte, outTotal)
 	at, atA := 0, 0
@@ -289,7 +335,7 @@ func (c *Context) batch(seal bool, msgs, aads [][]byte) ([][]byte, []error, erro
 	if aadTotal > 0 {
 		aadLensPtr = &aadLens[0]
 	}
-	statuses := make([]C.tinymls_status, n)
+	statuses := sc.statuses[:n]
 	var total C.size_t
 	c.mu.RLock()
 	if c.h == nil {
@@ -333,6 +379,5 @@ func (c *Context) batch(seal bool, msgs, aads [][]byte) ([][]byte, []error, erro
 		}
 		off += slot
 	}
-	clear(in) // the packed plaintexts (encrypt) are no longer needed
 	return results, errs, nil
 }
