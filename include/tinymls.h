@@ -211,7 +211,9 @@ extern "C" {
 // NULL: `out` NULL is a no-op. Thread-safe.
 void tinymls_config_default(struct tinymls_config *out);
 
-// Checks a configuration without creating a context.
+// Checks a configuration without creating a context. A field out of range
+// is also reported as a `config_rejected` security event naming the field
+// (as context creation does).
 //
 // Returns `TINYMLS_OK`, `TINYMLS_ERR_INVALID_CONFIG` for a field out of
 // range, or `TINYMLS_ERR_NULL_POINTER` if `cfg` is NULL. Thread-safe.
@@ -397,8 +399,10 @@ void tinymls_metrics_enable(uint32_t on);
 // context, its `sender_id` and group fingerprint `group` (never the group
 // id, a secret, a key, a plaintext or AAD). Kinds: `context_created`,
 // `context_closed`, `rotation`, `epoch_destroyed`, `decrypt_rejected`,
-// `forged_future_epoch`, `config_rejected`, `events_suppressed` (more
-// than 20 events of one kind in one second from one context).
+// `forged_future_epoch`, `config_rejected`, `events_suppressed` (past 20
+// events of one kind in one second from one context, the rest are counted,
+// and reported with `kind` and `count` once that second is over: by the
+// next event of the kind, the maintenance thread's next visit, or close).
 //
 // Returns `TINYMLS_OK`, `TINYMLS_ERR_INVALID_ARGUMENT` (`min_level` > 3).
 // Thread-safe.

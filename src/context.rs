@@ -273,12 +273,7 @@ impl ContextBuilder {
     }
 
     fn validate(&self) -> Result<()> {
-        let r = self.cfg.validate();
-        if r.is_err() {
-            let field = self.cfg.first_invalid_field().unwrap_or("unknown");
-            Event::new(Kind::ConfigRejected, None).label("field", field).emit(None);
-        }
-        r
+        validate_reporting(&self.cfg)
     }
 
     fn build(self, mode: Mode, epoch0: Secret32) -> Result<Context> {
@@ -326,6 +321,18 @@ impl ContextBuilder {
             .emit(Some(&limiter));
         Ok(ctx)
     }
+}
+
+/// Validates `cfg`; a configuration out of range is reported as a
+/// `config_rejected` event naming the first bad field (context creation and
+/// `tinymls_config_validate`, which bindings call before creating a context).
+pub(crate) fn validate_reporting(cfg: &Config) -> Result<()> {
+    let r = cfg.validate();
+    if r.is_err() {
+        let field = cfg.first_invalid_field().unwrap_or("unknown");
+        Event::new(Kind::ConfigRejected, None).label("field", field).emit(None);
+    }
+    r
 }
 
 /// The group's public fingerprint for events: 8 bytes of
@@ -621,25 +628,31 @@ impl State {
 /// One visit of the maintenance thread; returns the delay until the next one,
 /// or `None` once the context is closed.
 pub(crate) fn maintain_visit(shared: &Arc<Shared>) -> Option<u64> {
-    {
+    let (delay, origin, limiter) = {
         let st = shared.read();
         if st.closed {
             return None;
         }
         let now = st.clock.now_ms();
         if !st.needs_attention(now) {
-            return Some(st.visit_delay(now).max(1));
+            (st.visit_delay(now).max(1), st.origin(), st.limiter.clone())
+        } else {
+            drop(st);
+            let mut st = write_state(shared);
+            if st.closed {
+                return None;
+            }
+            let now = st.clock.now_ms();
+            let _ = st.maintain(now);
+            // A period rotation that is due is done on this visit; its
+            // deadline is not a reason to come back sooner than gc_interval_ms.
+            (st.visit_delay(now).max(1), st.origin(), st.limiter.clone())
         }
-    }
-    let mut st = write_state(shared);
-    if st.closed {
-        return None;
-    }
-    let now = st.clock.now_ms();
-    let _ = st.maintain(now);
-    // A period rotation that is due is done on this visit; its deadline is
-    // not a reason to come back sooner than gc_interval_ms.
-    Some(st.visit_delay(now).max(1))
+    };
+    // A flood that stopped still gets its events_suppressed summary (no lock
+    // held: the sink may call back into the library).
+    events::flush_suppressed(&limiter, origin, false);
+    Some(delay)
 }
 
 impl Context {
@@ -681,7 +694,7 @@ impl Context {
     /// first if a rotation is due. Never allocates (but for AAD over 232
     /// bytes, the first time on a thread).
     pub fn encrypt(&self, plaintext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<usize> {
-        let timer = Timer::start();
+        let timer = Timer::start(Op::Encrypt);
         let r = self.encrypt_inner(plaintext, aad, out);
         timer.finish(Op::Encrypt, r.map(|_| ()), plaintext.len());
         self.count(&self.stats.encrypts, r.map(|_| ()));
@@ -758,7 +771,7 @@ impl Context {
     /// error but `BufferTooSmall`, `out` is zeroed. Follows a peer's newer
     /// epoch (shared contexts) only once its message authenticates.
     pub fn decrypt(&self, ciphertext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<usize> {
-        let timer = Timer::start();
+        let timer = Timer::start(Op::Decrypt);
         let r = self.decrypt_inner(ciphertext, aad, out);
         let n = *r.as_ref().unwrap_or(&0);
         timer.finish(Op::Decrypt, r.map(|_| ()), n);
@@ -992,6 +1005,7 @@ impl Context {
         drop(st);
         maintenance::global().unregister(self.id);
         metrics::context_gone();
+        events::flush_suppressed(&limiter, origin, true);
         Event::new(Kind::ContextClosed, Some(origin)).emit(Some(&limiter));
         true
     }
@@ -1004,9 +1018,13 @@ impl Context {
     /// Applies every rule that is due now (what the maintenance thread does
     /// on its visits), for contexts built with manual maintenance.
     pub fn run_maintenance(&self) -> Result<()> {
-        let mut st = write_state(&self.shared);
-        let now = st.clock.now_ms();
-        st.maintain(now)
+        let (r, origin, limiter) = {
+            let mut st = write_state(&self.shared);
+            let now = st.clock.now_ms();
+            (st.maintain(now), st.origin(), st.limiter.clone())
+        };
+        events::flush_suppressed(&limiter, origin, false);
+        r
     }
 
     /// This context's process-unique id (its key in the maintenance books).

@@ -164,6 +164,21 @@ impl Limiter {
     }
 }
 
+impl Limiter {
+    /// The count suppressed for `kind` if its second is over (or `all`),
+    /// taken so that it is reported once.
+    fn take_suppressed(&self, kind: Kind, now_ms: u64, all: bool) -> u64 {
+        let k = kind as usize;
+        if self.suppressed[k].load(Ordering::Acquire) == 0 {
+            return 0;
+        }
+        if !all && self.window[k].load(Ordering::Acquire) == now_ms / 1000 {
+            return 0; // still its second: the next event or visit reports it
+        }
+        self.suppressed[k].swap(0, Ordering::AcqRel)
+    }
+}
+
 /// Who an event is about: the context's public identity.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Origin {
@@ -223,11 +238,8 @@ impl Event {
         if let Some(l) = limiter {
             let now = unix_ms();
             let (admit, suppressed) = l.admit(self.kind, now);
-            if suppressed > 0 && enabled(Level::Warn) {
-                let mut s = String::with_capacity(160);
-                start(&mut s, now, Level::Warn, "events_suppressed", self.origin);
-                let _ = write!(s, ",\"kind\":\"{}\",\"count\":{suppressed}}}", self.kind.name());
-                deliver(Level::Warn, &s);
+            if suppressed > 0 {
+                report_suppressed(now, self.origin, self.kind, suppressed);
             }
             if !admit {
                 return;
@@ -235,6 +247,40 @@ impl Event {
         }
         self.json.push('}');
         deliver(level, &self.json);
+    }
+}
+
+/// The `events_suppressed` summary: `count` events of `kind` were dropped.
+fn report_suppressed(now_ms: u64, origin: Option<Origin>, kind: Kind, count: u64) {
+    if !enabled(Level::Warn) {
+        return;
+    }
+    let mut s = String::with_capacity(160);
+    start(&mut s, now_ms, Level::Warn, "events_suppressed", origin);
+    let _ = write!(s, ",\"kind\":\"{}\",\"count\":{count}}}", kind.name());
+    deliver(Level::Warn, &s);
+}
+
+/// Reports what `limiter` suppressed in seconds that are over, even if no
+/// event of that kind came since (a flood that stopped): the maintenance
+/// thread calls it on its visits, and closing a context calls it with
+/// `all` (everything still counted). Call it with no lock held.
+pub(crate) fn flush_suppressed(limiter: &Limiter, origin: Origin, all: bool) {
+    const KIND_LIST: [Kind; KINDS] = [
+        Kind::ContextCreated,
+        Kind::ContextClosed,
+        Kind::Rotation,
+        Kind::EpochDestroyed,
+        Kind::DecryptRejected,
+        Kind::ForgedFutureEpoch,
+        Kind::ConfigRejected,
+    ];
+    let now = unix_ms();
+    for kind in KIND_LIST {
+        let n = limiter.take_suppressed(kind, now, all);
+        if n > 0 {
+            report_suppressed(now, Some(origin), kind, n);
+        }
     }
 }
 
@@ -291,6 +337,26 @@ mod tests {
         assert!(ok);
         assert_eq!(suppressed, 50 - BURST as u64);
         assert_eq!(l.admit(Kind::DecryptRejected, 6_002).1, 0, "reported once");
+    }
+
+    #[test]
+    fn a_flood_that_stopped_is_reported_by_a_flush() {
+        let l = Limiter::default();
+        let now = unix_ms();
+        for _ in 0..30 {
+            l.admit(Kind::DecryptRejected, now);
+        }
+        // Still its second: nothing to report yet, unless closing.
+        if now / 1000 == unix_ms() / 1000 {
+            assert_eq!(l.take_suppressed(Kind::DecryptRejected, now, false), 0);
+        }
+        assert_eq!(l.take_suppressed(Kind::DecryptRejected, now + 1000, false), 30 - BURST as u64);
+        assert_eq!(l.take_suppressed(Kind::DecryptRejected, now + 2000, true), 0, "reported once");
+        for _ in 0..25 {
+            l.admit(Kind::Rotation, now);
+        }
+        assert_eq!(l.take_suppressed(Kind::Rotation, now, true), 5);
+        assert_eq!(l.admit(Kind::Rotation, now + 1000), (true, 0), "not reported again");
     }
 
     #[test]

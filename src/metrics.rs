@@ -46,7 +46,9 @@ impl Sharded {
 
 thread_local! {
     static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
-    static SAMPLE: Cell<u32> = const { Cell::new(0) };
+    /// Per operation kind, so that a thread alternating encrypt and decrypt
+    /// (request/response) still times one in `LATENCY_SAMPLE` of each.
+    static SAMPLE: [Cell<u32>; 2] = const { [Cell::new(0), Cell::new(0)] };
 }
 
 #[inline]
@@ -181,11 +183,12 @@ pub(crate) struct Timer(Option<Instant>);
 
 impl Timer {
     #[inline]
-    pub(crate) fn start() -> Timer {
+    pub(crate) fn start(op: Op) -> Timer {
         if !enabled() {
             return Timer(None);
         }
         let timed = SAMPLE.with(|c| {
+            let c = &c[op as usize];
             let n = c.get().wrapping_add(1);
             c.set(n);
             n % LATENCY_SAMPLE == 0
@@ -357,6 +360,26 @@ mod tests {
             .collect();
         hs.into_iter().for_each(|h| h.join().unwrap());
         assert_eq!(c.get(), 8000);
+    }
+
+    #[test]
+    fn alternating_operations_are_both_sampled() {
+        // One thread alternating encrypt and decrypt: each kind is timed once
+        // in LATENCY_SAMPLE calls of that kind (a shared counter would land
+        // on the same kind every time).
+        std::thread::spawn(|| {
+            let mut timed = [0u32; 2];
+            for _ in 0..2 * LATENCY_SAMPLE {
+                for op in [Op::Encrypt, Op::Decrypt] {
+                    if Timer::start(op).0.is_some() {
+                        timed[op as usize] += 1;
+                    }
+                }
+            }
+            assert_eq!(timed, [2, 2]);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

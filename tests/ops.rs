@@ -357,3 +357,66 @@ fn batches_give_one_status_per_message() {
     tinymls_context_free(a);
     tinymls_context_free(b);
 }
+
+#[test]
+fn config_validate_reports_a_rejected_config() {
+    let _g = serial();
+    let got = capture(Level::Warn);
+    let mut good = Config::default();
+    assert_eq!(tinymls_config_validate(&good), TINYMLS_OK);
+    good.replay_window = 100; // not a multiple of 64
+    assert_eq!(tinymls_config_validate(&good), TINYMLS_ERR_INVALID_CONFIG);
+    events::set_sink(None, Level::Debug);
+    let events = got.lock().unwrap().clone();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let v: serde_json::Value = serde_json::from_str(&events[0].1).unwrap();
+    assert_eq!(v["event"], "config_rejected");
+    assert_eq!(v["field"], "replay_window");
+    assert_eq!(events[0].0, Level::Warn);
+}
+
+#[test]
+fn a_flood_that_stopped_still_gets_its_summary() {
+    let _g = serial();
+    let got = capture(Level::Warn);
+    let cfg = Config { ratchet_period_ms: 0, ..Config::default() };
+    let ctx = Context::builder().config(cfg).manual_maintenance().local().unwrap();
+    let mut ct = ctx.encrypt_to_vec(b"x", b"").unwrap();
+    ct[30] ^= 1;
+    for _ in 0..50 {
+        assert!(ctx.decrypt_to_vec(&ct, b"").is_err());
+    }
+    // No further event: the next maintenance visit in a later second reports
+    // what was suppressed.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1020 - u64::from(now.subsec_millis())));
+    ctx.run_maintenance().unwrap();
+    let count = |events: &[(Level, String)]| -> (usize, u64) {
+        let delivered = events.iter().filter(|(_, j)| j.contains(r#""event":"decrypt_rejected""#)).count();
+        let suppressed = events
+            .iter()
+            .filter(|(_, j)| j.contains(r#""event":"events_suppressed""#))
+            .map(|(_, j)| serde_json::from_str::<serde_json::Value>(j).unwrap()["count"].as_u64().unwrap())
+            .sum::<u64>();
+        (delivered, suppressed)
+    };
+    let (delivered, suppressed) = count(&got.lock().unwrap());
+    assert!(suppressed > 0, "nothing suppressed");
+    assert_eq!(delivered as u64 + suppressed, 50);
+    // Closing reports nothing twice.
+    ctx.close().unwrap();
+    events::set_sink(None, Level::Debug);
+    assert_eq!(count(&got.lock().unwrap()), (delivered, suppressed));
+
+    // And closing reports what the current second suppressed.
+    let got = capture(Level::Warn);
+    let ctx = Context::builder().config(cfg).manual_maintenance().local().unwrap();
+    for _ in 0..30 {
+        assert!(ctx.decrypt_to_vec(&ct, b"").is_err());
+    }
+    ctx.close().unwrap();
+    events::set_sink(None, Level::Debug);
+    let (delivered, suppressed) = count(&got.lock().unwrap());
+    assert_eq!(delivered as u64 + suppressed, 30);
+    assert!(suppressed >= 10 - 1, "{suppressed}"); // at most one second boundary crossed
+}

@@ -9,6 +9,10 @@
  *    headers and the rotations observed through tinymls_context_epoch.
  * 3. A tampered message (AUTH) and a replayed one (REPLAY) are rejected on
  *    purpose.
+ * 4. The process's metrics, as a Prometheus scrape of it would read them
+ *    (tinymls_metrics_prometheus), and two security events it raised
+ *    (tinymls_set_event_callback): the first rotation and the first
+ *    rejected message.
  *
  * Exits 0 only if every genuine message arrived intact, nothing genuine was
  * rejected, both replicas rotated, and both attacks were refused with the
@@ -17,9 +21,12 @@
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, nanosleep */
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+
+#include <pthread.h>
 
 #include "tinymls.h"
 
@@ -306,6 +313,52 @@ done:
     tinymls_context_free(b.ctx);
 }
 
+/* Security events: keep the first rotation and the first rejection to print
+ * at the end (events come from any thread, the maintenance thread included). */
+static char first_rotation[512], first_rejection[512];
+static int have_rotation, have_rejection;
+static pthread_mutex_t events_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void on_event(uint32_t level, const char *json, size_t len, void *user_data)
+{
+    (void)level;
+    (void)user_data;
+    pthread_mutex_lock(&events_lock);
+    if (!have_rotation && strstr(json, "\"event\":\"rotation\"") && len < sizeof first_rotation) {
+        memcpy(first_rotation, json, len + 1);
+        have_rotation = 1;
+    }
+    if (!have_rejection && strstr(json, "\"event\":\"decrypt_rejected\"") && len < sizeof first_rejection) {
+        memcpy(first_rejection, json, len + 1);
+        have_rejection = 1;
+    }
+    pthread_mutex_unlock(&events_lock);
+}
+
+/* What GET /metrics would serve: size query, then fill (with room to grow). */
+static void print_metrics(void)
+{
+    size_t need = 0;
+    tinymls_status s = tinymls_metrics_prometheus(NULL, 0, &need);
+    char *text = NULL;
+    while (s == TINYMLS_ERR_BUFFER_TOO_SMALL) {
+        free(text);
+        size_t cap = need + 1024;
+        text = malloc(cap);
+        if (text == NULL) {
+            failure("out of memory");
+            return;
+        }
+        s = tinymls_metrics_prometheus((uint8_t *)text, cap, &need);
+    }
+    if (s != TINYMLS_OK) {
+        problem("tinymls_metrics_prometheus", s);
+    } else {
+        printf("\n== metrics of this process (Prometheus text format) ==\n%.*s", (int)need, text);
+    }
+    free(text);
+}
+
 int main(void)
 {
     if (tinymls_abi_version() != TINYMLS_ABI_VERSION) {
@@ -314,8 +367,25 @@ int main(void)
         return 1;
     }
     printf("TinyMLS %s (AEAD: %s) C demo\n", tinymls_version(), tinymls_aead_backend());
+    if (tinymls_set_event_callback(on_event, NULL, TINYMLS_LOG_INFO) != TINYMLS_OK) {
+        failure("tinymls_set_event_callback");
+    }
     local_demo();
     replicas_demo();
+    tinymls_set_event_callback(NULL, NULL, TINYMLS_LOG_ERROR);
+    pthread_mutex_lock(&events_lock);
+    printf("\n== security events (JSON; two of them) ==\n");
+    if (have_rotation) {
+        printf("%s\n", first_rotation);
+    }
+    if (have_rejection) {
+        printf("%s\n", first_rejection);
+    }
+    pthread_mutex_unlock(&events_lock);
+    if (!have_rotation || !have_rejection) {
+        failure("expected a rotation and a decrypt_rejected event");
+    }
+    print_metrics();
     if (problems != 0) {
         printf("demo: %d problem(s)\n", problems);
         return 1;

@@ -5,26 +5,52 @@ package tinymls
 #include <stdlib.h>
 #include "tinymls.h"
 
+// Encrypt and decrypt may call back into Go (security events), so cgo cannot
+// keep a Go pointer passed to them on the stack: a &outLen would be a heap
+// allocation per call. These wrappers keep out_len on the C side and return
+// it with the status, packed as (len << 8) | status (statuses are < 256,
+// lengths < 2^56), so the hot path passes only the caller's buffers.
+static inline uint64_t tinymls_go_encrypt(tinymls_context *ctx, const uint8_t *pt, size_t pt_len,
+		const uint8_t *aad, size_t aad_len, uint8_t *out, size_t out_cap) {
+	size_t n = 0;
+	tinymls_status st = tinymls_encrypt(ctx, pt, pt_len, aad, aad_len, out, out_cap, &n);
+	return ((uint64_t)n << 8) | ((uint64_t)st & 0xff);
+}
+static inline uint64_t tinymls_go_decrypt(tinymls_context *ctx, const uint8_t *ct, size_t ct_len,
+		const uint8_t *aad, size_t aad_len, uint8_t *out, size_t out_cap) {
+	size_t n = 0;
+	tinymls_status st = tinymls_decrypt(ctx, ct, ct_len, aad, aad_len, out, out_cap, &n);
+	return ((uint64_t)n << 8) | ((uint64_t)st & 0xff);
+}
+
 // No function below keeps a pointer it was given after it returns: Go may
 // keep the arguments on the stack.
 #cgo noescape tinymls_context_new
 #cgo noescape tinymls_context_join
-#cgo noescape tinymls_encrypt
-#cgo noescape tinymls_decrypt
+#cgo noescape tinymls_go_encrypt
+#cgo noescape tinymls_go_decrypt
 #cgo noescape tinymls_context_epoch
 #cgo noescape tinymls_context_sender_id
 #cgo noescape tinymls_config_default
 #cgo noescape tinymls_config_validate
-// Only these never call back into Go. The others (context_new, context_join,
-// encrypt, decrypt, rotate, context_close, context_free) raise security
-// events, and the event callback (tinymls_set_event_callback) runs inside
-// the call and may be Go code: they must not be marked nocallback
+#cgo noescape tinymls_context_health
+#cgo noescape tinymls_metrics_prometheus
+#cgo noescape tinymls_encrypt_batch
+#cgo noescape tinymls_decrypt_batch
+// None of these calls back into Go. The others (context_new, context_join,
+// config_validate, encrypt, decrypt, rotate, context_close, context_free and
+// the batch calls) may: they emit security events, which reach the exported
+// Go function of events_export.go when SetEventLogger is in use. Marking one
+// of them nocallback would make the Go runtime abort at the first event
 // (TestCallsMayCallBackIntoGo).
 #cgo nocallback tinymls_context_epoch
 #cgo nocallback tinymls_context_sender_id
 #cgo nocallback tinymls_ciphertext_len
 #cgo nocallback tinymls_config_default
-#cgo nocallback tinymls_config_validate
+#cgo nocallback tinymls_context_health
+#cgo nocallback tinymls_metrics_prometheus
+#cgo nocallback tinymls_metrics_enable
+#cgo nocallback tinymls_health_size
 */
 import "C"
 
@@ -123,6 +149,8 @@ type Context struct {
 	mu      sync.RWMutex
 	h       *C.tinymls_context
 	cleanup runtime.Cleanup
+	// final is the health read just before Close released h (guarded by mu).
+	final *Health
 }
 
 // New creates a local context (tinymls_context_new): a random group secret
@@ -240,8 +268,7 @@ func (c *Context) Encrypt(dst, plaintext, aad []byte) ([]byte, error) {
 	if anyOverlap(out, plaintext) || anyOverlap(out, aad) {
 		buf = make([]byte, n)
 	}
-	var outLen C.size_t
-	st, err := c.encrypt(plaintext, aad, buf, &outLen)
+	st, outLen, err := c.encrypt(plaintext, aad, buf)
 	if err != nil {
 		return nil, err
 	}
@@ -258,18 +285,18 @@ func (c *Context) Encrypt(dst, plaintext, aad []byte) ([]byte, error) {
 	return ret, nil
 }
 
-func (c *Context) encrypt(pt, aad, out []byte, outLen *C.size_t) (C.tinymls_status, error) {
+func (c *Context) encrypt(pt, aad, out []byte) (C.tinymls_status, uint64, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.h == nil {
-		return 0, ErrClosed
+		return 0, 0, ErrClosed
 	}
-	st := C.tinymls_encrypt(c.h,
+	r := C.tinymls_go_encrypt(c.h,
 		bytePtr(pt), C.size_t(len(pt)),
 		bytePtr(aad), C.size_t(len(aad)),
-		bytePtr(out), C.size_t(len(out)), outLen)
+		bytePtr(out), C.size_t(len(out)))
 	runtime.KeepAlive(c)
-	return st, nil
+	return C.tinymls_status(r & 0xff), uint64(r >> 8), nil
 }
 
 // Decrypt authenticates ciphertext (a whole TinyMLS message) with aad and,
@@ -299,8 +326,7 @@ func (c *Context) Decrypt(dst, ciphertext, aad []byte) ([]byte, error) {
 	if scratch {
 		buf = make([]byte, n)
 	}
-	var outLen C.size_t
-	st, err := c.decrypt(ciphertext, aad, buf, &outLen)
+	st, outLen, err := c.decrypt(ciphertext, aad, buf)
 	if err == nil {
 		err = statusError(st)
 	}
@@ -323,18 +349,18 @@ func (c *Context) Decrypt(dst, ciphertext, aad []byte) ([]byte, error) {
 	return ret, nil
 }
 
-func (c *Context) decrypt(ct, aad, out []byte, outLen *C.size_t) (C.tinymls_status, error) {
+func (c *Context) decrypt(ct, aad, out []byte) (C.tinymls_status, uint64, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.h == nil {
-		return 0, ErrClosed
+		return 0, 0, ErrClosed
 	}
-	st := C.tinymls_decrypt(c.h,
+	r := C.tinymls_go_decrypt(c.h,
 		bytePtr(ct), C.size_t(len(ct)),
 		bytePtr(aad), C.size_t(len(aad)),
-		bytePtr(out), C.size_t(len(out)), outLen)
+		bytePtr(out), C.size_t(len(out)))
 	runtime.KeepAlive(c)
-	return st, nil
+	return C.tinymls_status(r & 0xff), uint64(r >> 8), nil
 }
 
 // Rotate moves the context to a new epoch now (tinymls_rotate).
@@ -424,6 +450,12 @@ func (c *Context) Close() error {
 	c.mu.Lock()
 	h := c.h
 	c.h = nil
+	if h != nil {
+		// What Health reports from now on: state closed, final counters.
+		if hl, err := readHealth(h); err == nil {
+			c.final = &hl
+		}
+	}
 	c.mu.Unlock()
 	if h == nil {
 		return nil // closed by another Close

@@ -63,7 +63,9 @@ pub extern "C" fn tinymls_config_default(out: *mut Config) {
     })
 }
 
-/// Checks a configuration without creating a context.
+/// Checks a configuration without creating a context. A field out of range
+/// is also reported as a `config_rejected` security event naming the field
+/// (as context creation does).
 ///
 /// Returns `TINYMLS_OK`, `TINYMLS_ERR_INVALID_CONFIG` for a field out of
 /// range, or `TINYMLS_ERR_NULL_POINTER` if `cfg` is NULL. Thread-safe.
@@ -75,7 +77,7 @@ pub extern "C" fn tinymls_config_validate(cfg: *const Config) -> tinymls_status 
         }
         // SAFETY: non-NULL; readable by contract.
         let cfg = unsafe { config_or_default(cfg) };
-        match cfg.validate() {
+        match crate::context::validate_reporting(&cfg) {
             Ok(()) => TINYMLS_OK,
             Err(e) => e.into(),
         }

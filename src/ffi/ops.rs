@@ -91,8 +91,10 @@ struct CSink {
 /// context, its `sender_id` and group fingerprint `group` (never the group
 /// id, a secret, a key, a plaintext or AAD). Kinds: `context_created`,
 /// `context_closed`, `rotation`, `epoch_destroyed`, `decrypt_rejected`,
-/// `forged_future_epoch`, `config_rejected`, `events_suppressed` (more
-/// than 20 events of one kind in one second from one context).
+/// `forged_future_epoch`, `config_rejected`, `events_suppressed` (past 20
+/// events of one kind in one second from one context, the rest are counted,
+/// and reported with `kind` and `count` once that second is over: by the
+/// next event of the kind, the maintenance thread's next visit, or close).
 ///
 /// Returns `TINYMLS_OK`, `TINYMLS_ERR_INVALID_ARGUMENT` (`min_level` > 3).
 /// Thread-safe.

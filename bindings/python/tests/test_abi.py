@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
-from ctypes import POINTER, c_char, c_char_p, c_size_t, c_uint32, c_uint64
+from ctypes import POINTER, c_char, c_char_p, c_size_t, c_uint32, c_uint64, c_void_p
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,11 @@ C_TO_CTYPES: dict[str, Any] = {
     "const uint8_t *": c_char_p,
     "uint8_t *": POINTER(c_char),
     "size_t *": POINTER(c_size_t),
+    "const size_t *": POINTER(c_size_t),
+    "tinymls_status *": POINTER(c_uint32),
+    "void *": c_void_p,
+    "tinymls_event_fn": _ffi.EventFn,
+    "struct tinymls_health *": POINTER(_ffi.CHealth),
     "uint32_t *": POINTER(c_uint32),
     "uint64_t *": POINTER(c_uint64),
     "struct tinymls_config *": POINTER(_ffi.CConfig),
@@ -133,6 +138,21 @@ def test_config_layout_matches_header() -> None:
     assert ctypes.sizeof(_ffi.CConfig) == int(size.group(1)) == _ffi.lib.tinymls_config_size() == 80
 
 
+def test_health_layout_matches_header() -> None:
+    struct = re.search(r"typedef struct tinymls_health \{(.*?)\} tinymls_health;", _header_text(), flags=re.S)
+    assert struct is not None
+    fields = re.findall(r"(uint\d+_t) (\w+);", struct.group(1))
+    widths = {"uint32_t": c_uint32, "uint64_t": c_uint64}
+    assert [(n, widths[t]) for t, n in fields] == list(_ffi.CHealth._fields_)
+    offsets = re.findall(r"offsetof\(tinymls_health, (\w+)\) == (\d+)", HEADER.read_text())
+    assert len(offsets) >= 2
+    for name, off in offsets:
+        assert getattr(_ffi.CHealth, name).offset == int(off), name
+    size = re.search(r"sizeof\(tinymls_health\) == (\d+)", HEADER.read_text())
+    assert size is not None
+    assert ctypes.sizeof(_ffi.CHealth) == int(size.group(1)) == _ffi.lib.tinymls_health_size() == 80
+
+
 def test_abi_version() -> None:
     assert _ffi.lib.tinymls_abi_version() == tinymls.ABI_VERSION == 1
 
@@ -144,14 +164,17 @@ def test_config_defaults_are_the_librarys() -> None:
 
 
 class _StubLib:
-    def __init__(self, abi: int, size: int) -> None:
-        self.abi, self.size = abi, size
+    def __init__(self, abi: int, size: int, health: int = 80) -> None:
+        self.abi, self.size, self.health = abi, size, health
 
     def tinymls_abi_version(self) -> int:
         return self.abi
 
     def tinymls_config_size(self) -> int:
         return self.size
+
+    def tinymls_health_size(self) -> int:
+        return self.health
 
 
 def test_abi_check_refuses_other_versions() -> None:
@@ -160,6 +183,8 @@ def test_abi_check_refuses_other_versions() -> None:
         _ffi.check_abi(_StubLib(2, 80), "future.so")
     with pytest.raises(ImportError, match=r"sizeof\(tinymls_config\) = 72"):
         _ffi.check_abi(_StubLib(1, 72), "odd.so")
+    with pytest.raises(ImportError, match=r"sizeof\(tinymls_health\) = 72"):
+        _ffi.check_abi(_StubLib(1, 80, 72), "odd.so")
 
 
 def test_declare_refuses_a_library_without_a_symbol() -> None:

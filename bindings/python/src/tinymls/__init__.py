@@ -40,6 +40,25 @@ from ._errors import (
 from . import _ffi
 from ._config import Config
 from ._context import HEADER_LEN, OVERHEAD, Buffer, Context
+from ._ops import (
+    HEALTH_CLOSED,
+    HEALTH_ERROR,
+    HEALTH_KEYS_LOCKED,
+    HEALTH_KEYS_NOT_DUMPED,
+    HEALTH_KEYS_ON_HEAP,
+    HEALTH_READY,
+    HEALTH_ROTATING,
+    LOG_DEBUG,
+    LOG_ERROR,
+    LOG_INFO,
+    LOG_WARN,
+    Health,
+    HealthState,
+    KeyMemory,
+    metrics_text,
+    set_metrics_enabled,
+)
+from . import events
 
 __version__ = "0.1.0"
 
@@ -87,10 +106,24 @@ __all__ = [
     "EpochUnknownError",
     "ExhaustedError",
     "HEADER_LEN",
+    "HEALTH_CLOSED",
+    "HEALTH_ERROR",
+    "HEALTH_KEYS_LOCKED",
+    "HEALTH_KEYS_NOT_DUMPED",
+    "HEALTH_KEYS_ON_HEAP",
+    "HEALTH_READY",
+    "HEALTH_ROTATING",
+    "Health",
+    "HealthState",
     "InternalError",
     "InvalidArgumentError",
     "InvalidConfigError",
     "KEY_SIZE",
+    "KeyMemory",
+    "LOG_DEBUG",
+    "LOG_ERROR",
+    "LOG_INFO",
+    "LOG_WARN",
     "LibraryError",
     "MAX_GROUP_ID_LEN",
     "MAX_GROUP_SECRET_LEN",
@@ -108,6 +141,9 @@ __all__ = [
     "TinyMLSError",
     "__version__",
     "backend",
+    "events",
     "library_path",
+    "metrics_text",
+    "set_metrics_enabled",
     "version",
 ]

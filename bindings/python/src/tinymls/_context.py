@@ -8,11 +8,13 @@ import threading
 import weakref
 from ctypes import byref, c_char, c_size_t, c_uint32, c_uint64, create_string_buffer
 from types import TracebackType
+from collections.abc import Iterable
 from typing import Any, NoReturn, Union
 
-from . import _ffi
+from . import _ffi, _ops
 from ._config import Config
-from ._errors import ArgumentTypeError, InvalidArgumentError, Status
+from ._errors import ArgumentTypeError, InvalidArgumentError, Status, TinyMLSError
+from ._ops import Health
 
 #: What the byte arguments accept.
 Buffer = Union[bytes, bytearray, memoryview]
@@ -128,7 +130,7 @@ class Context:
     is released when the object is garbage-collected.
     """
 
-    __slots__ = ("_handle", "_lock", "_idle", "_calls", "_closing", "_finalizer", "__weakref__")
+    __slots__ = ("_handle", "_lock", "_idle", "_calls", "_closing", "_finalizer", "_final_health", "__weakref__")
 
     _handle: Any
     _lock: threading.Lock
@@ -136,6 +138,7 @@ class Context:
     _calls: int
     _closing: bool
     _finalizer: weakref.finalize[..., Any]
+    _final_health: Health | None
 
     def __init__(self) -> None:
         raise TypeError("create a tinymls.Context with Context.new() or Context.join()")
@@ -152,6 +155,7 @@ class Context:
         self._idle = threading.Condition(self._lock)
         self._calls = 0
         self._closing = False
+        self._final_health = None
         _live.add(self)
         return self
 
@@ -199,6 +203,14 @@ class Context:
         with self._lock:
             if self._closing:
                 _closed()
+            self._calls += 1
+            return self._handle
+
+    def _enter_any(self) -> Any:
+        """Like _enter, but also while closing; None once the handle is released."""
+        with self._lock:
+            if self._handle is None:
+                return None
             self._calls += 1
             return self._handle
 
@@ -310,6 +322,40 @@ class Context:
         _ffi.check(status)
         return value.value
 
+    # -- operations ----------------------------------------------------------
+
+    def health(self) -> Health:
+        """The context's health: state (READY, ROTATING, ERROR, CLOSED), uptime,
+        current epoch and its key age, retained epochs, counters, the last
+        error, the sender id. No secret in it. After :meth:`close` it is the
+        snapshot taken when the context closed (state ``CLOSED``)."""
+        return _ops.context_health(self)
+
+    def encrypt_many(self, plaintexts: Iterable[Buffer], aad: Buffer | Iterable[Buffer] = b"") -> list[bytes]:
+        """Encrypts many messages in one library call (``tinymls_encrypt_batch``),
+        in order. ``aad`` is one value for every message, or one per message.
+
+        Raises what :meth:`encrypt` raises (the first message's error, if any
+        failed), :class:`ArgumentTypeError` for a wrong type and
+        :class:`InvalidArgumentError` for a wrong number of AADs.
+        """
+        return _ops.encrypt_many(self, plaintexts, aad)
+
+    def decrypt_many(
+        self, ciphertexts: Iterable[Buffer], aad: Buffer | Iterable[Buffer] = b""
+    ) -> list[bytes | TinyMLSError]:
+        """Decrypts many ciphertexts in one library call (``tinymls_decrypt_batch``),
+        in order (so a replay inside the batch is caught). ``aad`` is one value
+        for every message, or one per message.
+
+        Returns one entry per ciphertext: the plaintext, or the exception a
+        :meth:`decrypt` of it would have raised (not raised: one bad message
+        does not fail the others). Raises :class:`ClosedError` if the context
+        is closed, :class:`ArgumentTypeError` for a wrong type,
+        :class:`InvalidArgumentError` for a wrong number of AADs.
+        """
+        return _ops.decrypt_many(self, ciphertexts, aad)
+
     # -- lifetime ------------------------------------------------------------
 
     @property
@@ -334,7 +380,11 @@ class Context:
         with self._lock:
             while self._calls:
                 self._idle.wait()
-        self._handle = None
+            try:
+                # What health() reports from now on (state CLOSED, final counters).
+                self._final_health = _ops.read_health(handle)
+            finally:
+                self._handle = None
         self._finalizer()  # tinymls_context_free, exactly once
 
     def __enter__(self) -> Context:

@@ -20,7 +20,7 @@ import ctypes
 import ctypes.util
 import functools
 import os
-from ctypes import POINTER, c_char, c_char_p, c_size_t, c_uint32, c_uint64
+from ctypes import CFUNCTYPE, POINTER, c_char, c_char_p, c_size_t, c_uint32, c_uint64, c_void_p
 from typing import Any
 
 from ._errors import ERRORS_BY_STATUS, LibraryError, Status, TinyMLSError
@@ -63,6 +63,36 @@ class ContextStruct(ctypes.Structure):
 #: ``struct tinymls_context *``
 ContextPtr = POINTER(ContextStruct)
 
+
+class CHealth(ctypes.Structure):
+    """``struct tinymls_health``: 80 bytes (``tinymls_context_health``)."""
+
+    _fields_ = [
+        ("state", c_uint32),
+        ("last_error", c_uint32),
+        ("current_epoch", c_uint32),
+        ("oldest_epoch", c_uint32),
+        ("retained_epochs", c_uint32),
+        ("flags", c_uint32),
+        ("uptime_ms", c_uint64),
+        ("key_age_ms", c_uint64),
+        ("encrypt_count", c_uint64),
+        ("decrypt_count", c_uint64),
+        ("error_count", c_uint64),
+        ("rotation_count", c_uint64),
+        ("sender_id", c_uint64),
+    ]
+
+
+#: ``sizeof(tinymls_health)`` in the ABI.
+HEALTH_SIZE = 80
+
+#: ``tinymls_event_fn``: ``void (*)(uint32_t level, const char *json, size_t
+#: json_len, void *user_data)``. ``json`` is declared ``const char *`` in C; it
+#: arrives here as an address (``c_void_p``) so that exactly ``json_len``
+#: bytes are read (``ctypes.string_at``), not up to a NUL.
+EventFn = CFUNCTYPE(None, c_uint32, c_void_p, c_size_t, c_void_p)
+
 # C type -> ctypes type, in the header's spelling:
 #   const uint8_t *  -> c_char_p (accepts bytes without a copy, c_char arrays, None)
 #   uint8_t *        -> POINTER(c_char) (a c_char array from create_string_buffer, or None)
@@ -95,6 +125,44 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "tinymls_aead_backend": (c_char_p, []),
     "tinymls_abi_version": (c_uint32, []),
     "tinymls_config_size": (c_size_t, []),
+    # Operations (metrics, events, health, batch calls).
+    "tinymls_metrics_prometheus": (_Status, [POINTER(c_char), c_size_t, POINTER(c_size_t)]),
+    "tinymls_metrics_enable": (None, [c_uint32]),
+    "tinymls_set_event_callback": (_Status, [EventFn, c_void_p, c_uint32]),
+    "tinymls_context_health": (_Status, [ContextPtr, POINTER(CHealth)]),
+    "tinymls_health_size": (c_size_t, []),
+    "tinymls_encrypt_batch": (
+        _Status,
+        [
+            ContextPtr,
+            c_size_t,
+            c_char_p,
+            POINTER(c_size_t),
+            c_char_p,
+            POINTER(c_size_t),
+            POINTER(c_char),
+            c_size_t,
+            POINTER(c_size_t),
+            POINTER(_Status),
+            POINTER(c_size_t),
+        ],
+    ),
+    "tinymls_decrypt_batch": (
+        _Status,
+        [
+            ContextPtr,
+            c_size_t,
+            c_char_p,
+            POINTER(c_size_t),
+            c_char_p,
+            POINTER(c_size_t),
+            POINTER(c_char),
+            c_size_t,
+            POINTER(c_size_t),
+            POINTER(_Status),
+            POINTER(c_size_t),
+        ],
+    ),
 }
 #: Exported only by the test build (``make testlib``, feature ``test-hooks``).
 OPTIONAL_SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
@@ -166,6 +234,13 @@ def check_abi(lib: Any, path: str) -> None:
         raise LibraryError(
             f"tinymls: {path!r} has sizeof(tinymls_config) = {size}, but this binding "
             f"has {ctypes.sizeof(CConfig)} (ABI: {CONFIG_SIZE})",
+            path=path,
+        )
+    health = int(lib.tinymls_health_size())
+    if health != ctypes.sizeof(CHealth) or health != HEALTH_SIZE:
+        raise LibraryError(
+            f"tinymls: {path!r} has sizeof(tinymls_health) = {health}, but this binding "
+            f"has {ctypes.sizeof(CHealth)} (ABI: {HEALTH_SIZE})",
             path=path,
         )
 

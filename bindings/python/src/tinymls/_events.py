@@ -1,0 +1,138 @@
+"""Security events of the library, delivered to the :mod:`logging` module.
+
+The library calls one process-wide C callback (``tinymls_set_event_callback``)
+with a level and one JSON object per event, from whichever thread caused the
+event: a Python thread inside ``encrypt``/``decrypt``/``rotate``/``close``, or
+the library's own maintenance thread (ctypes takes the GIL for the call).
+:func:`install` points that callback at a :class:`logging.Logger`: each event
+is parsed and logged at the mapped level, as the message ``"<event>
+key=value ..."`` (``"rotation sender_id=... group=... epoch=1
+reason=manual"``), with the event's fields as
+attributes of the log record (``record.event``, ``record.epoch``,
+``record.reason``, ``record.ts_ms``, ...; a field whose name a ``LogRecord``
+attribute already has would get a ``tinymls_`` prefix: none does today) and
+all of them as the dict ``record.tinymls``.
+
+Events never carry a secret, a key, a plaintext, an AAD or a group id (the
+group appears as a fingerprint). The callback never lets an exception reach
+the library: a failing handler is counted (:func:`handler_errors`) and the
+event dropped.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import threading
+from ctypes import string_at
+from typing import Any
+
+from . import _ffi
+from ._ops import LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_WARN
+
+#: Library level (``LOG_*``) -> logging level.
+LEVELS: dict[int, int] = {
+    LOG_DEBUG: logging.DEBUG,
+    LOG_INFO: logging.INFO,
+    LOG_WARN: logging.WARNING,
+    LOG_ERROR: logging.ERROR,
+}
+
+#: The logger :func:`install` uses when given none.
+DEFAULT_LOGGER = "tinymls"
+
+# Attributes a LogRecord has of its own: ``extra`` may not overwrite them.
+_RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+# Fields that go into the record but not into the message text.
+_NOT_IN_MESSAGE = ("ts_ms", "level", "event")
+
+_lock = threading.Lock()
+_logger: logging.Logger | None = None
+_handler_errors = 0
+_atexit_registered = False
+
+
+def _on_event(level: int, json_ptr: int | None, json_len: int, _user_data: int | None) -> None:
+    """The C callback. Nothing may escape it: ctypes would print the exception
+    and return into C, but a KeyboardInterrupt or a broken handler must not
+    even do that."""
+    global _handler_errors
+    try:
+        logger = _logger
+        if logger is None or not json_ptr:
+            return
+        py_level = LEVELS.get(level, logging.ERROR)
+        if not logger.isEnabledFor(py_level):
+            return
+        fields: dict[str, Any] = json.loads(string_at(json_ptr, json_len))
+        extra: dict[str, Any] = {("tinymls_" + k if k in _RESERVED else k): v for k, v in fields.items()}
+        extra["tinymls"] = fields
+        detail = " ".join(f"{k}={v}" for k, v in fields.items() if k not in _NOT_IN_MESSAGE)
+        logger.log(py_level, "%s %s", fields.get("event", "event"), detail, extra=extra)
+    except BaseException:  # noqa: BLE001 - never into C
+        try:
+            _handler_errors += 1
+        except BaseException:  # noqa: BLE001
+            pass
+
+
+# One callback object for the life of the process: the library may still be
+# finishing a call through it after it was replaced or removed.
+_CALLBACK = _ffi.EventFn(_on_event)
+_NO_CALLBACK = _ffi.EventFn()  # NULL
+
+
+def _library_level(min_level: int) -> int:
+    """The lowest library level whose logging level is at least ``min_level``."""
+    for lib_level in (LOG_DEBUG, LOG_INFO, LOG_WARN):
+        if LEVELS[lib_level] >= min_level:
+            return lib_level
+    return LOG_ERROR
+
+
+def install(logger: logging.Logger | None = None, min_level: int = logging.INFO) -> logging.Logger:
+    """Sends the library's security events (of every context in the process)
+    to ``logger`` (default: ``logging.getLogger("tinymls")``), from
+    ``min_level`` (a :mod:`logging` level) up. The library is asked only for
+    events at or above that level. Replaces a previous :func:`install`.
+
+    Handlers run on whichever thread caused the event, the library's own
+    maintenance thread included, and may call tinymls, but must not close
+    the context an event is about from inside the handler: ``close`` waits
+    for the call that is delivering the event, which waits for the handler.
+
+    Levels: epoch destroyed is DEBUG; context created/closed and rotation are
+    INFO; decrypt rejected, forged future epoch, config rejected and
+    events suppressed are WARNING. Returns the logger.
+    """
+    global _logger, _atexit_registered
+    if logger is None:
+        logger = logging.getLogger(DEFAULT_LOGGER)
+    with _lock:
+        _logger = logger
+        _ffi.check(_ffi.lib.tinymls_set_event_callback(_CALLBACK, None, _library_level(min_level)))
+        if not _atexit_registered:
+            # No event into an interpreter that is shutting down (the
+            # maintenance thread does not stop at exit).
+            atexit.register(uninstall)
+            _atexit_registered = True
+    return logger
+
+
+def uninstall() -> None:
+    """Stops delivering events (a call already in flight may still finish)."""
+    global _logger
+    with _lock:
+        _ffi.check(_ffi.lib.tinymls_set_event_callback(_NO_CALLBACK, None, LOG_ERROR))
+        _logger = None
+
+
+def installed() -> logging.Logger | None:
+    """The logger events go to, or None."""
+    return _logger
+
+
+def handler_errors() -> int:
+    """How many events were dropped because logging them raised."""
+    return _handler_errors
