@@ -12,7 +12,8 @@ static PROCESS_START: LazyLock<Instant> = LazyLock::new(Instant::now);
 /// when told to.
 #[derive(Clone, Debug, Default)]
 pub enum Clock {
-    /// `CLOCK_MONOTONIC`, counted from the first use in this process.
+    /// `CLOCK_MONOTONIC`, counted from the first use in this process (plus
+    /// [`SYSTEM_BASE_MS`]).
     #[default]
     System,
     /// A shared counter moved by [`Clock::advance`] / [`Clock::set`].
@@ -54,10 +55,17 @@ impl Clock {
     }
 }
 
-/// Milliseconds of the monotonic system clock since this process first asked.
+/// Where the system clock starts: 2^40 ms (about 35 years). A restored
+/// epoch's start (`now - age`, see `state`) then lies in the past even in a
+/// process that started a moment ago, instead of being clamped to 0 (which
+/// would extend its life).
+pub const SYSTEM_BASE_MS: u64 = 1 << 40;
+
+/// Milliseconds of the monotonic system clock: [`SYSTEM_BASE_MS`] plus the
+/// time since this process first asked.
 #[inline]
 pub fn system_now_ms() -> u64 {
-    PROCESS_START.elapsed().as_millis() as u64
+    SYSTEM_BASE_MS + PROCESS_START.elapsed().as_millis() as u64
 }
 
 #[cfg(test)]
