@@ -87,7 +87,7 @@ nightly:
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 
 CARGO_FUZZ   := $(TOOLS)/bin/cargo-fuzz
-FUZZ_TARGETS := decrypt header config
+FUZZ_TARGETS := decrypt header config state_import
 FUZZ_SECONDS ?= 60
 $(CARGO_FUZZ):
 	$(CARGO) install cargo-fuzz --version 0.13.1 --locked --root $(TOOLS)

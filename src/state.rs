@@ -57,9 +57,9 @@ pub const CURRENT_EPOCH_ONLY: u32 = 1;
 pub const KNOWN_FLAGS: u32 = CURRENT_EPOCH_ONLY;
 /// Length of the clear, authenticated header (magic, version, flags, body
 /// length, nonce).
-pub const HEADER_LEN: usize = 28;
+pub const BLOB_HEADER_LEN: usize = 28;
 /// The smallest possible blob (header and tag around an empty body).
-pub const MIN_BLOB_LEN: usize = HEADER_LEN + TAG_LEN;
+pub const MIN_BLOB_LEN: usize = BLOB_HEADER_LEN + TAG_LEN;
 
 /// Mode bytes in the body.
 const MODE_LOCAL: u8 = 1;
@@ -191,13 +191,13 @@ pub fn seal_body(kek: &[u8], version: u16, flags: u16, body: &[u8]) -> Result<Ve
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.try_fill_bytes(&mut nonce).map_err(|_| Error::Rng)?;
     let n = u32::try_from(body.len()).map_err(|_| Error::InvalidArgument)?;
-    let mut blob = vec![0u8; HEADER_LEN + body.len() + TAG_LEN];
+    let mut blob = vec![0u8; BLOB_HEADER_LEN + body.len() + TAG_LEN];
     blob[..8].copy_from_slice(&MAGIC);
     blob[8..10].copy_from_slice(&version.to_be_bytes());
     blob[10..12].copy_from_slice(&flags.to_be_bytes());
     blob[12..16].copy_from_slice(&n.to_be_bytes());
     blob[16..28].copy_from_slice(&nonce);
-    let (head, rest) = blob.split_at_mut(HEADER_LEN);
+    let (head, rest) = blob.split_at_mut(BLOB_HEADER_LEN);
     let (ct, tag_out) = rest.split_at_mut(body.len());
     let tag = key.seal(&nonce, head, body, ct)?;
     tag_out.copy_from_slice(&tag);
@@ -223,7 +223,7 @@ fn check_header(blob: &[u8]) -> Result<()> {
         return Err(Error::Malformed);
     }
     let n = u32::from_be_bytes([blob[12], blob[13], blob[14], blob[15]]) as u64;
-    if blob.len() as u64 != HEADER_LEN as u64 + n + TAG_LEN as u64 {
+    if blob.len() as u64 != BLOB_HEADER_LEN as u64 + n + TAG_LEN as u64 {
         // Truncated or extended.
         return Err(Error::Malformed);
     }
@@ -242,7 +242,7 @@ pub(crate) fn open(blob: &[u8], kek: &[u8]) -> Result<(u32, Snapshot)> {
     }
     check_header(blob)?;
     let key = seal_key(kek)?;
-    let (head, rest) = blob.split_at(HEADER_LEN);
+    let (head, rest) = blob.split_at(BLOB_HEADER_LEN);
     let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
     let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Malformed)?;
     let nonce: &[u8; NONCE_LEN] = head[16..28].try_into().map_err(|_| Error::Malformed)?;

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use tinymls::ffi::tinymls_status::*;
 use tinymls::ffi::*;
-use tinymls::state::{self, CURRENT_EPOCH_ONLY, FORMAT_VERSION, HEADER_LEN};
+use tinymls::state::{self, BLOB_HEADER_LEN as HEADER_LEN, CURRENT_EPOCH_ONLY, FORMAT_VERSION};
 use tinymls::wire::parse;
 use tinymls::{Clock, Config, Context, Error, Mode};
 
