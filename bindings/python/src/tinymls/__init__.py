@@ -55,6 +55,12 @@ MIN_GROUP_SECRET_LEN = 32
 MAX_GROUP_SECRET_LEN = 1024
 #: Largest group id accepted by :meth:`Context.join`.
 MAX_GROUP_ID_LEN = 255
+#: :meth:`Context.export` flag (``current_epoch_only=True``): only the current epoch.
+EXPORT_CURRENT_EPOCH_ONLY = 1
+#: Length of the key-encryption key of :meth:`Context.export` / :meth:`Context.import_`.
+STATE_KEK_LEN = 32
+#: The state blob format this binding was written for (see :func:`state_format_version`).
+STATE_FORMAT_VERSION = 1
 
 
 def version() -> str:
@@ -67,6 +73,12 @@ def backend() -> str:
     """The AEAD backend compiled into the library: ``"aws-lc-rs"`` or ``"rust-crypto"``."""
     raw = _ffi.lib.tinymls_aead_backend()
     return raw.decode("ascii") if raw is not None else ""
+
+
+def state_format_version() -> int:
+    """The state blob format the library writes and the newest it reads; a
+    newer blob is refused with :class:`MalformedError`."""
+    return int(_ffi.lib.tinymls_state_format_version())
 
 
 def library_path() -> str:
@@ -83,6 +95,7 @@ __all__ = [
     "ClosedError",
     "Config",
     "Context",
+    "EXPORT_CURRENT_EPOCH_ONLY",
     "EpochExpiredError",
     "EpochUnknownError",
     "ExhaustedError",
@@ -102,6 +115,8 @@ __all__ = [
     "RateLimitedError",
     "ReplayError",
     "RngError",
+    "STATE_FORMAT_VERSION",
+    "STATE_KEK_LEN",
     "SenderLimitError",
     "StateError",
     "Status",
@@ -109,5 +124,6 @@ __all__ = [
     "__version__",
     "backend",
     "library_path",
+    "state_format_version",
     "version",
 ]
