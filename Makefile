@@ -20,7 +20,7 @@ TESTLIB_DIR  := $(CURDIR)/target/testhooks/release
 
 .PHONY: all lib testlib header check-header test test-rust test-rust-rustcrypto test-c \
         test-go test-python test-symbols test-soak soak fuzz fuzz-seeds miri nightly check-all \
-        demo bench install uninstall clean lint
+        demo bench install uninstall clean lint test-state-cross test-state-example
 
 all: lib
 
@@ -47,7 +47,8 @@ check-header: $(CBINDGEN)
 	$(CBINDGEN) --quiet --config cbindgen.toml --crate tinymls --output build/tinymls.h.check
 	@diff -u include/tinymls.h build/tinymls.h.check && echo "header: include/tinymls.h is up to date"
 
-test: lint check-header test-rust test-rust-rustcrypto test-symbols test-c test-go test-python test-soak
+test: lint check-header test-rust test-rust-rustcrypto test-symbols test-c test-go test-python test-soak \
+      test-state-cross test-state-example
 	@echo "make test: all suites passed"
 
 ## Unit, vector, KAT, rotation, concurrency, fork, FFI tests (aws-lc-rs).
@@ -71,6 +72,28 @@ test-go: lib testlib
 
 test-python: testlib
 	$(MAKE) -C bindings/python test LIBDIR=$(TESTLIB_DIR)
+
+## State export/import across languages (tests/state_cross/): export in each
+## of C, Go and Python, import each export in each (all nine ordered pairs).
+GO           ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+STATE_CROSS  := $(CURDIR)/build/state_cross
+# As bindings/go/Makefile: cgo on, the installed toolchain, caches under
+# build/go when $$HOME is not usable.
+GO_ENV       := CGO_ENABLED=1 GOTOOLCHAIN=local GOFLAGS=-buildvcs=false \
+                $(if $(shell [ -n "$$HOME" ] && [ -w "$$HOME" ] && echo ok),,GOCACHE=$(CURDIR)/build/go/cache GOPATH=$(CURDIR)/build/go/gopath)
+test-state-cross: lib testlib
+	@mkdir -p $(STATE_CROSS)
+	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -I$(CURDIR)/include tests/state_cross/state_cross.c \
+	  -o $(STATE_CROSS)/state_cross -L$(TESTLIB_DIR) -ltinymls -Wl,-rpath,$(TESTLIB_DIR)
+	cd tests/state_cross/go && $(GO_ENV) $(GO) vet . && $(GO_ENV) $(GO) build -o $(STATE_CROSS)/state_cross_go .
+	TINYMLS_LIBRARY=$(TESTLIB_DIR)/libtinymls.so PYTHONPATH=$(CURDIR)/bindings/python/src PYTHON=$(PYTHON) \
+	  tests/state_cross/run.sh $(STATE_CROSS)
+
+## The SQLite example (examples/state_sqlite.py): keeps its sealed state in
+## SQLite, is killed with SIGKILL, restarts and reads what it was sent.
+test-state-example: testlib
+	TINYMLS_LIBRARY=$(TESTLIB_DIR)/libtinymls.so PYTHONPATH=$(CURDIR)/bindings/python/src \
+	  $(PYTHON) examples/state_sqlite.py --self-test --workdir $(CURDIR)/build/state_example
 
 ## Soak: two processes, several threads each, 10 ms rotation, one context
 ## closed and re-joined mid-run (examples/soak.rs). SOAK_SECONDS, default 60.
