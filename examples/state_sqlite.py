@@ -43,6 +43,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import tinymls
 
@@ -122,7 +123,7 @@ def serve(db: str, kek: bytes, group_secret_file: str, stop_file: str) -> None:
                 continue
             # Decrypt the batch, then store the results, the new sealed state
             # and the "done" marks in one transaction.
-            results = []
+            results: list[tuple[int, bytes | None, str | None]] = []
             for inbox_id, ct in rows:
                 try:
                     results.append((inbox_id, ctx.decrypt(ct), None))
@@ -143,9 +144,9 @@ def serve(db: str, kek: bytes, group_secret_file: str, stop_file: str) -> None:
 # -- the self-test ---------------------------------------------------------------
 
 
-def wait_until(what: str, cond: object, timeout: float = 60.0) -> None:
+def wait_until(what: str, cond: Callable[[], bool], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
-    while not cond():  # type: ignore[operator]
+    while not cond():
         if time.monotonic() > deadline:
             sys.exit(f"self-test: timed out waiting for {what}")
         time.sleep(0.02)
@@ -163,8 +164,8 @@ def self_test(workdir: str) -> None:
     # A fresh KEK and group secret, readable by this user only.
     for path in (kek_file, secret_file):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(os.urandom(32).hex().encode() if path == kek_file else os.urandom(32))
+        with os.fdopen(fd, "wb") as out:
+            out.write(os.urandom(32).hex().encode() if path == kek_file else os.urandom(32))
 
     cmd = [sys.executable, os.path.abspath(__file__), "serve", "--db", db, "--kek-file", kek_file,
            "--group-secret-file", secret_file, "--stop-file", stop_file]
@@ -185,7 +186,7 @@ def self_test(workdir: str) -> None:
 
     # 1. The service starts, joins, and reads a first batch (epoch 0).
     first = subprocess.Popen(cmd)
-    wait_until("the first join", lambda: conn.execute("SELECT COUNT(*) FROM state").fetchone()[0] == 1)
+    wait_until("the first join", lambda: bool(conn.execute("SELECT COUNT(*) FROM state").fetchone()[0] == 1))
     batch1 = [sender.encrypt(f"before the crash #{i}".encode()) for i in range(5)]
     ids1 = [send(ct) for ct in batch1]
     wait_until("the first batch", lambda: processed(ids1))
