@@ -259,8 +259,8 @@ pub fn state_import(data: &[u8]) {
     } else {
         tinymls::state::seal_body(&STATE_KEK, tinymls::state::FORMAT_VERSION, 0, rest).expect("seal")
     };
-    let authentic = state_body_of(&blob).is_some()
-        && u16::from_be_bytes([blob[8], blob[9]]) == tinymls::state::FORMAT_VERSION;
+    let authentic =
+        state_body_of(&blob).is_some() && u16::from_be_bytes([blob[8], blob[9]]) == tinymls::state::FORMAT_VERSION;
     match Context::builder().manual_maintenance().import_state(&blob, &STATE_KEK) {
         Ok(ctx) => {
             assert!(authentic, "imported a blob that was not sealed under the KEK");

@@ -49,6 +49,19 @@ impl Clock {
         }
     }
 
+    /// Wall-clock milliseconds since the Unix epoch (the system's real-time
+    /// clock; a fake clock's own value). Only state export/import uses it, to
+    /// count the time a blob spent in storage; 0 if the system clock is set
+    /// before 1970.
+    pub fn wall_ms(&self) -> u64 {
+        match self {
+            Clock::System => {
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+            }
+            Clock::Fake(t) => t.load(Ordering::Acquire),
+        }
+    }
+
     /// Whether this is the system clock.
     pub fn is_system(&self) -> bool {
         matches!(self, Clock::System)

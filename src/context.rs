@@ -292,7 +292,8 @@ impl ContextBuilder {
     /// shares a nonce with the exporter, which may still be running), keeps
     /// each epoch's age (an epoch past `state_lifetime_ms` is destroyed
     /// before this returns; the newest `max_epochs` are kept) and the replay
-    /// windows of the senders it knew.
+    /// windows of the senders it knew. An epoch's age includes the time the
+    /// blob spent in storage (by the wall clock, [`Clock::wall_ms`]).
     ///
     /// Errors: `InvalidArgument` (a KEK that is not 32 bytes),
     /// `InvalidConfig`, `Malformed` (not a state blob, a newer format, or an
@@ -312,12 +313,16 @@ impl ContextBuilder {
 
     fn restore(self, snap: crate::state::Snapshot) -> Result<Context> {
         let now = self.clock.now_ms();
+        // The time the blob spent in storage counts towards every age (an
+        // epoch must not outlive its lifetime because its process was down);
+        // a wall clock that went backwards counts as no time.
+        let stored = self.clock.wall_ms().saturating_sub(snap.exported_at_ms);
         let cfg = self.cfg;
         let keep = cfg.max_epochs as usize;
         let skip = snap.epochs.len().saturating_sub(keep);
         let mut epochs = VecDeque::with_capacity(snap.epochs.len() - skip);
         for e in snap.epochs.into_iter().skip(skip) {
-            let mut ep = Epoch::new(e.number, e.secret, now.saturating_sub(e.age_ms));
+            let mut ep = Epoch::new(e.number, e.secret, now.saturating_sub(e.age_ms.saturating_add(stored)));
             for p in e.peers {
                 let keys = SenderKeys::derive(&ep.secret, p.sender);
                 let replay = (cfg.replay_window > 0).then(|| {
@@ -1270,6 +1275,7 @@ impl State {
             group_id: self.group_id.to_vec(),
             fingerprint: self.fingerprint,
             cfg: self.cfg,
+            exported_at_ms: self.clock.wall_ms(),
             epochs,
         })
     }

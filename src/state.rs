@@ -16,9 +16,9 @@
 //! seal_key = ExpandLabel(PRK, "state v1", "", 32)     (label "tinymls state v1")
 //! ```
 //!
-//! The body holds the mode, the group id, the configuration, the retained
-//! epochs (number, epoch secret, age) and each known foreign sender's replay
-//! window. It never holds a group secret, a PRK or anything older than the
+//! The body holds the mode, the group id, the configuration, the time of the
+//! export, the retained epochs (number, epoch secret, age) and each known
+//! foreign sender's replay window. It never holds a group secret, a PRK or anything older than the
 //! oldest epoch it carries: an epoch secret derives only the epochs after it
 //! (SPEC §3), so the holder of a blob can read nothing older.
 //!
@@ -95,6 +95,8 @@ pub(crate) struct Snapshot {
     pub(crate) group_id: Vec<u8>,
     pub(crate) fingerprint: u64,
     pub(crate) cfg: Config,
+    /// Wall-clock time of the export (Unix ms, [`crate::Clock::wall_ms`]).
+    pub(crate) exported_at_ms: u64,
     /// Contiguous, oldest first; the last one is current. Never empty.
     pub(crate) epochs: Vec<EpochSnap>,
 }
@@ -124,7 +126,7 @@ fn body_len(s: &Snapshot) -> usize {
         .iter()
         .map(|e| 4 + 32 + 8 + 4 + e.peers.iter().map(|p| 8 + window_len(&p.window)).sum::<usize>())
         .sum();
-    1 + 1 + s.group_id.len() + 8 + CONFIG_LEN + 4 + 4 + epochs
+    1 + 1 + s.group_id.len() + 8 + CONFIG_LEN + 8 + 4 + 4 + epochs
 }
 
 fn put_config(v: &mut Vec<u8>, c: &Config) {
@@ -157,6 +159,7 @@ fn encode_body(s: &Snapshot) -> Result<Zeroizing<Vec<u8>>> {
     v.extend_from_slice(&s.group_id);
     v.extend_from_slice(&s.fingerprint.to_be_bytes());
     put_config(&mut v, &s.cfg);
+    v.extend_from_slice(&s.exported_at_ms.to_be_bytes());
     v.extend_from_slice(&last.number.to_be_bytes());
     v.extend_from_slice(&(s.epochs.len() as u32).to_be_bytes());
     for e in &s.epochs {
@@ -321,6 +324,7 @@ fn parse_body(body: &[u8]) -> Result<Snapshot> {
     let fingerprint = r.u64()?;
     let cfg = get_config(&mut r)?;
     cfg.validate().map_err(|_| Error::Malformed)?;
+    let exported_at_ms = r.u64()?;
     let current = r.u32()?;
     let count = r.u32()?;
     if count == 0 || count > crate::config::MAX_EPOCHS_LIMIT || count - 1 > current {
@@ -373,7 +377,7 @@ fn parse_body(body: &[u8]) -> Result<Snapshot> {
     if !r.0.is_empty() {
         return Err(Error::Malformed);
     }
-    Ok(Snapshot { mode, group_id, fingerprint, cfg, epochs })
+    Ok(Snapshot { mode, group_id, fingerprint, cfg, exported_at_ms, epochs })
 }
 
 impl WindowSnap {
@@ -403,6 +407,7 @@ mod tests {
             group_id: b"g".to_vec(),
             fingerprint: 42,
             cfg: Config::default(),
+            exported_at_ms: 1_700_000_000_000,
             epochs: vec![EpochSnap {
                 number: 5,
                 secret: s,
@@ -425,6 +430,7 @@ mod tests {
         assert_eq!(p.group_id, b"g");
         assert_eq!(p.fingerprint, 42);
         assert_eq!(p.cfg, Config::default());
+        assert_eq!(p.exported_at_ms, 1_700_000_000_000);
         assert_eq!(p.epochs.len(), 1);
         assert_eq!(p.epochs[0].number, 5);
         assert!(p.epochs[0].secret.ct_eq(&s.epochs[0].secret));

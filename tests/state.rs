@@ -180,7 +180,8 @@ fn exporter_and_importers_never_repeat_a_nonce() {
 
 #[test]
 fn ages_survive_the_round_trip() {
-    let clock = Clock::fake(1_000_000_000);
+    let t0 = 1_700_000_000_000;
+    let clock = Clock::fake(t0);
     let cfg = Config { state_lifetime_ms: 60 * MIN, max_key_age_ms: 1_000 * MIN, ..cfg() };
     let a = shared(cfg, &clock);
     let old = a.encrypt_to_vec(b"epoch 0", b"").unwrap();
@@ -189,8 +190,9 @@ fn ages_survive_the_round_trip() {
     let newer = a.encrypt_to_vec(b"epoch 1", b"").unwrap();
     let blob = a.export_state(&KEK, 0).unwrap();
 
-    // The importer's clock is unrelated to the exporter's.
-    let clock2 = Clock::fake(7_000_000_000);
+    // Imported at once, in a new process (a clock of its own): epoch 0 was
+    // due to die in 10 minutes, and dies 10 minutes after the import.
+    let clock2 = Clock::fake(clock.now_ms());
     let c = import(&blob, &clock2, None).unwrap();
     assert_eq!(c.retained_epochs(), Ok(Some((0, 1))));
     clock2.advance(10 * MIN - 1);
@@ -208,23 +210,49 @@ fn ages_survive_the_round_trip() {
     c.run_maintenance().unwrap();
     assert_eq!(c.retained_epochs(), Ok(Some((2, 2))), "epoch 1 lived its 60 minutes, then rotated away");
 
+    // The time the blob spent in storage counts: imported 5 minutes after
+    // the export, epoch 0 dies 5 minutes later.
+    let clock3 = Clock::fake(clock.now_ms() + 5 * MIN);
+    let d = import(&blob, &clock3, None).unwrap();
+    assert_eq!(d.retained_epochs(), Ok(Some((0, 1))));
+    clock3.advance(5 * MIN - 1);
+    d.run_maintenance().unwrap();
+    assert_eq!(d.retained_epochs(), Ok(Some((0, 1))));
+    clock3.advance(1);
+    d.run_maintenance().unwrap();
+    assert_eq!(d.retained_epochs(), Ok(Some((1, 1))));
+
+    // Stored past every lifetime (2 hours): nothing old survives the import;
+    // the shared chain moves on (as the exporter's would have).
+    let late = Clock::fake(clock.now_ms() + 120 * MIN);
+    let e = import(&blob, &late, None).unwrap();
+    assert_eq!(e.retained_epochs(), Ok(Some((2, 2))));
+    assert_eq!(e.decrypt_to_vec(&old, b""), Err(Error::EpochExpired));
+    assert_eq!(e.decrypt_to_vec(&newer, b""), Err(Error::EpochExpired));
+
+    // A wall clock that went backwards counts as no time in storage.
+    let behind = Clock::fake(t0);
+    let f = import(&blob, &behind, None).unwrap();
+    assert_eq!(f.retained_epochs(), Ok(Some((0, 1))));
+    behind.advance(10 * MIN);
+    f.run_maintenance().unwrap();
+    assert_eq!(f.retained_epochs(), Ok(Some((1, 1))));
+
     // An importer with a shorter lifetime drops epoch 0 (50 min old) at once.
     let short = Config { state_lifetime_ms: 40 * MIN, ..cfg };
-    let d = import(&blob, &clock2, Some(short)).unwrap();
-    assert_eq!(d.retained_epochs(), Ok(Some((1, 1))));
-    assert_eq!(d.decrypt_to_vec(&old, b""), Err(Error::EpochExpired));
-    assert_eq!(d.decrypt_to_vec(&newer, b"").unwrap(), b"epoch 1");
+    let g = import(&blob, &Clock::fake(clock.now_ms()), Some(short)).unwrap();
+    assert_eq!(g.retained_epochs(), Ok(Some((1, 1))));
+    assert_eq!(g.decrypt_to_vec(&old, b""), Err(Error::EpochExpired));
+    assert_eq!(g.decrypt_to_vec(&newer, b"").unwrap(), b"epoch 1");
 
-    // A blob whose every epoch is past the lifetime: they are destroyed and
-    // the (shared) chain moves on, so nothing old is readable.
+    // Export applies the exporter's due rules first: 45 minutes on, epoch 0
+    // (95 minutes old) is destroyed there and not in the blob.
     clock.advance(45 * MIN);
     let stale = a.export_state(&KEK, 0).unwrap();
-    let e = import(&stale, &clock2, Some(short)).unwrap();
-    assert_eq!(e.retained_epochs(), Ok(Some((2, 2))));
-    assert_eq!(e.decrypt_to_vec(&newer, b""), Err(Error::EpochExpired));
-    // The export applied the exporter's own due rules first: epoch 0 (95
-    // minutes old) was destroyed there too, and was not in the blob.
     assert_eq!(a.retained_epochs(), Ok(Some((1, 1))));
+    let h = import(&stale, &Clock::fake(clock.now_ms()), None).unwrap();
+    assert_eq!(h.retained_epochs(), Ok(Some((1, 1))));
+    assert_eq!(h.decrypt_to_vec(&old, b""), Err(Error::EpochExpired));
 }
 
 #[test]
