@@ -6,6 +6,7 @@ use super::boundary::{ffi_boundary, overlaps, slice_in, slice_out, write_out};
 use super::{tinymls_context, tinymls_status};
 use crate::config::Config;
 use crate::context::Context;
+use zeroize::Zeroizing;
 
 use tinymls_status::*;
 
@@ -67,7 +68,8 @@ pub extern "C" fn tinymls_context_export(
             }
             // SAFETY: pointer/length pair valid for reads by contract.
             let kek_s = unsafe { slice_in(kek, kek_len) }?;
-            let blob = ctx.export_state(kek_s, flags)?;
+            // Zeroized when dropped, like every copy of the blob in the library.
+            let blob = Zeroizing::new(ctx.export_state(kek_s, flags)?);
             if out_cap < blob.len() {
                 // SAFETY: checked non-NULL above; writable by contract.
                 unsafe { write_out(out_len, blob.len()) };
