@@ -388,6 +388,12 @@ impl ContextBuilder {
         match restored_since {
             None => st.start_timers(now),
             Some(since) => {
+                // Never a sender id the restored windows already know (one
+                // chance in 2^64, but then our own messages would be taken
+                // for that peer's).
+                while st.epochs.iter().any(|e| e.peer(st.sender_id).is_some()) {
+                    st.sender_id = random_u64()?;
+                }
                 // Timers and lifetimes run from when the epochs really began;
                 // whatever is overdue (an epoch past its lifetime, a due
                 // rotation) happens now, before anyone can use the context.
