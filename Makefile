@@ -20,7 +20,7 @@ TESTLIB_DIR  := $(CURDIR)/target/testhooks/release
 
 .PHONY: all lib testlib header check-header test test-rust test-rust-rustcrypto test-c \
         test-go test-python test-interop test-demo test-quickstart test-symbols test-soak soak fuzz fuzz-seeds miri nightly check-all \
-        demo demo-c bench install uninstall clean lint
+        demo demo-c bench install uninstall clean lint test-state-cross test-state-example
 
 all: lib
 
@@ -47,7 +47,8 @@ check-header: $(CBINDGEN)
 	$(CBINDGEN) --quiet --config cbindgen.toml --crate tinymls --output build/tinymls.h.check
 	@diff -u include/tinymls.h build/tinymls.h.check && echo "header: include/tinymls.h is up to date"
 
-test: lint check-header test-rust test-rust-rustcrypto test-symbols test-c test-go test-python test-interop test-demo test-quickstart test-soak
+test: lint check-header test-rust test-rust-rustcrypto test-symbols test-c test-go test-python test-interop \
+      test-state-cross test-state-example test-demo test-quickstart test-soak
 	@echo "make test: all suites passed"
 
 ## Unit, vector, KAT, rotation, concurrency, fork, FFI tests (aws-lc-rs).
@@ -77,6 +78,28 @@ test-python: testlib
 test-interop: testlib
 	$(MAKE) -C tests/interop test
 
+## State export/import across languages (tests/state_cross/): export in each
+## of C, Go and Python, import each export in each (all nine ordered pairs).
+GO           ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+STATE_CROSS  := $(CURDIR)/build/state_cross
+# As bindings/go/Makefile: cgo on, the installed toolchain, caches under
+# build/go when $$HOME is not usable.
+GO_ENV       := CGO_ENABLED=1 GOTOOLCHAIN=local GOFLAGS=-buildvcs=false \
+                $(if $(shell [ -n "$$HOME" ] && [ -w "$$HOME" ] && echo ok),,GOCACHE=$(CURDIR)/build/go/cache GOPATH=$(CURDIR)/build/go/gopath)
+test-state-cross: lib testlib
+	@mkdir -p $(STATE_CROSS)
+	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -I$(CURDIR)/include tests/state_cross/state_cross.c \
+	  -o $(STATE_CROSS)/state_cross -L$(TESTLIB_DIR) -ltinymls -Wl,-rpath,$(TESTLIB_DIR)
+	cd tests/state_cross/go && $(GO_ENV) $(GO) vet . && $(GO_ENV) $(GO) build -o $(STATE_CROSS)/state_cross_go .
+	TINYMLS_LIBRARY=$(TESTLIB_DIR)/libtinymls.so PYTHONPATH=$(CURDIR)/bindings/python/src PYTHON=$(PYTHON) \
+	  tests/state_cross/run.sh $(STATE_CROSS)
+
+## The SQLite example (examples/state_sqlite.py): keeps its sealed state in
+## SQLite, is killed with SIGKILL, restarts and reads what it was sent.
+test-state-example: testlib
+	TINYMLS_LIBRARY=$(TESTLIB_DIR)/libtinymls.so PYTHONPATH=$(CURDIR)/bindings/python/src \
+	  $(PYTHON) examples/state_sqlite.py --self-test --workdir $(CURDIR)/build/state_example
+
 ## Soak: two processes, several threads each, 10 ms rotation, one context
 ## closed and re-joined mid-run (examples/soak.rs). SOAK_SECONDS, default 60.
 SOAK_SECONDS ?= 60
@@ -92,7 +115,7 @@ nightly:
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 
 CARGO_FUZZ   := $(TOOLS)/bin/cargo-fuzz
-FUZZ_TARGETS := decrypt header config
+FUZZ_TARGETS := decrypt header config state_import
 FUZZ_SECONDS ?= 60
 $(CARGO_FUZZ):
 	$(CARGO) install cargo-fuzz --version 0.13.1 --locked --root $(TOOLS)

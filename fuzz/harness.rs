@@ -207,6 +207,18 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             v.push(bytes(&d));
             v
         }
+        "state_import" => {
+            let mut v = Vec::new();
+            for blob in state_seed_blobs() {
+                let mut whole = vec![0u8];
+                whole.extend_from_slice(blob);
+                v.push(whole);
+                let mut body = vec![1u8];
+                body.extend_from_slice(&state_body_of(blob).expect("a seed blob is authentic"));
+                v.push(body);
+            }
+            v
+        }
         _ => panic!("unknown target {target}"),
     }
 }
@@ -215,4 +227,89 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
 pub fn dedup(v: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     let mut seen = HashSet::new();
     v.into_iter().filter(|x| seen.insert(x.clone())).collect()
+}
+
+/// The key-encryption key of the state_import target's blobs.
+pub const STATE_KEK: [u8; 32] = [0x5A; 32];
+
+/// An independent check that `blob` was sealed under [`STATE_KEK`]: the
+/// seal key derived with the `hkdf` crate and `key_schedule::expand_label`,
+/// the blob opened with RustCrypto's AES-GCM (docs/STATE.md). Returns the
+/// body if it is authentic.
+pub fn state_body_of(blob: &[u8]) -> Option<Vec<u8>> {
+    const H: usize = tinymls::state::BLOB_HEADER_LEN;
+    if blob.len() < H + 16 || blob[..8] != tinymls::state::MAGIC {
+        return None;
+    }
+    let (prk, _) = hkdf::Hkdf::<sha2::Sha256>::extract(Some(&[0u8; 32]), &STATE_KEK);
+    let mut key = [0u8; 32];
+    key_schedule::expand_label(&prk, b"state v1", b"", &mut key).ok()?;
+    let cipher = Aes256Gcm::new((&key).into());
+    let nonce: [u8; 12] = blob[16..28].try_into().ok()?;
+    cipher.decrypt(&Nonce::from(nonce), Payload { msg: &blob[H..], aad: &blob[..H] }).ok()
+}
+
+/// Input of the state_import target: `[0] || blob` imports the blob as it
+/// is; `[1] || body` seals `body` under [`STATE_KEK`] first, so that the
+/// body parser is reached by arbitrary bytes too.
+pub fn state_import(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else { return };
+    let blob = if mode & 1 == 0 {
+        rest.to_vec()
+    } else {
+        tinymls::state::seal_body(&STATE_KEK, tinymls::state::FORMAT_VERSION, 0, rest).expect("seal")
+    };
+    let authentic =
+        state_body_of(&blob).is_some() && u16::from_be_bytes([blob[8], blob[9]]) == tinymls::state::FORMAT_VERSION;
+    match Context::builder().manual_maintenance().import_state(&blob, &STATE_KEK) {
+        Ok(ctx) => {
+            assert!(authentic, "imported a blob that was not sealed under the KEK");
+            // A restored context works: it encrypts, reads its own message,
+            // and exports a blob that imports again.
+            match ctx.encrypt_to_vec(b"fuzz", b"") {
+                Ok(ct) => assert_eq!(ctx.decrypt_to_vec(&ct, b"").expect("own message"), b"fuzz"),
+                Err(e) => assert_eq!(e, Error::Exhausted, "encrypt after import"),
+            }
+            match ctx.export_state(&STATE_KEK, 0) {
+                Ok(again) => {
+                    Context::builder().manual_maintenance().import_state(&again, &STATE_KEK).expect("re-import");
+                }
+                Err(e) => assert_eq!(e, Error::Exhausted, "export after import"),
+            }
+        }
+        Err(Error::Malformed) => {}
+        Err(Error::State) => assert!(!authentic, "an authentic blob reported as tampered"),
+        Err(Error::Exhausted) => assert!(authentic, "exhausted for a blob that is not authentic"),
+        Err(e) => panic!("undocumented import status {e:?}"),
+    }
+}
+
+/// Valid blobs for the state_import seeds: a shared context with peers and
+/// replay windows over several epochs (full and current-only exports), and
+/// a local one. Made once per process (their nonces are random).
+pub fn state_seed_blobs() -> &'static [Vec<u8>] {
+    static BLOBS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    BLOBS.get_or_init(|| {
+        let kat = kat();
+        let cfg = Config { ratchet_period_ms: 0, replay_window: 64, ..Config::default() };
+        let b = Context::builder().config(cfg).manual_maintenance();
+        let a = b.clone().join(&kat.secret, &kat.group_id).expect("join");
+        let r = b.clone().join(&kat.secret, &kat.group_id).expect("join");
+        for i in 0..3u8 {
+            if i > 0 {
+                a.rotate().expect("rotate");
+            }
+            for j in 0..3u8 {
+                let ct = a.encrypt_to_vec(&[i, j], b"").expect("encrypt");
+                r.decrypt_to_vec(&ct, b"").expect("decrypt");
+            }
+        }
+        let local = b.local().expect("local");
+        local.encrypt_to_vec(b"x", b"").expect("encrypt");
+        vec![
+            r.export_state(&STATE_KEK, 0).expect("export"),
+            r.export_state(&STATE_KEK, tinymls::state::CURRENT_EPOCH_ONLY).expect("export"),
+            local.export_state(&STATE_KEK, 0).expect("export"),
+        ]
+    })
 }

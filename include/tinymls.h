@@ -75,6 +75,17 @@
 // (the OS refused locked memory, or a value was too large for a slot).
 #define TINYMLS_HEALTH_KEYS_ON_HEAP 4
 
+// `tinymls_context_export` flag: export only the current epoch. The
+// importer reads every message from now on and none sent before.
+#define TINYMLS_EXPORT_CURRENT_EPOCH_ONLY 1
+
+// Length of the key-encryption key of `tinymls_context_export/import`.
+#define TINYMLS_STATE_KEK_LEN 32
+
+// The state blob format this header describes (`tinymls_state_format_version()`
+// is the library's).
+#define TINYMLS_STATE_FORMAT_VERSION 1
+
 // Status codes (stable numbers, SPEC section 9). Functions that *take* a status
 // read it as a plain integer, so an unknown number is never undefined
 // behaviour.
@@ -467,6 +478,63 @@ tinymls_status tinymls_decrypt_batch(struct tinymls_context *ctx,
                                      size_t *out_lens,
                                      tinymls_status *statuses,
                                      size_t *out_total);
+
+// Exports the context's state as a sealed blob (AES-256-GCM under a key
+// derived from `kek`, which must be `TINYMLS_STATE_KEK_LEN` (32) bytes):
+// mode, group id, configuration, the retained epochs with their ages, and
+// the replay windows of the senders it knows. `flags` is 0 or
+// `TINYMLS_EXPORT_CURRENT_EPOCH_ONLY`. The context carries on unchanged.
+//
+// Size query: with `out_cap` too small (`out` may then be NULL), `*out_len`
+// receives the size needed and the status is `TINYMLS_ERR_BUFFER_TOO_SMALL`;
+// nothing else is written. The size can grow between two calls (a new
+// sender, a rotation): call again with the new size until it fits. `out`
+// must not overlap `kek`. The blob holds epoch keys (sealed): store it as
+// carefully as the KEK allows, and delete it when it is no longer needed.
+//
+// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`ctx`, `kek`,
+// `out_len`, or `out` with a non-zero `out_cap`), `TINYMLS_ERR_INVALID_ARGUMENT`
+// (a KEK that is not 32 bytes, an unknown flag, overlapping buffers),
+// `TINYMLS_ERR_BUFFER_TOO_SMALL`, `TINYMLS_ERR_CLOSED`, `TINYMLS_ERR_EXHAUSTED`,
+// `TINYMLS_ERR_RNG`. Thread-safe.
+tinymls_status tinymls_context_export(struct tinymls_context *ctx,
+                                      const uint8_t *kek,
+                                      size_t kek_len,
+                                      uint32_t flags,
+                                      uint8_t *out,
+                                      size_t out_cap,
+                                      size_t *out_len);
+
+// Restores a context from a blob of `tinymls_context_export` sealed under
+// `kek` (32 bytes). `cfg` may be NULL to keep the exported configuration;
+// otherwise it is validated and used (its `max_epochs` keeps the newest
+// epochs, its `replay_window` resizes the windows without accepting again
+// anything they refused). The new context draws a new sender id and fresh
+// sequence numbers, so it never reuses a nonce even if the exporter is
+// still running; epochs keep their ages, and one past `state_lifetime_ms`
+// is destroyed before this returns.
+//
+// On success `*out_ctx` receives a handle the caller owns
+// (`tinymls_context_free`); on any failure it is set to NULL: no partial
+// context exists. The caller keeps (and may wipe) `blob` and `kek`.
+//
+// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`,
+// `TINYMLS_ERR_INVALID_ARGUMENT` (a KEK that is not 32 bytes),
+// `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_MALFORMED` (not a state blob:
+// truncated, foreign, or written by a newer format version, see
+// `tinymls_state_format_version`), `TINYMLS_ERR_STATE` (wrong KEK or a
+// tampered blob), `TINYMLS_ERR_RNG`, `TINYMLS_ERR_EXHAUSTED`. Thread-safe.
+tinymls_status tinymls_context_import(const uint8_t *blob,
+                                      size_t blob_len,
+                                      const uint8_t *kek,
+                                      size_t kek_len,
+                                      const struct tinymls_config *cfg,
+                                      struct tinymls_context **out_ctx);
+
+// The state blob format version this library writes and the newest it
+// reads (`TINYMLS_STATE_FORMAT_VERSION` of its header). A blob of a newer
+// version is refused with `TINYMLS_ERR_MALFORMED`. Thread-safe.
+uint32_t tinymls_state_format_version(void);
 
 #ifdef __cplusplus
 }  // extern "C"

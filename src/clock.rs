@@ -12,7 +12,8 @@ static PROCESS_START: LazyLock<Instant> = LazyLock::new(Instant::now);
 /// when told to.
 #[derive(Clone, Debug, Default)]
 pub enum Clock {
-    /// `CLOCK_MONOTONIC`, counted from the first use in this process.
+    /// `CLOCK_MONOTONIC`, counted from the first use in this process (plus
+    /// [`SYSTEM_BASE_MS`]).
     #[default]
     System,
     /// A shared counter moved by [`Clock::advance`] / [`Clock::set`].
@@ -48,16 +49,36 @@ impl Clock {
         }
     }
 
+    /// Wall-clock milliseconds since the Unix epoch (the system's real-time
+    /// clock; a fake clock's own value). Only state export/import uses it, to
+    /// count the time a blob spent in storage; 0 if the system clock is set
+    /// before 1970.
+    pub fn wall_ms(&self) -> u64 {
+        match self {
+            Clock::System => {
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+            }
+            Clock::Fake(t) => t.load(Ordering::Acquire),
+        }
+    }
+
     /// Whether this is the system clock.
     pub fn is_system(&self) -> bool {
         matches!(self, Clock::System)
     }
 }
 
-/// Milliseconds of the monotonic system clock since this process first asked.
+/// Where the system clock starts: 2^40 ms (about 35 years). A restored
+/// epoch's start (`now - age`, see `state`) then lies in the past even in a
+/// process that started a moment ago, instead of being clamped to 0 (which
+/// would extend its life).
+pub const SYSTEM_BASE_MS: u64 = 1 << 40;
+
+/// Milliseconds of the monotonic system clock: [`SYSTEM_BASE_MS`] plus the
+/// time since this process first asked.
 #[inline]
 pub fn system_now_ms() -> u64 {
-    PROCESS_START.elapsed().as_millis() as u64
+    SYSTEM_BASE_MS + PROCESS_START.elapsed().as_millis() as u64
 }
 
 #[cfg(test)]

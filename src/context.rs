@@ -118,6 +118,8 @@ pub(crate) struct State {
     clock: Clock,
     cfg: Config,
     mode: Mode,
+    /// The group id (public; `LOCAL_GROUP_ID` for a local context).
+    group_id: Box<[u8]>,
     closed: bool,
     /// Set when rotation is impossible (epoch 2^32 - 1 reached).
     exhausted: bool,
@@ -231,6 +233,8 @@ pub const KEYS_ON_HEAP: u32 = crate::os::locked::FALLBACK;
 #[derive(Clone, Debug, Default)]
 pub struct ContextBuilder {
     cfg: Config,
+    /// Whether `config` was called (an import otherwise keeps the exported one).
+    cfg_set: bool,
     clock: Clock,
     manual_maintenance: bool,
 }
@@ -239,6 +243,7 @@ impl ContextBuilder {
     /// The configuration (validated when the context is built).
     pub fn config(mut self, cfg: Config) -> Self {
         self.cfg = cfg;
+        self.cfg_set = true;
         self
     }
 
@@ -261,7 +266,7 @@ impl ContextBuilder {
         let mut group_secret = Zeroizing::new([0u8; 32]);
         fill_random(&mut group_secret[..])?;
         let secret = key_schedule::initial_epoch_secret(&group_secret[..], LOCAL_GROUP_ID)?;
-        self.build(Mode::Local, secret)
+        self.build(Mode::Local, LOCAL_GROUP_ID, secret)
     }
 
     /// A shared context joined to `group_secret` (32..=1024 bytes) and
@@ -269,22 +274,94 @@ impl ContextBuilder {
     pub fn join(self, group_secret: &[u8], group_id: &[u8]) -> Result<Context> {
         self.validate()?;
         let secret = key_schedule::initial_epoch_secret(group_secret, group_id)?;
-        self.build(Mode::Shared, secret)
+        self.build(Mode::Shared, group_id, secret)
     }
 
     fn validate(&self) -> Result<()> {
         validate_reporting(&self.cfg)
     }
 
-    fn build(self, mode: Mode, epoch0: Secret32) -> Result<Context> {
-        self.validate()?;
-        os::install_fork_handlers();
-        let id = next_context_id();
+    /// A context restored from a sealed state blob (see [`crate::state`] and
+    /// `docs/STATE.md`), with the configuration given to [`Self::config`] or,
+    /// if none was, the exported one. It draws a new sender id (so it never
+    /// shares a nonce with the exporter, which may still be running), keeps
+    /// each epoch's age (an epoch past `state_lifetime_ms` is destroyed
+    /// before this returns; the newest `max_epochs` are kept) and the replay
+    /// windows of the senders it knew. An epoch's age includes the time the
+    /// blob spent in storage (by the wall clock, [`Clock::wall_ms`]).
+    ///
+    /// Errors: `InvalidArgument` (a KEK that is not 32 bytes),
+    /// `InvalidConfig`, `Malformed` (not a state blob, a newer format, or an
+    /// inconsistent body), `State` (wrong KEK or tampered), `Rng`,
+    /// `Exhausted`. No context exists unless this returns `Ok`.
+    pub fn import_state(mut self, blob: &[u8], kek: &[u8]) -> Result<Context> {
+        if self.cfg_set {
+            self.validate()?;
+        }
+        let (_flags, snap) = crate::state::open(blob, kek)?;
+        if !self.cfg_set {
+            self.cfg = snap.cfg;
+            self.validate()?;
+        }
+        self.restore(snap)
+    }
+
+    fn restore(self, snap: crate::state::Snapshot) -> Result<Context> {
         let now = self.clock.now_ms();
+        // The time the blob spent in storage counts towards every age (an
+        // epoch must not outlive its lifetime because its process was down);
+        // a wall clock that went backwards counts as no time.
+        let stored = self.clock.wall_ms().saturating_sub(snap.exported_at_ms);
+        let cfg = self.cfg;
+        let keep = cfg.max_epochs as usize;
+        let skip = snap.epochs.len().saturating_sub(keep);
+        let mut epochs = VecDeque::with_capacity(snap.epochs.len() - skip);
+        for e in snap.epochs.into_iter().skip(skip) {
+            let mut ep = Epoch::new(e.number, e.secret, now.saturating_sub(e.age_ms.saturating_add(stored)));
+            for p in e.peers {
+                let keys = SenderKeys::derive(&ep.secret, p.sender);
+                let replay = (cfg.replay_window > 0).then(|| {
+                    Mutex::new(match p.window {
+                        Some(w) => w.into_window(cfg.replay_window),
+                        None => ReplayWindow::new(cfg.replay_window),
+                    })
+                });
+                ep.peers.push((p.sender, Locked::new(Peer { keys, replay })));
+            }
+            epochs.push_back(ep);
+        }
+        let since = epochs.back().map(|e| e.since_ms).ok_or(Error::Malformed)?;
+        let group_id = snap.group_id.into_boxed_slice();
+        self.finish(snap.mode, group_id, snap.fingerprint, epochs, Some(since))
+    }
+
+    fn build(self, mode: Mode, group_id: &[u8], epoch0: Secret32) -> Result<Context> {
+        self.validate()?;
+        let now = self.clock.now_ms();
+        let fingerprint = fingerprint(&epoch0);
+        let mut epochs = VecDeque::with_capacity(1);
+        epochs.push_back(Epoch::new(0, epoch0, now));
+        self.finish(mode, group_id.into(), fingerprint, epochs, None)
+    }
+
+    /// Builds the context around its epochs (`restored_since`: the start of
+    /// an imported current epoch, whose timers run from then).
+    fn finish(
+        self,
+        mode: Mode,
+        group_id: Box<[u8]>,
+        fingerprint: u64,
+        epochs: VecDeque<Epoch>,
+        restored_since: Option<u64>,
+    ) -> Result<Context> {
+        os::install_fork_handlers();
+        let now = self.clock.now_ms();
+        let count = epochs.len();
         let mut st = State {
             clock: self.clock,
             cfg: self.cfg,
             mode,
+            group_id,
             closed: false,
             exhausted: false,
             maintenance: !self.manual_maintenance,
@@ -297,14 +374,38 @@ impl ContextBuilder {
             last_rotation_ms: None,
             created_ms: now,
             rotations: 0,
-            fingerprint: fingerprint(&epoch0),
+            fingerprint,
             pending: Vec::new(),
             limiter: Arc::new(Limiter::default()),
         };
-        st.epochs.push_back(Epoch::new(0, epoch0, now));
-        metrics::epochs_added(1);
-        st.start_timers(now);
+        st.epochs = epochs;
+        metrics::epochs_added(count as i64);
+        match restored_since {
+            None => st.start_timers(now),
+            Some(since) => {
+                // Never a sender id the restored windows already know (one
+                // chance in 2^64, but then our own messages would be taken
+                // for that peer's).
+                while st.epochs.iter().any(|e| e.peer(st.sender_id).is_some()) {
+                    st.sender_id = random_u64()?;
+                }
+                // Timers and lifetimes run from when the epochs really began;
+                // whatever is overdue (an epoch past its lifetime, a due
+                // rotation) happens now, before anyone can use the context.
+                st.last_rotation_ms = Some(since);
+                st.start_timers(since);
+                match st.maintain(now) {
+                    Err(Error::Exhausted) if !st.epochs.is_empty() => {}
+                    Err(e) => {
+                        st.destroy_all(Destroyed::Close);
+                        return Err(e);
+                    }
+                    Ok(()) => {}
+                }
+            }
+        }
         let first_visit = st.visit_delay(now);
+        let id = next_context_id();
         let shared = Arc::new(RwLock::new(st));
         let due = if self.manual_maintenance {
             None
@@ -318,6 +419,7 @@ impl ContextBuilder {
         let (origin, limiter) = ctx.origin();
         Event::new(Kind::ContextCreated, Some(origin))
             .label("mode", if mode == Mode::Local { "local" } else { "shared" })
+            .label("origin", if restored_since.is_some() { "import" } else { "new" })
             .emit(Some(&limiter));
         Ok(ctx)
     }
@@ -962,6 +1064,48 @@ impl Context {
         Ok(true)
     }
 
+    /// Exports this context's state as a sealed blob (`docs/STATE.md`) under
+    /// a 32-byte key-encryption key: mode, group id, configuration, the
+    /// retained epochs with their ages (only the current one with
+    /// [`crate::state::CURRENT_EPOCH_ONLY`] in `flags`) and the replay
+    /// windows of the foreign senders. Rules that are due (lifetime,
+    /// rotation) are applied first. The context carries on unchanged.
+    ///
+    /// The blob holds epoch keys: whoever has it and the KEK reads every
+    /// message of the epochs it carries (and, for a shared context, of every
+    /// later epoch). Errors: `InvalidArgument` (a KEK that is not 32 bytes,
+    /// an unknown flag), `Closed`, `Exhausted`, `Rng`.
+    pub fn export_state(&self, kek: &[u8], flags: u32) -> Result<Vec<u8>> {
+        if kek.len() != crate::state::KEK_LEN || flags & !crate::state::KNOWN_FLAGS != 0 {
+            return Err(Error::InvalidArgument);
+        }
+        let snap = {
+            let mut st = write_state(&self.shared);
+            if st.closed {
+                return Err(Error::Closed);
+            }
+            let now = st.clock.now_ms();
+            match st.maintain(now) {
+                Err(Error::Exhausted) if !st.epochs.is_empty() => {}
+                r => r?,
+            }
+            st.snapshot(now, flags & crate::state::CURRENT_EPOCH_ONLY != 0)?
+        };
+        crate::state::seal(kek, flags, &snap)
+    }
+
+    /// Restores a context from a blob of [`Context::export_state`] (see
+    /// [`ContextBuilder::import_state`]); `cfg` `None` keeps the exported
+    /// configuration.
+    pub fn import_state(blob: &[u8], kek: &[u8], cfg: Option<&Config>) -> Result<Context> {
+        let b = Context::builder();
+        let b = match cfg {
+            Some(c) => b.config(*c),
+            None => b,
+        };
+        b.import_state(blob, kek)
+    }
+
     /// Rotates now (epoch n -> n+1). `RateLimited` inside
     /// `min_rotation_interval_ms` of the previous rotation; `Exhausted` at
     /// epoch 2^32 - 1.
@@ -1125,6 +1269,41 @@ impl Context {
 }
 
 impl State {
+    /// What a state blob carries (copies of the epoch secrets, zeroized when
+    /// the snapshot is dropped).
+    fn snapshot(&self, now: u64, current_only: bool) -> Result<crate::state::Snapshot> {
+        use crate::state::{EpochSnap, PeerSnap, Snapshot, WindowSnap};
+        let skip = if current_only { self.epochs.len().saturating_sub(1) } else { 0 };
+        let mut epochs = Vec::with_capacity(self.epochs.len() - skip);
+        for e in self.epochs.iter().skip(skip) {
+            let mut secret = Secret32::zero();
+            secret.expose_mut().copy_from_slice(e.secret.expose());
+            let peers = e
+                .peers
+                .iter()
+                .map(|(id, p)| PeerSnap {
+                    sender: *id,
+                    window: p.replay.as_ref().map(|m| {
+                        let w = m.lock();
+                        WindowSnap { top: w.top(), words: w.words().to_vec() }
+                    }),
+                })
+                .collect();
+            epochs.push(EpochSnap { number: e.number, secret, age_ms: now.saturating_sub(e.since_ms), peers });
+        }
+        if epochs.is_empty() {
+            return Err(Error::Exhausted);
+        }
+        Ok(Snapshot {
+            mode: self.mode,
+            group_id: self.group_id.to_vec(),
+            fingerprint: self.fingerprint,
+            cfg: self.cfg,
+            exported_at_ms: self.clock.wall_ms(),
+            epochs,
+        })
+    }
+
     /// Stores an authenticated sender in `epoch` (if new) and records `seq`.
     fn add_peer_and_record(&mut self, epoch: u32, sender: u64, seq: u64, keys: Option<SenderKeys>) -> Result<()> {
         let window = self.cfg.replay_window;

@@ -100,7 +100,7 @@ impl Error {
             Error::InvalidArgument => "a length or value is out of range",
             Error::InvalidConfig => "a configuration field is out of range",
             Error::BufferTooSmall { .. } => "the output buffer is too small",
-            Error::Malformed => "not a TinyMLS v1 ciphertext or state blob",
+            Error::Malformed => "not a TinyMLS v1 ciphertext or state blob (or a newer state format)",
             Error::Auth => "authentication failed",
             Error::Replay => "sequence number already seen or outside the replay window",
             Error::EpochExpired => "the epoch's keys were destroyed",
@@ -110,7 +110,7 @@ impl Error {
             Error::RateLimited => "manual rotation sooner than allowed",
             Error::Closed => "the context was closed",
             Error::Rng => "the operating system's random number generator failed",
-            Error::State => "the state blob failed to unseal",
+            Error::State => "the state blob failed to unseal (wrong key or tampered)",
             Error::Internal => "internal error (a bug); the call had no effect",
         }
     }

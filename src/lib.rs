@@ -14,6 +14,7 @@
 //! * [`context`]: the epoch window, send and receive paths, rotation and
 //!   retention (SPEC §5-§7);
 //! * [`maintenance`]: the process-wide thread that destroys keys on schedule;
+//! * [`state`]: sealed state blobs (export/import, `docs/STATE.md`);
 //! * [`clock`]: the one source of time (fake in tests);
 //! * [`aead`]: AES-256-GCM backends (aws-lc-rs by default, RustCrypto as an option);
 //! * `ffi`: the C ABI (`include/tinymls.h`), the only place with `unsafe`
@@ -42,6 +43,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod replay;
 pub mod secret;
+pub mod state;
 mod sync;
 pub mod wire;
 

@@ -17,8 +17,50 @@ impl ReplayWindow {
         ReplayWindow { top: 0, bits: vec![0u64; (size / 64) as usize].into_boxed_slice() }
     }
 
-    fn size(&self) -> u64 {
+    /// The window size in sequence numbers.
+    pub fn size(&self) -> u64 {
         self.bits.len() as u64 * 64
+    }
+
+    /// The bitmap (for a state export).
+    pub(crate) fn words(&self) -> &[u64] {
+        &self.bits
+    }
+
+    /// A window from an exported `top` and bitmap, if they are consistent:
+    /// 1..=64 words, `top <= 2^64`, and no bit set for a sequence number at
+    /// or above `top` (slots not yet reached).
+    pub(crate) fn from_parts(top: u128, bits: Box<[u64]>) -> Option<Self> {
+        if bits.is_empty() || bits.len() > 64 || top > 1u128 << 64 {
+            return None;
+        }
+        let w = ReplayWindow { top, bits };
+        let size = u128::from(w.size());
+        if top < size {
+            for seq in top as u64..size as u64 {
+                let (i, m) = w.bit(seq);
+                if w.bits[i] & m != 0 {
+                    return None;
+                }
+            }
+        }
+        Some(w)
+    }
+
+    /// A window of another `size` that refuses every sequence number this
+    /// one refuses (and, being a window, everything older than its size).
+    pub(crate) fn resized(&self, size: u32) -> Self {
+        let mut w = ReplayWindow::new(size);
+        w.top = self.top;
+        let from = self.top.saturating_sub(u128::from(w.size()));
+        for s in from..self.top {
+            let seq = s as u64;
+            if !self.check(seq) {
+                let (i, m) = w.bit(seq);
+                w.bits[i] |= m;
+            }
+        }
+        w
     }
 
     #[inline]
@@ -92,6 +134,36 @@ mod tests {
         assert!(w.record(u64::MAX));
         assert!(!w.record(u64::MAX));
         assert!(!w.record(u64::MAX - 1));
+    }
+
+    #[test]
+    fn from_parts_and_resized_keep_what_was_refused() {
+        let mut w = ReplayWindow::new(128);
+        for s in [1u64, 5, 300, 250] {
+            assert!(w.record(s));
+        }
+        let copy = ReplayWindow::from_parts(w.top(), w.words().to_vec().into_boxed_slice()).unwrap();
+        for s in 0..400 {
+            assert_eq!(copy.check(s), w.check(s), "{s}");
+        }
+        for size in [64u32, 128, 4096] {
+            let r = w.resized(size);
+            assert_eq!(r.size(), u64::from(size));
+            for s in 0..400u64 {
+                if !w.check(s) {
+                    assert!(!r.check(s), "{size}: {s} accepted again");
+                }
+                if s >= 301 {
+                    assert!(r.check(s));
+                }
+            }
+        }
+        // A bit above top, or a top past 2^64, is refused.
+        let mut bits = vec![0u64; 2].into_boxed_slice();
+        bits[1] = 1;
+        assert!(ReplayWindow::from_parts(10, bits).is_none());
+        assert!(ReplayWindow::from_parts((1u128 << 64) + 1, vec![0u64; 1].into_boxed_slice()).is_none());
+        assert!(ReplayWindow::from_parts(0, Vec::new().into_boxed_slice()).is_none());
     }
 
     proptest! {

@@ -103,6 +103,46 @@ fn config_target() {
 }
 
 #[test]
+fn state_import_target() {
+    let n = run("state_import", harness::state_import, 500);
+    assert_eq!(n, expected("state_import", 500));
+    assert!(n > 15_000, "{n}");
+}
+
+/// The property of the issue, exactly: every mutation of a valid blob
+/// (bit flips, truncations, an extension, random edits) is rejected with
+/// MALFORMED or STATE, never a panic, and only the unmodified blob imports.
+#[test]
+fn mutated_state_blobs_never_import() {
+    use tinymls::{Context, Error};
+    let mut rng = Rng(0x7374_6174_6531_2121);
+    let mut rejected = 0;
+    for blob in harness::state_seed_blobs() {
+        for m in mutations(blob, &mut rng, 300) {
+            let r = Context::builder().manual_maintenance().import_state(&m, &harness::STATE_KEK);
+            if &m == blob {
+                assert!(r.is_ok(), "the unmodified blob imports");
+            } else {
+                let e = r.expect_err("a modified blob imported");
+                assert!(matches!(e, Error::Malformed | Error::State), "{e:?}");
+                rejected += 1;
+            }
+        }
+    }
+    assert!(rejected > 8_000, "{rejected}");
+}
+
+#[test]
+fn the_state_oracle_tells_authentic_from_forged() {
+    for blob in harness::state_seed_blobs() {
+        assert!(harness::state_body_of(blob).is_some());
+        let mut forged = blob.clone();
+        forged[blob.len() - 1] ^= 1;
+        assert!(harness::state_body_of(&forged).is_none());
+    }
+}
+
+#[test]
 fn the_membership_oracle_tells_authentic_from_forged() {
     // Guard against an oracle that cannot fail: every authentic KAT message
     // passes it, and a one-bit change of any of them does not.
@@ -121,7 +161,7 @@ fn the_membership_oracle_tells_authentic_from_forged() {
 #[ignore]
 fn write_seed_corpus() {
     let dir = std::path::PathBuf::from(std::env::var("TINYMLS_FUZZ_CORPUS").expect("TINYMLS_FUZZ_CORPUS"));
-    for target in ["decrypt", "header", "config"] {
+    for target in ["decrypt", "header", "config", "state_import"] {
         let d = dir.join(target);
         std::fs::create_dir_all(&d).unwrap();
         for (i, seed) in harness::seeds(target).iter().enumerate() {

@@ -29,7 +29,7 @@ const (
 	ErrInvalidArgument Status = 2  // a length or value out of range
 	ErrInvalidConfig   Status = 3  // a Config field out of range
 	ErrBufferTooSmall  Status = 4  // an output buffer too small
-	ErrMalformed       Status = 5  // not a TinyMLS v1 ciphertext
+	ErrMalformed       Status = 5  // not a TinyMLS v1 ciphertext or state blob (or a newer state format)
 	ErrAuth            Status = 6  // authentication failed (wrong key, AAD or tampering)
 	ErrReplay          Status = 7  // sequence number already seen or outside the replay window
 	ErrEpochExpired    Status = 8  // the epoch's keys were destroyed
@@ -39,7 +39,7 @@ const (
 	ErrRateLimited     Status = 12 // manual rotation sooner than Config.MinRotationInterval allows
 	ErrClosed          Status = 13 // the context was closed
 	ErrRNG             Status = 14 // the OS random number generator failed
-	ErrState           Status = 15 // a state blob failed to unseal
+	ErrState           Status = 15 // a state blob failed to unseal (wrong key or tampered)
 	ErrInternal        Status = 16 // a bug in the library (a caught panic); the call had no effect
 )
 

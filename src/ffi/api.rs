@@ -12,7 +12,7 @@ use crate::wire;
 
 use tinymls_status::*;
 
-pub(super) fn status_of(r: FfiResult<()>) -> tinymls_status {
+pub(crate) fn status_of(r: FfiResult<()>) -> tinymls_status {
     match r {
         Ok(()) => TINYMLS_OK,
         Err(s) => s,
@@ -21,7 +21,7 @@ pub(super) fn status_of(r: FfiResult<()>) -> tinymls_status {
 
 /// # Safety
 /// `ctx` is NULL or a live handle from `tinymls_context_new/join`.
-pub(super) unsafe fn context_ref<'a>(ctx: *const tinymls_context) -> FfiResult<&'a Context> {
+pub(crate) unsafe fn context_ref<'a>(ctx: *const tinymls_context) -> FfiResult<&'a Context> {
     if ctx.is_null() {
         return Err(TINYMLS_ERR_NULL_POINTER);
     }
@@ -394,7 +394,7 @@ pub extern "C" fn tinymls_status_str(status: u32) -> *const c_char {
             2 => cstr!("a length or value is out of range"),
             3 => cstr!("a configuration field is out of range"),
             4 => cstr!("the output buffer is too small"),
-            5 => cstr!("not a TinyMLS v1 ciphertext or state blob"),
+            5 => cstr!("not a TinyMLS v1 ciphertext or state blob (or a newer state format)"),
             6 => cstr!("authentication failed"),
             7 => cstr!("sequence number already seen or outside the replay window"),
             8 => cstr!("the epoch's keys were destroyed"),
@@ -404,7 +404,7 @@ pub extern "C" fn tinymls_status_str(status: u32) -> *const c_char {
             12 => cstr!("manual rotation sooner than allowed"),
             13 => cstr!("the context was closed"),
             14 => cstr!("the operating system's random number generator failed"),
-            15 => cstr!("the state blob failed to unseal"),
+            15 => cstr!("the state blob failed to unseal (wrong key or tampered)"),
             16 => cstr!("internal error (a bug); the call had no effect"),
             _ => cstr!("unknown status"),
         }

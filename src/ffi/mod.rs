@@ -21,9 +21,11 @@
 mod api;
 mod boundary;
 mod ops;
+mod state;
 
 pub use api::*;
 pub use ops::*;
+pub use state::*;
 
 /// Status codes (stable numbers, SPEC section 9). Functions that *take* a status
 /// read it as a plain integer, so an unknown number is never undefined

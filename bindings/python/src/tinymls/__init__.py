@@ -74,6 +74,12 @@ MIN_GROUP_SECRET_LEN = 32
 MAX_GROUP_SECRET_LEN = 1024
 #: Largest group id accepted by :meth:`Context.join`.
 MAX_GROUP_ID_LEN = 255
+#: :meth:`Context.export` flag (``current_epoch_only=True``): only the current epoch.
+EXPORT_CURRENT_EPOCH_ONLY = 1
+#: Length of the key-encryption key of :meth:`Context.export` / :meth:`Context.import_`.
+STATE_KEK_LEN = 32
+#: The state blob format this binding was written for (see :func:`state_format_version`).
+STATE_FORMAT_VERSION = 1
 
 
 def version() -> str:
@@ -86,6 +92,12 @@ def backend() -> str:
     """The AEAD backend compiled into the library: ``"aws-lc-rs"`` or ``"rust-crypto"``."""
     raw = _ffi.lib.tinymls_aead_backend()
     return raw.decode("ascii") if raw is not None else ""
+
+
+def state_format_version() -> int:
+    """The state blob format the library writes and the newest it reads; a
+    newer blob is refused with :class:`MalformedError`."""
+    return int(_ffi.lib.tinymls_state_format_version())
 
 
 def library_path() -> str:
@@ -102,6 +114,7 @@ __all__ = [
     "ClosedError",
     "Config",
     "Context",
+    "EXPORT_CURRENT_EPOCH_ONLY",
     "EpochExpiredError",
     "EpochUnknownError",
     "ExhaustedError",
@@ -135,6 +148,8 @@ __all__ = [
     "RateLimitedError",
     "ReplayError",
     "RngError",
+    "STATE_FORMAT_VERSION",
+    "STATE_KEK_LEN",
     "SenderLimitError",
     "StateError",
     "Status",
@@ -145,5 +160,6 @@ __all__ = [
     "library_path",
     "metrics_text",
     "set_metrics_enabled",
+    "state_format_version",
     "version",
 ]

@@ -411,6 +411,81 @@ class Context:
     def __reduce__(self) -> NoReturn:
         raise TypeError("a tinymls.Context cannot be pickled")
 
+    # -- state export/import (docs/STATE.md) -----------------------------------
+
+    def export(self, kek: Buffer, *, current_epoch_only: bool = False) -> bytes:
+        """The context's state sealed under ``kek`` (32 bytes) with AES-256-GCM:
+        mode, group id, configuration, the retained epochs with their ages
+        (only the current one with ``current_epoch_only``) and the replay
+        windows of the senders it knows. The context carries on unchanged.
+
+        The blob holds epoch keys, sealed: whoever has it and ``kek`` reads the
+        messages of the epochs it carries (and, for a shared context, of later
+        ones). Keep ``kek`` away from where blobs are stored; delete old blobs.
+
+        Raises :class:`InvalidArgumentError` (``kek`` not 32 bytes),
+        :class:`ClosedError`, :class:`ExhaustedError`, :class:`RngError`,
+        :class:`ArgumentTypeError`.
+        """
+        key, key_len, key_copied = _input(kek, "kek")
+        flags = 1 if current_epoch_only else 0  # TINYMLS_EXPORT_CURRENT_EPOCH_ONLY
+        need = c_size_t()
+        handle = self._enter()
+        try:
+            if key_len == 0:
+                raise InvalidArgumentError("kek must be 32 bytes")
+            status = _lib.tinymls_context_export(handle, key, key_len, flags, None, 0, byref(need))
+            # The size can grow between two calls (a new sender, a rotation).
+            for _ in range(16):
+                if status != Status.BUFFER_TOO_SMALL:
+                    break
+                cap = need.value + 256
+                buf = create_string_buffer(cap)
+                status = _lib.tinymls_context_export(handle, key, key_len, flags, buf, cap, byref(need))
+                if status == Status.OK:
+                    return buf.raw[: need.value]
+        finally:
+            self._leave()
+            if key_copied:
+                ctypes.memset(key, 0, key_len)
+        if status == Status.OK:
+            raise _ffi.error(Status.INTERNAL)  # a size query never succeeds
+        raise _ffi.error(status)
+
+    @classmethod
+    def import_(cls, blob: Buffer, kek: Buffer, config: Config | None = None) -> Context:
+        """A context restored from a blob of :meth:`export` sealed under ``kek``.
+
+        ``config`` ``None`` keeps the exported configuration; otherwise it is
+        validated and used. The new context draws a new sender id and fresh
+        sequence numbers (it never reuses a nonce, even while the exporter
+        runs on); epochs keep their ages, and one past ``state_lifetime_ms`` is
+        destroyed before this returns.
+
+        Raises :class:`MalformedError` (not a state blob: truncated, foreign,
+        or a newer format version), :class:`StateError` (wrong ``kek`` or a
+        tampered blob), :class:`InvalidArgumentError` (``kek`` not 32 bytes),
+        :class:`InvalidConfigError`, :class:`RngError`,
+        :class:`ExhaustedError`, :class:`ArgumentTypeError`.
+        """
+        data, data_len, _ = _input(blob, "blob")
+        key, key_len, key_copied = _input(kek, "kek")
+        cfg = _config_arg(config)
+        try:
+            if data_len == 0:
+                raise _ffi.error(Status.MALFORMED)
+            if key_len == 0:
+                raise InvalidArgumentError("kek must be 32 bytes")
+            handle = _ffi.ContextPtr()
+            status = _lib.tinymls_context_import(
+                data, data_len, key, key_len, None if cfg is None else byref(cfg), byref(handle)
+            )
+        finally:
+            if key_copied:
+                ctypes.memset(key, 0, key_len)
+        _ffi.check(status)
+        return cls._adopt(handle)
+
 
 def _after_fork_in_child() -> None:
     # The child has one thread: locks held and calls counted by the parent's

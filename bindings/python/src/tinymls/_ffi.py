@@ -163,6 +163,16 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
             POINTER(c_size_t),
         ],
     ),
+    # State export/import (docs/STATE.md).
+    "tinymls_context_export": (
+        _Status,
+        [ContextPtr, c_char_p, c_size_t, c_uint32, POINTER(c_char), c_size_t, POINTER(c_size_t)],
+    ),
+    "tinymls_context_import": (
+        _Status,
+        [c_char_p, c_size_t, c_char_p, c_size_t, POINTER(CConfig), POINTER(ContextPtr)],
+    ),
+    "tinymls_state_format_version": (c_uint32, []),
 }
 #: Exported only by the test build (``make testlib``, feature ``test-hooks``).
 OPTIONAL_SIGNATURES: dict[str, tuple[Any, list[Any]]] = {

@@ -1,0 +1,168 @@
+/*
+ * State export and import through the C ABI (docs/STATE.md): the size
+ * query, BUFFER_TOO_SMALL, the NULL rules, a round trip in which a message
+ * sent before the export decrypts after the import, the current-epoch-only
+ * flag, and every rejection leaving the output handle NULL.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+static const uint8_t KEK[TINYMLS_STATE_KEK_LEN] = {
+    0x17, 0x17, 0x17, 0x17, 0x17, 0x17, 0x17, 0x17, 0x17, 0x17, 0x17, 0x17, 0x17, 0x17, 0x17, 0x17,
+    0x17, 0x17, 0x17, 0x17, 0x17, 0x17, 0x17, 0x17, 0x17, 0x17, 0x17, 0x17, 0x17, 0x17, 0x17, 0x17};
+
+/* Exports ctx with flags into a new malloc'd buffer (size query first). */
+static uint8_t *export_blob(tinymls_context *ctx, uint32_t flags, size_t *len) {
+    size_t need = 0;
+    CHECK_STATUS(tinymls_context_export(ctx, KEK, sizeof KEK, flags, NULL, 0, &need),
+                 TINYMLS_ERR_BUFFER_TOO_SMALL);
+    uint8_t *blob = (uint8_t *)malloc(need);
+    REQUIRE(blob != NULL);
+    CHECK_STATUS(tinymls_context_export(ctx, KEK, sizeof KEK, flags, blob, need, len), TINYMLS_OK);
+    CHECK(*len == need);
+    return blob;
+}
+
+/* Imports and checks the status; a failure must leave *out NULL. */
+static tinymls_context *import_expect(const uint8_t *blob, size_t len, const uint8_t *kek,
+                                      size_t kek_len, const tinymls_config *cfg,
+                                      tinymls_status want) {
+    tinymls_context *out = (tinymls_context *)&out; /* not NULL before the call */
+    CHECK_STATUS(tinymls_context_import(blob, len, kek, kek_len, cfg, &out), want);
+    if (want != TINYMLS_OK) {
+        CHECK(out == NULL);
+        return NULL;
+    }
+    CHECK(out != NULL);
+    return out;
+}
+
+static void test_size_query_and_null_rules(void) {
+    tinymls_config cfg = tu_config();
+    tinymls_context *ctx = tu_join(&cfg);
+    size_t need = 0, got = 0;
+    CHECK(tinymls_state_format_version() == TINYMLS_STATE_FORMAT_VERSION);
+    CHECK_STATUS(tinymls_context_export(ctx, KEK, sizeof KEK, 0, NULL, 0, &need),
+                 TINYMLS_ERR_BUFFER_TOO_SMALL);
+    CHECK(need > 44);
+    uint8_t *buf = (uint8_t *)malloc(need);
+    REQUIRE(buf != NULL);
+    memset(buf, 0xEE, need);
+    CHECK_STATUS(tinymls_context_export(ctx, KEK, sizeof KEK, 0, buf, need - 1, &got),
+                 TINYMLS_ERR_BUFFER_TOO_SMALL);
+    CHECK(got == need);
+    int untouched = 1;
+    for (size_t i = 0; i < need; i++) untouched &= buf[i] == 0xEE;
+    CHECK(untouched);
+    CHECK_STATUS(tinymls_context_export(NULL, KEK, sizeof KEK, 0, buf, need, &got),
+                 TINYMLS_ERR_NULL_POINTER);
+    CHECK_STATUS(tinymls_context_export(ctx, NULL, sizeof KEK, 0, buf, need, &got),
+                 TINYMLS_ERR_NULL_POINTER);
+    CHECK_STATUS(tinymls_context_export(ctx, KEK, sizeof KEK, 0, buf, need, NULL),
+                 TINYMLS_ERR_NULL_POINTER);
+    CHECK_STATUS(tinymls_context_export(ctx, KEK, sizeof KEK, 0, NULL, need, &got),
+                 TINYMLS_ERR_NULL_POINTER);
+    CHECK_STATUS(tinymls_context_export(ctx, KEK, 16, 0, buf, need, &got),
+                 TINYMLS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(tinymls_context_export(ctx, KEK, sizeof KEK, 0x80, buf, need, &got),
+                 TINYMLS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(tinymls_context_export(ctx, KEK, sizeof KEK, 0, buf, need, &got), TINYMLS_OK);
+    CHECK(got == need);
+
+    CHECK_STATUS(tinymls_context_import(buf, got, KEK, sizeof KEK, NULL, NULL),
+                 TINYMLS_ERR_NULL_POINTER);
+    import_expect(NULL, got, KEK, sizeof KEK, NULL, TINYMLS_ERR_NULL_POINTER);
+    import_expect(buf, got, NULL, sizeof KEK, NULL, TINYMLS_ERR_NULL_POINTER);
+    import_expect(buf, got, KEK, 31, NULL, TINYMLS_ERR_INVALID_ARGUMENT);
+    tinymls_config bad = tu_config();
+    bad.replay_window = 100;
+    import_expect(buf, got, KEK, sizeof KEK, &bad, TINYMLS_ERR_INVALID_CONFIG);
+
+    CHECK_STATUS(tinymls_context_close(ctx), TINYMLS_OK);
+    CHECK_STATUS(tinymls_context_export(ctx, KEK, sizeof KEK, 0, buf, need, &got),
+                 TINYMLS_ERR_CLOSED);
+    free(buf);
+    tinymls_context_free(ctx);
+}
+
+static void test_round_trip_and_rejections(void) {
+    tinymls_config cfg = tu_config();
+    tinymls_context *a = tu_join(&cfg);
+    tinymls_context *b = tu_join(&cfg);
+    uint8_t m0[64], m1[64], m2[64];
+    size_t n0 = tu_seal(a, "epoch zero", 10, NULL, 0, m0, sizeof m0);
+    CHECK_STATUS(tinymls_rotate(a), TINYMLS_OK);
+    size_t n1 = tu_seal(a, "epoch one", 9, NULL, 0, m1, sizeof m1);
+    OPEN_EXPECT(b, m1, n1, NULL, 0, "epoch one", 9); /* b follows to epoch 1 */
+
+    size_t len = 0;
+    uint8_t *blob = export_blob(b, 0, &len);
+    tinymls_context *c = import_expect(blob, len, KEK, sizeof KEK, NULL, TINYMLS_OK);
+    REQUIRE(c != NULL);
+    uint64_t sb = 0, sc = 0;
+    CHECK_STATUS(tinymls_context_sender_id(b, &sb), TINYMLS_OK);
+    CHECK_STATUS(tinymls_context_sender_id(c, &sc), TINYMLS_OK);
+    CHECK(sb != sc);
+    OPEN_EXPECT(c, m0, n0, NULL, 0, "epoch zero", 10); /* sent before the export */
+    uint8_t pt[64];
+    size_t pt_len = 0;
+    CHECK_STATUS(tinymls_decrypt(c, m1, n1, NULL, 0, pt, sizeof pt, &pt_len), TINYMLS_ERR_REPLAY);
+    size_t n2 = tu_seal(c, "from c", 6, NULL, 0, m2, sizeof m2);
+    OPEN_EXPECT(a, m2, n2, NULL, 0, "from c", 6);
+
+    /* Current epoch only: epoch 0 is gone, epoch 1 is there. */
+    size_t len1 = 0;
+    uint8_t *cur = export_blob(b, TINYMLS_EXPORT_CURRENT_EPOCH_ONLY, &len1);
+    CHECK(len1 < len);
+    tinymls_context *d = import_expect(cur, len1, KEK, sizeof KEK, NULL, TINYMLS_OK);
+    REQUIRE(d != NULL);
+    CHECK_STATUS(tinymls_decrypt(d, m0, n0, NULL, 0, pt, sizeof pt, &pt_len),
+                 TINYMLS_ERR_EPOCH_EXPIRED);
+    OPEN_EXPECT(d, m2, n2, NULL, 0, "from c", 6);
+
+    /* Wrong KEK, every single-bit flip of the sealed part, truncation,
+     * extension, a foreign blob, a newer format version. */
+    uint8_t wrong[TINYMLS_STATE_KEK_LEN] = {0};
+    import_expect(blob, len, wrong, sizeof wrong, NULL, TINYMLS_ERR_STATE);
+    uint8_t *m = (uint8_t *)malloc(len + 1);
+    REQUIRE(m != NULL);
+    unsigned flips = 0;
+    /* From the nonce on (bytes 12..16 are the length: a change is MALFORMED). */
+    for (size_t bit = 16 * 8; bit < len * 8; bit += 7) {
+        memcpy(m, blob, len);
+        m[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        import_expect(m, len, KEK, sizeof KEK, NULL, TINYMLS_ERR_STATE);
+        flips++;
+    }
+    CHECK(flips > 50);
+    memcpy(m, blob, len);
+    m[11] ^= 1; /* flags */
+    import_expect(m, len, KEK, sizeof KEK, NULL, TINYMLS_ERR_STATE);
+    import_expect(blob, len - 1, KEK, sizeof KEK, NULL, TINYMLS_ERR_MALFORMED);
+    import_expect(blob, 20, KEK, sizeof KEK, NULL, TINYMLS_ERR_MALFORMED);
+    memcpy(m, blob, len);
+    m[len] = 0;
+    import_expect(m, len + 1, KEK, sizeof KEK, NULL, TINYMLS_ERR_MALFORMED);
+    import_expect(m0, n0, KEK, sizeof KEK, NULL, TINYMLS_ERR_MALFORMED);
+    memcpy(m, blob, len);
+    m[9] = (uint8_t)(m[9] + 1); /* format version 2 */
+    import_expect(m, len, KEK, sizeof KEK, NULL, TINYMLS_ERR_MALFORMED);
+    CHECK(strstr(tinymls_status_str(TINYMLS_ERR_MALFORMED), "state") != NULL);
+
+    free(m);
+    free(cur);
+    free(blob);
+    tinymls_context_free(d);
+    tinymls_context_free(c);
+    tinymls_context_free(b);
+    tinymls_context_free(a);
+}
+
+int main(void) {
+    test_size_query_and_null_rules();
+    test_round_trip_and_rejections();
+    return tu_finish();
+}

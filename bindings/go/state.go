@@ -1,0 +1,116 @@
+package tinymls
+
+/*
+#include <stdint.h>
+#include "tinymls.h"
+*/
+import "C"
+
+import "runtime"
+
+// KEKLen is the length of the key-encryption key of Export and Import.
+const KEKLen = 32
+
+// ExportFlags select what Export puts in a state blob.
+type ExportFlags uint32
+
+// ExportCurrentEpochOnly exports only the current epoch: the importer (a new
+// replica, a new member) reads every message from now on and none before.
+const ExportCurrentEpochOnly ExportFlags = C.TINYMLS_EXPORT_CURRENT_EPOCH_ONLY
+
+// Compile-time checks against the header (see tinymls.go).
+const (
+	_ = uint(KEKLen-C.TINYMLS_STATE_KEK_LEN) + uint(C.TINYMLS_STATE_KEK_LEN-KEKLen)
+)
+
+// StateFormatVersion returns the state blob format the library writes and
+// the newest it reads (tinymls_state_format_version). A blob of a newer
+// format is refused with ErrMalformed.
+func StateFormatVersion() uint32 { return uint32(C.tinymls_state_format_version()) }
+
+// Export returns the context's state sealed under kek (KEKLen bytes) with
+// AES-256-GCM (tinymls_context_export; format in docs/STATE.md): mode, group
+// id, configuration, the retained epochs with their ages (only the current
+// one with ExportCurrentEpochOnly) and the replay windows of the senders it
+// knows. The context carries on unchanged.
+//
+// The blob holds epoch keys, sealed: whoever has it and kek can read every
+// message of the epochs it carries (and, for a shared context, of later
+// ones). Keep kek away from the blob's store and delete blobs you no longer
+// need.
+//
+// Errors: ErrInvalidArgument (kek not KEKLen bytes, an unknown flag),
+// ErrClosed, ErrExhausted, ErrRNG, ErrInternal.
+func (c *Context) Export(kek []byte, flags ExportFlags) ([]byte, error) {
+	if c == nil {
+		return nil, ErrClosed
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.h == nil {
+		return nil, ErrClosed
+	}
+	if len(kek) == 0 {
+		return nil, ErrInvalidArgument
+	}
+	// Size query first; the size can grow between two calls (a new sender,
+	// a rotation), so ask again until the blob fits.
+	var need C.size_t
+	st := C.tinymls_context_export(c.h, bytePtr(kek), C.size_t(len(kek)), C.uint32_t(flags), nil, 0, &need)
+	for tries := 0; st == C.TINYMLS_ERR_BUFFER_TOO_SMALL && tries < 16; tries++ {
+		buf := make([]byte, int(need)+256)
+		var n C.size_t
+		st = C.tinymls_context_export(c.h, bytePtr(kek), C.size_t(len(kek)), C.uint32_t(flags),
+			bytePtr(buf), C.size_t(len(buf)), &n)
+		if st == C.TINYMLS_OK {
+			runtime.KeepAlive(kek)
+			runtime.KeepAlive(c)
+			return buf[:int(n)], nil
+		}
+		need = n
+	}
+	runtime.KeepAlive(kek)
+	runtime.KeepAlive(c)
+	if st == C.TINYMLS_OK {
+		// The size query itself never succeeds with no room.
+		return nil, ErrInternal
+	}
+	return nil, statusError(st)
+}
+
+// Import restores a context from a blob of Export sealed under kek
+// (tinymls_context_import). cfg nil keeps the exported configuration;
+// otherwise it is validated and used. The new context draws a new sender id
+// and fresh sequence numbers (it never reuses a nonce, even if the exporter
+// still runs); epochs keep their ages, and one past Config.StateLifetime is
+// destroyed before Import returns. Release it with Close.
+//
+// Errors: ErrInvalidArgument (kek not KEKLen bytes), ErrInvalidConfig,
+// ErrMalformed (not a state blob: truncated, foreign, or a newer format
+// version), ErrState (wrong kek or a tampered blob), ErrRNG, ErrExhausted,
+// ErrInternal, ErrIncompatibleLibrary. On error no context exists.
+func Import(blob, kek []byte, cfg *Config) (*Context, error) {
+	if err := checkABI(); err != nil {
+		return nil, err
+	}
+	var cc C.tinymls_config
+	pcc, err := cfg.cPtr(&cc)
+	if err != nil {
+		return nil, err
+	}
+	if len(blob) == 0 {
+		return nil, ErrMalformed
+	}
+	if len(kek) == 0 {
+		return nil, ErrInvalidArgument
+	}
+	var h *C.tinymls_context
+	st := C.tinymls_context_import(bytePtr(blob), C.size_t(len(blob)), bytePtr(kek), C.size_t(len(kek)), pcc, &h)
+	runtime.KeepAlive(blob)
+	runtime.KeepAlive(kek)
+	runtime.KeepAlive(&cc)
+	if err := statusError(st); err != nil {
+		return nil, err
+	}
+	return newContext(h), nil
+}

@@ -1,0 +1,194 @@
+package tinymls
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+var testKEK = bytes.Repeat([]byte{0x17}, KEKLen)
+
+func TestStateFormatVersion(t *testing.T) {
+	if v := StateFormatVersion(); v != 1 {
+		t.Fatalf("StateFormatVersion = %d, want 1", v)
+	}
+}
+
+// stateScene: a writes one message in each of epochs 0..2, b reads the
+// first; b's state is then exported.
+func stateScene(t *testing.T) (a, b *Context, msgs [][]byte) {
+	t.Helper()
+	secret := bytes.Repeat([]byte{0x42}, 32)
+	a = join(t, secret, []byte("go-state"), manualConfig())
+	b = join(t, secret, []byte("go-state"), manualConfig())
+	for e := 0; e < 3; e++ {
+		if e > 0 {
+			if err := a.Rotate(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ct, err := a.Encrypt(nil, []byte{byte(e)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, ct)
+	}
+	if _, err := b.Decrypt(nil, msgs[0], nil); err != nil {
+		t.Fatal(err)
+	}
+	return a, b, msgs
+}
+
+func TestExportImportRoundTrip(t *testing.T) {
+	a, b, msgs := stateScene(t)
+	blob, err := b.Export(testKEK, 0)
+	if err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	c, err := Import(blob, testKEK, nil)
+	if err != nil {
+		t.Fatalf("Import: %v", err)
+	}
+	defer c.Close()
+	sb, _ := b.SenderID()
+	sc, _ := c.SenderID()
+	if sb == sc {
+		t.Fatal("the import kept the exporter's sender id")
+	}
+	if _, err := c.Decrypt(nil, msgs[0], nil); !errors.Is(err, ErrReplay) {
+		t.Fatalf("a message the exporter had read: %v, want ErrReplay", err)
+	}
+	for e := 1; e < 3; e++ {
+		pt, err := c.Decrypt(nil, msgs[e], nil)
+		if err != nil || !bytes.Equal(pt, []byte{byte(e)}) {
+			t.Fatalf("epoch %d message: %v %x", e, err, pt)
+		}
+	}
+	ct, err := c.Encrypt(nil, []byte("from the import"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt, err := a.Decrypt(nil, ct, nil); err != nil || string(pt) != "from the import" {
+		t.Fatalf("a reads the import: %v %q", err, pt)
+	}
+	// A config given at import is used (and validated).
+	bad := manualConfig()
+	bad.MaxEpochs = 0
+	if _, err := Import(blob, testKEK, bad); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("invalid config: %v", err)
+	}
+}
+
+func TestExportCurrentEpochOnly(t *testing.T) {
+	a, b, msgs := stateScene(t)
+	if _, err := b.Decrypt(nil, msgs[2], nil); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := b.Export(testKEK, ExportCurrentEpochOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Import(blob, testKEK, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for e := 0; e < 2; e++ {
+		if _, err := c.Decrypt(nil, msgs[e], nil); !errors.Is(err, ErrEpochExpired) {
+			t.Fatalf("epoch %d after a current-only import: %v, want ErrEpochExpired", e, err)
+		}
+	}
+	ct, _ := a.Encrypt(nil, []byte("new"), nil)
+	if pt, err := c.Decrypt(nil, ct, nil); err != nil || string(pt) != "new" {
+		t.Fatalf("new message: %v %q", err, pt)
+	}
+	if ep, _ := c.Epoch(); ep != 2 {
+		t.Fatalf("epoch %d, want 2", ep)
+	}
+}
+
+func TestImportRejections(t *testing.T) {
+	_, b, _ := stateScene(t)
+	blob, err := b.Export(testKEK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := bytes.Repeat([]byte{0x18}, KEKLen)
+	flipped := append([]byte(nil), blob...)
+	flipped[len(flipped)-1] ^= 1
+	newer := append([]byte(nil), blob...)
+	newer[9]++ // format version 2
+	cases := []struct {
+		name      string
+		blob, kek []byte
+		want      error
+	}{
+		{"wrong KEK", blob, wrong, ErrState},
+		{"tampered", flipped, testKEK, ErrState},
+		{"truncated", blob[:len(blob)-1], testKEK, ErrMalformed},
+		{"foreign", []byte("hello, not a blob, not at all, no no no no"), testKEK, ErrMalformed},
+		{"newer format", newer, testKEK, ErrMalformed},
+		{"empty", nil, testKEK, ErrMalformed},
+		{"short KEK", blob, testKEK[:16], ErrInvalidArgument},
+		{"no KEK", blob, nil, ErrInvalidArgument},
+	}
+	for _, tc := range cases {
+		c, err := Import(tc.blob, tc.kek, nil)
+		if !errors.Is(err, tc.want) || c != nil {
+			t.Errorf("%s: %v (context %v), want %v", tc.name, err, c, tc.want)
+		}
+	}
+	if _, err := b.Export(testKEK[:31], 0); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("short KEK: %v", err)
+	}
+	if _, err := b.Export(testKEK, 4); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("unknown flag: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Export(testKEK, 0); !errors.Is(err, ErrClosed) {
+		t.Errorf("closed: %v", err)
+	}
+	var nilCtx *Context
+	if _, err := nilCtx.Export(testKEK, 0); !errors.Is(err, ErrClosed) {
+		t.Errorf("nil context: %v", err)
+	}
+}
+
+func TestExportImportNoNonceReuse(t *testing.T) {
+	x := newLocal(t, manualConfig())
+	blob, err := x.Export(testKEK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := Import(blob, testKEK, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.Close()
+	type nonce struct {
+		epoch, seq uint64
+		sender     string
+	}
+	seen := map[nonce]bool{}
+	for i := 0; i < 1000; i++ {
+		for _, c := range []*Context{x, y} {
+			ct, err := c.Encrypt(nil, []byte("m"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := nonce{uint64(ct[4])<<24 | uint64(ct[5])<<16 | uint64(ct[6])<<8 | uint64(ct[7]), 0, string(ct[8:16])}
+			for _, b := range ct[16:24] {
+				n.seq = n.seq<<8 | uint64(b)
+			}
+			if seen[n] {
+				t.Fatalf("nonce reused: %+v", n)
+			}
+			seen[n] = true
+		}
+	}
+	if len(seen) != 2000 {
+		t.Fatalf("%d distinct nonces, want 2000", len(seen))
+	}
+}

@@ -1,0 +1,153 @@
+//! State export and import (`docs/STATE.md`): a context's keys, sealed under
+//! a caller's key-encryption key, for restarts and new replicas.
+
+use super::api::{context_ref, status_of};
+use super::boundary::{ffi_boundary, overlaps, slice_in, slice_out, write_out};
+use super::{tinymls_context, tinymls_status};
+use crate::config::Config;
+use crate::context::Context;
+use zeroize::Zeroizing;
+
+use tinymls_status::*;
+
+/// `tinymls_context_export` flag: export only the current epoch. The
+/// importer reads every message from now on and none sent before.
+pub const TINYMLS_EXPORT_CURRENT_EPOCH_ONLY: u32 = 1;
+/// Length of the key-encryption key of `tinymls_context_export/import`.
+pub const TINYMLS_STATE_KEK_LEN: usize = 32;
+/// The state blob format this header describes (`tinymls_state_format_version()`
+/// is the library's).
+pub const TINYMLS_STATE_FORMAT_VERSION: u32 = 1;
+
+const _: () = {
+    assert!(TINYMLS_EXPORT_CURRENT_EPOCH_ONLY == crate::state::CURRENT_EPOCH_ONLY);
+    assert!(TINYMLS_STATE_KEK_LEN == crate::state::KEK_LEN);
+    assert!(TINYMLS_STATE_FORMAT_VERSION == crate::state::FORMAT_VERSION as u32);
+};
+
+/// Exports the context's state as a sealed blob (AES-256-GCM under a key
+/// derived from `kek`, which must be `TINYMLS_STATE_KEK_LEN` (32) bytes):
+/// mode, group id, configuration, the retained epochs with their ages, and
+/// the replay windows of the senders it knows. `flags` is 0 or
+/// `TINYMLS_EXPORT_CURRENT_EPOCH_ONLY`. The context carries on unchanged.
+///
+/// Size query: with `out_cap` too small (`out` may then be NULL), `*out_len`
+/// receives the size needed and the status is `TINYMLS_ERR_BUFFER_TOO_SMALL`;
+/// nothing else is written. The size can grow between two calls (a new
+/// sender, a rotation): call again with the new size until it fits. `out`
+/// must not overlap `kek`. The blob holds epoch keys (sealed): store it as
+/// carefully as the KEK allows, and delete it when it is no longer needed.
+///
+/// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`ctx`, `kek`,
+/// `out_len`, or `out` with a non-zero `out_cap`), `TINYMLS_ERR_INVALID_ARGUMENT`
+/// (a KEK that is not 32 bytes, an unknown flag, overlapping buffers),
+/// `TINYMLS_ERR_BUFFER_TOO_SMALL`, `TINYMLS_ERR_CLOSED`, `TINYMLS_ERR_EXHAUSTED`,
+/// `TINYMLS_ERR_RNG`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_context_export(
+    ctx: *mut tinymls_context,
+    kek: *const u8,
+    kek_len: usize,
+    flags: u32,
+    out: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> tinymls_status {
+    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
+        status_of((|| {
+            // SAFETY: NULL or a live handle by contract.
+            let ctx = unsafe { context_ref(ctx) }?;
+            if out_len.is_null() || kek.is_null() {
+                return Err(TINYMLS_ERR_NULL_POINTER);
+            }
+            if out.is_null() && out_cap != 0 {
+                return Err(TINYMLS_ERR_NULL_POINTER);
+            }
+            if overlaps(out, out_cap, kek, kek_len) {
+                return Err(TINYMLS_ERR_INVALID_ARGUMENT);
+            }
+            // SAFETY: pointer/length pair valid for reads by contract.
+            let kek_s = unsafe { slice_in(kek, kek_len) }?;
+            // Zeroized when dropped, like every copy of the blob in the library.
+            let blob = Zeroizing::new(ctx.export_state(kek_s, flags)?);
+            if out_cap < blob.len() {
+                // SAFETY: checked non-NULL above; writable by contract.
+                unsafe { write_out(out_len, blob.len()) };
+                return Err(TINYMLS_ERR_BUFFER_TOO_SMALL);
+            }
+            // SAFETY: `out` valid for `out_cap` bytes by contract, and it
+            // overlaps no input (checked above).
+            let out_s = unsafe { slice_out(out, out_cap) }?;
+            out_s[..blob.len()].copy_from_slice(&blob);
+            // SAFETY: checked non-NULL above.
+            unsafe { write_out(out_len, blob.len()) };
+            Ok(())
+        })())
+    })
+}
+
+/// Restores a context from a blob of `tinymls_context_export` sealed under
+/// `kek` (32 bytes). `cfg` may be NULL to keep the exported configuration;
+/// otherwise it is validated and used (its `max_epochs` keeps the newest
+/// epochs, its `replay_window` resizes the windows without accepting again
+/// anything they refused). The new context draws a new sender id and fresh
+/// sequence numbers, so it never reuses a nonce even if the exporter is
+/// still running; epochs keep their ages, and one past `state_lifetime_ms`
+/// is destroyed before this returns.
+///
+/// On success `*out_ctx` receives a handle the caller owns
+/// (`tinymls_context_free`); on any failure it is set to NULL: no partial
+/// context exists. The caller keeps (and may wipe) `blob` and `kek`.
+///
+/// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`,
+/// `TINYMLS_ERR_INVALID_ARGUMENT` (a KEK that is not 32 bytes),
+/// `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_MALFORMED` (not a state blob:
+/// truncated, foreign, or written by a newer format version, see
+/// `tinymls_state_format_version`), `TINYMLS_ERR_STATE` (wrong KEK or a
+/// tampered blob), `TINYMLS_ERR_RNG`, `TINYMLS_ERR_EXHAUSTED`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_context_import(
+    blob: *const u8,
+    blob_len: usize,
+    kek: *const u8,
+    kek_len: usize,
+    cfg: *const Config,
+    out_ctx: *mut *mut tinymls_context,
+) -> tinymls_status {
+    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
+        if out_ctx.is_null() {
+            return TINYMLS_ERR_NULL_POINTER;
+        }
+        // SAFETY: `out_ctx` is non-NULL and writable by contract.
+        unsafe { write_out(out_ctx, core::ptr::null_mut()) };
+        status_of((|| {
+            if blob.is_null() || kek.is_null() {
+                return Err(TINYMLS_ERR_NULL_POINTER);
+            }
+            // SAFETY: pointer/length pairs valid for reads by contract.
+            let blob_s = unsafe { slice_in(blob, blob_len) }?;
+            // SAFETY: as above.
+            let kek_s = unsafe { slice_in(kek, kek_len) }?;
+            let cfg = if cfg.is_null() {
+                None
+            } else {
+                // SAFETY: non-NULL and readable by contract; `Config` is plain
+                // data, every bit pattern is a valid value (validated later).
+                Some(unsafe { cfg.read_unaligned() })
+            };
+            let ctx = Context::import_state(blob_s, kek_s, cfg.as_ref())?;
+            let raw = Box::into_raw(Box::new(tinymls_context { ctx }));
+            // SAFETY: `out_ctx` checked non-NULL above, writable by contract.
+            unsafe { write_out(out_ctx, raw) };
+            Ok(())
+        })())
+    })
+}
+
+/// The state blob format version this library writes and the newest it
+/// reads (`TINYMLS_STATE_FORMAT_VERSION` of its header). A blob of a newer
+/// version is refused with `TINYMLS_ERR_MALFORMED`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_state_format_version() -> u32 {
+    ffi_boundary!(0, { u32::from(crate::state::FORMAT_VERSION) })
+}

@@ -1,0 +1,463 @@
+//! Sealed state blobs (`docs/STATE.md`): what [`Context::export_state`]
+//! writes and [`Context::import_state`] reads, so that a service can restart,
+//! or a new replica join a running group at its current epoch.
+//!
+//! ```text
+//! offset  size  field
+//! 0       8     magic    = "TMLSTATE"
+//! 8       2     version  u16 = 1 (FORMAT_VERSION)
+//! 10      2     flags    u16 (bit 0: current epoch only)
+//! 12      4     N        u32, length of the sealed body
+//! 16      12    nonce    (random)
+//! 28      N     body, AES-256-GCM(seal_key, nonce, body, aad = bytes 0..28)
+//! 28+N    16    tag
+//!
+//! PRK      = HKDF-Extract(salt = 32 zero bytes, IKM = KEK)
+//! seal_key = ExpandLabel(PRK, "state v1", "", 32)     (label "tinymls state v1")
+//! ```
+//!
+//! The body holds the mode, the group id, the configuration, the time of the
+//! export, the retained epochs (number, epoch secret, age) and each known
+//! foreign sender's replay window. It never holds a group secret, a PRK or anything older than the
+//! oldest epoch it carries: an epoch secret derives only the epochs after it
+//! (SPEC §3), so the holder of a blob can read nothing older.
+//!
+//! Errors: bytes that are not a whole state blob (too short, another magic,
+//! a length that is not the blob's: truncated or extended), a format version
+//! this library does not know (a newer one), or an authentic body that does
+//! not parse are [`Error::Malformed`]; a wrong KEK or any change to the
+//! authenticated part (flags, nonce, body, tag) is [`Error::State`]. Every buffer that holds the plaintext body is
+//! zeroized.
+//!
+//! [`Context::export_state`]: crate::Context::export_state
+//! [`Context::import_state`]: crate::Context::import_state
+
+use hkdf::Hkdf;
+use rand::TryRngCore;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::aead::{self, AeadKey, NONCE_LEN, TAG_LEN};
+use crate::config::Config;
+use crate::context::Mode;
+use crate::error::{Error, Result};
+use crate::key_schedule;
+use crate::replay::ReplayWindow;
+use crate::secret::Secret32;
+
+/// The first 8 bytes of every state blob.
+pub const MAGIC: [u8; 8] = *b"TMLSTATE";
+/// The format version this library writes (and the newest it reads).
+pub const FORMAT_VERSION: u16 = 1;
+/// Key-encryption key length (bytes).
+pub const KEK_LEN: usize = 32;
+/// Export flag: only the current epoch (no earlier messages can be read).
+pub const CURRENT_EPOCH_ONLY: u32 = 1;
+/// Every flag this version knows.
+pub const KNOWN_FLAGS: u32 = CURRENT_EPOCH_ONLY;
+/// Length of the clear, authenticated header (magic, version, flags, body
+/// length, nonce).
+pub const BLOB_HEADER_LEN: usize = 28;
+/// The smallest possible blob (header and tag around an empty body).
+pub const MIN_BLOB_LEN: usize = BLOB_HEADER_LEN + TAG_LEN;
+
+/// Mode bytes in the body.
+const MODE_LOCAL: u8 = 1;
+const MODE_SHARED: u8 = 2;
+/// Encoded size of [`Config`] in the body.
+const CONFIG_LEN: usize = 76;
+
+/// A foreign sender's replay window as exported.
+pub(crate) struct WindowSnap {
+    pub(crate) top: u128,
+    pub(crate) words: Vec<u64>,
+}
+
+/// A foreign sender of one epoch.
+pub(crate) struct PeerSnap {
+    pub(crate) sender: u64,
+    /// `None`: replay protection was off.
+    pub(crate) window: Option<WindowSnap>,
+}
+
+/// One retained epoch.
+pub(crate) struct EpochSnap {
+    pub(crate) number: u32,
+    pub(crate) secret: Secret32,
+    pub(crate) age_ms: u64,
+    /// Sorted by sender id, no duplicates.
+    pub(crate) peers: Vec<PeerSnap>,
+}
+
+/// Everything a blob carries (the body, parsed).
+pub(crate) struct Snapshot {
+    pub(crate) mode: Mode,
+    pub(crate) group_id: Vec<u8>,
+    pub(crate) fingerprint: u64,
+    pub(crate) cfg: Config,
+    /// Wall-clock time of the export (Unix ms, [`crate::Clock::wall_ms`]).
+    pub(crate) exported_at_ms: u64,
+    /// Contiguous, oldest first; the last one is current. Never empty.
+    pub(crate) epochs: Vec<EpochSnap>,
+}
+
+/// The AEAD key that seals blobs, from a 32-byte KEK.
+fn seal_key(kek: &[u8]) -> Result<aead::Key> {
+    if kek.len() != KEK_LEN {
+        return Err(Error::InvalidArgument);
+    }
+    let mut prk = Secret32::zero();
+    let (extracted, _) = Hkdf::<Sha256>::extract(Some(&[0u8; 32]), kek);
+    prk.expose_mut().copy_from_slice(&extracted);
+    let mut extracted = extracted;
+    zeroize::Zeroize::zeroize(extracted.as_mut_slice());
+    let mut key = Secret32::zero();
+    key_schedule::expand_label(prk.expose(), b"state v1", b"", key.expose_mut())?;
+    Ok(aead::Key::new(&key))
+}
+
+fn window_len(w: &Option<WindowSnap>) -> usize {
+    4 + w.as_ref().map_or(0, |w| 16 + 8 * w.words.len())
+}
+
+fn body_len(s: &Snapshot) -> usize {
+    let epochs: usize = s
+        .epochs
+        .iter()
+        .map(|e| 4 + 32 + 8 + 4 + e.peers.iter().map(|p| 8 + window_len(&p.window)).sum::<usize>())
+        .sum();
+    1 + 1 + s.group_id.len() + 8 + CONFIG_LEN + 8 + 4 + 4 + epochs
+}
+
+fn put_config(v: &mut Vec<u8>, c: &Config) {
+    v.extend_from_slice(&c.key_size.to_be_bytes());
+    v.extend_from_slice(&c.nonce_size.to_be_bytes());
+    v.extend_from_slice(&c.ratchet_period_ms.to_be_bytes());
+    v.extend_from_slice(&c.rotation_jitter_pct.to_be_bytes());
+    v.extend_from_slice(&c.max_epochs.to_be_bytes());
+    v.extend_from_slice(&c.max_operations.to_be_bytes());
+    v.extend_from_slice(&c.max_key_age_ms.to_be_bytes());
+    v.extend_from_slice(&c.min_rotation_interval_ms.to_be_bytes());
+    v.extend_from_slice(&c.state_lifetime_ms.to_be_bytes());
+    v.extend_from_slice(&c.gc_interval_ms.to_be_bytes());
+    v.extend_from_slice(&c.replay_window.to_be_bytes());
+    v.extend_from_slice(&c.max_future_epochs.to_be_bytes());
+    v.extend_from_slice(&c.max_senders.to_be_bytes());
+}
+
+/// The plaintext body, in a buffer allocated once at its exact size (so no
+/// reallocation leaves a copy behind) and zeroized on drop.
+fn encode_body(s: &Snapshot) -> Result<Zeroizing<Vec<u8>>> {
+    let last = s.epochs.last().ok_or(Error::Internal)?;
+    let len = body_len(s);
+    let mut v = Zeroizing::new(Vec::with_capacity(len));
+    v.push(match s.mode {
+        Mode::Local => MODE_LOCAL,
+        Mode::Shared => MODE_SHARED,
+    });
+    v.push(u8::try_from(s.group_id.len()).map_err(|_| Error::Internal)?);
+    v.extend_from_slice(&s.group_id);
+    v.extend_from_slice(&s.fingerprint.to_be_bytes());
+    put_config(&mut v, &s.cfg);
+    v.extend_from_slice(&s.exported_at_ms.to_be_bytes());
+    v.extend_from_slice(&last.number.to_be_bytes());
+    v.extend_from_slice(&(s.epochs.len() as u32).to_be_bytes());
+    for e in &s.epochs {
+        v.extend_from_slice(&e.number.to_be_bytes());
+        v.extend_from_slice(e.secret.expose());
+        v.extend_from_slice(&e.age_ms.to_be_bytes());
+        v.extend_from_slice(&(e.peers.len() as u32).to_be_bytes());
+        for p in &e.peers {
+            v.extend_from_slice(&p.sender.to_be_bytes());
+            match &p.window {
+                None => v.extend_from_slice(&0u32.to_be_bytes()),
+                Some(w) => {
+                    v.extend_from_slice(&((w.words.len() * 64) as u32).to_be_bytes());
+                    v.extend_from_slice(&w.top.to_be_bytes());
+                    for word in &w.words {
+                        v.extend_from_slice(&word.to_be_bytes());
+                    }
+                }
+            }
+        }
+    }
+    debug_assert_eq!(v.len(), len);
+    Ok(v)
+}
+
+/// Seals `body` as a blob of format `version` with `flags` in the header.
+/// [`seal`] is the way to export a context; this lower level exists for
+/// tests and fuzzing (blobs with arbitrary bodies, or from a "newer"
+/// format). The result is not secret (it is sealed); `body` is read only.
+pub fn seal_body(kek: &[u8], version: u16, flags: u16, body: &[u8]) -> Result<Vec<u8>> {
+    let key = seal_key(kek)?;
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.try_fill_bytes(&mut nonce).map_err(|_| Error::Rng)?;
+    let n = u32::try_from(body.len()).map_err(|_| Error::InvalidArgument)?;
+    let mut blob = vec![0u8; BLOB_HEADER_LEN + body.len() + TAG_LEN];
+    blob[..8].copy_from_slice(&MAGIC);
+    blob[8..10].copy_from_slice(&version.to_be_bytes());
+    blob[10..12].copy_from_slice(&flags.to_be_bytes());
+    blob[12..16].copy_from_slice(&n.to_be_bytes());
+    blob[16..28].copy_from_slice(&nonce);
+    let (head, rest) = blob.split_at_mut(BLOB_HEADER_LEN);
+    let (ct, tag_out) = rest.split_at_mut(body.len());
+    let tag = key.seal(&nonce, head, body, ct)?;
+    tag_out.copy_from_slice(&tag);
+    Ok(blob)
+}
+
+/// Seals a snapshot taken with `flags`.
+pub(crate) fn seal(kek: &[u8], flags: u32, s: &Snapshot) -> Result<Vec<u8>> {
+    let flags = u16::try_from(flags).map_err(|_| Error::InvalidArgument)?;
+    let body = encode_body(s)?;
+    seal_body(kek, FORMAT_VERSION, flags, &body)
+}
+
+/// Checks the clear header: `Malformed` for anything that is not a blob of
+/// a version this library reads.
+fn check_header(blob: &[u8]) -> Result<()> {
+    if blob.len() < MIN_BLOB_LEN || blob[..8] != MAGIC {
+        return Err(Error::Malformed);
+    }
+    let version = u16::from_be_bytes([blob[8], blob[9]]);
+    if version != FORMAT_VERSION {
+        // 0 was never written; anything above is a newer format.
+        return Err(Error::Malformed);
+    }
+    let n = u32::from_be_bytes([blob[12], blob[13], blob[14], blob[15]]) as u64;
+    if blob.len() as u64 != BLOB_HEADER_LEN as u64 + n + TAG_LEN as u64 {
+        // Truncated or extended.
+        return Err(Error::Malformed);
+    }
+    Ok(())
+}
+
+/// The format version of a blob (from its clear header), if it is one.
+pub fn blob_version(blob: &[u8]) -> Option<u16> {
+    (blob.len() >= MIN_BLOB_LEN && blob[..8] == MAGIC).then(|| u16::from_be_bytes([blob[8], blob[9]]))
+}
+
+/// Unseals and parses a blob: its flags and its snapshot.
+pub(crate) fn open(blob: &[u8], kek: &[u8]) -> Result<(u32, Snapshot)> {
+    if kek.len() != KEK_LEN {
+        return Err(Error::InvalidArgument);
+    }
+    check_header(blob)?;
+    let key = seal_key(kek)?;
+    let (head, rest) = blob.split_at(BLOB_HEADER_LEN);
+    let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
+    let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Malformed)?;
+    let nonce: &[u8; NONCE_LEN] = head[16..28].try_into().map_err(|_| Error::Malformed)?;
+    let mut body = Zeroizing::new(vec![0u8; ct.len()]);
+    key.open(nonce, head, ct, tag, &mut body).map_err(|_| Error::State)?;
+    let flags = u32::from(u16::from_be_bytes([head[10], head[11]]));
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(Error::Malformed);
+    }
+    let snap = parse_body(&body)?;
+    if flags & CURRENT_EPOCH_ONLY != 0 && snap.epochs.len() != 1 {
+        return Err(Error::Malformed);
+    }
+    Ok((flags, snap))
+}
+
+/// A bounds-checked reader over the body: every short read is `Malformed`.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.0.len() < n {
+            return Err(Error::Malformed);
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_be_bytes(self.take(4)?.try_into().map_err(|_| Error::Malformed)?))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_be_bytes(self.take(8)?.try_into().map_err(|_| Error::Malformed)?))
+    }
+    fn u128(&mut self) -> Result<u128> {
+        Ok(u128::from_be_bytes(self.take(16)?.try_into().map_err(|_| Error::Malformed)?))
+    }
+}
+
+fn get_config(r: &mut Reader<'_>) -> Result<Config> {
+    Ok(Config {
+        key_size: r.u32()?,
+        nonce_size: r.u32()?,
+        ratchet_period_ms: r.u64()?,
+        rotation_jitter_pct: r.u32()?,
+        max_epochs: r.u32()?,
+        max_operations: r.u64()?,
+        max_key_age_ms: r.u64()?,
+        min_rotation_interval_ms: r.u64()?,
+        state_lifetime_ms: r.u64()?,
+        gc_interval_ms: r.u64()?,
+        replay_window: r.u32()?,
+        max_future_epochs: r.u32()?,
+        max_senders: r.u32()?,
+    })
+}
+
+/// Parses an (authentic) body; anything inconsistent is `Malformed`. The
+/// counts are checked against the bytes left before anything is allocated
+/// for them, so a body cannot ask for more memory than its own size.
+fn parse_body(body: &[u8]) -> Result<Snapshot> {
+    let mut r = Reader(body);
+    let mode = match r.u8()? {
+        MODE_LOCAL => Mode::Local,
+        MODE_SHARED => Mode::Shared,
+        _ => return Err(Error::Malformed),
+    };
+    let gid_len = r.u8()? as usize;
+    if gid_len == 0 {
+        return Err(Error::Malformed);
+    }
+    let group_id = r.take(gid_len)?.to_vec();
+    let fingerprint = r.u64()?;
+    let cfg = get_config(&mut r)?;
+    cfg.validate().map_err(|_| Error::Malformed)?;
+    let exported_at_ms = r.u64()?;
+    let current = r.u32()?;
+    let count = r.u32()?;
+    if count == 0 || count > crate::config::MAX_EPOCHS_LIMIT || count - 1 > current {
+        return Err(Error::Malformed);
+    }
+    let first = current - (count - 1);
+    // An epoch takes at least 48 bytes.
+    if r.0.len() < count as usize * 48 {
+        return Err(Error::Malformed);
+    }
+    let mut epochs = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        let number = r.u32()?;
+        if number != first + i {
+            return Err(Error::Malformed);
+        }
+        let mut secret = Secret32::zero();
+        secret.expose_mut().copy_from_slice(r.take(32)?);
+        let age_ms = r.u64()?;
+        let npeers = r.u32()? as usize;
+        // A peer takes at least 12 bytes.
+        if r.0.len() / 12 < npeers {
+            return Err(Error::Malformed);
+        }
+        let mut peers: Vec<PeerSnap> = Vec::with_capacity(npeers);
+        for _ in 0..npeers {
+            let sender = r.u64()?;
+            if peers.last().is_some_and(|p| p.sender >= sender) {
+                return Err(Error::Malformed);
+            }
+            let size = r.u32()?;
+            let window = if size == 0 {
+                None
+            } else {
+                if size % 64 != 0 || size > crate::config::MAX_REPLAY_WINDOW {
+                    return Err(Error::Malformed);
+                }
+                let top = r.u128()?;
+                let raw = r.take(size as usize / 8)?;
+                let words: Vec<u64> =
+                    raw.chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().unwrap_or([0; 8]))).collect();
+                // Only an internally consistent window is accepted.
+                ReplayWindow::from_parts(top, words.clone().into_boxed_slice()).ok_or(Error::Malformed)?;
+                Some(WindowSnap { top, words })
+            };
+            peers.push(PeerSnap { sender, window });
+        }
+        epochs.push(EpochSnap { number, secret, age_ms, peers });
+    }
+    if !r.0.is_empty() {
+        return Err(Error::Malformed);
+    }
+    Ok(Snapshot { mode, group_id, fingerprint, cfg, exported_at_ms, epochs })
+}
+
+impl WindowSnap {
+    /// The window to install in a context whose `replay_window` is `size`:
+    /// the same one if the size did not change, else one that refuses every
+    /// sequence number the exported window refused.
+    pub(crate) fn into_window(self, size: u32) -> ReplayWindow {
+        match ReplayWindow::from_parts(self.top, self.words.into_boxed_slice()) {
+            Some(w) if w.size() == u64::from(size) => w,
+            Some(w) => w.resized(size),
+            None => ReplayWindow::new(size),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap() -> Snapshot {
+        let mut s = Secret32::zero();
+        s.expose_mut().fill(7);
+        let mut w = ReplayWindow::new(128);
+        assert!(w.record(3) && w.record(200));
+        Snapshot {
+            mode: Mode::Shared,
+            group_id: b"g".to_vec(),
+            fingerprint: 42,
+            cfg: Config::default(),
+            exported_at_ms: 1_700_000_000_000,
+            epochs: vec![EpochSnap {
+                number: 5,
+                secret: s,
+                age_ms: 10,
+                peers: vec![
+                    PeerSnap { sender: 1, window: Some(WindowSnap { top: w.top(), words: w.words().to_vec() }) },
+                    PeerSnap { sender: 9, window: None },
+                ],
+            }],
+        }
+    }
+
+    #[test]
+    fn body_round_trips_and_its_length_is_exact() {
+        let s = snap();
+        let body = encode_body(&s).unwrap();
+        assert_eq!(body.len(), body_len(&s));
+        let p = parse_body(&body).unwrap();
+        assert_eq!(p.mode, Mode::Shared);
+        assert_eq!(p.group_id, b"g");
+        assert_eq!(p.fingerprint, 42);
+        assert_eq!(p.cfg, Config::default());
+        assert_eq!(p.exported_at_ms, 1_700_000_000_000);
+        assert_eq!(p.epochs.len(), 1);
+        assert_eq!(p.epochs[0].number, 5);
+        assert!(p.epochs[0].secret.ct_eq(&s.epochs[0].secret));
+        assert_eq!(p.epochs[0].peers.len(), 2);
+        assert_eq!(p.epochs[0].peers[0].window.as_ref().unwrap().top, 201);
+        assert!(p.epochs[0].peers[1].window.is_none());
+        // Any truncation or extension of the body is malformed.
+        for n in 0..body.len() {
+            assert_eq!(parse_body(&body[..n]).err(), Some(Error::Malformed), "{n}");
+        }
+        let mut longer = body.to_vec();
+        longer.push(0);
+        assert_eq!(parse_body(&longer).err(), Some(Error::Malformed));
+    }
+
+    #[test]
+    fn seal_and_open() {
+        let kek = [3u8; 32];
+        let blob = seal(&kek, 0, &snap()).unwrap();
+        assert_eq!(blob_version(&blob), Some(FORMAT_VERSION));
+        let (flags, s) = open(&blob, &kek).unwrap();
+        assert_eq!(flags, 0);
+        assert_eq!(s.epochs[0].number, 5);
+        assert_eq!(open(&blob, &[4u8; 32]).err(), Some(Error::State));
+        assert_eq!(open(&blob, &[3u8; 31]).err(), Some(Error::InvalidArgument));
+        for n in 0..blob.len() {
+            assert_eq!(open(&blob[..n], &kek).err(), Some(Error::Malformed), "truncated to {n}");
+        }
+    }
+}

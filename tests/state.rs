@@ -1,0 +1,427 @@
+//! Sealed state export and import (docs/STATE.md): round trips, retained and
+//! current-only epochs, nonce safety between exporter and importers, ages
+//! on a fake clock, every way a blob can be wrong, and the C ABI rules.
+
+use std::collections::HashSet;
+
+use tinymls::ffi::tinymls_status::*;
+use tinymls::ffi::*;
+use tinymls::state::{self, BLOB_HEADER_LEN as HEADER_LEN, CURRENT_EPOCH_ONLY, FORMAT_VERSION};
+use tinymls::wire::parse;
+use tinymls::{Clock, Config, Context, Error, Mode};
+
+const SECRET: [u8; 32] = [0x42; 32];
+const GROUP: &[u8] = b"state-tests";
+const KEK: [u8; 32] = [0x17; 32];
+const MIN: u64 = 60_000;
+
+fn cfg() -> Config {
+    Config { ratchet_period_ms: 0, rotation_jitter_pct: 0, ..Config::default() }
+}
+
+fn shared(cfg: Config, clock: &Clock) -> Context {
+    Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().join(&SECRET, GROUP).unwrap()
+}
+
+fn import(blob: &[u8], clock: &Clock, cfg: Option<Config>) -> Result<Context, Error> {
+    let b = Context::builder().clock(clock.clone()).manual_maintenance();
+    let b = match cfg {
+        Some(c) => b.config(c),
+        None => b,
+    };
+    b.import_state(blob, &KEK)
+}
+
+fn epoch_of(ct: &[u8]) -> u32 {
+    parse(ct).unwrap().header.epoch
+}
+
+/// A sender `a` and a receiver `b` of one group; `a` wrote one message in
+/// each of epochs 0..=3 and `b` read the first two.
+struct Scene {
+    clock: Clock,
+    a: Context,
+    b: Context,
+    msgs: Vec<Vec<u8>>,
+}
+
+fn scene() -> Scene {
+    let clock = Clock::fake(1_000_000_000);
+    let a = shared(cfg(), &clock);
+    let b = shared(cfg(), &clock);
+    let mut msgs = Vec::new();
+    for e in 0..4u32 {
+        if e > 0 {
+            a.rotate().unwrap();
+        }
+        msgs.push(a.encrypt_to_vec(format!("epoch {e}").as_bytes(), b"aad").unwrap());
+    }
+    assert_eq!(b.decrypt_to_vec(&msgs[0], b"aad").unwrap(), b"epoch 0");
+    assert_eq!(b.decrypt_to_vec(&msgs[1], b"aad").unwrap(), b"epoch 1");
+    Scene { clock, a, b, msgs }
+}
+
+#[test]
+fn round_trip_keeps_epochs_config_and_replay_windows() {
+    let s = scene();
+    let blob = s.b.export_state(&KEK, 0).unwrap();
+    assert_eq!(state::blob_version(&blob), Some(FORMAT_VERSION));
+    let c = import(&blob, &s.clock, None).unwrap();
+    assert_eq!(c.mode(), Mode::Shared);
+    assert_eq!(c.config(), s.b.config());
+    assert_eq!(c.retained_epochs(), s.b.retained_epochs());
+    assert_eq!(c.current_epoch(), Ok(1));
+    assert_ne!(c.sender_id().unwrap(), s.b.sender_id().unwrap());
+    assert_eq!(c.peer_count(1), Ok(1));
+    // What b had already read is a replay for the import...
+    assert_eq!(c.decrypt_to_vec(&s.msgs[1], b"aad"), Err(Error::Replay));
+    // ...what b had not read decrypts, including epochs ahead (followed).
+    assert_eq!(c.decrypt_to_vec(&s.msgs[2], b"aad").unwrap(), b"epoch 2");
+    assert_eq!(c.decrypt_to_vec(&s.msgs[3], b"aad").unwrap(), b"epoch 3");
+    // The import's messages are read by the others, and it keeps going.
+    let ct = c.encrypt_to_vec(b"from the import", b"").unwrap();
+    assert_eq!(s.a.decrypt_to_vec(&ct, b"").unwrap(), b"from the import");
+    assert_eq!(s.b.decrypt_to_vec(&ct, b"").unwrap(), b"from the import");
+    // The exporter is unchanged and keeps working.
+    assert_eq!(s.b.decrypt_to_vec(&s.msgs[2], b"aad").unwrap(), b"epoch 2");
+    // A second export of the import round-trips too.
+    let again = import(&c.export_state(&KEK, 0).unwrap(), &s.clock, None).unwrap();
+    assert_eq!(again.retained_epochs(), c.retained_epochs());
+    assert_eq!(again.decrypt_to_vec(&s.msgs[3], b"aad"), Err(Error::Replay));
+}
+
+#[test]
+fn messages_sent_before_the_export_decrypt_after_import() {
+    let s = scene();
+    // b follows to epoch 3 without reading the epoch 2 message.
+    assert_eq!(s.b.decrypt_to_vec(&s.msgs[3], b"aad").unwrap(), b"epoch 3");
+    let c = import(&s.b.export_state(&KEK, 0).unwrap(), &s.clock, None).unwrap();
+    assert_eq!(c.retained_epochs(), Ok(Some((0, 3))));
+    assert_eq!(c.decrypt_to_vec(&s.msgs[2], b"aad").unwrap(), b"epoch 2");
+    assert_eq!(c.decrypt_to_vec(&s.msgs[0], b"aad"), Err(Error::Replay));
+}
+
+#[test]
+fn a_local_context_round_trips_and_reads_its_own_old_messages() {
+    let clock = Clock::fake(1_000_000_000);
+    let l = Context::builder().config(cfg()).clock(clock.clone()).manual_maintenance().local().unwrap();
+    let mut msgs = Vec::new();
+    for e in 0..3 {
+        if e > 0 {
+            l.rotate().unwrap();
+        }
+        msgs.push(l.encrypt_to_vec(&[e as u8; 10], b"").unwrap());
+    }
+    let m = import(&l.export_state(&KEK, 0).unwrap(), &clock, None).unwrap();
+    assert_eq!(m.mode(), Mode::Local);
+    assert_eq!(m.retained_epochs(), Ok(Some((0, 2))));
+    for (e, ct) in msgs.iter().enumerate() {
+        assert_eq!(m.decrypt_to_vec(ct, b"").unwrap(), vec![e as u8; 10]);
+    }
+    let own = m.encrypt_to_vec(b"new", b"").unwrap();
+    assert_eq!(epoch_of(&own), 2);
+    assert_eq!(m.decrypt_to_vec(&own, b"").unwrap(), b"new");
+    assert_eq!(l.decrypt_to_vec(&own, b"").unwrap(), b"new", "same epoch 2 secret");
+}
+
+#[test]
+fn current_epoch_only_reads_nothing_from_before() {
+    let s = scene();
+    assert_eq!(s.b.decrypt_to_vec(&s.msgs[3], b"aad").unwrap(), b"epoch 3");
+    let blob = s.b.export_state(&KEK, CURRENT_EPOCH_ONLY).unwrap();
+    assert_eq!(u16::from_be_bytes([blob[10], blob[11]]), 1, "the flag is in the header");
+    let full = s.b.export_state(&KEK, 0).unwrap();
+    assert!(blob.len() < full.len());
+    let c = import(&blob, &s.clock, None).unwrap();
+    assert_eq!(c.retained_epochs(), Ok(Some((3, 3))));
+    for old in &s.msgs[..3] {
+        assert_eq!(c.decrypt_to_vec(old, b"aad"), Err(Error::EpochExpired));
+    }
+    // The current epoch's replay window came along.
+    assert_eq!(c.decrypt_to_vec(&s.msgs[3], b"aad"), Err(Error::Replay));
+    // New messages, in this epoch and the following ones, decrypt.
+    let now = s.a.encrypt_to_vec(b"now", b"").unwrap();
+    assert_eq!(c.decrypt_to_vec(&now, b"").unwrap(), b"now");
+    s.a.rotate().unwrap();
+    let next = s.a.encrypt_to_vec(b"next", b"").unwrap();
+    assert_eq!(c.decrypt_to_vec(&next, b"").unwrap(), b"next");
+    let from_c = c.encrypt_to_vec(b"reply", b"").unwrap();
+    assert_eq!(s.a.decrypt_to_vec(&from_c, b"").unwrap(), b"reply");
+}
+
+#[test]
+fn exporter_and_importers_never_repeat_a_nonce() {
+    let clock = Clock::fake(1_000_000_000);
+    let cfg = Config { max_operations: 700, ..cfg() };
+    let x = shared(cfg, &clock);
+    for _ in 0..500 {
+        x.encrypt_to_vec(b"before", b"").unwrap();
+    }
+    let blob = x.export_state(&KEK, 0).unwrap();
+    let y = import(&blob, &clock, None).unwrap();
+    let z = import(&blob, &clock, None).unwrap();
+    let w = import(&x.export_state(&KEK, CURRENT_EPOCH_ONLY).unwrap(), &clock, None).unwrap();
+    let ids: HashSet<u64> = [&x, &y, &z, &w].iter().map(|c| c.sender_id().unwrap()).collect();
+    assert_eq!(ids.len(), 4, "every import draws its own sender id");
+    let mut seen = HashSet::new();
+    let mut count = 0;
+    for i in 0..2_000 {
+        for c in [&x, &y, &z, &w] {
+            let ct = c.encrypt_to_vec(&(i as u32).to_be_bytes(), b"").unwrap();
+            let h = parse(&ct).unwrap().header;
+            assert!(seen.insert((h.epoch, h.sender, h.seq)), "nonce reused: {:?}", (h.epoch, h.sender, h.seq));
+            count += 1;
+        }
+    }
+    assert_eq!(count, 8_000);
+    // Usage rotations happened (700 per key), so epochs were crossed too.
+    assert!(x.current_epoch().unwrap() >= 3 && y.current_epoch().unwrap() >= 2);
+}
+
+#[test]
+fn ages_survive_the_round_trip() {
+    let t0 = 1_700_000_000_000;
+    let clock = Clock::fake(t0);
+    let cfg = Config { state_lifetime_ms: 60 * MIN, max_key_age_ms: 1_000 * MIN, ..cfg() };
+    let a = shared(cfg, &clock);
+    let old = a.encrypt_to_vec(b"epoch 0", b"").unwrap();
+    clock.advance(50 * MIN);
+    a.rotate().unwrap();
+    let newer = a.encrypt_to_vec(b"epoch 1", b"").unwrap();
+    let blob = a.export_state(&KEK, 0).unwrap();
+
+    // Imported at once, in a new process (a clock of its own): epoch 0 was
+    // due to die in 10 minutes, and dies 10 minutes after the import.
+    let clock2 = Clock::fake(clock.now_ms());
+    let c = import(&blob, &clock2, None).unwrap();
+    assert_eq!(c.retained_epochs(), Ok(Some((0, 1))));
+    clock2.advance(10 * MIN - 1);
+    c.run_maintenance().unwrap();
+    assert_eq!(c.decrypt_to_vec(&old, b"").unwrap(), b"epoch 0", "alive until its 60 minutes are up");
+    clock2.advance(1);
+    c.run_maintenance().unwrap();
+    assert_eq!(c.retained_epochs(), Ok(Some((1, 1))), "destroyed 10 minutes after the import");
+    assert_eq!(c.decrypt_to_vec(&old, b""), Err(Error::EpochExpired));
+    assert_eq!(c.decrypt_to_vec(&newer, b"").unwrap(), b"epoch 1");
+    clock2.advance(50 * MIN - 1);
+    c.run_maintenance().unwrap();
+    assert_eq!(c.retained_epochs(), Ok(Some((1, 1))));
+    clock2.advance(1);
+    c.run_maintenance().unwrap();
+    assert_eq!(c.retained_epochs(), Ok(Some((2, 2))), "epoch 1 lived its 60 minutes, then rotated away");
+
+    // The time the blob spent in storage counts: imported 5 minutes after
+    // the export, epoch 0 dies 5 minutes later.
+    let clock3 = Clock::fake(clock.now_ms() + 5 * MIN);
+    let d = import(&blob, &clock3, None).unwrap();
+    assert_eq!(d.retained_epochs(), Ok(Some((0, 1))));
+    clock3.advance(5 * MIN - 1);
+    d.run_maintenance().unwrap();
+    assert_eq!(d.retained_epochs(), Ok(Some((0, 1))));
+    clock3.advance(1);
+    d.run_maintenance().unwrap();
+    assert_eq!(d.retained_epochs(), Ok(Some((1, 1))));
+
+    // Stored past every lifetime (2 hours): nothing old survives the import;
+    // the shared chain moves on (as the exporter's would have).
+    let late = Clock::fake(clock.now_ms() + 120 * MIN);
+    let e = import(&blob, &late, None).unwrap();
+    assert_eq!(e.retained_epochs(), Ok(Some((2, 2))));
+    assert_eq!(e.decrypt_to_vec(&old, b""), Err(Error::EpochExpired));
+    assert_eq!(e.decrypt_to_vec(&newer, b""), Err(Error::EpochExpired));
+
+    // A wall clock that went backwards counts as no time in storage.
+    let behind = Clock::fake(t0);
+    let f = import(&blob, &behind, None).unwrap();
+    assert_eq!(f.retained_epochs(), Ok(Some((0, 1))));
+    behind.advance(10 * MIN);
+    f.run_maintenance().unwrap();
+    assert_eq!(f.retained_epochs(), Ok(Some((1, 1))));
+
+    // An importer with a shorter lifetime drops epoch 0 (50 min old) at once.
+    let short = Config { state_lifetime_ms: 40 * MIN, ..cfg };
+    let g = import(&blob, &Clock::fake(clock.now_ms()), Some(short)).unwrap();
+    assert_eq!(g.retained_epochs(), Ok(Some((1, 1))));
+    assert_eq!(g.decrypt_to_vec(&old, b""), Err(Error::EpochExpired));
+    assert_eq!(g.decrypt_to_vec(&newer, b"").unwrap(), b"epoch 1");
+
+    // Export applies the exporter's due rules first: 45 minutes on, epoch 0
+    // (95 minutes old) is destroyed there and not in the blob.
+    clock.advance(45 * MIN);
+    let stale = a.export_state(&KEK, 0).unwrap();
+    assert_eq!(a.retained_epochs(), Ok(Some((1, 1))));
+    let h = import(&stale, &Clock::fake(clock.now_ms()), None).unwrap();
+    assert_eq!(h.retained_epochs(), Ok(Some((1, 1))));
+    assert_eq!(h.decrypt_to_vec(&old, b""), Err(Error::EpochExpired));
+}
+
+#[test]
+fn the_importer_config_is_validated_and_applied() {
+    let s = scene();
+    assert_eq!(s.b.decrypt_to_vec(&s.msgs[3], b"aad").unwrap(), b"epoch 3");
+    let blob = s.b.export_state(&KEK, 0).unwrap();
+    let bad = Config { max_epochs: 0, ..cfg() };
+    assert_eq!(import(&blob, &s.clock, Some(bad)).err(), Some(Error::InvalidConfig));
+    // max_epochs keeps the newest; a larger replay window still refuses
+    // what was accepted.
+    let c = import(&blob, &s.clock, Some(Config { max_epochs: 2, replay_window: 1024, ..cfg() })).unwrap();
+    assert_eq!(c.retained_epochs(), Ok(Some((2, 3))));
+    assert_eq!(c.decrypt_to_vec(&s.msgs[1], b"aad"), Err(Error::EpochExpired));
+    assert_eq!(c.decrypt_to_vec(&s.msgs[3], b"aad"), Err(Error::Replay));
+    assert_eq!(c.decrypt_to_vec(&s.msgs[2], b"aad").unwrap(), b"epoch 2");
+    assert_eq!(c.config().max_epochs, 2);
+}
+
+#[test]
+fn wrong_kek_and_every_bit_flip_are_refused() {
+    let s = scene();
+    let blob = s.b.export_state(&KEK, 0).unwrap();
+    assert_eq!(Context::import_state(&blob, &[0x18; 32], None).err(), Some(Error::State));
+    assert_eq!(Context::import_state(&blob, &KEK[..31], None).err(), Some(Error::InvalidArgument));
+    for i in 0..blob.len() * 8 {
+        let mut m = blob.clone();
+        m[i / 8] ^= 1 << (i % 8);
+        let got = Context::import_state(&m, &KEK, None).err();
+        // magic, version and length say what the bytes are: a change there
+        // makes them no (readable) blob; anything else fails to unseal.
+        let want = if i / 8 < 8 || (8..10).contains(&(i / 8)) || (12..16).contains(&(i / 8)) {
+            Error::Malformed
+        } else {
+            Error::State
+        };
+        assert_eq!(got, Some(want), "bit {i}");
+    }
+    assert!(Context::import_state(&blob, &KEK, None).is_ok(), "the original still imports");
+}
+
+#[test]
+fn truncated_foreign_and_newer_blobs_are_malformed() {
+    let s = scene();
+    let blob = s.b.export_state(&KEK, 0).unwrap();
+    for n in 0..blob.len() {
+        assert_eq!(Context::import_state(&blob[..n], &KEK, None).err(), Some(Error::Malformed), "{n}");
+    }
+    let mut longer = blob.clone();
+    longer.push(0);
+    assert_eq!(Context::import_state(&longer, &KEK, None).err(), Some(Error::Malformed));
+    // A ciphertext, random bytes: foreign.
+    assert_eq!(Context::import_state(&s.msgs[0], &KEK, None).err(), Some(Error::Malformed));
+    assert_eq!(Context::import_state(&[0xA5; 300], &KEK, None).err(), Some(Error::Malformed));
+    // A blob of the next format version, sealed properly: not read.
+    let body = &blob[HEADER_LEN..blob.len() - 16];
+    let newer = state::seal_body(&KEK, FORMAT_VERSION + 1, 0, body).unwrap();
+    assert_eq!(Context::import_state(&newer, &KEK, None).err(), Some(Error::Malformed));
+    assert_eq!(state::blob_version(&newer), Some(FORMAT_VERSION + 1));
+    // An authentic blob with a body that is not a state: malformed too.
+    let junk = state::seal_body(&KEK, FORMAT_VERSION, 0, b"not a state").unwrap();
+    assert_eq!(Context::import_state(&junk, &KEK, None).err(), Some(Error::Malformed));
+    // An unknown flag, authentic: malformed (a newer writer's meaning).
+    let flagged = state::seal_body(&KEK, FORMAT_VERSION, 0x8000, body).unwrap();
+    assert_eq!(Context::import_state(&flagged, &KEK, None).err(), Some(Error::Malformed));
+    // The same body under the right header is fine (the cases above fail
+    // for the reason they name, not for the body).
+    let resealed = state::seal_body(&KEK, FORMAT_VERSION, 0, body);
+    assert!(resealed.is_ok());
+}
+
+#[test]
+fn export_refuses_bad_arguments_and_closed_contexts() {
+    let s = scene();
+    assert_eq!(s.b.export_state(&KEK[..16], 0).err(), Some(Error::InvalidArgument));
+    assert_eq!(s.b.export_state(&KEK, 2).err(), Some(Error::InvalidArgument));
+    s.b.close().unwrap();
+    assert_eq!(s.b.export_state(&KEK, 0).err(), Some(Error::Closed));
+}
+
+#[test]
+fn c_abi_export_and_import() {
+    assert_eq!(tinymls_state_format_version(), u32::from(FORMAT_VERSION));
+    let mut ctx = std::ptr::null_mut();
+    assert_eq!(
+        tinymls_context_join(SECRET.as_ptr(), 32, GROUP.as_ptr(), GROUP.len(), std::ptr::null(), &mut ctx),
+        TINYMLS_OK
+    );
+    let mut ct = [0u8; 45];
+    let mut n = 0usize;
+    assert_eq!(
+        tinymls_encrypt(ctx, b"hello".as_ptr(), 5, std::ptr::null(), 0, ct.as_mut_ptr(), 45, &mut n),
+        TINYMLS_OK
+    );
+
+    // Size query, then too small by one, then enough.
+    let mut needed = 0usize;
+    let st = tinymls_context_export(ctx, KEK.as_ptr(), 32, 0, std::ptr::null_mut(), 0, &mut needed);
+    assert_eq!(st, TINYMLS_ERR_BUFFER_TOO_SMALL);
+    assert!(needed > HEADER_LEN + 16);
+    let mut buf = vec![0xEEu8; needed + 10];
+    let mut got = 0usize;
+    let st = tinymls_context_export(ctx, KEK.as_ptr(), 32, 0, buf.as_mut_ptr(), needed - 1, &mut got);
+    assert_eq!(st, TINYMLS_ERR_BUFFER_TOO_SMALL);
+    assert_eq!(got, needed);
+    assert!(buf.iter().all(|&b| b == 0xEE), "nothing written but *out_len");
+    let st = tinymls_context_export(ctx, KEK.as_ptr(), 32, 0, buf.as_mut_ptr(), buf.len(), &mut got);
+    assert_eq!(st, TINYMLS_OK);
+    assert_eq!(got, needed);
+    let blob = buf[..got].to_vec();
+
+    // NULL rules and bad arguments.
+    let null = std::ptr::null_mut();
+    let e = |c, k: *const u8, kl, f, o: *mut u8, oc, ol: *mut usize| tinymls_context_export(c, k, kl, f, o, oc, ol);
+    assert_eq!(e(null, KEK.as_ptr(), 32, 0, buf.as_mut_ptr(), buf.len(), &mut got), TINYMLS_ERR_NULL_POINTER);
+    assert_eq!(e(ctx, std::ptr::null(), 32, 0, buf.as_mut_ptr(), buf.len(), &mut got), TINYMLS_ERR_NULL_POINTER);
+    assert_eq!(e(ctx, KEK.as_ptr(), 32, 0, buf.as_mut_ptr(), buf.len(), null.cast()), TINYMLS_ERR_NULL_POINTER);
+    assert_eq!(e(ctx, KEK.as_ptr(), 32, 0, null.cast(), 10, &mut got), TINYMLS_ERR_NULL_POINTER);
+    assert_eq!(e(ctx, KEK.as_ptr(), 31, 0, buf.as_mut_ptr(), buf.len(), &mut got), TINYMLS_ERR_INVALID_ARGUMENT);
+    assert_eq!(e(ctx, KEK.as_ptr(), 32, 8, buf.as_mut_ptr(), buf.len(), &mut got), TINYMLS_ERR_INVALID_ARGUMENT);
+    assert_eq!(e(ctx, buf.as_ptr(), 32, 0, buf.as_mut_ptr(), buf.len(), &mut got), TINYMLS_ERR_INVALID_ARGUMENT);
+
+    // Import: the handle is NULL on every failure.
+    let dangling = std::ptr::NonNull::<tinymls_context>::dangling().as_ptr();
+    let imp = |b: *const u8, bl, k: *const u8, kl, cfg: *const Config| {
+        let mut out = dangling;
+        let st = tinymls_context_import(b, bl, k, kl, cfg, &mut out);
+        (st, out)
+    };
+    let bad_cfg = Config { replay_window: 100, ..Config::default() };
+    let mut flipped = blob.clone();
+    flipped[40] ^= 1;
+    let cases: Vec<(tinymls_status, (tinymls_status, *mut tinymls_context))> = vec![
+        (TINYMLS_ERR_NULL_POINTER, imp(std::ptr::null(), blob.len(), KEK.as_ptr(), 32, std::ptr::null())),
+        (TINYMLS_ERR_NULL_POINTER, imp(blob.as_ptr(), blob.len(), std::ptr::null(), 32, std::ptr::null())),
+        (TINYMLS_ERR_INVALID_ARGUMENT, imp(blob.as_ptr(), blob.len(), KEK.as_ptr(), 16, std::ptr::null())),
+        (TINYMLS_ERR_INVALID_CONFIG, imp(blob.as_ptr(), blob.len(), KEK.as_ptr(), 32, &bad_cfg)),
+        (TINYMLS_ERR_MALFORMED, imp(blob.as_ptr(), blob.len() - 1, KEK.as_ptr(), 32, std::ptr::null())),
+        (TINYMLS_ERR_MALFORMED, imp(ct.as_ptr(), ct.len(), KEK.as_ptr(), 32, std::ptr::null())),
+        (TINYMLS_ERR_STATE, imp(blob.as_ptr(), blob.len(), [0u8; 32].as_ptr(), 32, std::ptr::null())),
+        (TINYMLS_ERR_STATE, imp(flipped.as_ptr(), flipped.len(), KEK.as_ptr(), 32, std::ptr::null())),
+    ];
+    for (i, (want, (st, out))) in cases.into_iter().enumerate() {
+        assert_eq!(st, want, "case {i}");
+        assert!(out.is_null(), "case {i}: handle not NULL");
+    }
+    assert_eq!(
+        tinymls_context_import(blob.as_ptr(), blob.len(), KEK.as_ptr(), 32, std::ptr::null(), null.cast()),
+        TINYMLS_ERR_NULL_POINTER
+    );
+
+    let (st, imported) = imp(blob.as_ptr(), blob.len(), KEK.as_ptr(), 32, std::ptr::null());
+    assert_eq!(st, TINYMLS_OK);
+    assert!(!imported.is_null());
+    let mut pt = [0u8; 5];
+    assert_eq!(tinymls_decrypt(imported, ct.as_ptr(), 45, std::ptr::null(), 0, pt.as_mut_ptr(), 5, &mut n), TINYMLS_OK);
+    assert_eq!(&pt, b"hello");
+    let (mut s1, mut s2) = (0u64, 0u64);
+    assert_eq!(tinymls_context_sender_id(ctx, &mut s1), TINYMLS_OK);
+    assert_eq!(tinymls_context_sender_id(imported, &mut s2), TINYMLS_OK);
+    assert_ne!(s1, s2);
+    let msg = |s: tinymls_status| {
+        unsafe { std::ffi::CStr::from_ptr(tinymls_status_str(s as u32)) }.to_str().unwrap().to_owned()
+    };
+    assert!(msg(TINYMLS_ERR_MALFORMED).contains("state"));
+    assert!(msg(TINYMLS_ERR_STATE).contains("wrong key or tampered"));
+
+    assert_eq!(tinymls_context_close(ctx), TINYMLS_OK);
+    assert_eq!(e(ctx, KEK.as_ptr(), 32, 0, buf.as_mut_ptr(), buf.len(), &mut got), TINYMLS_ERR_CLOSED);
+    tinymls_context_free(ctx);
+    tinymls_context_free(imported);
+}
