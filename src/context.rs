@@ -517,10 +517,26 @@ impl State {
                 key_schedule::next_epoch_secret(&cur.secret, number, &entropy[..])
             }
         };
-        self.epochs.push_back(Epoch::new(number, next, now));
-        metrics::epochs_added(1);
+        self.push_epoch(Epoch::new(number, next, now));
         self.became_current(now, reason);
         Ok(())
+    }
+
+    /// Appends an epoch as the newest, destroying the oldest first while the
+    /// window is full: the deque never holds more than `max_epochs` (pushing
+    /// first would double its capacity once the window filled), and it grows
+    /// by doubling but never past `max_epochs`.
+    fn push_epoch(&mut self, epoch: Epoch) {
+        let max = (self.cfg.max_epochs as usize).max(1);
+        while self.epochs.len() >= max {
+            self.destroy_oldest(Destroyed::Window);
+        }
+        let len = self.epochs.len();
+        if len == self.epochs.capacity() {
+            self.epochs.reserve_exact(len.clamp(1, max - len));
+        }
+        self.epochs.push_back(epoch);
+        metrics::epochs_added(1);
     }
 
     /// Bookkeeping after an epoch became current (rotation or adoption).
@@ -561,6 +577,9 @@ impl State {
                     self.recompute_deadline();
                     return Err(e);
                 }
+                // Look again: with max_epochs = 1 the rotation itself
+                // destroyed the expired epoch, and the front is the new one.
+                continue;
             }
             self.destroy_oldest(Destroyed::Lifetime);
         }
@@ -937,13 +956,12 @@ impl Context {
         }
         let now = st.clock.now_ms();
         let first = h.epoch - chain.len() as u32 + 1;
-        metrics::epochs_added(chain.len() as i64);
         for (i, secret) in chain.into_iter().enumerate() {
-            st.epochs.push_back(Epoch::new(first + i as u32, secret, now));
+            st.push_epoch(Epoch::new(first + i as u32, secret, now));
         }
         // If the chain skipped epochs it did not keep, it holds max_epochs
-        // secrets and became_current drops every older one: the window stays
-        // contiguous.
+        // secrets and pushing them destroyed every older one: the window
+        // stays contiguous.
         st.became_current(now, RotationReason::Peer);
         st.add_peer_and_record(h.epoch, h.sender, h.seq, Some(keys))?;
         Ok(true)
@@ -1174,6 +1192,36 @@ impl Context {
 mod tests {
     use super::*;
     use crate::clock::Clock;
+
+    #[test]
+    fn the_window_never_holds_more_than_max_epochs_not_even_in_capacity() {
+        for max in [1u32, 3, 64] {
+            let cfg = Config { max_epochs: max, ratchet_period_ms: 0, ..Config::default() };
+            let ctx = Context::builder().config(cfg).manual_maintenance().local().unwrap();
+            for _ in 0..3 * max + 5 {
+                ctx.rotate().unwrap();
+                let st = ctx.shared.read();
+                assert!(st.epochs.len() <= max as usize);
+                assert!(st.epochs.capacity() <= (max as usize).max(4), "capacity {}", st.epochs.capacity());
+            }
+            let (a, b) = ctx.retained_epochs().unwrap().unwrap();
+            assert_eq!(b - a + 1, max);
+        }
+    }
+
+    #[test]
+    fn a_lifetime_rotation_with_a_one_epoch_window_keeps_the_new_epoch() {
+        let cfg = Config { max_epochs: 1, ratchet_period_ms: 0, ..Config::default() };
+        let clock = Clock::fake(0);
+        let ctx = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().local().unwrap();
+        let old = ctx.encrypt_to_vec(b"old", b"").unwrap();
+        clock.advance(cfg.state_lifetime_ms);
+        assert_eq!(ctx.run_maintenance(), Ok(()));
+        assert_eq!(ctx.retained_epochs(), Ok(Some((1, 1))));
+        assert_eq!(ctx.decrypt_to_vec(&old, b""), Err(Error::EpochExpired));
+        let new = ctx.encrypt_to_vec(b"new", b"").unwrap();
+        assert_eq!(ctx.decrypt_to_vec(&new, b"").unwrap(), b"new");
+    }
 
     #[test]
     fn the_last_epoch_is_usable_and_then_the_context_is_exhausted() {
