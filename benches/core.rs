@@ -12,7 +12,9 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use tinymls::ffi::{tinymls_context, tinymls_status, tinymls_context_free, tinymls_context_new, tinymls_decrypt, tinymls_encrypt};
+use tinymls::ffi::{
+    tinymls_context, tinymls_context_free, tinymls_context_new, tinymls_decrypt, tinymls_encrypt, tinymls_status,
+};
 use tinymls::{metrics, Config, Context, OVERHEAD};
 
 const SIZES: [(&str, usize); 4] = [("64B", 64), ("1KiB", 1 << 10), ("16KiB", 16 << 10), ("1MiB", 1 << 20)];

@@ -1171,8 +1171,12 @@ impl State {
     /// Sequence numbers handed out by this context's own senders, retained
     /// or gone: its encryptions.
     fn encrypt_count(&self) -> u64 {
-        let live: u64 =
-            self.epochs.iter().filter_map(|e| e.own.as_deref()).map(|o| o.counters.next_seq.load(Ordering::Relaxed)).sum();
+        let live: u64 = self
+            .epochs
+            .iter()
+            .filter_map(|e| e.own.as_deref())
+            .map(|o| o.counters.next_seq.load(Ordering::Relaxed))
+            .sum();
         self.retired_encrypts + live
     }
 
