@@ -318,8 +318,13 @@ def render(mach: list[tuple[str, str]], crit: dict[str, float], fp: dict[str, fl
     L.append("|---|---|---|")
     for n, v in ((1, t1), (2, t2)):
         L.append(f"| {n} | {ns(v)} | {'–' if not v else f'{1e9 / v / 1e6:.2f} M'} |")
+    r1, r2 = crit.get("threads/1KiB/raw_t1"), crit.get("threads/1KiB/raw_t2")
+    for n, v in ((1, r1), (2, r2)):
+        L.append(f"| {n}, control: raw AEAD, nothing shared | {ns(v)} | {'–' if not v else f'{1e9 / v / 1e6:.2f} M'} |")
     L.append("")
     t.ratio("Two threads vs one (1 KiB, one shared context)", 1.8, t1, t2)
+    if r1 and r2:
+        t.add("(control) two threads vs one, raw AEAD, nothing shared", "–", f"{r1 / r2:.2f}x", None, info=True)
 
     # 3. rotation
     L.append("## 3. Rotation")
