@@ -50,7 +50,7 @@ def log(msg: str) -> None:
 
 
 def run(cmd: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None, check: bool = True) -> str:
-    shown = " ".join(shlex.quote(c) for c in cmd)
+    shown = " ".join(shlex.quote(c) for c in cmd).replace(str(ROOT), "$PWD")
     if cwd != ROOT:
         shown = f"(cd {cwd.relative_to(ROOT)} && {shown})"
     if QUICK:
@@ -495,6 +495,8 @@ def render(mach: list[tuple[str, str]], crit: dict[str, float], fp: dict[str, fl
         L.append("")
     L.append("## Commands")
     L.append("")
+    L.append("From the top of the repository (`make bench` runs them in this order):")
+    L.append("")
     L.append("```sh")
     L.extend(COMMANDS)
     L.append("```")
@@ -513,7 +515,7 @@ def main() -> None:
     saved = Path(args.results)
     if args.render_only:
         r = json.loads(saved.read_text())
-        COMMANDS.extend(r["commands"])
+        COMMANDS.extend(c.replace(str(ROOT), "$PWD") for c in r["commands"])
         NOTES.extend(r["notes"])
         global QUICK
         QUICK = r["quick"]
