@@ -30,6 +30,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -121,6 +122,8 @@ def machine() -> list[tuple[str, str]]:
 def core() -> dict[str, float]:
     """criterion: {"group/function": median ns}."""
     crit = ROOT / "target" / "criterion"
+    # Only this run's estimates (a benchmark renamed or dropped leaves none).
+    shutil.rmtree(crit, ignore_errors=True)
     run(["cargo", "bench", "--bench", "core", "--", "--noplot"])
     res: dict[str, float] = {}
     for bj in crit.rglob("new/benchmark.json"):
