@@ -161,8 +161,11 @@ test-quickstart: lib
 demo-c: lib
 	$(MAKE) -C bindings/c demo LIBDIR=$(RELEASE_DIR)
 
+## Every benchmark (core, footprint, C vs OpenSSL EVP, Go, Python) with
+## medians, the machine and the commands, into docs/BENCHMARKS.md with the
+## targets met or missed. BENCH_QUICK=1 for a short pass. Not part of `test`.
 bench:
-	@echo "benchmarks: not yet written (see the performance issue)"
+	$(PYTHON) tools/bench/run.py
 
 install: lib
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig

@@ -82,6 +82,15 @@ impl SenderKeys {
 /// This context's own sending state in one epoch.
 struct OwnSender {
     keys: SenderKeys,
+    counters: SendCounters,
+}
+
+/// The two words every encryption writes, on a cache line of their own so
+/// that threads encrypting at once do not also evict the key and IV they
+/// read (false sharing).
+#[repr(align(64))]
+struct SendCounters {
+    /// The next sequence number: also how many encryptions the epoch saw.
     next_seq: AtomicU64,
     usage: AtomicU64,
 }
@@ -99,13 +108,15 @@ struct Epoch {
     /// When it became current (or was derived while following a peer).
     since_ms: u64,
     own: Option<Locked<OwnSender>>,
-    /// Foreign senders, sorted by id.
-    peers: Vec<(u64, Locked<Peer>)>,
+    /// Foreign senders, sorted by id. A boxed slice rather than a `Vec`:
+    /// one word less in each of the `max_epochs` retained epochs (a new
+    /// sender, on the slow path, rebuilds it).
+    peers: Box<[(u64, Locked<Peer>)]>,
 }
 
 impl Epoch {
     fn new(number: u32, secret: Secret32, since_ms: u64) -> Self {
-        Epoch { number, secret: Locked::new(secret), since_ms, own: None, peers: Vec::new() }
+        Epoch { number, secret: Locked::new(secret), since_ms, own: None, peers: Box::default() }
     }
 
     fn peer(&self, sender: u64) -> Option<&Peer> {
@@ -113,7 +124,10 @@ impl Epoch {
     }
 }
 
-/// Everything a context holds, behind its lock.
+/// Everything a context holds, behind its lock. Aligned to a cache line so
+/// that the lock word (which every call writes) does not share one with the
+/// fields every call reads.
+#[repr(align(64))]
 pub(crate) struct State {
     clock: Clock,
     cfg: Config,
@@ -137,6 +151,10 @@ pub(crate) struct State {
     last_rotation_ms: Option<u64>,
     created_ms: u64,
     rotations: u64,
+    /// Encryptions counted in own senders that no longer exist (destroyed
+    /// epochs, or dropped after fork): health's encrypt count is this plus
+    /// the retained epochs' sequence numbers.
+    retired_encrypts: u64,
     /// Public identity of the group in events (HKDF of epoch 0, 8 bytes).
     fingerprint: u64,
     /// Events queued under the write lock, delivered after it is released.
@@ -157,10 +175,16 @@ pub struct Context {
     stats: Stats,
 }
 
-/// Per-context counters for health (outside the lock).
+/// Per-context counters for health (outside the lock), on their own cache
+/// line (they are written by decryptions and failures, `Context::shared` is
+/// read by every call). Successful encryptions are not counted here: they
+/// are the sequence numbers handed out (see `State::retired_encrypts`), so
+/// the send path writes no per-context counter of its own.
 #[derive(Default)]
+#[repr(align(64))]
 struct Stats {
-    encrypts: AtomicU64,
+    /// Sequence numbers taken by encryptions whose AEAD then failed.
+    seal_failures: AtomicU64,
     decrypts: AtomicU64,
     errors: AtomicU64,
     /// Status code of the last failed call (0 if none).
@@ -318,6 +342,7 @@ impl ContextBuilder {
         let mut epochs = VecDeque::with_capacity(snap.epochs.len() - skip);
         for e in snap.epochs.into_iter().skip(skip) {
             let mut ep = Epoch::new(e.number, e.secret, now.saturating_sub(e.age_ms.saturating_add(stored)));
+            let mut peers = Vec::with_capacity(e.peers.len());
             for p in e.peers {
                 let keys = SenderKeys::derive(&ep.secret, p.sender);
                 let replay = (cfg.replay_window > 0).then(|| {
@@ -326,8 +351,9 @@ impl ContextBuilder {
                         None => ReplayWindow::new(cfg.replay_window),
                     })
                 });
-                ep.peers.push((p.sender, Locked::new(Peer { keys, replay })));
+                peers.push((p.sender, Locked::new(Peer { keys, replay })));
             }
+            ep.peers = peers.into_boxed_slice();
             epochs.push_back(ep);
         }
         let since = epochs.back().map(|e| e.since_ms).ok_or(Error::Malformed)?;
@@ -374,6 +400,7 @@ impl ContextBuilder {
             last_rotation_ms: None,
             created_ms: now,
             rotations: 0,
+            retired_encrypts: 0,
             fingerprint,
             pending: Vec::new(),
             limiter: Arc::new(Limiter::default()),
@@ -551,6 +578,9 @@ impl State {
     /// Drops the oldest epoch (its secrets are zeroized on drop).
     fn destroy_oldest(&mut self, reason: Destroyed) {
         if let Some(e) = self.epochs.pop_front() {
+            if let Some(own) = e.own.as_deref() {
+                self.retired_encrypts += own.counters.next_seq.load(Ordering::Relaxed);
+            }
             metrics::epochs_destroyed(reason, 1);
             self.queue(Pending::Destroyed { epoch: e.number, reason: metrics::destroyed_label(reason) });
         }
@@ -601,6 +631,18 @@ impl State {
         now >= self.next_deadline || self.fork_generation != os::fork_generation()
     }
 
+    /// [`State::needs_attention`] now, reading the precise clock only when
+    /// the cheap upper bound of the time says a deadline may have passed
+    /// (within a few ms of one): the same answer, at a fraction of the cost
+    /// on most calls.
+    #[inline]
+    fn needs_attention_now(&self) -> bool {
+        if self.clock.now_ms_upper_bound() < self.next_deadline && self.fork_generation == os::fork_generation() {
+            return false;
+        }
+        self.needs_attention(self.clock.now_ms())
+    }
+
     /// Milliseconds until the maintenance thread should look again.
     fn visit_delay(&self, now: u64) -> u64 {
         let exact = self.key_age_deadline.min(self.lifetime_deadline());
@@ -626,10 +668,26 @@ impl State {
                 key_schedule::next_epoch_secret(&cur.secret, number, &entropy[..])
             }
         };
-        self.epochs.push_back(Epoch::new(number, next, now));
-        metrics::epochs_added(1);
+        self.push_epoch(Epoch::new(number, next, now));
         self.became_current(now, reason);
         Ok(())
+    }
+
+    /// Appends an epoch as the newest, destroying the oldest first while the
+    /// window is full: the deque never holds more than `max_epochs` (pushing
+    /// first would double its capacity once the window filled), and it grows
+    /// by doubling but never past `max_epochs`.
+    fn push_epoch(&mut self, epoch: Epoch) {
+        let max = (self.cfg.max_epochs as usize).max(1);
+        while self.epochs.len() >= max {
+            self.destroy_oldest(Destroyed::Window);
+        }
+        let len = self.epochs.len();
+        if len == self.epochs.capacity() {
+            self.epochs.reserve_exact(len.clamp(1, max - len));
+        }
+        self.epochs.push_back(epoch);
+        metrics::epochs_added(1);
     }
 
     /// Bookkeeping after an epoch became current (rotation or adoption).
@@ -670,6 +728,9 @@ impl State {
                     self.recompute_deadline();
                     return Err(e);
                 }
+                // Look again: with max_epochs = 1 the rotation itself
+                // destroyed the expired epoch, and the front is the new one.
+                continue;
             }
             self.destroy_oldest(Destroyed::Lifetime);
         }
@@ -689,7 +750,9 @@ impl State {
     fn rekey_after_fork(&mut self) -> Result<()> {
         self.sender_id = random_u64()?;
         for e in self.epochs.iter_mut() {
-            e.own = None;
+            if let Some(own) = e.own.take() {
+                self.retired_encrypts += own.counters.next_seq.load(Ordering::Relaxed);
+            }
         }
         self.fork_generation = os::fork_generation();
         maintenance::ensure_thread_if(self.maintenance);
@@ -708,7 +771,7 @@ impl State {
             return Err(Error::InvalidArgument);
         }
         let over = match self.current().and_then(|e| e.own.as_ref()) {
-            Some(own) => own.usage.load(Ordering::Acquire) + cost > max,
+            Some(own) => own.counters.usage.load(Ordering::Acquire) + cost > max,
             None => false,
         };
         if over {
@@ -719,8 +782,7 @@ impl State {
         if cur.own.is_none() {
             cur.own = Some(Locked::new(OwnSender {
                 keys: SenderKeys::derive(&cur.secret, sender),
-                next_seq: AtomicU64::new(0),
-                usage: AtomicU64::new(0),
+                counters: SendCounters { next_seq: AtomicU64::new(0), usage: AtomicU64::new(0) },
             }));
         }
         Ok(())
@@ -799,22 +861,17 @@ impl Context {
         let timer = Timer::start(Op::Encrypt);
         let r = self.encrypt_inner(plaintext, aad, out);
         timer.finish(Op::Encrypt, r.map(|_| ()), plaintext.len());
-        self.count(&self.stats.encrypts, r.map(|_| ()));
+        if let Err(e) = r {
+            self.count_error(e);
+        }
         r
     }
 
-    /// Counts a call for health: successes in `ok`, failures in `errors`.
-    #[inline]
-    fn count(&self, ok: &AtomicU64, r: Result<()>) {
-        match r {
-            Ok(()) => {
-                ok.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                self.stats.last_error.store(e.code(), Ordering::Relaxed);
-            }
-        }
+    /// Counts a failed call for health.
+    #[cold]
+    fn count_error(&self, e: Error) {
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        self.stats.last_error.store(e.code(), Ordering::Relaxed);
     }
 
     fn encrypt_inner(&self, plaintext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<usize> {
@@ -827,25 +884,28 @@ impl Context {
         loop {
             {
                 let st = self.read_open()?;
-                let now = st.clock.now_ms();
-                if !st.needs_attention(now) && !st.exhausted {
+                if !st.needs_attention_now() && !st.exhausted {
                     if let Some(cur) = st.current() {
                         if let Some(own) = cur.own.as_deref() {
                             let max = st.cfg.max_operations;
                             let reserved = own
+                                .counters
                                 .usage
                                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
                                     (u + cost <= max).then_some(u + cost)
                                 })
                                 .is_ok();
                             if reserved {
-                                let seq = own.next_seq.fetch_add(1, Ordering::Relaxed);
+                                let seq = own.counters.next_seq.fetch_add(1, Ordering::Relaxed);
                                 let header = Header { epoch: cur.number, sender: st.sender_id, seq }.encode();
                                 let (head, rest) = out.split_at_mut(HEADER_LEN);
                                 head.copy_from_slice(&header);
                                 let (body, tag_out) = rest.split_at_mut(plaintext.len());
                                 let tag = with_full_aad(&header, aad, |full| {
                                     own.keys.key.seal(&own.keys.nonce(seq), full, plaintext, body)
+                                })
+                                .inspect_err(|_| {
+                                    self.stats.seal_failures.fetch_add(1, Ordering::Relaxed);
                                 })?;
                                 tag_out.copy_from_slice(&tag);
                                 return Ok(needed);
@@ -877,7 +937,12 @@ impl Context {
         let r = self.decrypt_inner(ciphertext, aad, out);
         let n = *r.as_ref().unwrap_or(&0);
         timer.finish(Op::Decrypt, r.map(|_| ()), n);
-        self.count(&self.stats.decrypts, r.map(|_| ()));
+        match r {
+            Ok(_) => {
+                self.stats.decrypts.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => self.count_error(e),
+        }
         if let Err(e) = r {
             if events::enabled(Level::Warn) {
                 self.report_rejection(ciphertext, e);
@@ -949,8 +1014,7 @@ impl Context {
         loop {
             {
                 let st = self.read_open()?;
-                let now = st.clock.now_ms();
-                if !st.needs_attention(now) {
+                if !st.needs_attention_now() {
                     let (oldest, cur) = match (st.epochs.front(), st.epochs.back()) {
                         (Some(o), Some(c)) => (o.number, c.number),
                         _ => return Err(Error::EpochExpired),
@@ -1052,13 +1116,12 @@ impl Context {
         }
         let now = st.clock.now_ms();
         let first = h.epoch - chain.len() as u32 + 1;
-        metrics::epochs_added(chain.len() as i64);
         for (i, secret) in chain.into_iter().enumerate() {
-            st.epochs.push_back(Epoch::new(first + i as u32, secret, now));
+            st.push_epoch(Epoch::new(first + i as u32, secret, now));
         }
         // If the chain skipped epochs it did not keep, it holds max_epochs
-        // secrets and became_current drops every older one: the window stays
-        // contiguous.
+        // secrets and pushing them destroyed every older one: the window
+        // stays contiguous.
         st.became_current(now, RotationReason::Peer);
         st.add_peer_and_record(h.epoch, h.sender, h.seq, Some(keys))?;
         Ok(true)
@@ -1251,7 +1314,7 @@ impl Context {
             key_age_ms: cur.map_or(0, |c| now.saturating_sub(c.since_ms)),
             oldest_epoch: st.epochs.front().map_or(0, |e| e.number),
             retained_epochs: st.epochs.len() as u32,
-            encrypt_count: self.stats.encrypts.load(Ordering::Relaxed),
+            encrypt_count: st.encrypt_count().saturating_sub(self.stats.seal_failures.load(Ordering::Relaxed)),
             decrypt_count: self.stats.decrypts.load(Ordering::Relaxed),
             error_count: self.stats.errors.load(Ordering::Relaxed),
             rotation_count: st.rotations,
@@ -1304,6 +1367,18 @@ impl State {
         })
     }
 
+    /// Sequence numbers handed out by this context's own senders, retained
+    /// or gone: its encryptions.
+    fn encrypt_count(&self) -> u64 {
+        let live: u64 = self
+            .epochs
+            .iter()
+            .filter_map(|e| e.own.as_deref())
+            .map(|o| o.counters.next_seq.load(Ordering::Relaxed))
+            .sum();
+        self.retired_encrypts + live
+    }
+
     /// Stores an authenticated sender in `epoch` (if new) and records `seq`.
     fn add_peer_and_record(&mut self, epoch: u32, sender: u64, seq: u64, keys: Option<SenderKeys>) -> Result<()> {
         let window = self.cfg.replay_window;
@@ -1321,7 +1396,9 @@ impl State {
                     None => SenderKeys::derive(&ep.secret, sender),
                 };
                 let replay = (window > 0).then(|| Mutex::new(ReplayWindow::new(window)));
-                ep.peers.insert(at, (sender, Locked::new(Peer { keys, replay })));
+                let mut peers = std::mem::take(&mut ep.peers).into_vec();
+                peers.insert(at, (sender, Locked::new(Peer { keys, replay })));
+                ep.peers = peers.into_boxed_slice();
                 at
             }
         };
@@ -1371,6 +1448,75 @@ impl Context {
 mod tests {
     use super::*;
     use crate::clock::Clock;
+
+    #[test]
+    fn the_window_never_holds_more_than_max_epochs_not_even_in_capacity() {
+        for max in [1u32, 3, 64] {
+            let cfg = Config { max_epochs: max, ratchet_period_ms: 0, ..Config::default() };
+            let ctx = Context::builder().config(cfg).manual_maintenance().local().unwrap();
+            for _ in 0..3 * max + 5 {
+                ctx.rotate().unwrap();
+                let st = ctx.shared.read();
+                assert!(st.epochs.len() <= max as usize);
+                assert!(st.epochs.capacity() <= (max as usize).max(4), "capacity {}", st.epochs.capacity());
+            }
+            let (a, b) = ctx.retained_epochs().unwrap().unwrap();
+            assert_eq!(b - a + 1, max);
+        }
+    }
+
+    #[test]
+    fn the_encrypt_count_survives_destroyed_epochs_threads_and_close() {
+        let cfg = Config { max_epochs: 2, ratchet_period_ms: 0, ..Config::default() };
+        let ctx = Context::builder().config(cfg).manual_maintenance().local().unwrap();
+        for n in [3, 2, 1] {
+            for _ in 0..n {
+                ctx.encrypt_to_vec(b"m", b"").unwrap();
+            }
+            ctx.rotate().unwrap();
+        }
+        // Epoch 0 (3 messages) is gone from the window.
+        assert_eq!(ctx.retained_epochs(), Ok(Some((2, 3))));
+        assert_eq!(ctx.health().encrypt_count, 6);
+        // Failures are not encryptions.
+        assert!(ctx.encrypt(b"m", b"", &mut [0u8; 8]).is_err());
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..250 {
+                        ctx.encrypt_to_vec(b"m", b"").unwrap();
+                    }
+                });
+            }
+        });
+        let h = ctx.health();
+        assert_eq!((h.encrypt_count, h.error_count), (1006, 1));
+        ctx.close().unwrap();
+        assert_eq!(ctx.health().encrypt_count, 1006);
+    }
+
+    #[test]
+    fn hot_fields_sit_on_cache_lines_of_their_own_and_epochs_stay_small() {
+        assert_eq!(std::mem::align_of::<State>(), 64);
+        assert_eq!(std::mem::align_of::<SendCounters>(), 64);
+        assert_eq!(std::mem::align_of::<Stats>(), 64);
+        // max_epochs of these are kept per context (64 at the defaults).
+        assert!(std::mem::size_of::<Epoch>() <= 48, "{}", std::mem::size_of::<Epoch>());
+    }
+
+    #[test]
+    fn a_lifetime_rotation_with_a_one_epoch_window_keeps_the_new_epoch() {
+        let cfg = Config { max_epochs: 1, ratchet_period_ms: 0, ..Config::default() };
+        let clock = Clock::fake(0);
+        let ctx = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().local().unwrap();
+        let old = ctx.encrypt_to_vec(b"old", b"").unwrap();
+        clock.advance(cfg.state_lifetime_ms);
+        assert_eq!(ctx.run_maintenance(), Ok(()));
+        assert_eq!(ctx.retained_epochs(), Ok(Some((1, 1))));
+        assert_eq!(ctx.decrypt_to_vec(&old, b""), Err(Error::EpochExpired));
+        let new = ctx.encrypt_to_vec(b"new", b"").unwrap();
+        assert_eq!(ctx.decrypt_to_vec(&new, b"").unwrap(), b"new");
+    }
 
     #[test]
     fn the_last_epoch_is_usable_and_then_the_context_is_exhausted() {

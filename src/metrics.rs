@@ -2,8 +2,11 @@
 //! Prometheus text exposition format (version 0.0.4) by [`render`].
 //!
 //! Cost on the hot path: the counters a successful encrypt or decrypt
-//! touches (operations, bytes) are sharded per thread over cache-line-sized
-//! slots, so threads do not fight over one line; the latency histogram is
+//! touches (operations, bytes) live in per-thread lanes, one cache line
+//! each. A thread owns its lane while it lives (the first [`LANES`] threads
+//! at a time), so it updates it with a plain load and store, no locked
+//! instruction; threads beyond that share a few spill lanes with atomic
+//! adds. The latency histogram is
 //! sampled (one operation in [`LATENCY_SAMPLE`] per thread, timed with a
 //! monotonic clock read before and after). Errors, rotations and
 //! destructions are rare and use plain atomics. [`set_enabled`]`(false)`
@@ -17,52 +20,111 @@ use std::time::Instant;
 use crate::context::RotationReason;
 use crate::error::Error;
 
-const SHARDS: usize = 16;
-
 /// One operation in this many (per thread) is timed for the histogram.
 pub const LATENCY_SAMPLE: u32 = 16;
 
+/// Lanes owned by one thread each (the first threads to count at a time).
+const LANES: usize = 16;
+/// Lanes shared, with atomic adds, by the threads beyond `LANES`.
+const SPILL: usize = 4;
+
+/// One thread's successful operations and bytes, both ops, on one line.
 #[repr(align(128))]
-#[derive(Default)]
-struct Slot(AtomicU64);
+struct Lane {
+    ok: [AtomicU64; 2],
+    bytes: [AtomicU64; 2],
+    owned: AtomicBool,
+}
 
-/// A counter split over cache lines; each thread adds to its own slot.
-struct Sharded([Slot; SHARDS]);
-
-impl Sharded {
+impl Lane {
     const fn new() -> Self {
-        Sharded([const { Slot(AtomicU64::new(0)) }; SHARDS])
+        Lane {
+            ok: [const { AtomicU64::new(0) }; 2],
+            bytes: [const { AtomicU64::new(0) }; 2],
+            owned: AtomicBool::new(false),
+        }
+    }
+}
+
+/// The lanes of one registry.
+struct Lanes {
+    owned: [Lane; LANES],
+    spill: [Lane; SPILL],
+}
+
+impl Lanes {
+    const fn new() -> Self {
+        Lanes { owned: [const { Lane::new() }; LANES], spill: [const { Lane::new() }; SPILL] }
     }
 
+    /// A lane for the calling thread: a free one to own, else a spill lane.
+    fn claim(&'static self) -> Claim {
+        for lane in &self.owned {
+            if lane.owned.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                return Claim { lane, exclusive: true };
+            }
+        }
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        Claim { lane: &self.spill[NEXT.fetch_add(1, Ordering::Relaxed) % SPILL], exclusive: false }
+    }
+
+    fn ok(&self, op: usize) -> u64 {
+        self.owned.iter().chain(&self.spill).map(|l| l.ok[op].load(Ordering::Relaxed)).fold(0, u64::wrapping_add)
+    }
+
+    fn bytes(&self, op: usize) -> u64 {
+        self.owned.iter().chain(&self.spill).map(|l| l.bytes[op].load(Ordering::Relaxed)).fold(0, u64::wrapping_add)
+    }
+}
+
+/// A thread's hold on a lane; an owned lane is released when the thread ends
+/// (its counts stay in it, and the next owner adds on top).
+struct Claim {
+    lane: &'static Lane,
+    exclusive: bool,
+}
+
+impl Claim {
     #[inline]
-    fn add(&self, v: u64) {
-        self.0[shard()].0.fetch_add(v, Ordering::Relaxed);
+    fn add(&self, op: usize, bytes: u64) {
+        let l = self.lane;
+        if self.exclusive {
+            // Only this thread writes an owned lane (readers only load, and
+            // ownership passes on with Release/Acquire), so a load and a
+            // store cannot lose an update.
+            l.ok[op].store(l.ok[op].load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+            l.bytes[op].store(l.bytes[op].load(Ordering::Relaxed).wrapping_add(bytes), Ordering::Relaxed);
+        } else {
+            l.ok[op].fetch_add(1, Ordering::Relaxed);
+            l.bytes[op].fetch_add(bytes, Ordering::Relaxed);
+        }
     }
+}
 
-    fn get(&self) -> u64 {
-        self.0.iter().map(|s| s.0.load(Ordering::Relaxed)).fold(0u64, u64::wrapping_add)
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if self.exclusive {
+            self.lane.owned.store(false, Ordering::Release);
+        }
     }
 }
 
 thread_local! {
-    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+    static CLAIM: Claim = REG.lanes.claim();
     /// Per operation kind, so that a thread alternating encrypt and decrypt
     /// (request/response) still times one in `LATENCY_SAMPLE` of each.
     static SAMPLE: [Cell<u32>; 2] = const { [Cell::new(0), Cell::new(0)] };
 }
 
+/// Counts one successful operation of `op` on `bytes` bytes.
 #[inline]
-fn shard() -> usize {
-    SHARD.with(|s| {
-        let v = s.get();
-        if v != usize::MAX {
-            return v;
-        }
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let v = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
-        s.set(v);
-        v
-    })
+fn count_ok(op: usize, bytes: u64) {
+    if CLAIM.try_with(|c| c.add(op, bytes)).is_err() {
+        // The thread is being torn down (its lane is gone): spill.
+        let l = &REG.lanes.spill[0];
+        l.ok[op].fetch_add(1, Ordering::Relaxed);
+        l.bytes[op].fetch_add(bytes, Ordering::Relaxed);
+    }
 }
 
 /// Operation kinds.
@@ -141,9 +203,8 @@ impl Histogram {
 }
 
 struct Registry {
-    ok: [Sharded; 2],
+    lanes: Lanes,
     errors: [[AtomicU64; RESULTS.len()]; 2],
-    bytes: [Sharded; 2],
     rotations: [AtomicU64; ROTATION_REASONS.len()],
     destroyed: [AtomicU64; DESTROY_REASONS.len()],
     contexts: AtomicI64,
@@ -153,9 +214,8 @@ struct Registry {
 }
 
 static REG: Registry = Registry {
-    ok: [Sharded::new(), Sharded::new()],
+    lanes: Lanes::new(),
     errors: [[const { AtomicU64::new(0) }; RESULTS.len()], [const { AtomicU64::new(0) }; RESULTS.len()]],
-    bytes: [Sharded::new(), Sharded::new()],
     rotations: [const { AtomicU64::new(0) }; ROTATION_REASONS.len()],
     destroyed: [const { AtomicU64::new(0) }; DESTROY_REASONS.len()],
     contexts: AtomicI64::new(0),
@@ -205,8 +265,7 @@ impl Timer {
         let i = op as usize;
         match result {
             Ok(()) => {
-                REG.ok[i].add(1);
-                REG.bytes[i].add(bytes as u64);
+                count_ok(i, bytes as u64);
             }
             Err(e) => {
                 REG.errors[i][(e.code() as usize).min(RESULTS.len() - 1)].fetch_add(1, Ordering::Relaxed);
@@ -276,7 +335,7 @@ pub(crate) fn context_gone() {
 pub fn operations(op: Op, result: Result<(), Error>) -> u64 {
     let i = op as usize;
     match result {
-        Ok(()) => REG.ok[i].get(),
+        Ok(()) => REG.lanes.ok(i),
         Err(e) => REG.errors[i][(e.code() as usize).min(RESULTS.len() - 1)].load(Ordering::Relaxed),
     }
 }
@@ -287,16 +346,16 @@ pub fn render() -> String {
     let r = &REG;
     header(&mut s, "tinymls_operations_total", "counter", "Encrypt and decrypt calls by result.");
     for (i, op) in OPS.iter().enumerate() {
-        let _ = writeln!(s, "tinymls_operations_total{{op=\"{op}\",result=\"ok\"}} {}", r.ok[i].get());
+        let _ = writeln!(s, "tinymls_operations_total{{op=\"{op}\",result=\"ok\"}} {}", r.lanes.ok(i));
         for (code, res) in RESULTS.iter().enumerate().skip(1) {
             let v = r.errors[i][code].load(Ordering::Relaxed);
             let _ = writeln!(s, "tinymls_operations_total{{op=\"{op}\",result=\"{res}\"}} {v}");
         }
     }
     header(&mut s, "tinymls_sealed_bytes_total", "counter", "Plaintext bytes encrypted.");
-    let _ = writeln!(s, "tinymls_sealed_bytes_total {}", r.bytes[0].get());
+    let _ = writeln!(s, "tinymls_sealed_bytes_total {}", r.lanes.bytes(0));
     header(&mut s, "tinymls_opened_bytes_total", "counter", "Plaintext bytes decrypted and authenticated.");
-    let _ = writeln!(s, "tinymls_opened_bytes_total {}", r.bytes[1].get());
+    let _ = writeln!(s, "tinymls_opened_bytes_total {}", r.lanes.bytes(1));
     header(&mut s, "tinymls_rotations_total", "counter", "Epoch rotations by reason.");
     for (i, reason) in ROTATION_REASONS.iter().enumerate() {
         let _ =
@@ -346,20 +405,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sharded_counters_sum_every_thread() {
-        let c = std::sync::Arc::new(Sharded::new());
-        let hs: Vec<_> = (0..4)
+    fn lanes_sum_every_thread_owned_spilled_and_handed_on() {
+        let lanes: &'static Lanes = Box::leak(Box::new(Lanes::new()));
+        // More threads at once than owned lanes: some spill.
+        let go = std::sync::Arc::new(std::sync::Barrier::new(LANES + 8));
+        let hs: Vec<_> = (0..LANES + 8)
             .map(|_| {
-                let c = c.clone();
+                let go = go.clone();
                 std::thread::spawn(move || {
+                    let c = lanes.claim();
+                    go.wait();
                     for _ in 0..1000 {
-                        c.add(2)
+                        c.add(0, 3);
+                        c.add(1, 1);
                     }
+                    c.exclusive
                 })
             })
             .collect();
-        hs.into_iter().for_each(|h| h.join().unwrap());
-        assert_eq!(c.get(), 8000);
+        let owned = hs.into_iter().map(|h| h.join().unwrap()).filter(|&e| e).count();
+        assert_eq!(owned, LANES);
+        assert_eq!((lanes.ok(0), lanes.bytes(0)), (1000 * (LANES as u64 + 8), 3000 * (LANES as u64 + 8)));
+        // Every claim was dropped: the lanes are free, and a new owner adds on top.
+        assert!(lanes.owned.iter().all(|l| !l.owned.load(Ordering::Relaxed)));
+        let c = lanes.claim();
+        assert!(c.exclusive);
+        c.add(1, 5);
+        assert_eq!((lanes.ok(1), lanes.bytes(1)), (1000 * (LANES as u64 + 8) + 1, 1000 * (LANES as u64 + 8) + 5));
     }
 
     #[test]

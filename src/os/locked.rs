@@ -112,11 +112,24 @@ fn grow(pool: &mut Pool, c: usize) -> bool {
 
 /// A `Box` whose value lives in locked, non-dumpable memory and is
 /// zeroized (after its own `Drop`) before the memory is reused.
+///
+/// One word: the slot's size class follows from `T`, and the rare heap
+/// fallback is marked in bit 0 of the address (slots and fallback
+/// allocations are both 64-byte aligned, so the bit is otherwise 0). Every
+/// epoch holds one or two of these, so the word matters: it keeps an idle
+/// context's window small.
 pub struct Locked<T> {
-    ptr: NonNull<T>,
-    /// Size class of the slot, or `None` for the heap fallback.
-    class: Option<usize>,
+    tagged: NonNull<u8>,
     _owns: PhantomData<T>,
+}
+
+/// Bit 0 of `tagged`: the value lives on the ordinary heap.
+const HEAP: usize = 1;
+
+/// The layout of a heap fallback for `T`: 64-byte aligned, so bit 0 is free.
+fn fallback_layout<T>() -> Layout {
+    let l = Layout::new::<T>();
+    Layout::from_size_align(l.size(), l.align().max(SLOT_ALIGN)).expect("a type's size rounded to 64 fits")
 }
 
 // SAFETY: `Locked<T>` owns its `T` exactly like `Box<T>` does.
@@ -133,30 +146,39 @@ impl<T> Locked<T> {
             if pool.free[c].is_empty() && !grow(&mut pool, c) {
                 return None;
             }
-            pool.free[c].pop().map(|addr| (addr, c))
+            pool.free[c].pop()
         });
-        let (ptr, class) = match slot {
-            Some((addr, c)) => (addr as *mut T, Some(c)),
+        let (ptr, tag) = match slot {
+            Some(addr) => (addr as *mut T, 0),
             None => {
                 FAILURES.fetch_or(FALLBACK, Ordering::Relaxed);
+                let layout = fallback_layout::<T>();
                 if layout.size() == 0 {
-                    (NonNull::<T>::dangling().as_ptr(), None)
+                    // A well-aligned dangling pointer (never dereferenced for a ZST).
+                    (SLOT_ALIGN as *mut T, HEAP)
                 } else {
                     // SAFETY: non-zero size; a null result is handled below.
                     let p = unsafe { std::alloc::alloc(layout) } as *mut T;
                     if p.is_null() {
                         std::alloc::handle_alloc_error(layout);
                     }
-                    (p, None)
+                    (p, HEAP)
                 }
             }
         };
         // SAFETY: `ptr` is valid for writes of `T` and aligned (slots are
         // 64-byte aligned and at least `size_of::<T>()`; the fallback comes
-        // from the global allocator with `T`'s layout).
+        // from the global allocator with `fallback_layout::<T>()`).
         unsafe { ptr.write(value) };
-        // SAFETY: not null (a slot address, an allocation, or dangling for a ZST).
-        Locked { ptr: unsafe { NonNull::new_unchecked(ptr) }, class, _owns: PhantomData }
+        // SAFETY: not null (a slot address, an allocation, or 64 for a ZST);
+        // bit 0 of each is 0 (64-byte aligned), so setting it keeps it so.
+        let tagged = unsafe { NonNull::new_unchecked(ptr.cast::<u8>().wrapping_add(tag)) };
+        Locked { tagged, _owns: PhantomData }
+    }
+
+    #[inline]
+    fn ptr(&self) -> *mut T {
+        self.tagged.as_ptr().wrapping_sub(self.tagged.as_ptr() as usize & HEAP).cast::<T>()
     }
 }
 
@@ -164,8 +186,8 @@ impl<T> core::ops::Deref for Locked<T> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
-        // SAFETY: `ptr` holds an initialized `T` owned by `self` until drop.
-        unsafe { self.ptr.as_ref() }
+        // SAFETY: `ptr()` holds an initialized `T` owned by `self` until drop.
+        unsafe { &*self.ptr() }
     }
 }
 
@@ -173,14 +195,15 @@ impl<T> core::ops::DerefMut for Locked<T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as above, and `&mut self` makes the access unique.
-        unsafe { self.ptr.as_mut() }
+        unsafe { &mut *self.ptr() }
     }
 }
 
 impl<T> Drop for Locked<T> {
     fn drop(&mut self) {
         let size = core::mem::size_of::<T>();
-        let p = self.ptr.as_ptr();
+        let p = self.ptr();
+        let on_heap = self.tagged.as_ptr() as usize & HEAP != 0;
         // SAFETY: the value is initialized and dropped exactly once, here.
         unsafe { core::ptr::drop_in_place(p) };
         if size > 0 {
@@ -189,13 +212,14 @@ impl<T> Drop for Locked<T> {
             let bytes = unsafe { core::slice::from_raw_parts_mut(p as *mut u8, size) };
             zeroize::Zeroize::zeroize(bytes);
         }
-        match self.class {
-            Some(c) => POOL.lock().free[c].push(p as usize),
-            None if size > 0 => {
-                // SAFETY: allocated in `new` with this very layout.
-                unsafe { std::alloc::dealloc(p as *mut u8, Layout::new::<T>()) }
+        if !on_heap {
+            // A slot: its class is the one `new` took it from (a function of `T`).
+            if let Some(c) = class_of(Layout::new::<T>()) {
+                POOL.lock().free[c].push(p as usize);
             }
-            None => {}
+        } else if size > 0 {
+            // SAFETY: allocated in `new` with this very layout.
+            unsafe { std::alloc::dealloc(p as *mut u8, fallback_layout::<T>()) }
         }
     }
 }
@@ -268,5 +292,24 @@ mod tests {
         let big = Locked::new([7u8; 4096]);
         assert_eq!(big[4095], 7);
         assert_ne!(status() & FALLBACK, 0);
+    }
+
+    #[test]
+    fn a_locked_box_is_one_word_and_option_keeps_the_niche() {
+        assert_eq!(core::mem::size_of::<Locked<[u8; 32]>>(), core::mem::size_of::<usize>());
+        assert_eq!(core::mem::size_of::<Option<Locked<[u8; 32]>>>(), core::mem::size_of::<usize>());
+    }
+
+    #[test]
+    fn a_value_too_large_for_a_slot_lives_on_the_heap_and_is_usable() {
+        let mut big = Locked::new([7u8; 4096]);
+        assert_eq!(big.as_ptr() as usize % SLOT_ALIGN, 0, "the heap fallback is 64-byte aligned too");
+        big[4095] = 9;
+        assert_eq!((big[0], big[4095]), (7, 9));
+        assert!(status() & FALLBACK != 0);
+        drop(big);
+        // A slot value next to it still goes back to its free list.
+        let small = Locked::new(1u64);
+        assert_eq!(*small, 1);
     }
 }

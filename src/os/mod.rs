@@ -89,3 +89,40 @@ impl<T: 'static> Drop for OwnedWriteGuard<T> {
         unsafe { ManuallyDrop::drop(&mut self.guard) };
     }
 }
+
+/// `clock_gettime(clock)` in nanoseconds (0 if the clock is unavailable,
+/// which Linux's monotonic clocks never are).
+#[inline]
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds (what `std::time::Instant` reads).
+#[inline]
+pub(crate) fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// `CLOCK_MONOTONIC_COARSE` in nanoseconds: the monotonic clock as of the
+/// last timer tick. Cheaper than [`monotonic_ns`] (no hardware counter is
+/// read) and never ahead of it.
+#[inline]
+pub(crate) fn monotonic_coarse_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC_COARSE)
+}
+
+/// The resolution of `CLOCK_MONOTONIC_COARSE` (one timer tick), or `None`
+/// if the system does not say.
+pub(crate) fn monotonic_coarse_resolution_ns() -> Option<u64> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: as in `clock_ns`.
+    if unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut ts) } != 0 {
+        return None;
+    }
+    Some((ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64))
+}

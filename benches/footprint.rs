@@ -1,0 +1,197 @@
+//! Memory and maintenance footprint (no harness): heap bytes per idle
+//! context after its epoch window filled (a counting global allocator, and
+//! glibc's own count, which includes the AEAD library's allocations),
+//! resident memory of 100 000 contexts, and the CPU time of the maintenance
+//! thread for 10 000 idle contexts at the default period.
+//!
+//! Prints one JSON object per line (`{"name": ..., "value": ..., "unit": ...}`)
+//! for tools/bench/run.py. `BENCH_QUICK=1` shortens the CPU measurement.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tinymls::{Config, Context};
+
+/// Counts live bytes allocated through Rust's global allocator.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments
+// unchanged (so `System`'s guarantees hold) and only adds bookkeeping.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is; the caller upholds `alloc`'s contract.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as is; `ptr` came from `System` through us.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded as is.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn rust_heap() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+/// Bytes in use in glibc's malloc arenas (every malloc of the process: the
+/// Rust heap and aws-lc's own allocations).
+fn malloc_in_use() -> isize {
+    // SAFETY: mallinfo2 takes no argument and only reads the allocator's
+    // statistics.
+    let mi = unsafe { libc::mallinfo2() };
+    (mi.uordblks + mi.hblkhd) as isize
+}
+
+fn emit(name: &str, value: f64, unit: &str) {
+    println!("{{\"name\": \"{name}\", \"value\": {value:.1}, \"unit\": \"{unit}\"}}");
+}
+
+fn status_kib(field: &str) -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    s.lines()
+        .find_map(|l| l.strip_prefix(field).and_then(|r| r.trim().trim_end_matches("kB").trim().parse().ok()))
+        .expect("field in /proc/self/status")
+}
+
+const N: usize = 1000;
+
+/// Heap per local context once `max_epochs + 2` rotations filled its window.
+/// `busy`: it also encrypted once in every epoch (an own key in each).
+fn idle_local(cfg: &Config, busy: bool) {
+    let (r0, m0) = (rust_heap(), malloc_in_use());
+    let ctxs: Vec<Context> = (0..N).map(|_| Context::new(cfg).expect("context")).collect();
+    for c in &ctxs {
+        for _ in 0..cfg.max_epochs + 2 {
+            if busy {
+                c.encrypt_to_vec(b"x", b"").expect("encrypt");
+            }
+            c.rotate().expect("rotate");
+        }
+        c.encrypt_to_vec(b"x", b"").expect("encrypt");
+    }
+    assert_eq!(ctxs[0].retained_epochs().expect("open").map(|(a, b)| b - a + 1), Some(cfg.max_epochs));
+    let (r1, m1) = (rust_heap(), malloc_in_use());
+    let tag = if busy { "busy_local" } else { "idle_local" };
+    emit(&format!("heap_per_{tag}"), (r1 - r0) as f64 / N as f64, "bytes");
+    emit(&format!("malloc_per_{tag}"), (m1 - m0) as f64 / N as f64, "bytes");
+    drop(ctxs);
+}
+
+/// Heap per shared context with one peer, after the window filled: `busy`,
+/// it read the peer and sent in every retained epoch; else only in the
+/// current one.
+fn idle_shared(cfg: &Config, busy: bool) {
+    let peer = Context::join(&[5u8; 32], b"footprint", cfg).expect("context");
+    let mut cts = Vec::new();
+    for _ in 0..cfg.max_epochs + 2 {
+        peer.rotate().expect("rotate");
+        cts.push(peer.encrypt_to_vec(b"x", b"").expect("encrypt"));
+    }
+    let (r0, m0) = (rust_heap(), malloc_in_use());
+    let ctxs: Vec<Context> = (0..N).map(|_| Context::join(&[5u8; 32], b"footprint", cfg).expect("context")).collect();
+    for c in &ctxs {
+        if busy {
+            for ct in &cts {
+                c.decrypt_to_vec(ct, b"").expect("decrypt");
+                c.encrypt_to_vec(b"x", b"").expect("encrypt");
+            }
+        } else {
+            for _ in 0..cfg.max_epochs + 2 {
+                c.rotate().expect("rotate");
+            }
+            c.decrypt_to_vec(cts.last().expect("messages"), b"").expect("decrypt");
+            c.encrypt_to_vec(b"x", b"").expect("encrypt");
+        }
+    }
+    assert_eq!(ctxs[0].retained_epochs().expect("open").map(|(a, b)| b - a + 1), Some(cfg.max_epochs));
+    let (r1, m1) = (rust_heap(), malloc_in_use());
+    let tag = if busy { "busy_shared_one_peer" } else { "idle_shared_one_peer" };
+    emit(&format!("heap_per_{tag}"), (r1 - r0) as f64 / N as f64, "bytes");
+    emit(&format!("malloc_per_{tag}"), (m1 - m0) as f64 / N as f64, "bytes");
+    drop(ctxs);
+}
+
+/// VmRSS growth for 100 000 freshly created local contexts.
+fn resident(cfg: &Config) {
+    let before = status_kib("VmRSS:");
+    let ctxs: Vec<Context> = (0..100_000).map(|_| Context::new(cfg).expect("context")).collect();
+    let after = status_kib("VmRSS:");
+    emit("rss_100k_contexts", (after - before) / 1024.0, "MiB");
+    emit("rss_per_context", (after - before) * 1024.0 / 100_000.0, "bytes");
+    drop(ctxs);
+}
+
+/// utime + stime of the maintenance thread, in clock ticks.
+fn maintenance_ticks() -> Option<u64> {
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() == "tinymls-mainten" || comm.trim().starts_with("tinymls-mainte") {
+            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+            // Fields after the ")" closing the command name; utime and stime
+            // are fields 14 and 15 of the whole line.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            return Some(f[11].parse::<u64>().ok()? + f[12].parse::<u64>().ok()?);
+        }
+    }
+    None
+}
+
+/// CPU share of one core used by the maintenance thread for 10 000 idle
+/// contexts at the defaults.
+fn maintenance_cpu(cfg: &Config, seconds: u64) {
+    let ctxs: Vec<Context> = (0..10_000).map(|_| Context::new(cfg).expect("context")).collect();
+    // Let the first visits (spread over gc_interval_ms) settle.
+    std::thread::sleep(Duration::from_millis(1500));
+    let hz = 100.0; // USER_HZ on Linux
+    let t0 = maintenance_ticks().expect("the maintenance thread runs");
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs(seconds));
+    let t1 = maintenance_ticks().expect("the maintenance thread runs");
+    let wall = start.elapsed().as_secs_f64();
+    let rotations: u64 = ctxs.iter().map(|c| c.rotation_count()).sum();
+    emit("maintenance_cpu_10k_idle", (t1 - t0) as f64 / hz / wall * 100.0, "percent");
+    emit("maintenance_rotations_per_s", rotations as f64 / (wall + 1.5), "per_s");
+    drop(ctxs);
+}
+
+fn main() {
+    // Accept and ignore the arguments `cargo bench` passes (e.g. --bench).
+    let quick = std::env::var_os("BENCH_QUICK").is_some_and(|v| !v.is_empty() && v != "0");
+    let cfg = Config::default();
+    // First, while the heap is fresh: RSS growth is only meaningful before
+    // earlier measurements left freed memory in the allocator's arenas.
+    resident(&cfg);
+    idle_local(&cfg, false);
+    idle_shared(&cfg, false);
+    idle_local(&cfg, true);
+    idle_shared(&cfg, true);
+    maintenance_cpu(&cfg, if quick { 3 } else { 6 });
+}
