@@ -53,6 +53,12 @@ mod os;
 #[allow(unsafe_code)]
 pub mod ffi;
 
+/// Test-only hooks (the `test-hooks` feature; never in a release build).
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks {
+    pub use crate::os::locked::refuse_key_memory;
+}
+
 pub use clock::Clock;
 pub use config::Config;
 pub use context::{

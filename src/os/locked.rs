@@ -78,8 +78,29 @@ fn class_of(layout: Layout) -> Option<usize> {
     CLASSES.iter().position(|&c| layout.size() <= c)
 }
 
+/// Test-only: make the OS "refuse" from now on (see [`refuse_key_memory`]).
+#[cfg(feature = "test-hooks")]
+static REFUSE: AtomicU32 = AtomicU32::new(0);
+
+/// Test-only (`test-hooks` feature, never in a release): from now on, new
+/// chunks behave as if `mlock` failed (`lock`: `RLIMIT_MEMLOCK` reached; the
+/// chunk is used unlocked) or as if no chunk could be mapped at all (`map`:
+/// key material goes to the ordinary heap). Lets a test show the fallback
+/// works and is reported in health, even as root, where `mlock` never fails.
+#[cfg(feature = "test-hooks")]
+pub fn refuse_key_memory(lock: bool, map: bool) {
+    REFUSE.store(u32::from(lock) | (u32::from(map) << 1), Ordering::SeqCst);
+}
+
 /// A new chunk carved into slots of class `c`, pushed on its free list.
 fn grow(pool: &mut Pool, c: usize) -> bool {
+    #[cfg(feature = "test-hooks")]
+    let refuse = REFUSE.load(Ordering::SeqCst);
+    #[cfg(not(feature = "test-hooks"))]
+    let refuse = 0u32;
+    if refuse & 2 != 0 {
+        return false;
+    }
     // SAFETY: an anonymous private mapping with no address hint; the result
     // is checked against MAP_FAILED before use.
     let p = unsafe {
@@ -96,7 +117,7 @@ fn grow(pool: &mut Pool, c: usize) -> bool {
         return false;
     }
     // SAFETY: `p..p+CHUNK` is the mapping just created, owned by the pool.
-    if unsafe { libc::mlock(p, CHUNK) } != 0 {
+    if refuse & 1 != 0 || unsafe { libc::mlock(p, CHUNK) } != 0 {
         FAILURES.fetch_or(LOCK_FAILED, Ordering::Relaxed);
     }
     // SAFETY: as above; madvise only changes how the kernel treats the range.
