@@ -17,6 +17,8 @@ CBINDGEN     := $(TOOLS)/bin/cbindgen
 RELEASE_DIR  := $(CURDIR)/target/release
 # The test build: release, plus the test-only export (tinymls_test_panic).
 TESTLIB_DIR  := $(CURDIR)/target/testhooks/release
+REPO         := $(CURDIR)
+include mk/go.mk
 
 .PHONY: all lib testlib header check-header test test-rust test-rust-rustcrypto test-c \
         test-go test-python test-interop test-demo test-quickstart test-symbols test-soak soak fuzz fuzz-seeds miri nightly check-all \
@@ -80,17 +82,12 @@ test-interop: testlib
 
 ## State export/import across languages (tests/state_cross/): export in each
 ## of C, Go and Python, import each export in each (all nine ordered pairs).
-GO           ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 STATE_CROSS  := $(CURDIR)/build/state_cross
-# As bindings/go/Makefile: cgo on, the installed toolchain, caches under
-# build/go when $$HOME is not usable.
-GO_ENV       := CGO_ENABLED=1 GOTOOLCHAIN=local GOFLAGS=-buildvcs=false \
-                $(if $(shell [ -n "$$HOME" ] && [ -w "$$HOME" ] && echo ok),,GOCACHE=$(CURDIR)/build/go/cache GOPATH=$(CURDIR)/build/go/gopath)
 test-state-cross: lib testlib
 	@mkdir -p $(STATE_CROSS)
 	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -I$(CURDIR)/include tests/state_cross/state_cross.c \
 	  -o $(STATE_CROSS)/state_cross -L$(TESTLIB_DIR) -ltinymls -Wl,-rpath,$(TESTLIB_DIR)
-	cd tests/state_cross/go && $(GO_ENV) $(GO) vet . && $(GO_ENV) $(GO) build -o $(STATE_CROSS)/state_cross_go .
+	cd tests/state_cross/go && $(GO) vet . && $(GO) build -o $(STATE_CROSS)/state_cross_go .
 	TINYMLS_LIBRARY=$(TESTLIB_DIR)/libtinymls.so PYTHONPATH=$(CURDIR)/bindings/python/src PYTHON=$(PYTHON) \
 	  tests/state_cross/run.sh $(STATE_CROSS)
 

@@ -42,11 +42,28 @@ unsafe fn config_or_default(cfg: *const Config) -> Config {
     }
 }
 
-fn hand_out(ctx: Context, out: *mut *mut tinymls_context) {
-    let raw = Box::into_raw(Box::new(tinymls_context { ctx }));
-    // SAFETY: `out` was checked non-NULL by the caller of this helper and is
-    // a writable `tinymls_context *` slot by the function's contract.
-    unsafe { write_out(out, raw) };
+/// The out-handle protocol of every constructor (new, join, import): `out`
+/// NULL is `TINYMLS_ERR_NULL_POINTER`; otherwise `*out` is NULL until
+/// `make` succeeds, and then receives the new handle, which the caller owns.
+/// No partial context is ever handed out.
+pub(crate) fn create_into(out: *mut *mut tinymls_context, make: impl FnOnce() -> FfiResult<Context>) -> tinymls_status {
+    if out.is_null() {
+        return TINYMLS_ERR_NULL_POINTER;
+    }
+    // SAFETY: `out` is non-NULL and writable by the function's contract.
+    unsafe { write_out(out, core::ptr::null_mut()) };
+    status_of(make().map(|ctx| {
+        let raw = Box::into_raw(Box::new(tinymls_context { ctx }));
+        // SAFETY: as above.
+        unsafe { write_out(out, raw) };
+    }))
+}
+
+/// # Safety
+/// `cfg` is NULL or points to a readable `tinymls_config`.
+pub(crate) unsafe fn config_or_none(cfg: *const Config) -> Option<Config> {
+    // SAFETY: NULL or readable by the caller's contract.
+    (!cfg.is_null()).then(|| unsafe { config_or_default(cfg) })
 }
 
 /// Fills `*out` with the default configuration (SPEC section 7).
@@ -96,20 +113,11 @@ pub extern "C" fn tinymls_config_validate(cfg: *const Config) -> tinymls_status 
 #[no_mangle]
 pub extern "C" fn tinymls_context_new(cfg: *const Config, out: *mut *mut tinymls_context) -> tinymls_status {
     ffi_boundary!(TINYMLS_ERR_INTERNAL, {
-        if out.is_null() {
-            return TINYMLS_ERR_NULL_POINTER;
-        }
-        // SAFETY: `out` is non-NULL and writable by contract.
-        unsafe { write_out(out, core::ptr::null_mut()) };
-        // SAFETY: NULL or readable by contract.
-        let cfg = unsafe { config_or_default(cfg) };
-        match Context::new(&cfg) {
-            Ok(ctx) => {
-                hand_out(ctx, out);
-                TINYMLS_OK
-            }
-            Err(e) => e.into(),
-        }
+        create_into(out, || {
+            // SAFETY: NULL or readable by contract.
+            let cfg = unsafe { config_or_default(cfg) };
+            Ok(Context::new(&cfg)?)
+        })
     })
 }
 
@@ -135,22 +143,15 @@ pub extern "C" fn tinymls_context_join(
     out: *mut *mut tinymls_context,
 ) -> tinymls_status {
     ffi_boundary!(TINYMLS_ERR_INTERNAL, {
-        if out.is_null() {
-            return TINYMLS_ERR_NULL_POINTER;
-        }
-        // SAFETY: `out` is non-NULL and writable by contract.
-        unsafe { write_out(out, core::ptr::null_mut()) };
-        status_of((|| {
+        create_into(out, || {
             // SAFETY: pointer/length pairs valid for reads by contract.
             let secret = unsafe { slice_in(group_secret, secret_len) }?;
             // SAFETY: as above.
             let id = unsafe { slice_in(group_id, group_id_len) }?;
             // SAFETY: NULL or readable by contract.
             let cfg = unsafe { config_or_default(cfg) };
-            let ctx = Context::join(secret, id, &cfg)?;
-            hand_out(ctx, out);
-            Ok(())
-        })())
+            Ok(Context::join(secret, id, &cfg)?)
+        })
     })
 }
 

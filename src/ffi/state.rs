@@ -1,7 +1,7 @@
 //! State export and import (`docs/STATE.md`): a context's keys, sealed under
 //! a caller's key-encryption key, for restarts and new replicas.
 
-use super::api::{context_ref, status_of};
+use super::api::{config_or_none, context_ref, create_into, status_of};
 use super::boundary::{ffi_boundary, overlaps, slice_in, slice_out, write_out};
 use super::{tinymls_context, tinymls_status};
 use crate::config::Config;
@@ -115,12 +115,7 @@ pub extern "C" fn tinymls_context_import(
     out_ctx: *mut *mut tinymls_context,
 ) -> tinymls_status {
     ffi_boundary!(TINYMLS_ERR_INTERNAL, {
-        if out_ctx.is_null() {
-            return TINYMLS_ERR_NULL_POINTER;
-        }
-        // SAFETY: `out_ctx` is non-NULL and writable by contract.
-        unsafe { write_out(out_ctx, core::ptr::null_mut()) };
-        status_of((|| {
+        create_into(out_ctx, || {
             if blob.is_null() || kek.is_null() {
                 return Err(TINYMLS_ERR_NULL_POINTER);
             }
@@ -128,19 +123,10 @@ pub extern "C" fn tinymls_context_import(
             let blob_s = unsafe { slice_in(blob, blob_len) }?;
             // SAFETY: as above.
             let kek_s = unsafe { slice_in(kek, kek_len) }?;
-            let cfg = if cfg.is_null() {
-                None
-            } else {
-                // SAFETY: non-NULL and readable by contract; `Config` is plain
-                // data, every bit pattern is a valid value (validated later).
-                Some(unsafe { cfg.read_unaligned() })
-            };
-            let ctx = Context::import_state(blob_s, kek_s, cfg.as_ref())?;
-            let raw = Box::into_raw(Box::new(tinymls_context { ctx }));
-            // SAFETY: `out_ctx` checked non-NULL above, writable by contract.
-            unsafe { write_out(out_ctx, raw) };
-            Ok(())
-        })())
+            // SAFETY: NULL or readable by contract.
+            let cfg = unsafe { config_or_none(cfg) };
+            Ok(Context::import_state(blob_s, kek_s, cfg.as_ref())?)
+        })
     })
 }
 
