@@ -290,25 +290,37 @@ class Context:
         too small (nothing written) or read-only.
         """
         self._check_open()
-        pt, pt_arg = _fast_input(plaintext, "plaintext")
-        ad, ad_arg = _fast_input(aad, "aad")
-        pt_len = pt_arg.value
-        if type(out) is not bytearray and not isinstance(out, memoryview):
+        if type(plaintext) is bytes:
+            pt_len = len(plaintext)
+            pt: Any = plaintext if pt_len else None
+            pt_arg = _sizes[pt_len]
+        else:
+            pt, pt_arg = _fast_input(plaintext, "plaintext")
+            pt_len = pt_arg.value
+        if type(aad) is bytes:
+            ad: Any = aad if aad else None
+            ad_arg = _sizes[len(aad)]
+        else:
+            ad, ad_arg = _fast_input(aad, "aad")
+        if type(out) is bytearray:
+            cap = len(out)
+        elif isinstance(out, memoryview):
+            if out.readonly or not out.c_contiguous:
+                raise InvalidArgumentError("out must be a writable contiguous buffer")
+            cap = out.nbytes
+        else:
             raise ArgumentTypeError(f"out must be a bytearray or memoryview, not {type(out).__name__}")
-        view = memoryview(out)
-        if view.readonly or not view.c_contiguous:
-            raise InvalidArgumentError("out must be a writable contiguous buffer")
-        cap = view.nbytes
         need = pt_len + OVERHEAD if pt_len < _FAST_LEN_LIMIT else int(_lib.tinymls_ciphertext_len(pt_len))
         if need == 0:
             raise InvalidArgumentError(f"a plaintext of {pt_len} bytes is longer than one message may be")
         if cap < need:
             raise InvalidArgumentError(f"out has {cap} bytes; the ciphertext needs {need}")
-        out_arg = (c_char * cap).from_buffer(view)  # the bytearray cannot be resized while exported
+        # A ctypes array over the caller's memory (exported: a bytearray cannot
+        # be resized during the call).
+        out_arg = (c_char * cap).from_buffer(out)
         out_len = _OutLen()
         status = _fast.tinymls_encrypt(self._handle, pt, pt_arg, ad, ad_arg, out_arg, _sizes[cap], out_len)
         del out_arg
-        view.release()
         if status:
             raise _ffi.error(status)
         return int(out_len[0])
