@@ -72,6 +72,8 @@ _sizes = _SizeCache()
 # glibc trim and regrow the heap every time (~1.5 ms per 1 MiB call here).
 _DIRECT_OUTPUT_MIN = 1 << 16
 _pythonapi: Any = getattr(ctypes, "pythonapi", None)  # CPython only
+#: Whether outputs are new bytes objects written in place (CPython; see _output).
+_bytes_out = _pythonapi is not None
 if _pythonapi is not None:
     _new_bytes = _pythonapi.PyBytes_FromStringAndSize
     _new_bytes.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t]
@@ -272,11 +274,14 @@ class Context:
             cap = int(_lib.tinymls_ciphertext_len(pt_len))
             if cap == 0:
                 raise InvalidArgumentError(f"a plaintext of {pt_len} bytes is longer than one message may be")
-        out = _output(cap)
+        # _output inlined for the common case (a small output on CPython).
+        out = bytes(cap) if cap < _DIRECT_OUTPUT_MIN and _bytes_out else _output(cap)
         out_len = _OutLen()
         status = _fast.tinymls_encrypt(self._handle, pt, pt_arg, ad, ad_arg, out, _sizes[cap], out_len)
         if status:
             raise _ffi.error(status)
+        if type(out) is bytes and out_len[0] == cap:  # always, on success
+            return out
         return _finish(out, cap, out_len[0])
 
     def encrypt_into(self, plaintext: Buffer, out: bytearray | memoryview, aad: Buffer = b"") -> int:
@@ -349,11 +354,17 @@ class Context:
             ad, ad_arg = _fast_input(aad, "aad")
         cap = ct_len - OVERHEAD if ct_len > OVERHEAD else 0
         # An empty plaintext needs no buffer (and bytes(1) may be shared: see _output).
-        out = _output(cap) if cap > 1 else (create_string_buffer(cap) if cap else None)
+        out: Any
+        if 1 < cap < _DIRECT_OUTPUT_MIN and _bytes_out:  # _output inlined for the common case
+            out = bytes(cap)
+        else:
+            out = _output(cap) if cap > 1 else (create_string_buffer(cap) if cap else None)
         out_len = _OutLen()
         status = _fast.tinymls_decrypt(self._handle, ct, ct_arg, ad, ad_arg, out, _sizes[cap], out_len)
         if status:
             raise _ffi.error(status)
+        if type(out) is bytes and out_len[0] == cap:  # always, on success
+            return out
         return b"" if out is None else _finish(out, cap, out_len[0])
 
     def rotate(self) -> None:
