@@ -208,6 +208,7 @@ type scratch struct {
 	used     int // bytes of buf written by this call
 	lens     []C.size_t
 	statuses []C.tinymls_status
+	total    C.size_t // the library's out_total (here, not on the stack: it would escape to the heap)
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -253,8 +254,10 @@ const maxPlaintextLen = 1<<36 - 32
 // small messages. aads is nil (no AAD), one AAD for every message, or one
 // per message.
 //
-// It returns one ciphertext and one error per message: out[i] is nil when
-// errs[i] is not (a Status). The ciphertexts are slices of one allocation,
+// It returns one ciphertext per message, and errs: nil when every message
+// was encrypted, else one error per message (out[i] is nil when errs[i] is
+// not; errs[i] is a Status). Check errs != nil before indexing it. The
+// ciphertexts are slices of one allocation,
 // each capped at its own length (appending to one copies it). err is
 // non-nil only when nothing was processed: ErrClosed, ErrInvalidArgument
 // (a plaintext too long, or a wrong number of AADs), ErrInternal.
@@ -267,9 +270,10 @@ func (c *Context) EncryptBatch(plaintexts, aads [][]byte) (out [][]byte, errs []
 // caught). aads is nil (no AAD), one AAD for every message, or one per
 // message.
 //
-// It returns one plaintext and one error per message: one bad message does
-// not fail the others. out[i] is nil when errs[i] is not (ErrAuth,
-// ErrReplay, ...); a failed slot is zeroed by the library. The plaintexts
+// It returns one plaintext per message, and errs: nil when every message
+// was decrypted, else one error per message (one bad message does not fail
+// the others): out[i] is nil when errs[i] is not (ErrAuth, ErrReplay, ...).
+// Check errs != nil before indexing it. A failed slot is zeroed by the library. The plaintexts
 // are slices of one allocation, each capped at its own length. err is
 // non-nil only when nothing was processed: ErrClosed, ErrInvalidArgument,
 // ErrInternal.
@@ -286,7 +290,7 @@ func (c *Context) batch(seal bool, msgs, aads [][]byte) ([][]byte, []error, erro
 		return nil, nil, fmt.Errorf("tinymls: %d AADs for %d messages: %w", len(aads), n, ErrInvalidArgument)
 	}
 	if n == 0 {
-		return [][]byte{}, []error{}, nil
+		return [][]byte{}, nil, nil
 	}
 	// Lengths: one array for inputs and AADs, one for output lengths.
 	sc := getScratch(n)
@@ -336,7 +340,7 @@ func (c *Context) batch(seal bool, msgs, aads [][]byte) ([][]byte, []error, erro
 		aadLensPtr = &aadLens[0]
 	}
 	statuses := sc.statuses[:n]
-	var total C.size_t
+	total := &sc.total
 	c.mu.RLock()
 	if c.h == nil {
 		c.mu.RUnlock()
@@ -345,10 +349,10 @@ func (c *Context) batch(seal bool, msgs, aads [][]byte) ([][]byte, []error, erro
 	var st C.tinymls_status
 	if seal {
 		st = C.tinymls_encrypt_batch(c.h, C.size_t(n), bytePtr(in), &inLens[0], bytePtr(ad), aadLensPtr,
-			bytePtr(out), C.size_t(len(out)), &outLens[0], &statuses[0], &total)
+			bytePtr(out), C.size_t(len(out)), &outLens[0], &statuses[0], total)
 	} else {
 		st = C.tinymls_decrypt_batch(c.h, C.size_t(n), bytePtr(in), &inLens[0], bytePtr(ad), aadLensPtr,
-			bytePtr(out), C.size_t(len(out)), &outLens[0], &statuses[0], &total)
+			bytePtr(out), C.size_t(len(out)), &outLens[0], &statuses[0], total)
 	}
 	c.mu.RUnlock()
 	runtime.KeepAlive(c)
@@ -357,25 +361,34 @@ func (c *Context) batch(seal bool, msgs, aads [][]byte) ([][]byte, []error, erro
 	if err := statusError(st); err != nil {
 		return nil, nil, err
 	}
-	if int(total) != outTotal {
+	if int(*total) != outTotal {
 		return nil, nil, ErrInternal // the library sizes slots as documented
 	}
+	// One pass over the slots; the error slice is allocated only when a
+	// message failed (it is then one entry per message).
 	results := make([][]byte, n)
-	errs := make([]error, n)
+	var errs []error
 	off := 0
-	for i := range msgs {
+	for i, m := range msgs {
 		slot := 0
 		if seal {
-			slot = len(msgs[i]) + overhead
-		} else if len(msgs[i]) > overhead {
-			slot = len(msgs[i]) - overhead
+			slot = len(m) + overhead
+		} else if len(m) > overhead {
+			slot = len(m) - overhead
 		}
+		var e error
 		if statuses[i] != C.TINYMLS_OK {
-			errs[i] = Status(statuses[i])
+			e = Status(statuses[i])
 		} else if l := int(outLens[i]); l <= slot {
 			results[i] = out[off : off+l : off+l]
 		} else {
-			errs[i] = ErrInternal
+			e = ErrInternal
+		}
+		if e != nil {
+			if errs == nil {
+				errs = make([]error, n)
+			}
+			errs[i] = e
 		}
 		off += slot
 	}

@@ -240,9 +240,12 @@ func TestBatchOneBadMessageAmongGood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if errs != nil { // nil when every message succeeded
+		t.Fatalf("errs %v for a batch without failures", errs)
+	}
 	for i, ct := range cts {
-		if errs[i] != nil || len(ct) != len(pts[i])+overhead || cap(ct) != len(ct) {
-			t.Fatalf("ciphertext %d: len %d cap %d err %v", i, len(ct), cap(ct), errs[i])
+		if len(ct) != len(pts[i])+overhead || cap(ct) != len(ct) {
+			t.Fatalf("ciphertext %d: len %d cap %d", i, len(ct), cap(ct))
 		}
 		if h := parseHeader(t, ct); h.seq != uint64(i) {
 			t.Errorf("ciphertext %d has seq %d: the batch is encrypted in order", i, h.seq)
@@ -255,6 +258,9 @@ func TestBatchOneBadMessageAmongGood(t *testing.T) {
 	got, errs, err := b.DecryptBatch(in, inAAD)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(errs) != len(in) { // one entry per message once any failed
+		t.Fatalf("%d errors for %d messages", len(errs), len(in))
 	}
 	want := []error{nil, nil, ErrAuth, ErrMalformed, nil, ErrReplay, nil, nil, nil}
 	src := []int{0, 1, 2, 3, 4, 4, 5, 6, 7}
@@ -272,7 +278,7 @@ func TestBatchOneBadMessageAmongGood(t *testing.T) {
 	// The one-call path agrees: the batch's ciphertexts are ordinary ones.
 	ct := mustEncrypt(t, a, nil, []byte("single"), []byte("one aad"))
 	got, errs, err = b.DecryptBatch([][]byte{ct}, [][]byte{[]byte("one aad")})
-	if err != nil || errs[0] != nil || string(got[0]) != "single" {
+	if err != nil || errs != nil || string(got[0]) != "single" {
 		t.Fatalf("single in a batch: %q %v %v", got, errs, err)
 	}
 
@@ -288,7 +294,7 @@ func TestBatchOneBadMessageAmongGood(t *testing.T) {
 	}
 	cts, _, _ = a.EncryptBatch(pts[:2], nil)
 	got, errs, _ = b.DecryptBatch(cts, nil)
-	if errs[0] != nil || errs[1] != nil || !bytes.Equal(got[1], pts[1]) {
+	if errs != nil || !bytes.Equal(got[0], pts[0]) || !bytes.Equal(got[1], pts[1]) {
 		t.Fatalf("no aad: %v", errs)
 	}
 
@@ -296,7 +302,7 @@ func TestBatchOneBadMessageAmongGood(t *testing.T) {
 	if _, _, err := a.EncryptBatch(pts[:3], aads[:2]); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("2 AADs for 3 messages: %v", err)
 	}
-	if out, errs, err := a.EncryptBatch(nil, nil); err != nil || len(out) != 0 || len(errs) != 0 {
+	if out, errs, err := a.EncryptBatch(nil, nil); err != nil || out == nil || len(out) != 0 || errs != nil {
 		t.Errorf("empty batch: %v %v %v", out, errs, err)
 	}
 	c := newLocal(t, nil)

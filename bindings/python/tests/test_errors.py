@@ -454,8 +454,12 @@ def test_plaintext_length_limit(local: tinymls.Context, monkeypatch: pytest.Monk
             raise AssertionError("encrypt called for a plaintext the library refuses")
 
     monkeypatch.setattr(context_module, "_lib", TooLong(context_module._lib))
+    monkeypatch.setattr(context_module, "_fast", TooLong(context_module._fast))
     with pytest.raises(tinymls.InvalidArgumentError):
         local.encrypt(b"x" * 100)
+    out = bytearray(200)
+    with pytest.raises(tinymls.InvalidArgumentError):
+        local.encrypt_into(b"x" * 100, out)
 
 
 def test_lengths_are_the_buffers_own(local: tinymls.Context) -> None:

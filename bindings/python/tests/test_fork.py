@@ -9,10 +9,14 @@ import signal
 import threading
 import traceback
 from collections.abc import Callable
+from typing import Any
+
+import pytest
 
 import tinymls
+import tinymls._context as context_module
 
-from conftest import GROUP_ID, GROUP_SECRET, header_fields
+from conftest import GROUP_ID, GROUP_SECRET, Interposer, header_fields
 
 CFG = tinymls.Config(ratchet_period_ms=0)
 
@@ -61,7 +65,7 @@ def test_child_encrypts_under_a_new_sender_and_a_peer_reads_both() -> None:
         def child() -> bytes:
             cts = [ctx.encrypt(f"child message {i}".encode()).hex() for i in range(3)]
             sender = ctx.sender_id
-            ctx.close()  # the binding's lock and call count work in the child
+            ctx.close()  # close works in the child (no binding state to reset after fork)
             return json.dumps({"cts": cts, "sender": sender}).encode()
 
         children = [json.loads(run_in_child(child)) for _ in range(3)]
@@ -84,29 +88,49 @@ def test_child_encrypts_under_a_new_sender_and_a_peer_reads_both() -> None:
         assert peer.decrypt(second) == b"parent after fork"
 
 
-def test_fork_while_a_call_holds_the_binding_lock() -> None:
-    # As if another thread were inside a call (lock held, call counted) at the
-    # moment of fork(): the child must neither deadlock nor wait forever in close().
+def test_fork_while_a_call_is_inside_the_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another thread is inside an encrypt at the moment of fork(): the binding
+    # holds no Python lock or call count that the child could inherit, so the
+    # child encrypts, closes and closes again without waiting on anything.
     with (
         tinymls.Context.join(GROUP_SECRET, GROUP_ID, CFG) as ctx,
         tinymls.Context.join(GROUP_SECRET, GROUP_ID, CFG) as peer,
     ):
+        entered, release = threading.Event(), threading.Event()
+        parent = threading.get_ident()
 
-        def child() -> bytes:
-            ct = ctx.encrypt(b"from a child forked under the lock")
-            ctx.close()
-            ctx.close()
-            return ct
+        class Lib(Interposer):
+            def tinymls_encrypt(self, *args: Any) -> Any:
+                if threading.get_ident() != parent and os.getpid() == parent_pid:
+                    entered.set()
+                    release.wait(60)
+                return self.real.tinymls_encrypt(*args)
 
-        ctx._lock.acquire()
-        ctx._calls += 1
+        parent_pid = os.getpid()
+        monkeypatch.setattr(context_module, "_fast", Lib(context_module._fast))
+        made: list[bytes] = []
+        worker = threading.Thread(target=lambda: made.append(ctx.encrypt(b"held in the parent")))
+        worker.start()
         try:
+            assert entered.wait(60)
+
+            def child() -> bytes:
+                ct = ctx.encrypt(b"from a child forked during a call")
+                ctx.close()
+                ctx.close()
+                try:
+                    ctx.encrypt(b"after close")
+                except tinymls.ClosedError:
+                    return ct
+                raise AssertionError("encrypt after close in the child")
+
             ct = run_in_child(child)
         finally:
-            ctx._calls -= 1
-            ctx._lock.release()
+            release.set()
+            worker.join()
         assert header_fields(ct)[1] != ctx.sender_id
-        assert peer.decrypt(ct) == b"from a child forked under the lock"
+        assert peer.decrypt(ct) == b"from a child forked during a call"
+        assert peer.decrypt(made[0]) == b"held in the parent"
 
 
 def test_fork_while_another_thread_encrypts() -> None:

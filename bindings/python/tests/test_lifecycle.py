@@ -1,5 +1,6 @@
-"""Context lifetime: the context manager, close(), the weakref.finalize safety
-net, and copies refused."""
+"""Context lifetime: the context manager, close() (zeroizes at once; every
+later call raises ClosedError), the handle freed exactly once by the
+weakref.finalize when the object dies, and copies refused."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from conftest import Interposer
 
 class _CountFrees(Interposer):
     def __init__(self, real: Any) -> None:
+        # Contexts of earlier tests still waiting for the cycle collector are
+        # freed now, before this one counts.
+        gc.collect()
         super().__init__(real)
         self.freed: list[int] = []
 
@@ -38,9 +42,13 @@ def test_context_manager_closes(monkeypatch: pytest.MonkeyPatch) -> None:
         address = _address(ctx)
         assert not ctx.closed and repr(ctx) == "<tinymls.Context open>"
     assert ctx.closed and repr(ctx) == "<tinymls.Context closed>"
-    assert lib.freed == [address]
     with pytest.raises(tinymls.ClosedError):
         ctx.encrypt(b"")
+    # Closed (every key zeroized) but not freed: the memory goes with the object.
+    assert lib.freed == []
+    del ctx
+    gc.collect()
+    assert lib.freed == [address]
 
 
 def test_context_manager_closes_on_exception() -> None:
@@ -57,8 +65,26 @@ def test_close_frees_exactly_once(monkeypatch: pytest.MonkeyPatch) -> None:
     address = _address(ctx)
     ctx.close()
     ctx.close()
-    del ctx
+    health = ctx.health()
+    assert health.state == tinymls.HealthState.CLOSED and ctx.health() is health  # the snapshot of close()
+    for call in (
+        lambda: ctx.encrypt(b"x"),
+        lambda: ctx.encrypt_into(b"x", bytearray(64)),
+        lambda: ctx.decrypt(b"x" * 64),
+        lambda: ctx.encrypt_many([b"x"]),
+        lambda: ctx.decrypt_many([b"x" * 64]),
+        lambda: ctx.rotate(),
+        lambda: ctx.epoch,
+        lambda: ctx.sender_id,
+        lambda: ctx.export(b"k" * 32),
+    ):
+        with pytest.raises(tinymls.ClosedError):
+            call()
+    finalizer = ctx._finalizer
+    assert finalizer.alive and lib.freed == []
+    del ctx, call
     gc.collect()
+    assert not finalizer.alive
     assert lib.freed == [address]
 
 

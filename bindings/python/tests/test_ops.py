@@ -329,3 +329,24 @@ def test_batch_counts_like_single_calls(pair: tuple[tinymls.Context, tinymls.Con
     assert delta(before, after, k("tinymls_operations_total", op="decrypt", result="ok")) == 5
     assert delta(before, after, k("tinymls_operations_total", op="decrypt", result="replay")) == 1
     assert b.health().decrypt_count == 5 and b.health().error_count == 1
+
+
+def test_batch_lengths_are_byte_sizes(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
+    # len() of a memoryview of 4-byte items counts items, not bytes: the
+    # batch must still pack and slice by bytes.
+    a, b = pair
+    import array as array_module
+
+    wide = memoryview(array_module.array("I", [1, 2, 3]))
+    msgs: list[tinymls.Buffer] = [b"first", wide, bytearray(b"third"), b""]
+    cts = a.encrypt_many(msgs, aad=[b"1", memoryview(array_module.array("H", [7])), b"", b"4"])
+    assert [len(c) for c in cts] == [5 + tinymls.OVERHEAD, 12 + tinymls.OVERHEAD, 5 + tinymls.OVERHEAD, tinymls.OVERHEAD]
+    got = b.decrypt_many(cts, aad=[b"1", bytes(memoryview(array_module.array("H", [7]))), b"", b"4"])
+    assert got == [b"first", bytes(wide), b"third", b""]
+    # One failure among successes: per-message results in the slow path.
+    fresh = a.encrypt_many([b"again", b"tampered", b"cut"])
+    bad = [fresh[0], fresh[1][:-1] + bytes([fresh[1][-1] ^ 1]), fresh[2][:10]]
+    got = b.decrypt_many(bad)
+    assert got[0] == b"again"
+    assert isinstance(got[1], tinymls.AuthenticationError)
+    assert isinstance(got[2], tinymls.MalformedError)

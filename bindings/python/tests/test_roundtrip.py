@@ -159,7 +159,7 @@ def test_inputs_are_passed_without_copies(local: tinymls.Context, monkeypatch: p
             seen.append(pt)
             return self.real.tinymls_encrypt(handle, pt, *rest)
 
-    monkeypatch.setattr(context_module, "_lib", Lib(context_module._lib))
+    monkeypatch.setattr(context_module, "_fast", Lib(context_module._fast))
     data = bytes(MESSAGE)
     ba = bytearray(MESSAGE)
     padded = bytearray(b"XX" + MESSAGE)
@@ -220,3 +220,31 @@ def test_sizes_around_the_direct_output_threshold(local: tinymls.Context, size: 
     bad[-1] ^= 1
     with pytest.raises(tinymls.AuthenticationError):
         local.decrypt(bad)
+
+
+def test_encrypt_into_writes_the_callers_buffer(local: tinymls.Context) -> None:
+    out = bytearray(b"\xaa" * (len(MESSAGE) + tinymls.OVERHEAD + 7))
+    n = local.encrypt_into(MESSAGE, out, b"aad")
+    assert n == len(MESSAGE) + tinymls.OVERHEAD
+    assert out[n:] == b"\xaa" * 7  # nothing past the ciphertext
+    assert local.decrypt(bytes(out[:n]), b"aad") == MESSAGE
+    # A writable slice of a larger buffer, and non-bytes inputs.
+    big = bytearray(200)
+    view = memoryview(big)[10:]
+    n = local.encrypt_into(bytearray(MESSAGE), view, memoryview(b"aad"))
+    assert big[:10] == bytes(10) and local.decrypt(bytes(big[10 : 10 + n]), b"aad") == MESSAGE
+    # Empty plaintext: the header and tag only.
+    assert local.encrypt_into(b"", out) == tinymls.OVERHEAD
+    assert local.decrypt(bytes(out[: tinymls.OVERHEAD])) == b""
+
+
+def test_encrypt_into_refuses_bad_outputs(local: tinymls.Context) -> None:
+    small = bytearray(len(MESSAGE) + tinymls.OVERHEAD - 1)
+    with pytest.raises(tinymls.InvalidArgumentError):
+        local.encrypt_into(MESSAGE, small)
+    assert small == bytes(len(small))  # nothing written
+    with pytest.raises(tinymls.InvalidArgumentError):
+        local.encrypt_into(MESSAGE, memoryview(bytes(200)))  # read-only
+    with pytest.raises(tinymls.ArgumentTypeError):
+        local.encrypt_into(MESSAGE, bytes(200))  # type: ignore[arg-type]
+    assert header_fields(local.encrypt(b"next"))[2] == 0, "no sequence number was spent on the refused calls"

@@ -1,9 +1,11 @@
 """Threads: many threads on one context, calls in parallel (no Python lock
-held across a C call), and close() never freeing a handle under a call."""
+at all on the call path), close() racing calls (they complete or raise
+ClosedError), and the handle freed once, only when the object dies."""
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import random
 import threading
 from collections import defaultdict
@@ -98,16 +100,15 @@ def test_many_threads_encrypt_on_one_context() -> None:
 def test_calls_on_one_context_run_in_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
     ctx = tinymls.Context.new()
     inside = threading.Barrier(2, timeout=60)
-    locks_held: list[bool] = []
 
     class Lib(Interposer):
         def tinymls_encrypt(self, *args: Any) -> Any:
-            locks_held.append(ctx._lock.locked())
-            # Both threads must be inside the call at once, or this times out.
+            # Both threads must be inside the call at once (no Python lock
+            # serialises them, the GIL is released), or this times out.
             inside.wait()
             return self.real.tinymls_encrypt(*args)
 
-    monkeypatch.setattr(context_module, "_lib", Lib(context_module._lib))
+    monkeypatch.setattr(context_module, "_fast", Lib(context_module._fast))
     out: list[bytes] = []
     threads = [threading.Thread(target=lambda: out.append(ctx.encrypt(b"x"))) for _ in range(2)]
     for th in threads:
@@ -116,39 +117,45 @@ def test_calls_on_one_context_run_in_parallel(monkeypatch: pytest.MonkeyPatch) -
         th.join()
     assert not inside.broken
     assert len(out) == 2 and out[0][:24] != out[1][:24]
-    assert locks_held == [False, False], "a Python lock was held across the C call"
     ctx.close()
 
 
-def test_close_waits_for_calls_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
-    ctx = tinymls.Context.new()
-    entered = threading.Event()
-    closed = threading.Event()
-    release = threading.Event()
+class _Watch(Interposer):
+    """Logs close and free; holds an encrypt inside the library until released."""
 
-    class Lib(Interposer):
-        def tinymls_encrypt(self, *args: Any) -> Any:
-            self.log("encrypt-enter")
-            entered.set()
-            release.wait(60)
-            if "free" in self.events:  # never call into a freed handle, even if the test fails
-                return tinymls.Status.INTERNAL
-            status = self.real.tinymls_encrypt(*args)
-            self.log("encrypt-exit")
-            return status
+    def __init__(self, real: Any, entered: threading.Event, release: threading.Event) -> None:
+        super().__init__(real)
+        self.entered = entered
+        self.release = release
 
-        def tinymls_context_close(self, handle: Any) -> Any:
-            self.log("close")
-            status = self.real.tinymls_context_close(handle)
-            closed.set()
-            return status
+    def tinymls_encrypt(self, *args: Any) -> Any:
+        self.log("encrypt-enter")
+        self.entered.set()
+        self.release.wait(60)
+        if "free" in self.events:  # never call into a freed handle, even if the test fails
+            return tinymls.Status.INTERNAL
+        status = self.real.tinymls_encrypt(*args)
+        self.log(f"encrypt-exit {status}")
+        return status
 
-        def tinymls_context_free(self, handle: Any) -> None:
-            self.log("free")
-            self.real.tinymls_context_free(handle)
+    def tinymls_context_close(self, handle: Any) -> Any:
+        self.log("close")
+        return self.real.tinymls_context_close(handle)
 
-    lib = Lib(context_module._lib)
+    def tinymls_context_free(self, handle: Any) -> None:
+        self.log("free")
+        self.real.tinymls_context_free(handle)
+
+
+def test_close_does_not_wait_for_calls_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    entered, release = threading.Event(), threading.Event()
+    lib = _Watch(context_module._lib, entered, release)
+    fast = _Watch(context_module._fast, entered, release)
+    fast.events = lib.events  # one log for both views of the library
+    gc.collect()  # earlier tests' contexts are freed now, not logged below
     monkeypatch.setattr(context_module, "_lib", lib)
+    monkeypatch.setattr(context_module, "_fast", fast)
+    ctx = tinymls.Context.new()
     caught: list[BaseException] = []
 
     def encrypt() -> None:
@@ -160,21 +167,25 @@ def test_close_waits_for_calls_in_flight(monkeypatch: pytest.MonkeyPatch) -> Non
     worker = threading.Thread(target=encrypt)
     worker.start()
     assert entered.wait(60)
-    closer = threading.Thread(target=ctx.close)
-    closer.start()
-    assert closed.wait(60)
-    closer.join(0.2)
-    # close() zeroized at once, but does not free while the encrypt is inside the library.
-    assert closer.is_alive()
+    # close() zeroizes at once and returns while the encrypt is still inside
+    # the library: it takes no lock and frees nothing.
+    ctx.close()
+    assert ctx.closed and ctx.health().state == tinymls.HealthState.CLOSED
     assert lib.events == ["encrypt-enter", "close"]
     with pytest.raises(tinymls.ClosedError):
-        ctx.encrypt(b"new call after close started")
+        ctx.decrypt(b"\0" * 64)  # a new call after close
     release.set()
     worker.join()
-    closer.join()
-    assert lib.events == ["encrypt-enter", "close", "encrypt-exit", "free"]
-    # The call racing with close saw CLOSED from the library.
+    # The call racing with close saw CLOSED from the library itself.
+    assert lib.events == ["encrypt-enter", "close", f"encrypt-exit {int(tinymls.Status.CLOSED)}"]
     assert len(caught) == 1 and isinstance(caught[0], tinymls.ClosedError)
+    caught.clear()  # its traceback holds the context
+    # The handle is freed once, when the object dies (no call can run then).
+    finalizer = ctx._finalizer
+    assert finalizer.alive
+    del ctx
+    gc.collect()
+    assert not finalizer.alive and lib.events.count("free") == 1
 
 
 def test_close_while_many_threads_encrypt() -> None:
@@ -201,8 +212,15 @@ def test_close_while_many_threads_encrypt() -> None:
     for th in threads:
         th.join()
     assert all(isinstance(o, tinymls.ClosedError) for o in outcomes), outcomes
+    outcomes.clear()  # their tracebacks hold the context
     assert all(c >= 10 for c in counts)
-    assert not ctx._finalizer.alive and ctx._handle is None
+    with pytest.raises(tinymls.ClosedError):
+        ctx.encrypt(b"after close")
+    finalizer = ctx._finalizer
+    assert finalizer.alive  # closed (keys zeroized), freed only when the object dies
+    del ctx
+    gc.collect()
+    assert not finalizer.alive
 
 
 def test_close_from_many_threads_frees_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -213,6 +231,7 @@ def test_close_from_many_threads_frees_once(monkeypatch: pytest.MonkeyPatch) -> 
             frees.append(ctypes.cast(handle, ctypes.c_void_p).value or 0)
             self.real.tinymls_context_free(handle)
 
+    gc.collect()  # earlier tests' contexts are freed now, not counted below
     monkeypatch.setattr(context_module, "_lib", Lib(context_module._lib))
     ctx = tinymls.Context.new()
     go = threading.Barrier(THREADS)
@@ -226,4 +245,7 @@ def test_close_from_many_threads_frees_once(monkeypatch: pytest.MonkeyPatch) -> 
         th.start()
     for th in threads:
         th.join()
+    assert ctx.closed and frees == []  # close() zeroizes; the memory goes with the object
+    del ctx, threads
+    gc.collect()
     assert len(frees) == 1 and frees[0] != 0

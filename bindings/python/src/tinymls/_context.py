@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import os
-import threading
 import weakref
 from ctypes import byref, c_char, c_size_t, c_uint32, c_uint64, create_string_buffer
 from types import TracebackType
@@ -31,12 +29,51 @@ _FAST_LEN_LIMIT = 1 << 32
 # Read through this module attribute on every call (tests interpose on it).
 _lib: Any = _ffi.lib
 
+# The per-message calls (tinymls_encrypt, tinymls_decrypt) go through a second
+# view of the same loaded library (same dlopen handle) whose functions have no
+# argtypes: converting eight arguments through argtypes costs ~0.5 us per call,
+# more than the library's own work at 64 B. Without argtypes ctypes passes each
+# argument as it is, so every argument here MUST already have its C type: the
+# handle a ContextPtr, byte pointers bytes/None/a ctypes array, every size_t a
+# c_size_t object (never a Python int, which would go as a C int), out_len a
+# one-element c_size_t array (an array passes its address). Tests interpose on
+# this attribute as on _lib.
+_fast: Any = ctypes.CDLL(_ffi.library_path, handle=_ffi.lib._handle)
+_fast.tinymls_encrypt.restype = c_uint32
+_fast.tinymls_decrypt.restype = c_uint32
+_fast.tinymls_encrypt_batch.restype = c_uint32
+_fast.tinymls_decrypt_batch.restype = c_uint32
+_OutLen = c_size_t * 1
+
+
+class _SizeCache(dict[int, Any]):
+    """size_t arguments as c_size_t objects, made once per value: ``_sizes[n]``.
+
+    The objects are never written after creation (only passed by value), so
+    sharing them between threads is safe; a race can only create one twice.
+    Values past _SIZE_CACHE_MAX are made per call, and the cache stops growing
+    at _SIZE_CACHE_ENTRIES values.
+    """
+
+    def __missing__(self, n: int) -> Any:
+        value = c_size_t(n)
+        if n <= _SIZE_CACHE_MAX and len(self) < _SIZE_CACHE_ENTRIES:
+            self[n] = value
+        return value
+
+
+_SIZE_CACHE_MAX = (1 << 20) + 64
+_SIZE_CACHE_ENTRIES = 8192
+_sizes = _SizeCache()
+
 # Outputs of at least this many bytes are written straight into a new bytes
 # object instead of a ctypes buffer that is then copied: one allocation instead
 # of two. Besides the copy, two large blocks allocated and freed per call make
 # glibc trim and regrow the heap every time (~1.5 ms per 1 MiB call here).
 _DIRECT_OUTPUT_MIN = 1 << 16
 _pythonapi: Any = getattr(ctypes, "pythonapi", None)  # CPython only
+#: Whether outputs are new bytes objects written in place (CPython; see _output).
+_bytes_out = _pythonapi is not None
 if _pythonapi is not None:
     _new_bytes = _pythonapi.PyBytes_FromStringAndSize
     _new_bytes.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t]
@@ -79,25 +116,35 @@ def _input(data: object, what: str) -> tuple[Any, int, bool]:
     raise ArgumentTypeError(f"{what} must be bytes, bytearray or memoryview, not {type(data).__name__}")
 
 
-def _output(size: int) -> tuple[Any, Any]:
-    """An output of ``size`` bytes: (the object to return, the ctypes argument).
+def _output(size: int) -> Any:
+    """A new bytes object of ``size`` bytes for the library to write into, passed
+    as the ``out`` argument of a _fast call (as a ``char *`` to its contents).
 
-    Small outputs go to a ctypes buffer (copied to bytes after the call). Large
-    ones, on CPython, to a new bytes object whose contents are left
-    uninitialised by PyBytes_FromStringAndSize(NULL, size), which the C API
-    allows to be filled in before the object is shared: nothing else holds a
-    reference to it until the library has written it (or it is dropped).
+    On CPython it is made by PyBytes_FromStringAndSize (``bytes(size)`` below
+    _DIRECT_OUTPUT_MIN; with NULL, so uninitialised, above it), and the C API
+    allows a new bytes object to be filled in before it is shared: nothing else
+    holds a reference to it until the library has written it (or it is dropped).
+    ``size`` is at least 2 (bytes(0) and bytes(1) may be shared singletons).
+    Elsewhere, a ctypes buffer that is copied after the call.
     """
-    if size >= _DIRECT_OUTPUT_MIN and _pythonapi is not None:
-        result = _new_bytes(None, size)
-        return result, ctypes.cast(_bytes_data(result), ctypes.POINTER(c_char))
-    buf = create_string_buffer(size)
-    return buf, buf
+    if _pythonapi is None:
+        return create_string_buffer(size)
+    if size >= _DIRECT_OUTPUT_MIN:
+        return _new_bytes(None, size)
+    return bytes(size)
 
 
 def _finish(out: Any, size: int, written: int) -> bytes:
     data: bytes = out if type(out) is bytes else out.raw
     return data if written == size else data[:written]
+
+
+def _fast_input(data: object, what: str) -> tuple[Any, Any]:
+    """A byte argument of a _fast call: (bytes, a ctypes array or None; its c_size_t length)."""
+    if type(data) is bytes:
+        return (data if data else None), _sizes[bytes.__len__(data)]
+    arg, n, _ = _input(data, what)
+    return (arg if n else None), _sizes[n]
 
 
 def _config_arg(config: object) -> Any:
@@ -116,27 +163,25 @@ def _free(handle: Any) -> None:
     _lib.tinymls_context_free(handle)
 
 
-# Every live Context, so that a forked child can reset their Python locks.
-_live: weakref.WeakSet[Context] = weakref.WeakSet()
-
-
 class Context:
     """A TinyMLS context. Create one with :meth:`new` or :meth:`join`.
 
     Every method may be called from many threads at once; the C calls release
-    the GIL and run in parallel. :meth:`close` zeroizes the keys and waits for
-    calls in flight on other threads before it releases the handle. Use it as
-    a context manager, or call :meth:`close`; if neither happens, the handle
-    is released when the object is garbage-collected.
+    the GIL and run in parallel, and no Python lock is taken around them.
+    :meth:`close` zeroizes every key at once (``tinymls_context_close``, which
+    the library makes safe to call while other calls are in flight: they, and
+    every later call, fail with :class:`ClosedError`). The handle's memory,
+    with no key left in it, is released (``tinymls_context_free``) when the
+    object is garbage-collected, which cannot happen while a method runs (it
+    holds a reference to the object). Use it as a context manager, or call
+    :meth:`close`; without either, the keys too live until the object is
+    collected.
     """
 
-    __slots__ = ("_handle", "_lock", "_idle", "_calls", "_closing", "_finalizer", "_final_health", "__weakref__")
+    __slots__ = ("_handle", "_closed", "_finalizer", "_final_health", "__weakref__")
 
     _handle: Any
-    _lock: threading.Lock
-    _idle: threading.Condition
-    _calls: int
-    _closing: bool
+    _closed: bool
     _finalizer: weakref.finalize[..., Any]
     _final_health: Health | None
 
@@ -151,12 +196,8 @@ class Context:
         self._finalizer = weakref.finalize(self, _free, handle)
         self._finalizer.atexit = False
         self._handle = handle
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._calls = 0
-        self._closing = False
+        self._closed = False
         self._final_health = None
-        _live.add(self)
         return self
 
     @classmethod
@@ -199,26 +240,12 @@ class Context:
 
     # -- calls ---------------------------------------------------------------
 
-    def _enter(self) -> Any:
-        with self._lock:
-            if self._closing:
-                _closed()
-            self._calls += 1
-            return self._handle
-
-    def _enter_any(self) -> Any:
-        """Like _enter, but also while closing; None once the handle is released."""
-        with self._lock:
-            if self._handle is None:
-                return None
-            self._calls += 1
-            return self._handle
-
-    def _leave(self) -> None:
-        with self._lock:
-            self._calls -= 1
-            if self._closing and self._calls == 0:
-                self._idle.notify_all()
+    def _check_open(self) -> None:
+        """ClosedError once :meth:`close` was called (before argument checks, so
+        that a closed context says so first). Only a fast answer: the library
+        itself refuses every call on a closed handle."""
+        if self._closed:
+            _closed()
 
     def encrypt(self, plaintext: Buffer, aad: Buffer = b"") -> bytes:
         """Encrypts ``plaintext`` with the additional data ``aad`` under the
@@ -228,31 +255,80 @@ class Context:
         Raises :class:`ClosedError`, :class:`ExhaustedError`, :class:`RngError`,
         :class:`InvalidArgumentError` (too long), :class:`ArgumentTypeError`.
         """
-        # bytes (the common case) inline; everything else through _input.
+        # bytes (the common case) inline; everything else through _fast_input.
         if type(plaintext) is bytes:
-            pt, pt_len = plaintext, len(plaintext)
+            pt_len = len(plaintext)
+            pt: Any = plaintext if pt_len else None
+            pt_arg = _sizes[pt_len]
         else:
-            pt, pt_len, _ = _input(plaintext, "plaintext")
+            pt, pt_arg = _fast_input(plaintext, "plaintext")
+            pt_len = pt_arg.value
         if type(aad) is bytes:
-            ad, ad_len = aad, len(aad)
+            ad: Any = aad if aad else None
+            ad_arg = _sizes[len(aad)]
         else:
-            ad, ad_len, _ = _input(aad, "aad")
+            ad, ad_arg = _fast_input(aad, "aad")
         if pt_len < _FAST_LEN_LIMIT:
             cap = pt_len + OVERHEAD
         else:
             cap = int(_lib.tinymls_ciphertext_len(pt_len))
             if cap == 0:
                 raise InvalidArgumentError(f"a plaintext of {pt_len} bytes is longer than one message may be")
-        out, out_arg = _output(cap)
-        out_len = c_size_t()
-        handle = self._enter()
-        try:
-            status = _lib.tinymls_encrypt(handle, pt, pt_len, ad, ad_len, out_arg, cap, byref(out_len))
-        finally:
-            self._leave()
+        # _output inlined for the common case (a small output on CPython).
+        out = bytes(cap) if cap < _DIRECT_OUTPUT_MIN and _bytes_out else _output(cap)
+        out_len = _OutLen()
+        status = _fast.tinymls_encrypt(self._handle, pt, pt_arg, ad, ad_arg, out, _sizes[cap], out_len)
         if status:
             raise _ffi.error(status)
-        return _finish(out, cap, out_len.value)
+        if type(out) is bytes and out_len[0] == cap:  # always, on success
+            return out
+        return _finish(out, cap, out_len[0])
+
+    def encrypt_into(self, plaintext: Buffer, out: bytearray | memoryview, aad: Buffer = b"") -> int:
+        """Like :meth:`encrypt`, but writes the ciphertext into ``out`` (a
+        writable buffer of at least ``len(plaintext) + OVERHEAD`` bytes: a
+        ``bytearray`` or a writable contiguous ``memoryview``) and returns its
+        length. Saves allocating and copying the output for large messages.
+
+        ``out`` must not overlap the plaintext or the AAD. Raises what
+        :meth:`encrypt` raises, :class:`InvalidArgumentError` for an ``out``
+        too small (nothing written) or read-only.
+        """
+        self._check_open()
+        if type(plaintext) is bytes:
+            pt_len = len(plaintext)
+            pt: Any = plaintext if pt_len else None
+            pt_arg = _sizes[pt_len]
+        else:
+            pt, pt_arg = _fast_input(plaintext, "plaintext")
+            pt_len = pt_arg.value
+        if type(aad) is bytes:
+            ad: Any = aad if aad else None
+            ad_arg = _sizes[len(aad)]
+        else:
+            ad, ad_arg = _fast_input(aad, "aad")
+        if type(out) is bytearray:
+            cap = len(out)
+        elif isinstance(out, memoryview):
+            if out.readonly or not out.c_contiguous:
+                raise InvalidArgumentError("out must be a writable contiguous buffer")
+            cap = out.nbytes
+        else:
+            raise ArgumentTypeError(f"out must be a bytearray or memoryview, not {type(out).__name__}")
+        need = pt_len + OVERHEAD if pt_len < _FAST_LEN_LIMIT else int(_lib.tinymls_ciphertext_len(pt_len))
+        if need == 0:
+            raise InvalidArgumentError(f"a plaintext of {pt_len} bytes is longer than one message may be")
+        if cap < need:
+            raise InvalidArgumentError(f"out has {cap} bytes; the ciphertext needs {need}")
+        # A ctypes array over the caller's memory (exported: a bytearray cannot
+        # be resized during the call).
+        out_arg = (c_char * cap).from_buffer(out)
+        out_len = _OutLen()
+        status = _fast.tinymls_encrypt(self._handle, pt, pt_arg, ad, ad_arg, out_arg, _sizes[cap], out_len)
+        del out_arg
+        if status:
+            raise _ffi.error(status)
+        return int(out_len[0])
 
     def decrypt(self, ciphertext: Buffer, aad: Buffer = b"") -> bytes:
         """Authenticates and decrypts ``ciphertext`` with the additional data ``aad``.
@@ -262,25 +338,34 @@ class Context:
         :class:`EpochUnknownError`, :class:`SenderLimitError`,
         :class:`ClosedError`, :class:`ArgumentTypeError`.
         """
+        if self._closed:  # (the library would check the header first)
+            _closed()
         if type(ciphertext) is bytes:
-            ct, ct_len = ciphertext, len(ciphertext)
+            ct_len = len(ciphertext)
+            ct: Any = ciphertext if ct_len else None
+            ct_arg = _sizes[ct_len]
         else:
-            ct, ct_len, _ = _input(ciphertext, "ciphertext")
+            ct, ct_arg = _fast_input(ciphertext, "ciphertext")
+            ct_len = ct_arg.value
         if type(aad) is bytes:
-            ad, ad_len = aad, len(aad)
+            ad: Any = aad if aad else None
+            ad_arg = _sizes[len(aad)]
         else:
-            ad, ad_len, _ = _input(aad, "aad")
+            ad, ad_arg = _fast_input(aad, "aad")
         cap = ct_len - OVERHEAD if ct_len > OVERHEAD else 0
-        out, out_arg = _output(cap) if cap else (None, None)
-        out_len = c_size_t()
-        handle = self._enter()
-        try:
-            status = _lib.tinymls_decrypt(handle, ct, ct_len, ad, ad_len, out_arg, cap, byref(out_len))
-        finally:
-            self._leave()
+        # An empty plaintext needs no buffer (and bytes(1) may be shared: see _output).
+        out: Any
+        if 1 < cap < _DIRECT_OUTPUT_MIN and _bytes_out:  # _output inlined for the common case
+            out = bytes(cap)
+        else:
+            out = _output(cap) if cap > 1 else (create_string_buffer(cap) if cap else None)
+        out_len = _OutLen()
+        status = _fast.tinymls_decrypt(self._handle, ct, ct_arg, ad, ad_arg, out, _sizes[cap], out_len)
         if status:
             raise _ffi.error(status)
-        return b"" if out is None else _finish(out, cap, out_len.value)
+        if type(out) is bytes and out_len[0] == cap:  # always, on success
+            return out
+        return b"" if out is None else _finish(out, cap, out_len[0])
 
     def rotate(self) -> None:
         """Moves to a new epoch now.
@@ -289,23 +374,15 @@ class Context:
         after the previous rotation), :class:`ExhaustedError`, :class:`RngError`,
         :class:`ClosedError`.
         """
-        handle = self._enter()
-        try:
-            status = _lib.tinymls_rotate(handle)
-        finally:
-            self._leave()
-        _ffi.check(status)
+        self._check_open()
+        _ffi.check(_lib.tinymls_rotate(self._handle))
 
     @property
     def epoch(self) -> int:
         """The current epoch number. Raises :class:`ClosedError`, :class:`ExhaustedError`."""
+        self._check_open()
         value = c_uint32()
-        handle = self._enter()
-        try:
-            status = _lib.tinymls_context_epoch(handle, byref(value))
-        finally:
-            self._leave()
-        _ffi.check(status)
+        _ffi.check(_lib.tinymls_context_epoch(self._handle, byref(value)))
         return value.value
 
     @property
@@ -313,13 +390,9 @@ class Context:
         """This context's sender id (public: bytes 8..16 of every ciphertext it
         makes). It changes in a forked child before the child's first encryption.
         Raises :class:`ClosedError`."""
+        self._check_open()
         value = c_uint64()
-        handle = self._enter()
-        try:
-            status = _lib.tinymls_context_sender_id(handle, byref(value))
-        finally:
-            self._leave()
-        _ffi.check(status)
+        _ffi.check(_lib.tinymls_context_sender_id(self._handle, byref(value)))
         return value.value
 
     # -- operations ----------------------------------------------------------
@@ -361,31 +434,31 @@ class Context:
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
-        return self._closing
+        return self._closed
 
     def close(self) -> None:
-        """Zeroizes every key now and releases the context. Idempotent.
+        """Zeroizes every key now (``tinymls_context_close``). Idempotent, and
+        safe to call from any thread while other calls are in flight.
 
-        Calls racing on other threads return :class:`ClosedError`; ``close``
-        waits for them to leave the library before it frees the handle. Every
-        later call raises :class:`ClosedError`.
+        Calls racing on other threads either complete or raise
+        :class:`ClosedError` (the library refuses them); every later call
+        raises :class:`ClosedError`. :meth:`health` keeps answering with the
+        snapshot taken here. The handle's memory (no key left in it) is
+        released when the object is garbage-collected.
         """
-        with self._lock:
-            if self._closing:
-                return
-            self._closing = True
-            handle = self._handle
-        # Thread-safe in C: zeroizes now, calls in flight see CLOSED.
-        _lib.tinymls_context_close(handle)
-        with self._lock:
-            while self._calls:
-                self._idle.wait()
-            try:
-                # What health() reports from now on (state CLOSED, final counters).
-                self._final_health = _ops.read_health(handle)
-            finally:
-                self._handle = None
-        self._finalizer()  # tinymls_context_free, exactly once
+        if self._closed:
+            return
+        self._closed = True
+        handle = self._handle
+        # Thread-safe in C: zeroizes now; calls in flight and later see CLOSED.
+        # CLOSED back means another thread's close() got there first.
+        status = _lib.tinymls_context_close(handle)
+        if status not in (Status.OK, Status.CLOSED):
+            raise _ffi.error(status)
+        # What health() reports from now on (state CLOSED, final counters).
+        final = _ops.read_health(handle)
+        if self._final_health is None:
+            self._final_health = final
 
     def __enter__(self) -> Context:
         return self
@@ -399,7 +472,7 @@ class Context:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<tinymls.Context {'closed' if self._closing else 'open'}>"
+        return f"<tinymls.Context {'closed' if self._closed else 'open'}>"
 
     # A copy would share the handle and free it twice.
     def __copy__(self) -> NoReturn:
@@ -430,8 +503,9 @@ class Context:
         key, key_len, key_copied = _input(kek, "kek")
         flags = 1 if current_epoch_only else 0  # TINYMLS_EXPORT_CURRENT_EPOCH_ONLY
         need = c_size_t()
-        handle = self._enter()
+        handle = self._handle
         try:
+            self._check_open()
             if key_len == 0:
                 raise InvalidArgumentError("kek must be 32 bytes")
             status = _lib.tinymls_context_export(handle, key, key_len, flags, None, 0, byref(need))
@@ -445,7 +519,6 @@ class Context:
                 if status == Status.OK:
                     return buf.raw[: need.value]
         finally:
-            self._leave()
             if key_copied:
                 ctypes.memset(key, 0, key_len)
         if status == Status.OK:
@@ -485,15 +558,3 @@ class Context:
                 ctypes.memset(key, 0, key_len)
         _ffi.check(status)
         return cls._adopt(handle)
-
-
-def _after_fork_in_child() -> None:
-    # The child has one thread: locks held and calls counted by the parent's
-    # other threads at fork time mean nothing here (and would deadlock close()).
-    for ctx in list(_live):
-        ctx._lock = threading.Lock()
-        ctx._idle = threading.Condition(ctx._lock)
-        ctx._calls = 0
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -9,8 +9,9 @@ and ``Context.decrypt_many()`` are implemented here and bound in
 from __future__ import annotations
 
 import enum
+from array import array
 from collections.abc import Iterable
-from ctypes import byref, c_size_t, c_uint32, create_string_buffer
+from ctypes import byref, c_size_t, c_uint32, create_string_buffer, sizeof
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
@@ -168,22 +169,23 @@ def read_health(handle: Any) -> Health:
 
 
 def context_health(ctx: Context) -> Health:
-    handle = ctx._enter_any()
-    if handle is None:  # closed and released: the snapshot taken at close
-        final = ctx._final_health
-        assert final is not None
+    final = ctx._final_health
+    if final is not None:  # closed: the snapshot taken at close
         return final
-    try:
-        return read_health(handle)
-    finally:
-        ctx._leave()
+    # Open, or closing on another thread (then the library answers CLOSED state).
+    return read_health(ctx._handle)
 
 
 # -- batch calls ---------------------------------------------------------------
 
 
-def _pack(items: list[Any], what: str) -> tuple[bytes, list[int]]:
-    """Messages back to back, and their lengths in bytes."""
+# size_t arrays are built as array("Q") (one C-speed pass) and handed to the
+# library through ctypes' from_buffer, not element by element.
+_SIZE_T_CODE = "Q" if sizeof(c_size_t) == 8 else "I"
+
+
+def _pack(items: list[Any], what: str) -> tuple[bytes, array[int]]:
+    """Messages back to back, and their lengths in bytes (an array of size_t)."""
     try:
         packed = b"".join(items)
     except TypeError:
@@ -191,72 +193,104 @@ def _pack(items: list[Any], what: str) -> tuple[bytes, list[int]]:
         raise ArgumentTypeError(
             f"{what} must be bytes, bytearray or memoryview, not {type(bad).__name__}"
         ) from None
-    lens = [len(x) if type(x) is bytes else memoryview(x).nbytes for x in items]
+    lens = array(_SIZE_T_CODE, map(len, items))
+    if sum(lens) != len(packed):  # a memoryview of items wider than a byte: len() is not its size
+        lens = array(_SIZE_T_CODE, [len(x) if type(x) is bytes else memoryview(x).nbytes for x in items])
     return packed, lens
 
 
-def _aads(aad: _Buffer | Iterable[_Buffer], n: int) -> tuple[bytes | None, Any]:
-    """The packed AAD and its lengths array (None, None: no AAD for any message)."""
+def _aads(aad: _Buffer | Iterable[_Buffer], n: int) -> tuple[bytes | None, array[int] | None]:
+    """The packed AAD and its lengths (None, None: no AAD for any message)."""
     if isinstance(aad, (bytes, bytearray, memoryview)):
         one = bytes(aad)
         if not one:
             return None, None
-        return one * n, (c_size_t * n)(*([len(one)] * n))
-    items = list(aad)
+        return one * n, array(_SIZE_T_CODE, [len(one)]) * n
+    items = aad if type(aad) is list else list(aad)
     if len(items) != n:
         raise InvalidArgumentError(f"aad: {len(items)} values for {n} messages")
-    packed, lens = _pack(items, "aad")
-    return packed, (c_size_t * n)(*lens)
+    return _pack(items, "aad")
+
+
+def _as_c(arr: array[int], ctype: Any) -> Any:
+    """A ctypes array over an array's memory (no copy; the array cannot be resized meanwhile)."""
+    return (ctype * len(arr)).from_buffer(arr)
 
 
 def _batch(
     ctx: Context, encrypt: bool, messages: Iterable[_Buffer], aad: _Buffer | Iterable[_Buffer]
-) -> tuple[bytes, list[int], list[int], list[int]]:
-    """One batch call: (output, slot sizes, output lengths, statuses)."""
-    items = list(messages)
+) -> tuple[bytes, array[int], array[int], array[int]]:
+    """One batch call: (output, input lengths, output lengths, statuses).
+
+    Every argument goes to the library with its C type already (the _fast view
+    of the library, without argtypes: see _context._fast); the size_t arrays
+    are array("Q") objects lent through from_buffer, built in one C-speed pass.
+    """
+    from . import _context  # (import cycle: _context binds this module's functions)
+
+    ctx._check_open()
+    items = messages if type(messages) is list else list(messages)
     n = len(items)
     if n == 0:
-        return b"", [], [], []
+        return b"", array(_SIZE_T_CODE), array(_SIZE_T_CODE), array("I")
     packed, lens = _pack(items, "plaintexts" if encrypt else "ciphertexts")
     aad_packed, aad_lens = _aads(aad, n)
-    slots = [x + _OVERHEAD for x in lens] if encrypt else [x - _OVERHEAD if x > _OVERHEAD else 0 for x in lens]
-    total = sum(slots)
-    out = create_string_buffer(total) if total else None
-    in_lens = (c_size_t * n)(*lens)
-    out_lens = (c_size_t * n)()
-    statuses = (c_uint32 * n)()
-    out_total = c_size_t()
-    fn = _ffi.lib.tinymls_encrypt_batch if encrypt else _ffi.lib.tinymls_decrypt_batch
-    handle = ctx._enter()
-    try:
-        status = fn(handle, n, packed, in_lens, aad_packed, aad_lens, out, total, out_lens, statuses, byref(out_total))
-    finally:
-        ctx._leave()
+    # Slot i of the output is lens[i] + OVERHEAD bytes (encrypt) or
+    # lens[i] - OVERHEAD (decrypt; 0 for a shorter input).
+    if encrypt:
+        total = len(packed) + _OVERHEAD * n
+    elif min(lens) >= _OVERHEAD:
+        total = len(packed) - _OVERHEAD * n
+    else:
+        total = sum(m - _OVERHEAD for m in lens if m > _OVERHEAD)
+    out = _context._output(total) if total > 1 else (create_string_buffer(total) if total else None)
+    out_lens = array(_SIZE_T_CODE, bytes(sizeof(c_size_t) * n))
+    statuses = array("I", bytes(4 * n))
+    sizes = _context._sizes
+    fast = _context._fast
+    fn = fast.tinymls_encrypt_batch if encrypt else fast.tinymls_decrypt_batch
+    status = fn(
+        ctx._handle,
+        sizes[n],
+        packed if packed else None,
+        _as_c(lens, c_size_t),
+        aad_packed,
+        None if aad_lens is None else _as_c(aad_lens, c_size_t),
+        out,
+        sizes[total],
+        _as_c(out_lens, c_size_t),
+        _as_c(statuses, c_uint32),
+        _context._OutLen(),
+    )
     _ffi.check(status)
-    return (b"" if out is None else out.raw), slots, list(out_lens), list(statuses)
+    raw = b"" if out is None else (out if type(out) is bytes else out.raw)
+    return raw, lens, out_lens, statuses
 
 
 def encrypt_many(ctx: Context, plaintexts: Iterable[_Buffer], aad: _Buffer | Iterable[_Buffer] = b"") -> list[bytes]:
-    raw, slots, out_lens, statuses = _batch(ctx, True, plaintexts, aad)
-    result: list[bytes] = []
+    raw, lens, out_lens, statuses = _batch(ctx, True, plaintexts, aad)
+    if statuses.count(0) != len(statuses):
+        raise _ffi.error(next(st for st in statuses if st))
+    # Every slot is exactly its ciphertext (len + OVERHEAD): one slice per
+    # message, each ending where the next starts.
     at = 0
-    for slot, n, st in zip(slots, out_lens, statuses):
-        if st:
-            raise _ffi.error(st)
-        result.append(raw[at : at + n])
-        at += slot
-    return result
+    return [raw[at : (at := at + m + _OVERHEAD)] for m in lens]
 
 
 def decrypt_many(
     ctx: Context, ciphertexts: Iterable[_Buffer], aad: _Buffer | Iterable[_Buffer] = b""
 ) -> list[bytes | TinyMLSError]:
-    raw, slots, out_lens, statuses = _batch(ctx, False, ciphertexts, aad)
+    raw, lens, out_lens, statuses = _batch(ctx, False, ciphertexts, aad)
+    if statuses.count(0) == len(statuses) and sum(out_lens) == len(raw):
+        # Every message opened and filled its slot (a plaintext is its
+        # ciphertext's length - OVERHEAD): one slice per message.
+        at = 0
+        return [raw[at : (at := at + m - _OVERHEAD)] for m in lens]
     result: list[bytes | TinyMLSError] = []
     at = 0
-    for slot, n, st in zip(slots, out_lens, statuses):
-        result.append(_ffi.error(st) if st else raw[at : at + n])
-        at += slot
+    for m, written, st in zip(lens, out_lens, statuses):
+        result.append(_ffi.error(st) if st else raw[at : at + written])
+        at += m - _OVERHEAD if m > _OVERHEAD else 0
     return result
 
 
