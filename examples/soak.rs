@@ -254,8 +254,10 @@ fn run(
         }
     }
     let failures = tally.failures.lock().unwrap();
-    eprintln!(
-        "soak process {me}: sent {}, received {}, rejected as expired {}, final epoch {}, rss {} KiB, rejoined {}",
+    // One write per line (formatted first): both processes report at once,
+    // and a formatted eprintln! writes piece by piece.
+    let mut report = format!(
+        "soak process {me}: sent {}, received {}, rejected as expired {}, final epoch {}, rss {} KiB, rejoined {}\n",
         tally.sent.load(Ordering::Relaxed),
         tally.received.load(Ordering::Relaxed),
         tally.expired.load(Ordering::Relaxed),
@@ -264,8 +266,9 @@ fn run(
         rejoined
     );
     for f in failures.iter() {
-        eprintln!("soak FAILURE: {f}");
+        report.push_str(&format!("soak FAILURE: {f}\n"));
     }
+    std::io::stderr().write_all(report.as_bytes()).ok();
     if failures.is_empty() && tally.received.load(Ordering::Relaxed) > 0 {
         0
     } else {
