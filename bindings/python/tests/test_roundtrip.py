@@ -248,3 +248,19 @@ def test_encrypt_into_refuses_bad_outputs(local: tinymls.Context) -> None:
     with pytest.raises(tinymls.ArgumentTypeError):
         local.encrypt_into(MESSAGE, bytes(200))  # type: ignore[arg-type]
     assert header_fields(local.encrypt(b"next"))[2] == 0, "no sequence number was spent on the refused calls"
+
+
+class _LyingBytes(bytes):
+    def __len__(self) -> int:
+        return 4
+
+
+def test_view_of_a_bytes_subclass_that_lies_about_its_length(local: tinymls.Context) -> None:
+    # A read-only view of the second half of an 8-byte object whose __len__
+    # claims 4: the bytes passed must be the view's, not the object's start.
+    whole = _LyingBytes(b"abcdefgh")
+    view = memoryview(whole)[4:]
+    ct = local.encrypt(view, aad=view)
+    assert local.decrypt(ct, aad=b"efgh") == b"efgh"
+    [ct2] = local.encrypt_many([view], aad=view)
+    assert local.decrypt(ct2, aad=b"efgh") == b"efgh"

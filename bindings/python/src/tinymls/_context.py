@@ -109,7 +109,10 @@ def _input(data: object, what: str) -> tuple[Any, int, bool]:
         if data.c_contiguous:
             if not data.readonly:
                 return (c_char * n).from_buffer(data), n, False
-            if isinstance(data.obj, bytes) and len(data.obj) == n:
+            # Only an exact bytes object of exactly the view's size: a
+            # subclass may lie in __len__, and then the view would not start
+            # at the object's first byte.
+            if type(data.obj) is bytes and bytes.__len__(data.obj) == n:
                 return data.obj, n, False
             return (c_char * n).from_buffer_copy(data), n, True
         return (c_char * n).from_buffer_copy(data.tobytes()), n, True
