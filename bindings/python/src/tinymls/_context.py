@@ -18,7 +18,7 @@ from ._ops import Health
 Buffer = Union[bytes, bytearray, memoryview]
 
 #: Bytes a ciphertext adds to its plaintext: 24-byte header + 16-byte tag.
-OVERHEAD = 40
+OVERHEAD = _ffi.OVERHEAD
 #: Length of the public header at the start of every ciphertext.
 HEADER_LEN = 24
 
@@ -150,6 +150,15 @@ def _fast_input(data: object, what: str) -> tuple[Any, Any]:
     return (arg if n else None), _sizes[n]
 
 
+def _ciphertext_len(pt_len: int) -> int:
+    """The library's ciphertext length for a long plaintext; InvalidArgumentError
+    if it is longer than one message may be."""
+    n = int(_lib.tinymls_ciphertext_len(pt_len))
+    if n == 0:
+        raise InvalidArgumentError(f"a plaintext of {pt_len} bytes is longer than one message may be")
+    return n
+
+
 def _config_arg(config: object) -> Any:
     if config is None:
         return None  # the library's defaults
@@ -271,12 +280,7 @@ class Context:
             ad_arg = _sizes[len(aad)]
         else:
             ad, ad_arg = _fast_input(aad, "aad")
-        if pt_len < _FAST_LEN_LIMIT:
-            cap = pt_len + OVERHEAD
-        else:
-            cap = int(_lib.tinymls_ciphertext_len(pt_len))
-            if cap == 0:
-                raise InvalidArgumentError(f"a plaintext of {pt_len} bytes is longer than one message may be")
+        cap = pt_len + OVERHEAD if pt_len < _FAST_LEN_LIMIT else _ciphertext_len(pt_len)
         # _output inlined for the common case (a small output on CPython).
         out = bytes(cap) if cap < _DIRECT_OUTPUT_MIN and _bytes_out else _output(cap)
         out_len = _OutLen()
@@ -298,18 +302,9 @@ class Context:
         too small (nothing written) or read-only.
         """
         self._check_open()
-        if type(plaintext) is bytes:
-            pt_len = len(plaintext)
-            pt: Any = plaintext if pt_len else None
-            pt_arg = _sizes[pt_len]
-        else:
-            pt, pt_arg = _fast_input(plaintext, "plaintext")
-            pt_len = pt_arg.value
-        if type(aad) is bytes:
-            ad: Any = aad if aad else None
-            ad_arg = _sizes[len(aad)]
-        else:
-            ad, ad_arg = _fast_input(aad, "aad")
+        pt, pt_arg = _fast_input(plaintext, "plaintext")
+        pt_len = pt_arg.value
+        ad, ad_arg = _fast_input(aad, "aad")
         if type(out) is bytearray:
             cap = len(out)
         elif isinstance(out, memoryview):
@@ -318,9 +313,7 @@ class Context:
             cap = out.nbytes
         else:
             raise ArgumentTypeError(f"out must be a bytearray or memoryview, not {type(out).__name__}")
-        need = pt_len + OVERHEAD if pt_len < _FAST_LEN_LIMIT else int(_lib.tinymls_ciphertext_len(pt_len))
-        if need == 0:
-            raise InvalidArgumentError(f"a plaintext of {pt_len} bytes is longer than one message may be")
+        need = pt_len + OVERHEAD if pt_len < _FAST_LEN_LIMIT else _ciphertext_len(pt_len)
         if cap < need:
             raise InvalidArgumentError(f"out has {cap} bytes; the ciphertext needs {need}")
         # A ctypes array over the caller's memory (exported: a bytearray cannot

@@ -87,6 +87,27 @@ class CHealth(ctypes.Structure):
 #: ``sizeof(tinymls_health)`` in the ABI.
 HEALTH_SIZE = 80
 
+#: ``TINYMLS_OVERHEAD``: bytes a ciphertext adds to its plaintext (24-byte
+#: header + 16-byte tag).
+OVERHEAD = 40
+
+# tinymls_encrypt_batch and tinymls_decrypt_batch take the same arguments:
+# ctx, n, packed inputs, their lengths, packed AADs, their lengths, out,
+# out_cap, per-message output lengths, per-message statuses, out_total.
+_BATCH_ARGS: list[Any] = [
+    ContextPtr,
+    c_size_t,
+    c_char_p,
+    POINTER(c_size_t),
+    c_char_p,
+    POINTER(c_size_t),
+    POINTER(c_char),
+    c_size_t,
+    POINTER(c_size_t),
+    POINTER(c_uint32),
+    POINTER(c_size_t),
+]
+
 #: ``tinymls_event_fn``: ``void (*)(uint32_t level, const char *json, size_t
 #: json_len, void *user_data)``. ``json`` is declared ``const char *`` in C; it
 #: arrives here as an address (``c_void_p``) so that exactly ``json_len``
@@ -131,38 +152,8 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "tinymls_set_event_callback": (_Status, [EventFn, c_void_p, c_uint32]),
     "tinymls_context_health": (_Status, [ContextPtr, POINTER(CHealth)]),
     "tinymls_health_size": (c_size_t, []),
-    "tinymls_encrypt_batch": (
-        _Status,
-        [
-            ContextPtr,
-            c_size_t,
-            c_char_p,
-            POINTER(c_size_t),
-            c_char_p,
-            POINTER(c_size_t),
-            POINTER(c_char),
-            c_size_t,
-            POINTER(c_size_t),
-            POINTER(_Status),
-            POINTER(c_size_t),
-        ],
-    ),
-    "tinymls_decrypt_batch": (
-        _Status,
-        [
-            ContextPtr,
-            c_size_t,
-            c_char_p,
-            POINTER(c_size_t),
-            c_char_p,
-            POINTER(c_size_t),
-            POINTER(c_char),
-            c_size_t,
-            POINTER(c_size_t),
-            POINTER(_Status),
-            POINTER(c_size_t),
-        ],
-    ),
+    "tinymls_encrypt_batch": (_Status, _BATCH_ARGS),
+    "tinymls_decrypt_batch": (_Status, _BATCH_ARGS),
     # State export/import (docs/STATE.md).
     "tinymls_context_export": (
         _Status,

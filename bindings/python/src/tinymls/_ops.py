@@ -47,7 +47,7 @@ HEALTH_KEYS_NOT_DUMPED = 2
 #: ``Health.key_memory`` bit: some key material lives on the ordinary heap.
 HEALTH_KEYS_ON_HEAP = 4
 
-_OVERHEAD = 40
+_OVERHEAD = _ffi.OVERHEAD
 
 # -- metrics -------------------------------------------------------------------
 
