@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use tinymls::ffi::{
-    tinymls_context, tinymls_context_free, tinymls_context_new, tinymls_decrypt, tinymls_encrypt, tinymls_status,
+    tinymls_context, tinymls_context_free, tinymls_context_new, tinymls_decrypt, tinymls_encrypt,
+    tinymls_encrypt_batch, tinymls_status,
 };
 use tinymls::{metrics, Config, Context, OVERHEAD};
 
@@ -162,6 +163,47 @@ fn metrics_on_off(c: &mut Criterion) {
     g.finish();
 }
 
+/// Batches of 64 messages of 64 B: `Context::encrypt_batch` and
+/// `tinymls_encrypt_batch` (one iteration = one batch of 64).
+fn batch(c: &mut Criterion) {
+    const N: usize = 64;
+    let mut g = c.benchmark_group("batch64/64B");
+    g.throughput(Throughput::Elements(N as u64));
+    let input = vec![0x5au8; 64 * N];
+    let lens = [64usize; N];
+    let mut out = vec![0u8; (64 + OVERHEAD) * N];
+    let ctx = Context::new(&Config::default()).expect("context");
+    g.bench_function("rust", |b| {
+        b.iter(|| {
+            let jobs = input.chunks(64).zip(out.chunks_mut(64 + OVERHEAD)).map(|(p, o)| (p, &b""[..], o));
+            ctx.encrypt_batch(jobs, |_, r| {
+                r.expect("encrypt");
+            })
+        })
+    });
+    let h = CHandle::new();
+    let (mut out_lens, mut statuses, mut total) = ([0usize; N], [tinymls_status::TINYMLS_OK; N], 0usize);
+    g.bench_function("c_abi", |b| {
+        b.iter(|| {
+            let s = tinymls_encrypt_batch(
+                h.0,
+                N,
+                input.as_ptr(),
+                lens.as_ptr(),
+                std::ptr::null(),
+                std::ptr::null(),
+                out.as_mut_ptr(),
+                out.len(),
+                out_lens.as_mut_ptr(),
+                statuses.as_mut_ptr(),
+                &mut total,
+            );
+            assert_eq!(s, tinymls_status::TINYMLS_OK);
+        })
+    });
+    g.finish();
+}
+
 /// `threads` threads encrypt 1 KiB messages on one shared context; the
 /// figure is wall time per message over all threads.
 fn threads(c: &mut Criterion) {
@@ -253,5 +295,5 @@ fn rotation(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group! { name = benches; config = configured(); targets = seal_open, metrics_on_off, threads, rotation }
+criterion_group! { name = benches; config = configured(); targets = seal_open, batch, metrics_on_off, threads, rotation }
 criterion_main!(benches);

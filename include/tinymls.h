@@ -441,6 +441,11 @@ size_t tinymls_health_size(void);
 // `TINYMLS_ERR_BUFFER_TOO_SMALL` and nothing else is written. Outputs
 // must not overlap inputs.
 //
+// Each message is encrypted as `tinymls_encrypt` would, in order, but more
+// cheaply: the lock, the epoch, usage and sequence numbers are taken once
+// per run of up to 64 messages. Rotation deadlines and the usage limit are
+// still checked before every message.
+//
 // Returns `TINYMLS_OK` when every message was processed (check
 // `statuses`), or, with nothing processed: `TINYMLS_ERR_NULL_POINTER`,
 // `TINYMLS_ERR_INVALID_ARGUMENT` (sizes overflow, overlap),

@@ -14,12 +14,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::events::{self, Event, Kind, Level, Limiter, Origin, Pending};
-use crate::metrics::{self, Destroyed, Op, Timer};
+use crate::metrics::{self, BatchTimer, Destroyed, Op, Timer};
 use crate::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use rand::{Rng, TryRngCore};
 use zeroize::Zeroizing;
 
-use crate::aead::{self, AeadKey};
+use crate::aead::{self, AeadKey, TAG_LEN};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -85,14 +85,108 @@ struct OwnSender {
     counters: SendCounters,
 }
 
+impl OwnSender {
+    /// Reserves `cost` of the epoch's usage, if it stays within `max`.
+    #[inline]
+    fn reserve(&self, cost: u64, max: u64) -> bool {
+        self.counters
+            .usage
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| (u + cost <= max).then_some(u + cost))
+            .is_ok()
+    }
+
+    /// Sequence numbers used: its encryptions.
+    fn sent(&self) -> u64 {
+        self.counters.next_seq.load(Ordering::Relaxed) - self.counters.skipped.load(Ordering::Relaxed)
+    }
+
+    /// Reserves, in one atomic operation each, usage 1 and one sequence
+    /// number for each of up to `want` messages (as many as `max` leaves),
+    /// for a batch; `None` if not even one fits. The caller must hold the
+    /// read lock for as long as the lease lives.
+    #[inline]
+    fn lease(&self, want: u64, max: u64) -> Option<Lease<'_>> {
+        let mut k = 0;
+        self.counters
+            .usage
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                k = want.min(max.saturating_sub(u));
+                (k > 0).then_some(u + k)
+            })
+            .ok()?;
+        let base = self.counters.next_seq.fetch_add(k, Ordering::Relaxed);
+        Some(Lease { own: self, base, len: k, used: 0 })
+    }
+}
+
+/// Usage and sequence numbers reserved for a run of a batch
+/// ([`OwnSender::lease`]). What the run did not use goes back when it is
+/// dropped: the usage always, the sequence numbers if no other thread took
+/// one after them (else they are skipped: a gap receivers accept).
+struct Lease<'a> {
+    own: &'a OwnSender,
+    base: u64,
+    len: u64,
+    used: u64,
+}
+
+impl Lease<'_> {
+    fn is_spent(&self) -> bool {
+        self.used == self.len
+    }
+
+    /// The next sequence number of the lease, with its usage 1 (the caller
+    /// checked that it is not spent).
+    #[inline]
+    fn take(&mut self) -> u64 {
+        debug_assert!(!self.is_spent());
+        self.used += 1;
+        self.base + self.used - 1
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let unused = self.len - self.used;
+        if unused == 0 {
+            return;
+        }
+        let c = &self.own.counters;
+        c.usage.fetch_sub(unused, Ordering::AcqRel);
+        let end = self.base + self.len;
+        if c.next_seq.compare_exchange(end, end - unused, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+            c.skipped.fetch_add(unused, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The usage a message costs (SPEC §5): 1, plus 1 per 64 KiB.
+#[inline]
+fn usage_cost(plaintext: &[u8]) -> u64 {
+    1 + (plaintext.len() as u64 >> 16)
+}
+
+/// The ciphertext length of `plaintext`, if `out` can hold it.
+#[inline]
+fn sized_for_seal(plaintext: &[u8], out: &[u8]) -> Result<usize> {
+    let needed = wire::ciphertext_len(plaintext.len()).ok_or(Error::InvalidArgument)?;
+    if out.len() < needed {
+        return Err(Error::BufferTooSmall { needed });
+    }
+    Ok(needed)
+}
+
 /// The two words every encryption writes, on a cache line of their own so
 /// that threads encrypting at once do not also evict the key and IV they
 /// read (false sharing).
 #[repr(align(64))]
 struct SendCounters {
-    /// The next sequence number: also how many encryptions the epoch saw.
+    /// The next sequence number.
     next_seq: AtomicU64,
     usage: AtomicU64,
+    /// Sequence numbers a batch reserved but did not use, and could not give
+    /// back (`next_seq - skipped` is how many encryptions the epoch saw).
+    skipped: AtomicU64,
 }
 
 /// A foreign sender in one epoch.
@@ -579,7 +673,7 @@ impl State {
     fn destroy_oldest(&mut self, reason: Destroyed) {
         if let Some(e) = self.epochs.pop_front() {
             if let Some(own) = e.own.as_deref() {
-                self.retired_encrypts += own.counters.next_seq.load(Ordering::Relaxed);
+                self.retired_encrypts += own.sent();
             }
             metrics::epochs_destroyed(reason, 1);
             self.queue(Pending::Destroyed { epoch: e.number, reason: metrics::destroyed_label(reason) });
@@ -595,6 +689,18 @@ impl State {
 
     fn current(&self) -> Option<&Epoch> {
         self.epochs.back()
+    }
+
+    /// The current epoch's number and own sender, when a message can be
+    /// sealed right now without the write lock: nothing is due, the context
+    /// is not exhausted and the own key exists.
+    #[inline]
+    fn ready_to_send(&self) -> Option<(u32, &OwnSender)> {
+        if self.needs_attention_now() || self.exhausted {
+            return None;
+        }
+        let cur = self.current()?;
+        Some((cur.number, cur.own.as_deref()?))
     }
 
     fn epoch_index(&self, number: u32) -> Option<usize> {
@@ -751,7 +857,7 @@ impl State {
         self.sender_id = random_u64()?;
         for e in self.epochs.iter_mut() {
             if let Some(own) = e.own.take() {
-                self.retired_encrypts += own.counters.next_seq.load(Ordering::Relaxed);
+                self.retired_encrypts += own.sent();
             }
         }
         self.fork_generation = os::fork_generation();
@@ -782,7 +888,11 @@ impl State {
         if cur.own.is_none() {
             cur.own = Some(Locked::new(OwnSender {
                 keys: SenderKeys::derive(&cur.secret, sender),
-                counters: SendCounters { next_seq: AtomicU64::new(0), usage: AtomicU64::new(0) },
+                counters: SendCounters {
+                    next_seq: AtomicU64::new(0),
+                    usage: AtomicU64::new(0),
+                    skipped: AtomicU64::new(0),
+                },
             }));
         }
         Ok(())
@@ -875,42 +985,17 @@ impl Context {
     }
 
     fn encrypt_inner(&self, plaintext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<usize> {
-        let needed = wire::ciphertext_len(plaintext.len()).ok_or(Error::InvalidArgument)?;
-        if out.len() < needed {
-            return Err(Error::BufferTooSmall { needed });
-        }
+        let needed = sized_for_seal(plaintext, out)?;
         let out = &mut out[..needed];
-        let cost = 1 + (plaintext.len() as u64 >> 16);
+        let cost = usage_cost(plaintext);
         loop {
             {
                 let st = self.read_open()?;
-                if !st.needs_attention_now() && !st.exhausted {
-                    if let Some(cur) = st.current() {
-                        if let Some(own) = cur.own.as_deref() {
-                            let max = st.cfg.max_operations;
-                            let reserved = own
-                                .counters
-                                .usage
-                                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                                    (u + cost <= max).then_some(u + cost)
-                                })
-                                .is_ok();
-                            if reserved {
-                                let seq = own.counters.next_seq.fetch_add(1, Ordering::Relaxed);
-                                let header = Header { epoch: cur.number, sender: st.sender_id, seq }.encode();
-                                let (head, rest) = out.split_at_mut(HEADER_LEN);
-                                head.copy_from_slice(&header);
-                                let (body, tag_out) = rest.split_at_mut(plaintext.len());
-                                let tag = with_full_aad(&header, aad, |full| {
-                                    own.keys.key.seal(&own.keys.nonce(seq), full, plaintext, body)
-                                })
-                                .inspect_err(|_| {
-                                    self.stats.seal_failures.fetch_add(1, Ordering::Relaxed);
-                                })?;
-                                tag_out.copy_from_slice(&tag);
-                                return Ok(needed);
-                            }
-                        }
+                if let Some((number, own)) = st.ready_to_send() {
+                    if own.reserve(cost, st.cfg.max_operations) {
+                        let seq = own.counters.next_seq.fetch_add(1, Ordering::Relaxed);
+                        self.seal_reserved(&st, number, own, seq, plaintext, aad, out)?;
+                        return Ok(needed);
                     }
                 }
             }
@@ -918,6 +1003,163 @@ impl Context {
             let now = st.clock.now_ms();
             st.prepare_send(now, cost)?;
         }
+    }
+
+    /// Seals one message under the current epoch's own key, for which the
+    /// caller reserved the usage and sequence number `seq` and holds the
+    /// read lock; `out` is exactly the ciphertext's length.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn seal_reserved(
+        &self,
+        st: &State,
+        epoch: u32,
+        own: &OwnSender,
+        seq: u64,
+        plaintext: &[u8],
+        aad: &[u8],
+        out: &mut [u8],
+    ) -> Result<()> {
+        let header = Header { epoch, sender: st.sender_id, seq }.encode();
+        let (head, rest) = out.split_at_mut(HEADER_LEN);
+        head.copy_from_slice(&header);
+        let (body, tag) = rest.split_at_mut(plaintext.len());
+        let tag: &mut [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Internal)?;
+        with_full_aad(&header, aad, |full| own.keys.key.seal(&own.keys.nonce(seq), full, plaintext, body, tag))
+            .inspect_err(|_| {
+                self.stats.seal_failures.fetch_add(1, Ordering::Relaxed);
+            })
+    }
+
+    /// Encrypts many messages, in order, each exactly as [`Context::encrypt`]
+    /// would: `msgs` yields `(plaintext, aad, out)`, and `done(i, result)`
+    /// receives message `i`'s result (the ciphertext length, or why it
+    /// failed; a failed message's `out` is zeroed, and one failure does not
+    /// stop the others). `done` is called in order, never while the
+    /// context's lock is held, so it may call back into the context.
+    ///
+    /// Cheaper per message than `encrypt`: the lock and the current epoch
+    /// are taken once per run of up to 64 messages (or 256 KiB), and
+    /// metrics are counted once per batch. Deadlines (rotation period, key
+    /// age, lifetime) and the usage limit are still checked before every
+    /// message, so a rotation due in the middle of a batch happens there.
+    /// Never allocates.
+    pub fn encrypt_batch<'a, I, F>(&self, msgs: I, mut done: F)
+    where
+        I: IntoIterator<Item = (&'a [u8], &'a [u8], &'a mut [u8])>,
+        F: FnMut(usize, Result<usize>),
+    {
+        /// Messages (and plaintext bytes) sealed under one hold of the lock.
+        const RUN: usize = 64;
+        const RUN_BYTES: usize = 256 << 10;
+        let mut timer = BatchTimer::start(Op::Encrypt);
+        let mut msgs = msgs.into_iter().enumerate().peekable();
+        let mut results = [(0usize, Ok(0usize)); RUN];
+        let fail = |timer: &mut BatchTimer, out: &mut [u8], e: Error| {
+            out.fill(0);
+            timer.error(e);
+            self.count_error(e);
+            Err(e)
+        };
+        while let Some((_, (plaintext, _, out))) = msgs.peek() {
+            // The next message is checked on its own first: a bad one fails
+            // alone.
+            let cost = match sized_for_seal(plaintext, out) {
+                Ok(_) => usage_cost(plaintext),
+                Err(e) => {
+                    let (i, (_, _, out)) = msgs.next().expect("peeked");
+                    let r = fail(&mut timer, out, e);
+                    done(i, r);
+                    continue;
+                }
+            };
+            // A run of messages under one read lock.
+            let mut n = 0;
+            let blocked;
+            {
+                let st = match self.read_open() {
+                    Ok(st) => st,
+                    Err(e) => {
+                        for (i, (_, _, out)) in msgs.by_ref() {
+                            let r = fail(&mut timer, out, e);
+                            done(i, r);
+                        }
+                        break;
+                    }
+                };
+                let max = st.cfg.max_operations;
+                let mut bytes = 0usize;
+                let mut cost = cost;
+                // Usage and sequence numbers for the run, reserved at once
+                // (given back when the lease drops, before the lock).
+                let want = msgs.size_hint().0.clamp(1, RUN) as u64;
+                let mut lease = None;
+                while let Some((number, own)) = st.ready_to_send() {
+                    let seq = if cost > 1 {
+                        // A message of 64 KiB or more (cost over 1) is a run
+                        // of its own, reserved as `encrypt` does.
+                        if n > 0 || !own.reserve(cost, max) {
+                            break;
+                        }
+                        own.counters.next_seq.fetch_add(1, Ordering::Relaxed)
+                    } else {
+                        let lease = match &mut lease {
+                            Some(l) => l,
+                            None => match own.lease(want, max) {
+                                Some(l) => lease.insert(l),
+                                None => break,
+                            },
+                        };
+                        if lease.is_spent() {
+                            break;
+                        }
+                        lease.take()
+                    };
+                    let (i, (plaintext, aad, out)) = msgs.next().expect("peeked");
+                    let needed = plaintext.len() + OVERHEAD;
+                    let r = match self.seal_reserved(&st, number, own, seq, plaintext, aad, &mut out[..needed]) {
+                        Ok(()) => {
+                            timer.ok(plaintext.len());
+                            Ok(needed)
+                        }
+                        Err(e) => fail(&mut timer, out, e),
+                    };
+                    results[n] = (i, r);
+                    n += 1;
+                    bytes += plaintext.len();
+                    if n == RUN || bytes >= RUN_BYTES || cost > 1 {
+                        break;
+                    }
+                    // The next message must be valid to join the run.
+                    match msgs.peek() {
+                        Some((_, (plaintext, _, out))) if sized_for_seal(plaintext, out).is_ok() => {
+                            cost = usage_cost(plaintext);
+                        }
+                        _ => break,
+                    }
+                }
+                drop(lease);
+                blocked = n == 0;
+            }
+            for &(i, r) in &results[..n] {
+                done(i, r);
+            }
+            if blocked {
+                // Not ready (a deadline, no own key yet, the usage limit):
+                // the slow path, for the next message.
+                let r = {
+                    let mut st = write_state(&self.shared);
+                    let now = st.clock.now_ms();
+                    st.prepare_send(now, cost)
+                };
+                if let Err(e) = r {
+                    let (i, (_, _, out)) = msgs.next().expect("peeked");
+                    let r = fail(&mut timer, out, e);
+                    done(i, r);
+                }
+            }
+        }
+        timer.finish();
     }
 
     /// Encrypts into a new vector (allocates; [`Context::encrypt`] does not).
@@ -1370,12 +1612,7 @@ impl State {
     /// Sequence numbers handed out by this context's own senders, retained
     /// or gone: its encryptions.
     fn encrypt_count(&self) -> u64 {
-        let live: u64 = self
-            .epochs
-            .iter()
-            .filter_map(|e| e.own.as_deref())
-            .map(|o| o.counters.next_seq.load(Ordering::Relaxed))
-            .sum();
+        let live: u64 = self.epochs.iter().filter_map(|e| e.own.as_deref()).map(OwnSender::sent).sum();
         self.retired_encrypts + live
     }
 

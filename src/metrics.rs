@@ -86,16 +86,16 @@ struct Claim {
 
 impl Claim {
     #[inline]
-    fn add(&self, op: usize, bytes: u64) {
+    fn add(&self, op: usize, ops: u64, bytes: u64) {
         let l = self.lane;
         if self.exclusive {
             // Only this thread writes an owned lane (readers only load, and
             // ownership passes on with Release/Acquire), so a load and a
             // store cannot lose an update.
-            l.ok[op].store(l.ok[op].load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+            l.ok[op].store(l.ok[op].load(Ordering::Relaxed).wrapping_add(ops), Ordering::Relaxed);
             l.bytes[op].store(l.bytes[op].load(Ordering::Relaxed).wrapping_add(bytes), Ordering::Relaxed);
         } else {
-            l.ok[op].fetch_add(1, Ordering::Relaxed);
+            l.ok[op].fetch_add(ops, Ordering::Relaxed);
             l.bytes[op].fetch_add(bytes, Ordering::Relaxed);
         }
     }
@@ -118,11 +118,11 @@ thread_local! {
 
 /// Counts one successful operation of `op` on `bytes` bytes.
 #[inline]
-fn count_ok(op: usize, bytes: u64) {
-    if CLAIM.try_with(|c| c.add(op, bytes)).is_err() {
+fn count_ok(op: usize, ops: u64, bytes: u64) {
+    if CLAIM.try_with(|c| c.add(op, ops, bytes)).is_err() {
         // The thread is being torn down (its lane is gone): spill.
         let l = &REG.lanes.spill[0];
-        l.ok[op].fetch_add(1, Ordering::Relaxed);
+        l.ok[op].fetch_add(ops, Ordering::Relaxed);
         l.bytes[op].fetch_add(bytes, Ordering::Relaxed);
     }
 }
@@ -194,11 +194,16 @@ impl Histogram {
     }
 
     fn observe(&self, ns: u64) {
+        self.observe_n(ns, 1);
+    }
+
+    /// `k` observations of `ns` each.
+    fn observe_n(&self, ns: u64, k: u64) {
         if let Some(i) = BUCKETS_NS.iter().position(|&b| ns <= b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            self.buckets[i].fetch_add(k, Ordering::Relaxed);
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+        self.count.fetch_add(k, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns.wrapping_mul(k), Ordering::Relaxed);
     }
 }
 
@@ -265,14 +270,78 @@ impl Timer {
         let i = op as usize;
         match result {
             Ok(()) => {
-                count_ok(i, bytes as u64);
+                count_ok(i, 1, bytes as u64);
             }
-            Err(e) => {
-                REG.errors[i][(e.code() as usize).min(RESULTS.len() - 1)].fetch_add(1, Ordering::Relaxed);
-            }
+            Err(e) => count_error(op, e),
         }
         if let Some(t0) = self.0 {
             REG.latency[i].observe(t0.elapsed().as_nanos() as u64);
+        }
+    }
+}
+
+fn count_error(op: Op, e: Error) {
+    REG.errors[op as usize][(e.code() as usize).min(RESULTS.len() - 1)].fetch_add(1, Ordering::Relaxed);
+}
+
+/// The metrics of a batch of operations of one kind: successes are added
+/// once for the batch; the latency histogram gets, for each operation of
+/// the batch that the per-thread sampling picks, the batch's mean time per
+/// operation (one clock read before and one after the batch).
+pub(crate) struct BatchTimer {
+    op: Op,
+    t0: Option<Instant>,
+    ok: u64,
+    bytes: u64,
+    errors: u64,
+}
+
+impl BatchTimer {
+    #[inline]
+    pub(crate) fn start(op: Op) -> BatchTimer {
+        BatchTimer { op, t0: enabled().then(Instant::now), ok: 0, bytes: 0, errors: 0 }
+    }
+
+    /// One operation of the batch succeeded on `bytes` bytes.
+    #[inline]
+    pub(crate) fn ok(&mut self, bytes: usize) {
+        self.ok += 1;
+        self.bytes += bytes as u64;
+    }
+
+    /// One operation of the batch failed.
+    #[cold]
+    pub(crate) fn error(&mut self, e: Error) {
+        self.errors += 1;
+        if enabled() {
+            count_error(self.op, e);
+        }
+    }
+
+    pub(crate) fn finish(self) {
+        if !enabled() {
+            return;
+        }
+        let i = self.op as usize;
+        if self.ok > 0 {
+            count_ok(i, self.ok, self.bytes);
+        }
+        let n = self.ok + self.errors;
+        let Some(t0) = self.t0 else { return };
+        if n == 0 {
+            return;
+        }
+        let sampled = SAMPLE.with(|c| {
+            let c = &c[i];
+            let before = c.get();
+            let after = before.wrapping_add(n.min(u32::MAX as u64) as u32);
+            c.set(after);
+            // How many multiples of LATENCY_SAMPLE were crossed.
+            u64::from(after / LATENCY_SAMPLE).wrapping_sub(u64::from(before / LATENCY_SAMPLE))
+                % (u64::from(u32::MAX / LATENCY_SAMPLE) + 1)
+        });
+        if sampled > 0 {
+            REG.latency[i].observe_n(t0.elapsed().as_nanos() as u64 / n, sampled);
         }
     }
 }
@@ -416,8 +485,8 @@ mod tests {
                     let c = lanes.claim();
                     go.wait();
                     for _ in 0..1000 {
-                        c.add(0, 3);
-                        c.add(1, 1);
+                        c.add(0, 1, 3);
+                        c.add(1, 1, 1);
                     }
                     c.exclusive
                 })
@@ -430,8 +499,8 @@ mod tests {
         assert!(lanes.owned.iter().all(|l| !l.owned.load(Ordering::Relaxed)));
         let c = lanes.claim();
         assert!(c.exclusive);
-        c.add(1, 5);
-        assert_eq!((lanes.ok(1), lanes.bytes(1)), (1000 * (LANES as u64 + 8) + 1, 1000 * (LANES as u64 + 8) + 5));
+        c.add(1, 2, 5);
+        assert_eq!((lanes.ok(1), lanes.bytes(1)), (1000 * (LANES as u64 + 8) + 2, 1000 * (LANES as u64 + 8) + 5));
     }
 
     #[test]

@@ -201,9 +201,8 @@ pub fn seal_body(kek: &[u8], version: u16, flags: u16, body: &[u8]) -> Result<Ve
     blob[12..16].copy_from_slice(&n.to_be_bytes());
     blob[16..28].copy_from_slice(&nonce);
     let (head, rest) = blob.split_at_mut(BLOB_HEADER_LEN);
-    let (ct, tag_out) = rest.split_at_mut(body.len());
-    let tag = key.seal(&nonce, head, body, ct)?;
-    tag_out.copy_from_slice(&tag);
+    let (ct, tag) = rest.split_at_mut(body.len());
+    key.seal(&nonce, head, body, ct, tag.try_into().map_err(|_| Error::Internal)?)?;
     Ok(blob)
 }
 

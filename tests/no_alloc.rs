@@ -47,13 +47,20 @@ fn steady_state_encrypt_and_decrypt_do_not_allocate() {
     b.decrypt(&ct, &aad, &mut out).unwrap();
     a.decrypt(&ct, &aad, &mut out).unwrap();
 
+    let mut cts = vec![[0u8; 1024 + 40]; 64];
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     for _ in 0..1_000 {
         a.encrypt(&pt, &aad, &mut ct).unwrap();
         b.decrypt(&ct, &aad, &mut out).unwrap();
         a.decrypt(&ct, &aad, &mut out).unwrap();
     }
+    // A batch: 64 messages in one call.
+    let mut failed = 0;
+    for _ in 0..10 {
+        a.encrypt_batch(cts.iter_mut().map(|c| (&pt[..], &aad[..], &mut c[..])), |_, r| failed += r.is_err() as usize);
+    }
     let during = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert_eq!(failed, 0);
     assert_eq!(out, pt);
     assert_eq!(during, 0, "allocations on the hot path");
 

@@ -232,6 +232,27 @@ fn health_follows_the_state() {
 }
 
 #[test]
+fn a_batch_is_counted_per_message() {
+    let _g = serial();
+    let cfg = Config { ratchet_period_ms: 0, ..Config::default() };
+    let a = Context::join(&[2; 32], b"batch-metrics", &cfg).unwrap();
+    let msgs: Vec<Vec<u8>> = (0..100).map(|i| vec![1u8; i]).collect();
+    let mut outs: Vec<Vec<u8>> = msgs.iter().map(|m| vec![0; m.len() + 40]).collect();
+    outs[50].truncate(10); // fails: buffer too small
+    let before = scrape();
+    a.encrypt_batch(msgs.iter().zip(outs.iter_mut()).map(|(m, o)| (&m[..], &b""[..], &mut o[..])), |_, _| {});
+    let after = scrape();
+    let d = |k: &str| delta(&before, &after, k);
+    assert_eq!(d(r#"tinymls_operations_total{op="encrypt",result="ok"}"#), 99.0);
+    assert_eq!(d(r#"tinymls_operations_total{op="encrypt",result="buffer_too_small"}"#), 1.0);
+    assert_eq!(d("tinymls_sealed_bytes_total"), (4950 - 50) as f64);
+    // One thread, 100 operations: the per-thread sampling times 100 / 16
+    // of them (6 or 7, by where its counter stood).
+    let timed = d(r#"tinymls_operation_duration_seconds_count{op="encrypt"}"#);
+    assert!((6.0..=7.0).contains(&timed), "{timed} latency samples");
+}
+
+#[test]
 fn batches_give_one_status_per_message() {
     let _g = serial();
     let (mut a, mut b) = (std::ptr::null_mut(), std::ptr::null_mut());

@@ -19,7 +19,8 @@ fn key(bytes: &[u8]) -> aead::Key {
 
 fn seal(k: &aead::Key, iv: &[u8], aad: &[u8], pt: &[u8]) -> (Vec<u8>, [u8; 16]) {
     let mut ct = vec![0u8; pt.len()];
-    let tag = k.seal(iv.try_into().unwrap(), aad, pt, &mut ct).unwrap();
+    let mut tag = [0u8; 16];
+    k.seal(iv.try_into().unwrap(), aad, pt, &mut ct, &mut tag).unwrap();
     (ct, tag)
 }
 

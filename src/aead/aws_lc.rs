@@ -24,8 +24,8 @@ impl AeadKey for Key {
         aad: &[u8],
         plaintext: &[u8],
         ciphertext: &mut [u8],
-    ) -> Result<[u8; TAG_LEN]> {
-        let mut tag = [0u8; TAG_LEN];
+        tag: &mut [u8; TAG_LEN],
+    ) -> Result<()> {
         self.0
             .seal_out_of_place_scatter(
                 Nonce::assume_unique_for_key(*nonce),
@@ -33,10 +33,9 @@ impl AeadKey for Key {
                 plaintext,
                 ciphertext,
                 &[],
-                &mut tag,
+                tag,
             )
-            .map_err(|_| Error::InvalidArgument)?;
-        Ok(tag)
+            .map_err(|_| Error::InvalidArgument)
     }
 
     #[inline]

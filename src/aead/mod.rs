@@ -21,14 +21,16 @@ pub const NONCE_LEN: usize = 12;
 pub trait AeadKey: Send + Sync + Sized {
     /// Expands a raw 256-bit key.
     fn new(key: &Secret32) -> Self;
-    /// Encrypts `plaintext` into `ciphertext` (same length), returning the tag.
+    /// Encrypts `plaintext` into `ciphertext` (same length) and writes the
+    /// tag to `tag` (in place: no tag copied through the stack).
     fn seal(
         &self,
         nonce: &[u8; NONCE_LEN],
         aad: &[u8],
         plaintext: &[u8],
         ciphertext: &mut [u8],
-    ) -> Result<[u8; TAG_LEN]>;
+        tag: &mut [u8; TAG_LEN],
+    ) -> Result<()>;
     /// Decrypts and authenticates `ciphertext` into `plaintext` (same length).
     /// On `Err(Auth)` the content of `plaintext` is unspecified: callers zero it.
     fn open(

@@ -23,10 +23,12 @@ impl AeadKey for Key {
         aad: &[u8],
         plaintext: &[u8],
         ciphertext: &mut [u8],
-    ) -> Result<[u8; TAG_LEN]> {
+        tag: &mut [u8; TAG_LEN],
+    ) -> Result<()> {
         let buf = InOutBuf::new(plaintext, ciphertext).map_err(|_| Error::InvalidArgument)?;
-        let tag = self.0.encrypt_inout_detached(&Nonce::from(*nonce), aad, buf).map_err(|_| Error::InvalidArgument)?;
-        Ok(tag.into())
+        let t = self.0.encrypt_inout_detached(&Nonce::from(*nonce), aad, buf).map_err(|_| Error::InvalidArgument)?;
+        tag.copy_from_slice(&t);
+        Ok(())
     }
 
     #[inline]
