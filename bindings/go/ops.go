@@ -245,6 +245,20 @@ func putScratch(sc *scratch) {
 	scratchPool.Put(sc)
 }
 
+// newErrs is the per-message error slice of a batch in which a message
+// failed (all nil to start with).
+func newErrs(reuse *BatchBuffer, n int) []error {
+	if reuse == nil {
+		return make([]error, n)
+	}
+	if cap(reuse.errs) < n {
+		reuse.errs = make([]error, n)
+	}
+	errs := reuse.errs[:n]
+	clear(errs)
+	return errs
+}
+
 // maxPlaintextLen is the longest plaintext of one message (AES-GCM: 2^36-32
 // bytes), where tinymls_ciphertext_len returns 0.
 const maxPlaintextLen = 1<<36 - 32
@@ -262,7 +276,44 @@ const maxPlaintextLen = 1<<36 - 32
 // non-nil only when nothing was processed: ErrClosed, ErrInvalidArgument
 // (a plaintext too long, or a wrong number of AADs), ErrInternal.
 func (c *Context) EncryptBatch(plaintexts, aads [][]byte) (out [][]byte, errs []error, err error) {
-	return c.batch(true, plaintexts, aads)
+	return c.batch(true, nil, plaintexts, aads)
+}
+
+// BatchBuffer is the reusable output of EncryptBatchTo and DecryptBatchTo:
+// a goroutine that sends or receives batches in a loop keeps one and
+// allocates nothing once it has grown to its largest batch. What a call
+// returns aliases the buffer and is valid until the buffer's next use. The
+// zero value is ready to use; a BatchBuffer is not safe for concurrent use.
+// After DecryptBatchTo it holds plaintexts: Wipe it when done with them.
+type BatchBuffer struct {
+	out     []byte
+	results [][]byte
+	errs    []error
+}
+
+// Wipe zeroes the buffer's bytes (plaintexts after DecryptBatchTo) and drops
+// its references to them.
+func (b *BatchBuffer) Wipe() {
+	clear(b.out[:cap(b.out)])
+	clear(b.results[:cap(b.results)])
+}
+
+// EncryptBatchTo is EncryptBatch with its output in buf: out, errs and the
+// ciphertexts are buf's, valid until buf is used again.
+func (c *Context) EncryptBatchTo(buf *BatchBuffer, plaintexts, aads [][]byte) (out [][]byte, errs []error, err error) {
+	if buf == nil {
+		return nil, nil, fmt.Errorf("tinymls: nil BatchBuffer: %w", ErrInvalidArgument)
+	}
+	return c.batch(true, buf, plaintexts, aads)
+}
+
+// DecryptBatchTo is DecryptBatch with its output in buf: out, errs and the
+// plaintexts are buf's, valid until buf is used again (Wipe it when done).
+func (c *Context) DecryptBatchTo(buf *BatchBuffer, ciphertexts, aads [][]byte) (out [][]byte, errs []error, err error) {
+	if buf == nil {
+		return nil, nil, fmt.Errorf("tinymls: nil BatchBuffer: %w", ErrInvalidArgument)
+	}
+	return c.batch(false, buf, ciphertexts, aads)
 }
 
 // DecryptBatch decrypts many ciphertexts in one library call
@@ -278,10 +329,12 @@ func (c *Context) EncryptBatch(plaintexts, aads [][]byte) (out [][]byte, errs []
 // non-nil only when nothing was processed: ErrClosed, ErrInvalidArgument,
 // ErrInternal.
 func (c *Context) DecryptBatch(ciphertexts, aads [][]byte) (out [][]byte, errs []error, err error) {
-	return c.batch(false, ciphertexts, aads)
+	return c.batch(false, nil, ciphertexts, aads)
 }
 
-func (c *Context) batch(seal bool, msgs, aads [][]byte) ([][]byte, []error, error) {
+// batch runs one batch call; its output goes to reuse when not nil, else to
+// new allocations.
+func (c *Context) batch(seal bool, reuse *BatchBuffer, msgs, aads [][]byte) ([][]byte, []error, error) {
 	if c == nil {
 		return nil, nil, ErrClosed
 	}
@@ -323,7 +376,15 @@ func (c *Context) batch(seal bool, msgs, aads [][]byte) ([][]byte, []error, erro
 	// (which the results keep alive).
 	buf := sc.bytes(inTotal + aadTotal)
 	in, ad := buf[:inTotal:inTotal], buf[inTotal:]
-	out := make([]byte, outTotal)
+	var out []byte
+	if reuse != nil {
+		if cap(reuse.out) < outTotal {
+			reuse.out = make([]byte, outTotal)
+		}
+		out = reuse.out[:outTotal]
+	} else {
+		out = make([]byte, outTotal)
+	}
 	at, atA := 0, 0
 	for i, m := range msgs {
 		at += copy(in[at:], m)
@@ -366,7 +427,15 @@ func (c *Context) batch(seal bool, msgs, aads [][]byte) ([][]byte, []error, erro
 	}
 	// One pass over the slots; the error slice is allocated only when a
 	// message failed (it is then one entry per message).
-	results := make([][]byte, n)
+	var results [][]byte
+	if reuse != nil {
+		if cap(reuse.results) < n {
+			reuse.results = make([][]byte, n)
+		}
+		results = reuse.results[:n]
+	} else {
+		results = make([][]byte, n)
+	}
 	var errs []error
 	off := 0
 	for i, m := range msgs {
@@ -377,6 +446,7 @@ func (c *Context) batch(seal bool, msgs, aads [][]byte) ([][]byte, []error, erro
 			slot = len(m) - overhead
 		}
 		var e error
+		results[i] = nil
 		if statuses[i] != C.TINYMLS_OK {
 			e = Status(statuses[i])
 		} else if l := int(outLens[i]); l <= slot {
@@ -386,7 +456,7 @@ func (c *Context) batch(seal bool, msgs, aads [][]byte) ([][]byte, []error, erro
 		}
 		if e != nil {
 			if errs == nil {
-				errs = make([]error, n)
+				errs = newErrs(reuse, n)
 			}
 			errs[i] = e
 		}

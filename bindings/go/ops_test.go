@@ -223,6 +223,76 @@ func TestHealthAcrossStates(t *testing.T) {
 	}
 }
 
+func TestBatchToReusesItsBuffer(t *testing.T) {
+	secret, id := newGroup(t)
+	a := join(t, secret, id, manualConfig())
+	b := join(t, secret, id, manualConfig())
+	if _, _, err := a.EncryptBatchTo(nil, [][]byte{{1}}, nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("nil buffer: %v", err)
+	}
+	var sendBuf, recvBuf BatchBuffer
+	seq := uint64(0)
+	// Batches that grow, shrink and grow again: every result reads back, and
+	// a batch's results are the buffer's (no new allocation once grown).
+	for round, n := range []int{3, 40, 5, 40} {
+		pts := make([][]byte, n)
+		for i := range pts {
+			pts[i] = pattern(10+i, byte(round*50+i))
+		}
+		cts, errs, err := a.EncryptBatchTo(&sendBuf, pts, nil)
+		if err != nil || errs != nil {
+			t.Fatalf("round %d: %v %v", round, errs, err)
+		}
+		if &cts[0][0] != &sendBuf.out[0] {
+			t.Fatalf("round %d: ciphertexts are not in the buffer", round)
+		}
+		for i, ct := range cts {
+			if h := parseHeader(t, ct); h.seq != seq {
+				t.Fatalf("round %d message %d: seq %d, want %d", round, i, h.seq, seq)
+			}
+			seq++
+		}
+		got, errs, err := b.DecryptBatchTo(&recvBuf, cts, nil)
+		if err != nil || errs != nil {
+			t.Fatalf("round %d: %v %v", round, errs, err)
+		}
+		for i := range pts {
+			if !bytes.Equal(got[i], pts[i]) {
+				t.Fatalf("round %d message %d: wrong plaintext", round, i)
+			}
+		}
+	}
+	// A failure: errs has one entry per message, and a later clean batch
+	// through the same buffer reports none (errs nil again).
+	cts, _, _ := a.EncryptBatch([][]byte{[]byte("x"), []byte("y")}, nil)
+	_, errs, err := b.DecryptBatchTo(&recvBuf, [][]byte{cts[0], cts[0], cts[1]}, nil)
+	if err != nil || len(errs) != 3 || errs[0] != nil || !errors.Is(errs[1], ErrReplay) || errs[2] != nil {
+		t.Fatalf("replay in a batch: %v %v", errs, err)
+	}
+	more, _, _ := a.EncryptBatch([][]byte{[]byte("z")}, nil)
+	got, errs, err := b.DecryptBatchTo(&recvBuf, more, nil)
+	if err != nil || errs != nil || string(got[0]) != "z" {
+		t.Fatalf("after a failure: %q %v %v", got, errs, err)
+	}
+	// Steady state allocates nothing.
+	pts := [][]byte{pattern(64, 1), pattern(64, 2), pattern(64, 3)}
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, errs, err := a.EncryptBatchTo(&sendBuf, pts, nil); err != nil || errs != nil {
+			t.Fatal(errs, err)
+		}
+	})
+	if allocs != 0 && !raceEnabled {
+		t.Errorf("EncryptBatchTo allocates %.1f times per call in steady state", allocs)
+	}
+	// Wipe zeroes the plaintexts the buffer holds.
+	recvBuf.Wipe()
+	for i, x := range recvBuf.out[:cap(recvBuf.out)] {
+		if x != 0 {
+			t.Fatalf("byte %d not wiped", i)
+		}
+	}
+}
+
 func TestBatchOneBadMessageAmongGood(t *testing.T) {
 	secret, id := newGroup(t)
 	a := join(t, secret, id, manualConfig())
