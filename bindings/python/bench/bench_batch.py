@@ -1,4 +1,5 @@
-"""Batch calls against one call per message: encrypt_many/decrypt_many vs
+"""Batch calls against one call per message: encrypt_many/decrypt_many (lists
+of messages) and encrypt_packed (messages back to back in one buffer) vs
 encrypt/decrypt in a loop, for 64 B and 1 KiB messages, 64 messages a batch.
 
 Run with `make -C bindings/python bench-batch`. Prints one JSON object per
@@ -33,6 +34,8 @@ def main() -> None:
             # Own ciphertexts are not replay-checked: decrypt them again and again.
             cts = ctx.encrypt_many(pts)
 
+            packed, lens = b"".join(pts), [size] * BATCH
+
             def encrypt_per_call() -> None:
                 for p in pts:
                     ctx.encrypt(p)
@@ -43,6 +46,7 @@ def main() -> None:
 
             cases: list[tuple[str, Callable[[], object]]] = [
                 ("encrypt_many", lambda: ctx.encrypt_many(pts)),
+                ("encrypt_packed", lambda: ctx.encrypt_packed(packed, lens)),
                 ("encrypt_per_call", encrypt_per_call),
                 ("decrypt_many", lambda: ctx.decrypt_many(cts)),
                 ("decrypt_per_call", decrypt_per_call),

@@ -350,3 +350,49 @@ def test_batch_lengths_are_byte_sizes(pair: tuple[tinymls.Context, tinymls.Conte
     assert got[0] == b"again"
     assert isinstance(got[1], tinymls.AuthenticationError)
     assert isinstance(got[2], tinymls.MalformedError)
+
+
+def test_packed_batches_round_trip(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
+    import array as array_module
+
+    a, b = pair
+    msgs = [b"first", b"", bytes(range(200)), b"last"]
+    ct, ct_lens = a.encrypt_packed(b"".join(msgs), [len(m) for m in msgs], aad=b"v1")
+    assert isinstance(ct_lens, array_module.array)
+    assert list(ct_lens) == [len(m) + tinymls.OVERHEAD for m in msgs] and len(ct) == sum(ct_lens)
+    # The packed ciphertexts are ordinary ones, in order.
+    parts, at = [], 0
+    for n in ct_lens:
+        parts.append(ct[at : at + n])
+        at += n
+    seqs = [header_fields(p)[2] for p in parts]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(msgs)
+    assert [b.decrypt(p, b"v1") for p in parts[:2]] == msgs[:2]
+    # Decrypting packed: the two already read are replays, the rest open;
+    # the plaintexts stay back to back with 0 for the failed ones.
+    pt, pt_lens, errors = b.decrypt_packed(memoryview(ct), ct_lens, aad=b"v1")
+    assert list(pt_lens) == [0, 0, 200, 4] and pt == msgs[2] + msgs[3]
+    assert errors is not None and errors[2:] == [None, None]
+    assert all(isinstance(e, tinymls.ReplayError) for e in errors[:2])
+    # All good: errors is None. A bytearray input, an array of lengths.
+    ct2, lens2 = a.encrypt_packed(bytearray(b"abcdef"), array_module.array("Q", [1, 2, 3]))
+    pt2, plens2, errors2 = b.decrypt_packed(ct2, lens2)
+    assert (pt2, list(plens2), errors2) == (b"abcdef", [1, 2, 3], None)
+    empty, empty_lens = a.encrypt_packed(b"", [])
+    assert (empty, list(empty_lens)) == (b"", [])
+
+
+def test_packed_batch_argument_errors(local: tinymls.Context) -> None:
+    with pytest.raises(tinymls.InvalidArgumentError, match="lengths add up to 5 bytes, data is 6"):
+        local.encrypt_packed(b"abcdef", [2, 3])
+    with pytest.raises(tinymls.ArgumentTypeError, match="lengths must be non-negative integers"):
+        local.encrypt_packed(b"ab", [-1, 3])
+    with pytest.raises(tinymls.ArgumentTypeError, match="data must be bytes"):
+        local.encrypt_packed("text", [4])  # type: ignore[arg-type]
+    with pytest.raises(tinymls.ArgumentTypeError, match="aad must be bytes"):
+        local.encrypt_packed(b"ab", [2], aad=[b"x"])  # type: ignore[arg-type]
+    local.close()
+    with pytest.raises(tinymls.ClosedError):
+        local.encrypt_packed(b"a", [1])
+    with pytest.raises(tinymls.ClosedError):
+        local.decrypt_packed(b"a" * 50, [50])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 import ctypes
 import weakref
 from ctypes import byref, c_char, c_size_t, c_uint32, c_uint64, create_string_buffer
@@ -409,6 +410,39 @@ class Context:
         :class:`InvalidArgumentError` for a wrong number of AADs.
         """
         return _ops.encrypt_many(self, plaintexts, aad)
+
+    def encrypt_packed(self, data: Buffer, lengths: Iterable[int], aad: Buffer = b"") -> tuple[bytes, array[int]]:
+        """Encrypts ``len(lengths)`` messages laid back to back in ``data``
+        (message ``i`` is the next ``lengths[i]`` bytes) in one library call,
+        with ``aad`` for every message. Returns the ciphertexts, back to back
+        in one ``bytes``, and their lengths (``lengths[i] + OVERHEAD`` each,
+        an ``array``).
+
+        The batch call without a Python object per message: for many small
+        messages bound for one buffer (a socket write, a file, a queue
+        record), and several times cheaper per message than
+        :meth:`encrypt_many` at 64 B. Raises what :meth:`encrypt_many`
+        raises, and :class:`InvalidArgumentError` if the lengths do not add
+        up to ``len(data)``.
+        """
+        return _ops.encrypt_packed(self, data, lengths, aad)
+
+    def decrypt_packed(
+        self, data: Buffer, lengths: Iterable[int], aad: Buffer = b""
+    ) -> tuple[bytes, array[int], list[TinyMLSError | None] | None]:
+        """Decrypts ``len(lengths)`` ciphertexts laid back to back in ``data``
+        in one library call, in order (a replay inside the batch is caught),
+        with ``aad`` for every message: the inverse of :meth:`encrypt_packed`.
+
+        Returns ``(plaintexts, plaintext_lengths, errors)``: the plaintexts
+        back to back in one ``bytes``, their lengths (0 for a message that
+        failed), and ``errors``: ``None`` when every message was decrypted,
+        else one entry per message, ``None`` or the exception a
+        :meth:`decrypt` of it would have raised. Raises as
+        :meth:`decrypt_many`, and :class:`InvalidArgumentError` if the
+        lengths do not add up to ``len(data)``.
+        """
+        return _ops.decrypt_packed(self, data, lengths, aad)
 
     def decrypt_many(
         self, ciphertexts: Iterable[Buffer], aad: Buffer | Iterable[Buffer] = b""

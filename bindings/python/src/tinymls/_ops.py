@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from array import array
 from collections.abc import Iterable
-from ctypes import byref, c_size_t, c_uint32, create_string_buffer, sizeof
+from ctypes import byref, c_size_t, c_void_p, create_string_buffer, sizeof
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
@@ -212,22 +212,31 @@ def _aads(aad: _Buffer | Iterable[_Buffer], n: int) -> tuple[bytes | None, array
     return _pack(items, "aad")
 
 
-def _as_c(arr: array[int], ctype: Any) -> Any:
-    """A ctypes array over an array's memory (no copy; the array cannot be resized meanwhile)."""
-    return (ctype * len(arr)).from_buffer(arr)
+def _items(arr: array[int]) -> c_void_p:
+    """A pointer to an array's items, for a _fast call (no copy). The caller
+    keeps the array alive and does not resize it until the call returns: the
+    arrays passed are the batch call's own locals."""
+    return c_void_p(arr.buffer_info()[0])
+
+
+_context_module: Any = None
+
+
+def _cx() -> Any:
+    """The _context module (imported on first use: it imports this one)."""
+    global _context_module
+    if _context_module is None:
+        from . import _context
+
+        _context_module = _context
+    return _context_module
 
 
 def _batch(
     ctx: Context, encrypt: bool, messages: Iterable[_Buffer], aad: _Buffer | Iterable[_Buffer]
 ) -> tuple[bytes, array[int], array[int], array[int]]:
-    """One batch call: (output, input lengths, output lengths, statuses).
-
-    Every argument goes to the library with its C type already (the _fast view
-    of the library, without argtypes: see _context._fast); the size_t arrays
-    are array("Q") objects lent through from_buffer, built in one C-speed pass.
-    """
-    from . import _context  # (import cycle: _context binds this module's functions)
-
+    """One batch call on a list of messages: (output, input lengths, output
+    lengths, statuses)."""
     ctx._check_open()
     items = messages if type(messages) is list else list(messages)
     n = len(items)
@@ -235,12 +244,36 @@ def _batch(
         return b"", array(_SIZE_T_CODE), array(_SIZE_T_CODE), array("I")
     packed, lens = _pack(items, "plaintexts" if encrypt else "ciphertexts")
     aad_packed, aad_lens = _aads(aad, n)
+    raw, out_lens, statuses = _batch_call(ctx, encrypt, packed or None, len(packed), lens, aad_packed, aad_lens)
+    return raw, lens, out_lens, statuses
+
+
+def _batch_call(
+    ctx: Context,
+    encrypt: bool,
+    packed: Any,
+    size: int,
+    lens: array[int],
+    aad_packed: bytes | None,
+    aad_lens: array[int] | None,
+) -> tuple[bytes, array[int], array[int]]:
+    """``tinymls_encrypt_batch``/``tinymls_decrypt_batch`` on packed messages:
+    ``packed`` is a ctypes-ready argument (``_input``) for ``size`` bytes,
+    ``sum(lens)``, and ``len(lens) > 0``. Returns (output, output lengths,
+    statuses).
+
+    Every argument goes to the library with its C type already (the _fast view
+    of the library, without argtypes: see _context._fast); the size_t arrays
+    are array("Q") objects, built in one C-speed pass and lent by address.
+    """
+    _context = _cx()
+    n = len(lens)
     # Slot i of the output is lens[i] + OVERHEAD bytes (encrypt) or
     # lens[i] - OVERHEAD (decrypt; 0 for a shorter input).
     if encrypt:
-        total = len(packed) + _OVERHEAD * n
+        total = size + _OVERHEAD * n
     elif min(lens) >= _OVERHEAD:
-        total = len(packed) - _OVERHEAD * n
+        total = size - _OVERHEAD * n
     else:
         total = sum(m - _OVERHEAD for m in lens if m > _OVERHEAD)
     out = _context._output(total) if total > 1 else (create_string_buffer(total) if total else None)
@@ -252,19 +285,69 @@ def _batch(
     status = fn(
         ctx._handle,
         sizes[n],
-        packed if packed else None,
-        _as_c(lens, c_size_t),
+        packed,
+        _items(lens),
         aad_packed,
-        None if aad_lens is None else _as_c(aad_lens, c_size_t),
+        None if aad_lens is None else _items(aad_lens),
         out,
         sizes[total],
-        _as_c(out_lens, c_size_t),
-        _as_c(statuses, c_uint32),
+        _items(out_lens),
+        _items(statuses),
         _context._OutLen(),
     )
     _ffi.check(status)
     raw = b"" if out is None else (out if type(out) is bytes else out.raw)
-    return raw, lens, out_lens, statuses
+    return raw, out_lens, statuses
+
+
+def _packed_args(
+    ctx: Context, data: _Buffer, lengths: Iterable[int], aad: _Buffer
+) -> tuple[Any, int, array[int], bytes | None, array[int] | None]:
+    """Checks the arguments of encrypt_packed/decrypt_packed: (data as a ctypes
+    argument, its size, lengths as size_t, packed AAD, AAD lengths)."""
+    ctx._check_open()
+    arg, size, _ = _cx()._input(data, "data")
+    try:
+        # A copy: the caller's array cannot be resized under the call.
+        lens = array(_SIZE_T_CODE, lengths)
+    except (TypeError, OverflowError):
+        raise ArgumentTypeError("lengths must be non-negative integers") from None
+    if sum(lens) != size:
+        raise InvalidArgumentError(f"lengths add up to {sum(lens)} bytes, data is {size}")
+    if not isinstance(aad, (bytes, bytearray, memoryview)):
+        raise ArgumentTypeError(f"aad must be bytes, bytearray or memoryview, not {type(aad).__name__}")
+    aad_packed, aad_lens = _aads(aad, len(lens))
+    return (arg if size else None), size, lens, aad_packed, aad_lens
+
+
+def encrypt_packed(ctx: Context, data: _Buffer, lengths: Iterable[int], aad: _Buffer = b"") -> tuple[bytes, array[int]]:
+    packed, size, lens, aad_packed, aad_lens = _packed_args(ctx, data, lengths, aad)
+    if not lens:
+        return b"", array(_SIZE_T_CODE)
+    raw, out_lens, statuses = _batch_call(ctx, True, packed, size, lens, aad_packed, aad_lens)
+    if statuses.count(0) != len(statuses):
+        raise _ffi.error(next(st for st in statuses if st))
+    return raw, out_lens
+
+
+def decrypt_packed(
+    ctx: Context, data: _Buffer, lengths: Iterable[int], aad: _Buffer = b""
+) -> tuple[bytes, array[int], list[TinyMLSError | None] | None]:
+    packed, size, lens, aad_packed, aad_lens = _packed_args(ctx, data, lengths, aad)
+    if not lens:
+        return b"", array(_SIZE_T_CODE), None
+    raw, out_lens, statuses = _batch_call(ctx, False, packed, size, lens, aad_packed, aad_lens)
+    if statuses.count(0) == len(statuses):
+        return raw, out_lens, None
+    # A failed message's slot is zeroed and cut out: the plaintexts stay back
+    # to back, each out_lens[i] long (0 for a failed one).
+    parts = []
+    at = 0
+    for m, written in zip(lens, out_lens):
+        parts.append(raw[at : at + written])
+        at += m - _OVERHEAD if m > _OVERHEAD else 0
+    errors: list[TinyMLSError | None] = [_ffi.error(st) if st else None for st in statuses]
+    return b"".join(parts), out_lens, errors
 
 
 def encrypt_many(ctx: Context, plaintexts: Iterable[_Buffer], aad: _Buffer | Iterable[_Buffer] = b"") -> list[bytes]:
