@@ -95,9 +95,13 @@ impl OwnSender {
             .is_ok()
     }
 
-    /// Sequence numbers used: its encryptions.
+    /// Sequence numbers handed out and not given back: its encryptions
+    /// (while a batch runs, also the numbers it has reserved and not used
+    /// yet). `skipped` is read first: every skipped range lies below a
+    /// number taken after it, so `next_seq` read afterwards covers it.
     fn sent(&self) -> u64 {
-        self.counters.next_seq.load(Ordering::Relaxed) - self.counters.skipped.load(Ordering::Relaxed)
+        let skipped = self.counters.skipped.load(Ordering::Acquire);
+        self.counters.next_seq.load(Ordering::Relaxed).saturating_sub(skipped)
     }
 
     /// Reserves, in one atomic operation each, usage 1 and one sequence
@@ -155,7 +159,7 @@ impl Drop for Lease<'_> {
         c.usage.fetch_sub(unused, Ordering::AcqRel);
         let end = self.base + self.len;
         if c.next_seq.compare_exchange(end, end - unused, Ordering::Relaxed, Ordering::Relaxed).is_err() {
-            c.skipped.fetch_add(unused, Ordering::Relaxed);
+            c.skipped.fetch_add(unused, Ordering::Release);
         }
     }
 }
@@ -1044,6 +1048,17 @@ impl Context {
     /// age, lifetime) and the usage limit are still checked before every
     /// message, so a rotation due in the middle of a batch happens there.
     /// Never allocates.
+    ///
+    /// `msgs` is advanced while the context's read lock is held: its
+    /// iterator must not call into this context (a slice iterator, as in the
+    /// C ABI, is the intended use).
+    ///
+    /// Each run reserves its sequence numbers together, so threads that
+    /// batch on one context at once interleave by runs, not by messages: if
+    /// their batches can reach a receiver out of order, its `replay_window`
+    /// must cover the sequence numbers in flight (up to 64 per sending
+    /// thread, plus the batch sizes), or late messages are refused as
+    /// replays, as they would be from single calls that far apart.
     pub fn encrypt_batch<'a, I, F>(&self, msgs: I, mut done: F)
     where
         I: IntoIterator<Item = (&'a [u8], &'a [u8], &'a mut [u8])>,

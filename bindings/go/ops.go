@@ -379,9 +379,13 @@ func (c *Context) batch(seal bool, reuse *BatchBuffer, msgs, aads [][]byte) ([][
 	var out []byte
 	if reuse != nil {
 		if cap(reuse.out) < outTotal {
+			clear(reuse.out[:cap(reuse.out)]) // it may hold plaintexts
 			reuse.out = make([]byte, outTotal)
 		}
 		out = reuse.out[:outTotal]
+		if out == nil {
+			out = []byte{} // empty results are non-nil, as from make
+		}
 	} else {
 		out = make([]byte, outTotal)
 	}

@@ -274,6 +274,14 @@ func TestBatchToReusesItsBuffer(t *testing.T) {
 	if err != nil || errs != nil || string(got[0]) != "z" {
 		t.Fatalf("after a failure: %q %v %v", got, errs, err)
 	}
+	// Empty messages: a success is an empty non-nil slice, as from
+	// DecryptBatch, even through a fresh buffer.
+	empties, _, _ := a.EncryptBatch([][]byte{{}, {}}, nil)
+	var fresh BatchBuffer
+	got, errs, err = b.DecryptBatchTo(&fresh, empties, nil)
+	if err != nil || errs != nil || got[0] == nil || len(got[0]) != 0 || got[1] == nil {
+		t.Fatalf("empty plaintexts: %#v %v %v", got, errs, err)
+	}
 	// Steady state allocates nothing.
 	pts := [][]byte{pattern(64, 1), pattern(64, 2), pattern(64, 3)}
 	allocs := testing.AllocsPerRun(100, func() {

@@ -375,7 +375,10 @@ unsafe fn batch(
 /// Each message is encrypted as `tinymls_encrypt` would, in order, but more
 /// cheaply: the lock, the epoch, usage and sequence numbers are taken once
 /// per run of up to 64 messages. Rotation deadlines and the usage limit are
-/// still checked before every message.
+/// still checked before every message. Threads batching on one context at
+/// once interleave their sequence numbers by runs: a receiver that may get
+/// their batches out of order needs a `replay_window` that covers the
+/// sequence numbers in flight.
 ///
 /// Returns `TINYMLS_OK` when every message was processed (check
 /// `statuses`), or, with nothing processed: `TINYMLS_ERR_NULL_POINTER`,

@@ -387,6 +387,10 @@ def test_packed_batch_argument_errors(local: tinymls.Context) -> None:
         local.encrypt_packed(b"abcdef", [2, 3])
     with pytest.raises(tinymls.ArgumentTypeError, match="lengths must be non-negative integers"):
         local.encrypt_packed(b"ab", [-1, 3])
+    with pytest.raises(tinymls.ArgumentTypeError, match="lengths must be integers, not bytes"):
+        local.encrypt_packed(b"abcdefgh", b"\x08\0\0\0\0\0\0\0")
+    with pytest.raises(tinymls.ArgumentTypeError, match="lengths must be non-negative integers"):
+        local.encrypt_packed(b"ab", [1.5, 0.5])  # type: ignore[list-item]
     with pytest.raises(tinymls.ArgumentTypeError, match="data must be bytes"):
         local.encrypt_packed("text", [4])  # type: ignore[arg-type]
     with pytest.raises(tinymls.ArgumentTypeError, match="aad must be bytes"):

@@ -307,10 +307,13 @@ def _packed_args(
     argument, its size, lengths as size_t, packed AAD, AAD lengths)."""
     ctx._check_open()
     arg, size, _ = _cx()._input(data, "data")
+    if isinstance(lengths, (bytes, bytearray, memoryview, str)):
+        # array() would read bytes as raw machine words.
+        raise ArgumentTypeError(f"lengths must be integers, not {type(lengths).__name__}")
     try:
         # A copy: the caller's array cannot be resized under the call.
         lens = array(_SIZE_T_CODE, lengths)
-    except (TypeError, OverflowError):
+    except (TypeError, OverflowError, ValueError):
         raise ArgumentTypeError("lengths must be non-negative integers") from None
     if sum(lens) != size:
         raise InvalidArgumentError(f"lengths add up to {sum(lens)} bytes, data is {size}")
