@@ -24,19 +24,30 @@ fn messages(n: usize, len: impl Fn(usize) -> usize) -> Vec<(Vec<u8>, Vec<u8>)> {
     (0..n).map(|i| (vec![i as u8; len(i)], vec![0xA0 ^ i as u8; i % 5])).collect()
 }
 
-/// Runs `encrypt_batch` over `msgs` with right-sized outputs (prefilled with
-/// 0xEE); returns the outputs and the results in the order `done` saw them.
 /// What `done` saw: message index and result, in call order.
 type Seen = Vec<(usize, Result<usize, Error>)>;
 /// A sealed message: plaintext, AAD, ciphertext.
 type Sealed = (Vec<u8>, Vec<u8>, Vec<u8>);
 
+/// A right-sized output per message, filled with `fill`.
+fn outputs(msgs: &[(Vec<u8>, Vec<u8>)], fill: u8) -> Vec<Vec<u8>> {
+    msgs.iter().map(|(p, _)| vec![fill; p.len() + 40]).collect()
+}
+
+/// `encrypt_batch`'s `(plaintext, aad, out)` items.
+fn jobs<'a>(
+    msgs: &'a [(Vec<u8>, Vec<u8>)],
+    outs: &'a mut [Vec<u8>],
+) -> impl Iterator<Item = (&'a [u8], &'a [u8], &'a mut [u8])> {
+    msgs.iter().zip(outs.iter_mut()).map(|((p, a), o)| (&p[..], &a[..], &mut o[..]))
+}
+
+/// Runs `encrypt_batch` over `msgs` with right-sized outputs (prefilled with
+/// 0xEE); returns the outputs and the results in the order `done` saw them.
 fn seal_all(ctx: &Context, msgs: &[(Vec<u8>, Vec<u8>)]) -> (Vec<Vec<u8>>, Seen) {
-    let mut outs: Vec<Vec<u8>> = msgs.iter().map(|(p, _)| vec![0xEE; p.len() + 40]).collect();
+    let mut outs = outputs(msgs, 0xEE);
     let mut seen = Vec::new();
-    ctx.encrypt_batch(msgs.iter().zip(outs.iter_mut()).map(|((p, a), o)| (&p[..], &a[..], &mut o[..])), |i, r| {
-        seen.push((i, r))
-    });
+    ctx.encrypt_batch(jobs(msgs, &mut outs), |i, r| seen.push((i, r)));
     (outs, seen)
 }
 
@@ -93,15 +104,15 @@ fn a_deadline_passing_mid_batch_rotates_before_the_next_message() {
     let clock = Clock::fake(1_000);
     let a = shared(Config { ratchet_period_ms: 100, ..cfg() }, &clock);
     let msgs = messages(40, |_| 16);
-    let mut outs: Vec<Vec<u8>> = msgs.iter().map(|(p, _)| vec![0; p.len() + 40]).collect();
+    let mut outs = outputs(&msgs, 0);
     // The clock passes the period while message 7 is being handed over: it
     // and every later message are sealed in the next epoch.
     a.encrypt_batch(
-        msgs.iter().zip(outs.iter_mut()).enumerate().map(|(i, ((p, ad), o))| {
+        jobs(&msgs, &mut outs).enumerate().map(|(i, job)| {
             if i == 7 {
                 clock.advance(100);
             }
-            (&p[..], &ad[..], &mut o[..])
+            job
         }),
         |_, r| assert!(r.is_ok()),
     );
@@ -121,12 +132,10 @@ fn unused_reservations_are_given_back() {
     let clock = Clock::fake(1_000);
     let a = shared(Config { max_operations: 6, ..cfg() }, &clock);
     let msgs = messages(5, |_| 10);
-    let mut outs: Vec<Vec<u8>> = msgs.iter().map(|(p, _)| vec![0; p.len() + 40]).collect();
+    let mut outs = outputs(&msgs, 0);
     outs[3].truncate(5);
     let mut ok = 0;
-    a.encrypt_batch(msgs.iter().zip(outs.iter_mut()).map(|((p, ad), o)| (&p[..], &ad[..], &mut o[..])), |_, r| {
-        ok += r.is_ok() as usize
-    });
+    a.encrypt_batch(jobs(&msgs, &mut outs), |_, r| ok += r.is_ok() as usize);
     assert_eq!(ok, 4);
     let seqs: Vec<(u32, u64)> = [0, 1, 2, 4].iter().map(|&i| header_of(&outs[i])).collect();
     assert_eq!(seqs, vec![(0, 0), (0, 1), (0, 2), (0, 3)], "no gap where the bad message was");
@@ -152,13 +161,10 @@ fn concurrent_batches_never_repeat_a_sequence_number() {
                     let mut sealed = Vec::new();
                     for round in 0..300 {
                         let msgs = messages(12, |i| i + t);
-                        let mut outs: Vec<Vec<u8>> = msgs.iter().map(|(p, _)| vec![0; p.len() + 40]).collect();
+                        let mut outs = outputs(&msgs, 0);
                         outs[round % 12].truncate(3);
                         let mut ok = vec![false; 12];
-                        a.encrypt_batch(
-                            msgs.iter().zip(outs.iter_mut()).map(|((p, ad), o)| (&p[..], &ad[..], &mut o[..])),
-                            |i, r| ok[i] = r.is_ok(),
-                        );
+                        a.encrypt_batch(jobs(&msgs, &mut outs), |i, r| ok[i] = r.is_ok());
                         for (((p, ad), o), ok) in msgs.into_iter().zip(outs).zip(ok) {
                             if ok {
                                 sealed.push((p, ad, o));
@@ -190,12 +196,10 @@ fn a_bad_message_fails_alone_and_its_output_is_zeroed() {
     let clock = Clock::fake(1_000);
     let (a, b) = (shared(cfg(), &clock), shared(cfg(), &clock));
     let msgs = messages(5, |_| 30);
-    let mut outs: Vec<Vec<u8>> = msgs.iter().map(|(p, _)| vec![0xEE; p.len() + 40]).collect();
+    let mut outs = outputs(&msgs, 0xEE);
     outs[2].pop(); // one byte short
     let mut seen = Vec::new();
-    a.encrypt_batch(msgs.iter().zip(outs.iter_mut()).map(|((p, ad), o)| (&p[..], &ad[..], &mut o[..])), |i, r| {
-        seen.push((i, r))
-    });
+    a.encrypt_batch(jobs(&msgs, &mut outs), |i, r| seen.push((i, r)));
     assert_eq!(seen[2], (2, Err(Error::BufferTooSmall { needed: 70 })));
     assert!(outs[2].iter().all(|&x| x == 0), "the failed output is zeroed");
     for i in [0, 1, 3, 4] {
@@ -236,8 +240,8 @@ fn done_runs_outside_the_lock_and_may_call_back() {
         let (a, b) = (shared(cfg(), &clock), shared(cfg(), &clock));
         let msgs = messages(200, |_| 8);
         let rotated = Cell::new(false);
-        let mut outs: Vec<Vec<u8>> = msgs.iter().map(|(p, _)| vec![0; p.len() + 40]).collect();
-        a.encrypt_batch(msgs.iter().zip(outs.iter_mut()).map(|((p, ad), o)| (&p[..], &ad[..], &mut o[..])), |i, r| {
+        let mut outs = outputs(&msgs, 0);
+        a.encrypt_batch(jobs(&msgs, &mut outs), |i, r| {
             assert!(r.is_ok());
             if i == 10 && !rotated.get() {
                 a.rotate().unwrap();

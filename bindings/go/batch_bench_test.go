@@ -41,15 +41,28 @@ func batchInputs(n int) [][]byte {
 	return pts
 }
 
-func BenchmarkEncryptBatch(b *testing.B) {
+// batchCall is one batch call under test.
+type batchCall func(c *Context, msgs [][]byte) ([][]byte, []error, error)
+
+// benchBatch times call on batchLen messages of each size. For decryption
+// the messages are the context's own ciphertexts (not replay-checked), so
+// one set can be decrypted again and again.
+func benchBatch(b *testing.B, decrypt bool, call batchCall) {
 	for _, s := range batchSizes {
 		b.Run(s.name, func(b *testing.B) {
 			c := newLocal(b, manualConfig())
-			pts := batchInputs(s.n)
+			msgs := batchInputs(s.n)
+			if decrypt {
+				cts, _, err := c.EncryptBatch(msgs, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				msgs = cts
+			}
 			b.SetBytes(int64(s.n * batchLen))
 			b.ReportAllocs()
 			for b.Loop() {
-				_, errs, err := c.EncryptBatch(pts, nil)
+				_, errs, err := call(c, msgs)
 				if err != nil || firstErr(errs) != nil {
 					b.Fatal(err, firstErr(errs))
 				}
@@ -59,25 +72,28 @@ func BenchmarkEncryptBatch(b *testing.B) {
 	}
 }
 
+func BenchmarkEncryptBatch(b *testing.B) {
+	benchBatch(b, false, func(c *Context, m [][]byte) ([][]byte, []error, error) { return c.EncryptBatch(m, nil) })
+}
+
 // EncryptBatchTo: the same, with the output in a reused BatchBuffer (no
 // allocation per batch).
 func BenchmarkEncryptBatchTo(b *testing.B) {
-	for _, s := range batchSizes {
-		b.Run(s.name, func(b *testing.B) {
-			c := newLocal(b, manualConfig())
-			pts := batchInputs(s.n)
-			var buf BatchBuffer
-			b.SetBytes(int64(s.n * batchLen))
-			b.ReportAllocs()
-			for b.Loop() {
-				_, errs, err := c.EncryptBatchTo(&buf, pts, nil)
-				if err != nil || firstErr(errs) != nil {
-					b.Fatal(err, firstErr(errs))
-				}
-			}
-			perMessage(b)
-		})
-	}
+	var buf BatchBuffer
+	benchBatch(b, false, func(c *Context, m [][]byte) ([][]byte, []error, error) {
+		return c.EncryptBatchTo(&buf, m, nil)
+	})
+}
+
+func BenchmarkDecryptBatch(b *testing.B) {
+	benchBatch(b, true, func(c *Context, m [][]byte) ([][]byte, []error, error) { return c.DecryptBatch(m, nil) })
+}
+
+func BenchmarkDecryptBatchTo(b *testing.B) {
+	var buf BatchBuffer
+	benchBatch(b, true, func(c *Context, m [][]byte) ([][]byte, []error, error) {
+		return c.DecryptBatchTo(&buf, m, nil)
+	})
 }
 
 func BenchmarkEncryptPerCall(b *testing.B) {
@@ -92,51 +108,6 @@ func BenchmarkEncryptPerCall(b *testing.B) {
 					if _, err := c.Encrypt(nil, pt, nil); err != nil {
 						b.Fatal(err)
 					}
-				}
-			}
-			perMessage(b)
-		})
-	}
-}
-
-// Decrypt: the context's own ciphertexts (not replay-checked), so one set
-// of messages can be decrypted again and again.
-func BenchmarkDecryptBatch(b *testing.B) {
-	for _, s := range batchSizes {
-		b.Run(s.name, func(b *testing.B) {
-			c := newLocal(b, manualConfig())
-			cts, _, err := c.EncryptBatch(batchInputs(s.n), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.SetBytes(int64(s.n * batchLen))
-			b.ReportAllocs()
-			for b.Loop() {
-				_, errs, err := c.DecryptBatch(cts, nil)
-				if err != nil || firstErr(errs) != nil {
-					b.Fatal(err, firstErr(errs))
-				}
-			}
-			perMessage(b)
-		})
-	}
-}
-
-func BenchmarkDecryptBatchTo(b *testing.B) {
-	for _, s := range batchSizes {
-		b.Run(s.name, func(b *testing.B) {
-			c := newLocal(b, manualConfig())
-			cts, _, err := c.EncryptBatch(batchInputs(s.n), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			var buf BatchBuffer
-			b.SetBytes(int64(s.n * batchLen))
-			b.ReportAllocs()
-			for b.Loop() {
-				_, errs, err := c.DecryptBatchTo(&buf, cts, nil)
-				if err != nil || firstErr(errs) != nil {
-					b.Fatal(err, firstErr(errs))
 				}
 			}
 			perMessage(b)
