@@ -231,35 +231,52 @@ func TestEventFloodIsRateLimitedAndSummarised(t *testing.T) {
 	cfg := manualConfig()
 	cfg.GCInterval = time.Hour // the maintenance thread's flush is the next test's
 	c := newLocal(t, cfg)
-	ct := mustEncrypt(t, c, nil, []byte("x"), nil)
-	ct[len(ct)-1] ^= 1
 	const n = 50
-	for i := 0; i < n; i++ {
-		if _, err := c.Decrypt(nil, ct, nil); err == nil {
-			t.Fatal("tampered message accepted")
-		}
-	}
+	ct := rejectTampered(t, c, n)
 	// One more in a later second flushes the count of the last one.
 	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 20*time.Millisecond)))
 	if _, err := c.Decrypt(nil, ct, nil); err == nil {
 		t.Fatal("tampered message accepted")
 	}
-	delivered, suppressed := 0, uint64(0)
+	delivered, suppressed, summaries := floodTally(h)
+	for _, e := range summaries {
+		if e.str("kind") != "decrypt_rejected" || e.level != slog.LevelWarn {
+			t.Errorf("summary: %s", e.text)
+		}
+	}
+	if suppressed == 0 || delivered > 3*20 || uint64(delivered)+suppressed != n+1 {
+		t.Fatalf("%d delivered + %d suppressed, want %d in all, some suppressed", delivered, suppressed, n+1)
+	}
+}
+
+// rejectTampered has c refuse a tampered ciphertext n times (a flood of
+// decrypt_rejected events) and returns that ciphertext.
+func rejectTampered(t *testing.T, c *Context, n int) []byte {
+	t.Helper()
+	ct := mustEncrypt(t, c, nil, []byte("x"), nil)
+	ct[len(ct)-1] ^= 1
+	for i := 0; i < n; i++ {
+		if _, err := c.Decrypt(nil, ct, nil); err == nil {
+			t.Fatal("tampered message accepted")
+		}
+	}
+	return ct
+}
+
+// floodTally counts the decrypt_rejected events h got and the rejections
+// the events_suppressed summaries report, and returns those summaries.
+func floodTally(h *capture) (delivered int, suppressed uint64, summaries []event) {
 	for _, e := range h.events() {
 		switch e.str("event") {
 		case "decrypt_rejected":
 			delivered++
 		case "events_suppressed":
 			cnt, _ := e.num("count")
-			if e.str("kind") != "decrypt_rejected" || e.level != slog.LevelWarn {
-				t.Errorf("summary: %s", e.text)
-			}
 			suppressed += cnt
+			summaries = append(summaries, e)
 		}
 	}
-	if suppressed == 0 || delivered > 3*20 || uint64(delivered)+suppressed != n+1 {
-		t.Fatalf("%d delivered + %d suppressed, want %d in all, some suppressed", delivered, suppressed, n+1)
-	}
+	return delivered, suppressed, summaries
 }
 
 // A flood that stopped: no later event of its kind, yet the maintenance
@@ -270,26 +287,11 @@ func TestEventFloodThatStoppedIsSummarised(t *testing.T) {
 	cfg := manualConfig()
 	cfg.GCInterval = 50 * time.Millisecond
 	c := newLocal(t, cfg)
-	ct := mustEncrypt(t, c, nil, []byte("x"), nil)
-	ct[len(ct)-1] ^= 1
 	const n = 50
-	for i := 0; i < n; i++ {
-		if _, err := c.Decrypt(nil, ct, nil); err == nil {
-			t.Fatal("tampered message accepted")
-		}
-	}
+	rejectTampered(t, c, n)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		delivered, suppressed := 0, uint64(0)
-		for _, e := range h.events() {
-			switch e.str("event") {
-			case "decrypt_rejected":
-				delivered++
-			case "events_suppressed":
-				cnt, _ := e.num("count")
-				suppressed += cnt
-			}
-		}
+		delivered, suppressed, _ := floodTally(h)
 		if suppressed > 0 && uint64(delivered)+suppressed == n {
 			return
 		}

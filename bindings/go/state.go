@@ -90,11 +90,8 @@ func (c *Context) Export(kek []byte, flags ExportFlags) ([]byte, error) {
 // version), ErrState (wrong kek or a tampered blob), ErrRNG, ErrExhausted,
 // ErrInternal, ErrIncompatibleLibrary. On error no context exists.
 func Import(blob, kek []byte, cfg *Config) (*Context, error) {
-	if err := checkABI(); err != nil {
-		return nil, err
-	}
 	var cc C.tinymls_config
-	pcc, err := cfg.cPtr(&cc)
+	pcc, err := cfg.forCreate(&cc)
 	if err != nil {
 		return nil, err
 	}

@@ -161,11 +161,8 @@ type Context struct {
 // Errors: ErrInvalidConfig (possibly wrapped with the field's name), ErrRNG,
 // ErrInternal, or ErrIncompatibleLibrary.
 func New(cfg *Config) (*Context, error) {
-	if err := checkABI(); err != nil {
-		return nil, err
-	}
 	var cc C.tinymls_config
-	pcc, err := cfg.cPtr(&cc)
+	pcc, err := cfg.forCreate(&cc)
 	if err != nil {
 		return nil, err
 	}
@@ -189,11 +186,8 @@ func New(cfg *Config) (*Context, error) {
 // Errors: ErrInvalidArgument (a length out of range), ErrInvalidConfig,
 // ErrRNG, ErrInternal, or ErrIncompatibleLibrary.
 func Join(groupSecret, groupID []byte, cfg *Config) (*Context, error) {
-	if err := checkABI(); err != nil {
-		return nil, err
-	}
 	var cc C.tinymls_config
-	pcc, err := cfg.cPtr(&cc)
+	pcc, err := cfg.forCreate(&cc)
 	if err != nil {
 		return nil, err
 	}
@@ -211,9 +205,13 @@ func Join(groupSecret, groupID []byte, cfg *Config) (*Context, error) {
 	return newContext(h), nil
 }
 
-// cPtr converts cfg into *cc and returns &cc, or NULL for a nil cfg (the
-// library's defaults).
-func (cfg *Config) cPtr(cc *C.tinymls_config) (*C.tinymls_config, error) {
+// forCreate prepares a context creation (New, Join, Import): it checks the
+// library's ABI, then converts cfg into *cc and returns &cc, or NULL for a
+// nil cfg (the library's defaults).
+func (cfg *Config) forCreate(cc *C.tinymls_config) (*C.tinymls_config, error) {
+	if err := checkABI(); err != nil {
+		return nil, err
+	}
 	if cfg == nil {
 		return nil, nil
 	}
