@@ -197,7 +197,7 @@ typedef struct tinymls_health {
   // Key memory of the process (`TINYMLS_HEALTH_KEYS_*` bits): locked
   // against swapping, left out of core dumps, or partly on the heap.
   uint32_t flags;
-  // Milliseconds since the context was created.
+  // Milliseconds since the context was created (frozen at close).
   uint64_t uptime_ms;
   // Milliseconds since the current epoch became current.
   uint64_t key_age_ms;
@@ -356,6 +356,13 @@ void tinymls_context_free(struct tinymls_context *ctx);
 // Thread-safe.
 const char *tinymls_status_str(uint32_t status);
 
+// The short name of a status as SPEC section 9 spells it without its
+// `TINYMLS_ERR_` prefix (`"OK"`, `"AUTH"`, `"REPLAY"`, ...): static,
+// NUL-terminated, never NULL; `"UNKNOWN"` for a number that is no status.
+// Bindings name their error types from it rather than copy the table. The
+// caller must not free it. Thread-safe.
+const char *tinymls_status_name(uint32_t status);
+
 // The library version ("MAJOR.MINOR.PATCH"), static and NUL-terminated;
 // never NULL. Thread-safe.
 const char *tinymls_version(void);
@@ -500,9 +507,10 @@ tinymls_status tinymls_decrypt_batch(struct tinymls_context *ctx,
 // must not overlap `kek`. The blob holds epoch keys (sealed): store it as
 // carefully as the KEK allows, and delete it when it is no longer needed.
 //
-// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`ctx`, `kek`,
-// `out_len`, or `out` with a non-zero `out_cap`), `TINYMLS_ERR_INVALID_ARGUMENT`
-// (a KEK that is not 32 bytes, an unknown flag, overlapping buffers),
+// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`ctx`, `out_len`, or
+// `kek` or `out` NULL with a length that is not 0),
+// `TINYMLS_ERR_INVALID_ARGUMENT` (a KEK that is not 32 bytes, NULL with
+// length 0 included; an unknown flag; overlapping buffers),
 // `TINYMLS_ERR_BUFFER_TOO_SMALL`, `TINYMLS_ERR_CLOSED`, `TINYMLS_ERR_EXHAUSTED`,
 // `TINYMLS_ERR_RNG`. Thread-safe.
 tinymls_status tinymls_context_export(struct tinymls_context *ctx,
@@ -526,10 +534,11 @@ tinymls_status tinymls_context_export(struct tinymls_context *ctx,
 // (`tinymls_context_free`); on any failure it is set to NULL: no partial
 // context exists. The caller keeps (and may wipe) `blob` and `kek`.
 //
-// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`,
-// `TINYMLS_ERR_INVALID_ARGUMENT` (a KEK that is not 32 bytes),
+// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`out_ctx`, or `blob`
+// or `kek` NULL with a length that is not 0), `TINYMLS_ERR_INVALID_ARGUMENT`
+// (a KEK that is not 32 bytes, NULL with length 0 included),
 // `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_MALFORMED` (not a state blob:
-// truncated, foreign, or written by a newer format version, see
+// empty, truncated, foreign, or written by a newer format version, see
 // `tinymls_state_format_version`), `TINYMLS_ERR_STATE` (wrong KEK or a
 // tampered blob), `TINYMLS_ERR_RNG`, `TINYMLS_ERR_EXHAUSTED`. Thread-safe.
 tinymls_status tinymls_context_import(const uint8_t *blob,

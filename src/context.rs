@@ -248,6 +248,8 @@ pub(crate) struct State {
     next_deadline: u64,
     last_rotation_ms: Option<u64>,
     created_ms: u64,
+    /// When it was closed (`u64::MAX` while open): uptime stops there.
+    closed_ms: u64,
     rotations: u64,
     /// Encryptions counted in own senders that no longer exist (destroyed
     /// epochs, or dropped after fork): health's encrypt count is this plus
@@ -314,7 +316,7 @@ pub enum HealthState {
 pub struct Health {
     /// See [`HealthState`].
     pub state: HealthState,
-    /// Milliseconds since creation.
+    /// Milliseconds since creation (frozen at close).
     pub uptime_ms: u64,
     /// The current epoch (0 once closed).
     pub current_epoch: u32,
@@ -497,6 +499,7 @@ impl ContextBuilder {
             next_deadline: u64::MAX,
             last_rotation_ms: None,
             created_ms: now,
+            closed_ms: u64::MAX,
             rotations: 0,
             retired_encrypts: 0,
             fingerprint,
@@ -663,6 +666,11 @@ fn with_full_aad<R>(header: &[u8; HEADER_LEN], app_aad: &[u8], f: impl FnOnce(&[
 }
 
 impl State {
+    /// Milliseconds from creation to `now`, frozen at close.
+    fn uptime_ms(&self, now: u64) -> u64 {
+        now.min(self.closed_ms).saturating_sub(self.created_ms)
+    }
+
     fn origin(&self) -> Origin {
         Origin { sender_id: self.sender_id, fingerprint: self.fingerprint }
     }
@@ -1463,6 +1471,7 @@ impl Context {
             return false;
         }
         st.closed = true;
+        st.closed_ms = st.clock.now_ms();
         st.destroy_all(Destroyed::Close);
         st.epochs.shrink_to_fit();
         let (origin, limiter) = (st.origin(), st.limiter.clone());
@@ -1537,10 +1546,11 @@ impl Context {
         self.shared.read().rotations
     }
 
-    /// Milliseconds since creation (on the context's clock).
+    /// Milliseconds from creation to now, or to `close` once closed (on
+    /// the context's clock).
     pub fn uptime_ms(&self) -> u64 {
         let st = self.shared.read();
-        st.clock.now_ms().saturating_sub(st.created_ms)
+        st.uptime_ms(st.clock.now_ms())
     }
 
     /// The number of foreign senders known in `epoch` (for tests and health).
@@ -1566,7 +1576,7 @@ impl Context {
         let cur = st.current();
         Health {
             state,
-            uptime_ms: now.saturating_sub(st.created_ms),
+            uptime_ms: st.uptime_ms(now),
             current_epoch: cur.map_or(0, |c| c.number),
             key_age_ms: cur.map_or(0, |c| now.saturating_sub(c.since_ms)),
             oldest_epoch: st.epochs.front().map_or(0, |e| e.number),
@@ -1754,6 +1764,17 @@ mod tests {
         assert_eq!(std::mem::align_of::<Stats>(), 64);
         // max_epochs of these are kept per context (64 at the defaults).
         assert!(std::mem::size_of::<Epoch>() <= 48, "{}", std::mem::size_of::<Epoch>());
+    }
+
+    #[test]
+    fn uptime_stops_at_close() {
+        let clock = Clock::fake(5_000);
+        let ctx = Context::builder().clock(clock.clone()).manual_maintenance().local().unwrap();
+        clock.advance(1_500);
+        assert_eq!(ctx.health().uptime_ms, 1_500);
+        ctx.close().unwrap();
+        clock.advance(10_000);
+        assert_eq!((ctx.health().uptime_ms, ctx.uptime_ms()), (1_500, 1_500));
     }
 
     #[test]

@@ -1,120 +1,127 @@
 //! Errors of the core, one per status code of SPEC §9.
+//!
+//! The status table is written once, in [`status_table!`] below: every
+//! mapping (code, SPEC name, metrics label, description, the C ABI's
+//! `tinymls_status_name`/`tinymls_status_str`) is generated from it. The C
+//! enum `tinymls_status` (in `ffi`, the header's source, which cbindgen must
+//! read literally) is checked against it by a test.
 
 use core::fmt;
 
-/// Everything that can go wrong in TinyMLS. Each variant maps to one stable
-/// C status code ([`Error::code`]); none carries secret material.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Error {
+/// Defines [`Error`] and every mapping of it from one table: variant (with
+/// its fields, if any), code, SPEC §9 name (without `TINYMLS_ERR_`), metrics
+/// result label, one-line description. In the spirit of rustls-ffi's
+/// `u32_enum_builder!`.
+macro_rules! status_table {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident $({ $($field:ident : $fty:ty),* })? = $code:literal, $name:literal, $label:literal, $desc:literal;
+    )*) => {
+        /// Everything that can go wrong in TinyMLS. Each variant maps to one
+        /// stable C status code ([`Error::code`]); none carries secret material.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum Error {
+            $( $(#[$doc])* $variant $({ $( #[doc = "A detail of the error (for `BufferTooSmall`: the size the output needs)."] $field: $fty ),* })?, )*
+        }
+
+        impl Error {
+            /// Every error, in code order (one value each; `BufferTooSmall`
+            /// with `needed: 0`).
+            pub const ALL: &'static [Error] = &[$( Error::$variant $({ $($field: 0),* })? ),*];
+
+            /// The stable status number of SPEC §9.
+            pub const fn code(self) -> u32 {
+                match self { $( Error::$variant { .. } => $code, )* }
+            }
+
+            /// The SPEC §9 name without its prefix (`"AUTH"`, `"REPLAY"`, ...), as
+            /// the known-answer file spells it.
+            pub const fn name(self) -> &'static str {
+                match self { $( Error::$variant { .. } => $name, )* }
+            }
+
+            /// A one-line English description (never contains secret material).
+            pub const fn description(self) -> &'static str {
+                match self { $( Error::$variant { .. } => $desc, )* }
+            }
+
+            /// The `result` label of the metrics (`"auth"`, `"expired"`, ...).
+            pub const fn label(self) -> &'static str {
+                match self { $( Error::$variant { .. } => $label, )* }
+            }
+
+            /// The error of a status number (`None` for 0 and unknown numbers;
+            /// `BufferTooSmall` with `needed: 0`).
+            pub const fn from_code(code: u32) -> Option<Error> {
+                match code {
+                    $( $code => Some(Error::$variant $({ $($field: 0),* })?), )*
+                    _ => None,
+                }
+            }
+        }
+
+        /// The short name of a status (`"OK"`, `"REPLAY"`, ...), NUL-terminated
+        /// for the C ABI; `"UNKNOWN"` for a number that is no status.
+        pub(crate) const fn status_name_nul(code: u32) -> &'static str {
+            match code {
+                0 => "OK\0",
+                $( $code => concat!($name, "\0"), )*
+                _ => "UNKNOWN\0",
+            }
+        }
+
+        /// The description of a status, NUL-terminated for the C ABI.
+        pub(crate) const fn status_description_nul(code: u32) -> &'static str {
+            match code {
+                0 => "success\0",
+                $( $code => concat!($desc, "\0"), )*
+                _ => "unknown status\0",
+            }
+        }
+    };
+}
+
+status_table! {
     /// A required pointer was NULL (C ABI only).
-    NullPointer,
+    NullPointer = 1, "NULL_POINTER", "null_pointer", "a required pointer was NULL";
     /// A length or value out of range.
-    InvalidArgument,
+    InvalidArgument = 2, "INVALID_ARGUMENT", "invalid_argument", "a length or value is out of range";
     /// A configuration field out of range.
-    InvalidConfig,
+    InvalidConfig = 3, "INVALID_CONFIG", "invalid_config", "a configuration field is out of range";
     /// The output buffer is too small; `needed` bytes are required.
-    BufferTooSmall {
-        /// The size the output needs.
-        needed: usize,
-    },
+    BufferTooSmall { needed: usize } = 4, "BUFFER_TOO_SMALL", "buffer_too_small", "the output buffer is too small";
     /// Not a TinyMLS v1 ciphertext (or state blob).
-    Malformed,
+    Malformed = 5, "MALFORMED", "malformed", "not a TinyMLS v1 ciphertext or state blob (or a newer state format)";
     /// Authentication failed: wrong key, wrong AAD, or tampered bytes.
-    Auth,
+    Auth = 6, "AUTH", "auth", "authentication failed";
     /// The sequence number was already accepted, or is older than the window.
-    Replay,
+    Replay = 7, "REPLAY", "replay", "sequence number already seen or outside the replay window";
     /// The epoch's keys were destroyed (left the window or outlived its lifetime).
-    EpochExpired,
+    EpochExpired = 8, "EPOCH_EXPIRED", "expired", "the epoch's keys were destroyed";
     /// The epoch is ahead of what this context may derive.
-    EpochUnknown,
+    EpochUnknown = 9, "EPOCH_UNKNOWN", "unknown_epoch", "the epoch is ahead of what this context may derive";
     /// Too many foreign senders in one epoch.
-    SenderLimit,
+    SenderLimit = 10, "SENDER_LIMIT", "sender_limit", "too many senders in one epoch";
     /// The epoch space (`u32`) is used up.
-    Exhausted,
+    Exhausted = 11, "EXHAUSTED", "exhausted", "the epoch space is used up";
     /// A manual rotation came sooner than `min_rotation_interval_ms` allows.
-    RateLimited,
+    RateLimited = 12, "RATE_LIMITED", "rate_limited", "manual rotation sooner than allowed";
     /// The context was closed.
-    Closed,
+    Closed = 13, "CLOSED", "closed", "the context was closed";
     /// The operating system's random number generator failed.
-    Rng,
+    Rng = 14, "RNG", "rng", "the operating system's random number generator failed";
     /// A state blob failed to unseal (wrong key or tampered).
-    State,
+    State = 15, "STATE", "state", "the state blob failed to unseal (wrong key or tampered)";
     /// A bug inside TinyMLS (a caught panic); the call had no effect.
-    Internal,
+    Internal = 16, "INTERNAL", "internal", "internal error (a bug); the call had no effect";
 }
 
 /// Shorthand for results of the core.
 pub type Result<T> = core::result::Result<T, Error>;
 
-impl Error {
-    /// The stable status number of SPEC §9.
-    pub const fn code(self) -> u32 {
-        match self {
-            Error::NullPointer => 1,
-            Error::InvalidArgument => 2,
-            Error::InvalidConfig => 3,
-            Error::BufferTooSmall { .. } => 4,
-            Error::Malformed => 5,
-            Error::Auth => 6,
-            Error::Replay => 7,
-            Error::EpochExpired => 8,
-            Error::EpochUnknown => 9,
-            Error::SenderLimit => 10,
-            Error::Exhausted => 11,
-            Error::RateLimited => 12,
-            Error::Closed => 13,
-            Error::Rng => 14,
-            Error::State => 15,
-            Error::Internal => 16,
-        }
-    }
-
-    /// The SPEC §9 name without its prefix (`"AUTH"`, `"REPLAY"`, ...), as the
-    /// known-answer file spells it.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Error::NullPointer => "NULL_POINTER",
-            Error::InvalidArgument => "INVALID_ARGUMENT",
-            Error::InvalidConfig => "INVALID_CONFIG",
-            Error::BufferTooSmall { .. } => "BUFFER_TOO_SMALL",
-            Error::Malformed => "MALFORMED",
-            Error::Auth => "AUTH",
-            Error::Replay => "REPLAY",
-            Error::EpochExpired => "EPOCH_EXPIRED",
-            Error::EpochUnknown => "EPOCH_UNKNOWN",
-            Error::SenderLimit => "SENDER_LIMIT",
-            Error::Exhausted => "EXHAUSTED",
-            Error::RateLimited => "RATE_LIMITED",
-            Error::Closed => "CLOSED",
-            Error::Rng => "RNG",
-            Error::State => "STATE",
-            Error::Internal => "INTERNAL",
-        }
-    }
-
-    /// A one-line English description (never contains secret material).
-    pub const fn description(self) -> &'static str {
-        match self {
-            Error::NullPointer => "a required pointer was NULL",
-            Error::InvalidArgument => "a length or value is out of range",
-            Error::InvalidConfig => "a configuration field is out of range",
-            Error::BufferTooSmall { .. } => "the output buffer is too small",
-            Error::Malformed => "not a TinyMLS v1 ciphertext or state blob (or a newer state format)",
-            Error::Auth => "authentication failed",
-            Error::Replay => "sequence number already seen or outside the replay window",
-            Error::EpochExpired => "the epoch's keys were destroyed",
-            Error::EpochUnknown => "the epoch is ahead of what this context may derive",
-            Error::SenderLimit => "too many senders in one epoch",
-            Error::Exhausted => "the epoch space is used up",
-            Error::RateLimited => "manual rotation sooner than allowed",
-            Error::Closed => "the context was closed",
-            Error::Rng => "the operating system's random number generator failed",
-            Error::State => "the state blob failed to unseal (wrong key or tampered)",
-            Error::Internal => "internal error (a bug); the call had no effect",
-        }
-    }
-}
+/// The highest status number.
+pub const MAX_STATUS: u32 = Error::Internal.code();
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -128,3 +135,23 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_dense_and_round_trips() {
+        assert_eq!(Error::ALL.len() as u32, MAX_STATUS);
+        for (i, e) in Error::ALL.iter().enumerate() {
+            assert_eq!(e.code(), i as u32 + 1);
+            assert_eq!(Error::from_code(e.code()), Some(*e));
+            assert_eq!(status_name_nul(e.code()), format!("{}\0", e.name()));
+            assert_eq!(status_description_nul(e.code()), format!("{}\0", e.description()));
+        }
+        assert_eq!(Error::from_code(0), None);
+        assert_eq!(Error::from_code(MAX_STATUS + 1), None);
+        assert_eq!(status_name_nul(0), "OK\0");
+        assert_eq!(status_name_nul(999), "UNKNOWN\0");
+    }
+}

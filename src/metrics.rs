@@ -138,26 +138,16 @@ pub enum Op {
 
 const OPS: [&str; 2] = ["encrypt", "decrypt"];
 
-/// Result labels, indexed by status code (0 = ok).
-const RESULTS: [&str; 17] = [
-    "ok",
-    "null_pointer",
-    "invalid_argument",
-    "invalid_config",
-    "buffer_too_small",
-    "malformed",
-    "auth",
-    "replay",
-    "expired",
-    "unknown_epoch",
-    "sender_limit",
-    "exhausted",
-    "rate_limited",
-    "closed",
-    "rng",
-    "state",
-    "internal",
-];
+/// Slots of the per-result counters, indexed by status code (0 = ok).
+const RESULT_SLOTS: usize = crate::error::MAX_STATUS as usize + 1;
+
+/// The result label of status `code` (`error.rs`'s table; 0 = `ok`).
+fn result_label_of(code: usize) -> &'static str {
+    match crate::error::Error::from_code(code as u32) {
+        Some(e) => e.label(),
+        None => "ok",
+    }
+}
 
 const ROTATION_REASONS: [&str; 6] = ["manual", "period", "usage", "age", "lifetime", "peer"];
 
@@ -209,7 +199,7 @@ impl Histogram {
 
 struct Registry {
     lanes: Lanes,
-    errors: [[AtomicU64; RESULTS.len()]; 2],
+    errors: [[AtomicU64; RESULT_SLOTS]; 2],
     rotations: [AtomicU64; ROTATION_REASONS.len()],
     destroyed: [AtomicU64; DESTROY_REASONS.len()],
     contexts: AtomicI64,
@@ -220,7 +210,7 @@ struct Registry {
 
 static REG: Registry = Registry {
     lanes: Lanes::new(),
-    errors: [[const { AtomicU64::new(0) }; RESULTS.len()], [const { AtomicU64::new(0) }; RESULTS.len()]],
+    errors: [[const { AtomicU64::new(0) }; RESULT_SLOTS], [const { AtomicU64::new(0) }; RESULT_SLOTS]],
     rotations: [const { AtomicU64::new(0) }; ROTATION_REASONS.len()],
     destroyed: [const { AtomicU64::new(0) }; DESTROY_REASONS.len()],
     contexts: AtomicI64::new(0),
@@ -281,7 +271,7 @@ impl Timer {
 }
 
 fn count_error(op: Op, e: Error) {
-    REG.errors[op as usize][(e.code() as usize).min(RESULTS.len() - 1)].fetch_add(1, Ordering::Relaxed);
+    REG.errors[op as usize][(e.code() as usize).min(RESULT_SLOTS - 1)].fetch_add(1, Ordering::Relaxed);
 }
 
 /// The metrics of a batch of operations of one kind: successes are added
@@ -374,8 +364,8 @@ pub fn destroyed_label(reason: Destroyed) -> &'static str {
 /// The result label of a status (`ok`, `auth`, `replay`, ...).
 pub fn result_label(result: Result<(), Error>) -> &'static str {
     match result {
-        Ok(()) => RESULTS[0],
-        Err(e) => RESULTS[(e.code() as usize).min(RESULTS.len() - 1)],
+        Ok(()) => "ok",
+        Err(e) => e.label(),
     }
 }
 
@@ -405,7 +395,7 @@ pub fn operations(op: Op, result: Result<(), Error>) -> u64 {
     let i = op as usize;
     match result {
         Ok(()) => REG.lanes.ok(i),
-        Err(e) => REG.errors[i][(e.code() as usize).min(RESULTS.len() - 1)].load(Ordering::Relaxed),
+        Err(e) => REG.errors[i][(e.code() as usize).min(RESULT_SLOTS - 1)].load(Ordering::Relaxed),
     }
 }
 
@@ -416,7 +406,8 @@ pub fn render() -> String {
     header(&mut s, "tinymls_operations_total", "counter", "Encrypt and decrypt calls by result.");
     for (i, op) in OPS.iter().enumerate() {
         let _ = writeln!(s, "tinymls_operations_total{{op=\"{op}\",result=\"ok\"}} {}", r.lanes.ok(i));
-        for (code, res) in RESULTS.iter().enumerate().skip(1) {
+        for code in 1..RESULT_SLOTS {
+            let res = result_label_of(code);
             let v = r.errors[i][code].load(Ordering::Relaxed);
             let _ = writeln!(s, "tinymls_operations_total{{op=\"{op}\",result=\"{res}\"}} {v}");
         }

@@ -374,6 +374,8 @@ fn c_abi_export_and_import() {
     assert_eq!(e(ctx, KEK.as_ptr(), 31, 0, buf.as_mut_ptr(), buf.len(), &mut got), TINYMLS_ERR_INVALID_ARGUMENT);
     assert_eq!(e(ctx, KEK.as_ptr(), 32, 8, buf.as_mut_ptr(), buf.len(), &mut got), TINYMLS_ERR_INVALID_ARGUMENT);
     assert_eq!(e(ctx, buf.as_ptr(), 32, 0, buf.as_mut_ptr(), buf.len(), &mut got), TINYMLS_ERR_INVALID_ARGUMENT);
+    // NULL with length 0 is an empty KEK (the ABI's rule), so the wrong length.
+    assert_eq!(e(ctx, std::ptr::null(), 0, 0, buf.as_mut_ptr(), buf.len(), &mut got), TINYMLS_ERR_INVALID_ARGUMENT);
 
     // Import: the handle is NULL on every failure.
     let dangling = std::ptr::NonNull::<tinymls_context>::dangling().as_ptr();
@@ -389,6 +391,9 @@ fn c_abi_export_and_import() {
         (TINYMLS_ERR_NULL_POINTER, imp(std::ptr::null(), blob.len(), KEK.as_ptr(), 32, std::ptr::null())),
         (TINYMLS_ERR_NULL_POINTER, imp(blob.as_ptr(), blob.len(), std::ptr::null(), 32, std::ptr::null())),
         (TINYMLS_ERR_INVALID_ARGUMENT, imp(blob.as_ptr(), blob.len(), KEK.as_ptr(), 16, std::ptr::null())),
+        // NULL with length 0 is empty: a KEK of the wrong length, an empty blob.
+        (TINYMLS_ERR_INVALID_ARGUMENT, imp(blob.as_ptr(), blob.len(), std::ptr::null(), 0, std::ptr::null())),
+        (TINYMLS_ERR_MALFORMED, imp(std::ptr::null(), 0, KEK.as_ptr(), 32, std::ptr::null())),
         (TINYMLS_ERR_INVALID_CONFIG, imp(blob.as_ptr(), blob.len(), KEK.as_ptr(), 32, &bad_cfg)),
         (TINYMLS_ERR_MALFORMED, imp(blob.as_ptr(), blob.len() - 1, KEK.as_ptr(), 32, std::ptr::null())),
         (TINYMLS_ERR_MALFORMED, imp(ct.as_ptr(), ct.len(), KEK.as_ptr(), 32, std::ptr::null())),

@@ -388,28 +388,17 @@ macro_rules! cstr {
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_status_str(status: u32) -> *const c_char {
-    ffi_boundary!(cstr!("internal error"), {
-        match status {
-            0 => cstr!("success"),
-            1 => cstr!("a required pointer was NULL"),
-            2 => cstr!("a length or value is out of range"),
-            3 => cstr!("a configuration field is out of range"),
-            4 => cstr!("the output buffer is too small"),
-            5 => cstr!("not a TinyMLS v1 ciphertext or state blob (or a newer state format)"),
-            6 => cstr!("authentication failed"),
-            7 => cstr!("sequence number already seen or outside the replay window"),
-            8 => cstr!("the epoch's keys were destroyed"),
-            9 => cstr!("the epoch is ahead of what this context may derive"),
-            10 => cstr!("too many senders in one epoch"),
-            11 => cstr!("the epoch space is used up"),
-            12 => cstr!("manual rotation sooner than allowed"),
-            13 => cstr!("the context was closed"),
-            14 => cstr!("the operating system's random number generator failed"),
-            15 => cstr!("the state blob failed to unseal (wrong key or tampered)"),
-            16 => cstr!("internal error (a bug); the call had no effect"),
-            _ => cstr!("unknown status"),
-        }
-    })
+    ffi_boundary!(cstr!("internal error"), { crate::error::status_description_nul(status).as_ptr().cast::<c_char>() })
+}
+
+/// The short name of a status as SPEC section 9 spells it without its
+/// `TINYMLS_ERR_` prefix (`"OK"`, `"AUTH"`, `"REPLAY"`, ...): static,
+/// NUL-terminated, never NULL; `"UNKNOWN"` for a number that is no status.
+/// Bindings name their error types from it rather than copy the table. The
+/// caller must not free it. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_status_name(status: u32) -> *const c_char {
+    ffi_boundary!(cstr!("INTERNAL"), { crate::error::status_name_nul(status).as_ptr().cast::<c_char>() })
 }
 
 /// The library version ("MAJOR.MINOR.PATCH"), static and NUL-terminated;

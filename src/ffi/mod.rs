@@ -72,25 +72,35 @@ pub enum tinymls_status {
 impl tinymls_status {
     /// The status of a number; unknown numbers map to `TINYMLS_ERR_INTERNAL`.
     pub const fn from_code(code: u32) -> Self {
-        use tinymls_status::*;
-        match code {
-            0 => TINYMLS_OK,
-            1 => TINYMLS_ERR_NULL_POINTER,
-            2 => TINYMLS_ERR_INVALID_ARGUMENT,
-            3 => TINYMLS_ERR_INVALID_CONFIG,
-            4 => TINYMLS_ERR_BUFFER_TOO_SMALL,
-            5 => TINYMLS_ERR_MALFORMED,
-            6 => TINYMLS_ERR_AUTH,
-            7 => TINYMLS_ERR_REPLAY,
-            8 => TINYMLS_ERR_EPOCH_EXPIRED,
-            9 => TINYMLS_ERR_EPOCH_UNKNOWN,
-            10 => TINYMLS_ERR_SENDER_LIMIT,
-            11 => TINYMLS_ERR_EXHAUSTED,
-            12 => TINYMLS_ERR_RATE_LIMITED,
-            13 => TINYMLS_ERR_CLOSED,
-            14 => TINYMLS_ERR_RNG,
-            15 => TINYMLS_ERR_STATE,
-            _ => TINYMLS_ERR_INTERNAL,
+        if code > crate::error::MAX_STATUS {
+            return tinymls_status::TINYMLS_ERR_INTERNAL;
+        }
+        // SAFETY: `tinymls_status` is `repr(u32)` with the dense values
+        // 0..=MAX_STATUS (checked below at compile time and against the
+        // status table by `the_c_enum_matches_the_status_table`), and `code`
+        // is in that range.
+        unsafe { core::mem::transmute::<u32, tinymls_status>(code) }
+    }
+}
+
+const _: () = {
+    assert!(tinymls_status::TINYMLS_OK as u32 == 0);
+    assert!(tinymls_status::TINYMLS_ERR_INTERNAL as u32 == crate::error::MAX_STATUS);
+    assert!(core::mem::size_of::<tinymls_status>() == 4);
+};
+
+#[cfg(test)]
+mod tests {
+    use super::tinymls_status;
+    use crate::error::Error;
+
+    #[test]
+    fn the_c_enum_matches_the_status_table() {
+        assert_eq!(format!("{:?}", tinymls_status::from_code(0)), "TINYMLS_OK");
+        for e in Error::ALL {
+            let s = tinymls_status::from(*e);
+            assert_eq!(s as u32, e.code());
+            assert_eq!(format!("{s:?}"), format!("TINYMLS_ERR_{}", e.name()));
         }
     }
 }

@@ -172,7 +172,7 @@ pub struct tinymls_health {
     /// Key memory of the process (`TINYMLS_HEALTH_KEYS_*` bits): locked
     /// against swapping, left out of core dumps, or partly on the heap.
     pub flags: u32,
-    /// Milliseconds since the context was created.
+    /// Milliseconds since the context was created (frozen at close).
     pub uptime_ms: u64,
     /// Milliseconds since the current epoch became current.
     pub key_age_ms: u64,

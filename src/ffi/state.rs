@@ -38,9 +38,10 @@ const _: () = {
 /// must not overlap `kek`. The blob holds epoch keys (sealed): store it as
 /// carefully as the KEK allows, and delete it when it is no longer needed.
 ///
-/// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`ctx`, `kek`,
-/// `out_len`, or `out` with a non-zero `out_cap`), `TINYMLS_ERR_INVALID_ARGUMENT`
-/// (a KEK that is not 32 bytes, an unknown flag, overlapping buffers),
+/// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`ctx`, `out_len`, or
+/// `kek` or `out` NULL with a length that is not 0),
+/// `TINYMLS_ERR_INVALID_ARGUMENT` (a KEK that is not 32 bytes, NULL with
+/// length 0 included; an unknown flag; overlapping buffers),
 /// `TINYMLS_ERR_BUFFER_TOO_SMALL`, `TINYMLS_ERR_CLOSED`, `TINYMLS_ERR_EXHAUSTED`,
 /// `TINYMLS_ERR_RNG`. Thread-safe.
 #[no_mangle]
@@ -57,7 +58,7 @@ pub extern "C" fn tinymls_context_export(
         status_of((|| {
             // SAFETY: NULL or a live handle by contract.
             let ctx = unsafe { context_ref(ctx) }?;
-            if out_len.is_null() || kek.is_null() {
+            if out_len.is_null() {
                 return Err(TINYMLS_ERR_NULL_POINTER);
             }
             if out.is_null() && out_cap != 0 {
@@ -99,10 +100,11 @@ pub extern "C" fn tinymls_context_export(
 /// (`tinymls_context_free`); on any failure it is set to NULL: no partial
 /// context exists. The caller keeps (and may wipe) `blob` and `kek`.
 ///
-/// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`,
-/// `TINYMLS_ERR_INVALID_ARGUMENT` (a KEK that is not 32 bytes),
+/// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`out_ctx`, or `blob`
+/// or `kek` NULL with a length that is not 0), `TINYMLS_ERR_INVALID_ARGUMENT`
+/// (a KEK that is not 32 bytes, NULL with length 0 included),
 /// `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_MALFORMED` (not a state blob:
-/// truncated, foreign, or written by a newer format version, see
+/// empty, truncated, foreign, or written by a newer format version, see
 /// `tinymls_state_format_version`), `TINYMLS_ERR_STATE` (wrong KEK or a
 /// tampered blob), `TINYMLS_ERR_RNG`, `TINYMLS_ERR_EXHAUSTED`. Thread-safe.
 #[no_mangle]
@@ -116,9 +118,6 @@ pub extern "C" fn tinymls_context_import(
 ) -> tinymls_status {
     ffi_boundary!(TINYMLS_ERR_INTERNAL, {
         create_into(out_ctx, || {
-            if blob.is_null() || kek.is_null() {
-                return Err(TINYMLS_ERR_NULL_POINTER);
-            }
             // SAFETY: pointer/length pairs valid for reads by contract.
             let blob_s = unsafe { slice_in(blob, blob_len) }?;
             // SAFETY: as above.

@@ -77,6 +77,11 @@ static void test_size_query_and_null_rules(void) {
     import_expect(NULL, got, KEK, sizeof KEK, NULL, TINYMLS_ERR_NULL_POINTER);
     import_expect(buf, got, NULL, sizeof KEK, NULL, TINYMLS_ERR_NULL_POINTER);
     import_expect(buf, got, KEK, 31, NULL, TINYMLS_ERR_INVALID_ARGUMENT);
+    /* NULL with length 0 is empty (the ABI's rule): a short KEK, an empty blob. */
+    import_expect(buf, got, NULL, 0, NULL, TINYMLS_ERR_INVALID_ARGUMENT);
+    import_expect(NULL, 0, KEK, sizeof KEK, NULL, TINYMLS_ERR_MALFORMED);
+    CHECK_STATUS(tinymls_context_export(ctx, NULL, 0, 0, buf, need, &got),
+                 TINYMLS_ERR_INVALID_ARGUMENT);
     tinymls_config bad = tu_config();
     bad.replay_window = 100;
     import_expect(buf, got, KEK, sizeof KEK, &bad, TINYMLS_ERR_INVALID_CONFIG);
