@@ -180,7 +180,10 @@ uninstall:
 	      $(DESTDIR)$(LIBDIR)/libtinymls.so $(DESTDIR)$(LIBDIR)/libtinymls.a \
 	      $(DESTDIR)$(INCLUDEDIR)/tinymls.h $(DESTDIR)$(LIBDIR)/pkgconfig/tinymls.pc
 
+## Formatting, clippy on both backends, and the core's module layers (no
+## import cycle, no arrow back up: tools/lint/module_layers.py).
 lint:
+	$(PYTHON) tools/lint/module_layers.py
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --all-targets --features test-hooks --target-dir $(CURDIR)/target/testhooks -- -D warnings
 	$(CARGO) clippy --release --all-targets --no-default-features --features rust-crypto,test-hooks --target-dir $(CURDIR)/target/rustcrypto -- -D warnings

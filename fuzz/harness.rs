@@ -237,8 +237,8 @@ pub const STATE_KEK: [u8; 32] = [0x5A; 32];
 /// the blob opened with RustCrypto's AES-GCM (docs/STATE.md). Returns the
 /// body if it is authentic.
 pub fn state_body_of(blob: &[u8]) -> Option<Vec<u8>> {
-    const H: usize = tinymls::state::BLOB_HEADER_LEN;
-    if blob.len() < H + 16 || blob[..8] != tinymls::state::MAGIC {
+    const H: usize = tinymls::test_hooks::blob::BLOB_HEADER_LEN;
+    if blob.len() < H + 16 || blob[..8] != tinymls::test_hooks::blob::MAGIC {
         return None;
     }
     let (prk, _) = hkdf::Hkdf::<sha2::Sha256>::extract(Some(&[0u8; 32]), &STATE_KEK);
@@ -257,10 +257,11 @@ pub fn state_import(data: &[u8]) {
     let blob = if mode & 1 == 0 {
         rest.to_vec()
     } else {
-        tinymls::state::seal_body(&STATE_KEK, tinymls::state::FORMAT_VERSION, 0, rest).expect("seal")
+        tinymls::test_hooks::blob::seal_body(&STATE_KEK, tinymls::test_hooks::blob::FORMAT_VERSION, 0, rest)
+            .expect("seal")
     };
-    let authentic =
-        state_body_of(&blob).is_some() && u16::from_be_bytes([blob[8], blob[9]]) == tinymls::state::FORMAT_VERSION;
+    let authentic = state_body_of(&blob).is_some()
+        && u16::from_be_bytes([blob[8], blob[9]]) == tinymls::test_hooks::blob::FORMAT_VERSION;
     match Context::builder().manual_maintenance().import_state(&blob, &STATE_KEK) {
         Ok(ctx) => {
             assert!(authentic, "imported a blob that was not sealed under the KEK");
@@ -308,7 +309,7 @@ pub fn state_seed_blobs() -> &'static [Vec<u8>] {
         local.encrypt_to_vec(b"x", b"").expect("encrypt");
         vec![
             r.export_state(&STATE_KEK, 0).expect("export"),
-            r.export_state(&STATE_KEK, tinymls::state::CURRENT_EPOCH_ONLY).expect("export"),
+            r.export_state(&STATE_KEK, tinymls::test_hooks::blob::CURRENT_EPOCH_ONLY).expect("export"),
             local.export_state(&STATE_KEK, 0).expect("export"),
         ]
     })

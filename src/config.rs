@@ -42,15 +42,15 @@ pub struct Config {
 }
 
 /// Largest `max_operations` (2^32).
-pub const MAX_OPERATIONS_LIMIT: u64 = 1 << 32;
+pub(crate) const MAX_OPERATIONS_LIMIT: u64 = 1 << 32;
 /// Largest `max_epochs`.
-pub const MAX_EPOCHS_LIMIT: u32 = 4096;
+pub(crate) const MAX_EPOCHS_LIMIT: u32 = 4096;
 /// Largest `replay_window`.
-pub const MAX_REPLAY_WINDOW: u32 = 4096;
+pub(crate) const MAX_REPLAY_WINDOW: u32 = 4096;
 /// Largest `max_future_epochs`.
-pub const MAX_FUTURE_EPOCHS_LIMIT: u32 = 1 << 20;
+pub(crate) const MAX_FUTURE_EPOCHS_LIMIT: u32 = 1 << 20;
 /// Largest `rotation_jitter_pct`.
-pub const MAX_JITTER_PCT: u32 = 50;
+pub(crate) const MAX_JITTER_PCT: u32 = 50;
 
 impl Default for Config {
     fn default() -> Self {

@@ -10,15 +10,18 @@
 //!
 //! * [`key_schedule`]: labelled expansion, epoch chain, sender keys (SPEC §2-§3);
 //! * [`wire`]: the 24-byte header and ciphertext layout (SPEC §4);
-//! * [`replay`]: the per-sender replay window (SPEC §6);
-//! * [`context`]: the epoch window, send and receive paths, rotation and
-//!   retention (SPEC §5-§7);
-//! * [`maintenance`]: the process-wide thread that destroys keys on schedule;
-//! * [`state`]: sealed state blobs (export/import, `docs/STATE.md`);
-//! * [`clock`]: the one source of time (fake in tests);
+//! * `replay`: the per-sender replay window (SPEC §6);
+//! * `context/`: one file per concern: `send.rs` (SPEC §5), `receive.rs`
+//!   (SPEC §6), `window.rs` (SPEC §7: retention, rotation, destruction),
+//!   `builder.rs`, `health.rs`, `export.rs`, `keys.rs`, `guard.rs`;
+//! * `maintenance`: the process-wide thread that destroys keys on schedule;
+//! * `blob`: sealed state blobs (export/import, `docs/STATE.md`);
+//! * `clock`: the one source of time (fake in tests);
+//! * `types`: the small enums several layers share ([`Mode`], [`RotationReason`], [`Destroyed`]);
 //! * [`aead`]: AES-256-GCM backends (aws-lc-rs by default, RustCrypto as an option);
+//! * [`events`], [`metrics`]: security events and Prometheus metrics;
 //! * `ffi`: the C ABI (`include/tinymls.h`), the only place with `unsafe`
-//!   besides `os` (fork handlers).
+//!   besides `os` (fork handlers, locked key memory, clocks).
 //!
 //! ```
 //! use tinymls::{Config, Context};
@@ -32,22 +35,60 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+// The core, in layers (each imports only from layers above it in this
+// list; `make lint` checks it with tools/lint/module_layers.py):
+//
+//   error, secret, sync, replay, config
+//   aead, key_schedule, wire
+//   os, clock
+//   types (the small shared enums)
+//   metrics, events
+//   blob (sealed state)
+//   maintenance
+//   context
+//   ffi (the C ABI)
+//
+// The C header is generated from `ffi` and `config::Config` (the ABI's
+// `tinymls_config`) only: every other module is marked `cbindgen:ignore`.
+
+// The primitives of SPEC §2-§4, public for the known-answer and vector tests
+// and for Rust users who want them.
+/// cbindgen:ignore
 pub mod aead;
-pub mod clock;
-pub mod config;
-pub mod context;
-pub mod error;
-pub mod events;
+/// cbindgen:ignore
 pub mod key_schedule;
-pub mod maintenance;
-pub mod metrics;
-pub mod replay;
+/// cbindgen:ignore
 pub mod secret;
-pub mod state;
-mod sync;
+/// cbindgen:ignore
 pub mod wire;
 
+// Observability: the Rust side of metrics and events.
+/// cbindgen:ignore
+pub mod events;
+/// cbindgen:ignore
+pub mod metrics;
+
+// Internal layers.
+/// cbindgen:ignore
+pub(crate) mod blob;
+/// cbindgen:ignore
+pub(crate) mod clock;
+pub(crate) mod config;
+/// cbindgen:ignore
+pub(crate) mod context;
+/// cbindgen:ignore
+pub(crate) mod error;
+/// cbindgen:ignore
+pub(crate) mod maintenance;
+/// cbindgen:ignore
+pub(crate) mod replay;
+/// cbindgen:ignore
+mod sync;
+/// cbindgen:ignore
+pub(crate) mod types;
+
 #[allow(unsafe_code)]
+/// cbindgen:ignore
 mod os;
 
 #[allow(unsafe_code)]
@@ -57,14 +98,23 @@ pub mod ffi;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks {
     pub use crate::os::locked::refuse_key_memory;
+
+    /// The sealed-state blob format, to craft blobs in tests and fuzzing.
+    pub mod blob {
+        pub use crate::blob::{blob_version, seal_body, BLOB_HEADER_LEN, CURRENT_EPOCH_ONLY, FORMAT_VERSION, MAGIC};
+    }
+
+    /// The maintenance thread's books.
+    pub mod maintenance {
+        pub use crate::maintenance::{global, thread_running, Maintainer, Registry};
+    }
 }
 
 pub use clock::Clock;
 pub use config::Config;
-pub use context::{
-    Context, ContextBuilder, Health, HealthState, Mode, RotationReason, KEYS_LOCKED, KEYS_NOT_DUMPED, KEYS_ON_HEAP,
-};
-pub use error::{Error, Result};
+pub use context::{Context, ContextBuilder, Health, HealthState, KEYS_LOCKED, KEYS_NOT_DUMPED, KEYS_ON_HEAP};
+pub use error::{Error, Result, MAX_STATUS};
+pub use types::{Destroyed, Mode, RotationReason};
 pub use wire::OVERHEAD;
 
 /// The crate version (`Cargo.toml` is the one source).

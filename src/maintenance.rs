@@ -6,8 +6,8 @@
 //! context enters them when it is created and leaves them at once when it is
 //! closed or freed. Contexts with maintenance on also sit in a queue ordered
 //! by the time of their next visit; the thread sleeps until the first one is
-//! due. A visit runs `context::maintain_visit` and asks the
-//! context when it wants the next one (its next lifetime or key-age deadline,
+//! due. A visit calls [`Maintained::visit`] and learns when the context
+//! wants the next one (its next lifetime or key-age deadline,
 //! and at the latest `gc_interval_ms` later). Cost per visit is a lock and a
 //! few comparisons unless something is due.
 
@@ -16,12 +16,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
 
 use crate::clock::system_now_ms;
-use crate::context::{maintain_visit, Shared, State};
-use crate::os::OwnedWriteGuard;
+use crate::os;
 use crate::sync::{Condvar, Mutex, MutexGuard};
 
+/// What the maintenance thread serves (a context's window behind its lock),
+/// seen through this trait so that maintenance knows nothing of the
+/// context's insides.
+pub(crate) trait Maintained: Send + Sync {
+    /// Applies every rule that is due; returns the delay in milliseconds
+    /// until the next visit, or `None` once the context is closed.
+    fn visit(&self) -> Option<u64>;
+
+    /// Takes the context's write lock for a `fork()` (waiting for the calls
+    /// in flight); dropping the returned guard releases it.
+    fn hold_for_fork(self: Arc<Self>) -> Box<dyn std::any::Any>;
+}
+
 struct Entry {
-    ctx: Weak<Shared>,
+    ctx: Weak<dyn Maintained>,
     /// When the next visit is due (maintainer clock), if scheduled.
     due: Option<u64>,
 }
@@ -33,6 +45,8 @@ pub struct Registry {
     queue: BTreeSet<(u64, u64)>,
 }
 
+// Read by tests through `test_hooks`.
+#[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
 impl Registry {
     fn schedule(&mut self, id: u64, due: u64) {
         if let Some(e) = self.entries.get_mut(&id) {
@@ -89,7 +103,7 @@ impl Maintainer {
     }
 
     /// Adds a context; with `due = Some(t)` it is visited from time `t` on.
-    pub(crate) fn register(&self, id: u64, ctx: Weak<Shared>, due: Option<u64>) {
+    pub(crate) fn register(&self, id: u64, ctx: Weak<dyn Maintained>, due: Option<u64>) {
         let mut reg = self.reg.lock();
         reg.entries.insert(id, Entry { ctx, due: None });
         if let Some(d) = due {
@@ -106,11 +120,13 @@ impl Maintainer {
         self.reg.lock().remove(id);
     }
 
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
     /// Whether context `id` is in the books (and whether it is scheduled).
     pub fn lookup(&self, id: u64) -> Option<bool> {
         self.reg.lock().entries.get(&id).map(|e| e.due.is_some())
     }
 
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
     /// A look at the books.
     pub fn with_registry<R>(&self, f: impl FnOnce(&Registry) -> R) -> R {
         f(&self.reg.lock())
@@ -119,7 +135,7 @@ impl Maintainer {
     /// Visits every context due at `now` (this maintainer's clock) and
     /// schedules its next visit. Returns how many were visited.
     pub fn run_due(&self, now: u64) -> usize {
-        let due: Vec<(u64, Weak<Shared>)> = {
+        let due: Vec<(u64, Weak<dyn Maintained>)> = {
             let mut reg = self.reg.lock();
             let mut v = Vec::new();
             while let Some(&(t, id)) = reg.queue.first() {
@@ -138,7 +154,7 @@ impl Maintainer {
         for (id, weak) in &due {
             // No lock of the books is held while a context is locked.
             if let Some(ctx) = weak.upgrade() {
-                if let Some(delay) = maintain_visit(&ctx) {
+                if let Some(delay) = ctx.visit() {
                     next.push((*id, now.saturating_add(delay)));
                 }
             }
@@ -211,12 +227,18 @@ pub(crate) fn ensure_thread_if(on: bool) {
 
 /// Whether the process-wide thread is running (it is after the first
 /// context with maintenance on).
+#[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
 pub fn thread_running() -> bool {
     THREAD_RUNNING.load(Ordering::Acquire)
 }
 
-type HeldLocks =
-    (MutexGuard<'static, Registry>, Vec<OwnedWriteGuard<State>>, MutexGuard<'static, crate::os::locked::Pool>);
+/// Installs the fork handlers once per process (idempotent): the locks are
+/// taken before `fork()` and released on both sides (see [`before_fork`]).
+pub(crate) fn install_fork_handlers() {
+    os::at_fork(before_fork, after_fork_parent, after_fork_child);
+}
+
+type HeldLocks = (MutexGuard<'static, Registry>, Vec<Box<dyn std::any::Any>>, MutexGuard<'static, os::locked::Pool>);
 
 thread_local! {
     static HELD_OVER_FORK: std::cell::RefCell<Option<HeldLocks>> = const { std::cell::RefCell::new(None) };
@@ -225,27 +247,28 @@ thread_local! {
 /// `pthread_atfork` prepare: take the books' lock, then every live context's
 /// write lock (waiting for calls in flight), so that the child starts with
 /// all of them free and consistent.
-pub(crate) fn before_fork() {
+fn before_fork() {
     let reg = global().reg.lock();
-    let mut live: Vec<(u64, Arc<Shared>)> =
+    let mut live: Vec<(u64, Arc<dyn Maintained>)> =
         reg.entries.iter().filter_map(|(id, e)| e.ctx.upgrade().map(|c| (*id, c))).collect();
     // One global order (by id), the same in every prepare handler.
     live.sort_by_key(|(id, _)| *id);
-    let guards = live.into_iter().map(|(_, c)| OwnedWriteGuard::lock(c)).collect();
+    let guards = live.into_iter().map(|(_, c)| c.hold_for_fork()).collect();
     // Last: the key-memory pool (taken under a context's lock elsewhere).
-    let pool = crate::os::locked::lock_pool();
+    let pool = os::locked::lock_pool();
     HELD_OVER_FORK.with(|h| *h.borrow_mut() = Some((reg, guards, pool)));
 }
 
 /// `pthread_atfork` parent: release what `before_fork` took.
-pub(crate) fn after_fork_parent() {
+fn after_fork_parent() {
     release_held();
 }
 
-/// `pthread_atfork` child: release the locks (this thread holds them; with
-/// `std` locks, unlocking in the child wakes nobody and leaves them free)
-/// and note that the maintenance thread did not survive the fork.
-pub(crate) fn after_fork_child() {
+/// `pthread_atfork` child (after `os` bumped the fork generation): release
+/// the locks (this thread holds them; with `std` locks, unlocking in the
+/// child wakes nobody and leaves them free) and note that the maintenance
+/// thread did not survive the fork.
+fn after_fork_child() {
     release_held();
     THREAD_RUNNING.store(false, Ordering::Release);
 }

@@ -17,8 +17,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use crate::context::RotationReason;
 use crate::error::Error;
+use crate::types::{Destroyed, RotationReason};
 
 /// One operation in this many (per thread) is timed for the histogram.
 pub const LATENCY_SAMPLE: u32 = 16;
@@ -149,21 +149,6 @@ fn result_label_of(code: usize) -> &'static str {
     }
 }
 
-const ROTATION_REASONS: [&str; 6] = ["manual", "period", "usage", "age", "lifetime", "peer"];
-
-/// Why an epoch's keys were destroyed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Destroyed {
-    /// It left the `max_epochs` window.
-    Window = 0,
-    /// It outlived `state_lifetime_ms`.
-    Lifetime = 1,
-    /// The context was closed or freed.
-    Close = 2,
-}
-
-const DESTROY_REASONS: [&str; 3] = ["window", "lifetime", "close"];
-
 /// Histogram bucket upper bounds, in nanoseconds (rendered in seconds).
 const BUCKETS_NS: [u64; 12] =
     [250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000, 10_000_000];
@@ -200,8 +185,8 @@ impl Histogram {
 struct Registry {
     lanes: Lanes,
     errors: [[AtomicU64; RESULT_SLOTS]; 2],
-    rotations: [AtomicU64; ROTATION_REASONS.len()],
-    destroyed: [AtomicU64; DESTROY_REASONS.len()],
+    rotations: [AtomicU64; RotationReason::ALL.len()],
+    destroyed: [AtomicU64; Destroyed::ALL.len()],
     contexts: AtomicI64,
     contexts_created: AtomicU64,
     retained_epochs: AtomicI64,
@@ -211,8 +196,8 @@ struct Registry {
 static REG: Registry = Registry {
     lanes: Lanes::new(),
     errors: [[const { AtomicU64::new(0) }; RESULT_SLOTS], [const { AtomicU64::new(0) }; RESULT_SLOTS]],
-    rotations: [const { AtomicU64::new(0) }; ROTATION_REASONS.len()],
-    destroyed: [const { AtomicU64::new(0) }; DESTROY_REASONS.len()],
+    rotations: [const { AtomicU64::new(0) }; RotationReason::ALL.len()],
+    destroyed: [const { AtomicU64::new(0) }; Destroyed::ALL.len()],
     contexts: AtomicI64::new(0),
     contexts_created: AtomicU64::new(0),
     retained_epochs: AtomicI64::new(0),
@@ -337,28 +322,7 @@ impl BatchTimer {
 }
 
 pub(crate) fn rotation(reason: RotationReason) {
-    REG.rotations[rotation_index(reason)].fetch_add(1, Ordering::Relaxed);
-}
-
-fn rotation_index(reason: RotationReason) -> usize {
-    match reason {
-        RotationReason::Manual => 0,
-        RotationReason::Period => 1,
-        RotationReason::Usage => 2,
-        RotationReason::Age => 3,
-        RotationReason::Lifetime => 4,
-        RotationReason::Peer => 5,
-    }
-}
-
-/// The Prometheus label of a rotation reason.
-pub fn rotation_label(reason: RotationReason) -> &'static str {
-    ROTATION_REASONS[rotation_index(reason)]
-}
-
-/// The Prometheus label of a destruction reason.
-pub fn destroyed_label(reason: Destroyed) -> &'static str {
-    DESTROY_REASONS[reason as usize]
+    REG.rotations[reason as usize].fetch_add(1, Ordering::Relaxed);
 }
 
 /// The result label of a status (`ok`, `auth`, `replay`, ...).
@@ -417,14 +381,14 @@ pub fn render() -> String {
     header(&mut s, "tinymls_opened_bytes_total", "counter", "Plaintext bytes decrypted and authenticated.");
     let _ = writeln!(s, "tinymls_opened_bytes_total {}", r.lanes.bytes(1));
     header(&mut s, "tinymls_rotations_total", "counter", "Epoch rotations by reason.");
-    for (i, reason) in ROTATION_REASONS.iter().enumerate() {
-        let _ =
-            writeln!(s, "tinymls_rotations_total{{reason=\"{reason}\"}} {}", r.rotations[i].load(Ordering::Relaxed));
+    for reason in RotationReason::ALL {
+        let (label, v) = (reason.label(), r.rotations[reason as usize].load(Ordering::Relaxed));
+        let _ = writeln!(s, "tinymls_rotations_total{{reason=\"{label}\"}} {v}");
     }
     header(&mut s, "tinymls_epochs_destroyed_total", "counter", "Epoch keys zeroized, by reason.");
-    for (i, reason) in DESTROY_REASONS.iter().enumerate() {
-        let v = r.destroyed[i].load(Ordering::Relaxed);
-        let _ = writeln!(s, "tinymls_epochs_destroyed_total{{reason=\"{reason}\"}} {v}");
+    for reason in Destroyed::ALL {
+        let (label, v) = (reason.label(), r.destroyed[reason as usize].load(Ordering::Relaxed));
+        let _ = writeln!(s, "tinymls_epochs_destroyed_total{{reason=\"{label}\"}} {v}");
     }
     header(&mut s, "tinymls_contexts", "gauge", "Live contexts.");
     let _ = writeln!(s, "tinymls_contexts {}", r.contexts.load(Ordering::Relaxed).max(0));

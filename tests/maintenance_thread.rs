@@ -3,9 +3,11 @@
 //! (Real time: the only test that waits; it polls with a generous deadline
 //! and asserts what happened, never how fast.)
 
+#![cfg(feature = "test-hooks")]
+
 use std::time::{Duration, Instant};
 
-use tinymls::maintenance::{global, thread_running};
+use tinymls::test_hooks::maintenance::{global, thread_running};
 use tinymls::{Config, Context};
 
 #[test]

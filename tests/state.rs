@@ -2,11 +2,13 @@
 //! current-only epochs, nonce safety between exporter and importers, ages
 //! on a fake clock, every way a blob can be wrong, and the C ABI rules.
 
+#![cfg(feature = "test-hooks")]
+
 use std::collections::HashSet;
 
 use tinymls::ffi::tinymls_status::*;
 use tinymls::ffi::*;
-use tinymls::state::{self, BLOB_HEADER_LEN as HEADER_LEN, CURRENT_EPOCH_ONLY, FORMAT_VERSION};
+use tinymls::test_hooks::blob::{self as state, BLOB_HEADER_LEN as HEADER_LEN, CURRENT_EPOCH_ONLY, FORMAT_VERSION};
 use tinymls::wire::parse;
 use tinymls::{Clock, Config, Context, Error, Mode};
 

@@ -89,22 +89,6 @@ const _: () = {
     assert!(core::mem::size_of::<tinymls_status>() == 4);
 };
 
-#[cfg(test)]
-mod tests {
-    use super::tinymls_status;
-    use crate::error::Error;
-
-    #[test]
-    fn the_c_enum_matches_the_status_table() {
-        assert_eq!(format!("{:?}", tinymls_status::from_code(0)), "TINYMLS_OK");
-        for e in Error::ALL {
-            let s = tinymls_status::from(*e);
-            assert_eq!(s as u32, e.code());
-            assert_eq!(format!("{s:?}"), format!("TINYMLS_ERR_{}", e.name()));
-        }
-    }
-}
-
 /// An opaque context handle. Create it with `tinymls_context_new` or
 /// `tinymls_context_join`, release it with `tinymls_context_free`.
 pub struct tinymls_context {
@@ -137,3 +121,19 @@ const _: () = {
     assert!(TINYMLS_MAX_GROUP_ID_LEN == crate::key_schedule::MAX_GROUP_ID_LEN);
     assert!(core::mem::size_of::<crate::config::Config>() == 80);
 };
+
+#[cfg(test)]
+mod tests {
+    use super::tinymls_status;
+    use crate::error::Error;
+
+    #[test]
+    fn the_c_enum_matches_the_status_table() {
+        assert_eq!(format!("{:?}", tinymls_status::from_code(0)), "TINYMLS_OK");
+        for e in Error::ALL {
+            let s = tinymls_status::from(*e);
+            assert_eq!(s as u32, e.code());
+            assert_eq!(format!("{s:?}"), format!("TINYMLS_ERR_{}", e.name()));
+        }
+    }
+}

@@ -20,9 +20,9 @@ pub const TINYMLS_STATE_KEK_LEN: usize = 32;
 pub const TINYMLS_STATE_FORMAT_VERSION: u32 = 1;
 
 const _: () = {
-    assert!(TINYMLS_EXPORT_CURRENT_EPOCH_ONLY == crate::state::CURRENT_EPOCH_ONLY);
-    assert!(TINYMLS_STATE_KEK_LEN == crate::state::KEK_LEN);
-    assert!(TINYMLS_STATE_FORMAT_VERSION == crate::state::FORMAT_VERSION as u32);
+    assert!(TINYMLS_EXPORT_CURRENT_EPOCH_ONLY == crate::blob::CURRENT_EPOCH_ONLY);
+    assert!(TINYMLS_STATE_KEK_LEN == crate::blob::KEK_LEN);
+    assert!(TINYMLS_STATE_FORMAT_VERSION == crate::blob::FORMAT_VERSION as u32);
 };
 
 /// Exports the context's state as a sealed blob (AES-256-GCM under a key
@@ -134,5 +134,5 @@ pub extern "C" fn tinymls_context_import(
 /// version is refused with `TINYMLS_ERR_MALFORMED`. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_state_format_version() -> u32 {
-    ffi_boundary!(0, { u32::from(crate::state::FORMAT_VERSION) })
+    ffi_boundary!(0, { u32::from(crate::blob::FORMAT_VERSION) })
 }

@@ -7,20 +7,29 @@
 //! load on the hot path) and, when it differs, draws a new sender id and
 //! fresh sequence numbers before its next encryption.
 //!
-//! The prepare handler also takes every context's lock (see
-//! `maintenance::before_fork`), so that no lock is copied into the child in
-//! the locked state by a thread that does not exist there.
+//! This module imports nothing of the crate's upper layers: whoever must act
+//! around a fork (maintenance takes every context's lock, so that no lock is
+//! copied into the child in the locked state by a thread that does not exist
+//! there) registers its handlers with [`at_fork`].
 
 pub(crate) mod locked;
 
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Once, OnceLock};
 
 use crate::sync::{RwLock, RwLockWriteGuard};
 
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+/// The handlers registered with [`at_fork`] (the first registration wins).
+static HANDLERS: OnceLock<ForkHandlers> = OnceLock::new();
 static INSTALL: Once = Once::new();
+
+struct ForkHandlers {
+    prepare: fn(),
+    parent: fn(),
+    child: fn(),
+}
 
 /// How many times this process's lineage has forked (0 in the original
 /// process, incremented in each child).
@@ -31,11 +40,11 @@ pub fn fork_generation() -> u64 {
 
 extern "C" fn prepare() {
     // A panic must not unwind into libc.
-    let _ = std::panic::catch_unwind(crate::maintenance::before_fork);
+    let _ = std::panic::catch_unwind(|| HANDLERS.get().map(|h| (h.prepare)()));
 }
 
 extern "C" fn parent() {
-    let _ = std::panic::catch_unwind(crate::maintenance::after_fork_parent);
+    let _ = std::panic::catch_unwind(|| HANDLERS.get().map(|h| (h.parent)()));
 }
 
 extern "C" fn child() {
@@ -43,13 +52,22 @@ extern "C" fn child() {
         // First, so that even a failure below cannot let the child reuse
         // the parent's sender id.
         FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
-        crate::maintenance::after_fork_child();
+        if let Some(h) = HANDLERS.get() {
+            (h.child)();
+        }
     });
 }
 
-/// Installs the fork handlers once per process (idempotent).
-pub fn install_fork_handlers() {
+/// Registers the process's fork handlers and installs them with
+/// `pthread_atfork`, once per process (later calls do nothing): `prepare`
+/// runs in the forking thread before `fork()`, `parent` after it in the
+/// parent, `child` in the child after the fork generation was bumped.
+/// Panics in them are caught (they never unwind into libc).
+pub(crate) fn at_fork(prepare_fn: fn(), parent_fn: fn(), child_fn: fn()) {
+    // `call_once` makes every caller wait until the handlers are installed,
+    // so that no context exists in a process that could fork without them.
     INSTALL.call_once(|| {
+        let _ = HANDLERS.set(ForkHandlers { prepare: prepare_fn, parent: parent_fn, child: child_fn });
         // SAFETY: the three handlers are `extern "C"` functions with the
         // signature pthread_atfork expects, live for the whole process (they
         // are plain functions), and catch every panic before returning to libc.

@@ -39,11 +39,11 @@ use zeroize::Zeroizing;
 
 use crate::aead::{self, AeadKey, NONCE_LEN, TAG_LEN};
 use crate::config::Config;
-use crate::context::Mode;
 use crate::error::{Error, Result};
 use crate::key_schedule;
 use crate::replay::ReplayWindow;
 use crate::secret::Secret32;
+use crate::types::Mode;
 
 /// The first 8 bytes of every state blob.
 pub const MAGIC: [u8; 8] = *b"TMLSTATE";
@@ -233,6 +233,7 @@ fn check_header(blob: &[u8]) -> Result<()> {
 }
 
 /// The format version of a blob (from its clear header), if it is one.
+#[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
 pub fn blob_version(blob: &[u8]) -> Option<u16> {
     (blob.len() >= MIN_BLOB_LEN && blob[..8] == MAGIC).then(|| u16::from_be_bytes([blob[8], blob[9]]))
 }

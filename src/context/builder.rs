@@ -1,0 +1,292 @@
+//! Creating a context: a local one, a shared one joined to a group, or one
+//! restored from a sealed state blob.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use super::health::Stats;
+use super::keys::SenderKeys;
+use super::receive::Peer;
+use super::window::{Epoch, Shared, Window};
+use super::{fill_random, random_u64, Context};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::events::{Event, Kind, Limiter};
+use crate::key_schedule;
+use crate::maintenance;
+use crate::metrics;
+use crate::os::{self, locked::Locked};
+use crate::replay::ReplayWindow;
+use crate::secret::Secret32;
+use crate::sync::{Mutex, RwLock};
+use crate::types::{Destroyed, Mode};
+
+/// Group id used inside a local context (its group secret is random).
+pub(super) const LOCAL_GROUP_ID: &[u8] = b"tinymls local";
+
+/// Builds contexts with a non-default clock or without the maintenance
+/// thread (tests, or an application that drives [`Context::run_maintenance`]
+/// itself).
+#[derive(Clone, Debug, Default)]
+pub struct ContextBuilder {
+    cfg: Config,
+    /// Whether `config` was called (an import otherwise keeps the exported one).
+    cfg_set: bool,
+    clock: Clock,
+    manual_maintenance: bool,
+}
+
+impl ContextBuilder {
+    /// The configuration (validated when the context is built).
+    pub fn config(mut self, cfg: Config) -> Self {
+        self.cfg = cfg;
+        self.cfg_set = true;
+        self
+    }
+
+    /// The clock every timing rule reads.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Leave the context out of the maintenance thread's queue: nothing
+    /// happens to it between calls unless [`Context::run_maintenance`] is
+    /// called. Rotation and destruction still happen lazily on every call.
+    pub fn manual_maintenance(mut self) -> Self {
+        self.manual_maintenance = true;
+        self
+    }
+
+    /// A local context (random group secret, fresh entropy every epoch).
+    pub fn local(self) -> Result<Context> {
+        let mut group_secret = Zeroizing::new([0u8; 32]);
+        fill_random(&mut group_secret[..])?;
+        let secret = key_schedule::initial_epoch_secret(&group_secret[..], LOCAL_GROUP_ID)?;
+        self.build(Mode::Local, LOCAL_GROUP_ID, secret)
+    }
+
+    /// A shared context joined to `group_secret` (32..=1024 bytes) and
+    /// `group_id` (1..=255 bytes).
+    pub fn join(self, group_secret: &[u8], group_id: &[u8]) -> Result<Context> {
+        self.validate()?;
+        let secret = key_schedule::initial_epoch_secret(group_secret, group_id)?;
+        self.build(Mode::Shared, group_id, secret)
+    }
+
+    pub(super) fn validate(&self) -> Result<()> {
+        validate_reporting(&self.cfg)
+    }
+
+    /// A context restored from a sealed state blob (see [`crate::state`] and
+    /// `docs/STATE.md`), with the configuration given to [`Self::config`] or,
+    /// if none was, the exported one. It draws a new sender id (so it never
+    /// shares a nonce with the exporter, which may still be running), keeps
+    /// each epoch's age (an epoch past `state_lifetime_ms` is destroyed
+    /// before this returns; the newest `max_epochs` are kept) and the replay
+    /// windows of the senders it knew. An epoch's age includes the time the
+    /// blob spent in storage (by the wall clock, [`Clock::wall_ms`]).
+    ///
+    /// Errors: `InvalidArgument` (a KEK that is not 32 bytes),
+    /// `InvalidConfig`, `Malformed` (not a state blob, a newer format, or an
+    /// inconsistent body), `Window` (wrong KEK or tampered), `Rng`,
+    /// `Exhausted`. No context exists unless this returns `Ok`.
+    pub fn import_state(mut self, blob: &[u8], kek: &[u8]) -> Result<Context> {
+        if self.cfg_set {
+            self.validate()?;
+        }
+        let (_flags, snap) = crate::blob::open(blob, kek)?;
+        if !self.cfg_set {
+            self.cfg = snap.cfg;
+            self.validate()?;
+        }
+        self.restore(snap)
+    }
+
+    pub(super) fn restore(self, snap: crate::blob::Snapshot) -> Result<Context> {
+        let now = self.clock.now_ms();
+        // The time the blob spent in storage counts towards every age (an
+        // epoch must not outlive its lifetime because its process was down);
+        // a wall clock that went backwards counts as no time.
+        let stored = self.clock.wall_ms().saturating_sub(snap.exported_at_ms);
+        let cfg = self.cfg;
+        let keep = cfg.max_epochs as usize;
+        let skip = snap.epochs.len().saturating_sub(keep);
+        let mut epochs = VecDeque::with_capacity(snap.epochs.len() - skip);
+        for e in snap.epochs.into_iter().skip(skip) {
+            let mut ep = Epoch::new(e.number, e.secret, now.saturating_sub(e.age_ms.saturating_add(stored)));
+            let mut peers = Vec::with_capacity(e.peers.len());
+            for p in e.peers {
+                let keys = SenderKeys::derive(&ep.secret, p.sender);
+                let replay = (cfg.replay_window > 0).then(|| {
+                    Mutex::new(match p.window {
+                        Some(w) => w.into_window(cfg.replay_window),
+                        None => ReplayWindow::new(cfg.replay_window),
+                    })
+                });
+                peers.push((p.sender, Locked::new(Peer { keys, replay })));
+            }
+            ep.peers = peers.into_boxed_slice();
+            epochs.push_back(ep);
+        }
+        let since = epochs.back().map(|e| e.since_ms).ok_or(Error::Malformed)?;
+        let group_id = snap.group_id.into_boxed_slice();
+        self.finish(snap.mode, group_id, snap.fingerprint, epochs, Some(since))
+    }
+
+    pub(super) fn build(self, mode: Mode, group_id: &[u8], epoch0: Secret32) -> Result<Context> {
+        self.validate()?;
+        let now = self.clock.now_ms();
+        let fingerprint = fingerprint(&epoch0);
+        let mut epochs = VecDeque::with_capacity(1);
+        epochs.push_back(Epoch::new(0, epoch0, now));
+        self.finish(mode, group_id.into(), fingerprint, epochs, None)
+    }
+
+    /// Builds the context around its epochs (`restored_since`: the start of
+    /// an imported current epoch, whose timers run from then).
+    pub(super) fn finish(
+        self,
+        mode: Mode,
+        group_id: Box<[u8]>,
+        fingerprint: u64,
+        epochs: VecDeque<Epoch>,
+        restored_since: Option<u64>,
+    ) -> Result<Context> {
+        maintenance::install_fork_handlers();
+        let now = self.clock.now_ms();
+        let count = epochs.len();
+        let mut st = Window {
+            clock: self.clock,
+            cfg: self.cfg,
+            mode,
+            group_id,
+            closed: false,
+            exhausted: false,
+            maintenance: !self.manual_maintenance,
+            sender_id: random_u64()?,
+            fork_generation: os::fork_generation(),
+            epochs: VecDeque::with_capacity(1),
+            period_deadline: u64::MAX,
+            key_age_deadline: u64::MAX,
+            next_deadline: u64::MAX,
+            last_rotation_ms: None,
+            created_ms: now,
+            closed_ms: u64::MAX,
+            rotations: 0,
+            retired_encrypts: 0,
+            fingerprint,
+            pending: Vec::new(),
+            limiter: Arc::new(Limiter::default()),
+        };
+        st.epochs = epochs;
+        metrics::epochs_added(count as i64);
+        match restored_since {
+            None => st.start_timers(now),
+            Some(since) => {
+                // Never a sender id the restored windows already know (one
+                // chance in 2^64, but then our own messages would be taken
+                // for that peer's).
+                while st.epochs.iter().any(|e| e.peer(st.sender_id).is_some()) {
+                    st.sender_id = random_u64()?;
+                }
+                // Timers and lifetimes run from when the epochs really began;
+                // whatever is overdue (an epoch past its lifetime, a due
+                // rotation) happens now, before anyone can use the context.
+                st.last_rotation_ms = Some(since);
+                st.start_timers(since);
+                match st.maintain(now) {
+                    Err(Error::Exhausted) if !st.epochs.is_empty() => {}
+                    Err(e) => {
+                        st.destroy_all(Destroyed::Close);
+                        return Err(e);
+                    }
+                    Ok(()) => {}
+                }
+            }
+        }
+        let first_visit = st.visit_delay(now);
+        let id = next_context_id();
+        let shared = Arc::new(RwLock::new(st));
+        let due = if self.manual_maintenance {
+            None
+        } else {
+            maintenance::ensure_thread();
+            Some(crate::clock::system_now_ms().saturating_add(first_visit))
+        };
+        let weak: std::sync::Weak<dyn maintenance::Maintained> = Arc::downgrade(&shared) as std::sync::Weak<Shared>;
+        maintenance::global().register(id, weak, due);
+        metrics::context_created();
+        let ctx = Context { shared, id, stats: Stats::default() };
+        let (origin, limiter) = ctx.origin();
+        Event::new(Kind::ContextCreated, Some(origin))
+            .label("mode", if mode == Mode::Local { "local" } else { "shared" })
+            .label("origin", if restored_since.is_some() { "import" } else { "new" })
+            .emit(Some(&limiter));
+        Ok(ctx)
+    }
+}
+
+/// Validates `cfg`; a configuration out of range is reported as a
+/// `config_rejected` event naming the first bad field (context creation and
+/// `tinymls_config_validate`, which bindings call before creating a context).
+pub(crate) fn validate_reporting(cfg: &Config) -> Result<()> {
+    let r = cfg.validate();
+    if r.is_err() {
+        let field = cfg.first_invalid_field().unwrap_or("unknown");
+        Event::new(Kind::ConfigRejected, None).label("field", field).emit(None);
+    }
+    r
+}
+
+/// The group's public fingerprint for events: 8 bytes of
+/// `ExpandLabel(epoch_secret[0], "fingerprint", "", 8)`.
+pub(super) fn fingerprint(epoch0: &Secret32) -> u64 {
+    let mut out = [0u8; 8];
+    match key_schedule::expand_label(epoch0.expose(), b"fingerprint", b"", &mut out) {
+        Ok(()) => u64::from_be_bytes(out),
+        Err(_) => 0,
+    }
+}
+
+pub(super) fn next_context_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Context {
+    /// A builder for non-default clocks or manual maintenance.
+    pub fn builder() -> ContextBuilder {
+        ContextBuilder::default()
+    }
+
+    /// A local context: random group secret, fresh OS entropy in every epoch.
+    /// Only this context (and nobody who steals a later state) can read what
+    /// it encrypts.
+    pub fn new(cfg: &Config) -> Result<Context> {
+        Context::builder().config(*cfg).local()
+    }
+
+    /// A shared context joined to a group: every member with the same
+    /// `group_secret` (32..=1024 bytes) and `group_id` (1..=255 bytes)
+    /// derives the same epochs and reads every member's messages.
+    pub fn join(group_secret: &[u8], group_id: &[u8], cfg: &Config) -> Result<Context> {
+        Context::builder().config(*cfg).join(group_secret, group_id)
+    }
+
+    /// Restores a context from a blob of [`Context::export_state`] (see
+    /// [`ContextBuilder::import_state`]); `cfg` `None` keeps the exported
+    /// configuration.
+    pub fn import_state(blob: &[u8], kek: &[u8], cfg: Option<&Config>) -> Result<Context> {
+        let b = Context::builder();
+        let b = match cfg {
+            Some(c) => b.config(*c),
+            None => b,
+        };
+        b.import_state(blob, kek)
+    }
+}

@@ -1,0 +1,78 @@
+//! Export of a context's state as a sealed blob (`docs/STATE.md`, the
+//! `blob` module seals it). The way back in is `ContextBuilder::import_state`
+//! (`builder.rs`).
+
+use super::guard::write_window;
+use super::window::Window;
+use super::Context;
+use crate::blob::{self, EpochSnap, PeerSnap, Snapshot, WindowSnap};
+use crate::error::{Error, Result};
+use crate::secret::Secret32;
+
+impl Context {
+    /// Exports this context's state as a sealed blob (`docs/STATE.md`) under
+    /// a 32-byte key-encryption key: mode, group id, configuration, the
+    /// retained epochs with their ages (only the current one with
+    /// [`crate::blob::CURRENT_EPOCH_ONLY`] in `flags`) and the replay
+    /// windows of the foreign senders. Rules that are due (lifetime,
+    /// rotation) are applied first. The context carries on unchanged.
+    ///
+    /// The blob holds epoch keys: whoever has it and the KEK reads every
+    /// message of the epochs it carries (and, for a shared context, of every
+    /// later epoch). Errors: `InvalidArgument` (a KEK that is not 32 bytes,
+    /// an unknown flag), `Closed`, `Exhausted`, `Rng`.
+    pub fn export_state(&self, kek: &[u8], flags: u32) -> Result<Vec<u8>> {
+        if kek.len() != blob::KEK_LEN || flags & !blob::KNOWN_FLAGS != 0 {
+            return Err(Error::InvalidArgument);
+        }
+        let snap = {
+            let mut st = write_window(&self.shared);
+            if st.closed {
+                return Err(Error::Closed);
+            }
+            let now = st.clock.now_ms();
+            match st.maintain(now) {
+                Err(Error::Exhausted) if !st.epochs.is_empty() => {}
+                r => r?,
+            }
+            st.snapshot(now, flags & blob::CURRENT_EPOCH_ONLY != 0)?
+        };
+        blob::seal(kek, flags, &snap)
+    }
+}
+
+impl Window {
+    /// What a state blob carries (copies of the epoch secrets, zeroized when
+    /// the snapshot is dropped).
+    pub(super) fn snapshot(&self, now: u64, current_only: bool) -> Result<Snapshot> {
+        let skip = if current_only { self.epochs.len().saturating_sub(1) } else { 0 };
+        let mut epochs = Vec::with_capacity(self.epochs.len() - skip);
+        for e in self.epochs.iter().skip(skip) {
+            let mut secret = Secret32::zero();
+            secret.expose_mut().copy_from_slice(e.secret.expose());
+            let peers = e
+                .peers
+                .iter()
+                .map(|(id, p)| PeerSnap {
+                    sender: *id,
+                    window: p.replay.as_ref().map(|m| {
+                        let w = m.lock();
+                        WindowSnap { top: w.top(), words: w.words().to_vec() }
+                    }),
+                })
+                .collect();
+            epochs.push(EpochSnap { number: e.number, secret, age_ms: now.saturating_sub(e.since_ms), peers });
+        }
+        if epochs.is_empty() {
+            return Err(Error::Exhausted);
+        }
+        Ok(Snapshot {
+            mode: self.mode,
+            group_id: self.group_id.to_vec(),
+            fingerprint: self.fingerprint,
+            cfg: self.cfg,
+            exported_at_ms: self.clock.wall_ms(),
+            epochs,
+        })
+    }
+}

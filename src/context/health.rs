@@ -1,0 +1,168 @@
+//! Health (SPEC §9's health check): what a context reports about itself,
+//! with no secret in it, and the per-context counters behind it.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use super::send::OwnSender;
+use super::window::Window;
+use super::Context;
+
+/// Per-context counters for health (outside the lock), on their own cache
+/// line (they are written by decryptions and failures, `Context::shared` is
+/// read by every call). Successful encryptions are not counted here: they
+/// are the sequence numbers handed out (see `Window::retired_encrypts`), so
+/// the send path writes no per-context counter of its own.
+#[derive(Default)]
+#[repr(align(64))]
+pub(super) struct Stats {
+    /// Sequence numbers taken by encryptions whose AEAD then failed.
+    pub(super) seal_failures: AtomicU64,
+    pub(super) decrypts: AtomicU64,
+    pub(super) errors: AtomicU64,
+    /// Status code of the last failed call (0 if none).
+    pub(super) last_error: AtomicU32,
+}
+
+/// What [`Context::health`] reports about a context's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HealthState {
+    /// Working; nothing is due.
+    Ready = 0,
+    /// A rotation or destruction is due and happens on the next call or
+    /// maintenance visit.
+    Rotating = 1,
+    /// Cannot send: the epoch space is exhausted or every key was destroyed.
+    Error = 2,
+    /// Closed: every key zeroized.
+    Closed = 3,
+}
+
+/// A context's health, for checks and dashboards (no secret in it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Health {
+    /// See [`HealthState`].
+    pub state: HealthState,
+    /// Milliseconds since creation (frozen at close).
+    pub uptime_ms: u64,
+    /// The current epoch (0 once closed).
+    pub current_epoch: u32,
+    /// Milliseconds since the current epoch became current.
+    pub key_age_ms: u64,
+    /// The oldest retained epoch.
+    pub oldest_epoch: u32,
+    /// How many epochs are retained.
+    pub retained_epochs: u32,
+    /// Successful encryptions.
+    pub encrypt_count: u64,
+    /// Successful decryptions.
+    pub decrypt_count: u64,
+    /// Failed encrypt and decrypt calls.
+    pub error_count: u64,
+    /// Epochs that became current since creation.
+    pub rotation_count: u64,
+    /// Status code of the last failed call (0 if none).
+    pub last_error: u32,
+    /// This context's sender id.
+    pub sender_id: u64,
+    /// Key memory of the process: [`KEYS_LOCKED`] | [`KEYS_NOT_DUMPED`] when
+    /// every key page is locked against swapping and left out of core dumps,
+    /// plus [`KEYS_ON_HEAP`] if some key material lives on the ordinary heap.
+    pub key_memory: u32,
+}
+
+/// [`Health::key_memory`]: key pages are locked against swapping (`mlock`).
+pub const KEYS_LOCKED: u32 = crate::os::locked::LOCKED;
+/// [`Health::key_memory`]: key pages are excluded from core dumps.
+pub const KEYS_NOT_DUMPED: u32 = crate::os::locked::DONTDUMP;
+/// [`Health::key_memory`]: some key material had to live on the ordinary heap.
+pub const KEYS_ON_HEAP: u32 = crate::os::locked::FALLBACK;
+
+impl Context {
+    /// A health snapshot (also for a closed context: state `Closed`).
+    pub fn health(&self) -> Health {
+        let st = self.shared.read();
+        let now = st.clock.now_ms();
+        let state = if st.closed {
+            HealthState::Closed
+        } else if st.exhausted || st.epochs.is_empty() {
+            HealthState::Error
+        } else if st.needs_attention(now) {
+            HealthState::Rotating
+        } else {
+            HealthState::Ready
+        };
+        let cur = st.current();
+        Health {
+            state,
+            uptime_ms: st.uptime_ms(now),
+            current_epoch: cur.map_or(0, |c| c.number),
+            key_age_ms: cur.map_or(0, |c| now.saturating_sub(c.since_ms)),
+            oldest_epoch: st.epochs.front().map_or(0, |e| e.number),
+            retained_epochs: st.epochs.len() as u32,
+            encrypt_count: st.encrypt_count().saturating_sub(self.stats.seal_failures.load(Ordering::Relaxed)),
+            decrypt_count: self.stats.decrypts.load(Ordering::Relaxed),
+            error_count: self.stats.errors.load(Ordering::Relaxed),
+            rotation_count: st.rotations,
+            last_error: self.stats.last_error.load(Ordering::Relaxed),
+            sender_id: st.sender_id,
+            key_memory: crate::os::locked::status(),
+        }
+    }
+}
+
+impl Window {
+    /// Sequence numbers handed out by this context's own senders, retained
+    /// or gone: its encryptions.
+    pub(super) fn encrypt_count(&self) -> u64 {
+        let live: u64 = self.epochs.iter().filter_map(|e| e.own.as_deref()).map(OwnSender::sent).sum();
+        self.retired_encrypts + live
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::clock::Clock;
+    use crate::config::Config;
+    use crate::context::Context;
+
+    #[test]
+    fn the_encrypt_count_survives_destroyed_epochs_threads_and_close() {
+        let cfg = Config { max_epochs: 2, ratchet_period_ms: 0, ..Config::default() };
+        let ctx = Context::builder().config(cfg).manual_maintenance().local().unwrap();
+        for n in [3, 2, 1] {
+            for _ in 0..n {
+                ctx.encrypt_to_vec(b"m", b"").unwrap();
+            }
+            ctx.rotate().unwrap();
+        }
+        // Epoch 0 (3 messages) is gone from the window.
+        assert_eq!(ctx.retained_epochs(), Ok(Some((2, 3))));
+        assert_eq!(ctx.health().encrypt_count, 6);
+        // Failures are not encryptions.
+        assert!(ctx.encrypt(b"m", b"", &mut [0u8; 8]).is_err());
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..250 {
+                        ctx.encrypt_to_vec(b"m", b"").unwrap();
+                    }
+                });
+            }
+        });
+        let h = ctx.health();
+        assert_eq!((h.encrypt_count, h.error_count), (1006, 1));
+        ctx.close().unwrap();
+        assert_eq!(ctx.health().encrypt_count, 1006);
+    }
+
+    #[test]
+    fn uptime_stops_at_close() {
+        let clock = Clock::fake(5_000);
+        let ctx = Context::builder().clock(clock.clone()).manual_maintenance().local().unwrap();
+        clock.advance(1_500);
+        assert_eq!(ctx.health().uptime_ms, 1_500);
+        ctx.close().unwrap();
+        clock.advance(10_000);
+        assert_eq!((ctx.health().uptime_ms, ctx.uptime_ms()), (1_500, 1_500));
+    }
+}

@@ -1,0 +1,278 @@
+//! A TinyMLS context: its epoch window, its senders, and the send and
+//! receive paths of SPEC §5-§7. One file per concern:
+//!
+//! * `mod.rs` (this file): [`Context`] and its entry points (rotate, close,
+//!   maintenance, accessors);
+//! * `builder.rs`: creation (local, join) and restore from a state blob;
+//! * `window.rs` (SPEC §7): the retained epochs, deadlines, rotation,
+//!   destruction, re-keying after fork;
+//! * `send.rs` (SPEC §5): the own sender's counters and lease, `encrypt`
+//!   and `encrypt_batch`;
+//! * `receive.rs` (SPEC §6): `decrypt`, peers and replay windows,
+//!   following a peer forward, rejection events;
+//! * `keys.rs`: a sender's key and IV, sealing and opening with the AAD;
+//! * `health.rs`: the health snapshot and its counters;
+//! * `export.rs`: the state snapshot for a sealed blob;
+//! * `guard.rs`: the write guard that delivers queued events after release.
+//!
+//! Concurrency: the window sits behind one reader-writer lock. Encryption
+//! and decryption take it *shared*: sequence numbers and key usage are
+//! atomics, each foreign sender's replay window has its own small mutex, and
+//! the AEAD runs with only the shared lock held, so threads encrypting on one
+//! context do not serialise. Anything that changes the window (rotation, a
+//! new sender, following a peer, destruction, close) takes it exclusively and
+//! is short; the hot path only falls back to it when a deadline has passed.
+
+mod builder;
+mod export;
+mod guard;
+mod health;
+mod keys;
+mod receive;
+mod send;
+mod window;
+
+use std::sync::Arc;
+
+use rand::TryRngCore;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::events::{self, Event, Kind, Limiter, Origin};
+use crate::maintenance;
+use crate::metrics;
+use crate::sync::RwLockReadGuard;
+use crate::types::{Destroyed, RotationReason};
+use crate::wire;
+use guard::write_window;
+use health::Stats;
+use window::{Shared, Window};
+
+pub use crate::types::Mode;
+pub(crate) use builder::validate_reporting;
+pub use builder::ContextBuilder;
+pub use health::{Health, HealthState, KEYS_LOCKED, KEYS_NOT_DUMPED, KEYS_ON_HEAP};
+
+/// A TinyMLS context. `Send + Sync`: share it between threads with an `Arc`
+/// (or by reference); every method may be called from many threads at once.
+/// Dropping it closes it (zeroizing every key) and removes it from the
+/// maintenance thread's books.
+pub struct Context {
+    shared: Arc<Shared>,
+    id: u64,
+    stats: Stats,
+}
+
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Context>();
+    assert_send_sync::<Shared>();
+};
+
+/// Fills `buf` from the operating system's RNG.
+pub(super) fn fill_random(buf: &mut [u8]) -> Result<()> {
+    rand::rngs::OsRng.try_fill_bytes(buf).map_err(|_| Error::Rng)
+}
+
+pub(super) fn random_u64() -> Result<u64> {
+    let mut b = [0u8; 8];
+    fill_random(&mut b)?;
+    Ok(u64::from_ne_bytes(b))
+}
+
+impl Context {
+    /// Ciphertext length for a plaintext of `plaintext_len` bytes (`+ 40`),
+    /// or `None` past AES-GCM's message limit.
+    pub fn ciphertext_len(plaintext_len: usize) -> Option<usize> {
+        wire::ciphertext_len(plaintext_len)
+    }
+
+    pub(super) fn read_open(&self) -> Result<RwLockReadGuard<'_, Window>> {
+        let st = self.shared.read();
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        Ok(st)
+    }
+
+    /// Rotates now (epoch n -> n+1). `RateLimited` inside
+    /// `min_rotation_interval_ms` of the previous rotation; `Exhausted` at
+    /// epoch 2^32 - 1.
+    pub fn rotate(&self) -> Result<()> {
+        let mut st = write_window(&self.shared);
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        let now = st.clock.now_ms();
+        st.maintain(now)?;
+        if let Some(last) = st.last_rotation_ms {
+            if now.saturating_sub(last) < st.cfg.min_rotation_interval_ms {
+                return Err(Error::RateLimited);
+            }
+        }
+        st.rotate(now, RotationReason::Manual)
+    }
+
+    /// Closes the context: every key is zeroized now, and every later call
+    /// (or one racing with this one) returns `Closed`. A second close
+    /// returns `Closed` too.
+    pub fn close(&self) -> Result<()> {
+        if self.shut_down() {
+            Ok(())
+        } else {
+            Err(Error::Closed)
+        }
+    }
+
+    /// Zeroizes every key, leaves the books and reports it; false if it was
+    /// closed already.
+    pub(super) fn shut_down(&self) -> bool {
+        let mut st = write_window(&self.shared);
+        if st.closed {
+            return false;
+        }
+        st.closed = true;
+        st.closed_ms = st.clock.now_ms();
+        st.destroy_all(Destroyed::Close);
+        st.epochs.shrink_to_fit();
+        let (origin, limiter) = (st.origin(), st.limiter.clone());
+        drop(st);
+        maintenance::global().unregister(self.id);
+        metrics::context_gone();
+        events::flush_suppressed(&limiter, origin, true);
+        Event::new(Kind::ContextClosed, Some(origin)).emit(Some(&limiter));
+        true
+    }
+
+    pub(super) fn origin(&self) -> (Origin, Arc<Limiter>) {
+        let st = self.shared.read();
+        (st.origin(), st.limiter.clone())
+    }
+
+    /// Applies every rule that is due now (what the maintenance thread does
+    /// on its visits), for contexts built with manual maintenance.
+    pub fn run_maintenance(&self) -> Result<()> {
+        let (r, origin, limiter) = {
+            let mut st = write_window(&self.shared);
+            let now = st.clock.now_ms();
+            (st.maintain(now), st.origin(), st.limiter.clone())
+        };
+        events::flush_suppressed(&limiter, origin, false);
+        r
+    }
+
+    /// This context's process-unique id (its key in the maintenance books).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The current epoch number.
+    pub fn current_epoch(&self) -> Result<u32> {
+        let st = self.read_open()?;
+        st.current().map(|e| e.number).ok_or(Error::Exhausted)
+    }
+
+    /// The oldest and newest retained epoch numbers.
+    pub fn retained_epochs(&self) -> Result<Option<(u32, u32)>> {
+        let st = self.read_open()?;
+        Ok(match (st.epochs.front(), st.epochs.back()) {
+            (Some(a), Some(b)) => Some((a.number, b.number)),
+            _ => None,
+        })
+    }
+
+    /// This context's sender id (changes in a forked child before its first
+    /// encryption).
+    pub fn sender_id(&self) -> Result<u64> {
+        Ok(self.read_open()?.sender_id)
+    }
+
+    /// Local or shared.
+    pub fn mode(&self) -> Mode {
+        self.shared.read().mode
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> Config {
+        self.shared.read().cfg
+    }
+
+    /// Whether `close` was called.
+    pub fn is_closed(&self) -> bool {
+        self.shared.read().closed
+    }
+
+    /// How many epochs became current since creation.
+    pub fn rotation_count(&self) -> u64 {
+        self.shared.read().rotations
+    }
+
+    /// Milliseconds from creation to now, or to `close` once closed (on
+    /// the context's clock).
+    pub fn uptime_ms(&self) -> u64 {
+        let st = self.shared.read();
+        st.uptime_ms(st.clock.now_ms())
+    }
+
+    /// The number of foreign senders known in `epoch` (for tests and health).
+    pub fn peer_count(&self, epoch: u32) -> Result<usize> {
+        let st = self.read_open()?;
+        let i = st.epoch_index(epoch).ok_or(Error::EpochExpired)?;
+        Ok(st.epochs[i].peers.len())
+    }
+
+    /// Whether `epoch` is retained.
+    pub fn has_epoch(&self, epoch: u32) -> bool {
+        let st = self.shared.read();
+        !st.closed && st.epoch_index(epoch).is_some()
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+impl std::fmt::Debug for Context {
+    /// Shows public facts only (never key material).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.shared.read();
+        f.debug_struct("Context")
+            .field("mode", &st.mode)
+            .field("closed", &st.closed)
+            .field("sender_id", &format_args!("{:016x}", st.sender_id))
+            .field("epochs", &(st.epochs.front().map(|e| e.number), st.epochs.back().map(|e| e.number)))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+impl Context {
+    /// Test hook: pretend the chain reached `epoch` (for exhaustion tests).
+    pub(crate) fn test_jump_to_epoch(&self, epoch: u32) {
+        let mut st = write_window(&self.shared);
+        for e in st.epochs.iter_mut() {
+            e.number = epoch;
+        }
+        while st.epochs.len() > 1 {
+            st.destroy_oldest(Destroyed::Window);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::send::SendCounters;
+    use super::window::Epoch;
+    use super::*;
+
+    #[test]
+    fn hot_fields_sit_on_cache_lines_of_their_own_and_epochs_stay_small() {
+        assert_eq!(std::mem::align_of::<Window>(), 64);
+        assert_eq!(std::mem::align_of::<SendCounters>(), 64);
+        assert_eq!(std::mem::align_of::<Stats>(), 64);
+        // max_epochs of these are kept per context (64 at the defaults).
+        assert!(std::mem::size_of::<Epoch>() <= 48, "{}", std::mem::size_of::<Epoch>());
+    }
+}

@@ -1,0 +1,412 @@
+//! The epoch window (SPEC §7): the retained epochs, oldest first, their
+//! deadlines (period, key age, lifetime), rotation, destruction on
+//! schedule, and re-keying after fork. Everything here runs under the
+//! context's lock; the send and receive paths read it shared.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use rand::Rng;
+use zeroize::Zeroizing;
+
+use super::guard::write_window;
+use super::receive::Peer;
+use super::send::OwnSender;
+use super::{fill_random, random_u64};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::events::{self, Limiter, Origin, Pending};
+use crate::key_schedule;
+use crate::maintenance::{self, Maintained};
+use crate::metrics;
+use crate::os::{self, locked::Locked};
+use crate::secret::Secret32;
+use crate::sync::RwLock;
+use crate::types::{Destroyed, Mode, RotationReason};
+
+/// One retained epoch.
+pub(super) struct Epoch {
+    pub(super) number: u32,
+    pub(super) secret: Locked<Secret32>,
+    /// When it became current (or was derived while following a peer).
+    pub(super) since_ms: u64,
+    pub(super) own: Option<Locked<OwnSender>>,
+    /// Foreign senders, sorted by id. A boxed slice rather than a `Vec`:
+    /// one word less in each of the `max_epochs` retained epochs (a new
+    /// sender, on the slow path, rebuilds it).
+    pub(super) peers: Box<[(u64, Locked<Peer>)]>,
+}
+
+impl Epoch {
+    pub(super) fn new(number: u32, secret: Secret32, since_ms: u64) -> Self {
+        Epoch { number, secret: Locked::new(secret), since_ms, own: None, peers: Box::default() }
+    }
+
+    pub(super) fn peer(&self, sender: u64) -> Option<&Peer> {
+        self.peers.binary_search_by_key(&sender, |(id, _)| *id).ok().map(|i| &*self.peers[i].1)
+    }
+}
+
+/// Everything a context holds, behind its lock. Aligned to a cache line so
+/// that the lock word (which every call writes) does not share one with the
+/// fields every call reads.
+#[repr(align(64))]
+pub(crate) struct Window {
+    pub(super) clock: Clock,
+    pub(super) cfg: Config,
+    pub(super) mode: Mode,
+    /// The group id (public; `LOCAL_GROUP_ID` for a local context).
+    pub(super) group_id: Box<[u8]>,
+    pub(super) closed: bool,
+    /// Set when rotation is impossible (epoch 2^32 - 1 reached).
+    pub(super) exhausted: bool,
+    pub(super) maintenance: bool,
+    pub(super) sender_id: u64,
+    pub(super) fork_generation: u64,
+    /// Contiguous epochs, oldest first; the last is current. Empty only once
+    /// closed (or if the current epoch had to be destroyed while exhausted).
+    pub(super) epochs: VecDeque<Epoch>,
+    pub(super) period_deadline: u64,
+    pub(super) key_age_deadline: u64,
+    /// Earliest of the period, key-age and lifetime deadlines: before it, no
+    /// timing rule needs the exclusive lock.
+    pub(super) next_deadline: u64,
+    pub(super) last_rotation_ms: Option<u64>,
+    pub(super) created_ms: u64,
+    /// When it was closed (`u64::MAX` while open): uptime stops there.
+    pub(super) closed_ms: u64,
+    pub(super) rotations: u64,
+    /// Encryptions counted in own senders that no longer exist (destroyed
+    /// epochs, or dropped after fork): health's encrypt count is this plus
+    /// the retained epochs' sequence numbers.
+    pub(super) retired_encrypts: u64,
+    /// Public identity of the group in events (HKDF of epoch 0, 8 bytes).
+    pub(super) fingerprint: u64,
+    /// Events queued under the write lock, delivered after it is released.
+    pub(super) pending: Vec<Pending>,
+    pub(super) limiter: Arc<Limiter>,
+}
+
+/// The shared, lockable state of a context (what the maintenance thread sees).
+pub(crate) type Shared = RwLock<Window>;
+
+impl Window {
+    /// Milliseconds from creation to `now`, frozen at close.
+    pub(super) fn uptime_ms(&self, now: u64) -> u64 {
+        now.min(self.closed_ms).saturating_sub(self.created_ms)
+    }
+
+    pub(super) fn origin(&self) -> Origin {
+        Origin { sender_id: self.sender_id, fingerprint: self.fingerprint }
+    }
+
+    pub(super) fn queue(&mut self, p: Pending) {
+        if events::enabled(p.kind().level()) {
+            self.pending.push(p);
+        }
+    }
+
+    /// Drops the oldest epoch (its secrets are zeroized on drop).
+    pub(super) fn destroy_oldest(&mut self, reason: Destroyed) {
+        if let Some(e) = self.epochs.pop_front() {
+            if let Some(own) = e.own.as_deref() {
+                self.retired_encrypts += own.sent();
+            }
+            metrics::epochs_destroyed(reason, 1);
+            self.queue(Pending::Destroyed { epoch: e.number, reason: reason.label() });
+        }
+    }
+
+    /// Drops every epoch.
+    pub(super) fn destroy_all(&mut self, reason: Destroyed) {
+        while !self.epochs.is_empty() {
+            self.destroy_oldest(reason);
+        }
+    }
+
+    pub(super) fn current(&self) -> Option<&Epoch> {
+        self.epochs.back()
+    }
+
+    /// The current epoch's number and own sender, when a message can be
+    /// sealed right now without the write lock: nothing is due, the context
+    /// is not exhausted and the own key exists.
+    #[inline]
+    pub(super) fn ready_to_send(&self) -> Option<(u32, &OwnSender)> {
+        if self.needs_attention_now() || self.exhausted {
+            return None;
+        }
+        let cur = self.current()?;
+        Some((cur.number, cur.own.as_deref()?))
+    }
+
+    pub(super) fn epoch_index(&self, number: u32) -> Option<usize> {
+        let oldest = self.epochs.front()?.number;
+        let i = number.checked_sub(oldest)? as usize;
+        (i < self.epochs.len()).then_some(i)
+    }
+
+    /// Restarts the period and key-age timers: an epoch just became current.
+    pub(super) fn start_timers(&mut self, now: u64) {
+        let p = self.cfg.ratchet_period_ms;
+        self.period_deadline = if p == 0 {
+            u64::MAX
+        } else {
+            let spread = p.saturating_mul(u64::from(self.cfg.rotation_jitter_pct)) / 100;
+            let offset = if spread == 0 { 0 } else { rand::rng().random_range(0..=2 * spread) };
+            now.saturating_add(p - spread).saturating_add(offset)
+        };
+        self.key_age_deadline = now.saturating_add(self.cfg.max_key_age_ms);
+        self.recompute_deadline();
+    }
+
+    pub(super) fn lifetime_deadline(&self) -> u64 {
+        self.epochs.front().map_or(u64::MAX, |e| e.since_ms.saturating_add(self.cfg.state_lifetime_ms))
+    }
+
+    pub(super) fn recompute_deadline(&mut self) {
+        self.next_deadline = self.period_deadline.min(self.key_age_deadline).min(self.lifetime_deadline());
+    }
+
+    /// Whether the shared-lock fast path must step aside for maintenance.
+    #[inline]
+    pub(super) fn needs_attention(&self, now: u64) -> bool {
+        now >= self.next_deadline || self.fork_generation != os::fork_generation()
+    }
+
+    /// [`Window::needs_attention`] now, reading the precise clock only when
+    /// the cheap upper bound of the time says a deadline may have passed
+    /// (within a few ms of one): the same answer, at a fraction of the cost
+    /// on most calls.
+    #[inline]
+    pub(super) fn needs_attention_now(&self) -> bool {
+        if self.clock.now_ms_upper_bound() < self.next_deadline && self.fork_generation == os::fork_generation() {
+            return false;
+        }
+        self.needs_attention(self.clock.now_ms())
+    }
+
+    /// Milliseconds until the maintenance thread should look again.
+    pub(super) fn visit_delay(&self, now: u64) -> u64 {
+        let exact = self.key_age_deadline.min(self.lifetime_deadline());
+        exact.saturating_sub(now).min(self.cfg.gc_interval_ms)
+    }
+
+    /// epoch n -> n+1 (SPEC §3, §7).
+    pub(super) fn rotate(&mut self, now: u64, reason: RotationReason) -> Result<()> {
+        let cur = self.current().ok_or(Error::Closed)?;
+        if cur.number == u32::MAX {
+            self.exhausted = true;
+            self.period_deadline = u64::MAX;
+            self.key_age_deadline = u64::MAX;
+            self.recompute_deadline();
+            return Err(Error::Exhausted);
+        }
+        let number = cur.number + 1;
+        let next = match self.mode {
+            Mode::Shared => key_schedule::next_epoch_secret(&cur.secret, number, &[]),
+            Mode::Local => {
+                let mut entropy = Zeroizing::new([0u8; 32]);
+                fill_random(&mut entropy[..])?;
+                key_schedule::next_epoch_secret(&cur.secret, number, &entropy[..])
+            }
+        };
+        self.push_epoch(Epoch::new(number, next, now));
+        self.became_current(now, reason);
+        Ok(())
+    }
+
+    /// Appends an epoch as the newest, destroying the oldest first while the
+    /// window is full: the deque never holds more than `max_epochs` (pushing
+    /// first would double its capacity once the window filled), and it grows
+    /// by doubling but never past `max_epochs`.
+    pub(super) fn push_epoch(&mut self, epoch: Epoch) {
+        let max = (self.cfg.max_epochs as usize).max(1);
+        while self.epochs.len() >= max {
+            self.destroy_oldest(Destroyed::Window);
+        }
+        let len = self.epochs.len();
+        if len == self.epochs.capacity() {
+            self.epochs.reserve_exact(len.clamp(1, max - len));
+        }
+        self.epochs.push_back(epoch);
+        metrics::epochs_added(1);
+    }
+
+    /// Bookkeeping after an epoch became current (rotation or adoption).
+    pub(super) fn became_current(&mut self, now: u64, reason: RotationReason) {
+        while self.epochs.len() > self.cfg.max_epochs as usize {
+            self.destroy_oldest(Destroyed::Window);
+        }
+        self.last_rotation_ms = Some(now);
+        self.rotations += 1;
+        metrics::rotation(reason);
+        if let Some(cur) = self.epochs.back() {
+            let epoch = cur.number;
+            self.queue(Pending::Rotation { epoch, reason: reason.label() });
+        }
+        self.start_timers(now);
+    }
+
+    /// Applies every rule that is due at `now`: a new sender id after fork,
+    /// destruction by lifetime (rotating first if the current epoch is
+    /// concerned), rotation by key age and by period.
+    pub(super) fn maintain(&mut self, now: u64) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        if self.fork_generation != os::fork_generation() {
+            self.rekey_after_fork()?;
+        }
+        let lifetime = self.cfg.state_lifetime_ms;
+        while let Some(front) = self.epochs.front() {
+            if now < front.since_ms.saturating_add(lifetime) {
+                break;
+            }
+            if self.epochs.len() == 1 {
+                if let Err(e) = self.rotate(now, RotationReason::Lifetime) {
+                    // Keys are destroyed on schedule even when they cannot
+                    // be replaced; the context is then unusable for sending.
+                    self.destroy_all(Destroyed::Lifetime);
+                    self.recompute_deadline();
+                    return Err(e);
+                }
+                // Look again: with max_epochs = 1 the rotation itself
+                // destroyed the expired epoch, and the front is the new one.
+                continue;
+            }
+            self.destroy_oldest(Destroyed::Lifetime);
+        }
+        if !self.exhausted {
+            if now >= self.key_age_deadline {
+                self.rotate(now, RotationReason::Age)?;
+            } else if now >= self.period_deadline {
+                self.rotate(now, RotationReason::Period)?;
+            }
+        }
+        self.recompute_deadline();
+        Ok(())
+    }
+
+    /// In a forked child: a new sender id, and no own key of the parent's.
+    /// The parent's messages become a foreign sender's (replay-checked).
+    pub(super) fn rekey_after_fork(&mut self) -> Result<()> {
+        self.sender_id = random_u64()?;
+        for e in self.epochs.iter_mut() {
+            if let Some(own) = e.own.take() {
+                self.retired_encrypts += own.sent();
+            }
+        }
+        self.fork_generation = os::fork_generation();
+        maintenance::ensure_thread_if(self.maintenance);
+        Ok(())
+    }
+}
+
+/// One visit of the maintenance thread; returns the delay until the next one,
+/// or `None` once the context is closed.
+fn maintain_visit(shared: &Shared) -> Option<u64> {
+    let (delay, origin, limiter) = {
+        let st = shared.read();
+        if st.closed {
+            return None;
+        }
+        let now = st.clock.now_ms();
+        if !st.needs_attention(now) {
+            (st.visit_delay(now).max(1), st.origin(), st.limiter.clone())
+        } else {
+            drop(st);
+            let mut st = write_window(shared);
+            if st.closed {
+                return None;
+            }
+            let now = st.clock.now_ms();
+            let _ = st.maintain(now);
+            // A period rotation that is due is done on this visit; its
+            // deadline is not a reason to come back sooner than gc_interval_ms.
+            (st.visit_delay(now).max(1), st.origin(), st.limiter.clone())
+        }
+    };
+    // A flood that stopped still gets its events_suppressed summary (no lock
+    // held: the sink may call back into the library).
+    events::flush_suppressed(&limiter, origin, false);
+    Some(delay)
+}
+
+impl Maintained for Shared {
+    fn visit(&self) -> Option<u64> {
+        maintain_visit(self)
+    }
+
+    fn hold_for_fork(self: Arc<Self>) -> Box<dyn std::any::Any> {
+        Box::new(os::OwnedWriteGuard::lock(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::clock::Clock;
+    use crate::config::Config;
+    use crate::context::Context;
+    use crate::error::Error;
+    use crate::wire;
+
+    #[test]
+    fn the_window_never_holds_more_than_max_epochs_not_even_in_capacity() {
+        for max in [1u32, 3, 64] {
+            let cfg = Config { max_epochs: max, ratchet_period_ms: 0, ..Config::default() };
+            let ctx = Context::builder().config(cfg).manual_maintenance().local().unwrap();
+            for _ in 0..3 * max + 5 {
+                ctx.rotate().unwrap();
+                let st = ctx.shared.read();
+                assert!(st.epochs.len() <= max as usize);
+                assert!(st.epochs.capacity() <= (max as usize).max(4), "capacity {}", st.epochs.capacity());
+            }
+            let (a, b) = ctx.retained_epochs().unwrap().unwrap();
+            assert_eq!(b - a + 1, max);
+        }
+    }
+
+    #[test]
+    fn a_lifetime_rotation_with_a_one_epoch_window_keeps_the_new_epoch() {
+        let cfg = Config { max_epochs: 1, ratchet_period_ms: 0, ..Config::default() };
+        let clock = Clock::fake(0);
+        let ctx = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().local().unwrap();
+        let old = ctx.encrypt_to_vec(b"old", b"").unwrap();
+        clock.advance(cfg.state_lifetime_ms);
+        assert_eq!(ctx.run_maintenance(), Ok(()));
+        assert_eq!(ctx.retained_epochs(), Ok(Some((1, 1))));
+        assert_eq!(ctx.decrypt_to_vec(&old, b""), Err(Error::EpochExpired));
+        let new = ctx.encrypt_to_vec(b"new", b"").unwrap();
+        assert_eq!(ctx.decrypt_to_vec(&new, b"").unwrap(), b"new");
+    }
+
+    #[test]
+    fn the_last_epoch_is_usable_and_then_the_context_is_exhausted() {
+        let cfg = Config { min_rotation_interval_ms: 0, ratchet_period_ms: 0, ..Config::default() };
+        let clock = Clock::fake(1_000);
+        let b = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance();
+        let a = b.clone().join(&[9; 32], b"exhaust").unwrap();
+        let peer = b.join(&[9; 32], b"exhaust").unwrap();
+        a.test_jump_to_epoch(u32::MAX - 1);
+        peer.test_jump_to_epoch(u32::MAX - 1);
+        assert_eq!(a.rotate(), Ok(()));
+        assert_eq!(a.current_epoch(), Ok(u32::MAX));
+        let ct = a.encrypt_to_vec(b"last", b"").unwrap();
+        assert_eq!(wire::parse(&ct).unwrap().header.epoch, u32::MAX);
+        assert_eq!(a.rotate(), Err(Error::Exhausted));
+        assert_eq!(a.encrypt_to_vec(b"more", b""), Err(Error::Exhausted));
+        assert_eq!(a.rotate(), Err(Error::Exhausted), "and it stays so");
+        // The last epoch's messages are still read (the peer follows).
+        assert_eq!(peer.decrypt_to_vec(&ct, b"").unwrap(), b"last");
+        assert_eq!(peer.current_epoch(), Ok(u32::MAX));
+        assert_eq!(a.decrypt_to_vec(&ct, b"").unwrap(), b"last");
+        // Period and key-age rules no longer try to rotate; the lifetime
+        // rule still destroys the keys on schedule.
+        clock.advance(cfg.state_lifetime_ms);
+        assert_eq!(a.run_maintenance(), Err(Error::Exhausted));
+        assert_eq!(a.retained_epochs(), Ok(None));
+        assert!(peer.decrypt_to_vec(&ct, b"").is_err());
+    }
+}
