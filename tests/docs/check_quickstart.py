@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Runs the quick starts of docs/QUICKSTART.md and README.md as a new user would.
+"""Runs the quick starts of docs/QUICKSTART.md as a new user would, and checks
+that the README's short examples are excerpts of the programs it runs.
 
-For each document: the region to check (README.md: its "## Quick start"
-section; QUICKSTART.md: all of it) is split into a setup part and one part
-per language (a heading "C", "Go" or "Python"). Each language part runs in a
-fresh bash session, in a fresh empty directory that holds only `tinymls`, a
-link to this checkout, after the setup part -- exactly what a user pastes,
-nothing else. Within a part, in document order:
+Each FILE is checked whole (or only its --section): it is split into a setup
+part and one part per language (a heading "C", "Go" or "Python"). Each
+language part runs in a fresh bash session, in a fresh empty directory that
+holds only `tinymls`, a link to this checkout, after the setup part --
+exactly what a user pastes, nothing else. Within a part, in document order:
 
 * a ```sh block is run as it is (its standard output is captured);
 * a code block preceded by "Save as `NAME`:" is written to NAME;
@@ -16,7 +16,17 @@ nothing else. Within a part, in document order:
 Any other code block in the region is an error (so nothing shown goes
 unchecked), as is a failing command or a different output.
 
-    check_quickstart.py [--repo DIR] FILE...      (make test-quickstart)
+An --excerpts file (README.md: its "## Examples" section, or FILE=HEADING)
+is not run: every code block in its region must be a ```c, ```go or
+```python block that is an excerpt of a file of the same language saved by
+one of the FILEs. An excerpt is made of lines of that file, in order; a line
+that is only "...", "/* ... */", "// ..." or "# ..." skips any number of
+lines, and the lines between two skips are consecutive in the file (compared
+after removing their common indentation). So the short examples can only
+show code that the full quick start compiles and runs.
+
+    check_quickstart.py [--repo DIR] [--section FILE=HEADING]
+                        [--excerpts FILE[=HEADING]] FILE...      (make test-quickstart)
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 from dataclasses import dataclass, field
 
 FENCE = re.compile(r"^```(\w*)\s*$")
@@ -35,14 +46,17 @@ HEADING = re.compile(r"^(#+)\s+(.*?)\s*$")
 LANG_HEADING = re.compile(r"^(C|Go|Python)\b")
 SAVE_AS = re.compile(r"[Ss]ave (?:it |this )?as `([^`]+)`")
 SHELLS = {"sh", "bash", "shell"}
+EXCERPT_LANGS = {"c", "go", "python"}
+ELISIONS = {"...", "/* ... */", "// ...", "# ..."}
 
 
 @dataclass
 class Block:
-    kind: str  # "run", "file", "expect"
+    kind: str  # "run", "file", "expect", "excerpt"
     text: str
     line: int
     name: str = ""
+    lang: str = ""
 
 
 @dataclass
@@ -51,7 +65,7 @@ class Part:
     blocks: list[Block] = field(default_factory=list)
 
 
-def parse(path: str, section: str | None) -> list[Part]:
+def parse(path: str, section: str | None, excerpts: bool = False) -> list[Part]:
     with open(path, encoding="utf-8") as f:
         lines = f.read().splitlines()
     parts = [Part("setup")]
@@ -89,10 +103,15 @@ def parse(path: str, section: str | None) -> list[Part]:
         if j == len(lines):
             sys.exit(f"{path}:{i + 1}: unterminated code block")
         text = "\n".join(lines[start:j]) + "\n"
-        if in_region:
+        if in_region and excerpts:
+            if lang not in EXCERPT_LANGS:
+                sys.exit(f"{path}:{i + 1}: a ```{lang} block among the excerpts (only "
+                         + ", ".join(f"```{x}" for x in sorted(EXCERPT_LANGS)) + ")")
+            parts[-1].blocks.append(Block("excerpt", text, i + 1, lang=lang))
+        elif in_region:
             save = SAVE_AS.search(prose[-1]) if prose else None
             if save:
-                parts[-1].blocks.append(Block("file", text, i + 1, save.group(1)))
+                parts[-1].blocks.append(Block("file", text, i + 1, save.group(1), lang))
             elif lang in SHELLS:
                 parts[-1].blocks.append(Block("run", text, i + 1))
             elif lang == "text":
@@ -105,6 +124,44 @@ def parse(path: str, section: str | None) -> list[Part]:
     if section is not None and not in_region:
         sys.exit(f"{path}: no section {section!r}")
     return parts
+
+
+def excerpt_of(excerpt: str, source: str) -> bool:
+    """Whether excerpt is made of source's lines in order, with elision lines skipping any number."""
+    chunks: list[list[str]] = [[]]
+    for line in excerpt.splitlines():
+        if line.strip() in ELISIONS:
+            chunks.append([])
+        else:
+            chunks[-1].append(line)
+    lines = source.splitlines()
+    pos = 0
+    for chunk in chunks:
+        if not chunk:
+            continue
+        want = textwrap.dedent("\n".join(chunk))
+        for p in range(pos, len(lines) - len(chunk) + 1):
+            if textwrap.dedent("\n".join(lines[p:p + len(chunk)])) == want:
+                pos = p + len(chunk)
+                break
+        else:
+            return False
+    return any(chunks)
+
+
+def check_excerpts(path: str, section: str, sources: list[tuple[str, Block]]) -> int:
+    blocks = [b for part in parse(path, section, excerpts=True) for b in part.blocks]
+    if not blocks:
+        sys.exit(f"{path}: no code block in section {section!r}")
+    for b in blocks:
+        found = [f"{src}: {f.name}" for src, f in sources if f.lang == b.lang and excerpt_of(b.text, f.text)]
+        if not found:
+            names = ", ".join(f"{src}: {f.name}" for src, f in sources if f.lang == b.lang) or "none"
+            print(f"FAIL {path}:{b.line}: this ```{b.lang} block is not an excerpt of a file the quick start "
+                  f"saves and runs (```{b.lang} files: {names}).")
+            return 1
+        print(f"ok   {path}:{b.line}: an excerpt of {found[0]}")
+    return 0
 
 
 def script(blocks: list[Block], outdir: str, first: int) -> tuple[str, dict[int, int]]:
@@ -180,19 +237,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repo", default=os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
     ap.add_argument("--section", action="append", default=[],
-                    help="FILE=HEADING: check only that section of FILE (default for README.md: Quick start)")
+                    help="FILE=HEADING: run only that section of FILE")
+    ap.add_argument("--excerpts", action="append", default=[],
+                    help="FILE[=HEADING]: check that the code blocks of that section (default: Examples) are "
+                         "excerpts of the files the FILEs save and run")
     ap.add_argument("files", nargs="+")
     args = ap.parse_args()
-    sections = {"README.md": "Quick start"}
+    sections: dict[str, str] = {}
     for s in args.section:
         f, _, h = s.partition("=")
         sections[os.path.basename(f)] = h
     if not shutil.which("bash"):
         sys.exit("bash is needed")
+    sources = [(path, b) for path in args.files
+               for part in parse(path, sections.get(os.path.basename(path)))
+               for b in part.blocks if b.kind == "file"]
+    for e in args.excerpts:
+        path, _, heading = e.partition("=")
+        if check_excerpts(path, heading or "Examples", sources):
+            sys.exit(1)
     for path in args.files:
         if check(path, sections.get(os.path.basename(path)), os.path.abspath(args.repo)):
             sys.exit(1)
-    print("quick start: every block of " + ", ".join(args.files) + " runs as written")
+    print("quick start: every block of " + ", ".join(args.files) + " runs as written"
+          + "".join(f"; the examples of {e.partition('=')[0]} are excerpts of it" for e in args.excerpts))
 
 
 if __name__ == "__main__":
