@@ -9,6 +9,8 @@
 //! Where things live:
 //!
 //! * [`key_schedule`]: labelled expansion, epoch chain, sender keys (SPEC §2-§3);
+//! * [`epoch_tree`]: SPEC v2 §3.1's epoch tree and frontier (not yet used by
+//!   the context: v2 lands in steps);
 //! * [`wire`]: the 24-byte header and ciphertext layout (SPEC §4);
 //! * `replay`: the per-sender replay window (SPEC §6);
 //! * `context/`: one file per concern: `send.rs` (SPEC §5), `receive.rs`
@@ -39,7 +41,7 @@
 // list; `make lint` checks it with tools/lint/module_layers.py):
 //
 //   error, secret, sync, replay, config
-//   aead, key_schedule, wire
+//   aead, key_schedule, wire, epoch_tree
 //   os, clock
 //   types (the small shared enums)
 //   metrics, events
@@ -55,6 +57,8 @@
 // and for Rust users who want them.
 /// cbindgen:ignore
 pub mod aead;
+/// cbindgen:ignore
+pub mod epoch_tree;
 /// cbindgen:ignore
 pub mod key_schedule;
 /// cbindgen:ignore

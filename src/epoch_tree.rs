@@ -1,0 +1,298 @@
+//! The epoch tree of SPEC v2 §3.1: a shared group's epoch secrets are the
+//! leaves of a depth-48 binary tree over the group's root, so that a member
+//! reaches any epoch in at most 48 derivations, and the *frontier* of its
+//! current epoch (at most 48 nodes) derives every later epoch and nothing at
+//! or before it (forward secrecy).
+//!
+//! A node is named by its depth `d` (0 = the root, 48 = a leaf) and its
+//! prefix: the `d` most significant of the 48 bits of the epochs below it.
+//! `child(node, d, b) = ExpandLabel(node, "tree", u8(d) || u8(b), 32)`.
+//!
+//! Every secret here lives in a [`Secret32`] (zeroized on drop) and is
+//! derived in place: nothing is collected in a growable container.
+
+use crate::key_schedule::expand_label;
+use crate::secret::Secret32;
+
+/// Bits of an epoch number (SPEC §3).
+pub const EPOCH_BITS: u32 = 48;
+/// The last epoch; a context whose epoch would pass it is exhausted.
+pub const MAX_EPOCH: u64 = (1 << EPOCH_BITS) - 1;
+
+/// Bit `d` (`1..=48`) of the path to leaf `n`, most significant first.
+#[inline]
+pub fn path_bit(n: u64, d: u32) -> u8 {
+    ((n >> (EPOCH_BITS - d)) & 1) as u8
+}
+
+/// The prefix of leaf `n` at depth `d` (`0..=48`): the node above it there.
+#[inline]
+pub fn prefix(n: u64, d: u32) -> u64 {
+    if d == 0 {
+        0
+    } else {
+        n >> (EPOCH_BITS - d)
+    }
+}
+
+/// `child(node, d, b)` written into `out` (no copy left behind).
+#[inline]
+pub fn child_into(node: &Secret32, depth: u32, bit: u8, out: &mut Secret32) {
+    debug_assert!((1..=EPOCH_BITS).contains(&depth) && bit <= 1);
+    expand_label(node.expose(), b"tree", &[depth as u8, bit], out.expose_mut())
+        .expect("a fixed label and a 32-byte node are always in range");
+}
+
+/// `child(node, d, b)`.
+pub fn child(node: &Secret32, depth: u32, bit: u8) -> Secret32 {
+    let mut out = Secret32::zero();
+    child_into(node, depth, bit, &mut out);
+    out
+}
+
+/// Descends from `node` at `depth` (a node above leaf `n`) to leaf `n`:
+/// `48 - depth` derivations.
+pub fn descend(node: &Secret32, depth: u32, n: u64) -> Secret32 {
+    debug_assert!(depth <= EPOCH_BITS && n <= MAX_EPOCH);
+    let mut cur = Secret32::zero();
+    cur.expose_mut().copy_from_slice(node.expose());
+    let mut next = Secret32::zero();
+    for d in depth + 1..=EPOCH_BITS {
+        child_into(&cur, d, path_bit(n, d), &mut next);
+        core::mem::swap(&mut cur, &mut next);
+    }
+    cur
+}
+
+/// Calls `f(n, leaf)` for every leaf `n` in `lo..=hi` below `node` (at
+/// `depth`, with `prefix`), in increasing order, deriving each node on the
+/// way once: about `48 - depth + 2 * (hi - lo + 1)` derivations for a range
+/// inside the subtree.
+pub fn for_each_leaf(node: &Secret32, depth: u32, prefix: u64, lo: u64, hi: u64, f: &mut impl FnMut(u64, &Secret32)) {
+    let span = EPOCH_BITS - depth;
+    let first = prefix << span;
+    let last = first + ((1u64 << span) - 1);
+    if hi < first || lo > last || lo > hi {
+        return;
+    }
+    if depth == EPOCH_BITS {
+        f(prefix, node);
+        return;
+    }
+    let mut c = Secret32::zero();
+    for bit in 0..=1u8 {
+        let p = (prefix << 1) | u64::from(bit);
+        let (cf, cl) = (p << (span - 1), (p << (span - 1)) + ((1u64 << (span - 1)) - 1));
+        if hi < cf || lo > cl {
+            continue;
+        }
+        child_into(node, depth + 1, bit, &mut c);
+        for_each_leaf(&c, depth + 1, p, lo, hi, f);
+    }
+}
+
+/// The frontier of an epoch `c` (SPEC §3.1): for every depth `d` where bit
+/// `d` of `c` is 0, the right sibling of `c`'s path there (prefix of `c` at
+/// `d` with its last bit set). It derives every epoch after `c` and none at
+/// or before it. Fixed size (48 slots, unused ones all zero): it never
+/// reallocates, and every slot is zeroized when it is cleared or dropped.
+pub struct Frontier {
+    epoch: u64,
+    /// Bit `d - 1` set: the node at depth `d` is held.
+    held: u64,
+    nodes: [Secret32; EPOCH_BITS as usize],
+}
+
+impl Frontier {
+    /// The frontier of epoch `c` from the group's `root`, and `c`'s own
+    /// secret: the path down to `c` and its right siblings, at most 96
+    /// derivations (the root itself is not kept).
+    pub fn from_root(root: &Secret32, c: u64) -> (Frontier, Secret32) {
+        assert!(c <= MAX_EPOCH, "epochs are 48-bit");
+        let mut f = Frontier::empty(c);
+        let leaf = f.fill_below(root, 0, c);
+        (f, leaf)
+    }
+
+    fn empty(epoch: u64) -> Frontier {
+        Frontier { epoch, held: 0, nodes: core::array::from_fn(|_| Secret32::zero()) }
+    }
+
+    /// From `node` at `depth` on `c`'s path, descends to leaf `c`, storing
+    /// each right sibling of the path into the frontier; returns the leaf.
+    fn fill_below(&mut self, node: &Secret32, depth: u32, c: u64) -> Secret32 {
+        let mut cur = Secret32::zero();
+        cur.expose_mut().copy_from_slice(node.expose());
+        let mut next = Secret32::zero();
+        for d in depth + 1..=EPOCH_BITS {
+            let b = path_bit(c, d);
+            if b == 0 {
+                let slot = (d - 1) as usize;
+                child_into(&cur, d, 1, &mut self.nodes[slot]);
+                self.held |= 1 << slot;
+            }
+            child_into(&cur, d, b, &mut next);
+            core::mem::swap(&mut cur, &mut next);
+        }
+        cur
+    }
+
+    /// The epoch this is the frontier of.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// How many nodes it holds.
+    pub fn len(&self) -> usize {
+        self.held.count_ones() as usize
+    }
+
+    /// Whether it holds no node (the frontier of [`MAX_EPOCH`]).
+    pub fn is_empty(&self) -> bool {
+        self.held == 0
+    }
+
+    /// The held nodes, shallowest first, as `(depth, prefix, secret)`.
+    pub fn nodes(&self) -> impl Iterator<Item = (u32, u64, &Secret32)> {
+        (1..=EPOCH_BITS)
+            .filter(|d| self.held & (1 << (d - 1)) != 0)
+            .map(|d| (d, prefix(self.epoch, d) | 1, &self.nodes[(d - 1) as usize]))
+    }
+
+    /// The held node above a later epoch `e`: at the first depth where the
+    /// paths of `e` and the frontier's epoch part (the frontier's bit is 0
+    /// there and `e`'s is 1, since `e` is later).
+    fn above(&self, e: u64) -> Option<(u32, &Secret32)> {
+        if e <= self.epoch || e > MAX_EPOCH {
+            return None;
+        }
+        let d = (e ^ self.epoch).leading_zeros() - (64 - EPOCH_BITS) + 1;
+        let slot = (d - 1) as usize;
+        (self.held & (1 << slot) != 0).then(|| (d, &self.nodes[slot]))
+    }
+
+    /// The secret of a later epoch `e` (at most 48 derivations), or `None`
+    /// for an epoch at or before this one (or past [`MAX_EPOCH`]).
+    pub fn leaf(&self, e: u64) -> Option<Secret32> {
+        self.above(e).map(|(d, node)| descend(node, d, e))
+    }
+
+    /// Calls `f(n, leaf)` for every epoch `n` in `lo..=hi` that is after
+    /// this frontier's epoch, in increasing order, deriving shared nodes
+    /// once (SPEC §3.1's "the epochs of the new window that it does not hold
+    /// yet").
+    pub fn for_each_leaf(&self, lo: u64, hi: u64, f: &mut impl FnMut(u64, &Secret32)) {
+        let lo = lo.max(self.epoch.saturating_add(1));
+        let hi = hi.min(MAX_EPOCH);
+        if lo > hi {
+            return;
+        }
+        // Deepest held nodes cover the earliest epochs.
+        for d in (1..=EPOCH_BITS).rev() {
+            if self.held & (1 << (d - 1)) != 0 {
+                for_each_leaf(&self.nodes[(d - 1) as usize], d, prefix(self.epoch, d) | 1, lo, hi, f);
+            }
+        }
+    }
+
+    /// Moves the frontier to a later epoch `to` and returns `to`'s secret:
+    /// the node above `to` is split down to `to` (its right siblings join
+    /// the frontier), and every node that derives only epochs at or before
+    /// `to` is zeroized. At most 48 derivations. `None` (and nothing
+    /// changes) if `to` is not later than the current epoch.
+    pub fn advance(&mut self, to: u64) -> Option<Secret32> {
+        let (d, node) = self.above(to)?;
+        let mut split = Secret32::zero();
+        split.expose_mut().copy_from_slice(node.expose());
+        // Depths >= d: the node above `to` and every deeper node (those
+        // derive epochs before `to`'s prefix at `d`) go; shallower ones are
+        // on both paths and stay.
+        for depth in d..=EPOCH_BITS {
+            let slot = (depth - 1) as usize;
+            if self.held & (1 << slot) != 0 {
+                zeroize::Zeroize::zeroize(self.nodes[slot].expose_mut());
+                self.held &= !(1 << slot);
+            }
+        }
+        self.epoch = to;
+        Some(self.fill_below(&split, d, to))
+    }
+
+    /// Clears every node (zeroized).
+    pub fn clear(&mut self) {
+        for n in self.nodes.iter_mut() {
+            zeroize::Zeroize::zeroize(n.expose_mut());
+        }
+        self.held = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> Secret32 {
+        let mut r = Secret32::zero();
+        r.expose_mut().copy_from_slice(&[7u8; 32]);
+        r
+    }
+
+    fn leaf(n: u64) -> Secret32 {
+        descend(&root(), 0, n)
+    }
+
+    #[test]
+    fn a_frontier_derives_every_later_epoch_and_nothing_at_or_before_it() {
+        for c in [0u64, 1, 5, 6, 63, 64, 1 << 20, 17_645_472_000, MAX_EPOCH - 1, MAX_EPOCH] {
+            let (f, own) = Frontier::from_root(&root(), c);
+            assert!(own.ct_eq(&leaf(c)));
+            assert_eq!(f.len() as u32, EPOCH_BITS - c.count_ones().min(EPOCH_BITS));
+            for e in [c.saturating_sub(1), c] {
+                assert!(f.leaf(e).is_none(), "epoch {e} from the frontier of {c}");
+            }
+            for e in [c + 1, c + 2, c + 1000, MAX_EPOCH] {
+                if e > c && e <= MAX_EPOCH {
+                    assert!(f.leaf(e).expect("later").ct_eq(&leaf(e)), "epoch {e} from {c}");
+                }
+            }
+            // Every held node lies strictly after c (its first leaf > c).
+            for (d, p, _) in f.nodes() {
+                assert!(p << (EPOCH_BITS - d) > c);
+            }
+        }
+    }
+
+    #[test]
+    fn advancing_equals_joining_at_the_new_epoch() {
+        let (mut f, _) = Frontier::from_root(&root(), 1000);
+        for to in [1001u64, 1002, 1023, 1024, 5000, 5001, 1 << 33, (1 << 33) + 7] {
+            let s = f.advance(to).expect("later");
+            let (g, own) = Frontier::from_root(&root(), to);
+            assert!(s.ct_eq(&own));
+            let a: Vec<_> = f.nodes().map(|(d, p, _)| (d, p)).collect();
+            let b: Vec<_> = g.nodes().map(|(d, p, _)| (d, p)).collect();
+            assert_eq!(a, b);
+            for ((_, _, x), (_, _, y)) in f.nodes().zip(g.nodes()) {
+                assert!(x.ct_eq(y));
+            }
+        }
+        assert!(f.advance(5).is_none(), "never backwards");
+    }
+
+    #[test]
+    fn for_each_leaf_visits_the_range_once_in_order() {
+        let (f, _) = Frontier::from_root(&root(), 100);
+        let mut seen = Vec::new();
+        f.for_each_leaf(90, 230, &mut |n, s| {
+            assert!(s.ct_eq(&leaf(n)));
+            seen.push(n);
+        });
+        assert_eq!(seen, (101..=230).collect::<Vec<_>>());
+        let mut from_root = Vec::new();
+        for_each_leaf(&root(), 0, 0, MAX_EPOCH - 3, MAX_EPOCH, &mut |n, s| {
+            assert!(s.ct_eq(&leaf(n)));
+            from_root.push(n);
+        });
+        assert_eq!(from_root, (MAX_EPOCH - 3..=MAX_EPOCH).collect::<Vec<_>>());
+    }
+}
