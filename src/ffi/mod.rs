@@ -3,13 +3,15 @@
 //! Conventions, for every function:
 //!
 //! * the body runs inside `ffi_boundary!`: a panic returns
-//!   `TINYMLS_ERR_INTERNAL` and the call has no effect;
+//!   `TINYMLS_ERR_INTERNAL` (0 or a static text where a function returns no
+//!   status) and the call has no effect;
 //! * a pointer may be NULL only together with a length of 0; NULL where a
 //!   value is required returns `TINYMLS_ERR_NULL_POINTER` before any state
 //!   is touched;
 //! * outputs come last (`out, out_cap, out_len`); `TINYMLS_ERR_BUFFER_TOO_SMALL`
 //!   writes only `*out_len` (the size needed); input and output buffers
-//!   must not overlap (`TINYMLS_ERR_INVALID_ARGUMENT`);
+//!   must not overlap (`TINYMLS_ERR_INVALID_ARGUMENT`): one type,
+//!   `boundary::OutBuf`, holds these rules;
 //! * the only thing the caller frees is a context (`tinymls_context_free`).
 
 #![allow(non_camel_case_types)]
@@ -18,13 +20,20 @@
 // overlap). Rust code uses the safe `Context` API instead.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+// The order of the modules is the order of the header's sections.
 mod api;
+mod batch;
 mod boundary;
-mod ops;
+mod events;
+mod health;
+mod metrics;
 mod state;
 
 pub use api::*;
-pub use ops::*;
+pub use batch::*;
+pub use events::*;
+pub use health::*;
+pub use metrics::*;
 pub use state::*;
 
 /// Status codes (stable numbers, SPEC section 9). Functions that *take* a status
@@ -89,22 +98,6 @@ const _: () = {
     assert!(core::mem::size_of::<tinymls_status>() == 4);
 };
 
-#[cfg(test)]
-mod tests {
-    use super::tinymls_status;
-    use crate::error::Error;
-
-    #[test]
-    fn the_c_enum_matches_the_status_table() {
-        assert_eq!(format!("{:?}", tinymls_status::from_code(0)), "TINYMLS_OK");
-        for e in Error::ALL {
-            let s = tinymls_status::from(*e);
-            assert_eq!(s as u32, e.code());
-            assert_eq!(format!("{s:?}"), format!("TINYMLS_ERR_{}", e.name()));
-        }
-    }
-}
-
 /// An opaque context handle. Create it with `tinymls_context_new` or
 /// `tinymls_context_join`, release it with `tinymls_context_free`.
 pub struct tinymls_context {
@@ -137,3 +130,19 @@ const _: () = {
     assert!(TINYMLS_MAX_GROUP_ID_LEN == crate::key_schedule::MAX_GROUP_ID_LEN);
     assert!(core::mem::size_of::<crate::config::Config>() == 80);
 };
+
+#[cfg(test)]
+mod tests {
+    use super::tinymls_status;
+    use crate::error::Error;
+
+    #[test]
+    fn the_c_enum_matches_the_status_table() {
+        assert_eq!(format!("{:?}", tinymls_status::from_code(0)), "TINYMLS_OK");
+        for e in Error::ALL {
+            let s = tinymls_status::from(*e);
+            assert_eq!(s as u32, e.code());
+            assert_eq!(format!("{s:?}"), format!("TINYMLS_ERR_{}", e.name()));
+        }
+    }
+}
