@@ -386,55 +386,6 @@ size_t tinymls_config_size(void);
 tinymls_status tinymls_test_panic(void);
 #endif
 
-// Writes every metric of the process (all contexts together) in the
-// Prometheus text exposition format, version 0.0.4, into
-// `out[0..out_cap]`; `*out_len` receives its length. Serve it as
-// `text/plain; version=0.0.4`. Not NUL-terminated.
-//
-// Size query: with `out_cap` too small (or `out` NULL and `out_cap` 0),
-// returns `TINYMLS_ERR_BUFFER_TOO_SMALL` with the size needed in
-// `*out_len` (the text can grow between two calls: leave some room).
-//
-// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`out_len` NULL, or
-// `out` NULL with `out_cap` > 0), `TINYMLS_ERR_BUFFER_TOO_SMALL`.
-// Thread-safe.
-tinymls_status tinymls_metrics_prometheus(uint8_t *out, size_t out_cap, size_t *out_len);
-
-// Turns metric collection on (non-zero) or off (0) for the whole process.
-// On by default. Off, encrypt and decrypt skip every counter and timer
-// (the live-context and retained-epoch gauges are always kept).
-// Thread-safe.
-void tinymls_metrics_enable(uint32_t on);
-
-// Sets the process-wide security-event callback, called for every event at
-// or above `min_level` (`TINYMLS_LOG_*`), from whichever thread caused the
-// event (including the maintenance thread), with no lock of the library
-// held: it may call TinyMLS, but must be thread-safe and quick. `cb` NULL
-// removes it. Replaces any previous callback; after this returns, the old
-// one may still finish calls already in flight.
-//
-// Events are JSON objects with `ts_ms`, `level`, `event` and, for a
-// context, its `sender_id` and group fingerprint `group` (never the group
-// id, a secret, a key, a plaintext or AAD). Kinds: `context_created`,
-// `context_closed`, `rotation`, `epoch_destroyed`, `decrypt_rejected`,
-// `forged_future_epoch`, `config_rejected`, `events_suppressed` (past 20
-// events of one kind in one second from one context, the rest are counted,
-// and reported with `kind` and `count` once that second is over: by the
-// next event of the kind, the maintenance thread's next visit, or close).
-//
-// Returns `TINYMLS_OK`, `TINYMLS_ERR_INVALID_ARGUMENT` (`min_level` > 3).
-// Thread-safe.
-tinymls_status tinymls_set_event_callback(tinymls_event_fn cb, void *user_data, uint32_t min_level);
-
-// Fills `*out` with the context's health. Works on a closed context
-// (state `TINYMLS_HEALTH_CLOSED`).
-//
-// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`. Thread-safe.
-tinymls_status tinymls_context_health(struct tinymls_context *ctx, struct tinymls_health *out);
-
-// `sizeof(tinymls_health)` as this library sees it (80). Thread-safe.
-size_t tinymls_health_size(void);
-
 // Encrypts `count` messages in one call. Message `i` is `in_lens[i]` bytes
 // of `input`, the messages back to back; its AAD is `aad_lens[i]` bytes of
 // `aad`, likewise (`aad_lens` NULL: no AAD for any; `aad` may then be
@@ -493,6 +444,55 @@ tinymls_status tinymls_decrypt_batch(struct tinymls_context *ctx,
                                      size_t *out_lens,
                                      tinymls_status *statuses,
                                      size_t *out_total);
+
+// Sets the process-wide security-event callback, called for every event at
+// or above `min_level` (`TINYMLS_LOG_*`), from whichever thread caused the
+// event (including the maintenance thread), with no lock of the library
+// held: it may call TinyMLS, but must be thread-safe and quick. `cb` NULL
+// removes it. Replaces any previous callback; after this returns, the old
+// one may still finish calls already in flight.
+//
+// Events are JSON objects with `ts_ms`, `level`, `event` and, for a
+// context, its `sender_id` and group fingerprint `group` (never the group
+// id, a secret, a key, a plaintext or AAD). Kinds: `context_created`,
+// `context_closed`, `rotation`, `epoch_destroyed`, `decrypt_rejected`,
+// `forged_future_epoch`, `config_rejected`, `events_suppressed` (past 20
+// events of one kind in one second from one context, the rest are counted,
+// and reported with `kind` and `count` once that second is over: by the
+// next event of the kind, the maintenance thread's next visit, or close).
+//
+// Returns `TINYMLS_OK`, `TINYMLS_ERR_INVALID_ARGUMENT` (`min_level` > 3).
+// Thread-safe.
+tinymls_status tinymls_set_event_callback(tinymls_event_fn cb, void *user_data, uint32_t min_level);
+
+// Fills `*out` with the context's health. Works on a closed context
+// (state `TINYMLS_HEALTH_CLOSED`).
+//
+// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`. Thread-safe.
+tinymls_status tinymls_context_health(struct tinymls_context *ctx, struct tinymls_health *out);
+
+// `sizeof(tinymls_health)` as this library sees it (80). Thread-safe.
+size_t tinymls_health_size(void);
+
+// Writes every metric of the process (all contexts together) in the
+// Prometheus text exposition format, version 0.0.4, into
+// `out[0..out_cap]`; `*out_len` receives its length. Serve it as
+// `text/plain; version=0.0.4`. Not NUL-terminated.
+//
+// Size query: with `out_cap` too small (or `out` NULL and `out_cap` 0),
+// returns `TINYMLS_ERR_BUFFER_TOO_SMALL` with the size needed in
+// `*out_len` (the text can grow between two calls: leave some room).
+//
+// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`out_len` NULL, or
+// `out` NULL with `out_cap` > 0), `TINYMLS_ERR_BUFFER_TOO_SMALL`.
+// Thread-safe.
+tinymls_status tinymls_metrics_prometheus(uint8_t *out, size_t out_cap, size_t *out_len);
+
+// Turns metric collection on (non-zero) or off (0) for the whole process.
+// On by default. Off, encrypt and decrypt skip every counter and timer
+// (the live-context and retained-epoch gauges are always kept).
+// Thread-safe.
+void tinymls_metrics_enable(uint32_t on);
 
 // Exports the context's state as a sealed blob (AES-256-GCM under a key
 // derived from `kek`, which must be `TINYMLS_STATE_KEK_LEN` (32) bytes):

@@ -181,3 +181,31 @@ fn bad_input_gets_a_status_and_changes_nothing() {
     tinymls_context_free(a);
     tinymls_context_free(b);
 }
+
+/// The text of a status function's answer, which must never be NULL.
+fn status_text(f: extern "C" fn(u32) -> *const std::ffi::c_char, code: u32) -> &'static str {
+    let p = f(code);
+    assert!(!p.is_null(), "NULL for {code}");
+    // SAFETY: non-NULL, and the library returns static NUL-terminated strings.
+    unsafe { CStr::from_ptr(p) }.to_str().unwrap()
+}
+
+#[test]
+fn tinymls_status_name_names_every_status_as_the_header_spells_it() {
+    for code in 0..=TINYMLS_ERR_INTERNAL as u32 {
+        // The C enum's spelling (the header's), without its prefix.
+        let spelled = format!("{:?}", tinymls_status::from_code(code));
+        let want = if code == 0 { "OK" } else { spelled.strip_prefix("TINYMLS_ERR_").unwrap() };
+        assert_eq!(status_text(tinymls_status_name, code), want, "{spelled}");
+        assert_eq!(tinymls_status_name(code), tinymls_status_name(code), "static: one pointer");
+    }
+    let known = 0..=TINYMLS_ERR_INTERNAL as u32;
+    for code in [TINYMLS_ERR_INTERNAL as u32 + 1, 1000, u32::MAX - 1, u32::MAX] {
+        assert!(!known.contains(&code));
+        assert_eq!(status_text(tinymls_status_name, code), "UNKNOWN", "{code}");
+    }
+    // Never NULL, over a sweep of numbers known and unknown.
+    for code in (0..200).chain((0..32).map(|b| 1u32 << b)) {
+        assert!(!status_text(tinymls_status_name, code).is_empty());
+    }
+}

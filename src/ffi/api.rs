@@ -3,7 +3,7 @@
 
 use core::ffi::c_char;
 
-use super::boundary::{ffi_boundary, overlaps, slice_in, slice_out, write_out, FfiResult};
+use super::boundary::{cstr, ffi_boundary, slice_in, write_out, FfiResult, OutBuf, StatusDescription, StatusName};
 use super::{tinymls_context, tinymls_status, TINYMLS_ABI_VERSION};
 use crate::config::Config;
 use crate::context::Context;
@@ -11,13 +11,6 @@ use crate::error::Error;
 use crate::wire;
 
 use tinymls_status::*;
-
-pub(crate) fn status_of(r: FfiResult<()>) -> tinymls_status {
-    match r {
-        Ok(()) => TINYMLS_OK,
-        Err(s) => s,
-    }
-}
 
 /// # Safety
 /// `ctx` is NULL or a live handle from `tinymls_context_new/join`.
@@ -28,6 +21,29 @@ pub(crate) unsafe fn context_ref<'a>(ctx: *const tinymls_context) -> FfiResult<&
     // SAFETY: non-NULL; the caller promises a live handle that is not being
     // freed concurrently (free is the one call that may not race).
     Ok(unsafe { &(*ctx).ctx })
+}
+
+/// The out-value protocol of the getters (epoch, sender id, health): `ctx`
+/// or `out` NULL is `TINYMLS_ERR_NULL_POINTER`, checked in that order;
+/// otherwise `*out` receives what `get` reads, if it succeeds.
+///
+/// # Safety
+/// `ctx` is NULL or a live handle; `out` is NULL or valid for a write of `T`
+/// (unaligned is fine).
+pub(crate) unsafe fn read_into<T>(
+    ctx: *const tinymls_context,
+    out: *mut T,
+    get: impl FnOnce(&Context) -> FfiResult<T>,
+) -> FfiResult<()> {
+    // SAFETY: NULL or a live handle by the caller's contract.
+    let ctx = unsafe { context_ref(ctx) }?;
+    if out.is_null() {
+        return Err(TINYMLS_ERR_NULL_POINTER);
+    }
+    let v = get(ctx)?;
+    // SAFETY: non-NULL, and writable by the caller's contract.
+    unsafe { out.write_unaligned(v) };
+    Ok(())
 }
 
 /// # Safety
@@ -46,17 +62,16 @@ unsafe fn config_or_default(cfg: *const Config) -> Config {
 /// NULL is `TINYMLS_ERR_NULL_POINTER`; otherwise `*out` is NULL until
 /// `make` succeeds, and then receives the new handle, which the caller owns.
 /// No partial context is ever handed out.
-pub(crate) fn create_into(out: *mut *mut tinymls_context, make: impl FnOnce() -> FfiResult<Context>) -> tinymls_status {
+pub(crate) fn create_into(out: *mut *mut tinymls_context, make: impl FnOnce() -> FfiResult<Context>) -> FfiResult<()> {
     if out.is_null() {
-        return TINYMLS_ERR_NULL_POINTER;
+        return Err(TINYMLS_ERR_NULL_POINTER);
     }
     // SAFETY: `out` is non-NULL and writable by the function's contract.
     unsafe { write_out(out, core::ptr::null_mut()) };
-    status_of(make().map(|ctx| {
-        let raw = Box::into_raw(Box::new(tinymls_context { ctx }));
-        // SAFETY: as above.
-        unsafe { write_out(out, raw) };
-    }))
+    let raw = Box::into_raw(Box::new(tinymls_context { ctx: make()? }));
+    // SAFETY: as above.
+    unsafe { write_out(out, raw) };
+    Ok(())
 }
 
 /// # Safety
@@ -71,7 +86,7 @@ pub(crate) unsafe fn config_or_none(cfg: *const Config) -> Option<Config> {
 /// NULL: `out` NULL is a no-op. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_config_default(out: *mut Config) {
-    ffi_boundary!((), {
+    ffi_boundary!({
         if !out.is_null() {
             // SAFETY: non-NULL; writable by contract (unaligned write is fine
             // for any caller buffer).
@@ -88,16 +103,13 @@ pub extern "C" fn tinymls_config_default(out: *mut Config) {
 /// range, or `TINYMLS_ERR_NULL_POINTER` if `cfg` is NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_config_validate(cfg: *const Config) -> tinymls_status {
-    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
+    ffi_boundary!({
         if cfg.is_null() {
-            return TINYMLS_ERR_NULL_POINTER;
+            return Err(TINYMLS_ERR_NULL_POINTER);
         }
         // SAFETY: non-NULL; readable by contract.
         let cfg = unsafe { config_or_default(cfg) };
-        match crate::context::validate_reporting(&cfg) {
-            Ok(()) => TINYMLS_OK,
-            Err(e) => e.into(),
-        }
+        Ok(crate::context::validate_reporting(&cfg)?)
     })
 }
 
@@ -112,7 +124,7 @@ pub extern "C" fn tinymls_config_validate(cfg: *const Config) -> tinymls_status 
 /// `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_RNG`. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_context_new(cfg: *const Config, out: *mut *mut tinymls_context) -> tinymls_status {
-    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
+    ffi_boundary!({
         create_into(out, || {
             // SAFETY: NULL or readable by contract.
             let cfg = unsafe { config_or_default(cfg) };
@@ -142,7 +154,7 @@ pub extern "C" fn tinymls_context_join(
     cfg: *const Config,
     out: *mut *mut tinymls_context,
 ) -> tinymls_status {
-    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
+    ffi_boundary!({
         create_into(out, || {
             // SAFETY: pointer/length pairs valid for reads by contract.
             let secret = unsafe { slice_in(group_secret, secret_len) }?;
@@ -160,7 +172,7 @@ pub extern "C" fn tinymls_context_join(
 /// than one message may be (AES-GCM: 2^36 - 32 bytes). Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_ciphertext_len(plaintext_len: usize) -> usize {
-    ffi_boundary!(0, { wire::ciphertext_len(plaintext_len).unwrap_or(0) })
+    ffi_boundary!({ wire::ciphertext_len(plaintext_len).unwrap_or(0) })
 }
 
 /// Encrypts `pt[0..pt_len]` with the additional data `aad[0..aad_len]` into
@@ -188,34 +200,22 @@ pub extern "C" fn tinymls_encrypt(
     out_cap: usize,
     out_len: *mut usize,
 ) -> tinymls_status {
-    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
-        status_of((|| {
-            // SAFETY: NULL or a live handle by contract.
-            let ctx = unsafe { context_ref(ctx) }?;
-            if out_len.is_null() {
-                return Err(TINYMLS_ERR_NULL_POINTER);
-            }
-            // SAFETY: pointer/length pairs valid for reads by contract.
-            let pt_s = unsafe { slice_in(pt, pt_len) }?;
-            // SAFETY: as above.
-            let aad_s = unsafe { slice_in(aad, aad_len) }?;
-            let needed = wire::ciphertext_len(pt_len).ok_or(TINYMLS_ERR_INVALID_ARGUMENT)?;
-            if out_cap < needed {
-                // SAFETY: checked non-NULL above; writable by contract.
-                unsafe { write_out(out_len, needed) };
-                return Err(TINYMLS_ERR_BUFFER_TOO_SMALL);
-            }
-            if overlaps(out, out_cap, pt, pt_len) || overlaps(out, out_cap, aad, aad_len) {
-                return Err(TINYMLS_ERR_INVALID_ARGUMENT);
-            }
-            // SAFETY: `out` valid for `out_cap` bytes by contract, and it
-            // overlaps no input (checked above).
-            let out_s = unsafe { slice_out(out, out_cap) }?;
-            let n = ctx.encrypt(pt_s, aad_s, out_s)?;
-            // SAFETY: checked non-NULL above.
-            unsafe { write_out(out_len, n) };
-            Ok(())
-        })())
+    ffi_boundary!({
+        // SAFETY: NULL or a live handle by contract.
+        let ctx = unsafe { context_ref(ctx) }?;
+        // SAFETY: `out` valid for `out_cap` bytes and `out_len` writable by
+        // contract; the overlap with the inputs is checked below.
+        let mut out = unsafe { OutBuf::new(out, out_cap, out_len) }?;
+        // SAFETY: pointer/length pairs valid for reads by contract.
+        let pt_s = unsafe { slice_in(pt, pt_len) }?;
+        // SAFETY: as above.
+        let aad_s = unsafe { slice_in(aad, aad_len) }?;
+        out.require(wire::ciphertext_len(pt_len).ok_or(TINYMLS_ERR_INVALID_ARGUMENT)?)?;
+        out.disjoint(pt, pt_len)?;
+        out.disjoint(aad, aad_len)?;
+        let n = ctx.encrypt(pt_s, aad_s, out.bytes()?)?;
+        out.set_len(n);
+        Ok(())
     })
 }
 
@@ -248,37 +248,26 @@ pub extern "C" fn tinymls_decrypt(
     out_cap: usize,
     out_len: *mut usize,
 ) -> tinymls_status {
-    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
-        status_of((|| {
-            // SAFETY: NULL or a live handle by contract.
-            let ctx = unsafe { context_ref(ctx) }?;
-            if out_len.is_null() {
-                return Err(TINYMLS_ERR_NULL_POINTER);
+    ffi_boundary!({
+        // SAFETY: NULL or a live handle by contract.
+        let ctx = unsafe { context_ref(ctx) }?;
+        // SAFETY: `out` valid for `out_cap` bytes and `out_len` writable by
+        // contract; the overlap with the inputs is checked below.
+        let mut out = unsafe { OutBuf::new(out, out_cap, out_len) }?;
+        // SAFETY: pointer/length pairs valid for reads by contract.
+        let ct_s = unsafe { slice_in(ct, ct_len) }?;
+        // SAFETY: as above.
+        let aad_s = unsafe { slice_in(aad, aad_len) }?;
+        out.disjoint(ct, ct_len)?;
+        out.disjoint(aad, aad_len)?;
+        match ctx.decrypt(ct_s, aad_s, out.bytes()?) {
+            Ok(n) => {
+                out.set_len(n);
+                Ok(())
             }
-            // SAFETY: pointer/length pairs valid for reads by contract.
-            let ct_s = unsafe { slice_in(ct, ct_len) }?;
-            // SAFETY: as above.
-            let aad_s = unsafe { slice_in(aad, aad_len) }?;
-            if overlaps(out, out_cap, ct, ct_len) || overlaps(out, out_cap, aad, aad_len) {
-                return Err(TINYMLS_ERR_INVALID_ARGUMENT);
-            }
-            // SAFETY: `out` valid for `out_cap` bytes by contract, and it
-            // overlaps no input (checked above).
-            let out_s = unsafe { slice_out(out, out_cap) }?;
-            match ctx.decrypt(ct_s, aad_s, out_s) {
-                Ok(n) => {
-                    // SAFETY: checked non-NULL above.
-                    unsafe { write_out(out_len, n) };
-                    Ok(())
-                }
-                Err(Error::BufferTooSmall { needed }) => {
-                    // SAFETY: checked non-NULL above.
-                    unsafe { write_out(out_len, needed) };
-                    Err(TINYMLS_ERR_BUFFER_TOO_SMALL)
-                }
-                Err(e) => Err(e.into()),
-            }
-        })())
+            Err(Error::BufferTooSmall { needed }) => Err(out.too_small(needed)),
+            Err(e) => Err(e.into()),
+        }
     })
 }
 
@@ -290,13 +279,11 @@ pub extern "C" fn tinymls_decrypt(
 /// `TINYMLS_ERR_CLOSED`. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_rotate(ctx: *mut tinymls_context) -> tinymls_status {
-    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
-        status_of((|| {
-            // SAFETY: NULL or a live handle by contract.
-            let ctx = unsafe { context_ref(ctx) }?;
-            ctx.rotate()?;
-            Ok(())
-        })())
+    ffi_boundary!({
+        // SAFETY: NULL or a live handle by contract.
+        let ctx = unsafe { context_ref(ctx) }?;
+        ctx.rotate()?;
+        Ok(())
     })
 }
 
@@ -306,18 +293,10 @@ pub extern "C" fn tinymls_rotate(ctx: *mut tinymls_context) -> tinymls_status {
 /// `TINYMLS_ERR_EXHAUSTED` (no epoch left). Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_context_epoch(ctx: *mut tinymls_context, out_epoch: *mut u32) -> tinymls_status {
-    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
-        status_of((|| {
-            // SAFETY: NULL or a live handle by contract.
-            let ctx = unsafe { context_ref(ctx) }?;
-            if out_epoch.is_null() {
-                return Err(TINYMLS_ERR_NULL_POINTER);
-            }
-            let e = ctx.current_epoch()?;
-            // SAFETY: checked non-NULL; writable by contract.
-            unsafe { write_out(out_epoch, e) };
-            Ok(())
-        })())
+    ffi_boundary!({
+        // SAFETY: `ctx` NULL or a live handle, `out_epoch` NULL or writable,
+        // by contract.
+        unsafe { read_into(ctx, out_epoch, |ctx| Ok(ctx.current_epoch()?)) }
     })
 }
 
@@ -329,18 +308,10 @@ pub extern "C" fn tinymls_context_epoch(ctx: *mut tinymls_context, out_epoch: *m
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_context_sender_id(ctx: *mut tinymls_context, out_sender: *mut u64) -> tinymls_status {
-    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
-        status_of((|| {
-            // SAFETY: NULL or a live handle by contract.
-            let ctx = unsafe { context_ref(ctx) }?;
-            if out_sender.is_null() {
-                return Err(TINYMLS_ERR_NULL_POINTER);
-            }
-            let s = ctx.sender_id()?;
-            // SAFETY: checked non-NULL; writable by contract.
-            unsafe { write_out(out_sender, s) };
-            Ok(())
-        })())
+    ffi_boundary!({
+        // SAFETY: `ctx` NULL or a live handle, `out_sender` NULL or writable,
+        // by contract.
+        unsafe { read_into(ctx, out_sender, |ctx| Ok(ctx.sender_id()?)) }
     })
 }
 
@@ -352,13 +323,11 @@ pub extern "C" fn tinymls_context_sender_id(ctx: *mut tinymls_context, out_sende
 /// `TINYMLS_ERR_CLOSED` if it was closed already. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_context_close(ctx: *mut tinymls_context) -> tinymls_status {
-    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
-        status_of((|| {
-            // SAFETY: NULL or a live handle by contract.
-            let ctx = unsafe { context_ref(ctx) }?;
-            ctx.close()?;
-            Ok(())
-        })())
+    ffi_boundary!({
+        // SAFETY: NULL or a live handle by contract.
+        let ctx = unsafe { context_ref(ctx) }?;
+        ctx.close()?;
+        Ok(())
     })
 }
 
@@ -368,19 +337,13 @@ pub extern "C" fn tinymls_context_close(ctx: *mut tinymls_context) -> tinymls_st
 /// every other call on `ctx` has returned. The handle is invalid afterwards.
 #[no_mangle]
 pub extern "C" fn tinymls_context_free(ctx: *mut tinymls_context) {
-    ffi_boundary!((), {
+    ffi_boundary!({
         if !ctx.is_null() {
-            // SAFETY: non-NULL, created by Box::into_raw in `hand_out`, and
+            // SAFETY: non-NULL, created by Box::into_raw in `create_into`, and
             // by contract freed once with no other call in flight.
             drop(unsafe { Box::from_raw(ctx) });
         }
     })
-}
-
-macro_rules! cstr {
-    ($s:expr) => {
-        concat!($s, "\0").as_ptr().cast::<c_char>()
-    };
 }
 
 /// A static, NUL-terminated English description of a status (never NULL;
@@ -388,7 +351,7 @@ macro_rules! cstr {
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_status_str(status: u32) -> *const c_char {
-    ffi_boundary!(cstr!("internal error"), { crate::error::status_description_nul(status).as_ptr().cast::<c_char>() })
+    ffi_boundary!({ StatusDescription(crate::error::status_description_nul(status)) })
 }
 
 /// The short name of a status as SPEC section 9 spells it without its
@@ -398,21 +361,21 @@ pub extern "C" fn tinymls_status_str(status: u32) -> *const c_char {
 /// caller must not free it. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_status_name(status: u32) -> *const c_char {
-    ffi_boundary!(cstr!("INTERNAL"), { crate::error::status_name_nul(status).as_ptr().cast::<c_char>() })
+    ffi_boundary!({ StatusName(crate::error::status_name_nul(status)) })
 }
 
 /// The library version ("MAJOR.MINOR.PATCH"), static and NUL-terminated;
 /// never NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_version() -> *const c_char {
-    ffi_boundary!(cstr!(""), { cstr!(env!("CARGO_PKG_VERSION")) })
+    ffi_boundary!({ cstr!(env!("CARGO_PKG_VERSION")) })
 }
 
 /// The AEAD backend compiled in ("aws-lc-rs" or "rust-crypto"), static and
 /// NUL-terminated; never NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_aead_backend() -> *const c_char {
-    ffi_boundary!(cstr!(""), {
+    ffi_boundary!({
         if crate::aead::BACKEND == "rust-crypto" {
             cstr!("rust-crypto")
         } else {
@@ -426,13 +389,13 @@ pub extern "C" fn tinymls_aead_backend() -> *const c_char {
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_abi_version() -> u32 {
-    ffi_boundary!(0, { TINYMLS_ABI_VERSION })
+    ffi_boundary!({ TINYMLS_ABI_VERSION })
 }
 
 /// `sizeof(tinymls_config)` as this library sees it (80). Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_config_size() -> usize {
-    ffi_boundary!(0, { core::mem::size_of::<Config>() })
+    ffi_boundary!({ core::mem::size_of::<Config>() })
 }
 
 /// Test-only (built with the `test-hooks` feature, never in a release):
@@ -441,7 +404,7 @@ pub extern "C" fn tinymls_config_size() -> usize {
 #[cfg(feature = "test-hooks")]
 #[no_mangle]
 pub extern "C" fn tinymls_test_panic() -> tinymls_status {
-    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
+    ffi_boundary!({
         if core::hint::black_box(true) {
             panic!("tinymls_test_panic: deliberate panic inside the FFI boundary");
         }

@@ -1,21 +1,119 @@
-//! The panic boundary and the pointer rules shared by every exported function.
+//! The panic boundary and the pointer rules shared by every exported function:
+//! [`ffi_boundary!`] with the value C gets from a body ([`FfiOutput`]), input
+//! slices ([`slice_in`]) and the one out-buffer protocol ([`OutBuf`]).
+
+use core::ffi::c_char;
+use core::marker::PhantomData;
 
 use super::tinymls_status;
 use crate::error::Error;
 
-/// Runs an exported function's body so that no panic crosses into C: a
-/// panic becomes `$on_panic` (`TINYMLS_ERR_INTERNAL`, or NULL/0 where a
-/// function returns no status). Every `extern "C"` body starts with it
-/// (`tests/ffi_boundary.rs` fails otherwise).
+use tinymls_status::*;
+
+/// Runs an exported function's body so that no panic crosses into C. What
+/// the body evaluates to, and what C gets instead if it panics, follow from
+/// the body's type ([`FfiOutput`]): a body of type `FfiResult<()>` may use
+/// `?` and returns `TINYMLS_OK` or its error, a panic `TINYMLS_ERR_INTERNAL`;
+/// a count returns 0 on panic, a text its own static fallback. Every
+/// `extern "C"` body starts with it (`tests/ffi_boundary.rs` fails otherwise).
 macro_rules! ffi_boundary {
-    ($on_panic:expr, $body:block) => {
-        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| $body)) {
-            Ok(v) => v,
-            Err(_) => $on_panic,
-        }
+    ($body:block) => {
+        $crate::ffi::boundary::run(|| $body)
     };
 }
 pub(crate) use ffi_boundary;
+
+/// A static NUL-terminated C string from a string literal.
+macro_rules! cstr {
+    ($s:expr) => {
+        concat!($s, "\0").as_ptr().cast::<::core::ffi::c_char>()
+    };
+}
+pub(crate) use cstr;
+
+/// The body of [`ffi_boundary!`]: runs `body` and turns its value into the
+/// function's return value inside `catch_unwind`, so that the conversion is
+/// covered too; a panic returns [`FfiOutput::ON_PANIC`].
+#[inline(always)]
+pub(crate) fn run<B: FfiOutput>(body: impl FnOnce() -> B) -> B::Ret {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body().into_ret())) {
+        Ok(ret) => ret,
+        Err(_) => B::ON_PANIC,
+    }
+}
+
+/// What an exported body may evaluate to: the function's C return type
+/// (`Ret`), how the value becomes it, and what C gets if the body panics
+/// (as rustls-ffi's `PanicOrDefault`).
+pub(crate) trait FfiOutput {
+    /// The exported function's return type.
+    type Ret;
+    /// Returned instead when the body panics.
+    const ON_PANIC: Self::Ret;
+    /// The value C gets.
+    fn into_ret(self) -> Self::Ret;
+}
+
+/// Types a body returns as they are, each with its panic value.
+macro_rules! returned_as_is {
+    ($($ty:ty => $on_panic:expr),* $(,)?) => {$(
+        impl FfiOutput for $ty {
+            type Ret = $ty;
+            const ON_PANIC: $ty = $on_panic;
+            #[inline(always)]
+            fn into_ret(self) -> $ty {
+                self
+            }
+        }
+    )*};
+}
+
+returned_as_is! {
+    tinymls_status => TINYMLS_ERR_INTERNAL,
+    usize => 0,
+    u32 => 0,
+    u64 => 0,
+    () => (),
+    // Version and backend names: an empty string, never NULL.
+    *const c_char => cstr!(""),
+}
+
+/// A body that uses `?`: `Ok(())` is `TINYMLS_OK`, `Err(s)` is `s`.
+impl FfiOutput for FfiResult<()> {
+    type Ret = tinymls_status;
+    const ON_PANIC: tinymls_status = TINYMLS_ERR_INTERNAL;
+    #[inline(always)]
+    fn into_ret(self) -> tinymls_status {
+        match self {
+            Ok(()) => TINYMLS_OK,
+            Err(s) => s,
+        }
+    }
+}
+
+/// The answers of `tinymls_status_str` and `tinymls_status_name`: a static
+/// NUL-terminated text each, and each its own text on panic.
+macro_rules! status_texts {
+    ($($(#[$doc:meta])* $name:ident => $on_panic:literal;)*) => {$(
+        $(#[$doc])*
+        pub(crate) struct $name(pub(crate) &'static str);
+
+        impl FfiOutput for $name {
+            type Ret = *const c_char;
+            const ON_PANIC: *const c_char = cstr!($on_panic);
+            fn into_ret(self) -> *const c_char {
+                self.0.as_ptr().cast()
+            }
+        }
+    )*};
+}
+
+status_texts! {
+    /// A status's description (NUL-terminated).
+    StatusDescription => "internal error";
+    /// A status's short name (NUL-terminated).
+    StatusName => "INTERNAL";
+}
 
 /// Early return of a status from a body that computes `Result<_, tinymls_status>`.
 pub(crate) type FfiResult<T> = Result<T, tinymls_status>;
@@ -37,39 +135,18 @@ pub(crate) unsafe fn slice_in<'a>(ptr: *const u8, len: usize) -> FfiResult<&'a [
         return Ok(&[]);
     }
     if ptr.is_null() {
-        return Err(tinymls_status::TINYMLS_ERR_NULL_POINTER);
+        return Err(TINYMLS_ERR_NULL_POINTER);
     }
     if len > isize::MAX as usize {
-        return Err(tinymls_status::TINYMLS_ERR_INVALID_ARGUMENT);
+        return Err(TINYMLS_ERR_INVALID_ARGUMENT);
     }
     // SAFETY: non-NULL, len in range, validity for `len` bytes is the
     // caller's contract above.
     Ok(unsafe { core::slice::from_raw_parts(ptr, len) })
 }
 
-/// A writable byte slice from C, with the same rules as [`slice_in`].
-///
-/// # Safety
-/// If `ptr` is not NULL and `len > 0`, `ptr` must be valid for reads and
-/// writes of `len` bytes for `'a`, and no other live reference may alias it.
-pub(crate) unsafe fn slice_out<'a>(ptr: *mut u8, len: usize) -> FfiResult<&'a mut [u8]> {
-    if len == 0 {
-        return Ok(&mut []);
-    }
-    if ptr.is_null() {
-        return Err(tinymls_status::TINYMLS_ERR_NULL_POINTER);
-    }
-    if len > isize::MAX as usize {
-        return Err(tinymls_status::TINYMLS_ERR_INVALID_ARGUMENT);
-    }
-    // SAFETY: non-NULL, len in range; validity and exclusivity are the
-    // caller's contract above (overlap with inputs is checked by callers
-    // with `overlaps` before this is called).
-    Ok(unsafe { core::slice::from_raw_parts_mut(ptr, len) })
-}
-
 /// Whether two byte ranges share any byte (addresses only; nothing is read).
-pub(crate) fn overlaps(a: *const u8, a_len: usize, b: *const u8, b_len: usize) -> bool {
+fn overlaps(a: *const u8, a_len: usize, b: *const u8, b_len: usize) -> bool {
     if a_len == 0 || b_len == 0 || a.is_null() || b.is_null() {
         return false;
     }
@@ -86,4 +163,192 @@ pub(crate) fn overlaps(a: *const u8, a_len: usize, b: *const u8, b_len: usize) -
 pub(crate) unsafe fn write_out<T>(ptr: *mut T, v: T) {
     // SAFETY: the caller's contract above.
     unsafe { ptr.write(v) }
+}
+
+/// The out-buffer protocol of the ABI, one type for every function that
+/// fills a caller's buffer (`out, out_cap, out_len`: encrypt, decrypt,
+/// metrics, export, the batches' `out_total`):
+///
+/// * `out_len` NULL is `TINYMLS_ERR_NULL_POINTER` ([`OutBuf::new`]);
+/// * `out` may be NULL only with `out_cap` 0 ([`OutBuf::bytes`],
+///   [`OutBuf::check`], [`OutBuf::check_null`]); a capacity beyond
+///   `isize::MAX` is `TINYMLS_ERR_INVALID_ARGUMENT`;
+/// * `out` must not overlap an input ([`OutBuf::disjoint`]);
+/// * `*out_len` is the size needed: too small, [`OutBuf::require`] and
+///   [`OutBuf::too_small`] write only `*out_len` and return
+///   `TINYMLS_ERR_BUFFER_TOO_SMALL`; [`OutBuf::set_len`] records the length
+///   written (or, for a batch, needed).
+///
+/// Each function keeps its own order of these steps (which status a call
+/// that breaks two rules gets is part of the ABI); the type names the rules.
+pub(crate) struct OutBuf<'a> {
+    ptr: *mut u8,
+    cap: usize,
+    /// Non-NULL (checked by `new`).
+    len: *mut usize,
+    _out: PhantomData<&'a mut [u8]>,
+}
+
+impl OutBuf<'_> {
+    /// The buffer `out[0..cap]` and its length output `len`;
+    /// `TINYMLS_ERR_NULL_POINTER` if `len` is NULL. Nothing else is checked yet.
+    ///
+    /// # Safety
+    /// `len`, if not NULL, must be valid for a write of `usize`; `out`, if
+    /// not NULL and `cap > 0`, must be valid for reads and writes of `cap`
+    /// bytes while the `OutBuf` lives, and aliased by nothing else but inputs
+    /// that [`OutBuf::disjoint`] then rejects.
+    pub(crate) unsafe fn new(out: *mut u8, cap: usize, len: *mut usize) -> FfiResult<Self> {
+        if len.is_null() {
+            return Err(TINYMLS_ERR_NULL_POINTER);
+        }
+        Ok(OutBuf { ptr: out, cap, len, _out: PhantomData })
+    }
+
+    /// `TINYMLS_ERR_NULL_POINTER` if `out` is NULL with a capacity (the
+    /// first rule of [`OutBuf::bytes`], for a function that checks it before
+    /// its inputs).
+    pub(crate) fn check_null(&self) -> FfiResult<()> {
+        if self.ptr.is_null() && self.cap != 0 {
+            return Err(TINYMLS_ERR_NULL_POINTER);
+        }
+        Ok(())
+    }
+
+    /// Every rule of [`OutBuf::bytes`], checked before any work is done.
+    pub(crate) fn check(&mut self) -> FfiResult<()> {
+        self.bytes().map(drop)
+    }
+
+    /// `TINYMLS_ERR_INVALID_ARGUMENT` if `out` shares a byte with the input
+    /// `input[0..input_len]` (addresses only; nothing is read).
+    pub(crate) fn disjoint(&self, input: *const u8, input_len: usize) -> FfiResult<()> {
+        if overlaps(self.ptr, self.cap, input, input_len) {
+            return Err(TINYMLS_ERR_INVALID_ARGUMENT);
+        }
+        Ok(())
+    }
+
+    /// Reports that `needed` bytes are needed: writes `*out_len` and
+    /// returns `TINYMLS_ERR_BUFFER_TOO_SMALL`.
+    pub(crate) fn too_small(&mut self, needed: usize) -> tinymls_status {
+        self.set_len(needed);
+        TINYMLS_ERR_BUFFER_TOO_SMALL
+    }
+
+    /// [`OutBuf::too_small`] if `out_cap < needed`.
+    pub(crate) fn require(&mut self, needed: usize) -> FfiResult<()> {
+        if self.cap < needed {
+            return Err(self.too_small(needed));
+        }
+        Ok(())
+    }
+
+    /// The whole buffer, `out[0..out_cap]` (empty for a NULL `out` with
+    /// `out_cap` 0).
+    pub(crate) fn bytes(&mut self) -> FfiResult<&mut [u8]> {
+        if self.cap == 0 {
+            return Ok(&mut []);
+        }
+        self.check_null()?;
+        if self.cap > isize::MAX as usize {
+            return Err(TINYMLS_ERR_INVALID_ARGUMENT);
+        }
+        // SAFETY: non-NULL, cap in range; validity and exclusivity are the
+        // contract of `new` (overlap with inputs is checked by callers with
+        // `disjoint` before this), and the slice borrows `self` mutably, so
+        // only one exists at a time.
+        Ok(unsafe { core::slice::from_raw_parts_mut(self.ptr, self.cap) })
+    }
+
+    /// Records `n` in `*out_len`.
+    pub(crate) fn set_len(&mut self, n: usize) {
+        // SAFETY: `len` is non-NULL (checked by `new`) and writable (its
+        // contract).
+        unsafe { write_out(self.len, n) }
+    }
+
+    /// Copies `src` to the front of `out` and records its length, or, if
+    /// it does not fit, reports the size needed and writes nothing else.
+    pub(crate) fn put(&mut self, src: &[u8]) -> FfiResult<()> {
+        self.require(src.len())?;
+        self.bytes()?[..src.len()].copy_from_slice(src);
+        self.set_len(src.len());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(p: *const c_char) -> &'static str {
+        // SAFETY: every text of the boundary is a static NUL-terminated literal.
+        unsafe { core::ffi::CStr::from_ptr(p) }.to_str().unwrap()
+    }
+
+    /// Runs `run` with a body of type `B` that panics.
+    fn on_panic<B: FfiOutput>() -> B::Ret {
+        run(|| -> B { panic!("deliberate panic inside the boundary") })
+    }
+
+    #[test]
+    fn each_body_type_has_its_panic_value() {
+        assert_eq!(on_panic::<tinymls_status>(), TINYMLS_ERR_INTERNAL);
+        assert_eq!(on_panic::<FfiResult<()>>(), TINYMLS_ERR_INTERNAL);
+        assert_eq!(on_panic::<usize>(), 0);
+        assert_eq!(on_panic::<u32>(), 0);
+        assert_eq!(on_panic::<u64>(), 0);
+        on_panic::<()>();
+        assert_eq!(text(on_panic::<*const c_char>()), "");
+        assert_eq!(text(on_panic::<StatusDescription>()), "internal error");
+        assert_eq!(text(on_panic::<StatusName>()), "INTERNAL");
+    }
+
+    #[test]
+    fn a_result_body_becomes_its_status() {
+        assert_eq!(run(|| -> FfiResult<()> { Ok(()) }), TINYMLS_OK);
+        assert_eq!(run(|| -> FfiResult<()> { Err(TINYMLS_ERR_REPLAY) }), TINYMLS_ERR_REPLAY);
+        let early = || -> FfiResult<()> {
+            Err(TINYMLS_ERR_AUTH)?;
+            Err(TINYMLS_ERR_REPLAY)
+        };
+        assert_eq!(run(early), TINYMLS_ERR_AUTH, "`?` returns early");
+        assert_eq!(run(|| 7usize), 7);
+        assert_eq!(text(run(|| StatusName("REPLAY\0"))), "REPLAY");
+    }
+
+    #[test]
+    fn the_out_buffer_reports_the_size_needed_and_writes_nothing_else() {
+        let mut buf = [0xAAu8; 8];
+        let mut len = 0usize;
+        let (p, lp): (*mut u8, *mut usize) = (buf.as_mut_ptr(), &mut len);
+        // SAFETY: `buf` and `len` outlive every `OutBuf` below, and nothing
+        // else writes them while one is in use.
+        let new = |cap| unsafe { OutBuf::new(p, cap, lp) }.unwrap();
+        // SAFETY: as above.
+        assert_eq!(unsafe { OutBuf::new(p, 8, core::ptr::null_mut()) }.err(), Some(TINYMLS_ERR_NULL_POINTER));
+        assert_eq!(new(8).put(&[1; 9]), Err(TINYMLS_ERR_BUFFER_TOO_SMALL));
+        assert_eq!((len, buf), (9, [0xAA; 8]), "only the size needed is written");
+        assert_eq!(new(8).put(&[1; 3]), Ok(()));
+        assert_eq!((len, &buf[..4]), (3, &[1, 1, 1, 0xAA][..]));
+        assert_eq!(new(8).disjoint(buf[7..].as_ptr(), 1), Err(TINYMLS_ERR_INVALID_ARGUMENT));
+        assert_eq!(new(7).disjoint(buf[7..].as_ptr(), 1), Ok(()));
+    }
+
+    #[test]
+    fn a_null_out_is_allowed_only_without_capacity() {
+        let mut len = 5usize;
+        let null = core::ptr::null_mut();
+        // SAFETY: NULL buffers are never dereferenced; `len` outlives them.
+        let mut empty = unsafe { OutBuf::new(null, 0, &mut len) }.unwrap();
+        assert_eq!(empty.check(), Ok(()));
+        assert_eq!(empty.bytes().map(|b| b.len()), Ok(0));
+        assert_eq!(empty.require(3), Err(TINYMLS_ERR_BUFFER_TOO_SMALL));
+        // SAFETY: as above.
+        let mut bad = unsafe { OutBuf::new(null, 4, &mut len) }.unwrap();
+        assert_eq!(bad.check_null(), Err(TINYMLS_ERR_NULL_POINTER));
+        assert_eq!(bad.check(), Err(TINYMLS_ERR_NULL_POINTER));
+        assert_eq!(len, 3);
+    }
 }

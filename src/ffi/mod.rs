@@ -3,13 +3,15 @@
 //! Conventions, for every function:
 //!
 //! * the body runs inside `ffi_boundary!`: a panic returns
-//!   `TINYMLS_ERR_INTERNAL` and the call has no effect;
+//!   `TINYMLS_ERR_INTERNAL` (0 or a static text where a function returns no
+//!   status) and the call has no effect;
 //! * a pointer may be NULL only together with a length of 0; NULL where a
 //!   value is required returns `TINYMLS_ERR_NULL_POINTER` before any state
 //!   is touched;
 //! * outputs come last (`out, out_cap, out_len`); `TINYMLS_ERR_BUFFER_TOO_SMALL`
 //!   writes only `*out_len` (the size needed); input and output buffers
-//!   must not overlap (`TINYMLS_ERR_INVALID_ARGUMENT`);
+//!   must not overlap (`TINYMLS_ERR_INVALID_ARGUMENT`): one type,
+//!   `boundary::OutBuf`, holds these rules;
 //! * the only thing the caller frees is a context (`tinymls_context_free`).
 
 #![allow(non_camel_case_types)]
@@ -18,13 +20,20 @@
 // overlap). Rust code uses the safe `Context` API instead.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+// The order of the modules is the order of the header's sections.
 mod api;
+mod batch;
 mod boundary;
-mod ops;
+mod events;
+mod health;
+mod metrics;
 mod state;
 
 pub use api::*;
-pub use ops::*;
+pub use batch::*;
+pub use events::*;
+pub use health::*;
+pub use metrics::*;
 pub use state::*;
 
 /// Status codes (stable numbers, SPEC section 9). Functions that *take* a status

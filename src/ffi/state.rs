@@ -1,14 +1,12 @@
 //! State export and import (`docs/STATE.md`): a context's keys, sealed under
 //! a caller's key-encryption key, for restarts and new replicas.
 
-use super::api::{config_or_none, context_ref, create_into, status_of};
-use super::boundary::{ffi_boundary, overlaps, slice_in, slice_out, write_out};
+use super::api::{config_or_none, context_ref, create_into};
+use super::boundary::{ffi_boundary, slice_in, OutBuf};
 use super::{tinymls_context, tinymls_status};
 use crate::config::Config;
 use crate::context::Context;
 use zeroize::Zeroizing;
-
-use tinymls_status::*;
 
 /// `tinymls_context_export` flag: export only the current epoch. The
 /// importer reads every message from now on and none sent before.
@@ -54,36 +52,19 @@ pub extern "C" fn tinymls_context_export(
     out_cap: usize,
     out_len: *mut usize,
 ) -> tinymls_status {
-    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
-        status_of((|| {
-            // SAFETY: NULL or a live handle by contract.
-            let ctx = unsafe { context_ref(ctx) }?;
-            if out_len.is_null() {
-                return Err(TINYMLS_ERR_NULL_POINTER);
-            }
-            if out.is_null() && out_cap != 0 {
-                return Err(TINYMLS_ERR_NULL_POINTER);
-            }
-            if overlaps(out, out_cap, kek, kek_len) {
-                return Err(TINYMLS_ERR_INVALID_ARGUMENT);
-            }
-            // SAFETY: pointer/length pair valid for reads by contract.
-            let kek_s = unsafe { slice_in(kek, kek_len) }?;
-            // Zeroized when dropped, like every copy of the blob in the library.
-            let blob = Zeroizing::new(ctx.export_state(kek_s, flags)?);
-            if out_cap < blob.len() {
-                // SAFETY: checked non-NULL above; writable by contract.
-                unsafe { write_out(out_len, blob.len()) };
-                return Err(TINYMLS_ERR_BUFFER_TOO_SMALL);
-            }
-            // SAFETY: `out` valid for `out_cap` bytes by contract, and it
-            // overlaps no input (checked above).
-            let out_s = unsafe { slice_out(out, out_cap) }?;
-            out_s[..blob.len()].copy_from_slice(&blob);
-            // SAFETY: checked non-NULL above.
-            unsafe { write_out(out_len, blob.len()) };
-            Ok(())
-        })())
+    ffi_boundary!({
+        // SAFETY: NULL or a live handle by contract.
+        let ctx = unsafe { context_ref(ctx) }?;
+        // SAFETY: `out` valid for `out_cap` bytes and `out_len` writable by
+        // contract; the overlap with `kek` is checked below.
+        let mut out = unsafe { OutBuf::new(out, out_cap, out_len) }?;
+        out.check_null()?;
+        out.disjoint(kek, kek_len)?;
+        // SAFETY: pointer/length pair valid for reads by contract.
+        let kek_s = unsafe { slice_in(kek, kek_len) }?;
+        // Zeroized when dropped, like every copy of the blob in the library.
+        let blob = Zeroizing::new(ctx.export_state(kek_s, flags)?);
+        out.put(&blob)
     })
 }
 
@@ -116,7 +97,7 @@ pub extern "C" fn tinymls_context_import(
     cfg: *const Config,
     out_ctx: *mut *mut tinymls_context,
 ) -> tinymls_status {
-    ffi_boundary!(TINYMLS_ERR_INTERNAL, {
+    ffi_boundary!({
         create_into(out_ctx, || {
             // SAFETY: pointer/length pairs valid for reads by contract.
             let blob_s = unsafe { slice_in(blob, blob_len) }?;
@@ -134,5 +115,5 @@ pub extern "C" fn tinymls_context_import(
 /// version is refused with `TINYMLS_ERR_MALFORMED`. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_state_format_version() -> u32 {
-    ffi_boundary!(0, { u32::from(crate::blob::FORMAT_VERSION) })
+    ffi_boundary!({ u32::from(crate::blob::FORMAT_VERSION) })
 }

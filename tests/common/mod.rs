@@ -1,5 +1,8 @@
-//! Helpers shared by the integration tests: reading the vector files.
+//! Helpers shared by the integration tests: reading the vector files, and
+//! (`process`) tests of process-wide state.
 #![allow(dead_code)]
+
+pub mod process;
 
 use serde_json::Value;
 use std::path::PathBuf;

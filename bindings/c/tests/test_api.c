@@ -118,6 +118,72 @@ static void test_metadata(void)
           TINYMLS_ERR_AUTH == 6 && TINYMLS_ERR_CLOSED == 13 && TINYMLS_ERR_INTERNAL == 16);
 }
 
+/* ---- status names ------------------------------------------------------ */
+
+/* Every enumerator of the header, with its spelling. */
+#define HEADER_STATUS(e) {e, #e}
+static const struct {
+    tinymls_status code;
+    const char *spelled;
+} header_statuses[] = {
+    HEADER_STATUS(TINYMLS_OK),
+    HEADER_STATUS(TINYMLS_ERR_NULL_POINTER),
+    HEADER_STATUS(TINYMLS_ERR_INVALID_ARGUMENT),
+    HEADER_STATUS(TINYMLS_ERR_INVALID_CONFIG),
+    HEADER_STATUS(TINYMLS_ERR_BUFFER_TOO_SMALL),
+    HEADER_STATUS(TINYMLS_ERR_MALFORMED),
+    HEADER_STATUS(TINYMLS_ERR_AUTH),
+    HEADER_STATUS(TINYMLS_ERR_REPLAY),
+    HEADER_STATUS(TINYMLS_ERR_EPOCH_EXPIRED),
+    HEADER_STATUS(TINYMLS_ERR_EPOCH_UNKNOWN),
+    HEADER_STATUS(TINYMLS_ERR_SENDER_LIMIT),
+    HEADER_STATUS(TINYMLS_ERR_EXHAUSTED),
+    HEADER_STATUS(TINYMLS_ERR_RATE_LIMITED),
+    HEADER_STATUS(TINYMLS_ERR_CLOSED),
+    HEADER_STATUS(TINYMLS_ERR_RNG),
+    HEADER_STATUS(TINYMLS_ERR_STATE),
+    HEADER_STATUS(TINYMLS_ERR_INTERNAL),
+};
+
+/* tinymls_status_name() names each enumerator as the header spells it,
+ * without "TINYMLS_ERR_" ("OK" for TINYMLS_OK), and every other number
+ * "UNKNOWN": so the C tests (and the bindings) need no table of their own. */
+static void test_status_names(void)
+{
+    static const char prefix[] = "TINYMLS_ERR_";
+    const size_t n = sizeof header_statuses / sizeof header_statuses[0];
+    uint32_t highest = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t code = (uint32_t)header_statuses[i].code;
+        const char *spelled = header_statuses[i].spelled;
+        const char *want = spelled + strlen(prefix);
+        if (code == (uint32_t)TINYMLS_OK) {
+            want = "OK";
+        } else {
+            CHECK(strncmp(spelled, prefix, strlen(prefix)) == 0);
+        }
+        const char *got = tinymls_status_name(code);
+        if (!CHECK(got != NULL && strcmp(got, want) == 0)) {
+            fprintf(stderr, "  %s (%u): tinymls_status_name gives %s, expected %s\n", spelled,
+                    (unsigned)code, got ? got : "NULL", want);
+        }
+        /* Static: the same pointer every time. */
+        CHECK(tinymls_status_name(code) == got);
+        highest = code > highest ? code : highest;
+    }
+    /* The list is the whole enum: dense numbers 0..TINYMLS_ERR_INTERNAL, and
+     * the library names no status beyond the last one listed. */
+    CHECK(n == (size_t)TINYMLS_ERR_INTERNAL + 1 && highest == (uint32_t)TINYMLS_ERR_INTERNAL);
+    const uint32_t unknown[] = {highest + 1, 1000, UINT32_MAX};
+    for (size_t u = 0; u < sizeof unknown / sizeof unknown[0]; u++) {
+        const char *got = tinymls_status_name(unknown[u]);
+        if (!CHECK(got != NULL && strcmp(got, "UNKNOWN") == 0)) {
+            fprintf(stderr, "  %u: tinymls_status_name gives %s, expected UNKNOWN\n",
+                    (unsigned)unknown[u], got ? got : "NULL");
+        }
+    }
+}
+
 /* ---- configuration --------------------------------------------------- */
 
 static void test_config_defaults(void)
@@ -859,6 +925,7 @@ int main(void)
     REQUIRE(tinymls_abi_version() == TINYMLS_ABI_VERSION);
 
     test_metadata();
+    test_status_names();
     test_config_defaults();
     test_config_invalid();
     test_constructors();

@@ -35,6 +35,8 @@ static int run_step(tinymls_context *ctx, const struct kat_step *st, uint32_t *a
     tinymls_status s =
         tinymls_decrypt(ctx, st->ct, st->ct_len, st->aad, st->aad_len, out, sizeof out, &out_len);
     ok = CHECK_STATUS(s, st->status);
+    /* The library spells its statuses as the vector file does. */
+    ok &= CHECK(strcmp(tinymls_status_name((uint32_t)st->status), st->status_name) == 0);
     if (st->status == TINYMLS_OK) {
         ok &= CHECK(out_len == st->pt_len);
         ok &= CHECK(st->pt_len == 0 || memcmp(out, st->pt, st->pt_len) == 0);
@@ -47,7 +49,7 @@ static int run_step(tinymls_context *ctx, const struct kat_step *st, uint32_t *a
     }
     ok &= CHECK(tu_epoch(ctx) == *accepted_epoch);
     printf("%-4s %-50s expected %-13s got %s\n", ok ? "ok" : "FAIL", st->name, st->status_name,
-           tu_status_name(s));
+           tinymls_status_name((uint32_t)s));
     return ok;
 }
 

@@ -297,7 +297,7 @@ static void judge(struct caller *c, int after, tinymls_status s)
         c->closed++;
     } else {
         c->bad++;
-        fprintf(stderr, "unexpected status %s during close\n", tu_status_name(s));
+        fprintf(stderr, "unexpected status %s during close\n", tinymls_status_name((uint32_t)s));
     }
 }
 

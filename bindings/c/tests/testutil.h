@@ -35,9 +35,6 @@ void tu_require(int ok, const char *what, const char *file, int line);
 int tu_finish(void);
 unsigned tu_failures(void);
 
-/* "TINYMLS_ERR_AUTH" for 6, "unknown" for a number outside the table. */
-const char *tu_status_name(tinymls_status s);
-
 /* Defaults with periodic rotation off: tests must not depend on time. */
 tinymls_config tu_config(void);
 /* A shared context joined to the test group; stops the test if it fails. */

@@ -1,0 +1,205 @@
+//! Batch calls: many messages through one call, one status each, packed
+//! back to back in caller buffers. Same conventions as `api.rs`.
+
+use super::api::context_ref;
+use super::boundary::{ffi_boundary, slice_in, FfiResult, OutBuf};
+use super::{tinymls_context, tinymls_status};
+use crate::error::Error;
+use crate::wire::{self, OVERHEAD};
+
+use tinymls_status::*;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Seal,
+    Open,
+}
+
+/// The output slot of a message of `len` bytes.
+fn slot(dir: Dir, len: usize) -> Option<usize> {
+    match dir {
+        Dir::Seal => wire::ciphertext_len(len),
+        Dir::Open => Some(len.saturating_sub(OVERHEAD)),
+    }
+}
+
+/// # Safety
+/// The pointers follow the contract of `tinymls_encrypt_batch`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn batch(
+    dir: Dir,
+    ctx: *mut tinymls_context,
+    count: usize,
+    input: *const u8,
+    in_lens: *const usize,
+    aad: *const u8,
+    aad_lens: *const usize,
+    out: *mut u8,
+    out_cap: usize,
+    out_lens: *mut usize,
+    statuses: *mut tinymls_status,
+    out_total: *mut usize,
+) -> FfiResult<()> {
+    // SAFETY: NULL or a live handle by contract.
+    let ctx = unsafe { context_ref(ctx) }?;
+    // SAFETY: `out` valid for `out_cap` bytes and `out_total` writable by
+    // contract; the overlap with the inputs is checked below.
+    let mut out = unsafe { OutBuf::new(out, out_cap, out_total) }?;
+    if count == 0 {
+        out.set_len(0);
+        return Ok(());
+    }
+    if in_lens.is_null() || out_lens.is_null() || statuses.is_null() {
+        return Err(TINYMLS_ERR_NULL_POINTER);
+    }
+    if count > isize::MAX as usize / core::mem::size_of::<usize>() {
+        return Err(TINYMLS_ERR_INVALID_ARGUMENT);
+    }
+    // SAFETY: `in_lens` holds `count` lengths by contract (non-NULL, count
+    // in range: checked above).
+    let lens = unsafe { core::slice::from_raw_parts(in_lens, count) };
+    let aad_lens = if aad_lens.is_null() {
+        None
+    } else {
+        // SAFETY: as above, for `aad_lens`.
+        Some(unsafe { core::slice::from_raw_parts(aad_lens, count) })
+    };
+    let in_total = lens.iter().try_fold(0usize, |a, &l| a.checked_add(l)).ok_or(TINYMLS_ERR_INVALID_ARGUMENT)?;
+    let aad_total = aad_lens
+        .map(|a| a.iter().try_fold(0usize, |a, &l| a.checked_add(l)))
+        .unwrap_or(Some(0))
+        .ok_or(TINYMLS_ERR_INVALID_ARGUMENT)?;
+    let needed = lens
+        .iter()
+        .try_fold(0usize, |a, &l| slot(dir, l).and_then(|s| a.checked_add(s)))
+        .ok_or(TINYMLS_ERR_INVALID_ARGUMENT)?;
+    // SAFETY: pointer/length pairs valid for reads by contract.
+    let input = unsafe { slice_in(input, in_total) }?;
+    // SAFETY: as above.
+    let aad = unsafe { slice_in(aad, aad_total) }?;
+    out.disjoint(input.as_ptr(), in_total)?;
+    out.disjoint(aad.as_ptr(), aad_total)?;
+    // `*out_total` is the size the slots need, whether or not they fit.
+    out.set_len(needed);
+    out.require(needed)?;
+    let out = out.bytes()?;
+    // SAFETY: `out_lens` and `statuses` hold `count` elements by contract.
+    let out_lens = unsafe { core::slice::from_raw_parts_mut(out_lens, count) };
+    // SAFETY: as above.
+    let statuses = unsafe { core::slice::from_raw_parts_mut(statuses, count) };
+    // The messages, AADs and output slots, each cut from the front of its
+    // packed buffer in turn (the totals above bound every cut).
+    let (mut rest_in, mut rest_aad, mut rest_out) = (input, aad, &mut out[..needed]);
+    let jobs = (0..count).map(move |i| {
+        let (msg, r) = rest_in.split_at(lens[i]);
+        rest_in = r;
+        let (a, r) = rest_aad.split_at(aad_lens.map_or(0, |a| a[i]));
+        rest_aad = r;
+        let (dst, r) = core::mem::take(&mut rest_out).split_at_mut(slot(dir, lens[i]).unwrap_or(0));
+        rest_out = r;
+        (msg, a, dst)
+    });
+    let mut report = |i: usize, r: Result<usize, Error>| match r {
+        Ok(n) => {
+            out_lens[i] = n;
+            statuses[i] = TINYMLS_OK;
+        }
+        Err(e) => {
+            out_lens[i] = 0;
+            statuses[i] = tinymls_status::from(e);
+        }
+    };
+    match dir {
+        Dir::Seal => ctx.encrypt_batch(jobs, report),
+        Dir::Open => {
+            for (i, (msg, a, dst)) in jobs.enumerate() {
+                let r = ctx.decrypt(msg, a, dst);
+                if r.is_err() {
+                    dst.fill(0);
+                }
+                report(i, r);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Encrypts `count` messages in one call. Message `i` is `in_lens[i]` bytes
+/// of `input`, the messages back to back; its AAD is `aad_lens[i]` bytes of
+/// `aad`, likewise (`aad_lens` NULL: no AAD for any; `aad` may then be
+/// NULL). Ciphertext `i` is written to its slot in `out`: slots are back to
+/// back, slot `i` is `in_lens[i] + 40` bytes, so the output is packed.
+/// `out_lens[i]` receives its length (0 if it failed) and `statuses[i]` its
+/// status: one bad message does not fail the others.
+///
+/// `*out_total` receives the bytes the slots need (the sum of
+/// `in_lens[i] + 40`); if `out_cap` is smaller, returns
+/// `TINYMLS_ERR_BUFFER_TOO_SMALL` and nothing else is written. Outputs
+/// must not overlap inputs.
+///
+/// Each message is encrypted as `tinymls_encrypt` would, in order, but more
+/// cheaply: the lock, the epoch, usage and sequence numbers are taken once
+/// per run of up to 64 messages. Rotation deadlines and the usage limit are
+/// still checked before every message. Threads batching on one context at
+/// once interleave their sequence numbers by runs: a receiver that may get
+/// their batches out of order needs a `replay_window` that covers the
+/// sequence numbers in flight.
+///
+/// Returns `TINYMLS_OK` when every message was processed (check
+/// `statuses`), or, with nothing processed: `TINYMLS_ERR_NULL_POINTER`,
+/// `TINYMLS_ERR_INVALID_ARGUMENT` (sizes overflow, overlap),
+/// `TINYMLS_ERR_BUFFER_TOO_SMALL`. `count` 0 is `TINYMLS_OK` with
+/// `*out_total` 0. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_encrypt_batch(
+    ctx: *mut tinymls_context,
+    count: usize,
+    input: *const u8,
+    in_lens: *const usize,
+    aad: *const u8,
+    aad_lens: *const usize,
+    out: *mut u8,
+    out_cap: usize,
+    out_lens: *mut usize,
+    statuses: *mut tinymls_status,
+    out_total: *mut usize,
+) -> tinymls_status {
+    ffi_boundary!({
+        // SAFETY: the contract above is the one `batch` requires.
+        unsafe {
+            batch(Dir::Seal, ctx, count, input, in_lens, aad, aad_lens, out, out_cap, out_lens, statuses, out_total)
+        }
+    })
+}
+
+/// Decrypts `count` ciphertexts in one call, laid out as in
+/// `tinymls_encrypt_batch`; slot `i` of `out` is `in_lens[i] - 40` bytes
+/// (0 for an input shorter than 40), so the output is packed.
+/// `out_lens[i]` receives plaintext `i`'s length and `statuses[i]` its
+/// status (`TINYMLS_ERR_AUTH`, `TINYMLS_ERR_REPLAY`, ...); a failed slot is
+/// zeroed. Messages are processed in order, so a replay inside one batch is
+/// caught.
+///
+/// Returns as `tinymls_encrypt_batch`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_decrypt_batch(
+    ctx: *mut tinymls_context,
+    count: usize,
+    input: *const u8,
+    in_lens: *const usize,
+    aad: *const u8,
+    aad_lens: *const usize,
+    out: *mut u8,
+    out_cap: usize,
+    out_lens: *mut usize,
+    statuses: *mut tinymls_status,
+    out_total: *mut usize,
+) -> tinymls_status {
+    ffi_boundary!({
+        // SAFETY: the contract of `tinymls_encrypt_batch` is the one `batch`
+        // requires.
+        unsafe {
+            batch(Dir::Open, ctx, count, input, in_lens, aad, aad_lens, out, out_cap, out_lens, statuses, out_total)
+        }
+    })
+}

@@ -1,0 +1,105 @@
+//! A context's health: its state, epochs, counters and key memory, in a
+//! struct with a fixed layout. Same conventions as `api.rs`.
+
+use super::api::read_into;
+use super::boundary::ffi_boundary;
+use super::{tinymls_context, tinymls_status};
+use crate::context::Health;
+
+/// `tinymls_health.state`: working, nothing due.
+pub const TINYMLS_HEALTH_READY: u32 = 0;
+/// A rotation or destruction is due; it happens on the next call or
+/// maintenance visit.
+pub const TINYMLS_HEALTH_ROTATING: u32 = 1;
+/// Cannot send: epoch space exhausted, or every key destroyed.
+pub const TINYMLS_HEALTH_ERROR: u32 = 2;
+/// Closed: every key zeroized.
+pub const TINYMLS_HEALTH_CLOSED: u32 = 3;
+
+/// `tinymls_health.flags`: every key page is locked against swapping.
+pub const TINYMLS_HEALTH_KEYS_LOCKED: u32 = 1;
+/// `tinymls_health.flags`: every key page is left out of core dumps.
+pub const TINYMLS_HEALTH_KEYS_NOT_DUMPED: u32 = 2;
+/// `tinymls_health.flags`: some key material lives on the ordinary heap
+/// (the OS refused locked memory, or a value was too large for a slot).
+pub const TINYMLS_HEALTH_KEYS_ON_HEAP: u32 = 4;
+
+const _: () = {
+    assert!(TINYMLS_HEALTH_KEYS_LOCKED == crate::context::KEYS_LOCKED);
+    assert!(TINYMLS_HEALTH_KEYS_NOT_DUMPED == crate::context::KEYS_NOT_DUMPED);
+    assert!(TINYMLS_HEALTH_KEYS_ON_HEAP == crate::context::KEYS_ON_HEAP);
+};
+
+/// A context's health (`tinymls_context_health`). No secret in it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct tinymls_health {
+    /// `TINYMLS_HEALTH_*`.
+    pub state: u32,
+    /// Status of the last failed encrypt or decrypt (0 if none).
+    pub last_error: u32,
+    /// The current epoch.
+    pub current_epoch: u32,
+    /// The oldest retained epoch.
+    pub oldest_epoch: u32,
+    /// How many epochs are retained.
+    pub retained_epochs: u32,
+    /// Key memory of the process (`TINYMLS_HEALTH_KEYS_*` bits): locked
+    /// against swapping, left out of core dumps, or partly on the heap.
+    pub flags: u32,
+    /// Milliseconds since the context was created (frozen at close).
+    pub uptime_ms: u64,
+    /// Milliseconds since the current epoch became current.
+    pub key_age_ms: u64,
+    /// Successful encryptions.
+    pub encrypt_count: u64,
+    /// Successful decryptions.
+    pub decrypt_count: u64,
+    /// Failed encrypt and decrypt calls.
+    pub error_count: u64,
+    /// Epochs that became current since creation.
+    pub rotation_count: u64,
+    /// This context's sender id.
+    pub sender_id: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<tinymls_health>() == 80);
+
+impl From<Health> for tinymls_health {
+    fn from(h: Health) -> Self {
+        tinymls_health {
+            state: h.state as u32,
+            last_error: h.last_error,
+            current_epoch: h.current_epoch,
+            oldest_epoch: h.oldest_epoch,
+            retained_epochs: h.retained_epochs,
+            flags: h.key_memory,
+            uptime_ms: h.uptime_ms,
+            key_age_ms: h.key_age_ms,
+            encrypt_count: h.encrypt_count,
+            decrypt_count: h.decrypt_count,
+            error_count: h.error_count,
+            rotation_count: h.rotation_count,
+            sender_id: h.sender_id,
+        }
+    }
+}
+
+/// Fills `*out` with the context's health. Works on a closed context
+/// (state `TINYMLS_HEALTH_CLOSED`).
+///
+/// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_context_health(ctx: *mut tinymls_context, out: *mut tinymls_health) -> tinymls_status {
+    ffi_boundary!({
+        // SAFETY: `ctx` NULL or a live handle, `out` NULL or a writable
+        // `tinymls_health`, by contract.
+        unsafe { read_into(ctx, out, |ctx| Ok(tinymls_health::from(ctx.health()))) }
+    })
+}
+
+/// `sizeof(tinymls_health)` as this library sees it (80). Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_health_size() -> usize {
+    ffi_boundary!({ core::mem::size_of::<tinymls_health>() })
+}
