@@ -12,6 +12,7 @@ import pytest
 
 import tinymls
 import tinymls._context as context_module
+from tinymls import _buffers
 
 from conftest import GROUP_ID, GROUP_SECRET, Interposer, header_fields
 
@@ -200,7 +201,7 @@ def test_join_wipes_its_own_copy_of_the_secret(monkeypatch: pytest.MonkeyPatch) 
     assert ba == GROUP_SECRET and bytes(seen[1]) == GROUP_SECRET
 
 
-_DIRECT = context_module._DIRECT_OUTPUT_MIN
+_DIRECT = _buffers.DIRECT_OUTPUT_MIN
 
 
 @pytest.mark.parametrize(
@@ -246,7 +247,7 @@ def test_encrypt_into_refuses_bad_outputs(local: tinymls.Context) -> None:
     with pytest.raises(tinymls.InvalidArgumentError):
         local.encrypt_into(MESSAGE, memoryview(bytes(200)))  # read-only
     with pytest.raises(tinymls.ArgumentTypeError):
-        local.encrypt_into(MESSAGE, bytes(200))  # type: ignore[arg-type]
+        local.encrypt_into(MESSAGE, bytes(200))  # never writable
     assert header_fields(local.encrypt(b"next"))[2] == 0, "no sequence number was spent on the refused calls"
 
 
