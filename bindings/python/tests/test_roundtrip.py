@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import array
 import ctypes
+import mmap
 import os
 from typing import Any
 
@@ -164,11 +165,15 @@ def test_inputs_are_passed_without_copies(local: tinymls.Context, monkeypatch: p
     data = bytes(MESSAGE)
     ba = bytearray(MESSAGE)
     padded = bytearray(b"XX" + MESSAGE)
+    words = array.array("Q", [7, 8, 9])
+    region = mmap.mmap(-1, len(MESSAGE))
     cases: list[tuple[tinymls.Buffer, int | None]] = [
         (data, None),
         (memoryview(data), None),
         (ba, ctypes.addressof((ctypes.c_char * len(ba)).from_buffer(ba))),
         (memoryview(padded)[2:], ctypes.addressof((ctypes.c_char * len(padded)).from_buffer(padded)) + 2),
+        (words, words.buffer_info()[0]),
+        (region, ctypes.addressof(ctypes.c_char.from_buffer(region))),
     ]
     for buf, address in cases:
         local.encrypt(buf)
@@ -177,6 +182,8 @@ def test_inputs_are_passed_without_copies(local: tinymls.Context, monkeypatch: p
             assert arg is data  # the bytes object itself: c_char_p points into it
         else:
             assert ctypes.addressof(arg) == address  # the caller's own memory
+    del arg
+    region.close()  # no export of the mapping is left behind
 
 
 def test_join_wipes_its_own_copy_of_the_secret(monkeypatch: pytest.MonkeyPatch) -> None:

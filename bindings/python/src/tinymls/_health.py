@@ -105,17 +105,3 @@ def read_health(handle: Any) -> Health:
     _ffi.check(_ffi.lib.tinymls_context_health(handle, byref(out)))
     return Health._from_c(out)
 
-
-__all__ = [
-    "HEALTH_CLOSED",
-    "HEALTH_ERROR",
-    "HEALTH_KEYS_LOCKED",
-    "HEALTH_KEYS_NOT_DUMPED",
-    "HEALTH_KEYS_ON_HEAP",
-    "HEALTH_READY",
-    "HEALTH_ROTATING",
-    "Health",
-    "HealthState",
-    "KeyMemory",
-    "read_health",
-]

@@ -24,5 +24,3 @@ def set_metrics_enabled(on: bool) -> None:
     retained-epoch gauges are always kept."""
     _ffi.lib.tinymls_metrics_enable(1 if on else 0)
 
-
-__all__ = ["metrics_text", "set_metrics_enabled"]
