@@ -4,14 +4,14 @@
 The pattern (docs/STATE.md, README "Persisting state"):
 
 * A service joins a group once. From then on its state lives in a SQLite
-  database as a *sealed blob* (``Context.export``): AES-256-GCM under a
+  database as a *sealed blob* (``Context.export_state``): AES-256-GCM under a
   key-encryption key (KEK) that is **not** in the database.
 * Messages arrive in an ``inbox`` table (standing in for any queue). The
   service decrypts a batch, stores the plaintexts, saves the new sealed state
   and marks the batch done in **one transaction**: if it dies at any point,
   it restarts from a state that matches exactly what it has processed (the
   replay windows included), so nothing is lost and nothing is accepted twice.
-* On restart it imports the blob (``Context.import_``): a new sender id and
+* On restart it imports the blob (``Context.from_state``): a new sender id and
   fresh sequence numbers (no nonce is ever reused), the epochs it had, with
   their ages, so it reads every message sent to it while it was down.
 
@@ -55,7 +55,7 @@ CONFIG = tinymls.Config(ratchet_period_ms=0)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (
     id INTEGER PRIMARY KEY CHECK (id = 1),
-    blob BLOB NOT NULL,              -- Context.export(kek): sealed, versioned
+    blob BLOB NOT NULL,              -- Context.export_state(kek): sealed, versioned
     saved_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS inbox (
@@ -100,13 +100,13 @@ def load_or_join(conn: sqlite3.Connection, kek: bytes, group_secret_file: str) -
     """The saved state if there is one, else a first join (saved at once)."""
     row = conn.execute("SELECT blob FROM state WHERE id = 1").fetchone()
     if row is not None:
-        ctx = tinymls.Context.import_(row[0], kek)
+        ctx = tinymls.Context.from_state(row[0], kek)
         print(f"[service {os.getpid()}] restored from SQLite: epoch {ctx.epoch}, new sender id {ctx.sender_id:016x}")
         return ctx
     with open(group_secret_file, "rb") as f:
         ctx = tinymls.Context.join(f.read(), GROUP_ID, CONFIG)
     conn.execute("BEGIN IMMEDIATE")
-    conn.execute("INSERT INTO state (id, blob, saved_at) VALUES (1, ?, ?)", (ctx.export(kek), time.time()))
+    conn.execute("INSERT INTO state (id, blob, saved_at) VALUES (1, ?, ?)", (ctx.export_state(kek), time.time()))
     conn.execute("COMMIT")
     print(f"[service {os.getpid()}] joined the group; state saved")
     return ctx
@@ -129,7 +129,7 @@ def serve(db: str, kek: bytes, group_secret_file: str, stop_file: str) -> None:
                     results.append((inbox_id, ctx.decrypt(ct), None))
                 except tinymls.TinyMLSError as e:
                     results.append((inbox_id, None, type(e).__name__))
-            blob = ctx.export(kek)
+            blob = ctx.export_state(kek)
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(
                 "INSERT OR REPLACE INTO received (inbox_id, plaintext, error, pid) VALUES (?, ?, ?, ?)",

@@ -31,8 +31,8 @@ def export(d: str) -> None:
         s.rotate()
         a.rotate()
         m1 = s.encrypt(b"epoch 1, sent before the export")
-        _put(d, "blob", a.export(KEK))
-        _put(d, "blob_current", a.export(KEK, current_epoch_only=True))
+        _put(d, "blob", a.export_state(KEK))
+        _put(d, "blob_current", a.export_state(KEK, current_epoch_only=True))
         _put(d, "read.bin", read)
         _put(d, "m0.bin", m0)
         _put(d, "m1.bin", m1)
@@ -40,7 +40,7 @@ def export(d: str) -> None:
 
 
 def import_(d: str) -> None:
-    with tinymls.Context.import_(_get(d, "blob"), KEK) as c:
+    with tinymls.Context.from_state(_get(d, "blob"), KEK) as c:
         assert c.decrypt(_get(d, "m0.bin")) == b"epoch 0, sent before the export"
         assert c.decrypt(_get(d, "m1.bin")) == b"epoch 1, sent before the export"
         try:
@@ -50,7 +50,7 @@ def import_(d: str) -> None:
             pass
         assert c.epoch == 1
         assert f"{c.sender_id:016x}".encode() != _get(d, "sender")
-    with tinymls.Context.import_(_get(d, "blob_current"), KEK) as cur:
+    with tinymls.Context.from_state(_get(d, "blob_current"), KEK) as cur:
         try:
             cur.decrypt(_get(d, "m0.bin"))
             raise AssertionError("current-only import read epoch 0")
@@ -58,7 +58,7 @@ def import_(d: str) -> None:
             pass
         assert cur.decrypt(_get(d, "m1.bin")) == b"epoch 1, sent before the export"
     try:
-        tinymls.Context.import_(_get(d, "blob"), bytes(32))
+        tinymls.Context.from_state(_get(d, "blob"), bytes(32))
         raise AssertionError("wrong KEK accepted")
     except tinymls.StateError:
         pass

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 import tinymls
 
@@ -75,3 +76,50 @@ def pair() -> Iterator[tuple[tinymls.Context, tinymls.Context]]:
     cfg = tinymls.Config(ratchet_period_ms=0)
     with tinymls.Context.join(GROUP_SECRET, GROUP_ID, cfg) as a, tinymls.Context.join(GROUP_SECRET, GROUP_ID, cfg) as b:
         yield a, b
+
+
+# -- metrics -----------------------------------------------------------------------
+# Metrics are process-wide: tests check deltas around what they do (pytest
+# runs the tests one after another).
+
+Key = tuple[str, frozenset[tuple[str, str]]]
+
+# Every family the library exposes, with its type.
+FAMILIES = {
+    "tinymls_operations": "counter",
+    "tinymls_sealed_bytes": "counter",
+    "tinymls_opened_bytes": "counter",
+    "tinymls_rotations": "counter",
+    "tinymls_epochs_destroyed": "counter",
+    "tinymls_contexts": "gauge",
+    "tinymls_contexts_created": "counter",
+    "tinymls_retained_epochs": "gauge",
+    "tinymls_operation_duration_seconds": "histogram",
+}
+
+
+def scrape() -> dict[Key, float]:
+    """Sample (name, labels) -> value, through the Prometheus text parser.
+
+    The parser is lax (a sample it cannot place becomes an untyped family of
+    its own), so the family names and types are checked too.
+    """
+    families = list(text_string_to_metric_families(tinymls.metrics_text()))
+    assert {f.name: f.type for f in families} == FAMILIES
+    out: dict[Key, float] = {}
+    for f in families:
+        assert f.documentation, f.name
+        for s in f.samples:
+            key = (s.name, frozenset(s.labels.items()))
+            assert key not in out, f"duplicate sample {key}"
+            out[key] = s.value
+    return out
+
+
+def k(name: str, **labels: str) -> Key:
+    return (name, frozenset(labels.items()))
+
+
+def delta(before: dict[Key, float], after: dict[Key, float], key: Key) -> float:
+    assert key in after, f"no sample {key}"
+    return after[key] - before.get(key, 0.0)

@@ -4,7 +4,6 @@ closed context, tampering, replay, expiry, sender limit, rate limit."""
 
 from __future__ import annotations
 
-import array
 import ctypes
 import dataclasses
 from ctypes import byref, c_size_t, c_uint32, c_uint64, create_string_buffer
@@ -38,6 +37,24 @@ def test_one_exception_class_per_status() -> None:
         assert err.message == str(err) == expected and expected != "unknown status"
         assert getattr(tinymls, type(err).__name__) is type(err)
     _ffi.check(tinymls.Status.OK)  # no exception
+
+
+def test_status_constants_are_the_librarys() -> None:
+    """Every typed constant has the library's name and number, the library
+    knows no status the binding lacks, and errors carry the library's name."""
+    for status in tinymls.Status:
+        assert _ffi.lib.tinymls_status_name(status.value).decode() == status.name
+        assert tinymls.status_name(status) == status.name
+        assert tinymls.status_str(status) == _ffi.lib.tinymls_status_str(status.value).decode()
+    known = {n for n in range(256) if _ffi.lib.tinymls_status_name(n) != b"UNKNOWN"}
+    assert known == {s.value for s in tinymls.Status}
+    assert tinymls.status_name(99) == "UNKNOWN" and tinymls.status_str(99) == "unknown status"
+    for number, cls in ERRORS_BY_STATUS.items():
+        err = _ffi.error(number)
+        assert type(err) is cls and err.name == tinymls.Status(number).name
+    assert _ffi.error(99).name == "UNKNOWN"
+    # Raised by the binding itself (no library call): the constant's name.
+    assert tinymls.ArgumentTypeError("x").name == "INVALID_ARGUMENT"
 
 
 def test_named_classes() -> None:
@@ -80,8 +97,8 @@ def test_unknown_status_is_the_root_class() -> None:
 
 # -- wrong types -------------------------------------------------------------------
 
-# Only bytes, bytearray and memoryview are accepted (wrap other buffers in a memoryview).
-WRONG_TYPES: list[Any] = ["text", None, 42, [1, 2], 3.5, object(), array.array("B", b"xyz")]
+# Any buffer is accepted (tests/test_buffers.py); everything else is refused.
+WRONG_TYPES: list[Any] = ["text", None, 42, [1, 2], 3.5, object(), iter(b"xyz")]
 
 
 @pytest.mark.parametrize("bad", WRONG_TYPES, ids=lambda v: type(v).__name__)

@@ -66,7 +66,7 @@ def test_close_frees_exactly_once(monkeypatch: pytest.MonkeyPatch) -> None:
     ctx.close()
     ctx.close()
     health = ctx.health()
-    assert health.state == tinymls.HealthState.CLOSED and ctx.health() is health  # the snapshot of close()
+    assert health.state == tinymls.HealthState.CLOSED and ctx.health() == health  # the library answers after close
     for call in (
         lambda: ctx.encrypt(b"x"),
         lambda: ctx.encrypt_into(b"x", bytearray(64)),
@@ -76,7 +76,8 @@ def test_close_frees_exactly_once(monkeypatch: pytest.MonkeyPatch) -> None:
         lambda: ctx.rotate(),
         lambda: ctx.epoch,
         lambda: ctx.sender_id,
-        lambda: ctx.export(b"k" * 32),
+        lambda: ctx.decrypt_into(b"x" * 64, bytearray(64)),
+        lambda: ctx.export_state(b"k" * 32),
     ):
         with pytest.raises(tinymls.ClosedError):
             call()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import array
 import ctypes
+import mmap
 import os
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 import tinymls
 import tinymls._context as context_module
+from tinymls import _buffers
 
 from conftest import GROUP_ID, GROUP_SECRET, Interposer, header_fields
 
@@ -163,11 +165,15 @@ def test_inputs_are_passed_without_copies(local: tinymls.Context, monkeypatch: p
     data = bytes(MESSAGE)
     ba = bytearray(MESSAGE)
     padded = bytearray(b"XX" + MESSAGE)
+    words = array.array("Q", [7, 8, 9])
+    region = mmap.mmap(-1, len(MESSAGE))
     cases: list[tuple[tinymls.Buffer, int | None]] = [
         (data, None),
         (memoryview(data), None),
         (ba, ctypes.addressof((ctypes.c_char * len(ba)).from_buffer(ba))),
         (memoryview(padded)[2:], ctypes.addressof((ctypes.c_char * len(padded)).from_buffer(padded)) + 2),
+        (words, words.buffer_info()[0]),
+        (region, ctypes.addressof(ctypes.c_char.from_buffer(region))),
     ]
     for buf, address in cases:
         local.encrypt(buf)
@@ -176,6 +182,8 @@ def test_inputs_are_passed_without_copies(local: tinymls.Context, monkeypatch: p
             assert arg is data  # the bytes object itself: c_char_p points into it
         else:
             assert ctypes.addressof(arg) == address  # the caller's own memory
+    del arg
+    region.close()  # no export of the mapping is left behind
 
 
 def test_join_wipes_its_own_copy_of_the_secret(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,7 +208,7 @@ def test_join_wipes_its_own_copy_of_the_secret(monkeypatch: pytest.MonkeyPatch) 
     assert ba == GROUP_SECRET and bytes(seen[1]) == GROUP_SECRET
 
 
-_DIRECT = context_module._DIRECT_OUTPUT_MIN
+_DIRECT = _buffers.DIRECT_OUTPUT_MIN
 
 
 @pytest.mark.parametrize(
@@ -246,7 +254,7 @@ def test_encrypt_into_refuses_bad_outputs(local: tinymls.Context) -> None:
     with pytest.raises(tinymls.InvalidArgumentError):
         local.encrypt_into(MESSAGE, memoryview(bytes(200)))  # read-only
     with pytest.raises(tinymls.ArgumentTypeError):
-        local.encrypt_into(MESSAGE, bytes(200))  # type: ignore[arg-type]
+        local.encrypt_into(MESSAGE, bytes(200))  # never writable
     assert header_fields(local.encrypt(b"next"))[2] == 0, "no sequence number was spent on the refused calls"
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import array
+import mmap
+
 import pytest
 
 import tinymls
@@ -30,9 +33,9 @@ def test_format_version() -> None:
 
 def test_round_trip(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
     a, b, msgs = _scene(pair)
-    blob = b.export(KEK)
+    blob = b.export_state(KEK)
     assert blob[:8] == b"TMLSTATE"
-    with tinymls.Context.import_(blob, KEK) as c:
+    with tinymls.Context.from_state(blob, KEK) as c:
         assert c.sender_id != b.sender_id
         with pytest.raises(tinymls.ReplayError):
             c.decrypt(msgs[0])  # b had read it
@@ -41,14 +44,14 @@ def test_round_trip(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
         assert c.epoch == 2
         assert a.decrypt(c.encrypt(b"from the import")) == b"from the import"
     # bytearray and memoryview work as well; a config is applied.
-    with tinymls.Context.import_(bytearray(blob), memoryview(KEK), tinymls.Config(ratchet_period_ms=0)) as d:
+    with tinymls.Context.from_state(bytearray(blob), memoryview(KEK), tinymls.Config(ratchet_period_ms=0)) as d:
         assert d.decrypt(msgs[2]) == b"\x02\x02\x02"
 
 
 def test_current_epoch_only(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
     a, b, msgs = _scene(pair)
     b.decrypt(msgs[2])
-    with tinymls.Context.import_(b.export(KEK, current_epoch_only=True), KEK) as c:
+    with tinymls.Context.from_state(b.export_state(KEK, current_epoch_only=True), KEK) as c:
         for old in msgs[:2]:
             with pytest.raises(tinymls.EpochExpiredError):
                 c.decrypt(old)
@@ -57,41 +60,73 @@ def test_current_epoch_only(pair: tuple[tinymls.Context, tinymls.Context]) -> No
 
 def test_rejections(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
     _, b, _ = _scene(pair)
-    blob = b.export(KEK)
+    blob = b.export_state(KEK)
     with pytest.raises(tinymls.StateError):
-        tinymls.Context.import_(blob, bytes(32))
+        tinymls.Context.from_state(blob, bytes(32))
     flipped = bytearray(blob)
     flipped[40] ^= 0x80
     with pytest.raises(tinymls.StateError):
-        tinymls.Context.import_(bytes(flipped), KEK)
+        tinymls.Context.from_state(bytes(flipped), KEK)
     with pytest.raises(tinymls.MalformedError):
-        tinymls.Context.import_(blob[:-1], KEK)
+        tinymls.Context.from_state(blob[:-1], KEK)
     with pytest.raises(tinymls.MalformedError):
-        tinymls.Context.import_(b"", KEK)
-    with pytest.raises(tinymls.MalformedError):
-        tinymls.Context.import_(b"\x00" * 100, KEK)
+        tinymls.Context.from_state(b"\x00" * 100, KEK)
     newer = bytearray(blob)
     newer[9] += 1
     with pytest.raises(tinymls.MalformedError, match="newer state format"):
-        tinymls.Context.import_(bytes(newer), KEK)
+        tinymls.Context.from_state(bytes(newer), KEK)
     with pytest.raises(tinymls.InvalidArgumentError):
-        tinymls.Context.import_(blob, KEK[:16])
-    with pytest.raises(tinymls.InvalidArgumentError):
-        b.export(b"")
+        tinymls.Context.from_state(blob, KEK[:16])
     with pytest.raises(tinymls.InvalidConfigError):
-        tinymls.Context.import_(blob, KEK, tinymls.Config(max_epochs=0))
+        tinymls.Context.from_state(blob, KEK, tinymls.Config(max_epochs=0))
     with pytest.raises(tinymls.ArgumentTypeError):
-        tinymls.Context.import_("not bytes", KEK)  # type: ignore[arg-type]
+        tinymls.Context.from_state("not bytes", KEK)  # type: ignore[arg-type]
     b.close()
     with pytest.raises(tinymls.ClosedError):
-        b.export(KEK)
+        b.export_state(KEK)
+
+
+def test_empty_kek_and_blob_are_the_librarys_to_refuse(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
+    """An empty KEK is a KEK of the wrong length, an empty blob is no blob
+    (the library answers; no pre-check in the binding). Empty bytes pass a
+    pointer, an empty bytearray or memoryview passes NULL: the same answer."""
+    _, b, _ = _scene(pair)
+    blob = b.export_state(KEK)
+    for empty in (b"", bytearray(), memoryview(b"")):
+        with pytest.raises(tinymls.InvalidArgumentError) as kek_info:
+            b.export_state(empty)
+        assert kek_info.value.name == "INVALID_ARGUMENT"
+        with pytest.raises(tinymls.InvalidArgumentError):
+            tinymls.Context.from_state(blob, empty)
+        with pytest.raises(tinymls.MalformedError) as blob_info:
+            tinymls.Context.from_state(empty, KEK)
+        assert blob_info.value.name == "MALFORMED"
+    assert b.decrypt(b.encrypt(b"still fine")) == b"still fine"
+
+
+def test_old_names_are_aliases(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
+    _, b, msgs = _scene(pair)
+    assert tinymls.Context.export is tinymls.Context.export_state
+    assert tinymls.Context.import_ == tinymls.Context.from_state
+    with tinymls.Context.import_(b.export(KEK), KEK) as c:
+        assert c.decrypt(msgs[2]) == b"\x02\x02\x02"
+
+
+def test_state_takes_any_buffer(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
+    _, b, msgs = _scene(pair)
+    kek = array.array("B", KEK)
+    blob = b.export_state(kek)
+    with mmap.mmap(-1, len(blob)) as region:
+        region.write(blob)
+        with tinymls.Context.from_state(region, memoryview(kek)) as c:
+            assert c.decrypt(msgs[1]) == b"\x01\x01\x01"
 
 
 def test_no_nonce_reuse_between_exporter_and_importers() -> None:
     cfg = tinymls.Config(ratchet_period_ms=0, max_operations=300)
     with tinymls.Context.join(GROUP_SECRET, GROUP_ID, cfg) as x:
-        blob = x.export(KEK)
-        with tinymls.Context.import_(blob, KEK) as y, tinymls.Context.import_(blob, KEK) as z:
+        blob = x.export_state(KEK)
+        with tinymls.Context.from_state(blob, KEK) as y, tinymls.Context.from_state(blob, KEK) as z:
             seen = set()
             for i in range(1000):
                 for c in (x, y, z):

@@ -38,9 +38,11 @@ from ._errors import (
     TinyMLSError,
 )
 from . import _ffi
+from ._buffers import Buffer
 from ._config import Config
-from ._context import HEADER_LEN, OVERHEAD, Buffer, Context
-from ._ops import (
+from ._context import HEADER_LEN, OVERHEAD, Context
+from ._events import LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_WARN
+from ._health import (
     HEALTH_CLOSED,
     HEALTH_ERROR,
     HEALTH_KEYS_LOCKED,
@@ -48,16 +50,11 @@ from ._ops import (
     HEALTH_KEYS_ON_HEAP,
     HEALTH_READY,
     HEALTH_ROTATING,
-    LOG_DEBUG,
-    LOG_ERROR,
-    LOG_INFO,
-    LOG_WARN,
     Health,
     HealthState,
     KeyMemory,
-    metrics_text,
-    set_metrics_enabled,
 )
+from ._metrics import metrics_text, set_metrics_enabled
 from . import events
 
 __version__ = "0.1.0"
@@ -74,9 +71,9 @@ MIN_GROUP_SECRET_LEN = 32
 MAX_GROUP_SECRET_LEN = 1024
 #: Largest group id accepted by :meth:`Context.join`.
 MAX_GROUP_ID_LEN = 255
-#: :meth:`Context.export` flag (``current_epoch_only=True``): only the current epoch.
+#: :meth:`Context.export_state` flag (``current_epoch_only=True``): only the current epoch.
 EXPORT_CURRENT_EPOCH_ONLY = 1
-#: Length of the key-encryption key of :meth:`Context.export` / :meth:`Context.import_`.
+#: Length of the key-encryption key of :meth:`Context.export_state` / :meth:`Context.from_state`.
 STATE_KEK_LEN = 32
 #: The state blob format this binding was written for (see :func:`state_format_version`).
 STATE_FORMAT_VERSION = 1
@@ -98,6 +95,18 @@ def state_format_version() -> int:
     """The state blob format the library writes and the newest it reads; a
     newer blob is refused with :class:`MalformedError`."""
     return int(_ffi.lib.tinymls_state_format_version())
+
+
+def status_name(status: int) -> str:
+    """The library's short name of a status number (``"AUTH"``, ``"REPLAY"``,
+    ...; ``"UNKNOWN"`` for a number that is no status)."""
+    return _ffi.status_name(int(status))
+
+
+def status_str(status: int) -> str:
+    """The library's description of a status number (``"unknown status"`` for
+    a number that is no status)."""
+    return _ffi.status_str(int(status))
 
 
 def library_path() -> str:
@@ -161,5 +170,7 @@ __all__ = [
     "metrics_text",
     "set_metrics_enabled",
     "state_format_version",
+    "status_name",
+    "status_str",
     "version",
 ]

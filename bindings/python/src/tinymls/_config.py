@@ -69,3 +69,12 @@ class Config:
     @classmethod
     def _from_c(cls, c: _ffi.CConfig) -> Config:
         return cls(**{f.name: int(getattr(c, f.name)) for f in dataclasses.fields(cls)})
+
+
+def config_arg(config: object) -> _ffi.CConfig | None:
+    """A ``config`` argument as the C struct (``None``: the library's defaults)."""
+    if config is None:
+        return None
+    if not isinstance(config, Config):
+        raise ArgumentTypeError(f"config must be a tinymls.Config or None, not {type(config).__name__}")
+    return config._to_c()

@@ -11,7 +11,13 @@ from typing import ClassVar
 
 
 class Status(enum.IntEnum):
-    """The C ABI's ``tinymls_status`` numbers (stable; ``TINYMLS_`` / ``TINYMLS_ERR_`` dropped)."""
+    """The C ABI's ``tinymls_status`` numbers (stable; ``TINYMLS_`` / ``TINYMLS_ERR_`` dropped).
+
+    Typed constants only: what a status is called and what it means come from
+    the library (``tinymls.status_name``, ``tinymls.status_str``, an error's
+    ``name`` and ``message``), and tests/test_errors.py checks every member's
+    name and number against ``tinymls_status_name``.
+    """
 
     OK = 0
     NULL_POINTER = 1
@@ -40,22 +46,31 @@ class TinyMLSError(Exception):
     """Root of every error the library reports.
 
     ``status`` is the C status number (an ``int``; compare it with
-    :class:`Status`), ``message`` the library's description of it.
+    :class:`Status`), ``name`` its short name (``"AUTH"``; the library's
+    ``tinymls_status_name`` for errors the library reported), ``message`` the
+    library's description of it.
     """
 
     #: The status a subclass stands for (``None`` on the root class).
     STATUS: ClassVar[int | None] = None
 
     status: int
+    name: str
     message: str
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, *, name: str | None = None) -> None:
         super().__init__(message)
         if status is None:
             status = self.STATUS
         if status is None:
             raise TypeError("TinyMLSError needs a status")
         self.status = int(status)
+        if name is None:  # raised by the binding itself: the typed constant's name
+            try:
+                name = Status(self.status).name
+            except ValueError:
+                name = "UNKNOWN"
+        self.name = name
         self.message = message
 
 
@@ -87,9 +102,20 @@ class InvalidConfigError(TinyMLSError, ValueError):
 
 
 class BufferTooSmallError(TinyMLSError):
-    """An output buffer was too small (the binding sizes its buffers, so this is a bug)."""
+    """An output buffer was too small: the ``out`` of :meth:`Context.decrypt_into`
+    (``needed`` says how many bytes it must have), or an output that kept
+    growing while it was read."""
 
     STATUS = Status.BUFFER_TOO_SMALL
+
+    #: The size the output needs, in bytes (``None`` if not known).
+    needed: int | None
+
+    def __init__(
+        self, message: str, status: int | None = None, *, name: str | None = None, needed: int | None = None
+    ) -> None:
+        super().__init__(message, status, name=name)
+        self.needed = needed
 
 
 class MalformedError(TinyMLSError):

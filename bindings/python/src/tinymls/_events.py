@@ -29,7 +29,15 @@ from ctypes import string_at
 from typing import Any
 
 from . import _ffi
-from ._ops import LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_WARN
+
+#: Level of a security event: routine detail (an epoch destroyed on schedule).
+LOG_DEBUG = 0
+#: Lifecycle: context created or closed, rotations.
+LOG_INFO = 1
+#: Rejected messages, forged future epochs, rejected configurations, suppressed events.
+LOG_WARN = 2
+#: Failures of the library itself.
+LOG_ERROR = 3
 
 #: Library level (``LOG_*``) -> logging level.
 LEVELS: dict[int, int] = {

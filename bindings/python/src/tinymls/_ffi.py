@@ -142,6 +142,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "tinymls_context_close": (_Status, [ContextPtr]),
     "tinymls_context_free": (None, [ContextPtr]),
     "tinymls_status_str": (c_char_p, [c_uint32]),
+    "tinymls_status_name": (c_char_p, [c_uint32]),
     "tinymls_version": (c_char_p, []),
     "tinymls_aead_backend": (c_char_p, []),
     "tinymls_abi_version": (c_uint32, []),
@@ -258,10 +259,18 @@ def status_str(status: int) -> str:
     return raw.decode("utf-8", "replace") if raw is not None else "unknown status"
 
 
+@functools.lru_cache(maxsize=64)
+def status_name(status: int) -> str:
+    """The library's short name of a status (``"AUTH"``, ``"REPLAY"``, ...;
+    ``"UNKNOWN"`` for a number that is no status). Static strings, so cached."""
+    raw = lib.tinymls_status_name(status)
+    return raw.decode("ascii", "replace") if raw is not None else "UNKNOWN"
+
+
 def error(status: int) -> TinyMLSError:
     """The exception for a non-OK status (the root class for an unknown number)."""
     cls = ERRORS_BY_STATUS.get(status, TinyMLSError)
-    return cls(status_str(status), status)
+    return cls(status_str(status), status, name=status_name(status))
 
 
 def check(status: int) -> None:

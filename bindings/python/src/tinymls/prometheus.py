@@ -23,7 +23,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from ._ops import metrics_text
+from ._metrics import metrics_text
 
 
 class TinyMLSCollector(Collector):

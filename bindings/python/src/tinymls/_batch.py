@@ -1,0 +1,210 @@
+"""Batch calls: many messages in one library call (``tinymls_encrypt_batch``,
+``tinymls_decrypt_batch``), as a list of messages (``encrypt_many``,
+``decrypt_many``) or packed back to back in one buffer (``encrypt_packed``,
+``decrypt_packed``). ``Context`` binds them as methods after its own
+closed check; they take the context's handle.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable
+from ctypes import c_size_t, c_void_p, sizeof
+from typing import Any
+
+from . import _ffi
+from ._buffers import Buffer, OutLen, fast, finish, input_arg, is_buffer, new_output, not_a_buffer, sizes
+from ._errors import ArgumentTypeError, InvalidArgumentError, TinyMLSError
+
+_OVERHEAD = _ffi.OVERHEAD
+
+# size_t arrays are built as array("Q") (one C-speed pass) and handed to the
+# library through ctypes' from_buffer, not element by element.
+_SIZE_T_CODE = "Q" if sizeof(c_size_t) == 8 else "I"
+
+
+def _pack(items: list[Any], what: str) -> tuple[bytes, array[int]]:
+    """Messages back to back, and their lengths in bytes (an array of size_t)."""
+    try:
+        packed = b"".join(items)
+    except TypeError:  # not a buffer, or a non-contiguous one (copied here)
+        items = [_contiguous(x, what) for x in items]
+        packed = b"".join(items)
+    lens = array(_SIZE_T_CODE, map(len, items))
+    if sum(lens) != len(packed):  # a memoryview of items wider than a byte: len() is not its size
+        lens = array(_SIZE_T_CODE, [len(x) if type(x) is bytes else memoryview(x).nbytes for x in items])
+    return packed, lens
+
+
+def _contiguous(item: object, what: str) -> object:
+    """A message ``b"".join`` takes: the item, or a copy of a non-contiguous buffer."""
+    if isinstance(item, bytes):
+        return item
+    try:
+        view = memoryview(item)  # type: ignore[arg-type]
+    except TypeError:
+        raise not_a_buffer(what, item) from None
+    return item if view.c_contiguous else view.tobytes()
+
+
+def _aads(aad: Buffer | Iterable[Buffer], n: int) -> tuple[bytes | None, array[int] | None]:
+    """The packed AAD and its lengths (None, None: no AAD for any message)."""
+    if is_buffer(aad):
+        one = bytes(aad)  # type: ignore[arg-type]
+        if not one:
+            return None, None
+        return one * n, array(_SIZE_T_CODE, [len(one)]) * n
+    items = aad if type(aad) is list else list(aad)  # type: ignore[arg-type]
+    if len(items) != n:
+        raise InvalidArgumentError(f"aad: {len(items)} values for {n} messages")
+    return _pack(items, "aad")
+
+
+def _items(arr: array[int]) -> c_void_p:
+    """A pointer to an array's items, for a `fast` call (no copy). The caller
+    keeps the array alive and does not resize it until the call returns: the
+    arrays passed are the batch call's own locals."""
+    return c_void_p(arr.buffer_info()[0])
+
+
+def _batch(
+    handle: Any, encrypt: bool, messages: Iterable[Buffer], aad: Buffer | Iterable[Buffer]
+) -> tuple[bytes, array[int], array[int], array[int]]:
+    """One batch call on a list of messages: (output, input lengths, output
+    lengths, statuses)."""
+    items = messages if type(messages) is list else list(messages)
+    n = len(items)
+    if n == 0:
+        return b"", array(_SIZE_T_CODE), array(_SIZE_T_CODE), array("I")
+    packed, lens = _pack(items, "plaintexts" if encrypt else "ciphertexts")
+    aad_packed, aad_lens = _aads(aad, n)
+    raw, out_lens, statuses = _batch_call(handle, encrypt, packed or None, len(packed), lens, aad_packed, aad_lens)
+    return raw, lens, out_lens, statuses
+
+
+def _batch_call(
+    handle: Any,
+    encrypt: bool,
+    packed: Any,
+    size: int,
+    lens: array[int],
+    aad_packed: bytes | None,
+    aad_lens: array[int] | None,
+) -> tuple[bytes, array[int], array[int]]:
+    """``tinymls_encrypt_batch``/``tinymls_decrypt_batch`` on packed messages:
+    ``packed`` is a ctypes-ready argument (``input_arg``) for ``size`` bytes,
+    ``sum(lens)``, and ``len(lens) > 0``. Returns (output, output lengths,
+    statuses).
+
+    Every argument goes to the library with its C type already (the `fast`
+    view of the library, without argtypes: see _buffers); the size_t arrays
+    are array("Q") objects, built in one C-speed pass and lent by address.
+    """
+    n = len(lens)
+    # Slot i of the output is lens[i] + OVERHEAD bytes (encrypt) or
+    # lens[i] - OVERHEAD (decrypt; 0 for a shorter input).
+    if encrypt:
+        total = size + _OVERHEAD * n
+    elif min(lens) >= _OVERHEAD:
+        total = size - _OVERHEAD * n
+    else:
+        total = sum(m - _OVERHEAD for m in lens if m > _OVERHEAD)
+    out = new_output(total)
+    out_lens = array(_SIZE_T_CODE, bytes(sizeof(c_size_t) * n))
+    statuses = array("I", bytes(4 * n))
+    fn = fast.tinymls_encrypt_batch if encrypt else fast.tinymls_decrypt_batch
+    status = fn(
+        handle,
+        sizes[n],
+        packed,
+        _items(lens),
+        aad_packed,
+        None if aad_lens is None else _items(aad_lens),
+        out,
+        sizes[total],
+        _items(out_lens),
+        _items(statuses),
+        OutLen(),
+    )
+    _ffi.check(status)
+    raw = finish(out, total, total)
+    return raw, out_lens, statuses
+
+
+def _packed_args(
+    data: Buffer, lengths: Iterable[int], aad: Buffer
+) -> tuple[Any, int, array[int], bytes | None, array[int] | None]:
+    """Checks the arguments of encrypt_packed/decrypt_packed: (data as a ctypes
+    argument, its size, lengths as size_t, packed AAD, AAD lengths)."""
+    arg, size, _ = input_arg(data, "data")
+    if isinstance(lengths, (bytes, bytearray, memoryview, str)):
+        # array() would read bytes as raw machine words.
+        raise ArgumentTypeError(f"lengths must be integers, not {type(lengths).__name__}")
+    try:
+        # A copy: the caller's array cannot be resized under the call.
+        lens = array(_SIZE_T_CODE, lengths)
+    except (TypeError, OverflowError, ValueError):
+        raise ArgumentTypeError("lengths must be non-negative integers") from None
+    if sum(lens) != size:
+        raise InvalidArgumentError(f"lengths add up to {sum(lens)} bytes, data is {size}")
+    if not is_buffer(aad):
+        raise not_a_buffer("aad", aad)
+    aad_packed, aad_lens = _aads(aad, len(lens))
+    return (arg if size else None), size, lens, aad_packed, aad_lens
+
+
+def encrypt_packed(handle: Any, data: Buffer, lengths: Iterable[int], aad: Buffer = b"") -> tuple[bytes, array[int]]:
+    packed, size, lens, aad_packed, aad_lens = _packed_args(data, lengths, aad)
+    if not lens:
+        return b"", array(_SIZE_T_CODE)
+    raw, out_lens, statuses = _batch_call(handle, True, packed, size, lens, aad_packed, aad_lens)
+    if statuses.count(0) != len(statuses):
+        raise _ffi.error(next(st for st in statuses if st))
+    return raw, out_lens
+
+
+def decrypt_packed(
+    handle: Any, data: Buffer, lengths: Iterable[int], aad: Buffer = b""
+) -> tuple[bytes, array[int], list[TinyMLSError | None] | None]:
+    packed, size, lens, aad_packed, aad_lens = _packed_args(data, lengths, aad)
+    if not lens:
+        return b"", array(_SIZE_T_CODE), None
+    raw, out_lens, statuses = _batch_call(handle, False, packed, size, lens, aad_packed, aad_lens)
+    if statuses.count(0) == len(statuses):
+        return raw, out_lens, None
+    # A failed message's slot is zeroed and cut out: the plaintexts stay back
+    # to back, each out_lens[i] long (0 for a failed one).
+    parts = []
+    at = 0
+    for m, written in zip(lens, out_lens):
+        parts.append(raw[at : at + written])
+        at += m - _OVERHEAD if m > _OVERHEAD else 0
+    errors: list[TinyMLSError | None] = [_ffi.error(st) if st else None for st in statuses]
+    return b"".join(parts), out_lens, errors
+
+
+def encrypt_many(handle: Any, plaintexts: Iterable[Buffer], aad: Buffer | Iterable[Buffer] = b"") -> list[bytes]:
+    raw, lens, out_lens, statuses = _batch(handle, True, plaintexts, aad)
+    if statuses.count(0) != len(statuses):
+        raise _ffi.error(next(st for st in statuses if st))
+    # Every slot is exactly its ciphertext (len + OVERHEAD): one slice per
+    # message, each ending where the next starts.
+    at = 0
+    return [raw[at : (at := at + m + _OVERHEAD)] for m in lens]
+
+
+def decrypt_many(
+    handle: Any, ciphertexts: Iterable[Buffer], aad: Buffer | Iterable[Buffer] = b""
+) -> list[bytes | TinyMLSError]:
+    raw, lens, out_lens, statuses = _batch(handle, False, ciphertexts, aad)
+    if statuses.count(0) == len(statuses) and sum(out_lens) == len(raw):
+        # Every message opened and filled its slot (a plaintext is its
+        # ciphertext's length - OVERHEAD): one slice per message.
+        at = 0
+        return [raw[at : (at := at + m - _OVERHEAD)] for m in lens]
+    result: list[bytes | TinyMLSError] = []
+    at = 0
+    for m, written, st in zip(lens, out_lens, statuses):
+        result.append(_ffi.error(st) if st else raw[at : at + written])
+        at += m - _OVERHEAD if m > _OVERHEAD else 0
+    return result

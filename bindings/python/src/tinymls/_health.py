@@ -1,0 +1,107 @@
+"""A context's health (``tinymls_context_health``): the ``Health`` record,
+its state and key-memory flags. The library answers for a closed (not freed)
+handle too (state CLOSED, uptime frozen at close)."""
+
+from __future__ import annotations
+
+import enum
+from ctypes import byref
+from dataclasses import dataclass
+from typing import Any
+
+from . import _ffi
+from ._errors import Status
+
+#: ``Health.state``: working, nothing due.
+HEALTH_READY = 0
+#: ``Health.state``: a rotation or destruction is due (next call or maintenance visit).
+HEALTH_ROTATING = 1
+#: ``Health.state``: cannot send (epoch space exhausted, or every key destroyed).
+HEALTH_ERROR = 2
+#: ``Health.state``: closed, every key zeroized.
+HEALTH_CLOSED = 3
+#: ``Health.key_memory`` bit: every key page is locked against swapping.
+HEALTH_KEYS_LOCKED = 1
+#: ``Health.key_memory`` bit: every key page is left out of core dumps.
+HEALTH_KEYS_NOT_DUMPED = 2
+#: ``Health.key_memory`` bit: some key material lives on the ordinary heap.
+HEALTH_KEYS_ON_HEAP = 4
+
+
+class HealthState(enum.IntEnum):
+    """``Health.state`` (``TINYMLS_HEALTH_*``)."""
+
+    READY = HEALTH_READY
+    ROTATING = HEALTH_ROTATING
+    ERROR = HEALTH_ERROR
+    CLOSED = HEALTH_CLOSED
+
+
+class KeyMemory(enum.IntFlag):
+    """``Health.key_memory`` bits (``TINYMLS_HEALTH_KEYS_*``): how the process keeps key material."""
+
+    LOCKED = HEALTH_KEYS_LOCKED
+    NOT_DUMPED = HEALTH_KEYS_NOT_DUMPED
+    ON_HEAP = HEALTH_KEYS_ON_HEAP
+
+
+@dataclass(frozen=True)
+class Health:
+    """A context's health (``tinymls_context_health``). No secret in it."""
+
+    #: READY, ROTATING (a rotation or destruction is due), ERROR (cannot send), CLOSED.
+    state: HealthState
+    #: Milliseconds since the context was created (until it was closed).
+    uptime_ms: int
+    #: The current epoch (0 once closed).
+    current_epoch: int
+    #: Milliseconds since the current epoch became current.
+    key_age_ms: int
+    #: The oldest retained epoch.
+    oldest_epoch: int
+    #: How many epochs are retained (0 once closed).
+    retained_epochs: int
+    #: Successful encryptions.
+    encrypt_count: int
+    #: Successful decryptions.
+    decrypt_count: int
+    #: Failed encrypt and decrypt calls.
+    error_count: int
+    #: Epochs that became current since creation.
+    rotation_count: int
+    #: Status of the last failed encrypt or decrypt (``Status.OK`` if none).
+    last_error: Status
+    #: This context's sender id.
+    sender_id: int
+    #: How the process keeps key material (locked, not dumped, or partly on the heap).
+    key_memory: KeyMemory
+
+    @classmethod
+    def _from_c(cls, h: _ffi.CHealth) -> Health:
+        try:
+            last_error = Status(h.last_error)
+        except ValueError:  # a status this binding does not know
+            last_error = Status.INTERNAL
+        return cls(
+            state=HealthState(h.state),
+            uptime_ms=h.uptime_ms,
+            current_epoch=h.current_epoch,
+            key_age_ms=h.key_age_ms,
+            oldest_epoch=h.oldest_epoch,
+            retained_epochs=h.retained_epochs,
+            encrypt_count=h.encrypt_count,
+            decrypt_count=h.decrypt_count,
+            error_count=h.error_count,
+            rotation_count=h.rotation_count,
+            last_error=last_error,
+            sender_id=h.sender_id,
+            key_memory=KeyMemory(h.flags & 7),
+        )
+
+
+def read_health(handle: Any) -> Health:
+    """``tinymls_context_health`` on a live (possibly closed, not freed) handle."""
+    out = _ffi.CHealth()
+    _ffi.check(_ffi.lib.tinymls_context_health(handle, byref(out)))
+    return Health._from_c(out)
+
