@@ -16,7 +16,7 @@
 
 // Version of the C ABI (layout of `tinymls_config`, function signatures,
 // status numbers). Bindings compare it with `tinymls_abi_version()` at load.
-#define TINYMLS_ABI_VERSION 1
+#define TINYMLS_ABI_VERSION 2
 
 // Bytes a ciphertext adds to its plaintext: 24-byte header + 16-byte tag.
 #define TINYMLS_OVERHEAD 40
@@ -84,7 +84,7 @@
 
 // The state blob format this header describes (`tinymls_state_format_version()`
 // is the library's).
-#define TINYMLS_STATE_FORMAT_VERSION 1
+#define TINYMLS_STATE_FORMAT_VERSION 2
 
 // Status codes (stable numbers, SPEC section 9). Functions that *take* a status
 // read it as a plain integer, so an unknown number is never undefined
@@ -152,26 +152,34 @@ typedef struct tinymls_config {
   uint32_t key_size;
   // AEAD nonce size in bytes. Must be 12.
   uint32_t nonce_size;
-  // Rotate this often (0 turns periodic rotation off). Default 100.
+  // Rotate this often (0 turns periodic rotation off). Default 100. In a
+  // shared group it is part of the group: epochs follow the wall clock,
+  // `floor(unix_ms / ratchet_period_ms)` (SPEC v2 §7.2).
   uint64_t ratchet_period_ms;
-  // Spread each period by up to +/- this percentage (0..=50). Default 10.
+  // Spread each period by up to +/- this percentage (0..=50; local
+  // contexts only). Default 10.
   uint32_t rotation_jitter_pct;
-  // Retain at most this many epochs, the current one included (1..=4096). Default 64.
+  // Retain at most this many epochs, the current one included (1..=4096;
+  // at least 2 for a shared group following the clock). Default 64.
   uint32_t max_epochs;
-  // Usage limit of one key: each message counts `1 + len / 65536`; the
-  // context rotates before a message would pass it (1..=2^32). Default 2^23.
+  // Usage limit of one key: each message counts `1 + len / 16384`; before
+  // a message would pass it the context rotates (a shared group following
+  // the clock draws a new sender id instead) (1..=2^23). Default 2^23.
   uint64_t max_operations;
-  // Rotate when the current key is this old (>= 1). Default 24 h.
+  // Rotate when the current key is this old (>= 1; not for a shared group
+  // following the clock). Default 24 h.
   uint64_t max_key_age_ms;
   // Refuse manual rotations closer than this to the previous rotation. Default 0.
   uint64_t min_rotation_interval_ms;
-  // Destroy every epoch that became current longer ago than this (>= 1). Default 24 h.
+  // Destroy every epoch that started longer ago than this (>= 1; more than
+  // `ratchet_period_ms` for a shared group following the clock). Default 24 h.
   uint64_t state_lifetime_ms;
   // How often the maintenance thread visits an idle context (>= 1). Default 1000.
   uint64_t gc_interval_ms;
   // Replay window per foreign sender and epoch: 0 (off) or a multiple of 64 up to 4096. Default 128.
   uint32_t replay_window;
-  // How many epochs ahead a shared context may follow a peer (0..=2^20). Default 1024.
+  // How many epochs ahead a shared context may read a peer (0..=2^20; at
+  // least 1 for a shared group following the clock). Default 1024.
   uint32_t max_future_epochs;
   // Foreign senders accepted per epoch (>= 1). Default 1024.
   uint32_t max_senders;
@@ -188,18 +196,18 @@ typedef struct tinymls_health {
   uint32_t state;
   // Status of the last failed encrypt or decrypt (0 if none).
   uint32_t last_error;
-  // The current epoch.
-  uint32_t current_epoch;
-  // The oldest retained epoch.
-  uint32_t oldest_epoch;
   // How many epochs are retained.
   uint32_t retained_epochs;
   // Key memory of the process (`TINYMLS_HEALTH_KEYS_*` bits): locked
   // against swapping, left out of core dumps, or partly on the heap.
   uint32_t flags;
+  // The current epoch (48-bit).
+  uint64_t current_epoch;
+  // The oldest retained epoch.
+  uint64_t oldest_epoch;
   // Milliseconds since the context was created (frozen at close).
   uint64_t uptime_ms;
-  // Milliseconds since the current epoch became current.
+  // Milliseconds since the current epoch started.
   uint64_t key_age_ms;
   // Successful encryptions.
   uint64_t encrypt_count;
@@ -211,6 +219,12 @@ typedef struct tinymls_health {
   uint64_t rotation_count;
   // This context's sender id.
   uint64_t sender_id;
+  // A shared group whose epochs follow the clock: how far the epoch of
+  // the last authenticated message was from this context's current epoch,
+  // in milliseconds (positive: the sender's clock is ahead). An operator
+  // sees an unsynchronised host here before it loses messages (SPEC v2
+  // section 7.2). 0 otherwise.
+  int64_t clock_skew_ms;
 } tinymls_health;
 
 #ifdef __cplusplus
@@ -323,11 +337,11 @@ tinymls_status tinymls_decrypt(struct tinymls_context *ctx,
 // `TINYMLS_ERR_CLOSED`. Thread-safe.
 tinymls_status tinymls_rotate(struct tinymls_context *ctx);
 
-// The current epoch number, into `*out_epoch`.
+// The current epoch number (48-bit), into `*out_epoch`.
 //
 // Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`, `TINYMLS_ERR_CLOSED`,
 // `TINYMLS_ERR_EXHAUSTED` (no epoch left). Thread-safe.
-tinymls_status tinymls_context_epoch(struct tinymls_context *ctx, uint32_t *out_epoch);
+tinymls_status tinymls_context_epoch(struct tinymls_context *ctx, uint64_t *out_epoch);
 
 // This context's sender id (public: it is in every ciphertext header),
 // into `*out_sender`. It changes in a forked child before the child's first
@@ -456,7 +470,10 @@ tinymls_status tinymls_decrypt_batch(struct tinymls_context *ctx,
 // context, its `sender_id` and group fingerprint `group` (never the group
 // id, a secret, a key, a plaintext or AAD). Kinds: `context_created`,
 // `context_closed`, `rotation`, `epoch_destroyed`, `decrypt_rejected`,
-// `forged_future_epoch`, `config_rejected`, `events_suppressed` (past 20
+// `forged_future_epoch`, `config_rejected`, `clock_skew` (an authenticated
+// message's epoch more than `max_epochs / 2` from this context's clock
+// epoch: `skew_epochs` and `skew_ms`, positive when the sender is ahead),
+// `events_suppressed` (past 20
 // events of one kind in one second from one context, the rest are counted,
 // and reported with `kind` and `count` once that second is over: by the
 // next event of the kind, the maintenance thread's next visit, or close).
@@ -573,7 +590,9 @@ TINYMLS_STATIC_ASSERT(offsetof(tinymls_config, max_operations) == 24, "tinymls_c
 TINYMLS_STATIC_ASSERT(offsetof(tinymls_config, gc_interval_ms) == 56, "tinymls_config layout");
 TINYMLS_STATIC_ASSERT(offsetof(tinymls_config, max_senders) == 72, "tinymls_config layout");
 TINYMLS_STATIC_ASSERT(sizeof(tinymls_status) == 4, "tinymls_status is 32 bits");
-TINYMLS_STATIC_ASSERT(sizeof(tinymls_health) == 80, "tinymls_health is 80 bytes");
-TINYMLS_STATIC_ASSERT(offsetof(tinymls_health, uptime_ms) == 24, "tinymls_health layout");
-TINYMLS_STATIC_ASSERT(offsetof(tinymls_health, sender_id) == 72, "tinymls_health layout");
+TINYMLS_STATIC_ASSERT(sizeof(tinymls_health) == 96, "tinymls_health is 96 bytes");
+TINYMLS_STATIC_ASSERT(offsetof(tinymls_health, current_epoch) == 16, "tinymls_health layout");
+TINYMLS_STATIC_ASSERT(offsetof(tinymls_health, uptime_ms) == 32, "tinymls_health layout");
+TINYMLS_STATIC_ASSERT(offsetof(tinymls_health, sender_id) == 80, "tinymls_health layout");
+TINYMLS_STATIC_ASSERT(offsetof(tinymls_health, clock_skew_ms) == 88, "tinymls_health layout");
 #endif /* TINYMLS_LAYOUT_CHECKED */

@@ -5,7 +5,7 @@
 //! ```text
 //! offset  size  field
 //! 0       8     magic    = "TMLSTATE"
-//! 8       2     version  u16 = 1 (FORMAT_VERSION)
+//! 8       2     version  u16 = 2 (FORMAT_VERSION)
 //! 10      2     flags    u16 (bit 0: current epoch only)
 //! 12      4     N        u32, length of the sealed body
 //! 16      12    nonce    (random)
@@ -13,14 +13,18 @@
 //! 28+N    16    tag
 //!
 //! PRK      = HKDF-Extract(salt = 32 zero bytes, IKM = KEK)
-//! seal_key = ExpandLabel(PRK, "state v1", "", 32)     (label "tinymls state v1")
+//! seal_key = ExpandLabel(PRK, "state v2", "", 32)     (label "tinymls state v2")
 //! ```
 //!
 //! The body holds the mode, the group id, the configuration, the time of the
-//! export, the retained epochs (number, epoch secret, age) and each known
-//! foreign sender's replay window. It never holds a group secret, a PRK or anything older than the
-//! oldest epoch it carries: an epoch secret derives only the epochs after it
-//! (SPEC §3), so the holder of a blob can read nothing older.
+//! export, the retained epochs (48-bit number, epoch secret, age), the
+//! future epochs a clock-following context read, each known sender's replay
+//! window, and a shared group's frontier (SPEC v2 §3.1: the nodes that
+//! derive every later epoch). It never holds a group secret, a PRK, the root
+//! or anything that derives an epoch older than the oldest it carries, so
+//! the holder of a blob can read nothing older. A version-1 blob (SPEC v1)
+//! is `Malformed`: its header says so before any key is touched, and its
+//! key has another label.
 //!
 //! Errors: bytes that are not a whole state blob (too short, another magic,
 //! a length that is not the blob's: truncated or extended), a format version
@@ -39,6 +43,7 @@ use zeroize::Zeroizing;
 
 use crate::aead::{self, AeadKey, NONCE_LEN, TAG_LEN};
 use crate::config::Config;
+use crate::epoch_tree::{EPOCH_BITS, MAX_EPOCH};
 use crate::error::{Error, Result};
 use crate::key_schedule;
 use crate::replay::ReplayWindow;
@@ -48,7 +53,7 @@ use crate::types::Mode;
 /// The first 8 bytes of every state blob.
 pub const MAGIC: [u8; 8] = *b"TMLSTATE";
 /// The format version this library writes (and the newest it reads).
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// Key-encryption key length (bytes).
 pub const KEK_LEN: usize = 32;
 /// Export flag: only the current epoch (no earlier messages can be read).
@@ -80,9 +85,9 @@ pub(crate) struct PeerSnap {
     pub(crate) window: Option<WindowSnap>,
 }
 
-/// One retained epoch.
+/// One retained (or future) epoch.
 pub(crate) struct EpochSnap {
-    pub(crate) number: u32,
+    pub(crate) number: u64,
     pub(crate) secret: Secret32,
     pub(crate) age_ms: u64,
     /// Sorted by sender id, no duplicates.
@@ -99,6 +104,16 @@ pub(crate) struct Snapshot {
     pub(crate) exported_at_ms: u64,
     /// Contiguous, oldest first; the last one is current. Never empty.
     pub(crate) epochs: Vec<EpochSnap>,
+    /// Future epochs (after the current one), increasing.
+    pub(crate) future: Vec<EpochSnap>,
+    /// A shared group's frontier of the current epoch.
+    pub(crate) frontier: Option<FrontierSnap>,
+}
+
+/// A frontier: its epoch and its nodes, `(depth, secret)`, shallowest first.
+pub(crate) struct FrontierSnap {
+    pub(crate) epoch: u64,
+    pub(crate) nodes: Vec<(u32, Secret32)>,
 }
 
 /// The AEAD key that seals blobs, from a 32-byte KEK.
@@ -112,7 +127,7 @@ fn seal_key(kek: &[u8]) -> Result<aead::Key> {
     let mut extracted = extracted;
     zeroize::Zeroize::zeroize(extracted.as_mut_slice());
     let mut key = Secret32::zero();
-    key_schedule::expand_label(prk.expose(), b"state v1", b"", key.expose_mut())?;
+    key_schedule::expand_label(prk.expose(), b"state v2", b"", key.expose_mut())?;
     Ok(aead::Key::new(&key))
 }
 
@@ -120,13 +135,34 @@ fn window_len(w: &Option<WindowSnap>) -> usize {
     4 + w.as_ref().map_or(0, |w| 16 + 8 * w.words.len())
 }
 
+fn epoch_len(e: &EpochSnap) -> usize {
+    8 + 32 + 8 + 4 + e.peers.iter().map(|p| 8 + window_len(&p.window)).sum::<usize>()
+}
+
 fn body_len(s: &Snapshot) -> usize {
-    let epochs: usize = s
-        .epochs
-        .iter()
-        .map(|e| 4 + 32 + 8 + 4 + e.peers.iter().map(|p| 8 + window_len(&p.window)).sum::<usize>())
-        .sum();
-    1 + 1 + s.group_id.len() + 8 + CONFIG_LEN + 8 + 4 + 4 + epochs
+    let epochs: usize = s.epochs.iter().chain(&s.future).map(epoch_len).sum();
+    let frontier = 1 + s.frontier.as_ref().map_or(0, |f| 8 + 1 + 33 * f.nodes.len());
+    1 + 1 + s.group_id.len() + 8 + CONFIG_LEN + 8 + 8 + 4 + 4 + epochs + frontier
+}
+
+fn put_epoch(v: &mut Vec<u8>, e: &EpochSnap) {
+    v.extend_from_slice(&e.number.to_be_bytes());
+    v.extend_from_slice(e.secret.expose());
+    v.extend_from_slice(&e.age_ms.to_be_bytes());
+    v.extend_from_slice(&(e.peers.len() as u32).to_be_bytes());
+    for p in &e.peers {
+        v.extend_from_slice(&p.sender.to_be_bytes());
+        match &p.window {
+            None => v.extend_from_slice(&0u32.to_be_bytes()),
+            Some(w) => {
+                v.extend_from_slice(&((w.words.len() * 64) as u32).to_be_bytes());
+                v.extend_from_slice(&w.top.to_be_bytes());
+                for word in &w.words {
+                    v.extend_from_slice(&word.to_be_bytes());
+                }
+            }
+        }
+    }
 }
 
 fn put_config(v: &mut Vec<u8>, c: &Config) {
@@ -163,21 +199,21 @@ fn encode_body(s: &Snapshot) -> Result<Zeroizing<Vec<u8>>> {
     v.extend_from_slice(&last.number.to_be_bytes());
     v.extend_from_slice(&(s.epochs.len() as u32).to_be_bytes());
     for e in &s.epochs {
-        v.extend_from_slice(&e.number.to_be_bytes());
-        v.extend_from_slice(e.secret.expose());
-        v.extend_from_slice(&e.age_ms.to_be_bytes());
-        v.extend_from_slice(&(e.peers.len() as u32).to_be_bytes());
-        for p in &e.peers {
-            v.extend_from_slice(&p.sender.to_be_bytes());
-            match &p.window {
-                None => v.extend_from_slice(&0u32.to_be_bytes()),
-                Some(w) => {
-                    v.extend_from_slice(&((w.words.len() * 64) as u32).to_be_bytes());
-                    v.extend_from_slice(&w.top.to_be_bytes());
-                    for word in &w.words {
-                        v.extend_from_slice(&word.to_be_bytes());
-                    }
-                }
+        put_epoch(&mut v, e);
+    }
+    v.extend_from_slice(&(s.future.len() as u32).to_be_bytes());
+    for e in &s.future {
+        put_epoch(&mut v, e);
+    }
+    match &s.frontier {
+        None => v.push(0),
+        Some(f) => {
+            v.push(1);
+            v.extend_from_slice(&f.epoch.to_be_bytes());
+            v.push(f.nodes.len() as u8);
+            for (depth, node) in &f.nodes {
+                v.push(*depth as u8);
+                v.extend_from_slice(node.expose());
             }
         }
     }
@@ -325,20 +361,67 @@ fn parse_body(body: &[u8]) -> Result<Snapshot> {
     let cfg = get_config(&mut r)?;
     cfg.validate().map_err(|_| Error::Malformed)?;
     let exported_at_ms = r.u64()?;
-    let current = r.u32()?;
-    let count = r.u32()?;
-    if count == 0 || count > crate::config::MAX_EPOCHS_LIMIT || count - 1 > current {
+    let current = r.u64()?;
+    let count = r.u32()? as u64;
+    if current > MAX_EPOCH || count == 0 || count > u64::from(crate::config::MAX_EPOCHS_LIMIT) || count - 1 > current {
         return Err(Error::Malformed);
     }
     let first = current - (count - 1);
-    // An epoch takes at least 48 bytes.
-    if r.0.len() < count as usize * 48 {
+    let epochs = get_epochs(&mut r, count, |i, n| n == first + i)?;
+    let nfuture = r.u32()? as u64;
+    if nfuture > u64::from(crate::config::MAX_FUTURE_EPOCHS_LIMIT) {
+        return Err(Error::Malformed);
+    }
+    let mut last = current;
+    let future = get_epochs(&mut r, nfuture, |_, n| {
+        let ok = n > last && n <= MAX_EPOCH;
+        last = n;
+        ok
+    })?;
+    if mode == Mode::Local && !future.is_empty() {
+        return Err(Error::Malformed);
+    }
+    let frontier = match r.u8()? {
+        0 => None,
+        1 => {
+            let epoch = r.u64()?;
+            let n = r.u8()? as usize;
+            if n > EPOCH_BITS as usize || r.0.len() < n * 33 {
+                return Err(Error::Malformed);
+            }
+            let mut nodes = Vec::with_capacity(n);
+            for _ in 0..n {
+                let depth = u32::from(r.u8()?);
+                let mut node = Secret32::zero();
+                node.expose_mut().copy_from_slice(r.take(32)?);
+                if nodes.last().is_some_and(|(d, _)| *d >= depth) {
+                    return Err(Error::Malformed);
+                }
+                nodes.push((depth, node));
+            }
+            Some(FrontierSnap { epoch, nodes })
+        }
+        _ => return Err(Error::Malformed),
+    };
+    if (mode == Mode::Shared) != frontier.is_some() {
+        return Err(Error::Malformed);
+    }
+    if !r.0.is_empty() {
+        return Err(Error::Malformed);
+    }
+    Ok(Snapshot { mode, group_id, fingerprint, cfg, exported_at_ms, epochs, future, frontier })
+}
+
+/// `count` epochs, each numbered as `numbered(i, number)` accepts.
+fn get_epochs(r: &mut Reader<'_>, count: u64, mut numbered: impl FnMut(u64, u64) -> bool) -> Result<Vec<EpochSnap>> {
+    // An epoch takes at least 52 bytes.
+    if (r.0.len() as u64) < count.saturating_mul(52) {
         return Err(Error::Malformed);
     }
     let mut epochs = Vec::with_capacity(count as usize);
     for i in 0..count {
-        let number = r.u32()?;
-        if number != first + i {
+        let number = r.u64()?;
+        if !numbered(i, number) {
             return Err(Error::Malformed);
         }
         let mut secret = Secret32::zero();
@@ -374,10 +457,7 @@ fn parse_body(body: &[u8]) -> Result<Snapshot> {
         }
         epochs.push(EpochSnap { number, secret, age_ms, peers });
     }
-    if !r.0.is_empty() {
-        return Err(Error::Malformed);
-    }
-    Ok(Snapshot { mode, group_id, fingerprint, cfg, exported_at_ms, epochs })
+    Ok(epochs)
 }
 
 impl WindowSnap {
@@ -417,7 +497,15 @@ mod tests {
                     PeerSnap { sender: 9, window: None },
                 ],
             }],
+            future: vec![EpochSnap { number: 9, secret: node(9), age_ms: 0, peers: vec![] }],
+            frontier: Some(FrontierSnap { epoch: 5, nodes: vec![(1, node(1)), (46, node(46)), (47, node(47))] }),
         }
+    }
+
+    fn node(b: u8) -> Secret32 {
+        let mut s = Secret32::zero();
+        s.expose_mut().fill(b);
+        s
     }
 
     #[test]
@@ -437,6 +525,12 @@ mod tests {
         assert_eq!(p.epochs[0].peers.len(), 2);
         assert_eq!(p.epochs[0].peers[0].window.as_ref().unwrap().top, 201);
         assert!(p.epochs[0].peers[1].window.is_none());
+        assert_eq!(p.future.len(), 1);
+        assert_eq!(p.future[0].number, 9);
+        let f = p.frontier.as_ref().unwrap();
+        assert_eq!(f.epoch, 5);
+        assert_eq!(f.nodes.iter().map(|(d, _)| *d).collect::<Vec<_>>(), [1, 46, 47]);
+        assert!(f.nodes[1].1.ct_eq(&node(46)));
         // Any truncation or extension of the body is malformed.
         for n in 0..body.len() {
             assert_eq!(parse_body(&body[..n]).err(), Some(Error::Malformed), "{n}");

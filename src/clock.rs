@@ -2,7 +2,7 @@
 //! lifetime, rate limit) reads milliseconds from a [`Clock`], so tests drive
 //! them on a [`Clock::fake`] without sleeping.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use crate::os;
@@ -27,57 +27,101 @@ static ORIGIN: LazyLock<Origin> = LazyLock::new(|| {
     Origin { start_ns: os::monotonic_ns(), coarse_slack_ns: slack }
 });
 
-/// A monotonic millisecond clock: the system's, or a fake one that only moves
-/// when told to.
+/// The two clocks every timing rule reads: a monotonic millisecond clock
+/// (lifetimes, key ages, rate limits) and the wall clock (a shared group's
+/// epochs, SPEC v2 §7.2; a blob's time in storage). The system's, or a fake
+/// pair that only moves when told to.
 #[derive(Clone, Debug, Default)]
 pub enum Clock {
     /// `CLOCK_MONOTONIC`, counted from the first use in this process (plus
-    /// [`SYSTEM_BASE_MS`]).
+    /// [`SYSTEM_BASE_MS`]), and `CLOCK_REALTIME`.
     #[default]
     System,
-    /// A shared counter moved by [`Clock::advance`] / [`Clock::set`].
-    Fake(Arc<AtomicU64>),
+    /// Shared counters moved by [`Clock::advance`], [`Clock::set`] and
+    /// [`Clock::set_wall`].
+    Fake(Arc<FakeTime>),
+}
+
+/// A fake clock's time: the monotonic reading, and how far the wall clock
+/// is from it (0 unless [`Clock::set_wall`] stepped it).
+#[derive(Debug)]
+pub struct FakeTime {
+    mono: AtomicU64,
+    wall_offset: AtomicI64,
+}
+
+impl FakeTime {
+    fn wall(&self) -> u64 {
+        let m = self.mono.load(Ordering::Acquire);
+        m.saturating_add_signed(self.wall_offset.load(Ordering::Acquire))
+    }
 }
 
 impl Clock {
-    /// A fake clock starting at `start_ms`.
+    /// A fake clock starting at `start_ms`, its wall clock reading the same.
     pub fn fake(start_ms: u64) -> Self {
-        Clock::Fake(Arc::new(AtomicU64::new(start_ms)))
+        Clock::Fake(Arc::new(FakeTime { mono: AtomicU64::new(start_ms), wall_offset: AtomicI64::new(0) }))
     }
 
-    /// Milliseconds now.
+    /// Milliseconds now (monotonic).
     #[inline]
     pub fn now_ms(&self) -> u64 {
         match self {
             Clock::System => system_now_ms(),
-            Clock::Fake(t) => t.load(Ordering::Acquire),
+            Clock::Fake(t) => t.mono.load(Ordering::Acquire),
         }
     }
 
-    /// Moves a fake clock forward by `ms` (no effect on the system clock).
+    /// Moves a fake clock forward by `ms`, its wall clock with it (no effect
+    /// on the system clock).
     pub fn advance(&self, ms: u64) {
         if let Clock::Fake(t) = self {
-            t.fetch_add(ms, Ordering::AcqRel);
+            t.mono.fetch_add(ms, Ordering::AcqRel);
         }
     }
 
-    /// Sets a fake clock (no effect on the system clock).
+    /// Sets a fake clock; its wall clock keeps its distance (no effect on
+    /// the system clock).
     pub fn set(&self, ms: u64) {
         if let Clock::Fake(t) = self {
-            t.store(ms, Ordering::Release);
+            t.mono.store(ms, Ordering::Release);
         }
     }
 
-    /// Wall-clock milliseconds since the Unix epoch (the system's real-time
-    /// clock; a fake clock's own value). Only state export/import uses it, to
-    /// count the time a blob spent in storage; 0 if the system clock is set
-    /// before 1970.
+    /// Steps a fake clock's wall clock to `ms` (as an operator or NTP
+    /// stepping the time would), leaving the monotonic clock alone (no
+    /// effect on the system clock).
+    pub fn set_wall(&self, ms: u64) {
+        if let Clock::Fake(t) = self {
+            let m = t.mono.load(Ordering::Acquire);
+            t.wall_offset.store((ms as i128 - m as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64, Ordering::Release);
+        }
+    }
+
+    /// Wall-clock milliseconds since the Unix epoch (`CLOCK_REALTIME`; a fake
+    /// clock's wall reading); 0 if the system clock is set before 1970.
+    #[inline]
     pub fn wall_ms(&self) -> u64 {
         match self {
+            Clock::System => os::realtime_ns() / 1_000_000,
+            Clock::Fake(t) => t.wall(),
+        }
+    }
+
+    /// A cheap upper bound of [`Clock::wall_ms`] (`CLOCK_REALTIME_COARSE`
+    /// plus the same margin as [`Clock::now_ms_upper_bound`]); exact on a
+    /// fake clock.
+    #[inline]
+    pub fn wall_ms_upper_bound(&self) -> u64 {
+        match self {
             Clock::System => {
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+                let o = &*ORIGIN;
+                if o.coarse_slack_ns == u64::MAX {
+                    return u64::MAX;
+                }
+                os::realtime_coarse_ns().saturating_add(o.coarse_slack_ns) / 1_000_000
             }
-            Clock::Fake(t) => t.load(Ordering::Acquire),
+            Clock::Fake(t) => t.wall(),
         }
     }
 
@@ -90,7 +134,7 @@ impl Clock {
     pub fn now_ms_upper_bound(&self) -> u64 {
         match self {
             Clock::System => system_now_ms_upper_bound(),
-            Clock::Fake(t) => t.load(Ordering::Acquire),
+            Clock::Fake(t) => t.mono.load(Ordering::Acquire),
         }
     }
 
@@ -141,6 +185,21 @@ mod tests {
         assert!(!c.is_system());
         assert!(Clock::System.now_ms() < u64::MAX);
         assert_eq!(c.now_ms_upper_bound(), 100);
+        assert_eq!(c.wall_ms(), 100);
+        c.set_wall(40);
+        assert_eq!((c.now_ms(), c.wall_ms(), c.wall_ms_upper_bound()), (100, 40, 40));
+        c.advance(5);
+        assert_eq!((c.now_ms(), c.wall_ms()), (105, 45));
+    }
+
+    #[test]
+    fn the_coarse_wall_bound_is_never_below_the_wall_clock() {
+        let sys = Clock::System;
+        for _ in 0..10_000 {
+            let before = sys.wall_ms();
+            let bound = sys.wall_ms_upper_bound();
+            assert!(bound >= before, "bound {bound} < wall {before}");
+        }
     }
 
     #[test]

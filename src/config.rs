@@ -16,33 +16,42 @@ pub struct Config {
     pub key_size: u32,
     /// AEAD nonce size in bytes. Must be 12.
     pub nonce_size: u32,
-    /// Rotate this often (0 turns periodic rotation off). Default 100.
+    /// Rotate this often (0 turns periodic rotation off). Default 100. In a
+    /// shared group it is part of the group: epochs follow the wall clock,
+    /// `floor(unix_ms / ratchet_period_ms)` (SPEC v2 §7.2).
     pub ratchet_period_ms: u64,
-    /// Spread each period by up to +/- this percentage (0..=50). Default 10.
+    /// Spread each period by up to +/- this percentage (0..=50; local
+    /// contexts only). Default 10.
     pub rotation_jitter_pct: u32,
-    /// Retain at most this many epochs, the current one included (1..=4096). Default 64.
+    /// Retain at most this many epochs, the current one included (1..=4096;
+    /// at least 2 for a shared group following the clock). Default 64.
     pub max_epochs: u32,
-    /// Usage limit of one key: each message counts `1 + len / 65536`; the
-    /// context rotates before a message would pass it (1..=2^32). Default 2^23.
+    /// Usage limit of one key: each message counts `1 + len / 16384`; before
+    /// a message would pass it the context rotates (a shared group following
+    /// the clock draws a new sender id instead) (1..=2^23). Default 2^23.
     pub max_operations: u64,
-    /// Rotate when the current key is this old (>= 1). Default 24 h.
+    /// Rotate when the current key is this old (>= 1; not for a shared group
+    /// following the clock). Default 24 h.
     pub max_key_age_ms: u64,
     /// Refuse manual rotations closer than this to the previous rotation. Default 0.
     pub min_rotation_interval_ms: u64,
-    /// Destroy every epoch that became current longer ago than this (>= 1). Default 24 h.
+    /// Destroy every epoch that started longer ago than this (>= 1; more than
+    /// `ratchet_period_ms` for a shared group following the clock). Default 24 h.
     pub state_lifetime_ms: u64,
     /// How often the maintenance thread visits an idle context (>= 1). Default 1000.
     pub gc_interval_ms: u64,
     /// Replay window per foreign sender and epoch: 0 (off) or a multiple of 64 up to 4096. Default 128.
     pub replay_window: u32,
-    /// How many epochs ahead a shared context may follow a peer (0..=2^20). Default 1024.
+    /// How many epochs ahead a shared context may read a peer (0..=2^20; at
+    /// least 1 for a shared group following the clock). Default 1024.
     pub max_future_epochs: u32,
     /// Foreign senders accepted per epoch (>= 1). Default 1024.
     pub max_senders: u32,
 }
 
-/// Largest `max_operations` (2^32).
-pub(crate) const MAX_OPERATIONS_LIMIT: u64 = 1 << 32;
+/// Largest `max_operations` (2^23 units of 16 KiB: RFC 9001 §6.6's AES-GCM
+/// confidentiality limit, SPEC v2 §5).
+pub(crate) const MAX_OPERATIONS_LIMIT: u64 = 1 << 23;
 /// Largest `max_epochs`.
 pub(crate) const MAX_EPOCHS_LIMIT: u32 = 4096;
 /// Largest `replay_window`.
@@ -119,6 +128,33 @@ impl Config {
         }
         None
     }
+
+    /// Whether a shared context with this configuration numbers its epochs
+    /// by the wall clock (SPEC v2 §7.2).
+    pub fn follows_clock(&self) -> bool {
+        self.ratchet_period_ms > 0
+    }
+
+    /// [`Config::first_invalid_field`] plus the rules of a shared group
+    /// whose epochs follow the clock (SPEC v2 §7.2): `state_lifetime_ms` >
+    /// `ratchet_period_ms`, `max_epochs` >= 2, `max_future_epochs` >= 1.
+    pub fn first_invalid_field_shared(&self) -> Option<&'static str> {
+        if let Some(f) = self.first_invalid_field() {
+            return Some(f);
+        }
+        if self.follows_clock() {
+            if self.state_lifetime_ms <= self.ratchet_period_ms {
+                return Some("state_lifetime_ms");
+            }
+            if self.max_epochs < 2 {
+                return Some("max_epochs");
+            }
+            if self.max_future_epochs < 1 {
+                return Some("max_future_epochs");
+            }
+        }
+        None
+    }
 }
 
 #[cfg(test)]
@@ -163,7 +199,7 @@ mod tests {
             ("max_epochs", |c| c.max_epochs = 0),
             ("max_epochs", |c| c.max_epochs = 4097),
             ("max_operations", |c| c.max_operations = 0),
-            ("max_operations", |c| c.max_operations = (1 << 32) + 1),
+            ("max_operations", |c| c.max_operations = (1 << 23) + 1),
             ("max_key_age_ms", |c| c.max_key_age_ms = 0),
             ("state_lifetime_ms", |c| c.state_lifetime_ms = 0),
             ("gc_interval_ms", |c| c.gc_interval_ms = 0),

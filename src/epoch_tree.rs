@@ -108,14 +108,49 @@ impl Frontier {
     /// secret: the path down to `c` and its right siblings, at most 96
     /// derivations (the root itself is not kept).
     pub fn from_root(root: &Secret32, c: u64) -> (Frontier, Secret32) {
-        assert!(c <= MAX_EPOCH, "epochs are 48-bit");
         let mut f = Frontier::empty(c);
-        let leaf = f.fill_below(root, 0, c);
+        let leaf = f.start_at(root, c);
         (f, leaf)
     }
 
-    fn empty(epoch: u64) -> Frontier {
+    /// A frontier of `epoch` that holds no node yet (to be filled in place
+    /// with [`Frontier::start_at`] or [`Frontier::restore_node`], so that no
+    /// copy of a node is left where the value was built).
+    pub fn empty(epoch: u64) -> Frontier {
         Frontier { epoch, held: 0, nodes: core::array::from_fn(|_| Secret32::zero()) }
+    }
+
+    /// Makes this the frontier of `c` from the group's `root` (the path and
+    /// its right siblings, at most 96 derivations); returns `c`'s secret.
+    pub fn start_at(&mut self, root: &Secret32, c: u64) -> Secret32 {
+        assert!(c <= MAX_EPOCH, "epochs are 48-bit");
+        self.clear();
+        self.epoch = c;
+        self.fill_below(root, 0, c)
+    }
+
+    /// Puts back the node at `depth` (from a sealed state blob). `false`,
+    /// and nothing changes, if this frontier has no node at that depth (bit
+    /// `depth` of its epoch is 1, or `depth` is out of range).
+    pub fn restore_node(&mut self, depth: u32, secret: &[u8; 32]) -> bool {
+        if !(1..=EPOCH_BITS).contains(&depth) || path_bit(self.epoch, depth) != 0 {
+            return false;
+        }
+        let slot = (depth - 1) as usize;
+        self.nodes[slot].expose_mut().copy_from_slice(secret);
+        self.held |= 1 << slot;
+        true
+    }
+
+    /// A copy of the held node above a later epoch `e`, with its depth: what
+    /// a reader needs to derive `e` without holding the frontier (or a lock
+    /// on it) meanwhile. `None` for an epoch at or before this one.
+    pub fn node_above(&self, e: u64) -> Option<(u32, Secret32)> {
+        self.above(e).map(|(d, node)| {
+            let mut copy = Secret32::zero();
+            copy.expose_mut().copy_from_slice(node.expose());
+            (d, copy)
+        })
     }
 
     /// From `node` at `depth` on `c`'s path, descends to leaf `c`, storing

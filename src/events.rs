@@ -104,9 +104,13 @@ pub enum Kind {
     ForgedFutureEpoch = 5,
     /// A configuration was refused.
     ConfigRejected = 6,
+    /// An authenticated message's epoch was more than `max_epochs / 2` away
+    /// from this context's clock epoch (SPEC v2 §7.2): a host's clock is
+    /// off, and messages will be lost if it drifts further.
+    ClockSkew = 7,
 }
 
-const KINDS: usize = 7;
+const KINDS: usize = 8;
 
 impl Kind {
     /// The `event` field.
@@ -119,6 +123,7 @@ impl Kind {
             Kind::DecryptRejected => "decrypt_rejected",
             Kind::ForgedFutureEpoch => "forged_future_epoch",
             Kind::ConfigRejected => "config_rejected",
+            Kind::ClockSkew => "clock_skew",
         }
     }
 
@@ -127,7 +132,7 @@ impl Kind {
         match self {
             Kind::EpochDestroyed => Level::Debug,
             Kind::ContextCreated | Kind::ContextClosed | Kind::Rotation => Level::Info,
-            Kind::DecryptRejected | Kind::ForgedFutureEpoch | Kind::ConfigRejected => Level::Warn,
+            Kind::DecryptRejected | Kind::ForgedFutureEpoch | Kind::ConfigRejected | Kind::ClockSkew => Level::Warn,
         }
     }
 }
@@ -205,6 +210,11 @@ impl Event {
         self
     }
 
+    pub(crate) fn int(mut self, key: &str, v: i64) -> Event {
+        let _ = write!(self.json, ",\"{key}\":{v}");
+        self
+    }
+
     pub(crate) fn hex(mut self, key: &str, v: u64) -> Event {
         let _ = write!(self.json, ",\"{key}\":\"{v:016x}\"");
         self
@@ -274,6 +284,7 @@ pub(crate) fn flush_suppressed(limiter: &Limiter, origin: Origin, all: bool) {
         Kind::DecryptRejected,
         Kind::ForgedFutureEpoch,
         Kind::ConfigRejected,
+        Kind::ClockSkew,
     ];
     let now = unix_ms();
     for kind in KIND_LIST {
@@ -298,18 +309,18 @@ fn start(json: &mut String, ts: u64, level: Level, event: &str, origin: Option<O
 /// Events queued under a context's write lock, delivered after it is
 /// released (see `context::StateWrite`).
 pub(crate) enum Pending {
-    Rotation { epoch: u32, reason: &'static str },
-    Destroyed { epoch: u32, reason: &'static str },
+    Rotation { epoch: u64, reason: &'static str },
+    Destroyed { epoch: u64, reason: &'static str },
 }
 
 impl Pending {
     pub(crate) fn event(&self, origin: Origin) -> Event {
         match *self {
             Pending::Rotation { epoch, reason } => {
-                Event::new(Kind::Rotation, Some(origin)).num("epoch", epoch.into()).label("reason", reason)
+                Event::new(Kind::Rotation, Some(origin)).num("epoch", epoch).label("reason", reason)
             }
             Pending::Destroyed { epoch, reason } => {
-                Event::new(Kind::EpochDestroyed, Some(origin)).num("epoch", epoch.into()).label("reason", reason)
+                Event::new(Kind::EpochDestroyed, Some(origin)).num("epoch", epoch).label("reason", reason)
             }
         }
     }

@@ -1,5 +1,6 @@
-//! The key schedule of SPEC §2-§3: TLS 1.3-style labelled expansion over
-//! HKDF-SHA256, the epoch chain, and per-sender keys and IVs.
+//! The key schedule of SPEC v2 §2-§3: TLS 1.3-style labelled expansion over
+//! HKDF-SHA256, the group root, a local context's chain, and per-sender keys
+//! and IVs. A shared group's epoch tree is in `epoch_tree`.
 
 use hkdf::Hkdf;
 use sha2::Sha256;
@@ -60,10 +61,12 @@ fn expand_secret(secret: &Secret32, label: &[u8], context: &[u8]) -> Secret32 {
     out
 }
 
-/// `epoch_secret[0] = ExpandLabel(HKDF-Extract(0^32, group_secret), "group", group_id, 32)`.
+/// The group's root (SPEC v2 §3): `ExpandLabel(HKDF-Extract(0^32,
+/// group_secret), "group", group_id, 32)`. A local context's epoch 0; the
+/// root of a shared group's epoch tree (`epoch_tree`).
 ///
 /// The PRK lives only inside this function (zeroized before it returns).
-pub fn initial_epoch_secret(group_secret: &[u8], group_id: &[u8]) -> Result<Secret32> {
+pub fn group_root(group_secret: &[u8], group_id: &[u8]) -> Result<Secret32> {
     if !(MIN_GROUP_SECRET_LEN..=MAX_GROUP_SECRET_LEN).contains(&group_secret.len()) {
         return Err(Error::InvalidArgument);
     }
@@ -78,11 +81,12 @@ pub fn initial_epoch_secret(group_secret: &[u8], group_id: &[u8]) -> Result<Secr
     Ok(expand_secret(&prk, b"group", group_id))
 }
 
-/// `epoch_secret[n+1] = HKDF-Extract(salt = ExpandLabel(epoch_secret[n], "epoch upd", u32(n+1), 32), IKM = entropy)`.
-///
-/// `entropy` is empty for a shared context and 32 fresh OS bytes for a local one.
-pub fn next_epoch_secret(current: &Secret32, next_epoch: u32, entropy: &[u8]) -> Secret32 {
-    let salt = expand_secret(current, b"epoch upd", &next_epoch.to_be_bytes());
+/// A local context's chain (SPEC v2 §3.2): `epoch_secret[n+1] =
+/// HKDF-Extract(salt = ExpandLabel(epoch_secret[n], "epoch upd", u48(n+1), 32),
+/// IKM = entropy)`, `entropy` being 32 fresh OS bytes.
+pub fn next_local_epoch_secret(current: &Secret32, next_epoch: u64, entropy: &[u8]) -> Secret32 {
+    debug_assert!(next_epoch <= crate::epoch_tree::MAX_EPOCH);
+    let salt = expand_secret(current, b"epoch upd", &next_epoch.to_be_bytes()[2..]);
     let (extracted, _) = Hkdf::<Sha256>::extract(Some(salt.expose()), entropy);
     let mut next = Secret32::zero();
     next.expose_mut().copy_from_slice(&extracted);
@@ -134,12 +138,12 @@ mod tests {
 
     #[test]
     fn group_inputs_out_of_range_are_rejected() {
-        assert_eq!(initial_epoch_secret(&[0; 31], b"g").err(), Some(Error::InvalidArgument));
-        assert_eq!(initial_epoch_secret(&[0; 1025], b"g").err(), Some(Error::InvalidArgument));
-        assert_eq!(initial_epoch_secret(&[0; 32], b"").err(), Some(Error::InvalidArgument));
-        assert_eq!(initial_epoch_secret(&[0; 32], &[1; 256]).err(), Some(Error::InvalidArgument));
-        assert!(initial_epoch_secret(&[0; 32], &[1; 255]).is_ok());
-        assert!(initial_epoch_secret(&[0; 1024], b"g").is_ok());
+        assert_eq!(group_root(&[0; 31], b"g").err(), Some(Error::InvalidArgument));
+        assert_eq!(group_root(&[0; 1025], b"g").err(), Some(Error::InvalidArgument));
+        assert_eq!(group_root(&[0; 32], b"").err(), Some(Error::InvalidArgument));
+        assert_eq!(group_root(&[0; 32], &[1; 256]).err(), Some(Error::InvalidArgument));
+        assert!(group_root(&[0; 32], &[1; 255]).is_ok());
+        assert!(group_root(&[0; 1024], b"g").is_ok());
     }
 
     #[test]

@@ -1,11 +1,11 @@
-//! The ciphertext format of SPEC §4:
+//! The ciphertext format of SPEC v2 §4 (a v1 header, version 1, is
+//! `Malformed`):
 //!
 //! ```text
 //! offset  size  field
-//! 0       1     version   = 0x01
+//! 0       1     version   = 0x02
 //! 1       1     suite     = 0x01
-//! 2       2     reserved  = 0x0000
-//! 4       4     epoch     u32
+//! 2       6     epoch     u48
 //! 8       8     sender    u64
 //! 16      8     seq       u64
 //! 24      N+16  AES-256-GCM(key, nonce(seq), plaintext, aad = header || app_aad)
@@ -15,7 +15,7 @@ use crate::aead::TAG_LEN;
 use crate::error::{Error, Result};
 
 /// Wire format version.
-pub const VERSION: u8 = 0x01;
+pub const VERSION: u8 = 0x02;
 /// Cipher suite: AES-256-GCM with HKDF-SHA256.
 pub const SUITE: u8 = 0x01;
 /// Header length.
@@ -28,8 +28,8 @@ pub const MAX_PLAINTEXT_LEN: u64 = (1 << 36) - 32;
 /// The public header of a ciphertext.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
-    /// Epoch number.
-    pub epoch: u32,
+    /// Epoch number (48-bit: at most [`crate::epoch_tree::MAX_EPOCH`]).
+    pub epoch: u64,
     /// Sender id.
     pub sender: u64,
     /// Sequence number within the sender's epoch.
@@ -43,7 +43,8 @@ impl Header {
         let mut h = [0u8; HEADER_LEN];
         h[0] = VERSION;
         h[1] = SUITE;
-        h[4..8].copy_from_slice(&self.epoch.to_be_bytes());
+        debug_assert!(self.epoch <= crate::epoch_tree::MAX_EPOCH);
+        h[2..8].copy_from_slice(&self.epoch.to_be_bytes()[2..]);
         h[8..16].copy_from_slice(&self.sender.to_be_bytes());
         h[16..24].copy_from_slice(&self.seq.to_be_bytes());
         h
@@ -62,8 +63,8 @@ pub struct Parsed<'a> {
     pub tag: &'a [u8; TAG_LEN],
 }
 
-/// Parses a ciphertext. Too short (< 40 bytes), or a version, suite or
-/// reserved field that differs, is `Malformed`; no key is involved.
+/// Parses a ciphertext. Too short (< 40 bytes), or a version or suite that
+/// differs, is `Malformed`; no key is involved.
 #[inline]
 pub fn parse(ct: &[u8]) -> Result<Parsed<'_>> {
     if ct.len() < OVERHEAD {
@@ -71,7 +72,7 @@ pub fn parse(ct: &[u8]) -> Result<Parsed<'_>> {
     }
     let (header_bytes, rest) = ct.split_at(HEADER_LEN);
     let header_bytes: &[u8; HEADER_LEN] = header_bytes.try_into().map_err(|_| Error::Malformed)?;
-    if header_bytes[0] != VERSION || header_bytes[1] != SUITE || header_bytes[2] != 0 || header_bytes[3] != 0 {
+    if header_bytes[0] != VERSION || header_bytes[1] != SUITE {
         return Err(Error::Malformed);
     }
     let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
@@ -81,10 +82,10 @@ pub fn parse(ct: &[u8]) -> Result<Parsed<'_>> {
         b.copy_from_slice(&header_bytes[r]);
         u64::from_be_bytes(b)
     };
-    let mut e = [0u8; 4];
-    e.copy_from_slice(&header_bytes[4..8]);
+    let mut e = [0u8; 8];
+    e[2..].copy_from_slice(&header_bytes[2..8]);
     Ok(Parsed {
-        header: Header { epoch: u32::from_be_bytes(e), sender: be64(8..16), seq: be64(16..24) },
+        header: Header { epoch: u64::from_be_bytes(e), sender: be64(8..16), seq: be64(16..24) },
         header_bytes,
         body,
         tag,
@@ -107,9 +108,9 @@ mod tests {
 
     #[test]
     fn header_round_trips_big_endian() {
-        let h = Header { epoch: 0x0102_0304, sender: 0x1112_1314_1516_1718, seq: 0x2122_2324_2526_2728 };
+        let h = Header { epoch: 0x0a0b_0102_0304, sender: 0x1112_1314_1516_1718, seq: 0x2122_2324_2526_2728 };
         let mut ct = h.encode().to_vec();
-        assert_eq!(&ct[..8], &[1, 1, 0, 0, 1, 2, 3, 4]);
+        assert_eq!(&ct[..8], &[2, 1, 0x0a, 0x0b, 1, 2, 3, 4]);
         ct.extend_from_slice(&[0u8; 16]);
         let p = parse(&ct).unwrap();
         assert_eq!(p.header, h);
@@ -124,11 +125,15 @@ mod tests {
             v
         };
         assert!(parse(&good).is_ok());
-        for i in 0..4 {
+        for i in 0..2 {
             let mut v = good.clone();
             v[i] ^= 0x80;
             assert_eq!(parse(&v).err(), Some(Error::Malformed), "byte {i}");
         }
+        // A v1 header (version 1, reserved zero bytes, u32 epoch).
+        let mut v1 = good.clone();
+        v1[0] = 1;
+        assert_eq!(parse(&v1).err(), Some(Error::Malformed));
         for n in 0..OVERHEAD {
             assert_eq!(parse(&good[..n]).err(), Some(Error::Malformed));
         }

@@ -2,7 +2,7 @@
 //! restored from a sealed state blob.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use zeroize::Zeroizing;
@@ -14,6 +14,7 @@ use super::window::{Epoch, Shared, Window};
 use super::{fill_random, random_u64, Context};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::epoch_tree::{self, Frontier, MAX_EPOCH};
 use crate::error::{Error, Result};
 use crate::events::{Event, Kind, Limiter};
 use crate::key_schedule;
@@ -64,61 +65,116 @@ impl ContextBuilder {
 
     /// A local context (random group secret, fresh entropy every epoch).
     pub fn local(self) -> Result<Context> {
+        self.validate(Mode::Local)?;
         let mut group_secret = Zeroizing::new([0u8; 32]);
         fill_random(&mut group_secret[..])?;
-        let secret = key_schedule::initial_epoch_secret(&group_secret[..], LOCAL_GROUP_ID)?;
-        self.build(Mode::Local, LOCAL_GROUP_ID, secret)
+        let root = key_schedule::group_root(&group_secret[..], LOCAL_GROUP_ID)?;
+        let fingerprint = fingerprint(&root);
+        let now = self.clock.now_ms();
+        let mut epochs = VecDeque::with_capacity(1);
+        // A local chain starts at the root (SPEC v2 §3.2).
+        epochs.push_back(Epoch::new(0, root, now));
+        self.finish(Mode::Local, LOCAL_GROUP_ID.into(), fingerprint, Held { epochs, future: Vec::new(), frontier: None }, None)
     }
 
     /// A shared context joined to `group_secret` (32..=1024 bytes) and
-    /// `group_id` (1..=255 bytes).
+    /// `group_id` (1..=255 bytes). With `ratchet_period_ms > 0` it starts at
+    /// the clock epoch and retains the window that ends there (SPEC v2
+    /// §7.2); with period 0, at epoch 0 (§7.3). The group secret, its PRK and
+    /// the root are zeroized before this returns: the context holds only its
+    /// retained epochs and the frontier of its current one (§3.1).
     pub fn join(self, group_secret: &[u8], group_id: &[u8]) -> Result<Context> {
-        self.validate()?;
-        let secret = key_schedule::initial_epoch_secret(group_secret, group_id)?;
-        self.build(Mode::Shared, group_id, secret)
+        self.validate(Mode::Shared)?;
+        let root = key_schedule::group_root(group_secret, group_id)?;
+        let fingerprint = fingerprint(&root);
+        let cfg = self.cfg;
+        let now = self.clock.now_ms();
+        let wall = self.clock.wall_ms();
+        let (current, oldest) = if cfg.follows_clock() {
+            let p = cfg.ratchet_period_ms;
+            let c = (wall / p).min(MAX_EPOCH);
+            let mut lo = c.saturating_sub(u64::from(cfg.max_epochs) - 1);
+            // Epochs already past their lifetime are not retained.
+            if let Some(expired_before) = wall.checked_sub(cfg.state_lifetime_ms) {
+                lo = lo.max((expired_before / p).saturating_add(1).min(c));
+            }
+            (c, lo)
+        } else {
+            (0, 0)
+        };
+        let start = |e: u64| {
+            if cfg.follows_clock() {
+                now.saturating_sub(wall.saturating_sub(e.saturating_mul(cfg.ratchet_period_ms)))
+            } else {
+                now
+            }
+        };
+        let mut epochs = VecDeque::with_capacity((current - oldest + 1) as usize);
+        if oldest < current {
+            epoch_tree::for_each_leaf(&root, 0, 0, oldest, current - 1, &mut |n, leaf| {
+                epochs.push_back(Epoch::copied(n, leaf, start(n)));
+            });
+        }
+        let mut frontier = Locked::new(Frontier::empty(current));
+        let leaf = frontier.start_at(&root, current);
+        drop(root);
+        epochs.push_back(Epoch::copied(current, &leaf, start(current)));
+        drop(leaf);
+        let held = Held { epochs, future: Vec::new(), frontier: Some(frontier) };
+        self.finish(Mode::Shared, group_id.into(), fingerprint, held, None)
     }
 
-    pub(super) fn validate(&self) -> Result<()> {
-        validate_reporting(&self.cfg)
+    /// Validates the configuration for a context of `mode` (SPEC v2 §7.4).
+    pub(super) fn validate(&self, mode: Mode) -> Result<()> {
+        validate_reporting_for(&self.cfg, Some(mode))
     }
 
-    /// A context restored from a sealed state blob (see [`crate::state`] and
-    /// `docs/STATE.md`), with the configuration given to [`Self::config`] or,
-    /// if none was, the exported one. It draws a new sender id (so it never
-    /// shares a nonce with the exporter, which may still be running), keeps
-    /// each epoch's age (an epoch past `state_lifetime_ms` is destroyed
-    /// before this returns; the newest `max_epochs` are kept) and the replay
-    /// windows of the senders it knew. An epoch's age includes the time the
-    /// blob spent in storage (by the wall clock, [`Clock::wall_ms`]).
+    /// A context restored from a sealed state blob (see `docs/STATE.md`),
+    /// with the configuration given to [`Self::config`] or, if none was, the
+    /// exported one. It draws a new sender id (so it never shares a nonce
+    /// with the exporter, which may still be running), keeps each epoch's age
+    /// (an epoch past `state_lifetime_ms` is destroyed before this returns;
+    /// the newest `max_epochs` are kept), the replay windows of the senders
+    /// it knew and, for a shared group, the frontier and the future epochs.
+    /// A shared group whose epochs follow the clock moves on to the clock
+    /// epoch before this returns. An epoch's age includes the time the blob
+    /// spent in storage (by the wall clock, [`Clock::wall_ms`]).
     ///
     /// Errors: `InvalidArgument` (a KEK that is not 32 bytes),
-    /// `InvalidConfig`, `Malformed` (not a state blob, a newer format, or an
-    /// inconsistent body), `Window` (wrong KEK or tampered), `Rng`,
-    /// `Exhausted`. No context exists unless this returns `Ok`.
+    /// `InvalidConfig`, `Malformed` (not a state blob, a version this
+    /// library does not read, or an inconsistent body), `State` (wrong KEK or
+    /// tampered), `Rng`, `Exhausted`. No context exists unless this returns
+    /// `Ok`.
     pub fn import_state(mut self, blob: &[u8], kek: &[u8]) -> Result<Context> {
         if self.cfg_set {
-            self.validate()?;
+            validate_reporting_for(&self.cfg, None)?;
         }
         let (_flags, snap) = crate::blob::open(blob, kek)?;
         if !self.cfg_set {
             self.cfg = snap.cfg;
-            self.validate()?;
         }
+        self.validate(snap.mode)?;
         self.restore(snap)
     }
 
     pub(super) fn restore(self, snap: crate::blob::Snapshot) -> Result<Context> {
         let now = self.clock.now_ms();
+        let wall = self.clock.wall_ms();
         // The time the blob spent in storage counts towards every age (an
         // epoch must not outlive its lifetime because its process was down);
         // a wall clock that went backwards counts as no time.
-        let stored = self.clock.wall_ms().saturating_sub(snap.exported_at_ms);
+        let stored = wall.saturating_sub(snap.exported_at_ms);
         let cfg = self.cfg;
-        let keep = cfg.max_epochs as usize;
-        let skip = snap.epochs.len().saturating_sub(keep);
-        let mut epochs = VecDeque::with_capacity(snap.epochs.len() - skip);
-        for e in snap.epochs.into_iter().skip(skip) {
-            let mut ep = Epoch::new(e.number, e.secret, now.saturating_sub(e.age_ms.saturating_add(stored)));
+        let clock_mode = snap.mode == Mode::Shared && cfg.follows_clock();
+        let start = |e: &crate::blob::EpochSnap| {
+            if clock_mode {
+                now.saturating_sub(wall.saturating_sub(e.number.saturating_mul(cfg.ratchet_period_ms)))
+            } else {
+                now.saturating_sub(e.age_ms.saturating_add(stored))
+            }
+        };
+        let restore_epoch = |e: crate::blob::EpochSnap| {
+            let mut ep = Epoch::copied(e.number, &e.secret, start(&e));
             let mut peers = Vec::with_capacity(e.peers.len());
             for p in e.peers {
                 let keys = SenderKeys::derive(&ep.secret, p.sender);
@@ -131,46 +187,65 @@ impl ContextBuilder {
                 peers.push((p.sender, Locked::new(Peer { keys, replay })));
             }
             ep.peers = peers.into_boxed_slice();
-            epochs.push_back(ep);
+            ep
+        };
+        let keep = cfg.max_epochs as usize;
+        let skip = snap.epochs.len().saturating_sub(keep);
+        let current = snap.epochs.last().map(|e| e.number).ok_or(Error::Malformed)?;
+        let mut epochs = VecDeque::with_capacity(snap.epochs.len() - skip);
+        for e in snap.epochs.into_iter().skip(skip) {
+            epochs.push_back(restore_epoch(e));
         }
+        let future: Vec<Epoch> = snap.future.into_iter().map(restore_epoch).collect();
+        let frontier = match (snap.mode, snap.frontier) {
+            (Mode::Local, None) => None,
+            (Mode::Shared, Some(f)) if f.epoch == current => {
+                let mut fr = Locked::new(Frontier::empty(current));
+                for (depth, node) in &f.nodes {
+                    if !fr.restore_node(*depth, node.expose()) {
+                        return Err(Error::Malformed);
+                    }
+                }
+                Some(fr)
+            }
+            _ => return Err(Error::Malformed),
+        };
         let since = epochs.back().map(|e| e.since_ms).ok_or(Error::Malformed)?;
         let group_id = snap.group_id.into_boxed_slice();
-        self.finish(snap.mode, group_id, snap.fingerprint, epochs, Some(since))
+        self.finish(snap.mode, group_id, snap.fingerprint, Held { epochs, future, frontier }, Some(since))
     }
 
-    pub(super) fn build(self, mode: Mode, group_id: &[u8], epoch0: Secret32) -> Result<Context> {
-        self.validate()?;
-        let now = self.clock.now_ms();
-        let fingerprint = fingerprint(&epoch0);
-        let mut epochs = VecDeque::with_capacity(1);
-        epochs.push_back(Epoch::new(0, epoch0, now));
-        self.finish(mode, group_id.into(), fingerprint, epochs, None)
-    }
-
-    /// Builds the context around its epochs (`restored_since`: the start of
-    /// an imported current epoch, whose timers run from then).
+    /// Builds the context around what it holds (`restored_since`: the start
+    /// of an imported current epoch, whose timers run from then).
     pub(super) fn finish(
         self,
         mode: Mode,
         group_id: Box<[u8]>,
         fingerprint: u64,
-        epochs: VecDeque<Epoch>,
+        held: Held,
         restored_since: Option<u64>,
     ) -> Result<Context> {
         maintenance::install_fork_handlers();
         let now = self.clock.now_ms();
-        let count = epochs.len();
+        let count = held.epochs.len() + held.future.len();
+        let cfg = self.cfg;
+        let follows_clock = mode == Mode::Shared && cfg.follows_clock();
         let mut st = Window {
             clock: self.clock,
-            cfg: self.cfg,
+            cfg,
             mode,
             group_id,
             closed: false,
             exhausted: false,
+            follows_clock,
             maintenance: !self.manual_maintenance,
             sender_id: random_u64()?,
             fork_generation: os::fork_generation(),
-            epochs: VecDeque::with_capacity(1),
+            epochs: held.epochs,
+            future: held.future,
+            frontier: held.frontier,
+            accepted_foreign: AtomicBool::new(false),
+            next_boundary_wall: u64::MAX,
             period_deadline: u64::MAX,
             key_age_deadline: u64::MAX,
             next_deadline: u64::MAX,
@@ -183,20 +258,23 @@ impl ContextBuilder {
             pending: Vec::new(),
             limiter: Arc::new(Limiter::default()),
         };
-        st.epochs = epochs;
         metrics::epochs_added(count as i64);
+        if st.current().is_some_and(|c| c.number == MAX_EPOCH) {
+            st.exhaust();
+        }
         match restored_since {
             None => st.start_timers(now),
             Some(since) => {
                 // Never a sender id the restored windows already know (one
                 // chance in 2^64, but then our own messages would be taken
                 // for that peer's).
-                while st.epochs.iter().any(|e| e.peer(st.sender_id).is_some()) {
+                while st.epochs.iter().chain(&st.future).any(|e| e.peer(st.sender_id).is_some()) {
                     st.sender_id = random_u64()?;
                 }
                 // Timers and lifetimes run from when the epochs really began;
                 // whatever is overdue (an epoch past its lifetime, a due
-                // rotation) happens now, before anyone can use the context.
+                // rotation, the clock epoch) happens now, before anyone can
+                // use the context.
                 st.last_rotation_ms = Some(since);
                 st.start_timers(since);
                 match st.maintain(now) {
@@ -209,6 +287,9 @@ impl ContextBuilder {
                 }
             }
         }
+        // Rotations and destructions at creation are not reported as such.
+        st.pending.clear();
+        st.rotations = 0;
         let first_visit = st.visit_delay(now);
         let id = next_context_id();
         let shared = Arc::new(RwLock::new(st));
@@ -221,33 +302,54 @@ impl ContextBuilder {
         let weak: std::sync::Weak<dyn maintenance::Maintained> = Arc::downgrade(&shared) as std::sync::Weak<Shared>;
         maintenance::global().register(id, weak, due);
         metrics::context_created();
-        let ctx = Context { shared, id, stats: Stats::default() };
+        let skew_limits = (u64::from(cfg.max_epochs / 2), cfg.ratchet_period_ms);
+        let ctx = Context { shared, id, stats: Stats::default(), skew_limits };
         let (origin, limiter) = ctx.origin();
         Event::new(Kind::ContextCreated, Some(origin))
-            .label("mode", if mode == Mode::Local { "local" } else { "shared" })
+            .label("mode", mode.label())
             .label("origin", if restored_since.is_some() { "import" } else { "new" })
             .emit(Some(&limiter));
         Ok(ctx)
     }
 }
 
+/// What a new context holds: its retained epochs (oldest first, the last
+/// current), the future epochs it read, and a shared group's frontier.
+pub(super) struct Held {
+    epochs: VecDeque<Epoch>,
+    future: Vec<Epoch>,
+    frontier: Option<Locked<Frontier>>,
+}
+
 /// Validates `cfg`; a configuration out of range is reported as a
 /// `config_rejected` event naming the first bad field (context creation and
 /// `tinymls_config_validate`, which bindings call before creating a context).
 pub(crate) fn validate_reporting(cfg: &Config) -> Result<()> {
-    let r = cfg.validate();
-    if r.is_err() {
-        let field = cfg.first_invalid_field().unwrap_or("unknown");
-        Event::new(Kind::ConfigRejected, None).label("field", field).emit(None);
+    validate_reporting_for(cfg, None)
+}
+
+/// [`validate_reporting`] for a context of `mode` (a shared group whose
+/// epochs follow the clock has rules of its own, SPEC v2 §7.2); `None`: the
+/// rules every context meets.
+pub(crate) fn validate_reporting_for(cfg: &Config, mode: Option<Mode>) -> Result<()> {
+    let bad = match mode {
+        Some(Mode::Shared) => cfg.first_invalid_field_shared(),
+        _ => cfg.first_invalid_field(),
+    };
+    match bad {
+        None => Ok(()),
+        Some(field) => {
+            Event::new(Kind::ConfigRejected, None).label("field", field).emit(None);
+            Err(Error::InvalidConfig)
+        }
     }
-    r
 }
 
 /// The group's public fingerprint for events: 8 bytes of
-/// `ExpandLabel(epoch_secret[0], "fingerprint", "", 8)`.
-pub(super) fn fingerprint(epoch0: &Secret32) -> u64 {
+/// `ExpandLabel(root, "fingerprint", "", 8)`.
+pub(super) fn fingerprint(root: &Secret32) -> u64 {
     let mut out = [0u8; 8];
-    match key_schedule::expand_label(epoch0.expose(), b"fingerprint", b"", &mut out) {
+    match key_schedule::expand_label(root.expose(), b"fingerprint", b"", &mut out) {
         Ok(()) => u64::from_be_bytes(out),
         Err(_) => 0,
     }

@@ -3,9 +3,9 @@
 //! (`builder.rs`).
 
 use super::guard::write_window;
-use super::window::Window;
+use super::window::{Epoch, Window};
 use super::Context;
-use crate::blob::{self, EpochSnap, PeerSnap, Snapshot, WindowSnap};
+use crate::blob::{self, EpochSnap, FrontierSnap, PeerSnap, Snapshot, WindowSnap};
 use crate::error::{Error, Result};
 use crate::secret::Secret32;
 
@@ -42,12 +42,13 @@ impl Context {
 }
 
 impl Window {
-    /// What a state blob carries (copies of the epoch secrets, zeroized when
-    /// the snapshot is dropped).
+    /// What a state blob carries (copies of the epoch secrets and frontier
+    /// nodes, zeroized when the snapshot is dropped): the retained epochs
+    /// (only the current one with `current_only`), the future epochs, and a
+    /// shared group's frontier.
     pub(super) fn snapshot(&self, now: u64, current_only: bool) -> Result<Snapshot> {
         let skip = if current_only { self.epochs.len().saturating_sub(1) } else { 0 };
-        let mut epochs = Vec::with_capacity(self.epochs.len() - skip);
-        for e in self.epochs.iter().skip(skip) {
+        let snap_of = |e: &Epoch| {
             let mut secret = Secret32::zero();
             secret.expose_mut().copy_from_slice(e.secret.expose());
             let peers = e
@@ -61,11 +62,24 @@ impl Window {
                     }),
                 })
                 .collect();
-            epochs.push(EpochSnap { number: e.number, secret, age_ms: now.saturating_sub(e.since_ms), peers });
-        }
+            EpochSnap { number: e.number, secret, age_ms: now.saturating_sub(e.since_ms), peers }
+        };
+        let mut epochs = Vec::with_capacity(self.epochs.len() - skip);
+        epochs.extend(self.epochs.iter().skip(skip).map(snap_of));
         if epochs.is_empty() {
             return Err(Error::Exhausted);
         }
+        let mut future = Vec::with_capacity(self.future.len());
+        future.extend(self.future.iter().map(snap_of));
+        let frontier = self.frontier.as_deref().map(|f| {
+            let mut nodes = Vec::with_capacity(f.len());
+            for (depth, _, node) in f.nodes() {
+                let mut copy = Secret32::zero();
+                copy.expose_mut().copy_from_slice(node.expose());
+                nodes.push((depth, copy));
+            }
+            FrontierSnap { epoch: f.epoch(), nodes }
+        });
         Ok(Snapshot {
             mode: self.mode,
             group_id: self.group_id.to_vec(),
@@ -73,6 +87,8 @@ impl Window {
             cfg: self.cfg,
             exported_at_ms: self.clock.wall_ms(),
             epochs,
+            future,
+            frontier,
         })
     }
 }

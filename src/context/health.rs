@@ -1,7 +1,7 @@
 //! Health (SPEC §9's health check): what a context reports about itself,
 //! with no secret in it, and the per-context counters behind it.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use super::send::OwnSender;
 use super::window::Window;
@@ -21,6 +21,9 @@ pub(super) struct Stats {
     pub(super) errors: AtomicU64,
     /// Status code of the last failed call (0 if none).
     pub(super) last_error: AtomicU32,
+    /// How many epochs the last authenticated message's epoch was from the
+    /// current one (a context that follows the clock; positive: ahead).
+    pub(super) clock_skew_epochs: AtomicI64,
 }
 
 /// What [`Context::health`] reports about a context's state.
@@ -45,11 +48,11 @@ pub struct Health {
     /// Milliseconds since creation (frozen at close).
     pub uptime_ms: u64,
     /// The current epoch (0 once closed).
-    pub current_epoch: u32,
-    /// Milliseconds since the current epoch became current.
+    pub current_epoch: u64,
+    /// Milliseconds since the current epoch started.
     pub key_age_ms: u64,
     /// The oldest retained epoch.
-    pub oldest_epoch: u32,
+    pub oldest_epoch: u64,
     /// How many epochs are retained.
     pub retained_epochs: u32,
     /// Successful encryptions.
@@ -68,6 +71,12 @@ pub struct Health {
     /// every key page is locked against swapping and left out of core dumps,
     /// plus [`KEYS_ON_HEAP`] if some key material lives on the ordinary heap.
     pub key_memory: u32,
+    /// A shared group whose epochs follow the clock: how far the epoch of
+    /// the last authenticated message was from this context's current epoch,
+    /// in milliseconds (epochs x period; positive: the sender is ahead). A
+    /// host whose clock drifts shows here before its messages are lost
+    /// (SPEC v2 §7.2's tolerances). 0 otherwise.
+    pub clock_skew_ms: i64,
 }
 
 /// [`Health::key_memory`]: key pages are locked against swapping (`mlock`).
@@ -106,6 +115,11 @@ impl Context {
             last_error: self.stats.last_error.load(Ordering::Relaxed),
             sender_id: st.sender_id,
             key_memory: crate::os::locked::status(),
+            clock_skew_ms: if st.follows_clock {
+                self.stats.clock_skew_epochs.load(Ordering::Relaxed).saturating_mul(st.cfg.ratchet_period_ms as i64)
+            } else {
+                0
+            },
         }
     }
 }
@@ -114,7 +128,8 @@ impl Window {
     /// Sequence numbers handed out by this context's own senders, retained
     /// or gone: its encryptions.
     pub(super) fn encrypt_count(&self) -> u64 {
-        let live: u64 = self.epochs.iter().filter_map(|e| e.own.as_deref()).map(OwnSender::sent).sum();
+        let live: u64 =
+            self.epochs.iter().chain(&self.future).filter_map(|e| e.own.as_deref()).map(OwnSender::sent).sum();
         self.retired_encrypts + live
     }
 }

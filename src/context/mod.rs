@@ -4,8 +4,10 @@
 //! * `mod.rs` (this file): [`Context`] and its entry points (rotate, close,
 //!   maintenance, accessors);
 //! * `builder.rs`: creation (local, join) and restore from a state blob;
-//! * `window.rs` (SPEC §7): the retained epochs, deadlines, rotation,
+//! * `window.rs` (SPEC §7): the retained and future epochs, deadlines,
 //!   destruction, re-keying after fork;
+//! * `advance.rs` (SPEC §3, §7): how the current epoch moves: a local
+//!   chain, a shared group's epoch tree;
 //! * `send.rs` (SPEC §5): the own sender's counters and lease, `encrypt`
 //!   and `encrypt_batch`;
 //! * `receive.rs` (SPEC §6): `decrypt`, peers and replay windows,
@@ -23,6 +25,7 @@
 //! new sender, following a peer, destruction, close) takes it exclusively and
 //! is short; the hot path only falls back to it when a deadline has passed.
 
+mod advance;
 mod builder;
 mod export;
 mod guard;
@@ -61,6 +64,9 @@ pub struct Context {
     shared: Arc<Shared>,
     id: u64,
     stats: Stats,
+    /// Half the window (epochs past which a sender's skew is reported) and
+    /// the period, fixed at creation (the configuration never changes).
+    skew_limits: (u64, u64),
 }
 
 const _: () = {
@@ -96,8 +102,10 @@ impl Context {
     }
 
     /// Rotates now (epoch n -> n+1). `RateLimited` inside
-    /// `min_rotation_interval_ms` of the previous rotation; `Exhausted` at
-    /// epoch 2^32 - 1.
+    /// `min_rotation_interval_ms` of the previous rotation, and, in a shared
+    /// group whose epochs follow the clock, when the current epoch is already
+    /// ahead of the clock (a manual rotation starts at most one epoch early,
+    /// SPEC v2 §7.2); `Exhausted` at epoch 2^48 - 1.
     pub fn rotate(&self) -> Result<()> {
         let mut st = write_window(&self.shared);
         if st.closed {
@@ -107,6 +115,12 @@ impl Context {
         st.maintain(now)?;
         if let Some(last) = st.last_rotation_ms {
             if now.saturating_sub(last) < st.cfg.min_rotation_interval_ms {
+                return Err(Error::RateLimited);
+            }
+        }
+        if st.follows_clock {
+            let clock_epoch = st.clock_epoch(st.clock.wall_ms());
+            if st.current().is_some_and(|c| c.number > clock_epoch) {
                 return Err(Error::RateLimited);
             }
         }
@@ -167,13 +181,13 @@ impl Context {
     }
 
     /// The current epoch number.
-    pub fn current_epoch(&self) -> Result<u32> {
+    pub fn current_epoch(&self) -> Result<u64> {
         let st = self.read_open()?;
         st.current().map(|e| e.number).ok_or(Error::Exhausted)
     }
 
     /// The oldest and newest retained epoch numbers.
-    pub fn retained_epochs(&self) -> Result<Option<(u32, u32)>> {
+    pub fn retained_epochs(&self) -> Result<Option<(u64, u64)>> {
         let st = self.read_open()?;
         Ok(match (st.epochs.front(), st.epochs.back()) {
             (Some(a), Some(b)) => Some((a.number, b.number)),
@@ -215,16 +229,15 @@ impl Context {
     }
 
     /// The number of foreign senders known in `epoch` (for tests and health).
-    pub fn peer_count(&self, epoch: u32) -> Result<usize> {
+    pub fn peer_count(&self, epoch: u64) -> Result<usize> {
         let st = self.read_open()?;
-        let i = st.epoch_index(epoch).ok_or(Error::EpochExpired)?;
-        Ok(st.epochs[i].peers.len())
+        Ok(st.held_epoch(epoch).ok_or(Error::EpochExpired)?.peers.len())
     }
 
     /// Whether `epoch` is retained.
-    pub fn has_epoch(&self, epoch: u32) -> bool {
+    pub fn has_epoch(&self, epoch: u64) -> bool {
         let st = self.shared.read();
-        !st.closed && st.epoch_index(epoch).is_some()
+        !st.closed && st.held_epoch(epoch).is_some()
     }
 }
 
@@ -250,14 +263,21 @@ impl std::fmt::Debug for Context {
 #[cfg(test)]
 impl Context {
     /// Test hook: pretend the chain reached `epoch` (for exhaustion tests).
-    pub(crate) fn test_jump_to_epoch(&self, epoch: u32) {
+    /// (A shared context's frontier is rebuilt at `epoch` from a fixed test
+    /// root, the same for every context: two contexts jumped alike still
+    /// read each other's later epochs.)
+    pub(crate) fn test_jump_to_epoch(&self, epoch: u64) {
         let mut st = write_window(&self.shared);
-        for e in st.epochs.iter_mut() {
-            e.number = epoch;
-        }
         while st.epochs.len() > 1 {
             st.destroy_oldest(Destroyed::Window);
         }
+        for e in st.epochs.iter_mut() {
+            e.number = epoch;
+        }
+        if let Some(f) = st.frontier.as_deref_mut() {
+            drop(f.start_at(&crate::secret::Secret32::zero(), epoch));
+        }
+        st.start_timers(st.clock.now_ms());
     }
 }
 

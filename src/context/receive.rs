@@ -2,7 +2,6 @@
 //! and their replay windows, following a peer's newer epoch (shared
 //! contexts, only once its message authenticates), and reporting rejections.
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
 use super::guard::write_window;
@@ -11,11 +10,10 @@ use super::window::{Epoch, Window};
 use super::Context;
 use crate::error::{Error, Result};
 use crate::events::{self, Event, Kind, Level};
-use crate::key_schedule;
+use crate::epoch_tree::descend;
 use crate::metrics::{self, Op, Timer};
 use crate::os::locked::Locked;
 use crate::replay::ReplayWindow;
-use crate::secret::Secret32;
 use crate::sync::Mutex;
 use crate::types::{Mode, RotationReason};
 use crate::wire::{self, OVERHEAD};
@@ -34,20 +32,52 @@ impl Context {
     pub fn decrypt(&self, ciphertext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<usize> {
         let timer = Timer::start(Op::Decrypt);
         let r = self.decrypt_inner(ciphertext, aad, out);
-        let n = *r.as_ref().unwrap_or(&0);
+        let n = r.as_ref().map_or(0, |&(n, _)| n);
         timer.finish(Op::Decrypt, r.map(|_| ()), n);
-        match r {
-            Ok(_) => {
+        let r = match r {
+            Ok((n, skew)) => {
                 self.stats.decrypts.fetch_add(1, Ordering::Relaxed);
+                if let Some(skew) = skew {
+                    self.note_skew(skew);
+                }
+                Ok(n)
             }
-            Err(e) => self.count_error(e),
-        }
+            Err(e) => {
+                self.count_error(e);
+                Err(e)
+            }
+        };
         if let Err(e) = r {
             if events::enabled(Level::Warn) {
                 self.report_rejection(ciphertext, e);
             }
         }
         r
+    }
+
+    /// Health's clock skew, and a `clock_skew` event past half the window:
+    /// the sender's epoch is `skew` epochs from ours (SPEC v2 §7.2).
+    fn note_skew(&self, skew: i64) {
+        if self.stats.clock_skew_epochs.load(Ordering::Relaxed) != skew {
+            self.stats.clock_skew_epochs.store(skew, Ordering::Relaxed);
+        }
+        let (half, period) = self.skew_limits;
+        if skew.unsigned_abs() > half && events::enabled(Level::Warn) {
+            self.report_skew(skew, period);
+        }
+    }
+
+    #[cold]
+    fn report_skew(&self, skew: i64, period: u64) {
+        let (origin, limiter, current) = {
+            let st = self.shared.read();
+            (st.origin(), st.limiter.clone(), st.current().map_or(0, |c| c.number))
+        };
+        Event::new(Kind::ClockSkew, Some(origin))
+            .int("skew_epochs", skew)
+            .int("skew_ms", skew.saturating_mul(period as i64))
+            .num("current_epoch", current)
+            .emit(Some(&limiter));
     }
 
     /// A `decrypt_rejected` (or `forged_future_epoch`) event: public header
@@ -66,15 +96,15 @@ impl Context {
         let kind = if forged { Kind::ForgedFutureEpoch } else { Kind::DecryptRejected };
         let mut ev = Event::new(kind, Some(origin)).label("reason", metrics::result_label(Err(e)));
         if let Some(h) = header {
-            ev = ev.num("epoch", h.epoch.into()).hex("msg_sender", h.sender).num("seq", h.seq);
+            ev = ev.num("epoch", h.epoch).hex("msg_sender", h.sender).num("seq", h.seq);
         }
         if let Some(c) = current {
-            ev = ev.num("current_epoch", c.into());
+            ev = ev.num("current_epoch", c);
         }
         ev.emit(Some(&limiter));
     }
 
-    pub(super) fn decrypt_inner(&self, ciphertext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<usize> {
+    pub(super) fn decrypt_inner(&self, ciphertext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<(usize, Option<i64>)> {
         let parsed = match wire::parse(ciphertext) {
             Ok(p) => p,
             Err(e) => {
@@ -88,7 +118,7 @@ impl Context {
         }
         let r = self.decrypt_parsed(&parsed, aad, &mut out[..n]);
         match r {
-            Ok(()) => Ok(n),
+            Ok(skew) => Ok((n, skew)),
             Err(e) => {
                 out.fill(0);
                 Err(e)
@@ -105,7 +135,11 @@ impl Context {
         Ok(v)
     }
 
-    pub(super) fn decrypt_parsed(&self, p: &wire::Parsed<'_>, aad: &[u8], out: &mut [u8]) -> Result<()> {
+    /// Finds the key of `p`'s epoch and sender (SPEC v2 §6), checks the
+    /// replay window, opens. Returns, for a context that follows the clock,
+    /// how many epochs the message's epoch is from the current one (the
+    /// sender's clock skew, for health and the `clock_skew` event).
+    pub(super) fn decrypt_parsed(&self, p: &wire::Parsed<'_>, aad: &[u8], out: &mut [u8]) -> Result<Option<i64>> {
         let h = p.header;
         loop {
             {
@@ -118,21 +152,37 @@ impl Context {
                     if h.epoch < oldest {
                         return Err(Error::EpochExpired);
                     }
-                    if h.epoch > cur {
-                        if st.mode == Mode::Local || h.epoch - cur > st.cfg.max_future_epochs {
+                    let skew = st.follows_clock.then(|| h.epoch as i64 - cur as i64);
+                    let ep = if h.epoch <= cur {
+                        &st.epochs[(h.epoch - oldest) as usize]
+                    } else {
+                        if st.mode == Mode::Local {
                             return Err(Error::EpochUnknown);
                         }
-                        drop(st);
-                        match self.follow_forward(p, aad, out)? {
-                            true => return Ok(()),
-                            false => continue,
+                        // A late joiner with period 0 reaches a long-running
+                        // group: any distance, until another sender is read.
+                        let unbounded = !st.follows_clock && !st.accepted_foreign.load(Ordering::Acquire);
+                        if !unbounded && h.epoch - cur > u64::from(st.cfg.max_future_epochs) {
+                            return Err(Error::EpochUnknown);
                         }
-                    }
-                    let ep = &st.epochs[(h.epoch - oldest) as usize];
-                    if h.sender == st.sender_id {
+                        match st.future_index(h.epoch) {
+                            Ok(i) => &st.future[i],
+                            Err(_) => {
+                                drop(st);
+                                match self.read_ahead(p, aad, out)? {
+                                    true => return Ok(skew),
+                                    false => continue,
+                                }
+                            }
+                        }
+                    };
+                    // A local context reads its own messages again freely; a
+                    // shared one replay-checks its own sender id like any
+                    // other, so nobody can reflect its messages back to it
+                    // more than once (SPEC v2 §6 step 3).
+                    if st.mode == Mode::Local && h.sender == st.sender_id {
                         if let Some(own) = ep.own.as_deref() {
-                            // Own ciphertexts are not replay-checked (SPEC §6.3).
-                            return own.keys.open(p, aad, out);
+                            return own.keys.open(p, aad, out).map(|()| None);
                         }
                     }
                     match ep.peer(h.sender) {
@@ -148,7 +198,7 @@ impl Context {
                                     return Err(Error::Replay);
                                 }
                             }
-                            return Ok(());
+                            return Ok(skew);
                         }
                         None => {
                             if ep.peers.len() >= st.cfg.max_senders as usize {
@@ -163,7 +213,9 @@ impl Context {
                             if st.closed {
                                 return Err(Error::Closed);
                             }
-                            return st.add_peer_and_record(h.epoch, h.sender, h.seq, Some(keys));
+                            st.add_peer_and_record(h.epoch, h.sender, h.seq, Some(keys))?;
+                            st.note_sender(h.sender);
+                            return Ok(skew);
                         }
                     }
                 }
@@ -175,51 +227,49 @@ impl Context {
         }
     }
 
-    /// A shared context receiving from an epoch ahead of its own: derive the
-    /// chain forward without committing, authenticate, then adopt. Returns
-    /// `Ok(false)` if the state moved meanwhile (the caller starts again).
-    pub(super) fn follow_forward(&self, p: &wire::Parsed<'_>, aad: &[u8], out: &mut [u8]) -> Result<bool> {
+    /// A shared context reading an epoch after its current one that it does
+    /// not hold: the epoch is derived from a copy of one frontier node (at
+    /// most 48 steps, with no lock held, so a forged header delays nobody),
+    /// the message is authenticated, and only then is anything kept: the
+    /// epoch as a future epoch (when epochs follow the clock: a fast peer is
+    /// read, not followed), or adopted as current (period 0). Returns
+    /// `Ok(false)` if the window moved meanwhile (the caller starts again).
+    pub(super) fn read_ahead(&self, p: &wire::Parsed<'_>, aad: &[u8], out: &mut [u8]) -> Result<bool> {
         let h = p.header;
-        let (base, chain) = {
+        let (base, depth, node) = {
             let st = self.read_open()?;
-            let cur = st.current().ok_or(Error::EpochExpired)?;
-            if h.epoch <= cur.number {
+            let cur = st.current().ok_or(Error::EpochExpired)?.number;
+            if h.epoch <= cur || st.future_index(h.epoch).is_ok() {
                 return Ok(false);
             }
-            let keep = st.cfg.max_epochs as usize;
-            let mut chain: VecDeque<Secret32> = VecDeque::with_capacity(keep.min((h.epoch - cur.number) as usize));
-            let mut n = cur.number;
-            while n < h.epoch {
-                let prev = chain.back().unwrap_or(&cur.secret);
-                let next = key_schedule::next_epoch_secret(prev, n + 1, &[]);
-                if chain.len() == keep {
-                    chain.pop_front();
-                }
-                chain.push_back(next);
-                n += 1;
-            }
-            (cur.number, chain)
+            let frontier = st.frontier.as_deref().ok_or(Error::EpochUnknown)?;
+            let (depth, node) = frontier.node_above(h.epoch).ok_or(Error::EpochUnknown)?;
+            (cur, depth, node)
         };
-        let target = chain.back().ok_or(Error::Internal)?;
-        let keys = SenderKeys::derive(target, h.sender);
+        let secret = descend(&node, depth, h.epoch);
+        drop(node);
+        let keys = SenderKeys::derive(&secret, h.sender);
         keys.open(p, aad, out)?;
         let mut st = write_window(&self.shared);
         if st.closed {
             return Err(Error::Closed);
         }
-        if st.current().map(|c| c.number) != Some(base) {
+        if st.current().map(|c| c.number) != Some(base) || st.future_index(h.epoch).is_ok() {
             return Ok(false);
         }
         let now = st.clock.now_ms();
-        let first = h.epoch - chain.len() as u32 + 1;
-        for (i, secret) in chain.into_iter().enumerate() {
-            st.push_epoch(Epoch::new(first + i as u32, secret, now));
+        if st.follows_clock {
+            let wall = st.clock.wall_ms();
+            let e = Epoch::copied(h.epoch, &secret, st.clock_start(h.epoch, now, wall));
+            let at = st.future_index(h.epoch).unwrap_or_else(|i| i);
+            st.future.insert(at, e);
+            metrics::epochs_added(1);
+        } else {
+            st.advance_to(now, h.epoch, RotationReason::Peer)?;
         }
-        // If the chain skipped epochs it did not keep, it holds max_epochs
-        // secrets and pushing them destroyed every older one: the window
-        // stays contiguous.
-        st.became_current(now, RotationReason::Peer);
+        drop(secret);
         st.add_peer_and_record(h.epoch, h.sender, h.seq, Some(keys))?;
+        st.note_sender(h.sender);
         Ok(true)
     }
 }
@@ -228,15 +278,14 @@ impl Window {
     /// Stores an authenticated sender in `epoch` (if new) and records `seq`.
     pub(super) fn add_peer_and_record(
         &mut self,
-        epoch: u32,
+        epoch: u64,
         sender: u64,
         seq: u64,
         keys: Option<SenderKeys>,
     ) -> Result<()> {
         let window = self.cfg.replay_window;
         let max_senders = self.cfg.max_senders as usize;
-        let i = self.epoch_index(epoch).ok_or(Error::EpochExpired)?;
-        let ep = &mut self.epochs[i];
+        let ep = self.held_epoch_mut(epoch).ok_or(Error::EpochExpired)?;
         let at = match ep.peers.binary_search_by_key(&sender, |(id, _)| *id) {
             Ok(at) => at,
             Err(at) => {
@@ -260,5 +309,13 @@ impl Window {
             }
         }
         Ok(())
+    }
+
+    /// After an accepted message: a period-0 shared context stops adopting
+    /// epochs any distance ahead once it has read another sender.
+    pub(super) fn note_sender(&self, sender: u64) {
+        if sender != self.sender_id {
+            self.accepted_foreign.store(true, Ordering::Release);
+        }
     }
 }

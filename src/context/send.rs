@@ -111,10 +111,11 @@ impl Drop for Lease<'_> {
     }
 }
 
-/// The usage a message costs (SPEC §5): 1, plus 1 per 64 KiB.
+/// The usage a message costs (SPEC v2 §5): 1, plus 1 per 16 KiB (RFC 9001
+/// §6.6's packet size).
 #[inline]
 pub(super) fn usage_cost(plaintext: &[u8]) -> u64 {
-    1 + (plaintext.len() as u64 >> 16)
+    1 + (plaintext.len() as u64 >> 14)
 }
 
 /// The ciphertext length of `plaintext`, if `out` can hold it.
@@ -142,7 +143,9 @@ pub(super) struct SendCounters {
 
 impl Window {
     /// Makes sure the current epoch can take a message of usage `cost`:
-    /// rotates on usage, derives the own key lazily.
+    /// at the usage limit, rotates (or, when epochs follow the clock and may
+    /// not move on their own, draws a new sender id: SPEC v2 §5); derives
+    /// the own key lazily.
     pub(super) fn prepare_send(&mut self, now: u64, cost: u64) -> Result<()> {
         self.maintain(now)?;
         if self.exhausted {
@@ -157,7 +160,11 @@ impl Window {
             None => false,
         };
         if over {
-            self.rotate(now, RotationReason::Usage)?;
+            if self.follows_clock {
+                self.new_sender_id()?;
+            } else {
+                self.rotate(now, RotationReason::Usage)?;
+            }
         }
         let sender = self.sender_id;
         let cur = self.epochs.back_mut().ok_or(Error::Exhausted)?;
@@ -226,7 +233,7 @@ impl Context {
     pub(super) fn seal_reserved(
         &self,
         st: &Window,
-        epoch: u32,
+        epoch: u64,
         own: &OwnSender,
         seq: u64,
         plaintext: &[u8],
@@ -342,7 +349,7 @@ impl Context {
         let mut lease = None;
         while let Some((number, own)) = st.ready_to_send() {
             let seq = if cost > 1 {
-                // A message of 64 KiB or more (cost over 1) is a run of its
+                // A message of 16 KiB or more (cost over 1) is a run of its
                 // own, reserved as `encrypt` does.
                 if n > 0 || !own.reserve(cost, max) {
                     break;

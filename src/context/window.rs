@@ -1,23 +1,26 @@
-//! The epoch window (SPEC §7): the retained epochs, oldest first, their
-//! deadlines (period, key age, lifetime), rotation, destruction on
-//! schedule, and re-keying after fork. Everything here runs under the
-//! context's lock; the send and receive paths read it shared.
+//! The epoch window (SPEC v2 §7): the retained epochs, oldest first, the
+//! future epochs a clock-following context has read, their deadlines
+//! (period, key age, lifetime, the next clock boundary), destruction on
+//! schedule, and re-keying after fork. How the current epoch moves (a local
+//! chain, a shared group's tree) is in `advance.rs`. Everything here runs
+//! under the context's lock; the send and receive paths read it shared.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use std::sync::atomic::AtomicBool;
+
 use rand::Rng;
-use zeroize::Zeroizing;
 
 use super::guard::write_window;
 use super::receive::Peer;
 use super::send::OwnSender;
-use super::{fill_random, random_u64};
+use super::random_u64;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::epoch_tree::Frontier;
 use crate::error::{Error, Result};
 use crate::events::{self, Limiter, Origin, Pending};
-use crate::key_schedule;
 use crate::maintenance::{self, Maintained};
 use crate::metrics;
 use crate::os::{self, locked::Locked};
@@ -25,11 +28,12 @@ use crate::secret::Secret32;
 use crate::sync::RwLock;
 use crate::types::{Destroyed, Mode, RotationReason};
 
-/// One retained epoch.
+/// One retained (or future) epoch.
 pub(super) struct Epoch {
-    pub(super) number: u32,
+    pub(super) number: u64,
     pub(super) secret: Locked<Secret32>,
-    /// When it became current (or was derived while following a peer).
+    /// When it started (SPEC v2 §7), on the monotonic clock: when it became
+    /// current, or, when epochs follow the clock, its clock time.
     pub(super) since_ms: u64,
     pub(super) own: Option<Locked<OwnSender>>,
     /// Foreign senders, sorted by id. A boxed slice rather than a `Vec`:
@@ -39,8 +43,16 @@ pub(super) struct Epoch {
 }
 
 impl Epoch {
-    pub(super) fn new(number: u32, secret: Secret32, since_ms: u64) -> Self {
+    pub(super) fn new(number: u64, secret: Secret32, since_ms: u64) -> Self {
         Epoch { number, secret: Locked::new(secret), since_ms, own: None, peers: Box::default() }
+    }
+
+    /// An epoch whose secret is copied from `secret` straight into its
+    /// locked slot (no intermediate copy).
+    pub(super) fn copied(number: u64, secret: &Secret32, since_ms: u64) -> Self {
+        let mut slot = Locked::new(Secret32::zero());
+        slot.expose_mut().copy_from_slice(secret.expose());
+        Epoch { number, secret: slot, since_ms, own: None, peers: Box::default() }
     }
 
     pub(super) fn peer(&self, sender: u64) -> Option<&Peer> {
@@ -59,14 +71,28 @@ pub(crate) struct Window {
     /// The group id (public; `LOCAL_GROUP_ID` for a local context).
     pub(super) group_id: Box<[u8]>,
     pub(super) closed: bool,
-    /// Set when rotation is impossible (epoch 2^32 - 1 reached).
+    /// Set when rotation is impossible (epoch 2^48 - 1 reached).
     pub(super) exhausted: bool,
+    /// A shared context whose epochs follow the wall clock (SPEC v2 §7.2).
+    pub(super) follows_clock: bool,
     pub(super) maintenance: bool,
     pub(super) sender_id: u64,
     pub(super) fork_generation: u64,
     /// Contiguous epochs, oldest first; the last is current. Empty only once
     /// closed (or if the current epoch had to be destroyed while exhausted).
     pub(super) epochs: VecDeque<Epoch>,
+    /// Epochs after the current one that a clock-following context read
+    /// (authenticated) without adopting them, sorted (SPEC v2 §6 step 5).
+    pub(super) future: Vec<Epoch>,
+    /// A shared context's frontier of its current epoch (SPEC v2 §3.1), in
+    /// locked key memory; `None` for a local context.
+    pub(super) frontier: Option<Locked<Frontier>>,
+    /// Whether a message from another sender was accepted (a shared context
+    /// with period 0 adopts any distance ahead until then, SPEC v2 §7.3).
+    pub(super) accepted_foreign: AtomicBool,
+    /// When epochs follow the clock: the wall time (Unix ms) at which the
+    /// next epoch starts; `u64::MAX` otherwise.
+    pub(super) next_boundary_wall: u64,
     pub(super) period_deadline: u64,
     pub(super) key_age_deadline: u64,
     /// Earliest of the period, key-age and lifetime deadlines: before it, no
@@ -81,7 +107,7 @@ pub(crate) struct Window {
     /// epochs, or dropped after fork): health's encrypt count is this plus
     /// the retained epochs' sequence numbers.
     pub(super) retired_encrypts: u64,
-    /// Public identity of the group in events (HKDF of epoch 0, 8 bytes).
+    /// Public identity of the group in events (HKDF of the root, 8 bytes).
     pub(super) fingerprint: u64,
     /// Events queued under the write lock, delivered after it is released.
     pub(super) pending: Vec<Pending>,
@@ -118,10 +144,30 @@ impl Window {
         }
     }
 
-    /// Drops every epoch.
+    /// Drops every epoch
+    /// and every future epoch, and clears the frontier: nothing that
+    /// derives a key is left.
     pub(super) fn destroy_all(&mut self, reason: Destroyed) {
         while !self.epochs.is_empty() {
             self.destroy_oldest(reason);
+        }
+        self.destroy_future_below(u64::MAX, reason);
+        if let Some(f) = self.frontier.as_deref_mut() {
+            f.clear();
+        }
+    }
+
+    /// Drops the future epochs numbered below `limit`.
+    pub(super) fn destroy_future_below(&mut self, limit: u64, reason: Destroyed) {
+        let n = self.future.partition_point(|e| e.number < limit);
+        for e in self.future.drain(..n) {
+            if let Some(own) = e.own.as_deref() {
+                self.retired_encrypts += own.sent();
+            }
+            metrics::epochs_destroyed(reason, 1);
+            if events::enabled(events::Kind::EpochDestroyed.level()) {
+                self.pending.push(Pending::Destroyed { epoch: e.number, reason: reason.label() });
+            }
         }
     }
 
@@ -133,7 +179,7 @@ impl Window {
     /// sealed right now without the write lock: nothing is due, the context
     /// is not exhausted and the own key exists.
     #[inline]
-    pub(super) fn ready_to_send(&self) -> Option<(u32, &OwnSender)> {
+    pub(super) fn ready_to_send(&self) -> Option<(u64, &OwnSender)> {
         if self.needs_attention_now() || self.exhausted {
             return None;
         }
@@ -141,15 +187,64 @@ impl Window {
         Some((cur.number, cur.own.as_deref()?))
     }
 
-    pub(super) fn epoch_index(&self, number: u32) -> Option<usize> {
+    pub(super) fn epoch_index(&self, number: u64) -> Option<usize> {
         let oldest = self.epochs.front()?.number;
-        let i = number.checked_sub(oldest)? as usize;
-        (i < self.epochs.len()).then_some(i)
+        let i = number.checked_sub(oldest)?;
+        (i < self.epochs.len() as u64).then_some(i as usize)
+    }
+
+    /// A held epoch, retained or future.
+    pub(super) fn held_epoch(&self, number: u64) -> Option<&Epoch> {
+        match self.epoch_index(number) {
+            Some(i) => Some(&self.epochs[i]),
+            None => self.future_index(number).ok().map(|i| &self.future[i]),
+        }
+    }
+
+    /// [`Window::held_epoch`], mutably.
+    pub(super) fn held_epoch_mut(&mut self, number: u64) -> Option<&mut Epoch> {
+        match self.epoch_index(number) {
+            Some(i) => Some(&mut self.epochs[i]),
+            None => match self.future_index(number) {
+                Ok(i) => Some(&mut self.future[i]),
+                Err(_) => None,
+            },
+        }
+    }
+
+    /// Where `number` is (or would go) among the future epochs.
+    pub(super) fn future_index(&self, number: u64) -> core::result::Result<usize, usize> {
+        self.future.binary_search_by_key(&number, |e| e.number)
+    }
+
+    /// The clock epoch at wall time `wall` (SPEC v2 §7.2), capped at the
+    /// last epoch; only for a context that follows the clock.
+    pub(super) fn clock_epoch(&self, wall: u64) -> u64 {
+        (wall / self.cfg.ratchet_period_ms.max(1)).min(crate::epoch_tree::MAX_EPOCH)
+    }
+
+    /// When epoch `e` started, on the monotonic clock (`now`), for a
+    /// context that follows the clock: its clock time `e * period` (wall
+    /// time `wall`), never after `now` (an epoch that starts later, after
+    /// the wall clock stepped back, is of age 0).
+    pub(super) fn clock_start(&self, e: u64, now: u64, wall: u64) -> u64 {
+        let start_wall = e.saturating_mul(self.cfg.ratchet_period_ms);
+        now.saturating_sub(wall.saturating_sub(start_wall))
     }
 
     /// Restarts the period and key-age timers: an epoch just became current.
+    /// When epochs follow the clock, neither applies (SPEC v2 §7.2): the
+    /// next clock boundary does.
     pub(super) fn start_timers(&mut self, now: u64) {
         let p = self.cfg.ratchet_period_ms;
+        if self.follows_clock {
+            self.period_deadline = u64::MAX;
+            self.key_age_deadline = u64::MAX;
+            let next = self.current().map_or(0, |c| c.number).saturating_add(1);
+            self.next_boundary_wall = next.saturating_mul(p);
+            self.recompute_deadline();
+            return;
+        }
         self.period_deadline = if p == 0 {
             u64::MAX
         } else {
@@ -172,7 +267,9 @@ impl Window {
     /// Whether the shared-lock fast path must step aside for maintenance.
     #[inline]
     pub(super) fn needs_attention(&self, now: u64) -> bool {
-        now >= self.next_deadline || self.fork_generation != os::fork_generation()
+        now >= self.next_deadline
+            || self.fork_generation != os::fork_generation()
+            || (self.follows_clock && !self.exhausted && self.clock.wall_ms() >= self.next_boundary_wall)
     }
 
     /// [`Window::needs_attention`] now, reading the precise clock only when
@@ -181,7 +278,10 @@ impl Window {
     /// on most calls.
     #[inline]
     pub(super) fn needs_attention_now(&self) -> bool {
-        if self.clock.now_ms_upper_bound() < self.next_deadline && self.fork_generation == os::fork_generation() {
+        if self.clock.now_ms_upper_bound() < self.next_deadline
+            && self.fork_generation == os::fork_generation()
+            && (!self.follows_clock || self.clock.wall_ms_upper_bound() < self.next_boundary_wall)
+        {
             return false;
         }
         self.needs_attention(self.clock.now_ms())
@@ -191,30 +291,6 @@ impl Window {
     pub(super) fn visit_delay(&self, now: u64) -> u64 {
         let exact = self.key_age_deadline.min(self.lifetime_deadline());
         exact.saturating_sub(now).min(self.cfg.gc_interval_ms)
-    }
-
-    /// epoch n -> n+1 (SPEC §3, §7).
-    pub(super) fn rotate(&mut self, now: u64, reason: RotationReason) -> Result<()> {
-        let cur = self.current().ok_or(Error::Closed)?;
-        if cur.number == u32::MAX {
-            self.exhausted = true;
-            self.period_deadline = u64::MAX;
-            self.key_age_deadline = u64::MAX;
-            self.recompute_deadline();
-            return Err(Error::Exhausted);
-        }
-        let number = cur.number + 1;
-        let next = match self.mode {
-            Mode::Shared => key_schedule::next_epoch_secret(&cur.secret, number, &[]),
-            Mode::Local => {
-                let mut entropy = Zeroizing::new([0u8; 32]);
-                fill_random(&mut entropy[..])?;
-                key_schedule::next_epoch_secret(&cur.secret, number, &entropy[..])
-            }
-        };
-        self.push_epoch(Epoch::new(number, next, now));
-        self.became_current(now, reason);
-        Ok(())
     }
 
     /// Appends an epoch as the newest, destroying the oldest first while the
@@ -250,14 +326,21 @@ impl Window {
     }
 
     /// Applies every rule that is due at `now`: a new sender id after fork,
-    /// destruction by lifetime (rotating first if the current epoch is
-    /// concerned), rotation by key age and by period.
+    /// the clock epoch (SPEC v2 §7.2), destruction by lifetime (rotating
+    /// first if the current epoch is concerned), rotation by key age and by
+    /// period.
     pub(super) fn maintain(&mut self, now: u64) -> Result<()> {
         if self.closed {
             return Err(Error::Closed);
         }
         if self.fork_generation != os::fork_generation() {
             self.rekey_after_fork()?;
+        }
+        if self.follows_clock && !self.exhausted {
+            let target = self.clock_epoch(self.clock.wall_ms());
+            if self.current().is_some_and(|c| target > c.number) {
+                self.advance_to(now, target, RotationReason::Period)?;
+            }
         }
         let lifetime = self.cfg.state_lifetime_ms;
         while let Some(front) = self.epochs.front() {
@@ -292,14 +375,27 @@ impl Window {
     /// In a forked child: a new sender id, and no own key of the parent's.
     /// The parent's messages become a foreign sender's (replay-checked).
     pub(super) fn rekey_after_fork(&mut self) -> Result<()> {
-        self.sender_id = random_u64()?;
-        for e in self.epochs.iter_mut() {
+        self.new_sender_id()?;
+        self.fork_generation = os::fork_generation();
+        maintenance::ensure_thread_if(self.maintenance);
+        Ok(())
+    }
+
+    /// Draws a new sender id (never one a held epoch already knows as a
+    /// peer) and retires every own sender of the old one: the next message
+    /// starts at `seq` 0 under new keys (after fork, and when a
+    /// clock-following context's key reaches `max_operations`, SPEC v2 §5).
+    pub(super) fn new_sender_id(&mut self) -> Result<()> {
+        let mut id = random_u64()?;
+        while id == self.sender_id || self.epochs.iter().chain(&self.future).any(|e| e.peer(id).is_some()) {
+            id = random_u64()?;
+        }
+        self.sender_id = id;
+        for e in self.epochs.iter_mut().chain(self.future.iter_mut()) {
             if let Some(own) = e.own.take() {
                 self.retired_encrypts += own.sent();
             }
         }
-        self.fork_generation = os::fork_generation();
-        maintenance::ensure_thread_if(self.maintenance);
         Ok(())
     }
 }

@@ -287,12 +287,12 @@ pub extern "C" fn tinymls_rotate(ctx: *mut tinymls_context) -> tinymls_status {
     })
 }
 
-/// The current epoch number, into `*out_epoch`.
+/// The current epoch number (48-bit), into `*out_epoch`.
 ///
 /// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`, `TINYMLS_ERR_CLOSED`,
 /// `TINYMLS_ERR_EXHAUSTED` (no epoch left). Thread-safe.
 #[no_mangle]
-pub extern "C" fn tinymls_context_epoch(ctx: *mut tinymls_context, out_epoch: *mut u32) -> tinymls_status {
+pub extern "C" fn tinymls_context_epoch(ctx: *mut tinymls_context, out_epoch: *mut u64) -> tinymls_status {
     ffi_boundary!({
         // SAFETY: `ctx` NULL or a live handle, `out_epoch` NULL or writable,
         // by contract.

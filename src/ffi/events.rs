@@ -41,7 +41,10 @@ struct CSink {
 /// context, its `sender_id` and group fingerprint `group` (never the group
 /// id, a secret, a key, a plaintext or AAD). Kinds: `context_created`,
 /// `context_closed`, `rotation`, `epoch_destroyed`, `decrypt_rejected`,
-/// `forged_future_epoch`, `config_rejected`, `events_suppressed` (past 20
+/// `forged_future_epoch`, `config_rejected`, `clock_skew` (an authenticated
+/// message's epoch more than `max_epochs / 2` from this context's clock
+/// epoch: `skew_epochs` and `skew_ms`, positive when the sender is ahead),
+/// `events_suppressed` (past 20
 /// events of one kind in one second from one context, the rest are counted,
 /// and reported with `kind` and `count` once that second is over: by the
 /// next event of the kind, the maintenance thread's next visit, or close).

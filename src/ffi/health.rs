@@ -38,18 +38,18 @@ pub struct tinymls_health {
     pub state: u32,
     /// Status of the last failed encrypt or decrypt (0 if none).
     pub last_error: u32,
-    /// The current epoch.
-    pub current_epoch: u32,
-    /// The oldest retained epoch.
-    pub oldest_epoch: u32,
     /// How many epochs are retained.
     pub retained_epochs: u32,
     /// Key memory of the process (`TINYMLS_HEALTH_KEYS_*` bits): locked
     /// against swapping, left out of core dumps, or partly on the heap.
     pub flags: u32,
+    /// The current epoch (48-bit).
+    pub current_epoch: u64,
+    /// The oldest retained epoch.
+    pub oldest_epoch: u64,
     /// Milliseconds since the context was created (frozen at close).
     pub uptime_ms: u64,
-    /// Milliseconds since the current epoch became current.
+    /// Milliseconds since the current epoch started.
     pub key_age_ms: u64,
     /// Successful encryptions.
     pub encrypt_count: u64,
@@ -61,9 +61,15 @@ pub struct tinymls_health {
     pub rotation_count: u64,
     /// This context's sender id.
     pub sender_id: u64,
+    /// A shared group whose epochs follow the clock: how far the epoch of
+    /// the last authenticated message was from this context's current epoch,
+    /// in milliseconds (positive: the sender's clock is ahead). An operator
+    /// sees an unsynchronised host here before it loses messages (SPEC v2
+    /// section 7.2). 0 otherwise.
+    pub clock_skew_ms: i64,
 }
 
-const _: () = assert!(core::mem::size_of::<tinymls_health>() == 80);
+const _: () = assert!(core::mem::size_of::<tinymls_health>() == 96);
 
 impl From<Health> for tinymls_health {
     fn from(h: Health) -> Self {
@@ -81,6 +87,7 @@ impl From<Health> for tinymls_health {
             error_count: h.error_count,
             rotation_count: h.rotation_count,
             sender_id: h.sender_id,
+            clock_skew_ms: h.clock_skew_ms,
         }
     }
 }

@@ -106,7 +106,7 @@ pub struct tinymls_context {
 
 /// Version of the C ABI (layout of `tinymls_config`, function signatures,
 /// status numbers). Bindings compare it with `tinymls_abi_version()` at load.
-pub const TINYMLS_ABI_VERSION: u32 = 1;
+pub const TINYMLS_ABI_VERSION: u32 = 2;
 /// Bytes a ciphertext adds to its plaintext: 24-byte header + 16-byte tag.
 pub const TINYMLS_OVERHEAD: usize = 40;
 /// Length of the public header at the start of every ciphertext.

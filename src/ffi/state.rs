@@ -15,7 +15,7 @@ pub const TINYMLS_EXPORT_CURRENT_EPOCH_ONLY: u32 = 1;
 pub const TINYMLS_STATE_KEK_LEN: usize = 32;
 /// The state blob format this header describes (`tinymls_state_format_version()`
 /// is the library's).
-pub const TINYMLS_STATE_FORMAT_VERSION: u32 = 1;
+pub const TINYMLS_STATE_FORMAT_VERSION: u32 = 2;
 
 const _: () = {
     assert!(TINYMLS_EXPORT_CURRENT_EPOCH_ONLY == crate::blob::CURRENT_EPOCH_ONLY);

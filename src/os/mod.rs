@@ -114,7 +114,7 @@ impl<T: 'static> Drop for OwnedWriteGuard<T> {
 fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
-    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 || ts.tv_sec < 0 {
         return 0;
     }
     (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
@@ -132,6 +132,20 @@ pub(crate) fn monotonic_ns() -> u64 {
 #[inline]
 pub(crate) fn monotonic_coarse_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC_COARSE)
+}
+
+/// `CLOCK_REALTIME` in nanoseconds since the Unix epoch (0 before 1970).
+#[inline]
+pub(crate) fn realtime_ns() -> u64 {
+    clock_ns(libc::CLOCK_REALTIME)
+}
+
+/// `CLOCK_REALTIME_COARSE` in nanoseconds: the wall clock as of the last
+/// timer tick (never ahead of [`realtime_ns`] by more than a step of the
+/// clock itself).
+#[inline]
+pub(crate) fn realtime_coarse_ns() -> u64 {
+    clock_ns(libc::CLOCK_REALTIME_COARSE)
 }
 
 /// The resolution of `CLOCK_MONOTONIC_COARSE` (one timer tick), or `None`
