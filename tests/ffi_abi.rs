@@ -93,7 +93,7 @@ fn a_full_round_through_the_c_abi() {
     assert_eq!(decrypt(b, &ct2, b"aad").unwrap(), b"hello", "a failed attempt recorded nothing");
 
     assert_eq!(tinymls_rotate(a), TINYMLS_OK);
-    let mut epoch = 0u32;
+    let mut epoch = 0u64;
     assert_eq!(tinymls_context_epoch(a, &mut epoch), TINYMLS_OK);
     assert_eq!(epoch, 1);
     let ct1 = encrypt(a, b"", b"").unwrap();

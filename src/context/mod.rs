@@ -181,8 +181,22 @@ impl Context {
     }
 
     /// The current epoch number.
+    ///
+    /// Applies what is due first (as every call does): in a shared group
+    /// whose epochs follow the clock, this is the clock epoch (or later).
     pub fn current_epoch(&self) -> Result<u64> {
-        let st = self.read_open()?;
+        {
+            let st = self.read_open()?;
+            if !st.needs_attention_now() {
+                return st.current().map(|e| e.number).ok_or(Error::Exhausted);
+            }
+        }
+        let mut st = write_window(&self.shared);
+        let now = st.clock.now_ms();
+        match st.maintain(now) {
+            Ok(()) | Err(Error::Exhausted) => {}
+            Err(e) => return Err(e),
+        }
         st.current().map(|e| e.number).ok_or(Error::Exhausted)
     }
 
