@@ -93,7 +93,7 @@ func EventHandlerPanics() int64 { return eventHandlerPanics.Load() }
 // maintenance thread, so the handler must be safe for concurrent use and
 // quick. It may call this package, the Context an event is about included
 // (its Health, say), even while another goroutine closes that Context:
-// Close does not wait for calls in flight.
+// Close never waits for Go code.
 func SetEventLogger(logger *slog.Logger, minLevel slog.Level) error {
 	eventSinkMu.Lock()
 	defer eventSinkMu.Unlock()

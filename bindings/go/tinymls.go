@@ -135,7 +135,7 @@ var handlesFreed atomic.Int64
 // A Context encrypts and decrypts TinyMLS messages under self-rotating epoch
 // keys. Create one with New (a local context: only it can read what it
 // encrypts) or Join (a shared context: every member of the group reads the
-// others' messages), and release it with Close.
+// others' messages), and close it with Close.
 //
 // A Context is safe for concurrent use by many goroutines, Close included:
 // a call racing with Close either completes or returns ErrClosed. A Context
@@ -417,7 +417,9 @@ func (c *Context) SenderID() (uint64, error) {
 // Close zeroizes every key the context holds (tinymls_context_close); it
 // implements io.Closer. Every later call returns ErrClosed (Health reports
 // the closed state), and a call racing with Close either completes or
-// returns ErrClosed; Close does not wait for calls in flight. Close is
+// returns ErrClosed. Close takes no Go lock: it waits only for the library
+// to finish the work it has under way on the context, never for Go code (an
+// event handler using this Context, say). Close is
 // idempotent: a second call, even a concurrent one, returns nil, and
 // returns only once the keys are zeroized. It returns ErrInternal only if
 // the library failed to close. The memory of the handle is released later,
