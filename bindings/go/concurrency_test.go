@@ -136,9 +136,9 @@ func TestConcurrentShared(t *testing.T) {
 }
 
 // TestCloseRacesWithCalls: Close, from several goroutines at once, while
-// every method is in use. Each call either succeeds or returns ErrClosed;
-// exactly one release happens (a double free would crash the process);
-// every Close returns nil.
+// every method is in use. Each call either succeeds or returns ErrClosed
+// (no call may touch freed memory: only the cleanup frees, once the
+// Context is unreachable); every Close returns nil.
 func TestCloseRacesWithCalls(t *testing.T) {
 	for round := 0; round < 20; round++ {
 		closeRace(t)

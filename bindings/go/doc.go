@@ -6,7 +6,8 @@
 // slice and Overhead reports the bytes a ciphertext adds; nonces, keys and
 // rotation are managed by the library. A Context is created by New (local)
 // or Join (shared group), is safe for concurrent use by many goroutines, and
-// is released by Close (idempotent; an io.Closer).
+// is closed by Close (idempotent; an io.Closer), which zeroizes its keys;
+// the garbage collector releases its memory afterwards.
 //
 // Every library error is a Status; compare it with the sentinels (ErrAuth,
 // ErrReplay, ErrEpochExpired, ...) using errors.Is.

@@ -91,9 +91,9 @@ func EventHandlerPanics() int64 { return eventHandlerPanics.Load() }
 //
 // Events come from whichever thread caused them, including the library's
 // maintenance thread, so the handler must be safe for concurrent use and
-// quick. It may call this package, but must not Close the Context an event
-// is about: Close waits for the call that is delivering the event, which
-// waits for the handler.
+// quick. It may call this package, the Context an event is about included
+// (its Health, say), even while another goroutine closes that Context:
+// Close never waits for Go code.
 func SetEventLogger(logger *slog.Logger, minLevel slog.Level) error {
 	eventSinkMu.Lock()
 	defer eventSinkMu.Unlock()

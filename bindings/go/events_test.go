@@ -320,6 +320,97 @@ func TestEventHandlerPanicIsContained(t *testing.T) {
 	}
 }
 
+// onRecord is a slog.Handler that runs a function for every record.
+type onRecord func(slog.Record)
+
+func (f onRecord) Enabled(context.Context, slog.Level) bool { return true }
+func (f onRecord) WithAttrs([]slog.Attr) slog.Handler       { return f }
+func (f onRecord) WithGroup(string) slog.Handler            { return f }
+func (f onRecord) Handle(_ context.Context, r slog.Record) error {
+	f(r)
+	return nil
+}
+
+// Issue 14.5: a handler that reads the Context its event is about (here
+// Health) while another goroutine closes that Context must not deadlock.
+// The event is delivered on the goroutine whose Decrypt raised it, so the
+// handler runs inside that call. With a lock around calls, Close would wait
+// for the Decrypt, and the handler's Health would wait behind Close (a Go
+// read lock cannot be taken again while a writer waits): the handler gives
+// Close time to start waiting before it reads. Without such a lock, Close
+// returns at once and the handler reads the closed state. A watchdog turns
+// a deadlock into a failure.
+func TestEventHandlerReadsItsContextWhileClosing(t *testing.T) {
+	// Not newLocal: after a deadlock, a Close in the test's cleanup would
+	// hang too. The test closes c itself.
+	c, err := New(manualConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := mustEncrypt(t, c, nil, []byte("to be tampered with"), nil)
+	ct[len(ct)-1] ^= 1
+
+	entered, closed := make(chan struct{}), make(chan struct{})
+	type read struct {
+		h           Health
+		err         error
+		afterClosed bool
+	}
+	got := make(chan read, 1)
+	var once sync.Once
+	setLogger(t, onRecord(func(r slog.Record) {
+		if r.Message != "tinymls decrypt_rejected" {
+			return
+		}
+		once.Do(func() {
+			close(entered)
+			afterClosed := true
+			select {
+			case <-closed:
+			case <-time.After(200 * time.Millisecond): // Close is waiting, if it waits
+				afterClosed = false
+			}
+			h, err := c.Health()
+			got <- read{h, err, afterClosed}
+		})
+	}), slog.LevelWarn)
+
+	decrypted := make(chan error, 1)
+	go func() {
+		_, err := c.Decrypt(nil, ct, nil)
+		decrypted <- err
+	}()
+	watchdog := time.After(20 * time.Second)
+	select {
+	case <-entered:
+	case <-watchdog:
+		t.Fatal("no decrypt_rejected event reached the handler")
+	}
+	go func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		close(closed)
+	}()
+	closeDone := closed
+	for pending := 3; pending > 0; pending-- {
+		select {
+		case err := <-decrypted:
+			wantStatus(t, "tampered", err, ErrAuth)
+		case <-closeDone:
+			closeDone = nil // received once
+		case r := <-got:
+			if r.err != nil {
+				t.Errorf("Health in the handler: %v", r.err)
+			} else if r.afterClosed && r.h.State != HealthClosed {
+				t.Errorf("Health after Close returned: state %v, want closed", r.h.State)
+			}
+		case <-watchdog:
+			t.Fatal("deadlock: the handler's Health, the Decrypt delivering the event and Close wait for each other")
+		}
+	}
+}
+
 // Feed the KAT's secrets and plaintexts through every path (join, the
 // decrypt sequence, encrypt, batch calls, rotation, close): no secret byte,
 // raw or hex, may appear in any event.
@@ -382,13 +473,13 @@ func TestEventsCarryNoSecret(t *testing.T) {
 	// The KAT's plaintexts through encrypt, both batch calls (with one
 	// tampered message), a second member, rotation and close.
 	peer := join(t, secret, groupID, cfg)
-	cts, _, err := c.EncryptBatch(plaintexts, aads)
+	cts, err := c.EncryptBatch(plaintexts, aads)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cts[0][30] ^= 1
-	if _, _, err := peer.DecryptBatch(cts, aads); err != nil {
-		t.Fatal(err)
+	if _, err := peer.DecryptBatch(cts, aads); !errors.Is(err, ErrAuth) {
+		t.Fatalf("a batch with a tampered message: %v", err)
 	}
 	for i, pt := range plaintexts {
 		ct := mustEncrypt(t, c, nil, pt, aads[i])

@@ -42,40 +42,21 @@ func StateFormatVersion() uint32 { return uint32(C.tinymls_state_format_version(
 // Errors: ErrInvalidArgument (kek not KEKLen bytes, an unknown flag),
 // ErrClosed, ErrExhausted, ErrRNG, ErrInternal.
 func (c *Context) Export(kek []byte, flags ExportFlags) ([]byte, error) {
-	if c == nil {
-		return nil, ErrClosed
+	h, err := c.handle()
+	if err != nil {
+		return nil, err
 	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.h == nil {
-		return nil, ErrClosed
-	}
-	if len(kek) == 0 {
-		return nil, ErrInvalidArgument
-	}
-	// Size query first; the size can grow between two calls (a new sender,
-	// a rotation), so ask again until the blob fits.
-	var need C.size_t
-	st := C.tinymls_context_export(c.h, bytePtr(kek), C.size_t(len(kek)), C.uint32_t(flags), nil, 0, &need)
-	for tries := 0; st == C.TINYMLS_ERR_BUFFER_TOO_SMALL && tries < 16; tries++ {
-		buf := make([]byte, int(need)+256)
+	blob, err := readSized(func(buf []byte) (C.tinymls_status, C.size_t) {
 		var n C.size_t
-		st = C.tinymls_context_export(c.h, bytePtr(kek), C.size_t(len(kek)), C.uint32_t(flags),
+		st := C.tinymls_context_export(h, bytePtr(kek), C.size_t(len(kek)), C.uint32_t(flags),
 			bytePtr(buf), C.size_t(len(buf)), &n)
-		if st == C.TINYMLS_OK {
-			runtime.KeepAlive(kek)
-			runtime.KeepAlive(c)
-			return buf[:int(n)], nil
-		}
-		need = n
-	}
-	runtime.KeepAlive(kek)
+		return st, n
+	})
 	runtime.KeepAlive(c)
-	if st == C.TINYMLS_OK {
-		// The size query itself never succeeds with no room.
-		return nil, ErrInternal
+	if err == nil && len(blob) == 0 {
+		return nil, ErrInternal // a blob is never empty
 	}
-	return nil, statusError(st)
+	return blob, err
 }
 
 // Import restores a context from a blob of Export sealed under kek
@@ -94,12 +75,6 @@ func Import(blob, kek []byte, cfg *Config) (*Context, error) {
 	pcc, err := cfg.forCreate(&cc)
 	if err != nil {
 		return nil, err
-	}
-	if len(blob) == 0 {
-		return nil, ErrMalformed
-	}
-	if len(kek) == 0 {
-		return nil, ErrInvalidArgument
 	}
 	var h *C.tinymls_context
 	st := C.tinymls_context_import(bytePtr(blob), C.size_t(len(blob)), bytePtr(kek), C.size_t(len(kek)), pcc, &h)

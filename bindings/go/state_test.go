@@ -128,9 +128,13 @@ func TestImportRejections(t *testing.T) {
 		{"truncated", blob[:len(blob)-1], testKEK, ErrMalformed},
 		{"foreign", []byte("hello, not a blob, not at all, no no no no"), testKEK, ErrMalformed},
 		{"newer format", newer, testKEK, ErrMalformed},
+		// The library's answers to empty arguments (NULL with length 0 is
+		// an empty value, not a missing one); the binding passes them on.
 		{"empty", nil, testKEK, ErrMalformed},
+		{"empty, not nil", []byte{}, testKEK, ErrMalformed},
 		{"short KEK", blob, testKEK[:16], ErrInvalidArgument},
 		{"no KEK", blob, nil, ErrInvalidArgument},
+		{"empty KEK, not nil", blob, []byte{}, ErrInvalidArgument},
 	}
 	for _, tc := range cases {
 		c, err := Import(tc.blob, tc.kek, nil)
@@ -138,8 +142,10 @@ func TestImportRejections(t *testing.T) {
 			t.Errorf("%s: %v (context %v), want %v", tc.name, err, c, tc.want)
 		}
 	}
-	if _, err := b.Export(testKEK[:31], 0); !errors.Is(err, ErrInvalidArgument) {
-		t.Errorf("short KEK: %v", err)
+	for _, kek := range [][]byte{testKEK[:31], nil, {}} {
+		if _, err := b.Export(kek, 0); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("a KEK of %d bytes: %v", len(kek), err)
+		}
 	}
 	if _, err := b.Export(testKEK, 4); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("unknown flag: %v", err)

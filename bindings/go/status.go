@@ -6,7 +6,10 @@ package tinymls
 */
 import "C"
 
-import "strconv"
+import (
+	"strconv"
+	"sync"
+)
 
 // Status is a TinyMLS status code (SPEC.md section 9) returned as an error.
 // Every error this package returns for a library status is a Status, possibly
@@ -64,38 +67,52 @@ const (
 	_ = ErrInternal - C.TINYMLS_ERR_INTERNAL + (C.TINYMLS_ERR_INTERNAL - ErrInternal)
 )
 
-// statusNames are the header's names, for error messages.
-var statusNames = [...]string{
-	0:                  "TINYMLS_OK",
-	ErrNullPointer:     "TINYMLS_ERR_NULL_POINTER",
-	ErrInvalidArgument: "TINYMLS_ERR_INVALID_ARGUMENT",
-	ErrInvalidConfig:   "TINYMLS_ERR_INVALID_CONFIG",
-	ErrBufferTooSmall:  "TINYMLS_ERR_BUFFER_TOO_SMALL",
-	ErrMalformed:       "TINYMLS_ERR_MALFORMED",
-	ErrAuth:            "TINYMLS_ERR_AUTH",
-	ErrReplay:          "TINYMLS_ERR_REPLAY",
-	ErrEpochExpired:    "TINYMLS_ERR_EPOCH_EXPIRED",
-	ErrEpochUnknown:    "TINYMLS_ERR_EPOCH_UNKNOWN",
-	ErrSenderLimit:     "TINYMLS_ERR_SENDER_LIMIT",
-	ErrExhausted:       "TINYMLS_ERR_EXHAUSTED",
-	ErrRateLimited:     "TINYMLS_ERR_RATE_LIMITED",
-	ErrClosed:          "TINYMLS_ERR_CLOSED",
-	ErrRNG:             "TINYMLS_ERR_RNG",
-	ErrState:           "TINYMLS_ERR_STATE",
-	ErrInternal:        "TINYMLS_ERR_INTERNAL",
-}
+// statusTexts are the library's error texts of statuses 0 up to the
+// first number it does not know, asked once (Error is called in loops
+// that log batch failures; each text is two cgo calls and a concatenation).
+var statusTexts = sync.OnceValue(func() []string {
+	var texts []string
+	for s := Status(0); s < 256; s++ {
+		name := s.Name()
+		if name == unknownStatusName {
+			break
+		}
+		texts = append(texts, statusText(s, name))
+	}
+	return texts
+})
+
+// unknownStatusName is tinymls_status_name's answer for a number that is
+// no status.
+const unknownStatusName = "UNKNOWN"
+
+// Name returns the status's short name as SPEC.md section 9 spells it
+// (tinymls_status_name): "AUTH", "REPLAY", ..., "OK" for 0, "UNKNOWN" for
+// a number the library does not know.
+func (s Status) Name() string { return C.GoString(C.tinymls_status_name(C.uint32_t(s))) }
 
 // Error returns the library's description of the status
 // (tinymls_status_str) and its name in the C header, for example
-// "tinymls: authentication failed (TINYMLS_ERR_AUTH)". A number this
-// binding does not know (from a newer library) reads
+// "tinymls: authentication failed (TINYMLS_ERR_AUTH)". A number the
+// library does not know (a binding newer than the library) reads
 // "tinymls: unknown status (status 99)".
 func (s Status) Error() string {
-	msg := "tinymls: " + C.GoString(C.tinymls_status_str(C.uint32_t(s)))
-	if int(s) < len(statusNames) {
-		return msg + " (" + statusNames[s] + ")"
+	if texts := statusTexts(); int(s) < len(texts) {
+		return texts[s]
 	}
-	return msg + " (status " + strconv.FormatUint(uint64(s), 10) + ")"
+	return statusText(s, s.Name())
+}
+
+// statusText is Error's text for s, whose short name is name.
+func statusText(s Status, name string) string {
+	msg := "tinymls: " + C.GoString(C.tinymls_status_str(C.uint32_t(s)))
+	switch name {
+	case "OK":
+		return msg + " (TINYMLS_OK)"
+	case unknownStatusName:
+		return msg + " (status " + strconv.FormatUint(uint64(s), 10) + ")"
+	}
+	return msg + " (TINYMLS_ERR_" + name + ")"
 }
 
 // statusError converts a library status into nil (success) or a Status.

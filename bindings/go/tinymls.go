@@ -128,29 +128,30 @@ func Version() string { return C.GoString(C.tinymls_version()) }
 // use.
 func Backend() string { return C.GoString(C.tinymls_aead_backend()) }
 
-// handlesFreedByCleanup counts handles released by the garbage-collection
-// safety net rather than by Close (read by the tests).
-var handlesFreedByCleanup atomic.Int64
+// handlesFreed counts the handles the cleanup has released (read by the
+// tests).
+var handlesFreed atomic.Int64
 
 // A Context encrypts and decrypts TinyMLS messages under self-rotating epoch
 // keys. Create one with New (a local context: only it can read what it
 // encrypts) or Join (a shared context: every member of the group reads the
-// others' messages), and release it with Close.
+// others' messages), and close it with Close.
 //
 // A Context is safe for concurrent use by many goroutines, Close included:
-// a call racing with Close either completes or returns ErrClosed, and the C
-// handle is released exactly once, after every call on it has returned. A
-// Context must not be copied. The zero Context and a nil *Context behave as
-// a closed one.
+// a call racing with Close either completes or returns ErrClosed. A Context
+// must not be copied. The zero Context and a nil *Context behave as a
+// closed one.
+//
+// Lifetime (the wasmtime-go shape): every method takes the handle with
+// c.handle(), makes its C call and then runtime.KeepAlive(c). No Go lock is
+// held around calls: the library's close is safe against calls in flight on
+// other threads (they return CLOSED). Close only closes; the handle's memory
+// is released by a cleanup once c is unreachable, which cannot happen while
+// a method still uses the handle (each keeps c alive past its C call), so a
+// call racing with Close never touches freed memory.
 type Context struct {
-	// mu guards h: every call holds it for reading while it uses h, and
-	// Close takes it for writing to release h, so a handle is never freed
-	// while a call is using it.
-	mu      sync.RWMutex
-	h       *C.tinymls_context
-	cleanup runtime.Cleanup
-	// final is the health read just before Close released h (guarded by mu).
-	final *Health
+	h      *C.tinymls_context // set by newContext, then never changed
+	closed atomic.Bool
 }
 
 // New creates a local context (tinymls_context_new): a random group secret
@@ -223,15 +224,25 @@ func (cfg *Config) forCreate(cc *C.tinymls_config) (*C.tinymls_config, error) {
 
 func newContext(h *C.tinymls_context) *Context {
 	c := &Context{h: h}
-	// A safety net only: a Context dropped without Close is released when
-	// the garbage collector finds it unreachable, which is never while one
-	// of its methods runs (each keeps c alive until its C call returned).
-	// Close stops the cleanup, so a handle is never released twice.
-	c.cleanup = runtime.AddCleanup(c, func(h *C.tinymls_context) {
+	// The only place a handle is released: once c is unreachable, which is
+	// never while one of its methods runs (each keeps c alive until its C
+	// call has returned). tinymls_context_free closes a handle that was not
+	// closed, so a Context dropped without Close loses its keys here.
+	runtime.AddCleanup(c, func(h *C.tinymls_context) {
 		C.tinymls_context_free(h)
-		handlesFreedByCleanup.Add(1)
+		handlesFreed.Add(1)
 	}, h)
 	return c
+}
+
+// handle returns the C handle for one call, or ErrClosed for a nil, zero or
+// closed Context. The caller must runtime.KeepAlive(c) after its C call.
+// A Close racing with the call is fine: the library then answers CLOSED.
+func (c *Context) handle() (*C.tinymls_context, error) {
+	if c == nil || c.h == nil || c.closed.Load() {
+		return nil, ErrClosed
+	}
+	return c.h, nil
 }
 
 // Overhead returns how many bytes a ciphertext adds to its plaintext: 40,
@@ -254,9 +265,6 @@ func (c *Context) Overhead() int { return overhead }
 // bytes) or one whose usage cost, 1+len/65536, is more than
 // Config.MaxOperations (it could never fit in one key's budget).
 func (c *Context) Encrypt(dst, plaintext, aad []byte) ([]byte, error) {
-	if c == nil {
-		return nil, ErrClosed
-	}
 	n := ciphertextLen(len(plaintext))
 	if n == 0 {
 		return nil, ErrInvalidArgument
@@ -284,12 +292,11 @@ func (c *Context) Encrypt(dst, plaintext, aad []byte) ([]byte, error) {
 }
 
 func (c *Context) encrypt(pt, aad, out []byte) (C.tinymls_status, uint64, error) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.h == nil {
-		return 0, 0, ErrClosed
+	h, err := c.handle()
+	if err != nil {
+		return 0, 0, err
 	}
-	r := C.tinymls_go_encrypt(c.h,
+	r := C.tinymls_go_encrypt(h,
 		bytePtr(pt), C.size_t(len(pt)),
 		bytePtr(aad), C.size_t(len(aad)),
 		bytePtr(out), C.size_t(len(out)))
@@ -311,9 +318,6 @@ func (c *Context) encrypt(pt, aad, out []byte) (C.tinymls_status, uint64, error)
 // Overhead()), ErrAuth, ErrReplay, ErrEpochExpired, ErrEpochUnknown,
 // ErrSenderLimit, ErrClosed, ErrInternal.
 func (c *Context) Decrypt(dst, ciphertext, aad []byte) ([]byte, error) {
-	if c == nil {
-		return nil, ErrClosed
-	}
 	n := 0
 	if len(ciphertext) > overhead {
 		n = len(ciphertext) - overhead
@@ -348,12 +352,11 @@ func (c *Context) Decrypt(dst, ciphertext, aad []byte) ([]byte, error) {
 }
 
 func (c *Context) decrypt(ct, aad, out []byte) (C.tinymls_status, uint64, error) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.h == nil {
-		return 0, 0, ErrClosed
+	h, err := c.handle()
+	if err != nil {
+		return 0, 0, err
 	}
-	r := C.tinymls_go_decrypt(c.h,
+	r := C.tinymls_go_decrypt(h,
 		bytePtr(ct), C.size_t(len(ct)),
 		bytePtr(aad), C.size_t(len(aad)),
 		bytePtr(out), C.size_t(len(out)))
@@ -366,15 +369,11 @@ func (c *Context) decrypt(ct, aad, out []byte) (C.tinymls_status, uint64, error)
 // Errors: ErrRateLimited (sooner than Config.MinRotationInterval after the
 // previous rotation), ErrExhausted, ErrRNG, ErrClosed, ErrInternal.
 func (c *Context) Rotate() error {
-	if c == nil {
-		return ErrClosed
+	h, err := c.handle()
+	if err != nil {
+		return err
 	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.h == nil {
-		return ErrClosed
-	}
-	st := C.tinymls_rotate(c.h)
+	st := C.tinymls_rotate(h)
 	runtime.KeepAlive(c)
 	return statusError(st)
 }
@@ -383,16 +382,12 @@ func (c *Context) Rotate() error {
 //
 // Errors: ErrClosed, ErrExhausted (no epoch left), ErrInternal.
 func (c *Context) Epoch() (uint32, error) {
-	if c == nil {
-		return 0, ErrClosed
-	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.h == nil {
-		return 0, ErrClosed
+	h, err := c.handle()
+	if err != nil {
+		return 0, err
 	}
 	var e C.uint32_t
-	st := C.tinymls_context_epoch(c.h, &e)
+	st := C.tinymls_context_epoch(h, &e)
 	runtime.KeepAlive(c)
 	if err := statusError(st); err != nil {
 		return 0, err
@@ -406,16 +401,12 @@ func (c *Context) Epoch() (uint32, error) {
 //
 // Errors: ErrClosed, ErrInternal.
 func (c *Context) SenderID() (uint64, error) {
-	if c == nil {
-		return 0, ErrClosed
-	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.h == nil {
-		return 0, ErrClosed
+	h, err := c.handle()
+	if err != nil {
+		return 0, err
 	}
 	var s C.uint64_t
-	st := C.tinymls_context_sender_id(c.h, &s)
+	st := C.tinymls_context_sender_id(h, &s)
 	runtime.KeepAlive(c)
 	if err := statusError(st); err != nil {
 		return 0, err
@@ -423,43 +414,25 @@ func (c *Context) SenderID() (uint64, error) {
 	return uint64(s), nil
 }
 
-// Close zeroizes every key the context holds and releases it
-// (tinymls_context_close, then tinymls_context_free); it implements
-// io.Closer. Calls racing with Close return ErrClosed (or complete, if they
-// started first: the handle is released only after they have returned), and
-// every later call returns ErrClosed. Close is idempotent: a second call,
-// even a concurrent one, returns nil. It returns ErrInternal only if the
-// library failed to close; the handle is released anyway.
+// Close zeroizes every key the context holds (tinymls_context_close); it
+// implements io.Closer. Every later call returns ErrClosed (Health reports
+// the closed state), and a call racing with Close either completes or
+// returns ErrClosed. Close takes no Go lock: it waits only for the library
+// to finish the work it has under way on the context, never for Go code (an
+// event handler using this Context, say). Close is
+// idempotent: a second call, even a concurrent one, returns nil, and
+// returns only once the keys are zeroized. It returns ErrInternal only if
+// the library failed to close. The memory of the handle is released later,
+// by the garbage collector, once the Context is unreachable.
 func (c *Context) Close() error {
-	if c == nil {
+	if c == nil || c.h == nil {
 		return nil
 	}
-	// Zeroize now, under the read lock, so that calls already running on
-	// other goroutines need not finish before the keys are gone: from here
-	// on the library answers them with CLOSED.
-	var st C.tinymls_status = C.TINYMLS_ERR_CLOSED
-	c.mu.RLock()
-	if c.h != nil {
-		st = C.tinymls_context_close(c.h)
-	}
-	c.mu.RUnlock()
-
-	// Then wait for every call in flight and take the handle away.
-	c.mu.Lock()
-	h := c.h
-	c.h = nil
-	if h != nil {
-		// What Health reports from now on: state closed, final counters.
-		if hl, err := readHealth(h); err == nil {
-			c.final = &hl
-		}
-	}
-	c.mu.Unlock()
-	if h == nil {
-		return nil // closed by another Close
-	}
-	c.cleanup.Stop()
-	C.tinymls_context_free(h)
+	c.closed.Store(true)
+	// Every Close calls the library, not only the first: a concurrent
+	// second close returns CLOSED only after the first has zeroized (the
+	// library closes under the context's write lock).
+	st := C.tinymls_context_close(c.h)
 	runtime.KeepAlive(c)
 	if st == C.TINYMLS_OK || st == C.TINYMLS_ERR_CLOSED {
 		return nil

@@ -1,0 +1,147 @@
+package tinymls
+
+/*
+#include <stdint.h>
+#include <stddef.h>
+#include "tinymls.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// healthSize is sizeof(tinymls_health) in ABI version 1.
+const healthSize = 80
+
+const _ = uint(healthSize-C.sizeof_tinymls_health) + uint(C.sizeof_tinymls_health-healthSize)
+
+// HealthState is a context's state in its Health.
+type HealthState uint32
+
+// The states (TINYMLS_HEALTH_*).
+const (
+	// HealthReady: working, nothing due.
+	HealthReady HealthState = C.TINYMLS_HEALTH_READY
+	// HealthRotating: a rotation or destruction is due; it happens on the
+	// next call or maintenance visit.
+	HealthRotating HealthState = C.TINYMLS_HEALTH_ROTATING
+	// HealthError: cannot send (the epoch space is exhausted, or every key
+	// was destroyed).
+	HealthError HealthState = C.TINYMLS_HEALTH_ERROR
+	// HealthClosed: closed, every key zeroized.
+	HealthClosed HealthState = C.TINYMLS_HEALTH_CLOSED
+)
+
+func (s HealthState) String() string {
+	switch s {
+	case HealthReady:
+		return "ready"
+	case HealthRotating:
+		return "rotating"
+	case HealthError:
+		return "error"
+	case HealthClosed:
+		return "closed"
+	}
+	return fmt.Sprintf("HealthState(%d)", uint32(s))
+}
+
+// KeyMemory tells how the process keeps key material (Health.KeyMemory).
+type KeyMemory uint32
+
+// KeyMemory bits (TINYMLS_HEALTH_KEYS_*).
+const (
+	// KeysLocked: every key page is locked against swapping.
+	KeysLocked KeyMemory = C.TINYMLS_HEALTH_KEYS_LOCKED
+	// KeysNotDumped: every key page is left out of core dumps.
+	KeysNotDumped KeyMemory = C.TINYMLS_HEALTH_KEYS_NOT_DUMPED
+	// KeysOnHeap: some key material lives on the ordinary heap (the OS
+	// refused locked memory, or a value was too large for a slot).
+	KeysOnHeap KeyMemory = C.TINYMLS_HEALTH_KEYS_ON_HEAP
+)
+
+// Health is a snapshot of a context's state (tinymls_context_health). It
+// holds no secret.
+type Health struct {
+	State HealthState
+	// Uptime since the context was created (whole milliseconds).
+	Uptime time.Duration
+	// CurrentEpoch is the current epoch (0 once closed).
+	CurrentEpoch uint32
+	// KeyAge is the time since the current epoch became current.
+	KeyAge time.Duration
+	// OldestEpoch is the oldest retained epoch.
+	OldestEpoch uint32
+	// RetainedEpochs is how many epochs are retained (0 once closed).
+	RetainedEpochs uint32
+	// EncryptCount and DecryptCount count successful calls, ErrorCount
+	// failed encrypt and decrypt calls.
+	EncryptCount, DecryptCount, ErrorCount uint64
+	// RotationCount is how many epochs became current since creation.
+	RotationCount uint64
+	// LastError is the status of the last failed encrypt or decrypt (a
+	// Status), or nil if none failed.
+	LastError error
+	// SenderID is this context's sender id.
+	SenderID uint64
+	// KeyMemory: how the process keeps key material.
+	KeyMemory KeyMemory
+}
+
+var checkHealthABI = sync.OnceValue(func() error {
+	if n := uint64(C.tinymls_health_size()); n != healthSize {
+		return fmt.Errorf("%w: library tinymls_health is %d bytes, binding %d", ErrIncompatibleLibrary, n, healthSize)
+	}
+	return nil
+})
+
+func readHealth(h *C.tinymls_context) (Health, error) {
+	if err := checkHealthABI(); err != nil {
+		return Health{}, err
+	}
+	var ch C.struct_tinymls_health
+	if err := statusError(C.tinymls_context_health(h, &ch)); err != nil {
+		return Health{}, err
+	}
+	out := Health{
+		State:          HealthState(ch.state),
+		Uptime:         time.Duration(ch.uptime_ms) * time.Millisecond,
+		CurrentEpoch:   uint32(ch.current_epoch),
+		KeyAge:         time.Duration(ch.key_age_ms) * time.Millisecond,
+		OldestEpoch:    uint32(ch.oldest_epoch),
+		RetainedEpochs: uint32(ch.retained_epochs),
+		EncryptCount:   uint64(ch.encrypt_count),
+		DecryptCount:   uint64(ch.decrypt_count),
+		ErrorCount:     uint64(ch.error_count),
+		RotationCount:  uint64(ch.rotation_count),
+		SenderID:       uint64(ch.sender_id),
+		KeyMemory:      KeyMemory(ch.flags),
+	}
+	if ch.last_error != 0 {
+		out.LastError = Status(ch.last_error)
+	}
+	return out, nil
+}
+
+// Health returns the context's health (tinymls_context_health): its state
+// (ready, rotating, error, closed), uptime, current epoch and key age,
+// retained epochs, counters, last error and sender id. After Close the
+// library still answers: state HealthClosed, the final counters, and the
+// uptime at which the context closed.
+//
+// Errors: ErrClosed for a nil or zero Context, ErrIncompatibleLibrary,
+// ErrInternal.
+func (c *Context) Health() (Health, error) {
+	// Not c.handle(): a closed context's handle stays valid until the
+	// cleanup releases it, and the library reports its closed state.
+	if c == nil || c.h == nil {
+		return Health{}, ErrClosed
+	}
+	h, err := readHealth(c.h)
+	runtime.KeepAlive(c)
+	return h, err
+}

@@ -1,0 +1,34 @@
+package tinymls
+
+/*
+#include <stdint.h>
+#include <stddef.h>
+#include "tinymls.h"
+*/
+import "C"
+
+// MetricsText returns every metric of the process (all contexts together)
+// in the Prometheus text exposition format 0.0.4
+// (tinymls_metrics_prometheus); serve it as "text/plain; version=0.0.4", or
+// use the promcollector package to register it with a Prometheus registry.
+// It asks the size first, then fills a buffer, and retries if the text grew
+// in between. Safe for concurrent use.
+func MetricsText() ([]byte, error) {
+	return readSized(func(buf []byte) (C.tinymls_status, C.size_t) {
+		var n C.size_t
+		st := C.tinymls_metrics_prometheus(bytePtr(buf), C.size_t(len(buf)), &n)
+		return st, n
+	})
+}
+
+// SetMetricsEnabled turns metric collection on or off for the whole process
+// (tinymls_metrics_enable; on by default). Off, encrypt and decrypt skip
+// every counter and timer; the live-context and retained-epoch gauges are
+// always kept. Safe for concurrent use.
+func SetMetricsEnabled(on bool) {
+	var v C.uint32_t
+	if on {
+		v = 1
+	}
+	C.tinymls_metrics_enable(v)
+}
