@@ -228,7 +228,7 @@ impl Context {
     /// Seals one message under the current epoch's own key, for which the
     /// caller reserved the usage and sequence number `seq` and holds the
     /// read lock; `out` is exactly the ciphertext's length.
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub(super) fn seal_reserved(
         &self,
