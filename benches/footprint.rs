@@ -95,7 +95,7 @@ fn idle_local(cfg: &Config, busy: bool) {
         }
         c.encrypt_to_vec(b"x", b"").expect("encrypt");
     }
-    assert_eq!(ctxs[0].retained_epochs().expect("open").map(|(a, b)| b - a + 1), Some(cfg.max_epochs));
+    assert_eq!(ctxs[0].retained_epochs().expect("open").map(|(a, b)| b - a + 1), Some(u64::from(cfg.max_epochs)));
     let (r1, m1) = (rust_heap(), malloc_in_use());
     let tag = if busy { "busy_local" } else { "idle_local" };
     emit(&format!("heap_per_{tag}"), (r1 - r0) as f64 / N as f64, "bytes");
@@ -129,7 +129,7 @@ fn idle_shared(cfg: &Config, busy: bool) {
             c.encrypt_to_vec(b"x", b"").expect("encrypt");
         }
     }
-    assert_eq!(ctxs[0].retained_epochs().expect("open").map(|(a, b)| b - a + 1), Some(cfg.max_epochs));
+    assert_eq!(ctxs[0].retained_epochs().expect("open").map(|(a, b)| b - a + 1), Some(u64::from(cfg.max_epochs)));
     let (r1, m1) = (rust_heap(), malloc_in_use());
     let tag = if busy { "busy_shared_one_peer" } else { "idle_shared_one_peer" };
     emit(&format!("heap_per_{tag}"), (r1 - r0) as f64 / N as f64, "bytes");

@@ -75,17 +75,17 @@ fn plaintext(len: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
-fn header_epoch(ct: &[u8]) -> u32 {
-    u32::from_be_bytes([ct[4], ct[5], ct[6], ct[7]])
+fn header_epoch(ct: &[u8]) -> u64 {
+    u64::from_be_bytes([0, 0, ct[2], ct[3], ct[4], ct[5], ct[6], ct[7]])
 }
 
-fn epoch_of(ctx: &Context) -> u32 {
+fn epoch_of(ctx: &Context) -> u64 {
     ctx.current_epoch().unwrap_or_else(|e| fail(&format!("current_epoch: {e}")))
 }
 
 fn encrypt(ctx: &Context, plan: &[Step], path: &str) {
     let mut out = MAGIC.to_vec();
-    let (mut epoch, mut messages, mut rotations, mut total) = (0u32, 0usize, 0usize, 0usize);
+    let (mut epoch, mut messages, mut rotations, mut total) = (0u64, 0usize, 0usize, 0usize);
     for step in plan {
         match step {
             Step::Rotate => {
@@ -120,7 +120,7 @@ fn decrypt(ctx: &Context, plan: &[Step], path: &str) {
     }
     let mut rest = &data[MAGIC.len()..];
     let mut records: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    let (mut epoch, mut messages, mut total, mut rejected) = (0u32, 0usize, 0usize, 0usize);
+    let (mut epoch, mut messages, mut total, mut rejected) = (0u64, 0usize, 0usize, 0usize);
     for step in plan {
         let (len, seed, aad) = match step {
             Step::Rotate => {

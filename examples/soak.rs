@@ -59,7 +59,7 @@ fn plaintext(p: u8, t: u8, n: u64) -> Vec<u8> {
 
 /// Seen headers: per (sender, epoch), a bitmap of sequence numbers.
 #[derive(Default)]
-struct Headers(Mutex<HashMap<(u64, u32), Vec<u64>>>);
+struct Headers(Mutex<HashMap<(u64, u64), Vec<u64>>>);
 
 impl Headers {
     /// Records a header; false if it was seen before.

@@ -359,7 +359,14 @@ fn parse_body(body: &[u8]) -> Result<Snapshot> {
     let group_id = r.take(gid_len)?.to_vec();
     let fingerprint = r.u64()?;
     let cfg = get_config(&mut r)?;
-    cfg.validate().map_err(|_| Error::Malformed)?;
+    // A configuration the exporter could not have had is an inconsistent body.
+    let bad = match mode {
+        Mode::Shared => cfg.first_invalid_field_shared(),
+        Mode::Local => cfg.first_invalid_field(),
+    };
+    if bad.is_some() {
+        return Err(Error::Malformed);
+    }
     let exported_at_ms = r.u64()?;
     let current = r.u64()?;
     let count = r.u32()? as u64;

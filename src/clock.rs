@@ -94,7 +94,8 @@ impl Clock {
     pub fn set_wall(&self, ms: u64) {
         if let Clock::Fake(t) = self {
             let m = t.mono.load(Ordering::Acquire);
-            t.wall_offset.store((ms as i128 - m as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64, Ordering::Release);
+            t.wall_offset
+                .store((ms as i128 - m as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64, Ordering::Release);
         }
     }
 

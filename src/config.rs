@@ -219,7 +219,7 @@ mod tests {
             ratchet_period_ms: 0,
             rotation_jitter_pct: 50,
             max_epochs: 4096,
-            max_operations: 1 << 32,
+            max_operations: 1 << 23,
             replay_window: 0,
             max_future_epochs: 1 << 20,
             min_rotation_interval_ms: u64::MAX,

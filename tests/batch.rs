@@ -51,7 +51,7 @@ fn seal_all(ctx: &Context, msgs: &[(Vec<u8>, Vec<u8>)]) -> (Vec<Vec<u8>>, Seen) 
     (outs, seen)
 }
 
-fn header_of(ct: &[u8]) -> (u32, u64) {
+fn header_of(ct: &[u8]) -> (u64, u64) {
     let h = parse(ct).unwrap().header;
     (h.epoch, h.seq)
 }
@@ -82,20 +82,20 @@ fn the_usage_limit_rotates_in_the_middle_of_a_batch() {
     let msgs = messages(25, |i| i);
     let (outs, seen) = seal_all(&a, &msgs);
     assert!(seen.iter().all(|(_, r)| r.is_ok()));
-    let headers: Vec<(u32, u64)> = outs.iter().map(|o| header_of(o)).collect();
-    let expected: Vec<(u32, u64)> = (0..25).map(|i| ((i / 10) as u32, (i % 10) as u64)).collect();
+    let headers: Vec<(u64, u64)> = outs.iter().map(|o| header_of(o)).collect();
+    let expected: Vec<(u64, u64)> = (0..25).map(|i| ((i / 10) as u64, (i % 10) as u64)).collect();
     assert_eq!(headers, expected);
     assert_eq!(a.rotation_count(), 2);
     for (o, (p, aad)) in outs.iter().zip(&msgs) {
         assert_eq!(&b.decrypt_to_vec(o, aad).unwrap(), p);
     }
 
-    // Large messages cost 1 + 1 per 64 KiB: two of cost 2 fit in 5, a third
+    // Large messages cost 1 + 1 per 16 KiB: two of cost 2 fit in 5, a third
     // does not.
     let a = shared(Config { max_operations: 5, ..cfg() }, &clock);
-    let msgs = messages(6, |_| 64 << 10);
+    let msgs = messages(6, |_| 16 << 10);
     let (outs, _) = seal_all(&a, &msgs);
-    let epochs: Vec<u32> = outs.iter().map(|o| header_of(o).0).collect();
+    let epochs: Vec<u64> = outs.iter().map(|o| header_of(o).0).collect();
     assert_eq!(epochs, vec![0, 0, 1, 1, 2, 2]);
 }
 
@@ -105,7 +105,8 @@ fn a_deadline_passing_mid_batch_rotates_before_the_next_message() {
     let a = shared(Config { ratchet_period_ms: 100, ..cfg() }, &clock);
     let msgs = messages(40, |_| 16);
     let mut outs = outputs(&msgs, 0);
-    // The clock passes the period while message 7 is being handed over: it
+    // The clock passes an epoch boundary (the shared context follows the
+    // clock: 1 000 ms is epoch 10) while message 7 is being handed over: it
     // and every later message are sealed in the next epoch.
     a.encrypt_batch(
         jobs(&msgs, &mut outs).enumerate().map(|(i, job)| {
@@ -116,9 +117,9 @@ fn a_deadline_passing_mid_batch_rotates_before_the_next_message() {
         }),
         |_, r| assert!(r.is_ok()),
     );
-    let epochs: Vec<u32> = outs.iter().map(|o| header_of(o).0).collect();
-    assert_eq!(epochs, [vec![0; 7], vec![1; 33]].concat());
-    assert_eq!(header_of(&outs[7]), (1, 0));
+    let epochs: Vec<u64> = outs.iter().map(|o| header_of(o).0).collect();
+    assert_eq!(epochs, [vec![10; 7], vec![11; 33]].concat());
+    assert_eq!(header_of(&outs[7]), (11, 0));
     // The first run reserved sequence numbers for all 40 and used 7: the
     // rest went back, so health counts the 40 encryptions, no more.
     assert_eq!(a.health().encrypt_count, 40);
@@ -137,7 +138,7 @@ fn unused_reservations_are_given_back() {
     let mut ok = 0;
     a.encrypt_batch(jobs(&msgs, &mut outs), |_, r| ok += r.is_ok() as usize);
     assert_eq!(ok, 4);
-    let seqs: Vec<(u32, u64)> = [0, 1, 2, 4].iter().map(|&i| header_of(&outs[i])).collect();
+    let seqs: Vec<(u64, u64)> = [0, 1, 2, 4].iter().map(|&i| header_of(&outs[i])).collect();
     assert_eq!(seqs, vec![(0, 0), (0, 1), (0, 2), (0, 3)], "no gap where the bad message was");
     assert_eq!(header_of(&a.encrypt_to_vec(b"5", b"").unwrap()), (0, 4));
     assert_eq!(header_of(&a.encrypt_to_vec(b"6", b"").unwrap()), (0, 5));
@@ -181,7 +182,7 @@ fn concurrent_batches_never_repeat_a_sequence_number() {
     assert_eq!(all.len(), 2 * 300 * 11);
     // In sequence order, as the receiver's replay window wants them.
     all.sort_by_key(|(_, _, ct)| header_of(ct));
-    let mut headers: Vec<(u32, u64)> = all.iter().map(|(_, _, ct)| header_of(ct)).collect();
+    let mut headers: Vec<(u64, u64)> = all.iter().map(|(_, _, ct)| header_of(ct)).collect();
     headers.sort_unstable();
     headers.dedup();
     assert_eq!(headers.len(), all.len(), "a (epoch, seq) pair was used twice");

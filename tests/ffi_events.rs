@@ -32,8 +32,21 @@ fn events_cover_every_kind_and_carry_no_secret_byte() {
             }
         }
     }
+    forbidden.push(hex(&kat["root"]));
     for v in kat["epoch_secrets"].as_array().unwrap() {
-        forbidden.push(hex(v));
+        forbidden.push(hex(&v["secret"]));
+    }
+    for v in kat["tree"].as_array().unwrap() {
+        for f in ["parent", "child", "node"] {
+            if let Some(x) = v.get(f) {
+                forbidden.push(hex(x));
+            }
+        }
+    }
+    for v in kat["frontier"].as_array().unwrap() {
+        for n in v["nodes"].as_array().unwrap() {
+            forbidden.push(hex(&n["secret"]));
+        }
     }
     for v in kat["sender_keys"].as_array().unwrap() {
         forbidden.push(hex(&v["key"]));
@@ -55,6 +68,16 @@ fn events_cover_every_kind_and_carry_no_secret_byte() {
     ctx.close().unwrap();
     let bad_cfg = Config { key_size: 16, ..Config::default() };
     assert!(Context::new(&bad_cfg).is_err());
+    // Clock skew: a member whose clock runs 40 epochs (4 s) ahead, read by
+    // one on time (more than max_epochs / 2 = 32 epochs apart).
+    let on_time = Clock::fake(1_764_547_200_000);
+    let ahead = Clock::fake(1_764_547_204_000);
+    let member = |c: &Clock| Context::builder().clock(c.clone()).manual_maintenance().join(&secret, &group_id).unwrap();
+    let (reader, fast) = (member(&on_time), member(&ahead));
+    let from_the_future = fast.encrypt_to_vec(&pt, &aad).unwrap();
+    assert_eq!(reader.decrypt_to_vec(&from_the_future, &aad).unwrap(), pt);
+    assert_eq!(reader.health().clock_skew_ms, 4_000);
+    drop((reader, fast));
     events::set_sink(None, Level::Debug);
 
     let events = got.lock().unwrap().clone();
@@ -78,6 +101,7 @@ fn events_cover_every_kind_and_carry_no_secret_byte() {
         "decrypt_rejected",
         "forged_future_epoch",
         "config_rejected",
+        "clock_skew",
     ] {
         assert!(kinds.contains(k), "no {k} event among {kinds:?}");
     }
@@ -86,6 +110,8 @@ fn events_cover_every_kind_and_carry_no_secret_byte() {
     assert!(destroyed.iter().any(|(_, j)| j.contains("\"reason\":\"window\"")));
     assert!(destroyed.iter().any(|(_, j)| j.contains("\"reason\":\"lifetime\"")));
     assert!(destroyed.iter().any(|(_, j)| j.contains("\"reason\":\"close\"")));
+    let skew: Vec<_> = events.iter().filter(|(_, j)| j.contains("\"clock_skew\"")).collect();
+    assert!(skew.iter().all(|(_, j)| j.contains("\"skew_epochs\":40") && j.contains("\"skew_ms\":4000")), "{skew:?}");
 }
 
 #[test]

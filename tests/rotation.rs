@@ -14,14 +14,20 @@ fn shared(cfg: Config, clock: &Clock) -> Context {
     Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().join(&SECRET, b"rotation-tests").unwrap()
 }
 
-fn epoch_of(ct: &[u8]) -> u32 {
+fn local(cfg: Config, clock: &Clock) -> Context {
+    Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().local().unwrap()
+}
+
+fn epoch_of(ct: &[u8]) -> u64 {
     parse(ct).unwrap().header.epoch
 }
 
 #[test]
 fn period_rotation_happens_on_the_first_call_after_the_period() {
+    // A local context's period (SPEC v2 §7.1); shared groups follow the
+    // clock instead (below).
     let clock = Clock::fake(1_000);
-    let a = shared(Config { ratchet_period_ms: 100, ..cfg() }, &clock);
+    let a = local(Config { ratchet_period_ms: 100, ..cfg() }, &clock);
     assert_eq!(epoch_of(&a.encrypt_to_vec(b"x", b"").unwrap()), 0);
     clock.advance(99);
     assert_eq!(epoch_of(&a.encrypt_to_vec(b"x", b"").unwrap()), 0);
@@ -39,7 +45,7 @@ fn jitter_stays_within_bounds_and_actually_spreads() {
     let mut rotation_times = Vec::new();
     for _ in 0..40 {
         let clock = Clock::fake(0);
-        let a = shared(Config { ratchet_period_ms: 1_000, rotation_jitter_pct: 10, ..cfg() }, &clock);
+        let a = local(Config { ratchet_period_ms: 1_000, rotation_jitter_pct: 10, ..cfg() }, &clock);
         let mut t = 0;
         while a.current_epoch().unwrap() == 0 {
             assert!(t <= 1_100, "no rotation by 1.1 periods");
@@ -158,8 +164,10 @@ fn retention_keeps_at_most_max_epochs() {
 
 #[test]
 fn peers_follow_forward_after_authentication_and_restart_their_timers() {
+    // Period 0 (SPEC v2 §7.3): a peer's authenticated later epoch is adopted
+    // and the key age restarts.
     let clock = Clock::fake(0);
-    let c = Config { ratchet_period_ms: 100, max_future_epochs: 5, ..cfg() };
+    let c = Config { max_key_age_ms: 100, max_future_epochs: 5, ..cfg() };
     let a = shared(c, &clock);
     let b = shared(c, &clock);
     for _ in 0..3 {
@@ -173,22 +181,30 @@ fn peers_follow_forward_after_authentication_and_restart_their_timers() {
     assert_eq!(b.decrypt_to_vec(&m, b"aad").unwrap(), b"from epoch 3");
     assert_eq!(b.current_epoch().unwrap(), 3);
     assert!(b.has_epoch(0) && b.has_epoch(1) && b.has_epoch(2));
-    // Adoption restarted b's period at 90: no rotation at 100..189.
+    // Adoption restarted b's key age at 90: no rotation at 100..189.
     clock.set(189);
     assert_eq!(epoch_of(&b.encrypt_to_vec(b"", b"").unwrap()), 3);
     clock.set(190);
     assert_eq!(epoch_of(&b.encrypt_to_vec(b"", b"").unwrap()), 4);
-    // Beyond max_future_epochs: unknown, and nothing moves.
+    // Beyond max_future_epochs: unknown, and nothing moves. (A joiner that
+    // has read no one yet accepts any distance, so c2 first reads b.)
+    let c2 = shared(c, &clock);
+    let from_b = b.encrypt_to_vec(b"b", b"").unwrap();
+    assert_eq!(epoch_of(&from_b), 4);
+    assert_eq!(c2.decrypt_to_vec(&from_b, b"").unwrap(), b"b");
+    assert_eq!(c2.current_epoch().unwrap(), 4);
     while a.current_epoch().unwrap() < 9 {
         a.rotate().unwrap();
     }
+    let nine = a.encrypt_to_vec(b"nine", b"").unwrap();
+    a.rotate().unwrap();
     let far = a.encrypt_to_vec(b"far", b"").unwrap();
-    assert_eq!(epoch_of(&far), 9);
-    let c2 = shared(c, &clock);
+    assert_eq!((epoch_of(&nine), epoch_of(&far)), (9, 10));
     assert_eq!(c2.decrypt_to_vec(&far, b"").err(), Some(Error::EpochUnknown));
-    assert_eq!(c2.current_epoch().unwrap(), 0);
-    // b is at 4: 9 is exactly 5 ahead.
-    assert_eq!(b.decrypt_to_vec(&far, b"").unwrap(), b"far");
+    assert_eq!(c2.current_epoch().unwrap(), 4);
+    // Exactly max_future_epochs ahead is read (and adopted).
+    assert_eq!(c2.decrypt_to_vec(&nine, b"").unwrap(), b"nine");
+    assert_eq!(c2.current_epoch().unwrap(), 9);
 }
 
 #[test]
@@ -267,7 +283,9 @@ fn closed_contexts_refuse_everything_and_forget_their_keys() {
 #[test]
 fn buffers_and_lengths() {
     let clock = Clock::fake(0);
-    let a = shared(cfg(), &clock);
+    // Local: it reads its own message again (a shared context would call
+    // the second reading a replay).
+    let a = local(cfg(), &clock);
     let mut small = [0u8; 44];
     assert_eq!(a.encrypt(b"hello", b"", &mut small), Err(Error::BufferTooSmall { needed: 45 }));
     let mut out = [0u8; 45];

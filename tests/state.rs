@@ -34,7 +34,7 @@ fn import(blob: &[u8], clock: &Clock, cfg: Option<Config>) -> Result<Context, Er
     b.import_state(blob, &KEK)
 }
 
-fn epoch_of(ct: &[u8]) -> u32 {
+fn epoch_of(ct: &[u8]) -> u64 {
     parse(ct).unwrap().header.epoch
 }
 

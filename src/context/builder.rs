@@ -74,7 +74,13 @@ impl ContextBuilder {
         let mut epochs = VecDeque::with_capacity(1);
         // A local chain starts at the root (SPEC v2 §3.2).
         epochs.push_back(Epoch::new(0, root, now));
-        self.finish(Mode::Local, LOCAL_GROUP_ID.into(), fingerprint, Held { epochs, future: Vec::new(), frontier: None }, None)
+        self.finish(
+            Mode::Local,
+            LOCAL_GROUP_ID.into(),
+            fingerprint,
+            Held { epochs, future: Vec::new(), frontier: None },
+            None,
+        )
     }
 
     /// A shared context joined to `group_secret` (32..=1024 bytes) and

@@ -291,7 +291,8 @@ impl Context {
         if let Some(f) = st.frontier.as_deref_mut() {
             drop(f.start_at(&crate::secret::Secret32::zero(), epoch));
         }
-        st.start_timers(st.clock.now_ms());
+        let now = st.clock.now_ms();
+        st.start_timers(now);
     }
 }
 

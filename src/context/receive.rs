@@ -8,9 +8,9 @@ use super::guard::write_window;
 use super::keys::SenderKeys;
 use super::window::{Epoch, Window};
 use super::Context;
+use crate::epoch_tree::descend;
 use crate::error::{Error, Result};
 use crate::events::{self, Event, Kind, Level};
-use crate::epoch_tree::descend;
 use crate::metrics::{self, Op, Timer};
 use crate::os::locked::Locked;
 use crate::replay::ReplayWindow;
@@ -201,7 +201,7 @@ impl Context {
                             return Ok(skew);
                         }
                         None => {
-                            if ep.peers.len() >= st.cfg.max_senders as usize {
+                            if ep.refuses_sender(h.sender, st.sender_id, st.cfg.max_senders) {
                                 return Err(Error::SenderLimit);
                             }
                             // Authenticate with freshly derived keys before
@@ -284,12 +284,12 @@ impl Window {
         keys: Option<SenderKeys>,
     ) -> Result<()> {
         let window = self.cfg.replay_window;
-        let max_senders = self.cfg.max_senders as usize;
+        let (max_senders, me) = (self.cfg.max_senders, self.sender_id);
         let ep = self.held_epoch_mut(epoch).ok_or(Error::EpochExpired)?;
         let at = match ep.peers.binary_search_by_key(&sender, |(id, _)| *id) {
             Ok(at) => at,
             Err(at) => {
-                if ep.peers.len() >= max_senders {
+                if ep.refuses_sender(sender, me, max_senders) {
                     return Err(Error::SenderLimit);
                 }
                 let keys = match keys {

@@ -13,9 +13,9 @@ use std::sync::atomic::AtomicBool;
 use rand::Rng;
 
 use super::guard::write_window;
+use super::random_u64;
 use super::receive::Peer;
 use super::send::OwnSender;
-use super::random_u64;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::epoch_tree::Frontier;
@@ -53,6 +53,14 @@ impl Epoch {
         let mut slot = Locked::new(Secret32::zero());
         slot.expose_mut().copy_from_slice(secret.expose());
         Epoch { number, secret: slot, since_ms, own: None, peers: Box::default() }
+    }
+
+    /// Whether a new `sender` would pass `max_senders` foreign senders in
+    /// this epoch (SPEC v2 §6 step 3). A shared context records its own id
+    /// too, to replay-check it; that entry is not a foreign sender and never
+    /// refused.
+    pub(super) fn refuses_sender(&self, sender: u64, own: u64, max_senders: u32) -> bool {
+        sender != own && self.peers.iter().filter(|(id, _)| *id != own).count() >= max_senders as usize
     }
 
     pub(super) fn peer(&self, sender: u64) -> Option<&Peer> {
@@ -460,7 +468,7 @@ mod tests {
                 assert!(st.epochs.capacity() <= (max as usize).max(4), "capacity {}", st.epochs.capacity());
             }
             let (a, b) = ctx.retained_epochs().unwrap().unwrap();
-            assert_eq!(b - a + 1, max);
+            assert_eq!(b - a + 1, u64::from(max));
         }
     }
 
@@ -485,18 +493,18 @@ mod tests {
         let b = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance();
         let a = b.clone().join(&[9; 32], b"exhaust").unwrap();
         let peer = b.join(&[9; 32], b"exhaust").unwrap();
-        a.test_jump_to_epoch(u32::MAX - 1);
-        peer.test_jump_to_epoch(u32::MAX - 1);
+        a.test_jump_to_epoch(crate::epoch_tree::MAX_EPOCH - 1);
+        peer.test_jump_to_epoch(crate::epoch_tree::MAX_EPOCH - 1);
         assert_eq!(a.rotate(), Ok(()));
-        assert_eq!(a.current_epoch(), Ok(u32::MAX));
+        assert_eq!(a.current_epoch(), Ok(crate::epoch_tree::MAX_EPOCH));
         let ct = a.encrypt_to_vec(b"last", b"").unwrap();
-        assert_eq!(wire::parse(&ct).unwrap().header.epoch, u32::MAX);
+        assert_eq!(wire::parse(&ct).unwrap().header.epoch, crate::epoch_tree::MAX_EPOCH);
         assert_eq!(a.rotate(), Err(Error::Exhausted));
         assert_eq!(a.encrypt_to_vec(b"more", b""), Err(Error::Exhausted));
         assert_eq!(a.rotate(), Err(Error::Exhausted), "and it stays so");
         // The last epoch's messages are still read (the peer follows).
         assert_eq!(peer.decrypt_to_vec(&ct, b"").unwrap(), b"last");
-        assert_eq!(peer.current_epoch(), Ok(u32::MAX));
+        assert_eq!(peer.current_epoch(), Ok(crate::epoch_tree::MAX_EPOCH));
         assert_eq!(a.decrypt_to_vec(&ct, b"").unwrap(), b"last");
         // Period and key-age rules no longer try to rotate; the lifetime
         // rule still destroys the keys on schedule.

@@ -1,0 +1,224 @@
+//! SPEC v2 §7.2: shared groups whose epochs follow the wall clock, on an
+//! injected clock: joining at the clock epoch with its window, moving with
+//! the clock (and jumping when it jumps), never going back, reading a fast
+//! peer without adopting it, restarting from the group secret alone, manual
+//! rotation at most one epoch early, usage changing the sender id, forged
+//! far-future headers, and the configuration rules.
+
+use tinymls::wire::parse;
+use tinymls::{Clock, Config, Context, Error};
+
+const SECRET: [u8; 32] = [0x51; 32];
+/// 2025-12-01T00:00:00Z: clock epoch 17 645 472 000 at the default 100 ms.
+const T0: u64 = 1_764_547_200_000;
+const P: u64 = 100;
+
+fn member(clock: &Clock) -> Context {
+    member_with(Config::default(), clock)
+}
+
+fn member_with(cfg: Config, clock: &Clock) -> Context {
+    Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().join(&SECRET, b"clock-tests").unwrap()
+}
+
+fn epoch_of(ct: &[u8]) -> u64 {
+    parse(ct).unwrap().header.epoch
+}
+
+#[test]
+fn members_joining_at_different_times_agree_by_the_clock() {
+    let clock = Clock::fake(T0);
+    let a = member(&clock);
+    assert_eq!(a.current_epoch(), Ok(T0 / P));
+    // The window that ends at the clock epoch is retained at once.
+    assert_eq!(a.retained_epochs(), Ok(Some((T0 / P - 63, T0 / P))));
+    let early = a.encrypt_to_vec(b"early", b"").unwrap();
+    clock.advance(3 * P + 40);
+    // A member that starts later (or restarts from the group secret alone)
+    // is on the same epoch as one that has been running, and reads what was
+    // sent before it joined, within the window.
+    let b = member(&clock);
+    assert_eq!(b.current_epoch(), Ok(T0 / P + 3));
+    assert_eq!(a.current_epoch(), Ok(T0 / P + 3));
+    assert_eq!(b.decrypt_to_vec(&early, b"").unwrap(), b"early");
+    let from_b = b.encrypt_to_vec(b"b", b"").unwrap();
+    assert_eq!(epoch_of(&from_b), T0 / P + 3);
+    assert_eq!(a.decrypt_to_vec(&from_b, b"").unwrap(), b"b");
+}
+
+#[test]
+fn a_quiet_member_stays_readable_by_a_busy_group() {
+    // The v1 failure this fixes: a busy sender rotated ten times a second,
+    // a quiet one only when used, and the group lost the quiet one.
+    let clock = Clock::fake(T0);
+    let (busy, quiet, consumer) = (member(&clock), member(&clock), member(&clock));
+    let mut read = 0;
+    for step in 0..200 {
+        clock.advance(37);
+        let m = busy.encrypt_to_vec(b"busy", b"").unwrap();
+        assert_eq!(consumer.decrypt_to_vec(&m, b"").unwrap(), b"busy");
+        if step % 50 == 49 {
+            let q = quiet.encrypt_to_vec(b"quiet", b"").unwrap();
+            assert_eq!(epoch_of(&q), epoch_of(&m), "the quiet member is on the group's epoch");
+            assert_eq!(consumer.decrypt_to_vec(&q, b"").unwrap(), b"quiet");
+            read += 1;
+        }
+    }
+    assert_eq!(read, 4);
+}
+
+#[test]
+fn the_epoch_moves_with_the_clock_jumps_with_it_and_never_goes_back() {
+    let clock = Clock::fake(T0);
+    let a = member(&clock);
+    let first = a.encrypt_to_vec(b"first", b"").unwrap();
+    clock.advance(P - 1);
+    assert_eq!(a.current_epoch(), Ok(T0 / P));
+    clock.advance(1);
+    assert_eq!(a.current_epoch(), Ok(T0 / P + 1));
+    // The wall clock steps back 5 s: the epoch stays (no epoch number is
+    // used twice), and messages are sealed in it.
+    clock.set_wall(T0 - 5_000);
+    assert_eq!(a.current_epoch(), Ok(T0 / P + 1));
+    assert_eq!(epoch_of(&a.encrypt_to_vec(b"x", b"").unwrap()), T0 / P + 1);
+    assert_eq!(a.decrypt_to_vec(&first, b"").unwrap(), b"first");
+    // It catches up and moves on.
+    clock.set_wall(T0 + 2 * P);
+    assert_eq!(a.current_epoch(), Ok(T0 / P + 2));
+    // Hours forward: one jump; everything older than the window is gone,
+    // and the skipped epochs were never derived.
+    clock.set_wall(T0 + 3 * 3_600_000);
+    let now = (T0 + 3 * 3_600_000) / P;
+    assert_eq!(a.current_epoch(), Ok(now));
+    assert_eq!(a.retained_epochs(), Ok(Some((now - 63, now))));
+    assert_eq!(a.decrypt_to_vec(&first, b"").err(), Some(Error::EpochExpired));
+    assert!(!a.has_epoch(T0 / P + 2));
+}
+
+#[test]
+fn a_fast_peer_is_read_not_followed() {
+    let clock = Clock::fake(T0);
+    let fast_clock = Clock::fake(T0 + 2_000); // two seconds ahead
+    let (a, fast) = (member(&clock), member(&fast_clock));
+    let m = fast.encrypt_to_vec(b"from the future", b"").unwrap();
+    assert_eq!(epoch_of(&m), T0 / P + 20);
+    assert_eq!(a.decrypt_to_vec(&m, b"").unwrap(), b"from the future");
+    assert_eq!(a.current_epoch(), Ok(T0 / P), "not adopted");
+    assert_eq!(a.health().clock_skew_ms, 2_000);
+    // Its replay state is kept until the clock gets there and past.
+    assert_eq!(a.decrypt_to_vec(&m, b"").err(), Some(Error::Replay));
+    clock.advance(2_500);
+    assert_eq!(a.decrypt_to_vec(&m, b"").err(), Some(Error::Replay));
+    // And the slow member is read by the fast one (two seconds behind is
+    // within the window of 6.3 s).
+    let slow = a.encrypt_to_vec(b"slow", b"").unwrap();
+    fast_clock.advance(2_500);
+    assert_eq!(fast.decrypt_to_vec(&slow, b"").unwrap(), b"slow");
+    assert_eq!(fast.health().clock_skew_ms, -2_000);
+}
+
+#[test]
+fn clocks_beyond_the_tolerances_are_refused_with_the_documented_statuses() {
+    let clock = Clock::fake(T0);
+    let a = member(&clock);
+    // Behind by more than (max_epochs - 1) periods: expired.
+    let behind = member(&Clock::fake(T0 - 6_400));
+    assert_eq!(a.decrypt_to_vec(&behind.encrypt_to_vec(b"x", b"").unwrap(), b"").err(), Some(Error::EpochExpired));
+    // Ahead by more than max_future_epochs periods: unknown.
+    let ahead = member(&Clock::fake(T0 + 102_500));
+    assert_eq!(a.decrypt_to_vec(&ahead.encrypt_to_vec(b"x", b"").unwrap(), b"").err(), Some(Error::EpochUnknown));
+    // Just inside both.
+    let behind = member(&Clock::fake(T0 - 6_300));
+    assert!(a.decrypt_to_vec(&behind.encrypt_to_vec(b"x", b"").unwrap(), b"").is_ok());
+    let ahead = member(&Clock::fake(T0 + 102_400));
+    assert!(a.decrypt_to_vec(&ahead.encrypt_to_vec(b"x", b"").unwrap(), b"").is_ok());
+}
+
+#[test]
+fn a_manual_rotation_starts_at_most_one_epoch_early() {
+    let clock = Clock::fake(T0);
+    let (a, b) = (member(&clock), member(&clock));
+    assert_eq!(a.rotate(), Ok(()));
+    assert_eq!(a.current_epoch(), Ok(T0 / P + 1));
+    assert_eq!(a.rotate(), Err(Error::RateLimited));
+    let m = a.encrypt_to_vec(b"early", b"").unwrap();
+    assert_eq!(b.decrypt_to_vec(&m, b"").unwrap(), b"early");
+    assert_eq!(b.current_epoch(), Ok(T0 / P));
+    clock.advance(P);
+    assert_eq!(a.current_epoch(), Ok(T0 / P + 1));
+    assert_eq!(a.rotate(), Ok(()));
+}
+
+#[test]
+fn the_usage_limit_draws_a_new_sender_id_in_the_same_epoch() {
+    let clock = Clock::fake(T0);
+    let a = member_with(Config { max_operations: 3, ..Config::default() }, &clock);
+    let b = member(&clock);
+    let hs: Vec<_> = (0..7).map(|_| parse(&a.encrypt_to_vec(b"m", b"").unwrap()).unwrap().header).collect();
+    assert!(hs.iter().all(|h| h.epoch == T0 / P));
+    assert_eq!(hs.iter().map(|h| h.seq).collect::<Vec<_>>(), [0, 1, 2, 0, 1, 2, 0]);
+    assert!(hs[0].sender == hs[2].sender && hs[2].sender != hs[3].sender && hs[3].sender != hs[6].sender);
+    assert_eq!(a.rotation_count(), 0);
+    assert_eq!(a.health().encrypt_count, 7);
+    let _ = b;
+}
+
+#[test]
+fn forged_headers_anywhere_in_the_epoch_space_change_nothing() {
+    let clock = Clock::fake(T0);
+    let a = member(&clock);
+    let real = member(&clock).encrypt_to_vec(b"x", b"").unwrap();
+    for delta in [1u64, 2, 63, 512, 1024, 1025, 1 << 20, 1 << 40] {
+        let e = (T0 / P).saturating_add(delta).min(tinymls::epoch_tree::MAX_EPOCH);
+        let mut forged = real.clone();
+        forged[2..8].copy_from_slice(&e.to_be_bytes()[2..]);
+        let want = if delta <= 1024 { Error::Auth } else { Error::EpochUnknown };
+        assert_eq!(a.decrypt_to_vec(&forged, b"").err(), Some(want), "{delta} ahead");
+        assert!(!a.has_epoch(e), "a forgery kept epoch {e}");
+        assert_eq!(a.current_epoch(), Ok(T0 / P));
+    }
+    // Just outside each edge of the window.
+    let mut old = real.clone();
+    old[2..8].copy_from_slice(&(T0 / P - 64).to_be_bytes()[2..]);
+    assert_eq!(a.decrypt_to_vec(&old, b"").err(), Some(Error::EpochExpired));
+    assert_eq!(a.decrypt_to_vec(&real, b"").unwrap(), b"x");
+}
+
+#[test]
+fn the_group_configuration_rules() {
+    let clock = Clock::fake(T0);
+    let join = |cfg: Config| {
+        Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().join(&SECRET, b"g").err()
+    };
+    let d = Config::default();
+    assert_eq!(join(Config { state_lifetime_ms: 100, ..d }), Some(Error::InvalidConfig));
+    assert_eq!(join(Config { max_epochs: 1, ..d }), Some(Error::InvalidConfig));
+    assert_eq!(join(Config { max_future_epochs: 0, ..d }), Some(Error::InvalidConfig));
+    assert_eq!(join(Config { state_lifetime_ms: 101, max_epochs: 2, max_future_epochs: 1, ..d }), None);
+    // The same settings are fine where epochs do not follow the clock.
+    assert_eq!(join(Config { ratchet_period_ms: 0, max_epochs: 1, max_future_epochs: 0, ..d }), None);
+    let local = Context::builder().config(Config { state_lifetime_ms: 100, ..d }).clock(clock.clone()).local();
+    assert!(local.is_ok());
+}
+
+#[test]
+fn a_restart_from_an_exported_state_moves_on_to_the_clock_epoch() {
+    let kek = [9u8; 32];
+    let clock = Clock::fake(T0);
+    let (a, b) = (member(&clock), member(&clock));
+    let m = a.encrypt_to_vec(b"before", b"").unwrap();
+    assert_eq!(b.decrypt_to_vec(&m, b"").unwrap(), b"before");
+    let blob = b.export_state(&kek, 0).unwrap();
+    clock.advance(1_000);
+    let restored = Context::builder().clock(clock.clone()).manual_maintenance().import_state(&blob, &kek).unwrap();
+    assert_eq!(restored.current_epoch(), Ok(T0 / P + 10));
+    // Its replay state came along; messages sent while it was down are read.
+    assert_eq!(restored.decrypt_to_vec(&m, b"").err(), Some(Error::Replay));
+    let later = a.encrypt_to_vec(b"while down", b"").unwrap();
+    assert_eq!(restored.decrypt_to_vec(&later, b"").unwrap(), b"while down");
+    // A current-epoch-only blob reads from its epoch on, nothing earlier.
+    let now_only = b.export_state(&kek, 1).unwrap();
+    let fresh = Context::builder().clock(clock.clone()).manual_maintenance().import_state(&now_only, &kek).unwrap();
+    assert_eq!(fresh.decrypt_to_vec(&m, b"").err(), Some(Error::EpochExpired));
+    assert_eq!(fresh.decrypt_to_vec(&a.encrypt_to_vec(b"now", b"").unwrap(), b"").unwrap(), b"now");
+}
