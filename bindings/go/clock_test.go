@@ -47,8 +47,15 @@ func TestClockFollowingDefault(t *testing.T) {
 	if ea <= 1<<32 {
 		t.Fatalf("epoch %d: a clock epoch today is far above 2^32", ea)
 	}
-	if h, err := a.Health(); err != nil || h.CurrentEpoch < ea || h.CurrentEpoch > clockEpoch(period) {
+	// Joined at the clock epoch, with the window of MaxEpochs epochs ending
+	// there (SPEC v2 section 7.2), and no skew seen yet.
+	h, err := a.Health()
+	if err != nil || h.CurrentEpoch < ea || h.CurrentEpoch > clockEpoch(period) {
 		t.Fatalf("Health: %+v, %v (Epoch said %d)", h, err, ea)
+	}
+	window := DefaultConfig().MaxEpochs
+	if h.RetainedEpochs != window || h.OldestEpoch != h.CurrentEpoch-uint64(window-1) || h.ClockSkew != 0 {
+		t.Fatalf("Health after join: %+v; want the %d epochs ending at the current one, no skew", h, window)
 	}
 
 	for i, pair := range [][2]*Context{{a, b}, {b, a}} {
@@ -179,7 +186,10 @@ func TestClockSkewZeroForLocal(t *testing.T) {
 // warning with signed skew_epochs and skew_ms, both ways round.
 func TestClockSkewEvent(t *testing.T) {
 	const gap = 180 // epochs between the two numberings; > max_epochs/2 = 128
-	const base = 100 * time.Second
+	// Long periods: a millisecond more or less in a period moves the gap by
+	// about now/period^2 epochs (0.02 here), and the clock seldom crosses a
+	// boundary during a round.
+	const base = 10_000_000 * time.Millisecond
 	nowMS := time.Now().UnixMilli()
 	// floor(now/other) - floor(now/base) is about gap.
 	other := time.Duration(nowMS/(nowMS/base.Milliseconds()+gap)) * time.Millisecond
@@ -196,7 +206,10 @@ func TestClockSkewEvent(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rcfg, wcfg := DefaultConfig(), DefaultConfig()
 			rcfg.RatchetPeriod, wcfg.RatchetPeriod = tc.reader, tc.wrote
-			rcfg.MaxEpochs = 256 // the sender behind stays inside the window
+			// The sender behind stays inside the window, and its epochs
+			// inside their lifetime.
+			rcfg.MaxEpochs = 256
+			rcfg.StateLifetime = 400 * base
 			for attempt := 0; ; attempt++ {
 				if attempt == 3 {
 					t.Fatal("the clock crossed an epoch boundary in every round")

@@ -3,6 +3,7 @@ package tinymls
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"regexp"
@@ -41,16 +42,23 @@ func TestABICheck(t *testing.T) {
 	if err := checkABI(); err != nil {
 		t.Fatalf("the loaded library: %v", err)
 	}
+	if abiVersion != 2 {
+		t.Fatalf("the binding is for ABI %d, SPEC v2 is ABI 2", abiVersion)
+	}
 	if err := abiCompatible(abiVersion, configSize); err != nil {
 		t.Fatalf("matching ABI refused: %v", err)
 	}
 	for _, c := range []struct {
 		abi  uint32
 		size uint64
-	}{{abiVersion + 1, configSize}, {0, configSize}, {abiVersion, configSize + 8}, {abiVersion, 0}} {
+	}{{1, configSize}, {abiVersion + 1, configSize}, {0, configSize}, {abiVersion, configSize + 8}, {abiVersion, 0}} {
 		err := abiCompatible(c.abi, c.size)
 		if !errors.Is(err, ErrIncompatibleLibrary) {
 			t.Errorf("abiCompatible(%d, %d) = %v, want ErrIncompatibleLibrary", c.abi, c.size, err)
+		}
+		// The message names both sides, so that a v1 library is recognised.
+		if want := fmt.Sprintf("library ABI %d with a %d-byte", c.abi, c.size); err != nil && !strings.Contains(err.Error(), want) {
+			t.Errorf("abiCompatible(%d, %d): %q does not say %q", c.abi, c.size, err, want)
 		}
 		var s Status
 		if errors.As(err, &s) {
