@@ -28,26 +28,33 @@ type Config struct {
 	// NonceSize is the AEAD nonce size in bytes. Must be 12.
 	NonceSize uint32
 	// RatchetPeriod: rotate this often; 0 turns periodic rotation off.
-	// Default 100ms.
+	// Default 100ms. In a shared group it is part of the group: with a
+	// period, epochs follow the wall clock, floor(unix time / period), so
+	// every member agrees on the current epoch without talking to the
+	// others (SPEC v2 section 7.2); with 0, a shared context starts at
+	// epoch 0 and adopts a peer's authenticated later epoch.
 	RatchetPeriod time.Duration
 	// RotationJitterPct spreads each period by up to +/- this percentage
-	// (0..=50). Default 10.
+	// (0..=50; local contexts only). Default 10.
 	RotationJitterPct uint32
 	// MaxEpochs: retain at most this many epochs, the current one included
-	// (1..=4096). Default 64.
+	// (1..=4096; at least 2 for a shared group following the clock).
+	// Default 64.
 	MaxEpochs uint32
 	// MaxOperations is the usage limit of one key: each message counts
-	// 1 + len/65536, and the context rotates before a message would pass it
-	// (1..=2^32). Default 2^23.
+	// 1 + len/16384, and the context rotates before a message would pass it
+	// (a shared group following the clock draws a new sender id instead)
+	// (1..=2^23). Default 2^23.
 	MaxOperations uint64
-	// MaxKeyAge: rotate when the current key is this old (>= 1ms).
-	// Default 24h.
+	// MaxKeyAge: rotate when the current key is this old (>= 1ms; not
+	// applied to a shared group following the clock). Default 24h.
 	MaxKeyAge time.Duration
 	// MinRotationInterval: Rotate returns ErrRateLimited when called closer
 	// than this to the previous rotation. Default 0 (no limit).
 	MinRotationInterval time.Duration
 	// StateLifetime: destroy every epoch that became current longer ago
-	// than this (>= 1ms). Default 24h.
+	// than this (>= 1ms; more than RatchetPeriod for a shared group
+	// following the clock). Default 24h.
 	StateLifetime time.Duration
 	// GCInterval: how often the library's maintenance thread visits an idle
 	// context (>= 1ms). Default 1s.
@@ -55,8 +62,9 @@ type Config struct {
 	// ReplayWindow per foreign sender and epoch: 0 (off) or a multiple of
 	// 64 up to 4096. Default 128.
 	ReplayWindow uint32
-	// MaxFutureEpochs: how many epochs ahead a shared (joined) context may
-	// follow a peer (0..=2^20). Default 1024.
+	// MaxFutureEpochs: how many epochs ahead of its current one a shared
+	// (joined) context may read a peer (0..=2^20; at least 1 for a shared
+	// group following the clock). Default 1024.
 	MaxFutureEpochs uint32
 	// MaxSenders: foreign senders accepted per epoch (>= 1). Default 1024.
 	MaxSenders uint32

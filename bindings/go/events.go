@@ -83,11 +83,12 @@ func EventHandlerPanics() int64 { return eventHandlerPanics.Load() }
 // Each event becomes one record: the message "tinymls <event>", the time
 // of the event, the level mapped by EventLevel (epoch_destroyed is Debug;
 // context_created, context_closed and rotation are Info; decrypt_rejected,
-// forged_future_epoch, config_rejected and events_suppressed are Warn), and
-// the event's fields as attributes in the library's order: event,
-// sender_id, group (a fingerprint, never the group id), then epoch, reason,
-// seq, ... Numbers are uint64 attributes, the rest strings. No event
-// carries a secret, key, plaintext or AAD.
+// forged_future_epoch, clock_skew, config_rejected and events_suppressed
+// are Warn), and the event's fields as attributes in the library's order:
+// event, sender_id, group (a fingerprint, never the group id), then epoch,
+// reason, seq, ... Epoch numbers are 48-bit. Non-negative numbers are
+// uint64 attributes, negative ones (clock_skew's skew_ms) int64, the rest
+// strings. No event carries a secret, key, plaintext or AAD.
 //
 // Events come from whichever thread caused them, including the library's
 // maintenance thread, so the handler must be safe for concurrent use and
@@ -160,6 +161,9 @@ func parseEvent(data []byte) (attrs []slog.Attr, event string, ts time.Time, err
 			}
 			if u, err := strconv.ParseUint(string(v), 10, 64); err == nil {
 				attrs = append(attrs, slog.Uint64(key, u))
+			} else if i, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+				// Signed fields (clock_skew's skew_ms) when negative.
+				attrs = append(attrs, slog.Int64(key, i))
 			} else {
 				attrs = append(attrs, slog.String(key, string(v)))
 			}

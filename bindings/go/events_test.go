@@ -419,10 +419,25 @@ func TestEventsCarryNoSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every secret value of the v2 file: the root, the epoch tree's nodes,
+	// epoch secrets, frontiers, sender keys and expand_label vectors.
 	var kat struct {
 		katFile
-		EpochSecrets []string `json:"epoch_secrets"`
-		SenderKeys   []struct {
+		Root string `json:"root"`
+		Tree []struct {
+			Parent string `json:"parent"`
+			Child  string `json:"child"`
+			Node   string `json:"node"`
+		} `json:"tree"`
+		EpochSecrets []struct {
+			Secret string `json:"secret"`
+		} `json:"epoch_secrets"`
+		Frontier []struct {
+			Nodes []struct {
+				Secret string `json:"secret"`
+			} `json:"nodes"`
+		} `json:"frontier"`
+		SenderKeys []struct {
 			Key string `json:"key"`
 			IV  string `json:"iv"`
 		} `json:"sender_keys"`
@@ -442,9 +457,24 @@ func TestEventsCarryNoSecret(t *testing.T) {
 
 	secret := unhex(t, "group_secret", kat.GroupSecret)
 	groupID := unhex(t, "group_id", kat.GroupID)
-	forbidden := [][]byte{secret, groupID}
+	forbidden := [][]byte{secret, groupID, unhex(t, "root", kat.Root)}
+	for _, n := range kat.Tree {
+		for _, v := range []string{n.Parent, n.Child, n.Node} {
+			if v != "" {
+				forbidden = append(forbidden, unhex(t, "tree node", v))
+			}
+		}
+	}
 	for _, s := range kat.EpochSecrets {
-		forbidden = append(forbidden, unhex(t, "epoch secret", s))
+		forbidden = append(forbidden, unhex(t, "epoch secret", s.Secret))
+	}
+	for _, f := range kat.Frontier {
+		for _, n := range f.Nodes {
+			forbidden = append(forbidden, unhex(t, "frontier node", n.Secret))
+		}
+	}
+	if len(kat.EpochSecrets) == 0 || len(kat.Frontier) == 0 || len(kat.Tree) == 0 || len(kat.SenderKeys) == 0 {
+		t.Fatal("the known-answer file has no secrets to look for")
 	}
 	for _, k := range kat.SenderKeys {
 		forbidden = append(forbidden, unhex(t, "key", k.Key), unhex(t, "iv", k.IV))

@@ -48,7 +48,7 @@ func ExampleJoin() {
 		log.Fatal(err)
 	}
 	defer bob.Close()
-	clear(secret) // the library keeps its own copy only until epoch 0 exists
+	clear(secret) // the library keeps its own copy only until the first epoch exists
 
 	ct, err := alice.Encrypt(nil, []byte("hi bob"), nil)
 	if err != nil {

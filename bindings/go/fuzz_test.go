@@ -2,7 +2,6 @@ package tinymls
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"testing"
 )
@@ -29,8 +28,11 @@ func FuzzDecrypt(f *testing.F) {
 	f.Add(append(bytes.Clone(valid), 0), []byte{})
 	f.Add(valid, []byte("unexpected aad"))
 	far := bytes.Clone(valid)
-	binary.BigEndian.PutUint32(far[4:8], 0xffffffff)
+	putEpoch(far, maxEpoch)
 	f.Add(far, []byte{})
+	v1 := bytes.Clone(valid)
+	v1[0] = 1
+	f.Add(v1, []byte{})
 
 	secret := unhex(f, "group_secret", kat.GroupSecret)
 	id := unhex(f, "group_id", kat.GroupID)
@@ -73,7 +75,7 @@ func FuzzDecrypt(f *testing.F) {
 			t.Fatalf("Decrypt of %d bytes returned %d bytes", len(ct), len(got))
 		}
 		h := parseHeader(t, ct)
-		if h.version != 1 || h.suite != 1 || h.reserved != 0 {
+		if h.version != 2 || h.suite != 1 {
 			t.Fatalf("accepted a header %+v", h)
 		}
 		if epoch != h.epoch {

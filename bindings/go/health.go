@@ -9,13 +9,14 @@ import "C"
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"time"
 )
 
-// healthSize is sizeof(tinymls_health) in ABI version 1.
-const healthSize = 80
+// healthSize is sizeof(tinymls_health) in ABI version 2.
+const healthSize = 96
 
 const _ = uint(healthSize-C.sizeof_tinymls_health) + uint(C.sizeof_tinymls_health-healthSize)
 
@@ -70,12 +71,12 @@ type Health struct {
 	State HealthState
 	// Uptime since the context was created (whole milliseconds).
 	Uptime time.Duration
-	// CurrentEpoch is the current epoch (0 once closed).
-	CurrentEpoch uint32
+	// CurrentEpoch is the current epoch, a 48-bit number (0 once closed).
+	CurrentEpoch uint64
 	// KeyAge is the time since the current epoch became current.
 	KeyAge time.Duration
 	// OldestEpoch is the oldest retained epoch.
-	OldestEpoch uint32
+	OldestEpoch uint64
 	// RetainedEpochs is how many epochs are retained (0 once closed).
 	RetainedEpochs uint32
 	// EncryptCount and DecryptCount count successful calls, ErrorCount
@@ -90,6 +91,13 @@ type Health struct {
 	SenderID uint64
 	// KeyMemory: how the process keeps key material.
 	KeyMemory KeyMemory
+	// ClockSkew, for a shared context whose epochs follow the clock
+	// (Config.RatchetPeriod > 0): how far the epoch of the last
+	// authenticated message was from this context's current epoch
+	// (whole milliseconds; positive: the sender's clock is ahead). It shows
+	// an unsynchronised host before its messages are lost (SPEC v2 section
+	// 7.2). 0 for every other context.
+	ClockSkew time.Duration
 }
 
 var checkHealthABI = sync.OnceValue(func() error {
@@ -110,9 +118,9 @@ func readHealth(h *C.tinymls_context) (Health, error) {
 	out := Health{
 		State:          HealthState(ch.state),
 		Uptime:         time.Duration(ch.uptime_ms) * time.Millisecond,
-		CurrentEpoch:   uint32(ch.current_epoch),
+		CurrentEpoch:   uint64(ch.current_epoch),
 		KeyAge:         time.Duration(ch.key_age_ms) * time.Millisecond,
-		OldestEpoch:    uint32(ch.oldest_epoch),
+		OldestEpoch:    uint64(ch.oldest_epoch),
 		RetainedEpochs: uint32(ch.retained_epochs),
 		EncryptCount:   uint64(ch.encrypt_count),
 		DecryptCount:   uint64(ch.decrypt_count),
@@ -120,11 +128,25 @@ func readHealth(h *C.tinymls_context) (Health, error) {
 		RotationCount:  uint64(ch.rotation_count),
 		SenderID:       uint64(ch.sender_id),
 		KeyMemory:      KeyMemory(ch.flags),
+		ClockSkew:      skewDuration(int64(ch.clock_skew_ms)),
 	}
 	if ch.last_error != 0 {
 		out.LastError = Status(ch.last_error)
 	}
 	return out, nil
+}
+
+// skewDuration converts the library's signed millisecond skew, saturating
+// beyond what a time.Duration holds (about 292 years either way).
+func skewDuration(ms int64) time.Duration {
+	const lim = math.MaxInt64 / int64(time.Millisecond)
+	switch {
+	case ms > lim:
+		return time.Duration(math.MaxInt64)
+	case ms < -lim:
+		return time.Duration(math.MinInt64)
+	}
+	return time.Duration(ms) * time.Millisecond
 }
 
 // Health returns the context's health (tinymls_context_health): its state

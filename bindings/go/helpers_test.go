@@ -16,7 +16,9 @@ var allStatuses = []Status{
 }
 
 // manualConfig is the defaults with periodic rotation off, so that epochs
-// move only when a test says so.
+// move only when a test says so. A shared context with this config counts
+// epochs from 0 and adopts a peer's authenticated later epoch (SPEC v2
+// section 7.3: the v1 behaviour), rather than following the clock.
 func manualConfig() *Config {
 	cfg := DefaultConfig()
 	cfg.RatchetPeriod = 0
@@ -74,7 +76,7 @@ func mustEncrypt(t testing.TB, c *Context, dst, pt, aad []byte) []byte {
 	return ct
 }
 
-func mustEpoch(t testing.TB, c *Context) uint32 {
+func mustEpoch(t testing.TB, c *Context) uint64 {
 	t.Helper()
 	e, err := c.Epoch()
 	if err != nil {
@@ -83,13 +85,15 @@ func mustEpoch(t testing.TB, c *Context) uint32 {
 	return e
 }
 
-// header is the public header of a ciphertext (SPEC.md section 4).
+// header is the public header of a ciphertext (SPEC.md section 4): version
+// 2, suite, a 48-bit epoch, sender id and sequence number.
 type header struct {
-	version, suite byte
-	reserved       uint16
-	epoch          uint32
-	sender, seq    uint64
+	version, suite     byte
+	epoch, sender, seq uint64
 }
+
+// maxEpoch is the largest epoch number (48-bit).
+const maxEpoch = 1<<48 - 1
 
 func parseHeader(t testing.TB, ct []byte) header {
 	t.Helper()
@@ -97,13 +101,19 @@ func parseHeader(t testing.TB, ct []byte) header {
 		t.Fatalf("ciphertext of %d bytes has no header", len(ct))
 	}
 	return header{
-		version:  ct[0],
-		suite:    ct[1],
-		reserved: binary.BigEndian.Uint16(ct[2:4]),
-		epoch:    binary.BigEndian.Uint32(ct[4:8]),
-		sender:   binary.BigEndian.Uint64(ct[8:16]),
-		seq:      binary.BigEndian.Uint64(ct[16:24]),
+		version: ct[0],
+		suite:   ct[1],
+		epoch:   binary.BigEndian.Uint64(ct[0:8]) & maxEpoch,
+		sender:  binary.BigEndian.Uint64(ct[8:16]),
+		seq:     binary.BigEndian.Uint64(ct[16:24]),
 	}
+}
+
+// putEpoch writes a 48-bit epoch into a ciphertext's header (bytes 2..8).
+func putEpoch(ct []byte, epoch uint64) {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], epoch)
+	copy(ct[2:8], b[2:])
 }
 
 // wantStatus fails unless err is exactly the status want (and no other).

@@ -14,7 +14,7 @@ const katPath = "../../tests/vectors/tinymls_kat.json"
 
 // katSteps is how many decrypt_sequence steps the file holds; every runner
 // asserts it ran exactly this many.
-const katSteps = 17
+const katSteps = 24
 
 type katStep struct {
 	Name       string  `json:"name"`
@@ -22,6 +22,8 @@ type katStep struct {
 	AAD        string  `json:"aad"`
 	Plaintext  *string `json:"plaintext"`
 	Error      *string `json:"error"`
+	// CurrentEpoch, on some steps: the context's epoch after the step.
+	CurrentEpoch *uint64 `json:"current_epoch"`
 }
 
 type katFile struct {
@@ -107,9 +109,11 @@ func runKATSequence(t *testing.T, kat katFile, inPlace bool) int {
 		t.Fatalf("a fresh shared context is at epoch %d, want 0", e)
 	}
 	// The context's epoch moves only when a message of a newer epoch
-	// authenticates (no local encryption, no periodic rotation here).
-	var wantEpoch uint32
-	ran := 0
+	// authenticates (no local encryption, no periodic rotation here): with
+	// ratchet_period_ms = 0 a shared context adopts it. The file's
+	// current_epoch, where a step has one, must agree.
+	var wantEpoch uint64
+	ran, epochChecks := 0, 0
 	for i, step := range kat.DecryptSequence {
 		what := step.Name
 		if (step.Plaintext == nil) == (step.Error == nil) {
@@ -159,12 +163,22 @@ func runKATSequence(t *testing.T, kat katFile, inPlace bool) int {
 				wantEpoch = e
 			}
 		}
-		if e := mustEpoch(t, c); e != wantEpoch {
-			t.Fatalf("after step %d %q: epoch %d, want %d", i, what, e, wantEpoch)
+		e := mustEpoch(t, c)
+		if step.CurrentEpoch != nil {
+			epochChecks++
+			if e != *step.CurrentEpoch {
+				t.Fatalf("after step %d %q: epoch %d, the file says current_epoch %d", i, what, e, *step.CurrentEpoch)
+			}
+		}
+		if e != wantEpoch {
+			t.Fatalf("after step %d %q: epoch %d, want %d (the newest authenticated epoch)", i, what, e, wantEpoch)
 		}
 	}
-	if wantEpoch != 2 {
-		t.Fatalf("the sequence should end at epoch 2 (followed forward), ended at %d", wantEpoch)
+	if epochChecks == 0 {
+		t.Fatal("no step has a current_epoch: the file is not the v2 one")
+	}
+	if wantEpoch != 1026 {
+		t.Fatalf("the sequence should end at epoch 1026 (adopted up to max_future_epochs ahead), ended at %d", wantEpoch)
 	}
 	return ran
 }

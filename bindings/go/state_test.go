@@ -2,6 +2,7 @@ package tinymls
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"testing"
 )
@@ -9,8 +10,8 @@ import (
 var testKEK = bytes.Repeat([]byte{0x17}, KEKLen)
 
 func TestStateFormatVersion(t *testing.T) {
-	if v := StateFormatVersion(); v != 1 {
-		t.Fatalf("StateFormatVersion = %d, want 1", v)
+	if v := StateFormatVersion(); v != 2 {
+		t.Fatalf("StateFormatVersion = %d, want 2 (SPEC v2)", v)
 	}
 }
 
@@ -116,8 +117,13 @@ func TestImportRejections(t *testing.T) {
 	wrong := bytes.Repeat([]byte{0x18}, KEKLen)
 	flipped := append([]byte(nil), blob...)
 	flipped[len(flipped)-1] ^= 1
+	if v := binary.BigEndian.Uint16(blob[8:10]); v != 2 {
+		t.Fatalf("the blob says format version %d, want 2", v)
+	}
 	newer := append([]byte(nil), blob...)
-	newer[9]++ // format version 2
+	newer[9]++ // format version 3
+	v1 := append([]byte(nil), blob...)
+	v1[9] = 1 // format version 1: SPEC v1 blobs are not read
 	cases := []struct {
 		name      string
 		blob, kek []byte
@@ -128,6 +134,7 @@ func TestImportRejections(t *testing.T) {
 		{"truncated", blob[:len(blob)-1], testKEK, ErrMalformed},
 		{"foreign", []byte("hello, not a blob, not at all, no no no no"), testKEK, ErrMalformed},
 		{"newer format", newer, testKEK, ErrMalformed},
+		{"v1 format", v1, testKEK, ErrMalformed},
 		// The library's answers to empty arguments (NULL with length 0 is
 		// an empty value, not a missing one); the binding passes them on.
 		{"empty", nil, testKEK, ErrMalformed},
@@ -184,10 +191,8 @@ func TestExportImportNoNonceReuse(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			n := nonce{uint64(ct[4])<<24 | uint64(ct[5])<<16 | uint64(ct[6])<<8 | uint64(ct[7]), 0, string(ct[8:16])}
-			for _, b := range ct[16:24] {
-				n.seq = n.seq<<8 | uint64(b)
-			}
+			h := parseHeader(t, ct)
+			n := nonce{h.epoch, h.seq, string(ct[8:16])}
 			if seen[n] {
 				t.Fatalf("nonce reused: %+v", n)
 			}

@@ -32,14 +32,14 @@ const (
 	ErrInvalidArgument Status = 2  // a length or value out of range
 	ErrInvalidConfig   Status = 3  // a Config field out of range
 	ErrBufferTooSmall  Status = 4  // an output buffer too small
-	ErrMalformed       Status = 5  // not a TinyMLS v1 ciphertext or state blob (or a newer state format)
+	ErrMalformed       Status = 5  // not a TinyMLS v2 ciphertext or state blob (or another state format)
 	ErrAuth            Status = 6  // authentication failed (wrong key, AAD or tampering)
 	ErrReplay          Status = 7  // sequence number already seen or outside the replay window
 	ErrEpochExpired    Status = 8  // the epoch's keys were destroyed
 	ErrEpochUnknown    Status = 9  // the epoch is ahead of what this context may derive
 	ErrSenderLimit     Status = 10 // too many foreign senders in one epoch
 	ErrExhausted       Status = 11 // the epoch space is used up
-	ErrRateLimited     Status = 12 // manual rotation sooner than Config.MinRotationInterval allows
+	ErrRateLimited     Status = 12 // manual rotation sooner than Config.MinRotationInterval allows, or ahead of the clock
 	ErrClosed          Status = 13 // the context was closed
 	ErrRNG             Status = 14 // the OS random number generator failed
 	ErrState           Status = 15 // a state blob failed to unseal (wrong key or tampered)

@@ -81,10 +81,12 @@ const (
 
 // abiVersion is the C ABI this binding is written for. It must equal both the
 // header's TINYMLS_ABI_VERSION (checked when compiling) and the loaded
-// library's tinymls_abi_version() (checked at first use).
-const abiVersion = 1
+// library's tinymls_abi_version() (checked at first use). ABI 2 is SPEC v2:
+// 48-bit epochs (uint64 in tinymls_context_epoch and tinymls_health) and the
+// health's clock_skew_ms.
+const abiVersion = 2
 
-// configSize is sizeof(tinymls_config) in ABI version 1.
+// configSize is sizeof(tinymls_config) in ABI version 2 (unchanged from 1).
 const configSize = 80
 
 // Compile-time checks against the header this package is built with: each
@@ -113,8 +115,9 @@ var checkABI = sync.OnceValue(func() error {
 
 func abiCompatible(libABI uint32, libConfigSize uint64) error {
 	if libABI != abiVersion || libConfigSize != configSize {
-		return fmt.Errorf("%w: library ABI %d with a %d-byte tinymls_config, binding ABI %d with %d bytes",
-			ErrIncompatibleLibrary, libABI, libConfigSize, abiVersion, configSize)
+		return fmt.Errorf("%w: library ABI %d with a %d-byte tinymls_config, binding ABI %d with %d bytes "+
+			"(this binding speaks SPEC v2 and needs a libtinymls built for ABI %d)",
+			ErrIncompatibleLibrary, libABI, libConfigSize, abiVersion, configSize, abiVersion)
 	}
 	return nil
 }
@@ -178,9 +181,14 @@ func New(cfg *Config) (*Context, error) {
 
 // Join creates a shared context (tinymls_context_join): every context
 // joined with the same groupSecret (MinGroupSecretLen..MaxGroupSecretLen
-// bytes) and groupID (1..MaxGroupIDLen bytes) derives the same epochs, reads
-// the others' messages and follows their epochs forward. The library copies
-// the secret and wipes its copy once epoch 0 exists; the caller still owns
+// bytes) and groupID (1..MaxGroupIDLen bytes) derives the same epochs and
+// reads the others' messages. With a Config.RatchetPeriod (the default,
+// 100ms) the epochs follow the wall clock: the context joins at the
+// current epoch, floor(unix time / period), and reads a peer a little ahead
+// (up to Config.MaxFutureEpochs) without moving to its epoch; with
+// RatchetPeriod 0 it starts at epoch 0 and adopts a peer's authenticated
+// later epoch (SPEC v2 section 7.2). The library copies the secret and
+// wipes its copy once the first epoch exists; the caller still owns
 // groupSecret and should clear it when done. cfg may be nil for the
 // defaults; it is copied.
 //
@@ -262,7 +270,7 @@ func (c *Context) Overhead() int { return overhead }
 //
 // Errors: ErrClosed, ErrExhausted, ErrRNG, ErrInternal, and
 // ErrInvalidArgument for a plaintext longer than AES-GCM allows (2^36-32
-// bytes) or one whose usage cost, 1+len/65536, is more than
+// bytes) or one whose usage cost, 1+len/16384, is more than
 // Config.MaxOperations (it could never fit in one key's budget).
 func (c *Context) Encrypt(dst, plaintext, aad []byte) ([]byte, error) {
 	n := ciphertextLen(len(plaintext))
@@ -307,14 +315,17 @@ func (c *Context) encrypt(pt, aad, out []byte) (C.tinymls_status, uint64, error)
 // Decrypt authenticates ciphertext (a whole TinyMLS message) with aad and,
 // if it is genuine, appends the plaintext — len(ciphertext)-Overhead() bytes
 // — to dst and returns the updated slice (tinymls_decrypt). A shared context
-// adopts a peer's newer epoch only after its message authenticates.
+// with RatchetPeriod 0 adopts a peer's newer epoch, and only after its
+// message authenticates; one following the clock reads it without moving.
+// A shared context refuses its own ciphertext a second time (ErrReplay),
+// like anyone else's; a local context reads its own again.
 //
 // As with crypto/cipher, dst may be ciphertext[:0] to decrypt in place. On
 // error Decrypt returns nil and no plaintext at all: dst's contents are
 // unchanged and any of its spare capacity that was written is zeroed. An
 // empty plaintext appended to a nil dst is a nil slice with a nil error.
 //
-// Errors: ErrMalformed (not a TinyMLS v1 ciphertext, or shorter than
+// Errors: ErrMalformed (not a TinyMLS v2 ciphertext, or shorter than
 // Overhead()), ErrAuth, ErrReplay, ErrEpochExpired, ErrEpochUnknown,
 // ErrSenderLimit, ErrClosed, ErrInternal.
 func (c *Context) Decrypt(dst, ciphertext, aad []byte) ([]byte, error) {
@@ -364,10 +375,14 @@ func (c *Context) decrypt(ct, aad, out []byte) (C.tinymls_status, uint64, error)
 	return C.tinymls_status(r & 0xff), uint64(r >> 8), nil
 }
 
-// Rotate moves the context to a new epoch now (tinymls_rotate).
+// Rotate moves the context to a new epoch now (tinymls_rotate). A shared
+// context following the clock may start at most one epoch early: Rotate
+// returns ErrRateLimited when its current epoch is already ahead of the
+// clock.
 //
 // Errors: ErrRateLimited (sooner than Config.MinRotationInterval after the
-// previous rotation), ErrExhausted, ErrRNG, ErrClosed, ErrInternal.
+// previous rotation, or ahead of the clock), ErrExhausted, ErrRNG,
+// ErrClosed, ErrInternal.
 func (c *Context) Rotate() error {
 	h, err := c.handle()
 	if err != nil {
@@ -378,21 +393,25 @@ func (c *Context) Rotate() error {
 	return statusError(st)
 }
 
-// Epoch returns the current epoch number (tinymls_context_epoch).
+// Epoch returns the current epoch number (tinymls_context_epoch), a 48-bit
+// number. A shared context following the clock (Config.RatchetPeriod > 0)
+// is at floor(unix time / RatchetPeriod) or at most one epoch past it (an
+// early Rotate); a local context, or a shared one with RatchetPeriod 0,
+// counts from 0.
 //
 // Errors: ErrClosed, ErrExhausted (no epoch left), ErrInternal.
-func (c *Context) Epoch() (uint32, error) {
+func (c *Context) Epoch() (uint64, error) {
 	h, err := c.handle()
 	if err != nil {
 		return 0, err
 	}
-	var e C.uint32_t
+	var e C.uint64_t
 	st := C.tinymls_context_epoch(h, &e)
 	runtime.KeepAlive(c)
 	if err := statusError(st); err != nil {
 		return 0, err
 	}
-	return uint32(e), nil
+	return uint64(e), nil
 }
 
 // SenderID returns this context's random 64-bit sender id

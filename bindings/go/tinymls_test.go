@@ -3,6 +3,7 @@ package tinymls
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"regexp"
@@ -41,16 +42,23 @@ func TestABICheck(t *testing.T) {
 	if err := checkABI(); err != nil {
 		t.Fatalf("the loaded library: %v", err)
 	}
+	if abiVersion != 2 {
+		t.Fatalf("the binding is for ABI %d, SPEC v2 is ABI 2", abiVersion)
+	}
 	if err := abiCompatible(abiVersion, configSize); err != nil {
 		t.Fatalf("matching ABI refused: %v", err)
 	}
 	for _, c := range []struct {
 		abi  uint32
 		size uint64
-	}{{abiVersion + 1, configSize}, {0, configSize}, {abiVersion, configSize + 8}, {abiVersion, 0}} {
+	}{{1, configSize}, {abiVersion + 1, configSize}, {0, configSize}, {abiVersion, configSize + 8}, {abiVersion, 0}} {
 		err := abiCompatible(c.abi, c.size)
 		if !errors.Is(err, ErrIncompatibleLibrary) {
 			t.Errorf("abiCompatible(%d, %d) = %v, want ErrIncompatibleLibrary", c.abi, c.size, err)
+		}
+		// The message names both sides, so that a v1 library is recognised.
+		if want := fmt.Sprintf("library ABI %d with a %d-byte", c.abi, c.size); err != nil && !strings.Contains(err.Error(), want) {
+			t.Errorf("abiCompatible(%d, %d): %q does not say %q", c.abi, c.size, err, want)
 		}
 		var s Status
 		if errors.As(err, &s) {
@@ -171,51 +179,62 @@ func TestDefaultConfigMatchesSpec(t *testing.T) {
 // TestConfigFields checks every field on both sides of its range, which also
 // proves each Go field lands in the right C field.
 func TestConfigFields(t *testing.T) {
+	// localOnly: in range for Validate and New, and for a shared context
+	// with RatchetPeriod 0, but not for one following the clock (the
+	// defaults' 100ms period): SPEC v2 section 7.2 needs MaxEpochs >= 2,
+	// MaxFutureEpochs >= 1 and StateLifetime > RatchetPeriod there.
 	cases := []struct {
-		name  string
-		set   func(*Config)
-		valid bool
+		name      string
+		set       func(*Config)
+		valid     bool
+		localOnly bool
 	}{
-		{"KeySize=32", func(c *Config) { c.KeySize = 32 }, true},
-		{"KeySize=16", func(c *Config) { c.KeySize = 16 }, false},
-		{"KeySize=24", func(c *Config) { c.KeySize = 24 }, false},
-		{"NonceSize=12", func(c *Config) { c.NonceSize = 12 }, true},
-		{"NonceSize=16", func(c *Config) { c.NonceSize = 16 }, false},
-		{"RatchetPeriod=0", func(c *Config) { c.RatchetPeriod = 0 }, true},
-		{"RatchetPeriod=1ms", func(c *Config) { c.RatchetPeriod = time.Millisecond }, true},
-		{"RatchetPeriod=-1ms", func(c *Config) { c.RatchetPeriod = -time.Millisecond }, false},
-		{"RatchetPeriod=1500us", func(c *Config) { c.RatchetPeriod = 1500 * time.Microsecond }, false},
-		{"RotationJitterPct=0", func(c *Config) { c.RotationJitterPct = 0 }, true},
-		{"RotationJitterPct=50", func(c *Config) { c.RotationJitterPct = 50 }, true},
-		{"RotationJitterPct=51", func(c *Config) { c.RotationJitterPct = 51 }, false},
-		{"MaxEpochs=1", func(c *Config) { c.MaxEpochs = 1 }, true},
-		{"MaxEpochs=4096", func(c *Config) { c.MaxEpochs = 4096 }, true},
-		{"MaxEpochs=0", func(c *Config) { c.MaxEpochs = 0 }, false},
-		{"MaxEpochs=4097", func(c *Config) { c.MaxEpochs = 4097 }, false},
-		{"MaxOperations=1", func(c *Config) { c.MaxOperations = 1 }, true},
-		{"MaxOperations=2^32", func(c *Config) { c.MaxOperations = 1 << 32 }, true},
-		{"MaxOperations=0", func(c *Config) { c.MaxOperations = 0 }, false},
-		{"MaxOperations=2^32+1", func(c *Config) { c.MaxOperations = 1<<32 + 1 }, false},
-		{"MaxKeyAge=1ms", func(c *Config) { c.MaxKeyAge = time.Millisecond }, true},
-		{"MaxKeyAge=0", func(c *Config) { c.MaxKeyAge = 0 }, false},
-		{"MaxKeyAge=1ns", func(c *Config) { c.MaxKeyAge = 1 }, false},
-		{"MinRotationInterval=0", func(c *Config) { c.MinRotationInterval = 0 }, true},
-		{"MinRotationInterval=1h", func(c *Config) { c.MinRotationInterval = time.Hour }, true},
-		{"MinRotationInterval=-1h", func(c *Config) { c.MinRotationInterval = -time.Hour }, false},
-		{"StateLifetime=1ms", func(c *Config) { c.StateLifetime = time.Millisecond }, true},
-		{"StateLifetime=0", func(c *Config) { c.StateLifetime = 0 }, false},
-		{"GCInterval=1ms", func(c *Config) { c.GCInterval = time.Millisecond }, true},
-		{"GCInterval=0", func(c *Config) { c.GCInterval = 0 }, false},
-		{"ReplayWindow=0", func(c *Config) { c.ReplayWindow = 0 }, true},
-		{"ReplayWindow=64", func(c *Config) { c.ReplayWindow = 64 }, true},
-		{"ReplayWindow=4096", func(c *Config) { c.ReplayWindow = 4096 }, true},
-		{"ReplayWindow=65", func(c *Config) { c.ReplayWindow = 65 }, false},
-		{"ReplayWindow=4160", func(c *Config) { c.ReplayWindow = 4160 }, false},
-		{"MaxFutureEpochs=0", func(c *Config) { c.MaxFutureEpochs = 0 }, true},
-		{"MaxFutureEpochs=2^20", func(c *Config) { c.MaxFutureEpochs = 1 << 20 }, true},
-		{"MaxFutureEpochs=2^20+1", func(c *Config) { c.MaxFutureEpochs = 1<<20 + 1 }, false},
-		{"MaxSenders=1", func(c *Config) { c.MaxSenders = 1 }, true},
-		{"MaxSenders=0", func(c *Config) { c.MaxSenders = 0 }, false},
+		{"KeySize=32", func(c *Config) { c.KeySize = 32 }, true, false},
+		{"KeySize=16", func(c *Config) { c.KeySize = 16 }, false, false},
+		{"KeySize=24", func(c *Config) { c.KeySize = 24 }, false, false},
+		{"NonceSize=12", func(c *Config) { c.NonceSize = 12 }, true, false},
+		{"NonceSize=16", func(c *Config) { c.NonceSize = 16 }, false, false},
+		{"RatchetPeriod=0", func(c *Config) { c.RatchetPeriod = 0 }, true, false},
+		{"RatchetPeriod=1ms", func(c *Config) { c.RatchetPeriod = time.Millisecond }, true, false},
+		{"RatchetPeriod=StateLifetime", func(c *Config) { c.RatchetPeriod = c.StateLifetime }, true, true},
+		{"RatchetPeriod=-1ms", func(c *Config) { c.RatchetPeriod = -time.Millisecond }, false, false},
+		{"RatchetPeriod=1500us", func(c *Config) { c.RatchetPeriod = 1500 * time.Microsecond }, false, false},
+		{"RotationJitterPct=0", func(c *Config) { c.RotationJitterPct = 0 }, true, false},
+		{"RotationJitterPct=50", func(c *Config) { c.RotationJitterPct = 50 }, true, false},
+		{"RotationJitterPct=51", func(c *Config) { c.RotationJitterPct = 51 }, false, false},
+		{"MaxEpochs=1", func(c *Config) { c.MaxEpochs = 1 }, true, true},
+		{"MaxEpochs=2", func(c *Config) { c.MaxEpochs = 2 }, true, false},
+		{"MaxEpochs=4096", func(c *Config) { c.MaxEpochs = 4096 }, true, false},
+		{"MaxEpochs=0", func(c *Config) { c.MaxEpochs = 0 }, false, false},
+		{"MaxEpochs=4097", func(c *Config) { c.MaxEpochs = 4097 }, false, false},
+		{"MaxOperations=1", func(c *Config) { c.MaxOperations = 1 }, true, false},
+		{"MaxOperations=2^23", func(c *Config) { c.MaxOperations = 1 << 23 }, true, false},
+		{"MaxOperations=0", func(c *Config) { c.MaxOperations = 0 }, false, false},
+		{"MaxOperations=2^23+1", func(c *Config) { c.MaxOperations = 1<<23 + 1 }, false, false},
+		{"MaxOperations=2^32", func(c *Config) { c.MaxOperations = 1 << 32 }, false, false},
+		{"MaxKeyAge=1ms", func(c *Config) { c.MaxKeyAge = time.Millisecond }, true, false},
+		{"MaxKeyAge=0", func(c *Config) { c.MaxKeyAge = 0 }, false, false},
+		{"MaxKeyAge=1ns", func(c *Config) { c.MaxKeyAge = 1 }, false, false},
+		{"MinRotationInterval=0", func(c *Config) { c.MinRotationInterval = 0 }, true, false},
+		{"MinRotationInterval=1h", func(c *Config) { c.MinRotationInterval = time.Hour }, true, false},
+		{"MinRotationInterval=-1h", func(c *Config) { c.MinRotationInterval = -time.Hour }, false, false},
+		{"StateLifetime=1ms", func(c *Config) { c.StateLifetime = time.Millisecond }, true, true},
+		{"StateLifetime=RatchetPeriod", func(c *Config) { c.StateLifetime = c.RatchetPeriod }, true, true},
+		{"StateLifetime=RatchetPeriod+1ms", func(c *Config) { c.StateLifetime = c.RatchetPeriod + time.Millisecond }, true, false},
+		{"StateLifetime=0", func(c *Config) { c.StateLifetime = 0 }, false, false},
+		{"GCInterval=1ms", func(c *Config) { c.GCInterval = time.Millisecond }, true, false},
+		{"GCInterval=0", func(c *Config) { c.GCInterval = 0 }, false, false},
+		{"ReplayWindow=0", func(c *Config) { c.ReplayWindow = 0 }, true, false},
+		{"ReplayWindow=64", func(c *Config) { c.ReplayWindow = 64 }, true, false},
+		{"ReplayWindow=4096", func(c *Config) { c.ReplayWindow = 4096 }, true, false},
+		{"ReplayWindow=65", func(c *Config) { c.ReplayWindow = 65 }, false, false},
+		{"ReplayWindow=4160", func(c *Config) { c.ReplayWindow = 4160 }, false, false},
+		{"MaxFutureEpochs=0", func(c *Config) { c.MaxFutureEpochs = 0 }, true, true},
+		{"MaxFutureEpochs=1", func(c *Config) { c.MaxFutureEpochs = 1 }, true, false},
+		{"MaxFutureEpochs=2^20", func(c *Config) { c.MaxFutureEpochs = 1 << 20 }, true, false},
+		{"MaxFutureEpochs=2^20+1", func(c *Config) { c.MaxFutureEpochs = 1<<20 + 1 }, false, false},
+		{"MaxSenders=1", func(c *Config) { c.MaxSenders = 1 }, true, false},
+		{"MaxSenders=0", func(c *Config) { c.MaxSenders = 0 }, false, false},
 	}
 	secret, id := newGroup(t)
 	for _, tc := range cases {
@@ -225,15 +244,25 @@ func TestConfigFields(t *testing.T) {
 			errV := cfg.Validate()
 			ctxN, errN := New(cfg)
 			ctxJ, errJ := Join(secret, id, cfg)
-			for _, c := range []*Context{ctxN, ctxJ} {
+			// A localOnly field in a shared group that does not follow the
+			// clock (RatchetPeriod 0): only the rules every context meet.
+			manual := *cfg
+			manual.RatchetPeriod = 0
+			ctxM, errM := Join(secret, id, &manual)
+			for _, c := range []*Context{ctxN, ctxJ, ctxM} {
 				if c != nil {
 					if err := c.Close(); err != nil {
 						t.Errorf("Close: %v", err)
 					}
 				}
 			}
-			for what, err := range map[string]error{"Validate": errV, "New": errN, "Join": errJ} {
-				if tc.valid {
+			results := map[string]error{"Validate": errV, "New": errN, "Join": errJ}
+			if tc.localOnly {
+				results["Join with RatchetPeriod 0"] = errM
+			}
+			for what, err := range results {
+				valid := tc.valid && !(tc.localOnly && what == "Join")
+				if valid {
 					if err != nil {
 						t.Errorf("%s: %v", what, err)
 					}
@@ -241,7 +270,7 @@ func TestConfigFields(t *testing.T) {
 					wantStatus(t, what, err, ErrInvalidConfig)
 				}
 			}
-			if !tc.valid && (ctxN != nil || ctxJ != nil) {
+			if (!tc.valid && (ctxN != nil || ctxJ != nil)) || (tc.localOnly && ctxJ != nil) {
 				t.Errorf("a failed New/Join returned a context")
 			}
 		})
@@ -306,7 +335,7 @@ func TestRoundTripAcrossRotations(t *testing.T) {
 			t.Fatalf("%d-byte plaintext gave a %d-byte ciphertext", n, len(ct))
 		}
 		h := parseHeader(t, ct)
-		want := header{version: 1, suite: 1, epoch: uint32(i), sender: sender, seq: 0}
+		want := header{version: 2, suite: 1, epoch: uint64(i), sender: sender, seq: 0}
 		if h != want {
 			t.Fatalf("header %+v, want %+v", h, want)
 		}
@@ -317,7 +346,7 @@ func TestRoundTripAcrossRotations(t *testing.T) {
 		if err := c.Rotate(); err != nil {
 			t.Fatalf("Rotate: %v", err)
 		}
-		if e := mustEpoch(t, c); e != uint32(i+1) {
+		if e := mustEpoch(t, c); e != uint64(i+1) {
 			t.Fatalf("after %d rotations: epoch %d", i+1, e)
 		}
 	}
@@ -426,12 +455,19 @@ func TestEpochExpired(t *testing.T) {
 	wantStatus(t, "an epoch out of the window", err, ErrEpochExpired)
 }
 
+// TestEpochUnknownForShared: with RatchetPeriod 0, once a shared context
+// has read another sender, it derives at most MaxFutureEpochs ahead. (Before
+// that first message it adopts any authenticated distance: SPEC v2 section
+// 7.3, a member joining a group that has been running for a while.)
 func TestEpochUnknownForShared(t *testing.T) {
 	secret, id := newGroup(t)
 	cfg := manualConfig()
 	cfg.MaxFutureEpochs = 2
 	a := join(t, secret, id, cfg)
 	b := join(t, secret, id, cfg)
+	if _, err := b.Decrypt(nil, mustEncrypt(t, a, nil, []byte("near"), nil), nil); err != nil {
+		t.Fatalf("epoch 0: %v", err)
+	}
 	for i := 0; i < 3; i++ {
 		if err := a.Rotate(); err != nil {
 			t.Fatal(err)
@@ -442,6 +478,15 @@ func TestEpochUnknownForShared(t *testing.T) {
 	if e := mustEpoch(t, b); e != 0 {
 		t.Fatalf("epoch moved to %d", e)
 	}
+
+	// A fresh member that has read no one yet adopts the far epoch.
+	late := join(t, secret, id, cfg)
+	if got, err := late.Decrypt(nil, mustEncrypt(t, a, nil, []byte("far"), nil), nil); err != nil || string(got) != "far" {
+		t.Fatalf("a fresh member reading 3 epochs ahead: %q, %v", got, err)
+	}
+	if e := mustEpoch(t, late); e != 3 {
+		t.Fatalf("the fresh member is at epoch %d, want 3 (adopted)", e)
+	}
 }
 
 func TestSenderLimit(t *testing.T) {
@@ -449,8 +494,10 @@ func TestSenderLimit(t *testing.T) {
 	cfg := manualConfig()
 	cfg.MaxSenders = 1
 	rx := join(t, secret, id, cfg)
-	s1 := join(t, secret, id, nil)
-	s2 := join(t, secret, id, nil)
+	// The senders count from epoch 0 like rx (RatchetPeriod 0), so both
+	// messages are in one epoch whatever the clock does.
+	s1 := join(t, secret, id, manualConfig())
+	s2 := join(t, secret, id, manualConfig())
 	if _, err := rx.Decrypt(nil, mustEncrypt(t, s1, nil, []byte("one"), nil), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -481,15 +528,16 @@ func TestMalformed(t *testing.T) {
 	c := newLocal(t, manualConfig())
 	good := mustEncrypt(t, c, nil, []byte("hello"), nil)
 	cases := map[string][]byte{
-		"nil":           nil,
-		"empty":         {},
-		"one byte":      {1},
-		"39 bytes":      good[:39],
-		"header only":   good[:HeaderLen],
-		"bad version":   append([]byte{2}, good[1:]...),
-		"bad suite":     append([]byte{1, 2}, good[2:]...),
-		"reserved set":  append([]byte{1, 1, 0, 1}, good[4:]...),
-		"reserved high": append([]byte{1, 1, 0x80, 0}, good[4:]...),
+		"nil":         nil,
+		"empty":       {},
+		"one byte":    {1},
+		"39 bytes":    good[:39],
+		"header only": good[:HeaderLen],
+		"v1 header":   append([]byte{1}, good[1:]...),
+		"version 3":   append([]byte{3}, good[1:]...),
+		"version 0":   append([]byte{0}, good[1:]...),
+		"bad suite":   append([]byte{2, 2}, good[2:]...),
+		"suite 0":     append([]byte{2, 0}, good[2:]...),
 	}
 	for name, ct := range cases {
 		dst := []byte("keep")
@@ -729,16 +777,16 @@ func TestCiphertextLen(t *testing.T) {
 	}
 }
 
-// TestMessageOverUsageBudget: a message whose usage cost (1 + len/65536,
+// TestMessageOverUsageBudget: a message whose usage cost (1 + len/16384,
 // SPEC.md section 5) exceeds MaxOperations can never be encrypted.
 func TestMessageOverUsageBudget(t *testing.T) {
 	cfg := manualConfig()
 	cfg.MaxOperations = 3
 	c := newLocal(t, cfg)
-	if _, err := c.Encrypt(nil, make([]byte, 3*65536-1), nil); err != nil {
+	if _, err := c.Encrypt(nil, make([]byte, 3*16384-1), nil); err != nil {
 		t.Fatalf("cost 3 with MaxOperations 3: %v", err)
 	}
-	out, err := c.Encrypt(nil, make([]byte, 3*65536), nil)
+	out, err := c.Encrypt(nil, make([]byte, 3*16384), nil)
 	wantStatus(t, "cost 4 with MaxOperations 3", err, ErrInvalidArgument)
 	if out != nil {
 		t.Fatal("a failed Encrypt returned data")

@@ -6,7 +6,9 @@
 // "run" draws a random group secret, starts a C consumer and a Python
 // consumer (each listening on its own Unix socket), then two replicas of this
 // service; every process joins the same group, with keys rotating every
-// 100 ms on their own. Each replica encrypts a message every 10 ms and sends
+// 100 ms on their own: the group's epochs follow the wall clock (SPEC v2
+// section 7.2, epoch = floor(unix_ms / 100)), so the four processes are on
+// the same epoch without talking to each other. Each replica encrypts a message every 10 ms and sends
 // the ciphertext to both consumers. Halfway through, replica 1 sends, on
 // purpose and labelled as such, one tampered message and one replay, which
 // both consumers must reject (AUTH, REPLAY). "run" prints a live summary
@@ -87,6 +89,9 @@ func readSecret() ([]byte, error) {
 
 // ---- a replica ---------------------------------------------------------------
 
+// headerEpoch is a ciphertext's 48-bit epoch (header bytes 2..8).
+func headerEpoch(ct []byte) uint64 { return binary.BigEndian.Uint64(ct[0:8]) & (1<<48 - 1) }
+
 func writeFrame(w io.Writer, kind byte, payload []byte) error {
 	hdr := [5]byte{kind}
 	binary.BigEndian.PutUint32(hdr[1:], uint32(len(payload)))
@@ -150,7 +155,7 @@ func runReplica(args []string) int {
 	defer tick.Stop()
 	nextStat := start
 	sent := 0
-	epochs := map[uint32]bool{}
+	epochs := map[uint64]bool{}
 	var last []byte
 	for now := range tick.C {
 		if now.After(deadline) {
@@ -162,7 +167,7 @@ func runReplica(args []string) int {
 		if err != nil {
 			return fail("Encrypt: %v", err)
 		}
-		epochs[binary.BigEndian.Uint32(ct[4:8])] = true
+		epochs[headerEpoch(ct)] = true
 		if err := send(frameData, ct); err != nil {
 			return fail("sending: %v", err)
 		}
@@ -315,7 +320,8 @@ func runDemo(args []string) int {
 
 	fmt.Printf("TinyMLS demo: a Go service (2 replica processes) -> a Python consumer and a C consumer\n")
 	fmt.Printf("  over Unix sockets; all four processes joined to group %q, keys rotating every 100 ms\n", groupID)
-	fmt.Printf("  on their own (ratchet_period_ms=100); libtinymls %s (%s); the replicas send for %.0f s.\n\n",
+	fmt.Printf("  on their own (ratchet_period_ms=100: epoch = unix_ms / 100, the same in every process);\n")
+	fmt.Printf("  libtinymls %s (%s); the replicas send for %.0f s.\n\n",
 		tinymls.Version(), tinymls.Backend(), *seconds)
 
 	cSock, pySock := filepath.Join(dir, "c.sock"), filepath.Join(dir, "py.sock")
@@ -381,7 +387,7 @@ func runDemo(args []string) int {
 		case <-tick.C:
 			var sent, recv []string
 			for _, p := range reps {
-				sent = append(sent, fmt.Sprintf("%-16s sent %5s, now in epoch %-4s", p.name+":", p.get("sent"), p.get("epoch")))
+				sent = append(sent, fmt.Sprintf("%-16s sent %5s, now in epoch %-11s", p.name+":", p.get("sent"), p.get("epoch")))
 			}
 			for _, p := range cons {
 				recv = append(recv, fmt.Sprintf("%-16s received %5s, %3s epochs seen, rejected %s",

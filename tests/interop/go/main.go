@@ -102,9 +102,10 @@ func plaintext(n int, seed uint32) []byte {
 	return pt
 }
 
-func headerEpoch(ct []byte) uint32 { return binary.BigEndian.Uint32(ct[4:8]) }
+// headerEpoch is the 48-bit epoch of a v2 header (bytes 2..8).
+func headerEpoch(ct []byte) uint64 { return binary.BigEndian.Uint64(ct[0:8]) & (1<<48 - 1) }
 
-func epochOf(ctx *tinymls.Context) uint32 {
+func epochOf(ctx *tinymls.Context) uint64 {
 	e, err := ctx.Epoch()
 	if err != nil {
 		fail("Epoch: %v", err)
@@ -123,7 +124,10 @@ func main() {
 		fail("secret: %v", err)
 	}
 	cfg := tinymls.DefaultConfig()
-	cfg.RatchetPeriod = 0 // the epoch moves only at the plan's rotations
+	// The epoch moves only at the plan's rotations: with RatchetPeriod 0 a
+	// shared context counts from epoch 0 and adopts a sender's later epoch
+	// (SPEC v2 section 7.3), rather than following the clock.
+	cfg.RatchetPeriod = 0
 	ctx, err := tinymls.Join(secret, []byte(os.Args[4]), cfg)
 	if err != nil {
 		fail("Join: %v", err)
@@ -139,7 +143,7 @@ func main() {
 func encrypt(ctx *tinymls.Context, plan []step, path string) {
 	var out bytes.Buffer
 	out.WriteString(magic)
-	var epoch uint32
+	var epoch uint64
 	messages, rotations, total := 0, 0, 0
 	for _, s := range plan {
 		if s.rotate {
@@ -184,7 +188,7 @@ func decrypt(ctx *tinymls.Context, plan []step, path string) {
 		ct, aad []byte
 	}
 	var records []record
-	var epoch uint32
+	var epoch uint64
 	messages, total, rejected := 0, 0, 0
 	for _, s := range plan {
 		if s.rotate {
