@@ -48,8 +48,15 @@ from collections.abc import Callable
 import tinymls
 
 GROUP_ID = b"state-sqlite-example"
-# Rotation is left to the sender in this example (so the test is
-# deterministic); a real service keeps the default periodic rotation.
+# Rotation is left to the sender in this example (ratchet_period_ms = 0:
+# epochs move only when a member rotates and the others adopt it), so that
+# the self-test does not depend on how long a restart takes. With the default
+# (SPEC v2) a shared group's epochs follow the wall clock, one per
+# ratchet_period_ms, and a restored context starts at the clock's epoch with
+# the max_epochs before it: it reads what was sent while it was down only if
+# the downtime stays under max_epochs * ratchet_period_ms (6.4 s at the
+# defaults), so a service that persists its state for long outages raises
+# one or both.
 CONFIG = tinymls.Config(ratchet_period_ms=0)
 
 SCHEMA = """

@@ -37,10 +37,11 @@ def loaded_library_file() -> str:
 
 
 def header_fields(ct: bytes) -> tuple[int, int, int]:
-    """(epoch, sender, seq) from a ciphertext's public header (SPEC section 4)."""
-    assert ct[:4] == b"\x01\x01\x00\x00"
+    """(epoch, sender, seq) from a ciphertext's public header (SPEC section 4:
+    version 2, suite 1, a 48-bit epoch)."""
+    assert ct[:2] == b"\x02\x01"
     return (
-        int.from_bytes(ct[4:8], "big"),
+        int.from_bytes(ct[2:8], "big"),
         int.from_bytes(ct[8:16], "big"),
         int.from_bytes(ct[16:24], "big"),
     )

@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
-from ctypes import POINTER, c_char, c_char_p, c_size_t, c_uint32, c_uint64, c_void_p
+from ctypes import POINTER, c_char, c_char_p, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 from pathlib import Path
 from typing import Any
 
@@ -141,20 +141,54 @@ def test_config_layout_matches_header() -> None:
 def test_health_layout_matches_header() -> None:
     struct = re.search(r"typedef struct tinymls_health \{(.*?)\} tinymls_health;", _header_text(), flags=re.S)
     assert struct is not None
-    fields = re.findall(r"(uint\d+_t) (\w+);", struct.group(1))
-    widths = {"uint32_t": c_uint32, "uint64_t": c_uint64}
+    fields = re.findall(r"(u?int\d+_t) (\w+);", struct.group(1))
+    widths = {"uint32_t": c_uint32, "uint64_t": c_uint64, "int64_t": c_int64}
     assert [(n, widths[t]) for t, n in fields] == list(_ffi.CHealth._fields_)
     offsets = re.findall(r"offsetof\(tinymls_health, (\w+)\) == (\d+)", HEADER.read_text())
-    assert len(offsets) >= 2
+    assert len(offsets) >= 4
     for name, off in offsets:
         assert getattr(_ffi.CHealth, name).offset == int(off), name
     size = re.search(r"sizeof\(tinymls_health\) == (\d+)", HEADER.read_text())
     assert size is not None
-    assert ctypes.sizeof(_ffi.CHealth) == int(size.group(1)) == _ffi.lib.tinymls_health_size() == 80
+    assert ctypes.sizeof(_ffi.CHealth) == int(size.group(1)) == _ffi.lib.tinymls_health_size() == 96
+
+
+# The ABI 2 layout of tinymls_health, field by field (SPEC v2 section 9):
+# 48-bit epochs in u64 fields, the signed clock skew last.
+HEALTH_V2_LAYOUT = [
+    ("state", 0, c_uint32),
+    ("last_error", 4, c_uint32),
+    ("retained_epochs", 8, c_uint32),
+    ("flags", 12, c_uint32),
+    ("current_epoch", 16, c_uint64),
+    ("oldest_epoch", 24, c_uint64),
+    ("uptime_ms", 32, c_uint64),
+    ("key_age_ms", 40, c_uint64),
+    ("encrypt_count", 48, c_uint64),
+    ("decrypt_count", 56, c_uint64),
+    ("error_count", 64, c_uint64),
+    ("rotation_count", 72, c_uint64),
+    ("sender_id", 80, c_uint64),
+    ("clock_skew_ms", 88, c_int64),
+]
+
+
+def test_health_struct_is_the_abi_2_layout() -> None:
+    assert ctypes.sizeof(_ffi.CHealth) == _ffi.HEALTH_SIZE == 96
+    assert list(_ffi.CHealth._fields_) == [(name, ctype) for name, _, ctype in HEALTH_V2_LAYOUT]
+    for name, offset, _ in HEALTH_V2_LAYOUT:
+        assert getattr(_ffi.CHealth, name).offset == offset, name
+    # The skew is signed: a sender behind this context's clock is negative.
+    h = _ffi.CHealth(clock_skew_ms=-250, current_epoch=2**48 - 1)
+    assert (h.clock_skew_ms, h.current_epoch) == (-250, 2**48 - 1)
+
+
+def test_epoch_getter_is_64_bit() -> None:
+    assert _ffi.lib.tinymls_context_epoch.argtypes[1] is POINTER(c_uint64)
 
 
 def test_abi_version() -> None:
-    assert _ffi.lib.tinymls_abi_version() == tinymls.ABI_VERSION == 1
+    assert _ffi.lib.tinymls_abi_version() == tinymls.ABI_VERSION == 2
 
 
 def test_config_defaults_are_the_librarys() -> None:
@@ -164,7 +198,7 @@ def test_config_defaults_are_the_librarys() -> None:
 
 
 class _StubLib:
-    def __init__(self, abi: int, size: int, health: int = 80) -> None:
+    def __init__(self, abi: int, size: int, health: int = 96) -> None:
         self.abi, self.size, self.health = abi, size, health
 
     def tinymls_abi_version(self) -> int:
@@ -178,13 +212,17 @@ class _StubLib:
 
 
 def test_abi_check_refuses_other_versions() -> None:
-    _ffi.check_abi(_StubLib(1, 80), "ok.so")  # accepted
-    with pytest.raises(tinymls.LibraryError, match="ABI version 2"):
-        _ffi.check_abi(_StubLib(2, 80), "future.so")
+    _ffi.check_abi(_StubLib(2, 80), "ok.so")  # accepted
+    # A v1 library (80-byte health, 32-bit epochs) is refused by its version,
+    # before any size is looked at.
+    with pytest.raises(tinymls.LibraryError, match=r"'v1\.so' implements C ABI version 1, .*needs version 2"):
+        _ffi.check_abi(_StubLib(1, 80, 80), "v1.so")
+    with pytest.raises(tinymls.LibraryError, match="ABI version 3"):
+        _ffi.check_abi(_StubLib(3, 80), "future.so")
     with pytest.raises(ImportError, match=r"sizeof\(tinymls_config\) = 72"):
-        _ffi.check_abi(_StubLib(1, 72), "odd.so")
-    with pytest.raises(ImportError, match=r"sizeof\(tinymls_health\) = 72"):
-        _ffi.check_abi(_StubLib(1, 80, 72), "odd.so")
+        _ffi.check_abi(_StubLib(2, 72), "odd.so")
+    with pytest.raises(ImportError, match=r"sizeof\(tinymls_health\) = 80"):
+        _ffi.check_abi(_StubLib(2, 80, 80), "odd.so")
 
 
 def test_declare_refuses_a_library_without_a_symbol() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-from ctypes import byref, c_size_t, c_uint32, c_uint64, create_string_buffer
+from ctypes import byref, c_size_t, c_uint64, create_string_buffer
 from collections.abc import Callable
 from typing import Any
 
@@ -166,18 +166,35 @@ def test_short_ciphertexts_are_malformed(local: tinymls.Context, length: int) ->
 
 def test_bad_header_fields_are_malformed(local: tinymls.Context) -> None:
     ct = local.encrypt(MESSAGE)
-    for offset in (0, 1, 2, 3):  # version, suite, reserved
+    for offset in (0, 1):  # version, suite (v2 has no reserved field)
         bad = bytearray(ct)
         bad[offset] ^= 0x80
+        with pytest.raises(tinymls.MalformedError):
+            local.decrypt(bad)
+    # Versions 1 (v1, never released) and 3 are not v2 ciphertexts.
+    for version in (1, 3):
+        bad = bytearray(ct)
+        bad[0] = version
         with pytest.raises(tinymls.MalformedError):
             local.decrypt(bad)
     assert local.decrypt(ct) == MESSAGE
 
 
+def test_v1_ciphertext_is_malformed(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
+    # A v1 header (version 1, suite 1, 2 reserved zero bytes, a 32-bit epoch),
+    # authentic or not, is MALFORMED to v2 before any key is touched.
+    a, b = pair
+    ct = a.encrypt(MESSAGE)
+    v1 = b"\x01\x01\x00\x00" + (0).to_bytes(4, "big") + ct[8:]
+    with pytest.raises(tinymls.MalformedError):
+        b.decrypt(v1)
+    assert b.decrypt(ct) == MESSAGE
+
+
 def test_every_flipped_bit_fails_authentication(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
     a, b = pair
     ct = a.encrypt(MESSAGE, b"aad")
-    for i in range(4 * 8, len(ct) * 8):  # every bit after version/suite/reserved
+    for i in range(2 * 8, len(ct) * 8):  # every bit after version and suite
         bad = bytearray(ct)
         bad[i // 8] ^= 1 << (i % 8)
         with pytest.raises((tinymls.AuthenticationError, tinymls.EpochUnknownError)):
@@ -200,7 +217,7 @@ OUT_OF_RANGE = [
     ("max_epochs", 0),
     ("max_epochs", 4097),
     ("max_operations", 0),
-    ("max_operations", 2**32 + 1),
+    ("max_operations", 2**23 + 1),
     ("max_key_age_ms", 0),
     ("state_lifetime_ms", 0),
     ("gc_interval_ms", 0),
@@ -225,7 +242,7 @@ IN_RANGE = [
     ("max_epochs", 1),
     ("max_epochs", 4096),
     ("max_operations", 1),
-    ("max_operations", 2**32),
+    ("max_operations", 2**23),
     ("min_rotation_interval_ms", 2**64 - 1),
     ("replay_window", 0),
     ("replay_window", 64),
@@ -264,6 +281,28 @@ def test_config_in_range(field: str, value: int) -> None:
         assert ctx.decrypt(ctx.encrypt(MESSAGE)) == MESSAGE
 
 
+# Valid configurations that a shared context whose epochs follow the clock
+# refuses at join (SPEC v2 section 7.2); local contexts and shared ones with
+# ratchet_period_ms = 0 take them.
+CLOCK_REFUSED = [
+    {"max_epochs": 1},
+    {"max_future_epochs": 0},
+    {"state_lifetime_ms": 100},  # not more than ratchet_period_ms (100)
+    {"ratchet_period_ms": 5000, "state_lifetime_ms": 5000},
+]
+
+
+@pytest.mark.parametrize("fields", CLOCK_REFUSED, ids=lambda f: ",".join(f"{k}={v}" for k, v in f.items()))
+def test_clock_following_join_refuses_config(fields: dict[str, int]) -> None:
+    cfg = tinymls.Config(**fields)  # valid as such
+    with pytest.raises(tinymls.InvalidConfigError):
+        tinymls.Context.join(GROUP_SECRET, GROUP_ID, cfg)
+    with tinymls.Context.join(GROUP_SECRET, GROUP_ID, dataclasses.replace(cfg, ratchet_period_ms=0)) as shared:
+        assert shared.decrypt(shared.encrypt(MESSAGE)) == MESSAGE
+    with tinymls.Context.new(cfg) as local:
+        assert local.decrypt(local.encrypt(MESSAGE)) == MESSAGE
+
+
 @pytest.mark.parametrize("value", ["32", 32.0, True, None])
 def test_config_field_types(value: Any) -> None:
     with pytest.raises(tinymls.ArgumentTypeError):
@@ -298,7 +337,7 @@ def test_null_pointers_through_the_raw_abi() -> None:
     assert lib.tinymls_decrypt(None, b"x" * 41, 41, None, 0, out, 64, byref(out_len)) == NULL
     assert lib.tinymls_rotate(None) == NULL
     assert lib.tinymls_context_close(None) == NULL
-    assert lib.tinymls_context_epoch(None, byref(c_uint32())) == NULL
+    assert lib.tinymls_context_epoch(None, byref(c_uint64())) == NULL
     assert lib.tinymls_context_sender_id(None, byref(c_uint64())) == NULL
     lib.tinymls_context_free(None)  # a no-op
     lib.tinymls_config_default(None)  # a no-op
@@ -391,8 +430,17 @@ def test_replay_is_refused(pair: tuple[tinymls.Context, tinymls.Context]) -> Non
     assert b.decrypt(ct) == MESSAGE
     with pytest.raises(tinymls.ReplayError):
         b.decrypt(ct)
-    assert a.decrypt(ct) == MESSAGE  # own messages are not replay-checked
+    # A shared context replay-checks its own sender id too (SPEC v2 section 6):
+    # its own message reads once, a reflected copy is a replay.
     assert a.decrypt(ct) == MESSAGE
+    with pytest.raises(tinymls.ReplayError):
+        a.decrypt(ct)
+
+
+def test_local_context_reads_its_own_messages_again(local: tinymls.Context) -> None:
+    ct = local.encrypt(MESSAGE)
+    assert local.decrypt(ct) == MESSAGE  # a local context does not replay-check itself
+    assert local.decrypt(ct) == MESSAGE
 
 
 def test_replay_window_off() -> None:
@@ -415,7 +463,7 @@ def test_local_context_never_derives_ahead() -> None:
     with tinymls.Context.new(tinymls.Config(ratchet_period_ms=0)) as a:
         a.rotate()
         ahead = bytearray(a.encrypt(MESSAGE))
-        ahead[4:8] = (5).to_bytes(4, "big")
+        ahead[2:8] = (5).to_bytes(6, "big")
         with pytest.raises(tinymls.EpochUnknownError):
             a.decrypt(ahead)
 

@@ -221,8 +221,12 @@ def test_no_secret_byte_in_any_event(capture: tuple[logging.Logger, Capture]) ->
         kat = _kat()
         secret = bytes.fromhex(kat["group_secret"])
         group_id = bytes.fromhex(kat["group_id"])
-        forbidden = [secret, group_id]
-        forbidden += [bytes.fromhex(s) for s in kat["epoch_secrets"]]
+        forbidden = [secret, group_id, bytes.fromhex(kat["root"])]
+        forbidden += [bytes.fromhex(e["secret"]) for e in kat["epoch_secrets"]]
+        for node in kat["tree"]:  # child derivations, and nodes on the path to an epoch
+            forbidden += [bytes.fromhex(node[k]) for k in ("parent", "child", "node") if k in node]
+        for f in kat["frontier"]:
+            forbidden += [bytes.fromhex(n["secret"]) for n in f["nodes"]]
         for sk in kat["sender_keys"]:
             forbidden += [bytes.fromhex(sk["key"]), bytes.fromhex(sk["iv"])]
         for el in kat["expand_label"]:
@@ -269,3 +273,39 @@ def test_no_secret_byte_in_any_event(capture: tuple[logging.Logger, Capture]) ->
             continue
         assert f.hex() not in lower, f"hex of a secret value in the events: {f.hex()}"
         assert f.decode("latin-1") not in text, "raw secret bytes in the events"
+
+
+def test_clock_skew_event_and_48_bit_epochs(capture: tuple[logging.Logger, Capture]) -> None:
+    """A peer's authenticated epoch more than max_epochs / 2 from ours raises
+    a `clock_skew` warning (SPEC v2); epochs past 2**32 arrive as ints."""
+    logger, cap = capture
+    events.install(logger, min_level=logging.DEBUG)
+    period = 2**40  # a still clock: the current epoch is 1 until 2039
+    still = tinymls.Config(ratchet_period_ms=period, state_lifetime_ms=2**41)
+    with (
+        tinymls.Context.join(GROUP_SECRET, b"skew", still) as member,
+        tinymls.Context.join(GROUP_SECRET, b"skew", tinymls.Config(ratchet_period_ms=0)) as fast,
+    ):
+        assert fast.decrypt(member.encrypt(b"sync")) == b"sync"  # fast adopts epoch 1
+        for _ in range(32):
+            fast.rotate()
+        assert member.decrypt(fast.encrypt(b"32 ahead")) == b"32 ahead"
+        assert cap.of("clock_skew") == []  # exactly half the window: no warning
+        fast.rotate()
+        assert member.decrypt(fast.encrypt(b"33 ahead")) == b"33 ahead"
+        (skew,) = cap.of("clock_skew")
+        assert skew.levelno == logging.WARNING
+        f = fields(skew)
+        assert (f["skew_epochs"], f["skew_ms"], f["current_epoch"]) == (33, 33 * period, 1)
+        assert f["sender_id"] == f"{member.sender_id:016x}"
+        assert member.health().clock_skew_ms == 33 * period
+
+    # The default period: epochs by the clock, about 1.8e10 today.
+    with tinymls.Context.join(GROUP_SECRET, b"skew") as ctx:
+        before = ctx.epoch
+        ctx.rotate()  # one epoch early, which the clock allows
+        after = ctx.epoch
+        assert after > before > 2**32
+        sender = f"{ctx.sender_id:016x}"
+        (rot,) = [r for r in cap.of("rotation") if fields(r)["sender_id"] == sender and fields(r)["reason"] == "manual"]
+        assert type(fields(rot)["epoch"]) is int and before < fields(rot)["epoch"] <= after

@@ -20,6 +20,7 @@ def test_health_across_state_changes() -> None:
     assert (h.current_epoch, h.oldest_epoch, h.retained_epochs, h.rotation_count) == (0, 0, 1, 0)
     assert (h.encrypt_count, h.decrypt_count, h.error_count) == (0, 0, 0)
     assert h.last_error is Status.OK and h.sender_id == sender
+    assert h.clock_skew_ms == 0  # a local context: its epochs are its own rotations
     assert h.key_memory & (KeyMemory.LOCKED | KeyMemory.ON_HEAP)
     with pytest.raises(AttributeError):
         h.state = HealthState.ERROR  # type: ignore[misc]  # frozen
@@ -44,6 +45,7 @@ def test_health_across_state_changes() -> None:
     ctx.encrypt(b"z")  # the call rotates
     h = ctx.health()
     assert h.state is HealthState.READY and h.current_epoch == 2 and h.rotation_count == 2
+    assert h.clock_skew_ms == 0
 
     ctx.close()
     h = ctx.health()  # the library answers on a closed handle

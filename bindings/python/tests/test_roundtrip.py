@@ -126,9 +126,17 @@ def test_peers_read_each_other(pair: tuple[tinymls.Context, tinymls.Context]) ->
 
 def test_other_group_cannot_read(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
     a, _ = pair
-    with tinymls.Context.join(GROUP_SECRET, GROUP_ID + b"-other") as other:
+    cfg = tinymls.Config(ratchet_period_ms=0)  # the pair's: the same epoch 0, another group
+    with tinymls.Context.join(GROUP_SECRET, GROUP_ID + b"-other", cfg) as other:
         with pytest.raises(tinymls.AuthenticationError):
             other.decrypt(a.encrypt(MESSAGE))
+    # With the defaults (epochs by the clock) too: both sides hold the epoch.
+    with (
+        tinymls.Context.join(GROUP_SECRET, GROUP_ID) as member,
+        tinymls.Context.join(GROUP_SECRET, GROUP_ID + b"-other") as other,
+    ):
+        with pytest.raises(tinymls.AuthenticationError):
+            other.decrypt(member.encrypt(MESSAGE))
 
 
 def test_local_contexts_cannot_read_each_other(local: tinymls.Context) -> None:

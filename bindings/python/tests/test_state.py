@@ -28,7 +28,7 @@ def _scene(
 
 
 def test_format_version() -> None:
-    assert tinymls.state_format_version() == tinymls.STATE_FORMAT_VERSION == 1
+    assert tinymls.state_format_version() == tinymls.STATE_FORMAT_VERSION == 2
 
 
 def test_round_trip(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
@@ -71,10 +71,16 @@ def test_rejections(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
         tinymls.Context.from_state(blob[:-1], KEK)
     with pytest.raises(tinymls.MalformedError):
         tinymls.Context.from_state(b"\x00" * 100, KEK)
+    assert blob[8:10] == (2).to_bytes(2, "big")  # the format version
     newer = bytearray(blob)
     newer[9] += 1
     with pytest.raises(tinymls.MalformedError, match="newer state format"):
         tinymls.Context.from_state(bytes(newer), KEK)
+    # A format 1 blob (SPEC v1: 32-bit epochs, no frontier) is not read.
+    older = bytearray(blob)
+    older[8:10] = (1).to_bytes(2, "big")
+    with pytest.raises(tinymls.MalformedError):
+        tinymls.Context.from_state(bytes(older), KEK)
     with pytest.raises(tinymls.InvalidArgumentError):
         tinymls.Context.from_state(blob, KEK[:16])
     with pytest.raises(tinymls.InvalidConfigError):

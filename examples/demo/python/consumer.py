@@ -4,7 +4,8 @@
 
 Same job and output as the C consumer (examples/demo/c/consumer.c): listens
 on the Unix socket, accepts the two replicas (one thread each, one shared
-context, keys rotating every 100 ms on their own), decrypts every frame,
+context whose epochs follow the wall clock, one every 100 ms, as the
+replicas' do), decrypts every frame,
 checks order and content, and checks that the frames labelled as deliberate
 attacks are rejected (AuthenticationError, ReplayError). Prints READY, STAT
 lines, and a FINAL line; exits 1 if anything went wrong.
@@ -76,7 +77,8 @@ def serve(conn: socket.socket, ctx: tinymls.Context, stats: Stats, name: str) ->
                     stats.errors += 1
                 say(f"ERROR {name}: truncated frame")
                 return
-            epoch = struct.unpack_from(">I", ct, 4)[0] if len(ct) >= 8 else 0
+            # The header's 48-bit epoch (bytes 2..8, SPEC v2 section 4).
+            epoch = int.from_bytes(ct[2:8], "big") if len(ct) >= 8 else 0
             try:
                 pt: bytes | None = ctx.decrypt(ct, aad=AAD)
                 err: tinymls.TinyMLSError | None = None
@@ -126,7 +128,9 @@ def main() -> int:
         sys.exit("usage: consumer.py SOCKET NAME  (hex group secret on stdin)")
     path, name = sys.argv[1], sys.argv[2]
     secret = bytearray.fromhex(sys.stdin.readline().strip())
-    config = tinymls.Config(ratchet_period_ms=100)  # keys rotate every 100 ms on their own
+    # Epochs follow the wall clock (SPEC v2 section 7.2): one every 100 ms,
+    # the same at every member, so the replicas' epochs are this context's.
+    config = tinymls.Config(ratchet_period_ms=100)
     stats = Stats()
     with tinymls.Context.join(secret, b"demo/orders", config) as ctx, socket.socket(socket.AF_UNIX) as srv:
         secret[:] = bytes(len(secret))

@@ -60,8 +60,10 @@ def plaintext(n: int, seed: int) -> bytes:
 
 
 def header_epoch(ct: bytes) -> int:
-    epoch: int = struct.unpack_from(">I", ct, 4)[0]
-    return epoch
+    """The 48-bit epoch at bytes 2..8 of a v2 header (SPEC section 4)."""
+    if ct[:2] != b"\x02\x01":
+        fail(f"not a v2 header: {ct[:2].hex()}")
+    return int.from_bytes(ct[2:8], "big")
 
 
 def encrypt(ctx: tinymls.Context, plan: list[Step], path: str) -> None:

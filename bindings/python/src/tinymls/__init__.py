@@ -1,6 +1,6 @@
 """TinyMLS: AES-256-GCM message encryption under self-rotating epoch keys.
 
-A thin ctypes binding of ``libtinymls`` (C ABI version 1)::
+A thin ctypes binding of ``libtinymls`` (C ABI version 2)::
 
     import tinymls
 
@@ -76,7 +76,7 @@ EXPORT_CURRENT_EPOCH_ONLY = 1
 #: Length of the key-encryption key of :meth:`Context.export_state` / :meth:`Context.from_state`.
 STATE_KEK_LEN = 32
 #: The state blob format this binding was written for (see :func:`state_format_version`).
-STATE_FORMAT_VERSION = 1
+STATE_FORMAT_VERSION = 2
 
 
 def version() -> str:

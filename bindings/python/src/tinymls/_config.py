@@ -28,25 +28,30 @@ class Config:
     key_size: int = 32
     #: AEAD nonce size in bytes. Must be 12.
     nonce_size: int = 12
-    #: Rotate this often (0 turns periodic rotation off).
+    #: Epoch length. Local contexts rotate this often; shared contexts number
+    #: epochs by the wall clock (``unix_ms // ratchet_period_ms``). 0: no
+    #: periodic rotation (shared contexts then start at 0 and adopt peers' epochs).
     ratchet_period_ms: int = 100
-    #: Spread each period by up to +/- this percentage (0..=50).
+    #: Spread each period by up to +/- this percentage (0..=50; local contexts).
     rotation_jitter_pct: int = 10
-    #: Retain at most this many epochs, the current one included (1..=4096).
+    #: Retain at most this many epochs, the current one included (1..=4096;
+    #: >= 2 for a clock-following shared context).
     max_epochs: int = 64
-    #: Usage limit of one key, each message counting 1 + len // 65536 (1..=2**32).
+    #: Usage limit of one key, each message counting 1 + len // 16384 (1..=2**23).
     max_operations: int = 2**23
-    #: Rotate when the current key is this old (>= 1).
+    #: Rotate when the current key is this old (>= 1; not for clock-following shared contexts).
     max_key_age_ms: int = 86_400_000
     #: Refuse manual rotations closer than this to the previous rotation.
     min_rotation_interval_ms: int = 0
-    #: Destroy every epoch that became current longer ago than this (>= 1).
+    #: Destroy every epoch that started longer ago than this (>= 1; more than
+    #: ``ratchet_period_ms`` for a clock-following shared context).
     state_lifetime_ms: int = 86_400_000
     #: How often the maintenance thread visits an idle context (>= 1).
     gc_interval_ms: int = 1000
     #: Replay window per foreign sender and epoch: 0 (off) or a multiple of 64 up to 4096.
     replay_window: int = 128
-    #: How many epochs ahead a shared context may follow a peer (0..=2**20).
+    #: How many epochs ahead of its current one a shared context reads (0..=2**20;
+    #: >= 1 for a clock-following shared context).
     max_future_epochs: int = 1024
     #: Foreign senders accepted per epoch (>= 1).
     max_senders: int = 1024

@@ -12,7 +12,7 @@ from __future__ import annotations
 import weakref
 from array import array
 from collections.abc import Iterable
-from ctypes import byref, c_uint32, c_uint64, memset
+from ctypes import byref, c_uint64, memset
 from types import TracebackType
 from typing import Any, NoReturn
 
@@ -122,7 +122,14 @@ class Context:
     def join(cls, group_secret: Buffer, group_id: Buffer, config: Config | None = None) -> Context:
         """A *shared* context: every context joined with the same ``group_secret``
         (32..1024 bytes) and ``group_id`` (1..255 bytes) reads the others'
-        messages and follows their epochs forward.
+        messages.
+
+        With ``ratchet_period_ms > 0`` (the default) epochs follow the wall
+        clock: every member's current epoch is ``unix_ms // ratchet_period_ms``,
+        it joins there and never adopts a peer's epoch (it reads epochs up to
+        ``max_future_epochs`` ahead without moving). With
+        ``ratchet_period_ms = 0`` it starts at epoch 0 and adopts a peer's
+        authenticated later epoch.
 
         The library keeps (and later zeroizes) its own copy of the secret; pass
         a ``bytearray`` and wipe it afterwards if you need to. Raises
@@ -281,10 +288,12 @@ class Context:
         return int(out_len[0])
 
     def rotate(self) -> None:
-        """Moves to a new epoch now.
+        """Moves to a new epoch now. A shared context whose epochs follow the
+        clock may start the next epoch at most one epoch early.
 
         Raises :class:`RateLimitedError` (sooner than ``min_rotation_interval_ms``
-        after the previous rotation), :class:`ExhaustedError`, :class:`RngError`,
+        after the previous rotation, or a clock-following shared context
+        already ahead of the clock), :class:`ExhaustedError`, :class:`RngError`,
         :class:`ClosedError`.
         """
         self._check_open()
@@ -292,9 +301,12 @@ class Context:
 
     @property
     def epoch(self) -> int:
-        """The current epoch number. Raises :class:`ClosedError`, :class:`ExhaustedError`."""
+        """The current epoch number (48-bit). A shared context whose epochs
+        follow the clock (``ratchet_period_ms > 0``) reports
+        ``unix_ms // ratchet_period_ms`` or later. Raises :class:`ClosedError`,
+        :class:`ExhaustedError`."""
         self._check_open()
-        value = c_uint32()
+        value = c_uint64()
         _ffi.check(_lib.tinymls_context_epoch(self._handle, byref(value)))
         return value.value
 

@@ -119,7 +119,9 @@ class BufferTooSmallError(TinyMLSError):
 
 
 class MalformedError(TinyMLSError):
-    """Not a TinyMLS v1 ciphertext (too short, or a bad version/suite/reserved field)."""
+    """Not a TinyMLS v2 ciphertext (too short, or a bad version or suite: a v1
+    header included), or not a state blob this library reads (a format 1 blob
+    included)."""
 
     STATUS = Status.MALFORMED
 
@@ -131,7 +133,9 @@ class AuthenticationError(TinyMLSError):
 
 
 class ReplayError(TinyMLSError):
-    """The sequence number was already accepted, or is older than the replay window."""
+    """The sequence number was already accepted, or is older than the replay
+    window. A shared context checks its own sender id too: its own message
+    decrypted a second time is a replay."""
 
     STATUS = Status.REPLAY
 

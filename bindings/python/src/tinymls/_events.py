@@ -34,7 +34,8 @@ from . import _ffi
 LOG_DEBUG = 0
 #: Lifecycle: context created or closed, rotations.
 LOG_INFO = 1
-#: Rejected messages, forged future epochs, rejected configurations, suppressed events.
+#: Rejected messages, forged future epochs, rejected configurations, clock
+#: skew, suppressed events.
 LOG_WARN = 2
 #: Failures of the library itself.
 LOG_ERROR = 3
@@ -111,8 +112,9 @@ def install(logger: logging.Logger | None = None, min_level: int = logging.INFO)
     for the call that is delivering the event, which waits for the handler.
 
     Levels: epoch destroyed is DEBUG; context created/closed and rotation are
-    INFO; decrypt rejected, forged future epoch, config rejected and
-    events suppressed are WARNING. Returns the logger.
+    INFO; decrypt rejected, forged future epoch, config rejected, clock
+    skew (a peer's epoch more than ``max_epochs / 2`` from this context's)
+    and events suppressed are WARNING. Returns the logger.
     """
     global _logger, _atexit_registered
     if logger is None:

@@ -20,13 +20,13 @@ import ctypes
 import ctypes.util
 import functools
 import os
-from ctypes import CFUNCTYPE, POINTER, c_char, c_char_p, c_size_t, c_uint32, c_uint64, c_void_p
+from ctypes import CFUNCTYPE, POINTER, c_char, c_char_p, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 from typing import Any
 
 from ._errors import ERRORS_BY_STATUS, LibraryError, Status, TinyMLSError
 
 #: The ABI version this binding was written against (``TINYMLS_ABI_VERSION``).
-ABI_VERSION = 1
+ABI_VERSION = 2
 #: ``sizeof(tinymls_config)`` in the ABI.
 CONFIG_SIZE = 80
 
@@ -65,15 +65,16 @@ ContextPtr = POINTER(ContextStruct)
 
 
 class CHealth(ctypes.Structure):
-    """``struct tinymls_health``: 80 bytes (``tinymls_context_health``)."""
+    """``struct tinymls_health``: 96 bytes (``tinymls_context_health``).
+    Epoch numbers are 48-bit, carried in ``uint64_t`` fields."""
 
     _fields_ = [
         ("state", c_uint32),
         ("last_error", c_uint32),
-        ("current_epoch", c_uint32),
-        ("oldest_epoch", c_uint32),
         ("retained_epochs", c_uint32),
         ("flags", c_uint32),
+        ("current_epoch", c_uint64),
+        ("oldest_epoch", c_uint64),
         ("uptime_ms", c_uint64),
         ("key_age_ms", c_uint64),
         ("encrypt_count", c_uint64),
@@ -81,11 +82,12 @@ class CHealth(ctypes.Structure):
         ("error_count", c_uint64),
         ("rotation_count", c_uint64),
         ("sender_id", c_uint64),
+        ("clock_skew_ms", c_int64),
     ]
 
 
 #: ``sizeof(tinymls_health)`` in the ABI.
-HEALTH_SIZE = 80
+HEALTH_SIZE = 96
 
 #: ``TINYMLS_OVERHEAD``: bytes a ciphertext adds to its plaintext (24-byte
 #: header + 16-byte tag).
@@ -137,7 +139,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
         [ContextPtr, c_char_p, c_size_t, c_char_p, c_size_t, POINTER(c_char), c_size_t, POINTER(c_size_t)],
     ),
     "tinymls_rotate": (_Status, [ContextPtr]),
-    "tinymls_context_epoch": (_Status, [ContextPtr, POINTER(c_uint32)]),
+    "tinymls_context_epoch": (_Status, [ContextPtr, POINTER(c_uint64)]),
     "tinymls_context_sender_id": (_Status, [ContextPtr, POINTER(c_uint64)]),
     "tinymls_context_close": (_Status, [ContextPtr]),
     "tinymls_context_free": (None, [ContextPtr]),

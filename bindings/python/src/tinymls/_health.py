@@ -53,9 +53,9 @@ class Health:
     state: HealthState
     #: Milliseconds since the context was created (until it was closed).
     uptime_ms: int
-    #: The current epoch (0 once closed).
+    #: The current epoch, 48-bit (0 once closed).
     current_epoch: int
-    #: Milliseconds since the current epoch became current.
+    #: Milliseconds since the current epoch started.
     key_age_ms: int
     #: The oldest retained epoch.
     oldest_epoch: int
@@ -75,6 +75,10 @@ class Health:
     sender_id: int
     #: How the process keeps key material (locked, not dumped, or partly on the heap).
     key_memory: KeyMemory
+    #: A shared context whose epochs follow the clock: how far the epoch of the
+    #: last authenticated message was from this context's current epoch, in
+    #: milliseconds (positive: the sender's clock is ahead). 0 otherwise.
+    clock_skew_ms: int
 
     @classmethod
     def _from_c(cls, h: _ffi.CHealth) -> Health:
@@ -96,6 +100,7 @@ class Health:
             last_error=last_error,
             sender_id=h.sender_id,
             key_memory=KeyMemory(h.flags & 7),
+            clock_skew_ms=h.clock_skew_ms,
         )
 
 
