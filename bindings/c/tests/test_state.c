@@ -45,6 +45,7 @@ static void test_size_query_and_null_rules(void) {
     tinymls_context *ctx = tu_join(&cfg);
     size_t need = 0, got = 0;
     CHECK(tinymls_state_format_version() == TINYMLS_STATE_FORMAT_VERSION);
+    CHECK(tinymls_state_format_version() == 2); /* SPEC v2: 48-bit epochs, frontier */
     CHECK_STATUS(tinymls_context_export(ctx, KEK, sizeof KEK, 0, NULL, 0, &need),
                  TINYMLS_ERR_BUFFER_TOO_SMALL);
     CHECK(need > 44);
@@ -152,8 +153,13 @@ static void test_round_trip_and_rejections(void) {
     m[len] = 0;
     import_expect(m, len + 1, KEK, sizeof KEK, NULL, TINYMLS_ERR_MALFORMED);
     import_expect(m0, n0, KEK, sizeof KEK, NULL, TINYMLS_ERR_MALFORMED);
+    /* The version is the u16 at bytes 8..10: this library writes 2. */
+    CHECK(blob[8] == 0 && blob[9] == 2);
     memcpy(m, blob, len);
-    m[9] = (uint8_t)(m[9] + 1); /* format version 2 */
+    m[9] = (uint8_t)(m[9] + 1); /* format version 3, newer */
+    import_expect(m, len, KEK, sizeof KEK, NULL, TINYMLS_ERR_MALFORMED);
+    memcpy(m, blob, len);
+    m[9] = 1; /* format version 1 (SPEC v1 blobs are not read) */
     import_expect(m, len, KEK, sizeof KEK, NULL, TINYMLS_ERR_MALFORMED);
     CHECK(strstr(tinymls_status_str(TINYMLS_ERR_MALFORMED), "state") != NULL);
 
