@@ -4,9 +4,11 @@
  * 1. A local context encrypts, rotates, and decrypts its earlier message;
  *    another local context cannot read it.
  * 2. Two shared contexts, "replica A" and "replica B", exchange messages in
- *    both directions for 2.5 seconds while their keys rotate every 100 ms;
- *    the log shows messages sent/received, the epochs seen in message
- *    headers and the rotations observed through tinymls_context_epoch.
+ *    both directions for 2.5 seconds while their keys rotate every 100 ms:
+ *    both number their epochs by the wall clock (unix ms / 100, SPEC v2
+ *    7.2), so they agree on the current epoch without talking; the log shows
+ *    messages sent/received, the epochs seen in message headers and the
+ *    rotations observed through tinymls_context_epoch.
  * 3. A tampered message (AUTH) and a replayed one (REPLAY) are rejected on
  *    purpose.
  * 4. The process's metrics, as a Prometheus scrape of it would read them
@@ -63,14 +65,19 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static uint32_t header_epoch(const uint8_t *ct)
+/* The epoch in a ciphertext's public header: u48 at bytes 2..8 (SPEC v2 4). */
+static uint64_t header_epoch(const uint8_t *ct)
 {
-    return ((uint32_t)ct[4] << 24) | ((uint32_t)ct[5] << 16) | ((uint32_t)ct[6] << 8) | ct[7];
+    uint64_t e = 0;
+    for (int i = 2; i < 8; i++) {
+        e = (e << 8) | ct[i];
+    }
+    return e;
 }
 
-static uint32_t epoch_of(tinymls_context *ctx)
+static uint64_t epoch_of(tinymls_context *ctx)
 {
-    uint32_t e = 0;
+    uint64_t e = 0;
     tinymls_status s = tinymls_context_epoch(ctx, &e);
     if (s != TINYMLS_OK) {
         problem("tinymls_context_epoch", s);
@@ -104,21 +111,21 @@ static void local_demo(void)
         problem("tinymls_encrypt", s);
         goto done;
     }
-    printf("  encrypted %zu bytes -> %zu-byte ciphertext in epoch %u\n", sizeof note - 1, ct_len,
-           (unsigned)header_epoch(ct));
+    printf("  encrypted %zu bytes -> %zu-byte ciphertext in epoch %llu\n", sizeof note - 1, ct_len,
+           (unsigned long long)header_epoch(ct));
     s = tinymls_rotate(ctx);
     if (s != TINYMLS_OK) {
         problem("tinymls_rotate", s);
         goto done;
     }
-    printf("  rotated: now epoch %u\n", (unsigned)epoch_of(ctx));
+    printf("  rotated: now epoch %llu\n", (unsigned long long)epoch_of(ctx));
     s = tinymls_decrypt(ctx, ct, ct_len, NULL, 0, pt, sizeof pt, &pt_len);
     if (s != TINYMLS_OK || pt_len != sizeof note - 1 || memcmp(pt, note, pt_len) != 0) {
         problem("decrypting the earlier message", s);
         goto done;
     }
-    printf("  decrypted the epoch-%u message after the rotation: \"%.*s\"\n",
-           (unsigned)header_epoch(ct), (int)pt_len, (const char *)pt);
+    printf("  decrypted the epoch-%llu message after the rotation: \"%.*s\"\n",
+           (unsigned long long)header_epoch(ct), (int)pt_len, (const char *)pt);
     s = tinymls_decrypt(other, ct, ct_len, NULL, 0, pt, sizeof pt, &pt_len);
     printf("  another local context tries it: %s\n", tinymls_status_str(s));
     if (s != TINYMLS_ERR_AUTH) {
@@ -145,18 +152,26 @@ struct replica {
     const char *name;
     tinymls_context *ctx;
     unsigned sent, received, rejected;
-    uint32_t last_epoch;
+    uint64_t last_epoch;
     unsigned rotations; /* epoch advances seen through tinymls_context_epoch */
 };
 
+/* Epochs seen in headers, counted from the first one (a clock epoch is
+ * about 1.76e10 today). */
 static unsigned char seen_epoch[MAX_TRACKED_EPOCHS];
 static unsigned epochs_seen;
-static uint32_t max_epoch_seen;
+static int have_epoch;
+static uint64_t min_epoch_seen, max_epoch_seen;
 
-static void note_epoch(uint32_t e)
+static void note_epoch(uint64_t e)
 {
-    if (e < MAX_TRACKED_EPOCHS && !seen_epoch[e]) {
-        seen_epoch[e] = 1;
+    if (!have_epoch) {
+        have_epoch = 1;
+        min_epoch_seen = max_epoch_seen = e;
+    }
+    if (e >= min_epoch_seen && e - min_epoch_seen < MAX_TRACKED_EPOCHS &&
+        !seen_epoch[e - min_epoch_seen]) {
+        seen_epoch[e - min_epoch_seen] = 1;
         epochs_seen++;
     }
     if (e > max_epoch_seen) {
@@ -166,9 +181,9 @@ static void note_epoch(uint32_t e)
 
 static void observe_rotation(struct replica *r)
 {
-    uint32_t e = epoch_of(r->ctx);
+    uint64_t e = epoch_of(r->ctx);
     if (e > r->last_epoch) {
-        r->rotations += e - r->last_epoch;
+        r->rotations += (unsigned)(e - r->last_epoch);
         r->last_epoch = e;
     }
 }
@@ -203,9 +218,9 @@ static int exchange(struct replica *from, struct replica *to, unsigned n)
 
 static void log_line(uint64_t t, const struct replica *a, const struct replica *b)
 {
-    printf("  t=%4.1fs  A: sent %3u recv %3u epoch %3u | B: sent %3u recv %3u epoch %3u\n",
-           (double)t / 1000.0, a->sent, a->received, (unsigned)a->last_epoch, b->sent,
-           b->received, (unsigned)b->last_epoch);
+    printf("  t=%4.1fs  A: sent %3u recv %3u epoch %llu | B: sent %3u recv %3u epoch %llu\n",
+           (double)t / 1000.0, a->sent, a->received, (unsigned long long)a->last_epoch, b->sent,
+           b->received, (unsigned long long)b->last_epoch);
 }
 
 /* Section 3: A sends B one message; an attacker flips one bit of it on the
@@ -257,7 +272,7 @@ static void replicas_demo(void)
     struct replica b = {"B", NULL, 0, 0, 0, 0, 0};
     tinymls_status s;
 
-    printf("== 2. Two replicas of one service, keys rotating every 100 ms\n");
+    printf("== 2. Two replicas of one service, keys rotating every 100 ms (epoch = unix ms / 100)\n");
     if (getrandom(secret, sizeof secret, 0) != (ssize_t)sizeof secret) {
         failure("getrandom failed");
         return;
@@ -274,6 +289,15 @@ static void replicas_demo(void)
         problem("tinymls_context_join", s);
         goto done;
     }
+    /* Joined at the clock's epoch: rotations count from there. */
+    a.last_epoch = epoch_of(a.ctx);
+    b.last_epoch = epoch_of(b.ctx);
+    printf("  joined: A at epoch %llu, B at epoch %llu (equal, or one apart at a boundary)\n",
+           (unsigned long long)a.last_epoch, (unsigned long long)b.last_epoch);
+    if ((a.last_epoch > b.last_epoch ? a.last_epoch - b.last_epoch
+                                     : b.last_epoch - a.last_epoch) > 1) {
+        failure("the replicas disagree on the current epoch");
+    }
 
     uint64_t start = now_ms(), next_log = LOG_EVERY_MS;
     for (unsigned n = 1;; n++) {
@@ -286,7 +310,7 @@ static void replicas_demo(void)
             log_line(t, &a, &b);
             next_log += LOG_EVERY_MS;
         }
-        /* A and B take turns being first, so both lead rotations. */
+        /* A and B take turns being first (neither leads: both follow the clock). */
         struct replica *first = n % 2 ? &a : &b, *second = n % 2 ? &b : &a;
         if (!exchange(first, second, n) || !exchange(second, first, n)) {
             break;
@@ -297,8 +321,8 @@ static void replicas_demo(void)
            a.received, a.rejected, a.rotations);
     printf("  replica B: sent %u, received %u, rejected %u, rotations observed %u\n", b.sent,
            b.received, b.rejected, b.rotations);
-    printf("  epochs seen in message headers: %u (0 to %u)\n", epochs_seen,
-           (unsigned)max_epoch_seen);
+    printf("  epochs seen in message headers: %u (%llu to %llu)\n", epochs_seen,
+           (unsigned long long)min_epoch_seen, (unsigned long long)max_epoch_seen);
     if (a.rejected + b.rejected != 0 || a.sent != b.received || b.sent != a.received ||
         a.sent == 0 || b.sent == 0) {
         failure("message counts do not add up");

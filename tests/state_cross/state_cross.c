@@ -118,9 +118,9 @@ static int do_import(const char *dir) {
     expect_plain(c, m0, n0, "epoch 0, sent before the export");
     expect_plain(c, m1, n1, "epoch 1, sent before the export");
     expect_status(c, read, nr, TINYMLS_ERR_REPLAY);
-    uint32_t epoch = 0;
+    uint64_t epoch = 0;
     OK(tinymls_context_epoch(c, &epoch));
-    if (epoch != 1) FAIL("epoch %u", epoch);
+    if (epoch != 1) FAIL("epoch %llu", (unsigned long long)epoch);
     uint64_t id = 0;
     OK(tinymls_context_sender_id(c, &id));
     char hex[17];
@@ -140,6 +140,10 @@ static int do_import(const char *dir) {
 }
 
 int main(int argc, char **argv) {
+    if (tinymls_abi_version() != TINYMLS_ABI_VERSION || tinymls_state_format_version() != 2)
+        FAIL("libtinymls has ABI %u and state format %u; this program needs ABI %d, format 2",
+             (unsigned)tinymls_abi_version(), (unsigned)tinymls_state_format_version(),
+             TINYMLS_ABI_VERSION);
     for (int i = 0; i < 32; i++) SECRET[i] = (uint8_t)i;
     memset(KEK, 0x33, sizeof KEK);
     if (argc == 3 && strcmp(argv[1], "export") == 0) return do_export(argv[2]);

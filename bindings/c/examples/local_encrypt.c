@@ -33,7 +33,7 @@ int main(void)
     uint8_t *ct = NULL;
     uint8_t *pt = NULL;
     size_t ct_len = 0, pt_len = 0;
-    uint32_t epoch = 0;
+    uint64_t epoch = 0;
     int exit_code = 1;
 
     /* The library must implement the ABI this header describes. */
@@ -56,13 +56,14 @@ int main(void)
     TRY(tinymls_encrypt(ctx, (const uint8_t *)note, strlen(note), (const uint8_t *)label,
                         strlen(label), ct, tinymls_ciphertext_len(strlen(note)), &ct_len));
     TRY(tinymls_context_epoch(ctx, &epoch));
-    printf("encrypted %zu bytes into %zu (epoch %u)\n", strlen(note), ct_len, (unsigned)epoch);
+    printf("encrypted %zu bytes into %zu (epoch %llu)\n", strlen(note), ct_len,
+           (unsigned long long)epoch);
 
     /* Rotate now (it also happens on its own every ratchet_period_ms). The
      * old epoch is kept (max_epochs, default 64), so the message still opens. */
     TRY(tinymls_rotate(ctx));
     TRY(tinymls_context_epoch(ctx, &epoch));
-    printf("rotated to epoch %u\n", (unsigned)epoch);
+    printf("rotated to epoch %llu\n", (unsigned long long)epoch);
 
     /* Decrypt with the same additional data; check the status before using pt. */
     TRY(tinymls_decrypt(ctx, ct, ct_len, (const uint8_t *)label, strlen(label), pt,

@@ -2,19 +2,23 @@
  * The C ABI as a new user sees it (include/tinymls.h only): every status of
  * SPEC.md section 9 where the spec says it comes, the NULL and length rules,
  * the output-buffer rules, the config ranges of section 7, the receive rules
- * of section 6, and the test-only panic hook.
+ * of section 6, the clock-following epochs of a shared group (section 7.2),
+ * the health struct, and the test-only panic hook.
  *
- * TINYMLS_ERR_EXHAUSTED is not tested: it needs 2^32 - 1 rotations of one
- * context (the epoch is a u32, SPEC section 3), which is hours of work through
- * the C ABI. The Rust core tests it with an internal hook that jumps the
- * epoch counter. TINYMLS_ERR_RNG (the OS RNG failing) and TINYMLS_ERR_STATE
- * (state blobs, not in the v1 C ABI yet) cannot be provoked from C either.
+ * TINYMLS_ERR_EXHAUSTED is not tested: it needs a context at epoch 2^48 - 1
+ * (SPEC section 3), which no public call reaches in reasonable time (a clock
+ * epoch is about 2^41 even with a 1 ms period). The Rust core tests it with
+ * an internal hook that jumps the epoch counter. TINYMLS_ERR_RNG (the OS RNG
+ * failing) cannot be provoked from C either; test_state.c covers
+ * TINYMLS_ERR_STATE.
  *
  * Built with -DTINYMLS_TEST_HOOKS against the test-hooks library.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "testutil.h"
 #include "tinymls.h"
@@ -69,8 +73,29 @@ static void test_metadata(void)
     CHECK(strcmp(v, EXPECTED_VERSION) == 0);
     CHECK(!is_semver("1.2") && !is_semver("1.2.3.4") && !is_semver("1.x.3") && is_semver("10.0.7"));
 
+    /* ABI 2 (SPEC v2 section 9): the header and the library agree. */
+    CHECK(TINYMLS_ABI_VERSION == 2);
+    CHECK(tinymls_abi_version() == 2);
     CHECK(tinymls_abi_version() == TINYMLS_ABI_VERSION);
     CHECK(tinymls_config_size() == sizeof(tinymls_config));
+
+    /* The health struct of ABI 2: 96 bytes, 64-bit epochs, clock_skew_ms last. */
+    CHECK(sizeof(tinymls_health) == 96);
+    CHECK(offsetof(tinymls_health, state) == 0 && offsetof(tinymls_health, last_error) == 4 &&
+          offsetof(tinymls_health, retained_epochs) == 8 && offsetof(tinymls_health, flags) == 12);
+    CHECK(offsetof(tinymls_health, current_epoch) == 16 &&
+          offsetof(tinymls_health, oldest_epoch) == 24 && offsetof(tinymls_health, uptime_ms) == 32 &&
+          offsetof(tinymls_health, key_age_ms) == 40 && offsetof(tinymls_health, encrypt_count) == 48 &&
+          offsetof(tinymls_health, decrypt_count) == 56 && offsetof(tinymls_health, error_count) == 64 &&
+          offsetof(tinymls_health, rotation_count) == 72 && offsetof(tinymls_health, sender_id) == 80 &&
+          offsetof(tinymls_health, clock_skew_ms) == 88);
+    CHECK(sizeof(((tinymls_health *)0)->current_epoch) == 8 &&
+          sizeof(((tinymls_health *)0)->oldest_epoch) == 8 &&
+          sizeof(((tinymls_health *)0)->clock_skew_ms) == 8);
+    tinymls_health signed_probe;
+    memset(&signed_probe, 0, sizeof signed_probe);
+    signed_probe.clock_skew_ms = -1; /* signed: positive means the sender is ahead */
+    CHECK(signed_probe.clock_skew_ms < 0);
 
     const char *backend = tinymls_aead_backend();
     CHECK(backend != NULL &&
@@ -241,6 +266,7 @@ static void test_config_invalid(void)
         FIELD(max_epochs, 0),
         FIELD(max_epochs, 4097),
         FIELD(max_operations, 0),
+        FIELD(max_operations, ((uint64_t)1 << 23) + 1), /* 2^23 units of 16 KiB (SPEC v2 5) */
         FIELD(max_operations, ((uint64_t)1 << 32) + 1),
         FIELD(max_key_age_ms, 0),
         FIELD(state_lifetime_ms, 0),
@@ -276,7 +302,7 @@ static void test_config_invalid(void)
         FIELD(max_epochs, 1),
         FIELD(max_epochs, 4096),
         FIELD(max_operations, 1),
-        FIELD(max_operations, (uint64_t)1 << 32),
+        FIELD(max_operations, (uint64_t)1 << 23),
         FIELD(max_key_age_ms, 1),
         FIELD(min_rotation_interval_ms, UINT64_MAX),
         FIELD(state_lifetime_ms, 1),
@@ -298,6 +324,55 @@ static void test_config_invalid(void)
         tinymls_context_free(ctx);
         if (!ok) {
             fprintf(stderr, "  ... with %s\n", good[i].name);
+        }
+    }
+
+    /* A shared group whose epochs follow the clock (ratchet_period_ms > 0)
+     * needs state_lifetime_ms > ratchet_period_ms, max_epochs >= 2 and
+     * max_future_epochs >= 1 (SPEC v2 7.2): join refuses the rest, while
+     * validate and a local context (where the rules do not apply) accept them. */
+    static const struct field_value clock_bad[] = {
+        FIELD(state_lifetime_ms, 100), /* == ratchet_period_ms */
+        FIELD(state_lifetime_ms, 1),
+        FIELD(max_epochs, 1),
+        FIELD(max_future_epochs, 0),
+    };
+    static const struct field_value clock_edge[] = {
+        FIELD(state_lifetime_ms, 101),
+        FIELD(max_epochs, 2),
+        FIELD(max_future_epochs, 1),
+    };
+    for (size_t i = 0; i < sizeof clock_bad / sizeof clock_bad[0]; i++) {
+        tinymls_config c = config_with(&clock_bad[i]);
+        c.ratchet_period_ms = 100;
+        tinymls_context *ctx = not_null_handle();
+        int ok = CHECK_STATUS(tinymls_config_validate(&c), TINYMLS_OK);
+        ok &= CHECK_STATUS(tinymls_context_join(secret, sizeof secret, id, sizeof id, &c, &ctx),
+                           TINYMLS_ERR_INVALID_CONFIG);
+        ok &= CHECK(ctx == NULL);
+        ctx = NULL;
+        ok &= CHECK_STATUS(tinymls_context_new(&c, &ctx), TINYMLS_OK);
+        tinymls_context_free(ctx);
+        /* The same values are fine for a shared group numbering its own epochs. */
+        c.ratchet_period_ms = 0;
+        ctx = NULL;
+        ok &= CHECK_STATUS(tinymls_context_join(secret, sizeof secret, id, sizeof id, &c, &ctx),
+                           TINYMLS_OK);
+        tinymls_context_free(ctx);
+        if (!ok) {
+            fprintf(stderr, "  ... with %s, ratchet_period_ms = 100\n", clock_bad[i].name);
+        }
+    }
+    for (size_t i = 0; i < sizeof clock_edge / sizeof clock_edge[0]; i++) {
+        tinymls_config c = config_with(&clock_edge[i]);
+        c.ratchet_period_ms = 100;
+        tinymls_context *ctx = NULL;
+        int ok = CHECK_STATUS(tinymls_context_join(secret, sizeof secret, id, sizeof id, &c, &ctx),
+                              TINYMLS_OK);
+        ok &= CHECK(ctx != NULL);
+        tinymls_context_free(ctx);
+        if (!ok) {
+            fprintf(stderr, "  ... with %s, ratchet_period_ms = 100\n", clock_edge[i].name);
         }
     }
 }
@@ -357,12 +432,15 @@ static void test_constructors(void)
 
 static void test_null_pointers(void)
 {
-    tinymls_context *ctx = tu_join(NULL);
+    /* Epochs numbered by the group (period 0), so that the epoch can only
+     * move if a call moved it. */
+    tinymls_config cfg = tu_config();
+    tinymls_context *ctx = tu_join(&cfg);
     uint8_t ct[CT_MAX];
     uint8_t pt[MSG_MAX];
     size_t n = 0;
     size_t ct_len = tu_seal(ctx, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
-    uint32_t e;
+    uint64_t e;
     uint64_t sender;
 
     CHECK_STATUS(tinymls_encrypt(NULL, msg, MSG_LEN, NULL, 0, ct, sizeof ct, &n),
@@ -550,7 +628,12 @@ static void test_tampering(void)
     tinymls_context *b = tu_join(&cfg);
     uint8_t ct[CT_MAX];
     uint8_t bad[CT_MAX + 1];
-    size_t len = tu_seal(a, msg, MSG_LEN, aad, sizeof aad, ct, sizeof ct);
+    /* b reads one message of a first: until then a joiner with period 0
+     * accepts an epoch any distance ahead (SPEC v2 6), and a flipped epoch
+     * bit would be AUTH instead of EPOCH_UNKNOWN. */
+    size_t len = tu_seal(a, "hello", 5, NULL, 0, ct, sizeof ct);
+    OPEN_EXPECT(b, ct, len, NULL, 0, "hello", 5);
+    len = tu_seal(a, msg, MSG_LEN, aad, sizeof aad, ct, sizeof ct);
     REQUIRE(len == MSG_LEN + TINYMLS_OVERHEAD);
 
     /* Truncated: shorter than 40 bytes is MALFORMED, else AUTH. */
@@ -571,10 +654,12 @@ static void test_tampering(void)
             tinymls_status want = TINYMLS_ERR_AUTH;
             memcpy(bad, ct, len);
             bad[i] ^= (uint8_t)(1u << bit);
-            if (i < 4) {
-                want = TINYMLS_ERR_MALFORMED; /* version, suite, reserved */
+            if (i < 2) {
+                want = TINYMLS_ERR_MALFORMED; /* version, suite */
             } else if (i < 8 && tu_ct_epoch(bad) > cfg.max_future_epochs) {
                 want = TINYMLS_ERR_EPOCH_UNKNOWN;
+            } else if (i >= 16 && i < 24 && tu_ct_seq(bad) == 0) {
+                want = TINYMLS_ERR_REPLAY; /* "hello" was seq 0 (checked before the AEAD) */
             }
             if (!OPEN_FAILS(b, bad, len, aad, sizeof aad, want)) {
                 fprintf(stderr, "  ... bit %d of byte %zu flipped\n", bit, i);
@@ -585,12 +670,13 @@ static void test_tampering(void)
     OPEN_FAILS(b, ct, len, "hdR", 3, TINYMLS_ERR_AUTH);
     OPEN_FAILS(b, ct, len, NULL, 0, TINYMLS_ERR_AUTH);
 
-    /* Wrong version, suite and reserved values (SPEC section 4). */
+    /* Wrong version (v1 included: never released, SPEC v2 4) and suite values. */
+    CHECK(ct[0] == 0x02 && ct[1] == 0x01);
     static const struct {
         size_t at;
         uint8_t value;
-    } header_edits[] = {{0, 0x00}, {0, 0x02}, {0, 0xFF}, {1, 0x00}, {1, 0x02},
-                        {1, 0xFF}, {2, 0x01}, {3, 0x01}, {2, 0x80}};
+    } header_edits[] = {{0, 0x00}, {0, 0x01}, {0, 0x03}, {0, 0xFF},
+                        {1, 0x00}, {1, 0x02}, {1, 0xFF}};
     for (size_t k = 0; k < sizeof header_edits / sizeof header_edits[0]; k++) {
         memcpy(bad, ct, len);
         bad[header_edits[k].at] = header_edits[k].value;
@@ -629,9 +715,21 @@ static void test_replay(void)
     OPEN_EXPECT(b, cts[98], lens[98], NULL, 0, msg, MSG_LEN);
     OPEN_FAILS(b, cts[99], lens[99], NULL, 0, TINYMLS_ERR_REPLAY);
 
-    /* A context's own ciphertexts are not replay-checked (SPEC 6.3). */
+    /* A shared context replay-checks its own sender id too (SPEC v2 6.3):
+     * nobody can reflect a member's message back to it twice. */
     OPEN_EXPECT(a, cts[0], lens[0], NULL, 0, msg, MSG_LEN);
-    OPEN_EXPECT(a, cts[0], lens[0], NULL, 0, msg, MSG_LEN);
+    OPEN_FAILS(a, cts[0], lens[0], NULL, 0, TINYMLS_ERR_REPLAY);
+    OPEN_EXPECT(a, cts[99], lens[99], NULL, 0, msg, MSG_LEN);
+    OPEN_FAILS(a, cts[99], lens[99], NULL, 0, TINYMLS_ERR_REPLAY);
+    OPEN_FAILS(a, cts[1], lens[1], NULL, 0, TINYMLS_ERR_REPLAY); /* 1 + 64 <= 99 */
+
+    /* A local context reads what it encrypted as often as it likes. */
+    tinymls_context *l = tu_local(&cfg);
+    uint8_t own[CT_MAX];
+    size_t own_len = tu_seal(l, msg, MSG_LEN, NULL, 0, own, sizeof own);
+    OPEN_EXPECT(l, own, own_len, NULL, 0, msg, MSG_LEN);
+    OPEN_EXPECT(l, own, own_len, NULL, 0, msg, MSG_LEN);
+    tinymls_context_free(l);
 
     /* replay_window = 0 turns the check off. */
     cfg.replay_window = 0;
@@ -681,8 +779,12 @@ static void test_epoch_unknown(void)
     tinymls_context *s = tu_join(&cfg);
     cfg.max_future_epochs = 3;
     tinymls_context *r = tu_join(&cfg);
-    uint8_t ct3[CT_MAX], ct5[CT_MAX];
+    tinymls_context *late = tu_join(&cfg);
+    uint8_t ct0[CT_MAX], ct3[CT_MAX], ct5[CT_MAX];
 
+    /* r reads s once in epoch 0: from then on max_future_epochs bounds it. */
+    size_t len0 = tu_seal(s, msg, MSG_LEN, NULL, 0, ct0, sizeof ct0);
+    OPEN_EXPECT(r, ct0, len0, NULL, 0, msg, MSG_LEN);
     for (int i = 0; i < 3; i++) {
         CHECK_STATUS(tinymls_rotate(s), TINYMLS_OK);
     }
@@ -701,9 +803,26 @@ static void test_epoch_unknown(void)
     OPEN_EXPECT(r, ct5, len5, NULL, 0, msg, MSG_LEN);
     CHECK(tu_epoch(r) == 5);
 
-    /* max_future_epochs = 0: a shared context never derives ahead. */
+    /* A joiner (period 0) that has read no other sender yet follows an
+     * authentic epoch any distance ahead, so that it reaches a long-running
+     * group (SPEC v2 6, 7.3); then the bound applies to it too. */
+    CHECK(tu_epoch(late) == 0);
+    OPEN_EXPECT(late, ct5, len5, NULL, 0, msg, MSG_LEN);
+    CHECK(tu_epoch(late) == 5);
+    for (int i = 0; i < 4; i++) {
+        CHECK_STATUS(tinymls_rotate(s), TINYMLS_OK);
+    }
+    uint8_t ct9[CT_MAX];
+    size_t len9 = tu_seal(s, msg, MSG_LEN, NULL, 0, ct9, sizeof ct9);
+    CHECK(tu_ct_epoch(ct9) == 9);
+    OPEN_FAILS(late, ct9, len9, NULL, 0, TINYMLS_ERR_EPOCH_UNKNOWN);
+    CHECK(tu_epoch(late) == 5);
+
+    /* max_future_epochs = 0: once it has read a peer, a shared context never
+     * derives ahead. */
     cfg.max_future_epochs = 0;
     tinymls_context *r0 = tu_join(&cfg);
+    OPEN_EXPECT(r0, ct0, len0, NULL, 0, msg, MSG_LEN);
     OPEN_FAILS(r0, ct3, len3, NULL, 0, TINYMLS_ERR_EPOCH_UNKNOWN);
     CHECK(tu_epoch(r0) == 0);
 
@@ -717,12 +836,13 @@ static void test_epoch_unknown(void)
     CHECK(tu_ct_epoch(ct) == 1);
     OPEN_FAILS(l2, ct, len, NULL, 0, TINYMLS_ERR_EPOCH_UNKNOWN);
     len = tu_seal(l2, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
-    tu_put_be32(ct + 4, 1);
+    tu_set_ct_epoch(ct, 1);
     OPEN_FAILS(l2, ct, len, NULL, 0, TINYMLS_ERR_EPOCH_UNKNOWN);
     CHECK(tu_epoch(l2) == 0);
 
     tinymls_context_free(s);
     tinymls_context_free(r);
+    tinymls_context_free(late);
     tinymls_context_free(r0);
     tinymls_context_free(l1);
     tinymls_context_free(l2);
@@ -743,9 +863,19 @@ static void test_sender_limit(void)
 
     OPEN_EXPECT(r, ca, la, NULL, 0, msg, MSG_LEN);
     OPEN_FAILS(r, cb, lb, NULL, 0, TINYMLS_ERR_SENDER_LIMIT);
-    /* The known sender, and r's own messages, are still fine. */
+    /* The known sender, and r's own messages, are still fine: r's own id is
+     * not a foreign sender (SPEC v2 6 step 3), though it is replay-checked. */
     OPEN_EXPECT(r, ca2, la2, NULL, 0, msg, MSG_LEN);
     OPEN_EXPECT(r, own, lown, NULL, 0, msg, MSG_LEN);
+    OPEN_FAILS(r, own, lown, NULL, 0, TINYMLS_ERR_REPLAY);
+
+    /* Nor does reading its own message first take the one foreign slot. */
+    tinymls_context *r2 = tu_join(&cfg);
+    lown = tu_seal(r2, msg, MSG_LEN, NULL, 0, own, sizeof own);
+    OPEN_EXPECT(r2, own, lown, NULL, 0, msg, MSG_LEN);
+    OPEN_EXPECT(r2, ca, la, NULL, 0, msg, MSG_LEN);
+    OPEN_FAILS(r2, cb, lb, NULL, 0, TINYMLS_ERR_SENDER_LIMIT);
+    tinymls_context_free(r2);
 
     /* The limit is per epoch: in the next epoch b is the first sender. */
     CHECK_STATUS(tinymls_rotate(b), TINYMLS_OK);
@@ -776,14 +906,15 @@ static void test_rate_limited(void)
     tinymls_context_free(ctx);
 }
 
-/* Usage limit (SPEC 5): each message counts 1 + len / 65536; the context
- * rotates before a message would pass max_operations. */
+/* Usage limit (SPEC v2 5): each message counts 1 + len / 16384; a local
+ * context rotates before a message would pass max_operations, and a single
+ * message costing more than max_operations is refused. */
 static void test_usage_rotation(void)
 {
     tinymls_config cfg = tu_config();
     cfg.max_operations = 2;
     tinymls_context *ctx = tu_local(&cfg);
-    size_t big_len = 65536; /* costs 2 */
+    size_t big_len = 16384; /* costs 2 */
     uint8_t *big = (uint8_t *)calloc(1, big_len);
     uint8_t *ct = (uint8_t *)malloc(big_len + TINYMLS_OVERHEAD);
     REQUIRE(big != NULL && ct != NULL);
@@ -802,18 +933,62 @@ static void test_usage_rotation(void)
     REQUIRE(back != NULL);
     CHECK_STATUS(tinymls_decrypt(ctx, ct, n, NULL, 0, back, big_len, &m), TINYMLS_OK);
     CHECK(m == big_len && memcmp(back, big, big_len) == 0);
+
+    /* 2 * 16384 bytes cost 3 > max_operations: refused, nothing written. */
+    uint8_t *huge = (uint8_t *)calloc(1, 2 * big_len);
+    uint8_t *huge_ct = (uint8_t *)malloc(2 * big_len + TINYMLS_OVERHEAD);
+    REQUIRE(huge != NULL && huge_ct != NULL);
+    size_t hn = 0;
+    CHECK_STATUS(tinymls_encrypt(ctx, huge, 2 * big_len, NULL, 0, huge_ct,
+                                 2 * big_len + TINYMLS_OVERHEAD, &hn),
+                 TINYMLS_ERR_INVALID_ARGUMENT);
+    CHECK(tu_epoch(ctx) == 2);
+    free(huge);
+    free(huge_ct);
     free(back);
     free(big);
     free(ct);
     tinymls_context_free(ctx);
+
+    /* A shared group following the clock may not rotate on its own: usage
+     * draws a new sender id, seq restarting at 0, in the same epoch (SPEC
+     * v2 5). A period of 2^40 ms keeps the clock epoch at 1 until 2039, so
+     * the epoch cannot move during the test. */
+    cfg = tu_config();
+    cfg.ratchet_period_ms = (uint64_t)1 << 40;
+    cfg.state_lifetime_ms = (uint64_t)1 << 41;
+    cfg.max_operations = 2;
+    tinymls_context *g = tu_join(&cfg);
+    tinymls_context *peer = tu_join(&cfg);
+    uint8_t c1[CT_MAX], c2[CT_MAX], c3[CT_MAX];
+    uint64_t first_id = 0, now_id = 0;
+    CHECK_STATUS(tinymls_context_sender_id(g, &first_id), TINYMLS_OK);
+    size_t l1 = tu_seal(g, msg, MSG_LEN, NULL, 0, c1, sizeof c1);
+    size_t l2 = tu_seal(g, msg, MSG_LEN, NULL, 0, c2, sizeof c2);
+    size_t l3 = tu_seal(g, msg, MSG_LEN, NULL, 0, c3, sizeof c3); /* would be usage 3 */
+    CHECK(tu_ct_epoch(c1) == 1 && tu_ct_epoch(c2) == 1 && tu_ct_epoch(c3) == 1);
+    CHECK(tu_ct_sender(c1) == first_id && tu_ct_sender(c2) == first_id);
+    CHECK(tu_ct_seq(c1) == 0 && tu_ct_seq(c2) == 1);
+    CHECK(tu_ct_sender(c3) != first_id && tu_ct_seq(c3) == 0);
+    CHECK_STATUS(tinymls_context_sender_id(g, &now_id), TINYMLS_OK);
+    CHECK(now_id == tu_ct_sender(c3));
+    CHECK(tu_epoch(g) == 1);
+    OPEN_EXPECT(peer, c1, l1, NULL, 0, msg, MSG_LEN);
+    OPEN_EXPECT(peer, c2, l2, NULL, 0, msg, MSG_LEN);
+    OPEN_EXPECT(peer, c3, l3, NULL, 0, msg, MSG_LEN);
+    tinymls_context_free(g);
+    tinymls_context_free(peer);
 }
 
 /* ---- cross-context --------------------------------------------------- */
 
 static void test_cross_context(void)
 {
-    tinymls_context *a = tu_join(NULL);
-    tinymls_context *b = tu_join(NULL);
+    /* Period 0: epochs numbered by the group, adopted from peers (SPEC v2
+     * 7.3); test_clock_epochs covers the defaults. */
+    tinymls_config cfg = tu_config();
+    tinymls_context *a = tu_join(&cfg);
+    tinymls_context *b = tu_join(&cfg);
     uint8_t ct[CT_MAX];
     uint64_t sa = 0, sb = 0;
     size_t len;
@@ -844,9 +1019,9 @@ static void test_cross_context(void)
     /* Another group (same secret, other id) reads nothing. */
     static const uint8_t secret[32] = {7};
     tinymls_context *g1 = NULL, *g2 = NULL;
-    CHECK_STATUS(tinymls_context_join(secret, sizeof secret, (const uint8_t *)"one", 3, NULL, &g1),
+    CHECK_STATUS(tinymls_context_join(secret, sizeof secret, (const uint8_t *)"one", 3, &cfg, &g1),
                  TINYMLS_OK);
-    CHECK_STATUS(tinymls_context_join(secret, sizeof secret, (const uint8_t *)"two", 3, NULL, &g2),
+    CHECK_STATUS(tinymls_context_join(secret, sizeof secret, (const uint8_t *)"two", 3, &cfg, &g2),
                  TINYMLS_OK);
     REQUIRE(g1 != NULL && g2 != NULL);
     len = tu_seal(g1, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
@@ -867,6 +1042,166 @@ static void test_cross_context(void)
     }
 }
 
+/* ---- shared groups following the clock (SPEC v2 7.2) ------------------- */
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    REQUIRE(clock_gettime(CLOCK_REALTIME, &ts) == 0);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t distance(uint64_t x, uint64_t y)
+{
+    return x > y ? x - y : y - x;
+}
+
+/* Two contexts joined with the defaults (ratchet_period_ms = 100) number
+ * their epochs by the wall clock, without talking to each other: they agree
+ * on the current epoch (equal, or one apart across a boundary) and read each
+ * other. */
+static void test_clock_defaults(void)
+{
+    tinymls_config defaults;
+    tinymls_config_default(&defaults);
+    REQUIRE(defaults.ratchet_period_ms == 100);
+
+    const uint64_t before = wall_ms();
+    tinymls_context *a = tu_join(NULL);
+    tinymls_context *b = tu_join(NULL);
+    uint64_t ea = tu_epoch(a);
+    uint64_t eb = tu_epoch(b);
+    const uint64_t after = wall_ms();
+    /* The current epoch is floor(unix_ms / period) (about 1.76e10 today: far
+     * past 32 bits' reach of the millisecond clock, well inside 48 bits). */
+    CHECK(ea >= before / 100 && ea <= after / 100);
+    CHECK(eb >= before / 100 && eb <= after / 100);
+    CHECK(ea < ((uint64_t)1 << 48));
+
+    /* Equal or one apart. Read again if a slow machine (valgrind) crossed
+     * more than one boundary between the two calls; b read between two
+     * readings of a lies between them, as both follow the same clock. */
+    int tries = 0;
+    uint64_t ea2 = ea;
+    while (tries++ < 100) {
+        ea = tu_epoch(a);
+        eb = tu_epoch(b);
+        ea2 = tu_epoch(a);
+        if (distance(ea, eb) <= 1) {
+            break;
+        }
+    }
+    CHECK(distance(ea, eb) <= 1);
+    CHECK(ea <= eb && eb <= ea2);
+
+    /* They read each other, both ways, and the replies. */
+    uint8_t ct[CT_MAX];
+    size_t len = tu_seal(a, msg, MSG_LEN, aad, sizeof aad, ct, sizeof ct);
+    CHECK(tu_ct_epoch(ct) >= ea2 && tu_ct_epoch(ct) <= wall_ms() / 100);
+    OPEN_EXPECT(b, ct, len, aad, sizeof aad, msg, MSG_LEN);
+    /* A shared context replay-checks every sender: reflected twice, refused. */
+    OPEN_FAILS(b, ct, len, aad, sizeof aad, TINYMLS_ERR_REPLAY);
+    /* The message was sent no later than b read it: b's skew is not
+     * positive, and a whole number of periods. */
+    tinymls_health hb = tu_health(b);
+    CHECK(hb.clock_skew_ms <= 0 && hb.clock_skew_ms % 100 == 0);
+    CHECK(hb.decrypt_count == 1);
+    len = tu_seal(b, "reply", 5, NULL, 0, ct, sizeof ct);
+    OPEN_EXPECT(a, ct, len, NULL, 0, "reply", 5);
+
+    /* Each retains the window of max_epochs epochs ending at its current
+     * epoch, from the moment it joins. */
+    tinymls_health ha = tu_health(a);
+    CHECK(ha.retained_epochs == defaults.max_epochs);
+    CHECK(ha.current_epoch - ha.oldest_epoch + 1 == defaults.max_epochs);
+    CHECK(ha.current_epoch >= ea2);
+
+    /* Another group (same secret, other id) with the defaults reads nothing. */
+    static const uint8_t secret[32] = {9};
+    tinymls_context *g1 = NULL, *g2 = NULL;
+    CHECK_STATUS(tinymls_context_join(secret, sizeof secret, (const uint8_t *)"one", 3, NULL, &g1),
+                 TINYMLS_OK);
+    CHECK_STATUS(tinymls_context_join(secret, sizeof secret, (const uint8_t *)"two", 3, NULL, &g2),
+                 TINYMLS_OK);
+    REQUIRE(g1 != NULL && g2 != NULL);
+    len = tu_seal(g1, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
+    OPEN_FAILS(g2, ct, len, NULL, 0, TINYMLS_ERR_AUTH);
+    OPEN_FAILS(a, ct, len, NULL, 0, TINYMLS_ERR_AUTH);
+
+    /* A local context has no clock skew, whatever it does. */
+    tinymls_context *l = tu_local(NULL);
+    len = tu_seal(l, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
+    OPEN_EXPECT(l, ct, len, NULL, 0, msg, MSG_LEN);
+    CHECK_STATUS(tinymls_rotate(l), TINYMLS_OK);
+    len = tu_seal(l, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
+    OPEN_EXPECT(l, ct, len, NULL, 0, msg, MSG_LEN);
+    tinymls_health hl = tu_health(l);
+    CHECK(hl.clock_skew_ms == 0);
+    CHECK(hl.current_epoch == 1 && hl.decrypt_count == 2 && hl.encrypt_count == 2);
+
+    tinymls_context *all[] = {a, b, g1, g2, l};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        tinymls_context_free(all[i]);
+    }
+}
+
+/* The rules of a clock-following group that a real period cannot show
+ * without waiting: with a period of 2^40 ms the clock epoch is 1 from 2004
+ * to 2039, so nothing below depends on when it runs. */
+static void test_clock_rules(void)
+{
+    const uint64_t period = (uint64_t)1 << 40;
+    tinymls_config cfg = tu_config();
+    cfg.ratchet_period_ms = period;
+    cfg.state_lifetime_ms = period * 2;
+    REQUIRE(wall_ms() / period == 1);
+    tinymls_context *p = tu_join(&cfg);
+    tinymls_context *q = tu_join(&cfg);
+    CHECK(tu_epoch(p) == 1 && tu_epoch(q) == 1);
+
+    /* A manual rotation starts the next epoch early, once: a context already
+     * ahead of the clock is RATE_LIMITED. */
+    CHECK_STATUS(tinymls_rotate(p), TINYMLS_OK);
+    CHECK(tu_epoch(p) == 2);
+    CHECK_STATUS(tinymls_rotate(p), TINYMLS_ERR_RATE_LIMITED);
+    CHECK(tu_epoch(p) == 2);
+
+    /* q reads p's epoch 2 but does not adopt it: a fast member never drags
+     * the others ahead. Its health shows p one period ahead. */
+    uint8_t ct[CT_MAX], ct2[CT_MAX];
+    size_t len = tu_seal(p, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
+    size_t len2 = tu_seal(p, "second", 6, NULL, 0, ct2, sizeof ct2);
+    CHECK(tu_ct_epoch(ct) == 2);
+    OPEN_EXPECT(q, ct, len, NULL, 0, msg, MSG_LEN);
+    CHECK(tu_epoch(q) == 1);
+    tinymls_health hq = tu_health(q);
+    CHECK(hq.current_epoch == 1);
+    CHECK(hq.clock_skew_ms == (int64_t)period);
+    /* The future epoch keeps its replay state. */
+    OPEN_FAILS(q, ct, len, NULL, 0, TINYMLS_ERR_REPLAY);
+    OPEN_EXPECT(q, ct2, len2, NULL, 0, "second", 6);
+    CHECK(tu_epoch(q) == 1);
+
+    /* q still sends in epoch 1, which p retains and reads: p sees q one
+     * period behind. */
+    len = tu_seal(q, "from q", 6, NULL, 0, ct, sizeof ct);
+    CHECK(tu_ct_epoch(ct) == 1);
+    OPEN_EXPECT(p, ct, len, NULL, 0, "from q", 6);
+    tinymls_health hp = tu_health(p);
+    CHECK(hp.current_epoch == 2 && hp.clock_skew_ms == -(int64_t)period);
+
+    /* A member joining now starts at the clock epoch and reads both. */
+    tinymls_context *r = tu_join(&cfg);
+    CHECK(tu_epoch(r) == 1);
+    OPEN_EXPECT(r, ct, len, NULL, 0, "from q", 6);
+    OPEN_EXPECT(r, ct2, len2, NULL, 0, "second", 6);
+    CHECK(tu_epoch(r) == 1);
+
+    tinymls_context_free(p);
+    tinymls_context_free(q);
+    tinymls_context_free(r);
+}
+
 /* ---- close, free, panic ---------------------------------------------- */
 
 static void test_closed(void)
@@ -876,7 +1211,7 @@ static void test_closed(void)
     uint8_t ct[CT_MAX], out[CT_MAX];
     size_t len = tu_seal(a, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
     size_t n = 777;
-    uint32_t e = 777;
+    uint64_t e = 777;
     uint64_t sender = 777;
 
     CHECK_STATUS(tinymls_context_close(b), TINYMLS_OK);
@@ -942,6 +1277,8 @@ int main(void)
     test_rate_limited();
     test_usage_rotation();
     test_cross_context();
+    test_clock_defaults();
+    test_clock_rules();
     test_closed();
     test_panic_hook();
     return tu_finish();

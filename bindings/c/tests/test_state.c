@@ -2,7 +2,9 @@
  * State export and import through the C ABI (docs/STATE.md): the size
  * query, BUFFER_TOO_SMALL, the NULL rules, a round trip in which a message
  * sent before the export decrypts after the import, the current-epoch-only
- * flag, and every rejection leaving the output handle NULL.
+ * flag, every rejection leaving the output handle NULL, and (format 2) a
+ * clock-following context's future epochs and their replay state surviving
+ * the trip.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +47,7 @@ static void test_size_query_and_null_rules(void) {
     tinymls_context *ctx = tu_join(&cfg);
     size_t need = 0, got = 0;
     CHECK(tinymls_state_format_version() == TINYMLS_STATE_FORMAT_VERSION);
+    CHECK(tinymls_state_format_version() == 2); /* SPEC v2: 48-bit epochs, frontier */
     CHECK_STATUS(tinymls_context_export(ctx, KEK, sizeof KEK, 0, NULL, 0, &need),
                  TINYMLS_ERR_BUFFER_TOO_SMALL);
     CHECK(need > 44);
@@ -152,8 +155,13 @@ static void test_round_trip_and_rejections(void) {
     m[len] = 0;
     import_expect(m, len + 1, KEK, sizeof KEK, NULL, TINYMLS_ERR_MALFORMED);
     import_expect(m0, n0, KEK, sizeof KEK, NULL, TINYMLS_ERR_MALFORMED);
+    /* The version is the u16 at bytes 8..10: this library writes 2. */
+    CHECK(blob[8] == 0 && blob[9] == 2);
     memcpy(m, blob, len);
-    m[9] = (uint8_t)(m[9] + 1); /* format version 2 */
+    m[9] = (uint8_t)(m[9] + 1); /* format version 3, newer */
+    import_expect(m, len, KEK, sizeof KEK, NULL, TINYMLS_ERR_MALFORMED);
+    memcpy(m, blob, len);
+    m[9] = 1; /* format version 1 (SPEC v1 blobs are not read) */
     import_expect(m, len, KEK, sizeof KEK, NULL, TINYMLS_ERR_MALFORMED);
     CHECK(strstr(tinymls_status_str(TINYMLS_ERR_MALFORMED), "state") != NULL);
 
@@ -166,8 +174,68 @@ static void test_round_trip_and_rejections(void) {
     tinymls_context_free(a);
 }
 
+/* SPEC v2: a shared context following the clock holds the future epochs it
+ * has read, with their replay state, and the blob carries them; an import
+ * starts at the clock epoch, or later if the restored state is ahead. A
+ * period of 2^40 ms keeps the clock epoch at 1 until 2039, so nothing here
+ * depends on when it runs. */
+static void test_clock_state(void) {
+    const uint64_t period = (uint64_t)1 << 40;
+    tinymls_config cfg = tu_config();
+    cfg.ratchet_period_ms = period;
+    cfg.state_lifetime_ms = 2 * period;
+    tinymls_context *p = tu_join(&cfg);
+    tinymls_context *q = tu_join(&cfg);
+    REQUIRE(tu_epoch(p) == 1 && tu_epoch(q) == 1);
+    CHECK_STATUS(tinymls_rotate(p), TINYMLS_OK); /* one epoch ahead of the clock */
+    uint8_t f1[64], f2[64], now1[64];
+    size_t n1 = tu_seal(p, "future one", 10, NULL, 0, f1, sizeof f1);
+    size_t n2 = tu_seal(p, "future two", 10, NULL, 0, f2, sizeof f2);
+    size_t nn = tu_seal(q, "epoch one", 9, NULL, 0, now1, sizeof now1);
+    CHECK(tu_ct_epoch(f1) == 2 && tu_ct_epoch(now1) == 1);
+    OPEN_EXPECT(q, f1, n1, NULL, 0, "future one", 10); /* read, not adopted */
+    CHECK(tu_epoch(q) == 1);
+
+    size_t len = 0;
+    uint8_t *blob = export_blob(q, 0, &len);
+    tinymls_context *q2 = import_expect(blob, len, KEK, sizeof KEK, NULL, TINYMLS_OK);
+    REQUIRE(q2 != NULL);
+    CHECK(tu_epoch(q2) == 1);
+    /* The future epoch came along with its replay state. */
+    OPEN_FAILS(q2, f1, n1, NULL, 0, TINYMLS_ERR_REPLAY);
+    OPEN_EXPECT(q2, f2, n2, NULL, 0, "future two", 10);
+    /* q's own message: a shared context replay-checks its own sender id, but
+     * the import has a new one and q never read it: it reads once. */
+    OPEN_EXPECT(q2, now1, nn, NULL, 0, "epoch one", 9);
+    OPEN_FAILS(q2, now1, nn, NULL, 0, TINYMLS_ERR_REPLAY);
+    tinymls_health h = tu_health(q2);
+    CHECK(h.current_epoch == 1);
+
+    /* p's state is ahead of the clock: the import keeps its epoch. */
+    size_t plen = 0;
+    uint8_t *pblob = export_blob(p, 0, &plen);
+    tinymls_context *p2 = import_expect(pblob, plen, KEK, sizeof KEK, NULL, TINYMLS_OK);
+    REQUIRE(p2 != NULL);
+    CHECK(tu_epoch(p2) == 2);
+    OPEN_EXPECT(p2, now1, nn, NULL, 0, "epoch one", 9);
+
+    /* The clock rules hold at import too: a config with max_epochs 1 for a
+     * clock-following group is refused. */
+    tinymls_config bad = cfg;
+    bad.max_epochs = 1;
+    import_expect(blob, len, KEK, sizeof KEK, &bad, TINYMLS_ERR_INVALID_CONFIG);
+
+    free(blob);
+    free(pblob);
+    tinymls_context_free(p2);
+    tinymls_context_free(q2);
+    tinymls_context_free(q);
+    tinymls_context_free(p);
+}
+
 int main(void) {
     test_size_query_and_null_rules();
     test_round_trip_and_rejections();
+    test_clock_state();
     return tu_finish();
 }

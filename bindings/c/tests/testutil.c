@@ -93,13 +93,23 @@ tinymls_context *tu_local(const tinymls_config *cfg)
     return ctx;
 }
 
-uint32_t tu_epoch(tinymls_context *ctx)
+uint64_t tu_epoch(tinymls_context *ctx)
 {
-    uint32_t e = UINT32_MAX;
+    uint64_t e = UINT64_MAX;
     if (!CHECK_STATUS(tinymls_context_epoch(ctx, &e), TINYMLS_OK)) {
-        return UINT32_MAX;
+        return UINT64_MAX;
     }
     return e;
+}
+
+tinymls_health tu_health(tinymls_context *ctx)
+{
+    tinymls_health h;
+    memset(&h, 0, sizeof h);
+    if (!CHECK_STATUS(tinymls_context_health(ctx, &h), TINYMLS_OK)) {
+        memset(&h, 0, sizeof h);
+    }
+    return h;
 }
 
 size_t tu_seal(tinymls_context *ctx, const void *pt, size_t pt_len, const void *aad,
@@ -147,10 +157,13 @@ int tu_open_fails(tinymls_context *ctx, const uint8_t *ct, size_t ct_len, const 
            ok;
 }
 
-uint32_t tu_ct_epoch(const uint8_t *ct)
+uint64_t tu_ct_epoch(const uint8_t *ct)
 {
-    return ((uint32_t)ct[4] << 24) | ((uint32_t)ct[5] << 16) | ((uint32_t)ct[6] << 8) |
-           (uint32_t)ct[7];
+    uint64_t v = 0;
+    for (int i = 2; i < 8; i++) {
+        v = (v << 8) | ct[i];
+    }
+    return v;
 }
 
 static uint64_t be64(const uint8_t *p)
@@ -172,12 +185,12 @@ uint64_t tu_ct_seq(const uint8_t *ct)
     return be64(ct + 16);
 }
 
-void tu_put_be32(uint8_t *p, uint32_t v)
+void tu_set_ct_epoch(uint8_t *ct, uint64_t epoch)
 {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
+    for (int i = 7; i >= 2; i--) {
+        ct[i] = (uint8_t)epoch;
+        epoch >>= 8;
+    }
 }
 
 int tu_all_bytes(const uint8_t *p, size_t n, uint8_t b)

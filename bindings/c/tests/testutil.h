@@ -41,8 +41,10 @@ tinymls_config tu_config(void);
 tinymls_context *tu_join(const tinymls_config *cfg);
 /* A local context; stops the test if it fails. */
 tinymls_context *tu_local(const tinymls_config *cfg);
-/* The context's current epoch (checked; UINT32_MAX if the call failed). */
-uint32_t tu_epoch(tinymls_context *ctx);
+/* The context's current epoch (checked; UINT64_MAX if the call failed). */
+uint64_t tu_epoch(tinymls_context *ctx);
+/* The context's health (checked; all zero if the call failed). */
+tinymls_health tu_health(tinymls_context *ctx);
 
 /* Encrypts pt/aad into out (checked OK); returns the ciphertext length (0 on failure). */
 size_t tu_seal(tinymls_context *ctx, const void *pt, size_t pt_len, const void *aad,
@@ -60,11 +62,13 @@ int tu_open_fails(tinymls_context *ctx, const uint8_t *ct, size_t ct_len, const 
 #define OPEN_FAILS(ctx, ct, ct_len, aad, aad_len, want) \
     tu_open_fails((ctx), (ct), (ct_len), (aad), (aad_len), (want), __FILE__, __LINE__)
 
-/* Public header fields of a ciphertext (SPEC section 4, big-endian). */
-uint32_t tu_ct_epoch(const uint8_t *ct);
+/* Public header fields of a ciphertext (SPEC section 4, big-endian; the
+ * epoch is the u48 at bytes 2..8). */
+uint64_t tu_ct_epoch(const uint8_t *ct);
 uint64_t tu_ct_sender(const uint8_t *ct);
 uint64_t tu_ct_seq(const uint8_t *ct);
-void tu_put_be32(uint8_t *p, uint32_t v);
+/* Writes a ciphertext's header epoch (u48 at bytes 2..8). */
+void tu_set_ct_epoch(uint8_t *ct, uint64_t epoch);
 
 /* Whether all n bytes of p equal b. */
 int tu_all_bytes(const uint8_t *p, size_t n, uint8_t b);

@@ -5,7 +5,8 @@
  *
  * Listens on the Unix socket SOCKET, accepts the two replicas, and decrypts
  * every frame they send (one thread per connection, one shared context,
- * keys rotating every 100 ms on their own). Genuine messages must decrypt
+ * keys rotating every 100 ms on their own: every member's epoch is the wall
+ * clock divided by the period, SPEC v2 7.2). Genuine messages must decrypt
  * and arrive in order ("replica-N #K ..."); the frames labelled as
  * deliberately tampered or replayed must be rejected with AUTH and REPLAY.
  * Prints READY, then a STAT line every 250 ms, a FINAL line, and finally the
@@ -36,9 +37,12 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long recv_total, recv_by[REPLICAS + 1], ended[REPLICAS + 1];
 static unsigned long rejected, tampered_rejected, replay_rejected, errors;
 static tinymls_status tampered_status, replay_status;
+/* Distinct epochs, counted from the first one seen (a clock epoch is about
+ * 1.76e10 today). */
 static unsigned char seen_epoch[MAX_EPOCHS];
 static unsigned long epochs_seen;
-static uint32_t epoch_min = UINT32_MAX, epoch_max;
+static uint64_t epoch_min = UINT64_MAX, epoch_max, epoch_base;
+static int have_base;
 static int done_threads;
 
 static void complain(const char *name, const char *what)
@@ -81,7 +85,9 @@ static void *serve(void *arg)
          * message type); the sender's name is in the plaintext. */
         size_t pt_len = 0;
         tinymls_status st = tinymls_decrypt(ctx, ct, len, (const uint8_t *)AAD, strlen(AAD), pt, MAX_FRAME, &pt_len);
-        uint32_t epoch = len >= 8 ? ((uint32_t)ct[4] << 24 | (uint32_t)ct[5] << 16 | (uint32_t)ct[6] << 8 | ct[7]) : 0;
+        uint64_t epoch = 0; /* the header's u48 at bytes 2..8 (SPEC v2 section 4) */
+        for (size_t i = 2; i < 8 && len >= 8; i++)
+            epoch = epoch << 8 | ct[i];
         pthread_mutex_lock(&mu);
         if (hdr[0] == 'T' || hdr[0] == 'R') {
             /* Deliberate attacks, labelled as such by the sender: they must fail. */
@@ -129,8 +135,12 @@ static void *serve(void *arg)
                 expect[r] = k;
                 recv_by[r]++;
                 recv_total++;
-                if (epoch < MAX_EPOCHS && !seen_epoch[epoch]) {
-                    seen_epoch[epoch] = 1;
+                if (!have_base) {
+                    have_base = 1;
+                    epoch_base = epoch;
+                }
+                if (epoch >= epoch_base && epoch - epoch_base < MAX_EPOCHS && !seen_epoch[epoch - epoch_base]) {
+                    seen_epoch[epoch - epoch_base] = 1;
                     epochs_seen++;
                 }
                 if (epoch < epoch_min)
@@ -154,10 +164,10 @@ static void *serve(void *arg)
 static void stat_line(const char *kind)
 {
     pthread_mutex_lock(&mu);
-    printf("%s recv=%lu r1=%lu r2=%lu epochs=%lu epoch_min=%lu epoch_max=%lu rejected=%lu misread=%lu "
+    printf("%s recv=%lu r1=%lu r2=%lu epochs=%lu epoch_min=%llu epoch_max=%llu rejected=%lu misread=%lu "
            "tampered_rejected=%lu tampered_status=%s replay_rejected=%lu replay_status=%s\n",
-           kind, recv_total, recv_by[1], recv_by[2], epochs_seen, recv_total ? (unsigned long)epoch_min : 0,
-           (unsigned long)epoch_max, rejected, errors, tampered_rejected,
+           kind, recv_total, recv_by[1], recv_by[2], epochs_seen, recv_total ? (unsigned long long)epoch_min : 0,
+           (unsigned long long)epoch_max, rejected, errors, tampered_rejected,
            tampered_rejected ? "TINYMLS_ERR_AUTH" : "-", replay_rejected,
            replay_rejected ? "TINYMLS_ERR_REPLAY" : "-");
     fflush(stdout);
@@ -171,6 +181,11 @@ int main(int argc, char **argv)
         return 2;
     }
     name = argv[2];
+    if (tinymls_abi_version() != TINYMLS_ABI_VERSION) {
+        printf("ERROR %s: libtinymls has ABI %u, this consumer needs %d\n", name,
+               (unsigned)tinymls_abi_version(), TINYMLS_ABI_VERSION);
+        return 1;
+    }
     char line[2 * TINYMLS_MAX_GROUP_SECRET_LEN + 2];
     uint8_t secret[TINYMLS_MAX_GROUP_SECRET_LEN];
     size_t secret_len = 0;

@@ -75,14 +75,18 @@ static void plaintext(uint8_t *pt, size_t len, uint32_t seed)
         pt[j] = (uint8_t)((seed * 131u + (uint32_t)j * 7u + (uint32_t)(j >> 8)) & 0xffu);
 }
 
-static uint32_t header_epoch(const uint8_t *ct)
+/* The header's epoch: u48 big-endian at bytes 2..8 (SPEC v2 section 4). */
+static uint64_t header_epoch(const uint8_t *ct)
 {
-    return (uint32_t)ct[4] << 24 | (uint32_t)ct[5] << 16 | (uint32_t)ct[6] << 8 | (uint32_t)ct[7];
+    uint64_t e = 0;
+    for (int i = 2; i < 8; i++)
+        e = e << 8 | ct[i];
+    return e;
 }
 
-static uint32_t context_epoch(tinymls_context *ctx)
+static uint64_t context_epoch(tinymls_context *ctx)
 {
-    uint32_t e = 0;
+    uint64_t e = 0;
     tinymls_status s = tinymls_context_epoch(ctx, &e);
     if (s != TINYMLS_OK)
         die_status("tinymls_context_epoch", s);
@@ -122,6 +126,11 @@ int main(int argc, char **argv)
         return 2;
     }
     int enc = strcmp(argv[1], "encrypt") == 0;
+    if (tinymls_abi_version() != TINYMLS_ABI_VERSION) {
+        fprintf(stderr, "interop c: libtinymls has ABI %u, this runner needs %d\n",
+                (unsigned)tinymls_abi_version(), TINYMLS_ABI_VERSION);
+        return 1;
+    }
     uint8_t secret[TINYMLS_MAX_GROUP_SECRET_LEN];
     size_t secret_len = unhex(argv[3], secret, sizeof secret);
     const char *group = argv[4];
@@ -146,8 +155,8 @@ int main(int argc, char **argv)
 
     char line[MAX_LINE];
     uint8_t aad[MAX_AAD];
-    uint32_t epoch = 0;
-    unsigned long messages = 0, rotations = 0, final_epoch = 0, rejected = 0;
+    uint64_t epoch = 0, final_epoch = 0;
+    unsigned long messages = 0, rotations = 0, rejected = 0;
     unsigned long long bytes = 0;
     int saw_empty = 0, saw_mib = 0, saw_aad = 0;
     uint8_t *first = NULL;
@@ -262,8 +271,8 @@ int main(int argc, char **argv)
         rejected++;
         free(out);
         free(first);
-        printf("interop c decrypt: messages=%lu epoch=%lu bytes=%llu rejected=%lu\n", messages, final_epoch, bytes,
-               rejected);
+        printf("interop c decrypt: messages=%lu epoch=%llu bytes=%llu rejected=%lu\n", messages,
+               (unsigned long long)final_epoch, bytes, rejected);
     }
     fclose(plan);
     tinymls_context_free(ctx);
