@@ -85,7 +85,7 @@ pub fn group_root(group_secret: &[u8], group_id: &[u8]) -> Result<Secret32> {
 /// HKDF-Extract(salt = ExpandLabel(epoch_secret[n], "epoch upd", u48(n+1), 32),
 /// IKM = entropy)`, `entropy` being 32 fresh OS bytes.
 pub fn next_local_epoch_secret(current: &Secret32, next_epoch: u64, entropy: &[u8]) -> Secret32 {
-    debug_assert!(next_epoch <= crate::epoch_tree::MAX_EPOCH);
+    debug_assert!(next_epoch < 1 << 48, "epochs are 48-bit");
     let salt = expand_secret(current, b"epoch upd", &next_epoch.to_be_bytes()[2..]);
     let (extracted, _) = Hkdf::<Sha256>::extract(Some(salt.expose()), entropy);
     let mut next = Secret32::zero();
