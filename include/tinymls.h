@@ -104,7 +104,7 @@ enum tinymls_status
   TINYMLS_ERR_INVALID_CONFIG = 3,
   // Output too small; `*out_len` holds the size needed.
   TINYMLS_ERR_BUFFER_TOO_SMALL = 4,
-  // Not a TinyMLS v1 ciphertext or state blob.
+  // Not a TinyMLS v2 ciphertext, or not a state blob this library reads.
   TINYMLS_ERR_MALFORMED = 5,
   // Authentication failed.
   TINYMLS_ERR_AUTH = 6,

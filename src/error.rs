@@ -91,8 +91,8 @@ status_table! {
     InvalidConfig = 3, "INVALID_CONFIG", "invalid_config", "a configuration field is out of range";
     /// The output buffer is too small; `needed` bytes are required.
     BufferTooSmall { needed: usize } = 4, "BUFFER_TOO_SMALL", "buffer_too_small", "the output buffer is too small";
-    /// Not a TinyMLS v1 ciphertext (or state blob).
-    Malformed = 5, "MALFORMED", "malformed", "not a TinyMLS v1 ciphertext or state blob (or a newer state format)";
+    /// Not a TinyMLS v2 ciphertext, or not a state blob this library reads.
+    Malformed = 5, "MALFORMED", "malformed", "not a TinyMLS v2 ciphertext or state blob (or an older or newer state format)";
     /// Authentication failed: wrong key, wrong AAD, or tampered bytes.
     Auth = 6, "AUTH", "auth", "authentication failed";
     /// The sequence number was already accepted, or is older than the window.
@@ -103,7 +103,7 @@ status_table! {
     EpochUnknown = 9, "EPOCH_UNKNOWN", "unknown_epoch", "the epoch is ahead of what this context may derive";
     /// Too many foreign senders in one epoch.
     SenderLimit = 10, "SENDER_LIMIT", "sender_limit", "too many senders in one epoch";
-    /// The epoch space (`u32`) is used up.
+    /// The epoch space (2^48) is used up.
     Exhausted = 11, "EXHAUSTED", "exhausted", "the epoch space is used up";
     /// A manual rotation came sooner than `min_rotation_interval_ms` allows.
     RateLimited = 12, "RATE_LIMITED", "rate_limited", "manual rotation sooner than allowed";
