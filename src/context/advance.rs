@@ -12,7 +12,6 @@ use super::window::{Epoch, Window};
 use crate::epoch_tree::MAX_EPOCH;
 use crate::error::{Error, Result};
 use crate::key_schedule;
-use crate::metrics;
 use crate::secret::Secret32;
 use crate::types::{Destroyed, Mode, RotationReason};
 
@@ -31,7 +30,7 @@ impl Window {
                 let mut entropy = Zeroizing::new([0u8; 32]);
                 fill_random(&mut entropy[..])?;
                 let next = key_schedule::next_local_epoch_secret(&cur.secret, number, &entropy[..]);
-                self.push_epoch(Epoch::new(number, next, now));
+                self.push_epoch(Epoch::new(number, next, now), true);
                 self.became_current(now, reason);
                 Ok(())
             }
@@ -87,7 +86,7 @@ impl Window {
                     Err(_) => (derived.next().ok_or(Error::Internal)?, false),
                 };
                 debug_assert_eq!(e.number, n);
-                self.push_held(e, held);
+                self.push_epoch(e, !held);
             }
         }
         let leaf = frontier.advance(target).ok_or(Error::Internal);
@@ -98,7 +97,7 @@ impl Window {
             Err(_) => (Epoch::copied(target, &leaf, self.start_of(target, now, wall)), false),
         };
         drop(leaf);
-        self.push_held(e, held);
+        self.push_epoch(e, !held);
         self.became_current(now, reason);
         Ok(())
     }
@@ -110,15 +109,6 @@ impl Window {
             self.clock_start(n, now, wall)
         } else {
             now
-        }
-    }
-
-    /// Appends an epoch, new or (`was_future`) a future one that is now in
-    /// the window (counted in the metrics when it was first held).
-    fn push_held(&mut self, e: Epoch, was_future: bool) {
-        self.push_epoch(e);
-        if was_future {
-            metrics::epochs_added(-1);
         }
     }
 }

@@ -144,17 +144,22 @@ impl Window {
     /// Drops the oldest epoch (its secrets are zeroized on drop).
     pub(super) fn destroy_oldest(&mut self, reason: Destroyed) {
         if let Some(e) = self.epochs.pop_front() {
-            if let Some(own) = e.own.as_deref() {
-                self.retired_encrypts += own.sent();
-            }
-            metrics::epochs_destroyed(reason, 1);
-            self.queue(Pending::Destroyed { epoch: e.number, reason: reason.label() });
+            self.retire(e, reason);
         }
     }
 
-    /// Drops every epoch
-    /// and every future epoch, and clears the frontier: nothing that
-    /// derives a key is left.
+    /// The books of an epoch that is dropped (its secrets are zeroized on
+    /// drop): its own encryptions, the metrics, the event.
+    fn retire(&mut self, e: Epoch, reason: Destroyed) {
+        if let Some(own) = e.own.as_deref() {
+            self.retired_encrypts += own.sent();
+        }
+        metrics::epochs_destroyed(reason, 1);
+        self.queue(Pending::Destroyed { epoch: e.number, reason: reason.label() });
+    }
+
+    /// Drops every epoch and every future epoch, and clears the frontier:
+    /// nothing that derives a key is left.
     pub(super) fn destroy_all(&mut self, reason: Destroyed) {
         while !self.epochs.is_empty() {
             self.destroy_oldest(reason);
@@ -168,14 +173,9 @@ impl Window {
     /// Drops the future epochs numbered below `limit`.
     pub(super) fn destroy_future_below(&mut self, limit: u64, reason: Destroyed) {
         let n = self.future.partition_point(|e| e.number < limit);
-        for e in self.future.drain(..n) {
-            if let Some(own) = e.own.as_deref() {
-                self.retired_encrypts += own.sent();
-            }
-            metrics::epochs_destroyed(reason, 1);
-            if events::enabled(events::Kind::EpochDestroyed.level()) {
-                self.pending.push(Pending::Destroyed { epoch: e.number, reason: reason.label() });
-            }
+        let keep = self.future.split_off(n);
+        for e in std::mem::replace(&mut self.future, keep) {
+            self.retire(e, reason);
         }
     }
 
@@ -305,7 +305,9 @@ impl Window {
     /// window is full: the deque never holds more than `max_epochs` (pushing
     /// first would double its capacity once the window filled), and it grows
     /// by doubling but never past `max_epochs`.
-    pub(super) fn push_epoch(&mut self, epoch: Epoch) {
+    /// `new`: not held before (a future epoch moving into the window was
+    /// counted in the metrics when it was first held).
+    pub(super) fn push_epoch(&mut self, epoch: Epoch, new: bool) {
         let max = (self.cfg.max_epochs as usize).max(1);
         while self.epochs.len() >= max {
             self.destroy_oldest(Destroyed::Window);
@@ -315,7 +317,9 @@ impl Window {
             self.epochs.reserve_exact(len.clamp(1, max - len));
         }
         self.epochs.push_back(epoch);
-        metrics::epochs_added(1);
+        if new {
+            metrics::epochs_added(1);
+        }
     }
 
     /// Bookkeeping after an epoch became current (rotation or adoption).
