@@ -400,6 +400,15 @@ size_t tinymls_config_size(void);
 tinymls_status tinymls_test_panic(void);
 #endif
 
+#if defined(TINYMLS_TEST_HOOKS)
+// Test-only (built with the `test-hooks` feature, never in a release):
+// sets the offset, in milliseconds, that this process adds to the system
+// wall clock (`CLOCK_REALTIME`), as a host whose clock is off by that much
+// would read it. The initial offset comes from the environment variable
+// `TINYMLS_TEST_WALL_OFFSET_MS`. Used by the clock-skew soak.
+tinymls_status tinymls_test_set_wall_offset_ms(int64_t offset_ms);
+#endif
+
 // Encrypts `count` messages in one call. Message `i` is `in_lens[i]` bytes
 // of `input`, the messages back to back; its AAD is `aad_lens[i]` bytes of
 // `aad`, likewise (`aad_lens` NULL: no AAD for any; `aad` may then be

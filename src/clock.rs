@@ -104,7 +104,7 @@ impl Clock {
     #[inline]
     pub fn wall_ms(&self) -> u64 {
         match self {
-            Clock::System => os::realtime_ns() / 1_000_000,
+            Clock::System => test_offset::apply(os::realtime_ns() / 1_000_000),
             Clock::Fake(t) => t.wall(),
         }
     }
@@ -120,7 +120,7 @@ impl Clock {
                 if o.coarse_slack_ns == u64::MAX {
                     return u64::MAX;
                 }
-                os::realtime_coarse_ns().saturating_add(o.coarse_slack_ns) / 1_000_000
+                test_offset::apply(os::realtime_coarse_ns().saturating_add(o.coarse_slack_ns) / 1_000_000)
             }
             Clock::Fake(t) => t.wall(),
         }
@@ -168,6 +168,39 @@ fn system_now_ms_upper_bound() -> u64 {
         return u64::MAX;
     }
     SYSTEM_BASE_MS + os::monotonic_coarse_ns().saturating_add(o.coarse_slack_ns).saturating_sub(o.start_ns) / 1_000_000
+}
+
+/// A process-wide offset added to the system wall clock, in test-hooks
+/// builds only: the skew soak runs members whose clocks differ by seconds
+/// without touching the host's clock. Read from `TINYMLS_TEST_WALL_OFFSET_MS`
+/// at the first reading; `tinymls_test_set_wall_offset_ms` steps it later.
+#[cfg(feature = "test-hooks")]
+pub(crate) mod test_offset {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::LazyLock;
+
+    static OFFSET_MS: LazyLock<AtomicI64> = LazyLock::new(|| {
+        let v = std::env::var("TINYMLS_TEST_WALL_OFFSET_MS").ok().and_then(|v| v.trim().parse::<i64>().ok());
+        AtomicI64::new(v.unwrap_or(0))
+    });
+
+    #[inline]
+    pub(crate) fn apply(wall_ms: u64) -> u64 {
+        wall_ms.saturating_add_signed(OFFSET_MS.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set(ms: i64) {
+        OFFSET_MS.store(ms, Ordering::Relaxed);
+    }
+}
+
+/// Release builds: the system wall clock as it is.
+#[cfg(not(feature = "test-hooks"))]
+mod test_offset {
+    #[inline(always)]
+    pub(super) fn apply(wall_ms: u64) -> u64 {
+        wall_ms
+    }
 }
 
 #[cfg(test)]

@@ -411,3 +411,17 @@ pub extern "C" fn tinymls_test_panic() -> tinymls_status {
         TINYMLS_OK
     })
 }
+
+/// Test-only (built with the `test-hooks` feature, never in a release):
+/// sets the offset, in milliseconds, that this process adds to the system
+/// wall clock (`CLOCK_REALTIME`), as a host whose clock is off by that much
+/// would read it. The initial offset comes from the environment variable
+/// `TINYMLS_TEST_WALL_OFFSET_MS`. Used by the clock-skew soak.
+#[cfg(feature = "test-hooks")]
+#[no_mangle]
+pub extern "C" fn tinymls_test_set_wall_offset_ms(offset_ms: i64) -> tinymls_status {
+    ffi_boundary!({
+        crate::clock::test_offset::set(offset_ms);
+        TINYMLS_OK
+    })
+}
