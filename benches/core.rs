@@ -16,7 +16,7 @@ use tinymls::ffi::{
     tinymls_context, tinymls_context_free, tinymls_context_new, tinymls_decrypt, tinymls_encrypt,
     tinymls_encrypt_batch, tinymls_status,
 };
-use tinymls::{metrics, Config, Context, OVERHEAD};
+use tinymls::{metrics, Clock, Config, Context, OVERHEAD};
 
 const SIZES: [(&str, usize); 4] = [("64B", 64), ("1KiB", 1 << 10), ("16KiB", 16 << 10), ("1MiB", 1 << 20)];
 
@@ -274,7 +274,10 @@ fn rotation(c: &mut Criterion) {
     let mut g = c.benchmark_group("rotation");
     let local = Context::new(&Config::default()).expect("context");
     g.bench_function("rotate_local", |b| b.iter(|| local.rotate().expect("rotate")));
-    let shared = Context::join(&[9u8; 32], b"bench", &Config::default()).expect("context");
+    // A shared group that follows the clock rotates by the clock (see
+    // `v2/clock_boundary_advance`); rotate() is the period-0 group's.
+    let period0 = Config { ratchet_period_ms: 0, ..Config::default() };
+    let shared = Context::join(&[9u8; 32], b"bench", &period0).expect("context");
     g.bench_function("rotate_shared", |b| b.iter(|| shared.rotate().expect("rotate")));
     // A peer rotates and sends; the receiver follows one epoch and meets the
     // sender for the first time in it (derives its keys, opens, records).
@@ -295,5 +298,97 @@ fn rotation(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group! { name = benches; config = configured(); targets = seal_open, batch, metrics_on_off, threads, rotation }
+/// SPEC v2 shared groups that follow the clock, on a fake clock (so that
+/// epochs move only when the benchmark says so): joining at the clock epoch,
+/// the clock passing an epoch boundary, a fast peer 1 000 epochs ahead, the
+/// first message from a new sender, and what a forged header costs the
+/// receiver at the current epoch and far ahead of it (issue 14.2: at most
+/// 25x the current-epoch forgery within `max_future_epochs`).
+fn shared_v2(c: &mut Criterion) {
+    /// 2026-01-01T00:00:00Z.
+    const T0: u64 = 1_767_225_600_000;
+    let cfg = Config::default();
+    let p = cfg.ratchet_period_ms;
+    let secret = [0x42u8; 32];
+    let member = |clock: &Clock| {
+        Context::builder()
+            .config(cfg)
+            .clock(clock.clone())
+            .manual_maintenance()
+            .join(&secret, b"bench-v2")
+            .expect("join")
+    };
+    let mut g = c.benchmark_group("v2");
+
+    // Root -> window of max_epochs leaves -> frontier, on the system clock
+    // (what a restarting replica does). Dropping the context is not timed.
+    g.bench_function("join", |b| {
+        b.iter_with_large_drop(|| Context::join(black_box(&secret), b"bench-v2", &cfg).expect("join"))
+    });
+
+    // The clock passes one epoch boundary and the context follows it: one
+    // leaf derived from the frontier, the oldest epoch destroyed.
+    let clock = Clock::fake(T0);
+    let ctx = member(&clock);
+    g.bench_function("clock_boundary_advance", |b| {
+        b.iter(|| {
+            clock.advance(p);
+            black_box(ctx.current_epoch().expect("epoch"))
+        })
+    });
+
+    // A peer whose clock is 1 000 epochs ahead: the receiver derives that
+    // epoch from its frontier (held as a future epoch, not adopted), the
+    // sender's keys, and opens. A fresh receiver per message (not timed).
+    let ahead = Clock::fake(T0 + 1000 * p);
+    let fast = member(&ahead);
+    let from_fast = fast.encrypt_to_vec(&[1u8; 64], b"").expect("encrypt");
+    let here = Clock::fake(T0);
+    let mut out = [0u8; 64];
+    g.bench_function("peer_1000_ahead", |b| {
+        b.iter_batched(
+            || member(&here),
+            |r| {
+                r.decrypt(black_box(&from_fast), b"", &mut out).expect("decrypt");
+                r
+            },
+            BatchSize::SmallInput,
+        )
+    });
+
+    // A sender this receiver has not met, in the current epoch: its keys
+    // derived from the epoch secret, open, replay window created.
+    let receiver_clock = Clock::fake(T0);
+    g.bench_function("first_message_new_sender", |b| {
+        b.iter_batched(
+            || (member(&receiver_clock), member(&receiver_clock).encrypt_to_vec(&[2u8; 64], b"").expect("encrypt")),
+            |(r, ct)| {
+                r.decrypt(black_box(&ct), b"", &mut out).expect("decrypt");
+                r
+            },
+            BatchSize::SmallInput,
+        )
+    });
+
+    // Forgeries: a well-formed header with an unknown sender and a random
+    // body, at the current epoch, 1 000 ahead, and at the edge of
+    // max_future_epochs. Each is refused (AUTH_FAILED); nothing is kept.
+    let clock = Clock::fake(T0);
+    let victim = member(&clock);
+    let now = victim.current_epoch().expect("epoch");
+    let genuine = victim.encrypt_to_vec(&[3u8; 64], b"").expect("encrypt");
+    for (name, ahead) in
+        [("forged_current", 0u64), ("forged_1000_ahead", 1000), ("forged_max_future", u64::from(cfg.max_future_epochs))]
+    {
+        let mut forged = genuine.clone();
+        // Epoch: 48 bits after version, suite and flags (SPEC §4).
+        let e = (now + ahead).to_be_bytes();
+        forged[2..8].copy_from_slice(&e[2..8]);
+        forged[8] ^= 0x5a; // another sender id
+        g.bench_function(name, |b| b.iter(|| assert!(victim.decrypt(black_box(&forged), b"", &mut out).is_err())));
+    }
+    g.finish();
+}
+
+criterion_group! { name = benches; config = configured(); targets = seal_open, batch, metrics_on_off, threads, rotation, shared_v2 }
 criterion_main!(benches);

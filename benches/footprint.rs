@@ -1,7 +1,7 @@
 //! Memory and maintenance footprint (no harness): heap bytes per idle
-//! context after its epoch window filled (a counting global allocator, and
-//! glibc's own count, which includes the AEAD library's allocations),
-//! resident memory of 100 000 contexts, and the CPU time of the maintenance
+//! context after its epoch window filled (a counting global allocator,
+//! glibc's own count, which includes the AEAD library's allocations, and the
+//! locked key memory), resident memory of 100 000 local and shared contexts, and the CPU time of the maintenance
 //! thread for 10 000 idle contexts at the default period.
 //!
 //! Prints one JSON object per line (`{"name": ..., "value": ..., "unit": ...}`)
@@ -11,7 +11,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tinymls::{Config, Context};
+use tinymls::{Clock, Config, Context};
 
 /// Counts live bytes allocated through Rust's global allocator.
 struct Counting;
@@ -81,10 +81,29 @@ fn status_kib(field: &str) -> f64 {
 
 const N: usize = 1000;
 
-/// Heap per local context once `max_epochs + 2` rotations filled its window.
+/// Heap and locked key memory per context: the Rust heap (a counting
+/// global allocator), every malloc of the process (glibc's count: adds the
+/// AEAD library's own allocations), and the locked slots that hold the
+/// secrets (epoch secrets, sender keys, a shared context's frontier), which
+/// live in mmap'ed pages and are counted in neither.
+fn measure(tag: &str, before: (isize, isize, usize), n: usize) {
+    let (r0, m0, k0) = before;
+    let (r1, m1, k1) = snapshot();
+    let per = |a: isize, b: isize| (b - a) as f64 / n as f64;
+    emit(&format!("heap_per_{tag}"), per(r0, r1), "bytes");
+    emit(&format!("malloc_per_{tag}"), per(m0, m1), "bytes");
+    emit(&format!("keys_per_{tag}"), per(k0 as isize, k1 as isize), "bytes");
+    emit(&format!("total_per_{tag}"), per(r0 + k0 as isize, r1 + k1 as isize), "bytes");
+}
+
+fn snapshot() -> (isize, isize, usize) {
+    (rust_heap(), malloc_in_use(), tinymls::locked_key_memory_bytes())
+}
+
+/// A local context once `max_epochs + 2` rotations filled its window.
 /// `busy`: it also encrypted once in every epoch (an own key in each).
 fn idle_local(cfg: &Config, busy: bool) {
-    let (r0, m0) = (rust_heap(), malloc_in_use());
+    let before = snapshot();
     let ctxs: Vec<Context> = (0..N).map(|_| Context::new(cfg).expect("context")).collect();
     for c in &ctxs {
         for _ in 0..cfg.max_epochs + 2 {
@@ -96,54 +115,55 @@ fn idle_local(cfg: &Config, busy: bool) {
         c.encrypt_to_vec(b"x", b"").expect("encrypt");
     }
     assert_eq!(ctxs[0].retained_epochs().expect("open").map(|(a, b)| b - a + 1), Some(u64::from(cfg.max_epochs)));
-    let (r1, m1) = (rust_heap(), malloc_in_use());
-    let tag = if busy { "busy_local" } else { "idle_local" };
-    emit(&format!("heap_per_{tag}"), (r1 - r0) as f64 / N as f64, "bytes");
-    emit(&format!("malloc_per_{tag}"), (m1 - m0) as f64 / N as f64, "bytes");
+    measure(if busy { "busy_local" } else { "idle_local" }, before, N);
     drop(ctxs);
 }
 
-/// Heap per shared context with one peer, after the window filled: `busy`,
-/// it read the peer and sent in every retained epoch; else only in the
-/// current one.
-fn idle_shared(cfg: &Config, busy: bool) {
-    let peer = Context::join(&[5u8; 32], b"footprint", cfg).expect("context");
-    let mut cts = Vec::new();
-    for _ in 0..cfg.max_epochs + 2 {
-        peer.rotate().expect("rotate");
-        cts.push(peer.encrypt_to_vec(b"x", b"").expect("encrypt"));
-    }
-    let (r0, m0) = (rust_heap(), malloc_in_use());
-    let ctxs: Vec<Context> = (0..N).map(|_| Context::join(&[5u8; 32], b"footprint", cfg).expect("context")).collect();
-    for c in &ctxs {
-        if busy {
-            for ct in &cts {
-                c.decrypt_to_vec(ct, b"").expect("decrypt");
-                c.encrypt_to_vec(b"x", b"").expect("encrypt");
-            }
-        } else {
-            for _ in 0..cfg.max_epochs + 2 {
-                c.rotate().expect("rotate");
-            }
-            c.decrypt_to_vec(cts.last().expect("messages"), b"").expect("decrypt");
+/// A shared context that follows the clock (SPEC v2 §7.2), with one peer.
+/// It retains the window that ends at the clock epoch from the moment it
+/// joins. *idle*: it read the peer and sent once, in the current epoch;
+/// *busy*: in each of the `max_epochs` retained epochs (on a fake clock
+/// that the benchmark moves one period at a time).
+fn shared(cfg: &Config, busy: bool) {
+    const T0: u64 = 1_767_225_600_000;
+    let clock = Clock::fake(T0);
+    let member = || {
+        Context::builder()
+            .config(*cfg)
+            .clock(clock.clone())
+            .manual_maintenance()
+            .join(&[5u8; 32], b"footprint")
+            .expect("join")
+    };
+    let peer = member();
+    let before = snapshot();
+    let ctxs: Vec<Context> = (0..N).map(|_| member()).collect();
+    let rounds = if busy { cfg.max_epochs } else { 1 };
+    for _ in 0..rounds {
+        clock.advance(cfg.ratchet_period_ms);
+        let ct = peer.encrypt_to_vec(b"x", b"").expect("encrypt");
+        for c in &ctxs {
+            c.decrypt_to_vec(&ct, b"").expect("decrypt");
             c.encrypt_to_vec(b"x", b"").expect("encrypt");
         }
     }
     assert_eq!(ctxs[0].retained_epochs().expect("open").map(|(a, b)| b - a + 1), Some(u64::from(cfg.max_epochs)));
-    let (r1, m1) = (rust_heap(), malloc_in_use());
-    let tag = if busy { "busy_shared_one_peer" } else { "idle_shared_one_peer" };
-    emit(&format!("heap_per_{tag}"), (r1 - r0) as f64 / N as f64, "bytes");
-    emit(&format!("malloc_per_{tag}"), (m1 - m0) as f64 / N as f64, "bytes");
+    measure(if busy { "busy_shared_one_peer" } else { "idle_shared_one_peer" }, before, N);
     drop(ctxs);
 }
 
-/// VmRSS growth for 100 000 freshly created local contexts.
-fn resident(cfg: &Config) {
+/// VmRSS growth for 100 000 freshly created contexts: local ones, and
+/// shared ones joined from one group secret (each with its window and
+/// frontier).
+fn resident(cfg: &Config, shared: bool) {
     let before = status_kib("VmRSS:");
-    let ctxs: Vec<Context> = (0..100_000).map(|_| Context::new(cfg).expect("context")).collect();
+    let ctxs: Vec<Context> = (0..100_000)
+        .map(|_| if shared { Context::join(&[6u8; 32], b"rss", cfg) } else { Context::new(cfg) }.expect("context"))
+        .collect();
     let after = status_kib("VmRSS:");
-    emit("rss_100k_contexts", (after - before) / 1024.0, "MiB");
-    emit("rss_per_context", (after - before) * 1024.0 / 100_000.0, "bytes");
+    let tag = if shared { "_shared" } else { "" };
+    emit(&format!("rss_100k{tag}_contexts"), (after - before) / 1024.0, "MiB");
+    emit(&format!("rss_per{tag}_context"), (after - before) * 1024.0 / 100_000.0, "bytes");
     drop(ctxs);
 }
 
@@ -188,10 +208,11 @@ fn main() {
     let cfg = Config::default();
     // First, while the heap is fresh: RSS growth is only meaningful before
     // earlier measurements left freed memory in the allocator's arenas.
-    resident(&cfg);
+    resident(&cfg, false);
+    resident(&cfg, true);
     idle_local(&cfg, false);
-    idle_shared(&cfg, false);
+    shared(&cfg, false);
     idle_local(&cfg, true);
-    idle_shared(&cfg, true);
+    shared(&cfg, true);
     maintenance_cpu(&cfg, if quick { 3 } else { 6 });
 }

@@ -121,5 +121,12 @@ pub use error::{Error, Result, MAX_STATUS};
 pub use types::{Destroyed, Mode, RotationReason};
 pub use wire::OVERHEAD;
 
+/// Bytes of locked key memory this process holds now, over all contexts
+/// (each key's slot, rounded up to its size class). Secrets that had to
+/// fall back to the ordinary heap (see [`KEYS_ON_HEAP`]) are not counted.
+pub fn locked_key_memory_bytes() -> usize {
+    os::locked::in_use_bytes()
+}
+
 /// The crate version (`Cargo.toml` is the one source).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -25,7 +25,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::{Mutex, MutexGuard};
 
 const CHUNK: usize = 64 * 1024;
-const CLASSES: [usize; 6] = [64, 128, 256, 512, 1024, 2048];
+/// Slot sizes. 32 B holds an epoch secret (a context retains `max_epochs`
+/// of them, so the class halves its key memory); 1600 B holds a shared
+/// context's frontier (48 nodes and two words) without the 448 B a 2 KiB
+/// slot would waste.
+const CLASSES: [usize; 8] = [32, 64, 128, 256, 512, 1024, 1600, 2048];
+/// The alignment of the heap fallback (and the most any slot class gives).
 const SLOT_ALIGN: usize = 64;
 
 /// [`status`] bit: every chunk so far is locked against swapping.
@@ -56,9 +61,18 @@ pub fn status() -> u32 {
 pub(crate) struct Pool {
     free: [Vec<usize>; CLASSES.len()],
     chunks: usize,
+    /// Bytes of the slots handed out and not yet returned.
+    in_use: usize,
 }
 
-static POOL: Mutex<Pool> = Mutex::new(Pool { free: [const { Vec::new() }; CLASSES.len()], chunks: 0 });
+static POOL: Mutex<Pool> = Mutex::new(Pool { free: [const { Vec::new() }; CLASSES.len()], chunks: 0, in_use: 0 });
+
+/// Bytes of locked key memory in use (the slots' sizes, rounded up to their
+/// size classes; the heap fallback is not counted), for the footprint
+/// benchmark and the memory figures in `docs/BENCHMARKS.md`.
+pub fn in_use_bytes() -> usize {
+    POOL.lock().in_use
+}
 
 /// The pool's lock, for the `pthread_atfork` prepare handler.
 pub(crate) fn lock_pool() -> MutexGuard<'static, Pool> {
@@ -71,11 +85,21 @@ pub fn chunks() -> usize {
     POOL.lock().chunks
 }
 
-fn class_of(layout: Layout) -> Option<usize> {
-    if layout.align() > SLOT_ALIGN {
-        return None;
+/// A slot of class `c` is aligned to the largest power of two dividing its
+/// size (chunks are page-aligned and carved at multiples of the size),
+/// capped at [`SLOT_ALIGN`].
+const fn class_align(c: usize) -> usize {
+    let size = CLASSES[c];
+    let low = size & size.wrapping_neg();
+    if low < SLOT_ALIGN {
+        low
+    } else {
+        SLOT_ALIGN
     }
-    CLASSES.iter().position(|&c| layout.size() <= c)
+}
+
+fn class_of(layout: Layout) -> Option<usize> {
+    (0..CLASSES.len()).find(|&c| layout.size() <= CLASSES[c] && layout.align() <= class_align(c))
 }
 
 /// Test-only: make the OS "refuse" from now on (see [`refuse_key_memory`]).
@@ -167,6 +191,7 @@ impl<T> Locked<T> {
             if pool.free[c].is_empty() && !grow(&mut pool, c) {
                 return None;
             }
+            pool.in_use += CLASSES[c];
             pool.free[c].pop()
         });
         let (ptr, tag) = match slot {
@@ -236,7 +261,9 @@ impl<T> Drop for Locked<T> {
         if !on_heap {
             // A slot: its class is the one `new` took it from (a function of `T`).
             if let Some(c) = class_of(Layout::new::<T>()) {
-                POOL.lock().free[c].push(p as usize);
+                let mut pool = POOL.lock();
+                pool.in_use -= CLASSES[c];
+                pool.free[c].push(p as usize);
             }
         } else if size > 0 {
             // SAFETY: allocated in `new` with this very layout.
@@ -253,7 +280,7 @@ mod tests {
     fn values_live_in_pool_slots_and_are_wiped_on_drop() {
         let a = Locked::new([0xA5u8; 32]);
         let addr = &*a as *const [u8; 32] as usize;
-        assert_eq!(addr % SLOT_ALIGN, 0);
+        assert_eq!(addr % 32, 0);
         assert!(chunks() >= 1);
         drop(a);
         // The slot is back on its free list, wiped: the pool's memory stays
@@ -313,6 +340,27 @@ mod tests {
         let big = Locked::new([7u8; 4096]);
         assert_eq!(big[4095], 7);
         assert_ne!(status() & FALLBACK, 0);
+    }
+
+    #[test]
+    fn every_value_gets_the_smallest_class_that_fits_its_size_and_alignment() {
+        #[repr(align(64))]
+        struct Aligned([u8; 32]);
+        let secret = Locked::new([1u8; 32]);
+        let aligned = Locked::new(Aligned([2; 32]));
+        let frontier_sized = Locked::new([3u8; 1552]);
+        assert_eq!(&*secret as *const _ as usize % 32, 0);
+        assert_eq!(&*aligned as *const Aligned as usize % 64, 0, "a 64-aligned type skips the 32 B class");
+        assert_eq!(aligned.0[31], 2);
+        assert_eq!(class_of(Layout::new::<[u8; 32]>()), Some(0));
+        assert_eq!(class_of(Layout::new::<Aligned>()), Some(1));
+        assert_eq!(CLASSES[class_of(Layout::new::<[u8; 1552]>()).unwrap()], 1600);
+        assert_eq!(frontier_sized[1551], 3);
+        for (c, size) in CLASSES.iter().enumerate() {
+            assert_eq!(size % class_align(c), 0);
+            assert!(class_align(c) >= 32);
+        }
+        drop((secret, aligned, frontier_sized));
     }
 
     #[test]

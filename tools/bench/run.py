@@ -336,41 +336,84 @@ def render(mach: list[tuple[str, str]], crit: dict[str, float], fp: dict[str, fl
     if r1 and r2:
         t.add("(control) two threads vs one, raw AEAD, nothing shared", "–", f"{r1 / r2:.2f}x", None, info=True)
 
-    # 3. rotation
-    L.append("## 3. Rotation")
+    # 3. rotation and SPEC v2 shared groups
+    L.append("## 3. Rotation and shared groups that follow the clock")
+    L.append("")
+    L.append("Local rotation, a period-0 shared group's rotation (`rotate()`), and SPEC v2's clock-following "
+             "shared groups on a fake clock (`benches/core.rs`, group `v2`): joining from the group secret "
+             "(root, window of `max_epochs` leaves, frontier; on the system clock), the clock passing an "
+             "epoch boundary (one leaf from the frontier, the oldest epoch destroyed), a peer 1 000 epochs "
+             "ahead (derived from the frontier, held as a future epoch), the first message from a sender "
+             "not met before, and forged headers (an unknown sender, a random body: refused, nothing kept).")
     L.append("")
     L.append("| | time |")
     L.append("|---|---|")
-    rl, rs, fm = (crit.get("rotation/rotate_local"), crit.get("rotation/rotate_shared"),
-                  crit.get("rotation/first_message_new_epoch"))
-    L.append(f"| one rotation, local context (fresh OS entropy; window full, so one epoch destroyed) | {ns(rl)} |")
-    L.append(f"| one rotation, shared context | {ns(rs)} |")
-    L.append(f"| first message from a sender in a new epoch (follow one epoch, derive, open, record) | {ns(fm)} |")
+    g = crit.get
+    rows = (
+        ("one rotation, local context (fresh OS entropy; window full, so one epoch destroyed)", "rotation/rotate_local"),
+        ("one rotation, shared context with period 0 (adopting group)", "rotation/rotate_shared"),
+        ("first message from a sender in a new epoch, period-0 group (follow, derive, open, record)",
+         "rotation/first_message_new_epoch"),
+        ("join a clock-following group (root → window → frontier)", "v2/join"),
+        ("clock-boundary advance", "v2/clock_boundary_advance"),
+        ("a peer's epoch 1 000 ahead (derive from the frontier, open)", "v2/peer_1000_ahead"),
+        ("first message from a new sender, current epoch", "v2/first_message_new_sender"),
+        ("forged header, current epoch", "v2/forged_current"),
+        ("forged header, 1 000 epochs ahead", "v2/forged_1000_ahead"),
+        ("forged header, `max_future_epochs` ahead", "v2/forged_max_future"),
+    )
+    for label, key in rows:
+        L.append(f"| {label} | {ns(g(key))} |")
     L.append("")
-    for what, v, bar in (("One rotation (local)", rl, 2000.0), ("One rotation (shared)", rs, 2000.0),
-                         ("First message from a new sender in a new epoch", fm, 3000.0)):
+    for what, key, bar in (("One rotation (local)", "rotation/rotate_local", 2000.0),
+                           ("One rotation (shared, period 0)", "rotation/rotate_shared", 2000.0),
+                           ("First message from a new sender in a new epoch (period 0)",
+                            "rotation/first_message_new_epoch", 3000.0),
+                           ("Join at a clock epoch", "v2/join", 50_000.0),
+                           ("Clock-boundary advance", "v2/clock_boundary_advance", 2000.0),
+                           ("A fast peer's epoch 1 000 ahead", "v2/peer_1000_ahead", 30_000.0),
+                           ("First message from a new sender (clock-following group)",
+                            "v2/first_message_new_sender", 3000.0)):
+        v = g(key)
         t.add(what, f"< {ns(bar)}", ns(v), None if v is None else v < bar)
+    fc = g("v2/forged_current")
+    worst = max((v for v in (g("v2/forged_1000_ahead"), g("v2/forged_max_future")) if v is not None), default=None)
+    if fc and worst:
+        r = worst / fc
+        t.add("Forged header within `max_future_epochs`: worst cost / cost at the current epoch", "≤ 25x",
+              f"{r:.1f}x", r <= 25)
+    else:
+        t.add("Forged header within `max_future_epochs`: worst cost / cost at the current epoch", "≤ 25x", "–", None)
 
     # 4-5. memory, maintenance
     L.append("## 4. Memory and 5. maintenance")
     L.append("")
-    L.append("Heap per context after `max_epochs + 2` rotations (the window full), over 1000 contexts: "
-             "*Rust heap* from a counting global allocator, *malloc* from glibc's `mallinfo2` (adds the AEAD "
-             "library's own allocations: aws-lc keeps each expanded key schedule in its heap). Key material "
-             "itself lives in mlock'ed slab pages, counted in neither. *idle*: it sent (and, shared, read "
-             "one peer) in the current epoch only; *busy*: in every retained epoch.")
+    L.append("Per context, over 1000 contexts with the default settings, once the window is full (a local "
+             "context after `max_epochs + 2` rotations; a clock-following shared context from the moment it "
+             "joins): *Rust heap* from a counting global allocator; *keys*, the locked key memory "
+             "(`tinymls::locked_key_memory_bytes()`: epoch secrets, sender keys, a shared context's "
+             "frontier, each slot rounded up to its size class), which lives in mlock'ed pages and is "
+             "counted in no heap figure; *total* is the two together; *malloc* is glibc's `mallinfo2` "
+             "(the Rust heap plus the AEAD library's own allocations: aws-lc keeps each expanded key "
+             "schedule in its heap). *idle*: it sent (and, shared, read one peer) in the current epoch "
+             "only; *busy*: in every retained epoch.")
     L.append("")
-    L.append("| | Rust heap | malloc (all) |")
-    L.append("|---|---|---|")
+    L.append("| | Rust heap | keys (locked) | total | malloc (all) |")
+    L.append("|---|---|---|---|---|")
+
+    def b(v: float | None) -> str:
+        return "–" if v is None else f"{v:.0f} B"
     for tag, label in (("idle_local", "idle local context"), ("idle_shared_one_peer", "idle shared context, one peer"),
                        ("busy_local", "busy local context"), ("busy_shared_one_peer", "busy shared context, one peer")):
-        a, b = fp.get(f"heap_per_{tag}"), fp.get(f"malloc_per_{tag}")
-        L.append(f"| {label} | {'–' if a is None else f'{a:.0f} B'} | {'–' if b is None else f'{b:.0f} B'} |")
-    rss = fp.get("rss_100k_contexts")
+        L.append(f"| {label} | {b(fp.get(f'heap_per_{tag}'))} | {b(fp.get(f'keys_per_{tag}'))} | "
+                 f"{b(fp.get(f'total_per_{tag}'))} | {b(fp.get(f'malloc_per_{tag}'))} |")
+    rss, rss_s = fp.get("rss_100k_contexts"), fp.get("rss_100k_shared_contexts")
     L.append("")
-    L.append(f"Resident memory for 100 000 new local contexts (VmRSS growth, `/proc/self/status`): "
+    L.append("Resident memory for 100 000 new contexts (VmRSS growth, `/proc/self/status`): local "
              f"{'–' if rss is None else f'{rss:.1f} MiB'}"
-             + (f" ({fp['rss_per_context']:.0f} B per context)." if "rss_per_context" in fp else "."))
+             + (f" ({fp['rss_per_context']:.0f} B per context)" if "rss_per_context" in fp else "")
+             + f"; shared, joined from one group secret, {'–' if rss_s is None else f'{rss_s:.1f} MiB'}"
+             + (f" ({fp['rss_per_shared_context']:.0f} B per context)." if "rss_per_shared_context" in fp else "."))
     cpu = fp.get("maintenance_cpu_10k_idle")
     L.append("")
     L.append(f"Maintenance thread CPU for 10 000 idle local contexts at the defaults (100 ms period, "
@@ -380,11 +423,13 @@ def render(mach: list[tuple[str, str]], crit: dict[str, float], fp: dict[str, fl
                 else "."))
     L.append("")
     for tag, label in (("idle_local", "local"), ("idle_shared_one_peer", "shared with one peer")):
-        a = fp.get(f"heap_per_{tag}")
-        t.add(f"Heap per idle context ({label}, Rust heap)", "≤ 4096 B", "–" if a is None else f"{a:.0f} B",
-              None if a is None else a <= 4096)
-    t.add("Resident memory, 100 000 contexts", "≤ 400 MiB", "–" if rss is None else f"{rss:.1f} MiB",
+        a = fp.get(f"total_per_{tag}")
+        t.add(f"Memory per idle context ({label}: Rust heap + locked keys)", "≤ 4096 B",
+              "–" if a is None else f"{a:.0f} B", None if a is None else a <= 4096)
+    t.add("Resident memory, 100 000 local contexts", "≤ 400 MiB", "–" if rss is None else f"{rss:.1f} MiB",
           None if rss is None else rss <= 400)
+    t.add("Resident memory, 100 000 shared contexts", "≤ 400 MiB", "–" if rss_s is None else f"{rss_s:.1f} MiB",
+          None if rss_s is None else rss_s <= 400)
     t.add("Maintenance CPU, 10 000 idle contexts", "< 5 %", "–" if cpu is None else f"{cpu:.2f} %",
           None if cpu is None else cpu < 5)
 
