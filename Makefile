@@ -21,7 +21,8 @@ REPO         := $(CURDIR)
 include mk/go.mk
 
 .PHONY: all lib testlib header check-header test test-rust test-rust-rustcrypto test-c \
-        test-go test-python test-interop test-demo test-quickstart test-symbols test-soak soak fuzz fuzz-seeds miri nightly check-all \
+        test-go test-python test-interop test-demo test-quickstart test-symbols test-soak soak \
+        skew-member test-skew-soak skew-soak fuzz fuzz-seeds miri nightly check-all \
         demo demo-c bench install uninstall clean lint test-state-cross test-state-example
 
 all: lib
@@ -50,7 +51,7 @@ check-header: $(CBINDGEN)
 	@diff -u include/tinymls.h build/tinymls.h.check && echo "header: include/tinymls.h is up to date"
 
 test: lint check-header test-rust test-rust-rustcrypto test-symbols test-c test-go test-python test-interop \
-      test-state-cross test-state-example test-demo test-quickstart test-soak
+      test-state-cross test-state-example test-demo test-quickstart test-soak test-skew-soak
 	@echo "make test: all suites passed"
 
 ## Unit, vector, KAT, rotation, concurrency, fork, FFI tests (aws-lc-rs).
@@ -107,6 +108,25 @@ soak:
 test-soak:
 	$(CARGO) run --release --features test-hooks --target-dir $(CURDIR)/target/testhooks --example soak -- --seconds 5
 
+## Clock-skew soak (tests/skew_soak.py): three member processes of a
+## test-hooks build (examples/skew_member.rs) whose wall clocks run -2 s, 0
+## and +2 s from the host's (the library's test offset; the host clock is
+## not touched), 10 ms epochs, rates 50x apart, one member killed and
+## restarted: nothing lost, misread or replayed. Then clocks at -7 s, 0,
+## +7 s: the far pair refused (EPOCH_EXPIRED / EPOCH_UNKNOWN), clock_skew
+## raised. `make test` runs it short; `make skew-soak` runs the first part
+## for SKEW_SOAK_SECONDS (default 120).
+SKEW_SOAK_SECONDS ?= 120
+SKEW_MEMBER  := $(TESTLIB_DIR)/examples/skew_member
+skew-member:
+	$(CARGO) build --release --features test-hooks --target-dir $(CURDIR)/target/testhooks --example skew_member
+
+test-skew-soak: skew-member
+	$(PYTHON) tests/skew_soak.py --member $(SKEW_MEMBER) --seconds 10
+
+skew-soak: skew-member
+	$(PYTHON) tests/skew_soak.py --member $(SKEW_MEMBER) --seconds $(SKEW_SOAK_SECONDS)
+
 ## Nightly Rust (for cargo-fuzz and Miri), installed by rustup when missing.
 nightly:
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
@@ -137,7 +157,7 @@ miri: nightly
 	  -- replay:: wire:: secret:: config:: key_schedule:: events:: metrics::
 
 ## Everything: make test, then the long runs kept out of it for time.
-check-all: test miri soak
+check-all: test miri soak skew-soak
 	$(MAKE) fuzz FUZZ_SECONDS=$(or $(CHECK_FUZZ_SECONDS),60)
 
 ## The main job as a user sees it: a Go service (two replica processes)
