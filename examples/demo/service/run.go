@@ -50,11 +50,12 @@ type proc struct {
 	started time.Time
 	stopped time.Time
 
-	mu      sync.Mutex
-	kv      map[string]string // the key=value pairs of its READY, STAT and FINAL lines
-	final   bool
-	errors  []string // its ERROR and WRITEFAIL lines
-	metrics []string // the C consumer's Prometheus text
+	mu         sync.Mutex
+	kv         map[string]string // the key=value pairs of its READY, STAT and FINAL lines
+	final      bool
+	errors     []string // its ERROR lines
+	writeFails []string // a replica's WRITEFAIL lines: a socket write failed
+	metrics    []string // the C consumer's Prometheus text
 
 	// A replica's ledger: its last "S seq epoch" line and the epochs seen.
 	lastSeq          uint64
@@ -164,8 +165,11 @@ func (p *proc) take(line string, inMetrics *bool) {
 		fmt.Printf("        %-16s sent one tampered message and one replay, on purpose, to %s\n", p.name+":", strings.Join(p.attackTo, ", "))
 	case line == "METRICS BEGIN":
 		*inMetrics = true
-	case kind == "ERROR" || kind == "WRITEFAIL":
+	case kind == "ERROR":
 		p.errors = append(p.errors, line)
+		fmt.Printf("        %-16s %s\n", p.name+":", strings.Replace(line, "ERROR "+p.name+": ", "ERROR ", 1))
+	case kind == "WRITEFAIL":
+		p.writeFails = append(p.writeFails, line)
 		fmt.Printf("        %-16s %s\n", p.name+":", line)
 	case kind == "NOTE":
 		fmt.Printf("        %-16s %s\n", p.name+":", rest)
@@ -444,8 +448,11 @@ func verdict(elapsed time.Duration, replicas, consumers []*proc) int {
 		case r.exitErr != nil || !r.final:
 			add("%s exited with %v", r.name, r.exitErr)
 		}
-		for _, e := range r.errors {
-			add("%s: %s", r.name, e)
+		if len(r.errors) > 0 {
+			add("%s reported %d errors (above): %s", r.name, len(r.errors), r.errors[0])
+		}
+		if len(r.writeFails) > 0 {
+			add("%s: %d socket writes failed (transport, not crypto): %s", r.name, len(r.writeFails), r.writeFails[0])
 		}
 	}
 	for _, c := range consumers {
@@ -458,8 +465,8 @@ func verdict(elapsed time.Duration, replicas, consumers []*proc) int {
 		if c.exitErr != nil || !c.final {
 			add("%s exited with %v", c.name, c.exitErr)
 		}
-		for _, e := range c.errors {
-			add("%s: %s", c.name, e)
+		if len(c.errors) > 0 {
+			add("%s reported errors (above)", c.name)
 		}
 		if c.kv["rejected"] != "none" {
 			add("%s refused genuine messages: %s", c.name, c.kv["rejected"])
