@@ -160,14 +160,16 @@ miri: nightly
 check-all: test miri soak skew-soak
 	$(MAKE) fuzz FUZZ_SECONDS=$(or $(CHECK_FUZZ_SECONDS),60)
 
-## The main job as a user sees it: a Go service (two replica processes)
-## sends encrypted messages to a Python and a C consumer (examples/demo/).
+## The main job as a user sees it (examples/demo/, about 10 s): a busy and a
+## quiet replica of a Go service send encrypted messages to C, Python and Go
+## consumers; one replica is killed and restarted from the group secret, one
+## consumer joins late; no message may be lost, misread, duplicated or refused.
 demo: lib
 	$(MAKE) -C examples/demo run LIBDIR=$(RELEASE_DIR)
 
-## A 3-second run of the demo, in `make test`.
+## A 4-second run of the demo, in `make test`.
 test-demo: lib
-	$(MAKE) -C examples/demo run LIBDIR=$(RELEASE_DIR) DEMO_SECONDS=3
+	$(MAKE) -C examples/demo run LIBDIR=$(RELEASE_DIR) DEMO_SECONDS=4
 
 ## The quick starts of docs/QUICKSTART.md, pasted as written into a shell in
 ## an empty directory, output compared; README.md's short examples must be
