@@ -11,7 +11,7 @@
 //! Every secret here lives in a [`Secret32`] (zeroized on drop) and is
 //! derived in place: nothing is collected in a growable container.
 
-use crate::key_schedule::expand_label;
+use crate::key_schedule::{expand_label, Expander};
 use crate::secret::Secret32;
 
 /// Bits of an epoch number (SPEC §3).
@@ -41,6 +41,24 @@ pub fn child_into(node: &Secret32, depth: u32, bit: u8, out: &mut Secret32) {
     debug_assert!((1..=EPOCH_BITS).contains(&depth) && bit <= 1);
     expand_label(node.expose(), b"tree", &[depth as u8, bit], out.expose_mut())
         .expect("a fixed label and a 32-byte node are always in range");
+}
+
+/// The children of one node, its HMAC key set up once (both children of a
+/// node are often needed: a frontier's path and its right sibling, the
+/// leaves of a range).
+struct Parent(Expander);
+
+impl Parent {
+    fn new(node: &Secret32) -> Parent {
+        Parent(Expander::new(node))
+    }
+
+    /// `child(node, depth, bit)` into `out`.
+    #[inline]
+    fn child_into(&self, depth: u32, bit: u8, out: &mut Secret32) {
+        debug_assert!((1..=EPOCH_BITS).contains(&depth) && bit <= 1);
+        self.0.secret_into(b"tree", &[depth as u8, bit], out);
+    }
 }
 
 /// `child(node, d, b)`.
@@ -80,13 +98,14 @@ pub fn for_each_leaf(node: &Secret32, depth: u32, prefix: u64, lo: u64, hi: u64,
         return;
     }
     let mut c = Secret32::zero();
+    let parent = Parent::new(node);
     for bit in 0..=1u8 {
         let p = (prefix << 1) | u64::from(bit);
         let (cf, cl) = (p << (span - 1), (p << (span - 1)) + ((1u64 << (span - 1)) - 1));
         if hi < cf || lo > cl {
             continue;
         }
-        child_into(node, depth + 1, bit, &mut c);
+        parent.child_into(depth + 1, bit, &mut c);
         for_each_leaf(&c, depth + 1, p, lo, hi, f);
     }
 }
@@ -156,20 +175,69 @@ impl Frontier {
     /// From `node` at `depth` on `c`'s path, descends to leaf `c`, storing
     /// each right sibling of the path into the frontier; returns the leaf.
     fn fill_below(&mut self, node: &Secret32, depth: u32, c: u64) -> Secret32 {
+        self.fill_below_keeping(node, depth, c, None)
+    }
+
+    /// [`Self::fill_below`], also copying the path node at depth
+    /// `keep.0` (below `depth`) into `keep.1`.
+    fn fill_below_keeping(
+        &mut self,
+        node: &Secret32,
+        depth: u32,
+        c: u64,
+        mut keep: Option<(u32, &mut Secret32)>,
+    ) -> Secret32 {
         let mut cur = Secret32::zero();
         cur.expose_mut().copy_from_slice(node.expose());
         let mut next = Secret32::zero();
         for d in depth + 1..=EPOCH_BITS {
             let b = path_bit(c, d);
+            let parent = Parent::new(&cur);
             if b == 0 {
                 let slot = (d - 1) as usize;
-                child_into(&cur, d, 1, &mut self.nodes[slot]);
+                parent.child_into(d, 1, &mut self.nodes[slot]);
                 self.held |= 1 << slot;
             }
-            child_into(&cur, d, b, &mut next);
+            parent.child_into(d, b, &mut next);
+            drop(parent);
             core::mem::swap(&mut cur, &mut next);
+            if let Some((kd, out)) = keep.as_mut() {
+                if *kd == d {
+                    out.expose_mut().copy_from_slice(cur.expose());
+                }
+            }
         }
         cur
+    }
+
+    /// Makes this the frontier of `c` from the group's `root` and returns
+    /// `c`'s secret, and calls `f(n, leaf)` for every epoch `n` in
+    /// `lo..c` (in order): a join's window and frontier in one walk, the
+    /// path above both `lo` and `c` derived once.
+    pub fn start_at_with_window(
+        &mut self,
+        root: &Secret32,
+        c: u64,
+        lo: u64,
+        f: &mut impl FnMut(u64, &Secret32),
+    ) -> Secret32 {
+        assert!(c <= MAX_EPOCH && lo <= c, "epochs are 48-bit and the window ends at c");
+        self.clear();
+        self.epoch = c;
+        if lo == c {
+            return self.fill_below(root, 0, c);
+        }
+        // The deepest node above both `lo` and `c`.
+        let common = (lo ^ c).leading_zeros() - (64 - EPOCH_BITS);
+        let mut above = Secret32::zero();
+        let leaf = if common == 0 {
+            above.expose_mut().copy_from_slice(root.expose());
+            self.fill_below(root, 0, c)
+        } else {
+            self.fill_below_keeping(root, 0, c, Some((common, &mut above)))
+        };
+        for_each_leaf(&above, common, prefix(c, common), lo, c - 1, f);
+        leaf
     }
 
     /// The epoch this is the frontier of.
@@ -312,6 +380,27 @@ mod tests {
             }
         }
         assert!(f.advance(5).is_none(), "never backwards");
+    }
+
+    #[test]
+    fn a_join_walk_gives_the_window_and_the_frontier_of_separate_walks() {
+        for (lo, c) in
+            [(0, 0), (0, 63), (5, 5), (1000, 1063), (0x7fff_ffff_ffc1, 0x8000_0000_0000), (MAX_EPOCH - 63, MAX_EPOCH)]
+        {
+            let mut f = Frontier::empty(c);
+            let mut seen = Vec::new();
+            let leaf_c = f.start_at_with_window(&root(), c, lo, &mut |n, s| {
+                assert_eq!(s.expose(), leaf(n).expose(), "leaf {n}");
+                seen.push(n);
+            });
+            assert_eq!(seen, (lo..c).collect::<Vec<_>>());
+            assert_eq!(leaf_c.expose(), leaf(c).expose());
+            let (g, _) = Frontier::from_root(&root(), c);
+            assert_eq!(f.held, g.held);
+            for (a, b) in f.nodes().zip(g.nodes()) {
+                assert_eq!((a.0, a.1, a.2.expose()), (b.0, b.1, b.2.expose()));
+            }
+        }
     }
 
     #[test]

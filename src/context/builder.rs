@@ -14,7 +14,7 @@ use super::window::{Epoch, Shared, Window};
 use super::{fill_random, random_u64, Context};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::epoch_tree::{self, Frontier, MAX_EPOCH};
+use crate::epoch_tree::{Frontier, MAX_EPOCH};
 use crate::error::{Error, Result};
 use crate::events::{Event, Kind, Limiter};
 use crate::key_schedule;
@@ -116,13 +116,10 @@ impl ContextBuilder {
             }
         };
         let mut epochs = VecDeque::with_capacity((current - oldest + 1) as usize);
-        if oldest < current {
-            epoch_tree::for_each_leaf(&root, 0, 0, oldest, current - 1, &mut |n, leaf| {
-                epochs.push_back(Epoch::copied(n, leaf, start(n)));
-            });
-        }
         let mut frontier = Locked::new(Frontier::empty(current));
-        let leaf = frontier.start_at(&root, current);
+        let leaf = frontier.start_at_with_window(&root, current, oldest, &mut |n, leaf| {
+            epochs.push_back(Epoch::copied(n, leaf, start(n)));
+        });
         drop(root);
         epochs.push_back(Epoch::copied(current, &leaf, start(current)));
         drop(leaf);
