@@ -199,7 +199,6 @@ impl Frontier {
                 self.held |= 1 << slot;
             }
             parent.child_into(d, b, &mut next);
-            drop(parent);
             core::mem::swap(&mut cur, &mut next);
             if let Some((kd, out)) = keep.as_mut() {
                 if *kd == d {
