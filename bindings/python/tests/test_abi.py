@@ -43,6 +43,7 @@ C_TO_CTYPES: dict[str, Any] = {
     "struct tinymls_health *": POINTER(_ffi.CHealth),
     "uint32_t *": POINTER(c_uint32),
     "uint64_t *": POINTER(c_uint64),
+    "int64_t": c_int64,
     "struct tinymls_config *": POINTER(_ffi.CConfig),
     "const struct tinymls_config *": POINTER(_ffi.CConfig),
     "struct tinymls_context *": POINTER(_ffi.ContextStruct),

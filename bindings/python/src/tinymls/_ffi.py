@@ -171,6 +171,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
 #: Exported only by the test build (``make testlib``, feature ``test-hooks``).
 OPTIONAL_SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "tinymls_test_panic": (_Status, []),
+    "tinymls_test_set_wall_offset_ms": (_Status, [ctypes.c_int64]),
 }
 
 
