@@ -11,7 +11,7 @@
 //! Every secret here lives in a [`Secret32`] (zeroized on drop) and is
 //! derived in place: nothing is collected in a growable container.
 
-use crate::key_schedule::{expand_label, Expander};
+use crate::key_schedule::Expander;
 use crate::secret::Secret32;
 
 /// Bits of an epoch number (SPEC §3).
@@ -38,9 +38,7 @@ pub fn prefix(n: u64, d: u32) -> u64 {
 /// `child(node, d, b)` written into `out` (no copy left behind).
 #[inline]
 pub fn child_into(node: &Secret32, depth: u32, bit: u8, out: &mut Secret32) {
-    debug_assert!((1..=EPOCH_BITS).contains(&depth) && bit <= 1);
-    expand_label(node.expose(), b"tree", &[depth as u8, bit], out.expose_mut())
-        .expect("a fixed label and a 32-byte node are always in range");
+    Parent::new(node).child_into(depth, bit, out);
 }
 
 /// The children of one node, its HMAC key set up once (both children of a
@@ -142,10 +140,7 @@ impl Frontier {
     /// Makes this the frontier of `c` from the group's `root` (the path and
     /// its right siblings, at most 96 derivations); returns `c`'s secret.
     pub fn start_at(&mut self, root: &Secret32, c: u64) -> Secret32 {
-        assert!(c <= MAX_EPOCH, "epochs are 48-bit");
-        self.clear();
-        self.epoch = c;
-        self.fill_below(root, 0, c)
+        self.start_at_with_window(root, c, c, &mut |_, _| {})
     }
 
     /// Puts back the node at `depth` (from a sealed state blob). `false`,
