@@ -100,6 +100,19 @@ static void test_metadata(void)
     const char *backend = tinymls_aead_backend();
     CHECK(backend != NULL &&
           (strcmp(backend, "aws-lc-rs") == 0 || strcmp(backend, "rust-crypto") == 0));
+    /* Health's key-memory flags say what the backend does with the expanded
+     * AES keys (the tests run as root: the OS grants locked memory). */
+    {
+        tinymls_context *k = tu_join(NULL);
+        uint32_t want = TINYMLS_HEALTH_KEYS_LOCKED | TINYMLS_HEALTH_KEYS_NOT_DUMPED;
+        if (backend != NULL && strcmp(backend, "aws-lc-rs") == 0)
+            want |= TINYMLS_HEALTH_KEYS_ON_HEAP | TINYMLS_HEALTH_KEYS_AEAD_ON_HEAP;
+        CHECK(TINYMLS_HEALTH_KEYS_AEAD_ON_HEAP == 8);
+        if (!CHECK(tu_health(k).flags == want))
+            fprintf(stderr, "  flags 0x%x, want 0x%x (%s)\n", (unsigned)tu_health(k).flags, (unsigned)want,
+                    backend);
+        tinymls_context_free(k);
+    }
 
     CHECK(tinymls_ciphertext_len(0) == 40);
     CHECK(tinymls_ciphertext_len(1) == 41);
