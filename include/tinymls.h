@@ -65,15 +65,26 @@
 // Closed: every key zeroized.
 #define TINYMLS_HEALTH_CLOSED 3
 
-// `tinymls_health.flags`: every key page is locked against swapping.
+// `tinymls_health.flags`: every page of the library's locked slab is locked
+// against swapping (`mlock`). The slab holds every epoch secret, sender key
+// and IV, replay window and epoch-tree frontier, and with the rust-crypto
+// backend the expanded AES keys too.
 #define TINYMLS_HEALTH_KEYS_LOCKED 1
 
-// `tinymls_health.flags`: every key page is left out of core dumps.
+// `tinymls_health.flags`: every page of the locked slab is left out of core
+// dumps (`MADV_DONTDUMP`).
 #define TINYMLS_HEALTH_KEYS_NOT_DUMPED 2
 
 // `tinymls_health.flags`: some key material lives on the ordinary heap
-// (the OS refused locked memory, or a value was too large for a slot).
+// (unlocked, dumpable, wiped when freed): always with the aws-lc-rs backend
+// (`TINYMLS_HEALTH_KEYS_AEAD_ON_HEAP`), and with either backend when the
+// slab fell back (the OS refused memory, or a value was too large for a slot).
 #define TINYMLS_HEALTH_KEYS_ON_HEAP 4
+
+// `tinymls_health.flags`: the AEAD backend keeps the expanded AES keys
+// (round keys and GHASH key) in its own heap allocations, outside the slab:
+// set with aws-lc-rs, never with rust-crypto (`tinymls_aead_backend`).
+#define TINYMLS_HEALTH_KEYS_AEAD_ON_HEAP 8
 
 // `tinymls_context_export` flag: export only the current epoch. The
 // importer reads every message from now on and none sent before.
@@ -198,8 +209,9 @@ typedef struct tinymls_health {
   uint32_t last_error;
   // How many epochs are retained.
   uint32_t retained_epochs;
-  // Key memory of the process (`TINYMLS_HEALTH_KEYS_*` bits): locked
-  // against swapping, left out of core dumps, or partly on the heap.
+  // Key memory of the process (`TINYMLS_HEALTH_KEYS_*` bits): the locked
+  // slab locked against swapping, left out of core dumps; key material on
+  // the heap, the AEAD backend's expanded keys among it.
   uint32_t flags;
   // The current epoch (48-bit).
   uint64_t current_epoch;
@@ -419,8 +431,10 @@ tinymls_status tinymls_test_set_wall_offset_ms(int64_t offset_ms);
 //
 // `*out_total` receives the bytes the slots need (the sum of
 // `in_lens[i] + 40`); if `out_cap` is smaller, returns
-// `TINYMLS_ERR_BUFFER_TOO_SMALL` and nothing else is written. Outputs
-// must not overlap inputs.
+// `TINYMLS_ERR_BUFFER_TOO_SMALL` and nothing else is written. No output
+// (`out[0..out_cap]`, `out_lens`, `statuses`, `*out_total`) may overlap an
+// input (the messages, the AADs, `in_lens`, `aad_lens`) or another output:
+// such a call returns `TINYMLS_ERR_INVALID_ARGUMENT` and writes nothing.
 //
 // Each message is encrypted as `tinymls_encrypt` would, in order, but more
 // cheaply: the lock, the epoch, usage and sequence numbers are taken once

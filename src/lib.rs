@@ -116,7 +116,9 @@ pub mod test_hooks {
 
 pub use clock::Clock;
 pub use config::Config;
-pub use context::{Context, ContextBuilder, Health, HealthState, KEYS_LOCKED, KEYS_NOT_DUMPED, KEYS_ON_HEAP};
+pub use context::{
+    Context, ContextBuilder, Health, HealthState, KEYS_AEAD_ON_HEAP, KEYS_LOCKED, KEYS_NOT_DUMPED, KEYS_ON_HEAP,
+};
 pub use error::{Error, Result, MAX_STATUS};
 pub use types::{Destroyed, Mode, RotationReason};
 pub use wire::OVERHEAD;

@@ -157,3 +157,143 @@ fn batches_give_one_status_per_message() {
     tinymls_context_free(a);
     tinymls_context_free(b);
 }
+
+/// Where each argument of a batch call sits in one arena, by byte offset.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    input: usize,
+    aad: usize,
+    in_lens: usize,
+    aad_lens: usize,
+    out: usize,
+    out_lens: usize,
+    statuses: usize,
+    out_total: usize,
+}
+
+/// Disjoint places for everything (two messages of 50 and 60 bytes, AADs of
+/// 3 and 5, 256 bytes of output).
+const APART: Layout =
+    Layout { input: 0, aad: 128, in_lens: 144, aad_lens: 160, out: 256, out_lens: 512, statuses: 528, out_total: 544 };
+const ARENA_WORDS: usize = 80;
+const OUT_CAP: usize = 256;
+
+/// The arena for `l`: recognisable bytes everywhere, the lengths in place.
+fn arena(l: &Layout) -> Vec<u64> {
+    let mut a: Vec<u64> = (0..ARENA_WORDS as u64).map(|i| 0xA5A5_0000_0000_0000 | i).collect();
+    let bytes: &mut [u8] = bytemuck_bytes(&mut a);
+    bytes[l.in_lens..l.in_lens + 16].copy_from_slice(&[50usize.to_ne_bytes(), 60usize.to_ne_bytes()].concat());
+    bytes[l.aad_lens..l.aad_lens + 16].copy_from_slice(&[3usize.to_ne_bytes(), 5usize.to_ne_bytes()].concat());
+    a
+}
+
+fn bytemuck_bytes(a: &mut [u64]) -> &mut [u8] {
+    // SAFETY: any u64 slice is a valid byte slice of 8 times its length,
+    // borrowed mutably for as long as the words are.
+    unsafe { std::slice::from_raw_parts_mut(a.as_mut_ptr().cast::<u8>(), a.len() * 8) }
+}
+
+/// One batch call with every argument taken from the arena at `l`.
+fn call(encrypt: bool, ctx: *mut tinymls_context, arena: &mut [u64], l: &Layout) -> tinymls_status {
+    let base = arena.as_mut_ptr().cast::<u8>();
+    // SAFETY: every offset of a layout lies inside the arena with its
+    // argument's whole extent (the arena is 640 bytes, the last argument
+    // ends at 552 at most), and is 8-aligned for the usize arrays.
+    let at = |off: usize| unsafe { base.add(off) };
+    let f = if encrypt { tinymls_encrypt_batch } else { tinymls_decrypt_batch };
+    f(
+        ctx,
+        2,
+        at(l.input),
+        at(l.in_lens).cast(),
+        at(l.aad),
+        at(l.aad_lens).cast(),
+        at(l.out),
+        OUT_CAP,
+        at(l.out_lens).cast(),
+        at(l.statuses).cast(),
+        at(l.out_total).cast(),
+    )
+}
+
+#[test]
+fn batch_outputs_that_alias_inputs_or_each_other_are_refused_before_any_write() {
+    let _g = serial();
+    let secret = [4u8; 32];
+    let mut ctx = std::ptr::null_mut();
+    assert_eq!(
+        tinymls_context_join(secret.as_ptr(), 32, b"batch-alias".as_ptr(), 11, std::ptr::null(), &mut ctx),
+        TINYMLS_OK
+    );
+    let cases: &[(&str, Layout)] = &[
+        ("out_lens = in_lens", Layout { out_lens: APART.in_lens, ..APART }),
+        ("out_lens = aad_lens", Layout { out_lens: APART.aad_lens, ..APART }),
+        ("out_lens inside the messages", Layout { out_lens: APART.input + 16, ..APART }),
+        ("out_lens inside the AADs", Layout { out_lens: APART.aad, ..APART }),
+        ("statuses on in_lens[1]", Layout { statuses: APART.in_lens + 8, ..APART }),
+        ("statuses = aad_lens", Layout { statuses: APART.aad_lens, ..APART }),
+        ("statuses inside the messages", Layout { statuses: APART.input + 40, ..APART }),
+        ("statuses inside the AADs", Layout { statuses: APART.aad + 4, ..APART }),
+        ("out_total on in_lens[0]", Layout { out_total: APART.in_lens, ..APART }),
+        ("out_total on aad_lens[1]", Layout { out_total: APART.aad_lens + 8, ..APART }),
+        ("out_total inside the messages", Layout { out_total: APART.input + 8, ..APART }),
+        ("out over in_lens", Layout { out: APART.in_lens - 8, ..APART }),
+        ("out over aad_lens", Layout { out: APART.aad_lens + 8, ..APART }),
+        ("out_lens inside out", Layout { out_lens: APART.out + 16, ..APART }),
+        ("statuses inside out", Layout { statuses: APART.out + 200, ..APART }),
+        ("out_total inside out", Layout { out_total: APART.out + 8, ..APART }),
+        ("statuses over out_lens[1]", Layout { statuses: APART.out_lens + 8, ..APART }),
+        ("out_total = statuses", Layout { out_total: APART.statuses, ..APART }),
+    ];
+    for encrypt in [true, false] {
+        // The disjoint layout goes through (per-message statuses aside:
+        // the "ciphertexts" are garbage), so the refusals below are about
+        // the aliasing alone.
+        let mut a = arena(&APART);
+        assert_eq!(call(encrypt, ctx, &mut a, &APART), TINYMLS_OK);
+        assert_ne!(a, arena(&APART), "a call that goes through writes its outputs");
+        for (what, l) in cases {
+            let mut a = arena(l);
+            let before = a.clone();
+            assert_eq!(call(encrypt, ctx, &mut a, l), TINYMLS_ERR_INVALID_ARGUMENT, "encrypt {encrypt}: {what}");
+            assert!(a == before, "encrypt {encrypt}: {what}: the refused call wrote into the arena");
+        }
+    }
+    // No refused encryption used a sequence number.
+    let mut ct = vec![0u8; 41];
+    let mut n = 0;
+    assert_eq!(
+        tinymls_encrypt(ctx, b"x".as_ptr(), 1, std::ptr::null(), 0, ct.as_mut_ptr(), ct.len(), &mut n),
+        TINYMLS_OK
+    );
+    assert_eq!(
+        u64::from_be_bytes(ct[16..24].try_into().unwrap()),
+        2,
+        "only the two accepted batch messages used sequence numbers"
+    );
+    tinymls_context_free(ctx);
+}
+
+#[test]
+fn a_single_call_refuses_an_out_len_that_aliases_its_input() {
+    let _g = serial();
+    let secret = [5u8; 32];
+    let mut ctx = std::ptr::null_mut();
+    assert_eq!(
+        tinymls_context_join(secret.as_ptr(), 32, b"alias-len".as_ptr(), 9, std::ptr::null(), &mut ctx),
+        TINYMLS_OK
+    );
+    let mut words = [0x1111_2222_3333_4444u64; 4];
+    let before = words;
+    let pt = words.as_mut_ptr().cast::<u8>();
+    let mut ct = vec![0u8; 32 + 40];
+    // `*out_len` is the first word of the plaintext; then of the AAD.
+    let st = tinymls_encrypt(ctx, pt, 32, std::ptr::null(), 0, ct.as_mut_ptr(), ct.len(), pt.cast());
+    assert_eq!(st, TINYMLS_ERR_INVALID_ARGUMENT);
+    let st = tinymls_encrypt(ctx, b"m".as_ptr(), 1, pt, 32, ct.as_mut_ptr(), ct.len(), pt.wrapping_add(8).cast());
+    assert_eq!(st, TINYMLS_ERR_INVALID_ARGUMENT);
+    let st = tinymls_decrypt(ctx, pt, 32, std::ptr::null(), 0, ct.as_mut_ptr(), ct.len(), pt.wrapping_add(24).cast());
+    assert_eq!(st, TINYMLS_ERR_INVALID_ARGUMENT);
+    assert_eq!(words, before, "the input was not written");
+    tinymls_context_free(ctx);
+}

@@ -56,13 +56,21 @@ type KeyMemory uint32
 
 // KeyMemory bits (TINYMLS_HEALTH_KEYS_*).
 const (
-	// KeysLocked: every key page is locked against swapping.
+	// KeysLocked: every page of the library's locked slab (epoch secrets,
+	// sender keys and IVs, replay windows, the epoch-tree frontier; with the
+	// rust-crypto backend the expanded AES keys too) is locked against
+	// swapping.
 	KeysLocked KeyMemory = C.TINYMLS_HEALTH_KEYS_LOCKED
-	// KeysNotDumped: every key page is left out of core dumps.
+	// KeysNotDumped: every page of the locked slab is left out of core dumps.
 	KeysNotDumped KeyMemory = C.TINYMLS_HEALTH_KEYS_NOT_DUMPED
-	// KeysOnHeap: some key material lives on the ordinary heap (the OS
-	// refused locked memory, or a value was too large for a slot).
+	// KeysOnHeap: some key material lives on the ordinary heap (unlocked,
+	// dumpable, wiped when freed): always with the aws-lc-rs backend
+	// (KeysAEADOnHeap), and with either backend when the slab fell back (the
+	// OS refused memory, or a value was too large for a slot).
 	KeysOnHeap KeyMemory = C.TINYMLS_HEALTH_KEYS_ON_HEAP
+	// KeysAEADOnHeap: the AEAD backend keeps the expanded AES keys in its
+	// own heap allocations, outside the slab (aws-lc-rs; never rust-crypto).
+	KeysAEADOnHeap KeyMemory = C.TINYMLS_HEALTH_KEYS_AEAD_ON_HEAP
 )
 
 // Health is a snapshot of a context's state (tinymls_context_health). It

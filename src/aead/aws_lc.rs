@@ -6,8 +6,10 @@ use super::{AeadKey, NONCE_LEN, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::secret::Secret32;
 
-/// An aws-lc AES-256-GCM key (the expanded schedule lives in aws-lc's heap
-/// and is cleansed when freed).
+/// An aws-lc AES-256-GCM key. The expanded schedule lives in aws-lc's heap
+/// (an `EVP_AEAD_CTX` from `OPENSSL_malloc`), not in this object: it is not
+/// locked or excluded from core dumps wherever this object lives, only
+/// cleansed when freed; health reports it (`KEYS_AEAD_ON_HEAP`).
 pub struct Key(LessSafeKey);
 
 impl AeadKey for Key {

@@ -5,9 +5,13 @@
 //! * `rust-crypto`: RustCrypto's pure-Rust `aes-gcm` (constant-time AES-NI/CLMUL
 //!   code paths where the CPU has them). It wins if both features are on.
 //!
-//! Both keep their expanded key schedule inside the key object and clear it
-//! when the key is dropped (aws-lc frees it with `OPENSSL_free`, which
-//! cleanses; `aes`/`ghash` are built with their `zeroize` features).
+//! Where the expanded key (AES round keys, GHASH key) lives differs, and
+//! health reports it ([`SCHEDULE_IN_KEY`]): RustCrypto keeps it inside the
+//! key object, so it sits wherever the object does (the library puts every
+//! key object in a locked slot) and is zeroized on drop (`aes`/`ghash` are
+//! built with their `zeroize` features); aws-lc-rs keeps it in an
+//! `EVP_AEAD_CTX` that aws-lc allocates on its own heap (not locked, not
+//! excluded from core dumps) and cleanses when it frees it (`OPENSSL_free`).
 
 use crate::error::Result;
 use crate::secret::Secret32;
@@ -55,6 +59,11 @@ pub use aws_lc::Key;
 mod rust_crypto;
 #[cfg(feature = "rust-crypto")]
 pub use rust_crypto::Key;
+
+/// Whether the expanded key lives inside [`Key`] itself (RustCrypto), and so
+/// in the locked slot that holds it, rather than in an allocation of the
+/// backend's own (aws-lc-rs: its heap, unlocked and dumpable).
+pub const SCHEDULE_IN_KEY: bool = cfg!(feature = "rust-crypto");
 
 /// The name of the backend compiled in (`"aws-lc-rs"` or `"rust-crypto"`).
 pub const BACKEND: &str = {

@@ -8,7 +8,9 @@ use super::{AeadKey, NONCE_LEN, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::secret::Secret32;
 
-/// A RustCrypto AES-256-GCM key (round keys and GHASH key zeroize on drop).
+/// A RustCrypto AES-256-GCM key: round keys and GHASH key are inside this
+/// object (no allocation), so they live in the locked slot that holds it,
+/// and zeroize on drop.
 pub struct Key(Aes256Gcm);
 
 impl AeadKey for Key {

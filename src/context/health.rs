@@ -67,9 +67,25 @@ pub struct Health {
     pub last_error: u32,
     /// This context's sender id.
     pub sender_id: u64,
-    /// Key memory of the process: [`KEYS_LOCKED`] | [`KEYS_NOT_DUMPED`] when
-    /// every key page is locked against swapping and left out of core dumps,
-    /// plus [`KEYS_ON_HEAP`] if some key material lives on the ordinary heap.
+    /// Key memory of the process, one fact per bit:
+    ///
+    /// * [`KEYS_LOCKED`], [`KEYS_NOT_DUMPED`]: every page of the library's
+    ///   locked slab is locked against swapping (`mlock`) / left out of core
+    ///   dumps (`MADV_DONTDUMP`). The slab holds every epoch secret, sender
+    ///   key and IV, replay window and epoch-tree frontier, and with the
+    ///   `rust-crypto` backend the expanded AES keys too.
+    /// * [`KEYS_ON_HEAP`]: some key material lives on the ordinary heap
+    ///   (unlocked, dumpable, wiped when freed): always with the aws-lc-rs
+    ///   backend (its expanded AES keys, [`KEYS_AEAD_ON_HEAP`]), and with
+    ///   either backend when the slab fell back to the heap (the OS refused
+    ///   memory, or a value was too large for a slot).
+    /// * [`KEYS_AEAD_ON_HEAP`]: the AEAD backend keeps the expanded AES keys
+    ///   (round keys and GHASH key, enough to encrypt and forge under an
+    ///   epoch) in its own heap allocations: set with aws-lc-rs, never with
+    ///   `rust-crypto`.
+    ///
+    /// Not covered by any bit: transient copies on the stack during a
+    /// derivation.
     pub key_memory: u32,
     /// A shared group whose epochs follow the clock: how far the epoch of
     /// the last authenticated message was from this context's current epoch,
@@ -79,12 +95,26 @@ pub struct Health {
     pub clock_skew_ms: i64,
 }
 
-/// [`Health::key_memory`]: key pages are locked against swapping (`mlock`).
+/// [`Health::key_memory`]: every page of the locked slab (the library's key
+/// memory) is locked against swapping (`mlock`).
 pub const KEYS_LOCKED: u32 = crate::os::locked::LOCKED;
-/// [`Health::key_memory`]: key pages are excluded from core dumps.
+/// [`Health::key_memory`]: every page of the locked slab is excluded from
+/// core dumps (`MADV_DONTDUMP`).
 pub const KEYS_NOT_DUMPED: u32 = crate::os::locked::DONTDUMP;
-/// [`Health::key_memory`]: some key material had to live on the ordinary heap.
+/// [`Health::key_memory`]: some key material lives on the ordinary heap
+/// (the AEAD backend's expanded keys, or a slab fallback).
 pub const KEYS_ON_HEAP: u32 = crate::os::locked::FALLBACK;
+/// [`Health::key_memory`]: the AEAD backend keeps the expanded AES keys in
+/// its own heap allocations, outside the slab (aws-lc-rs).
+pub const KEYS_AEAD_ON_HEAP: u32 = 8;
+
+/// The key-memory bits of the AEAD backend compiled in.
+const AEAD_KEY_MEMORY: u32 = if crate::aead::SCHEDULE_IN_KEY { 0 } else { KEYS_ON_HEAP | KEYS_AEAD_ON_HEAP };
+
+/// [`Health::key_memory`] now: the slab's state and the backend's.
+pub(crate) fn key_memory() -> u32 {
+    crate::os::locked::status() | AEAD_KEY_MEMORY
+}
 
 impl Context {
     /// A health snapshot (also for a closed context: state `Closed`).
@@ -114,7 +144,7 @@ impl Context {
             rotation_count: st.rotations,
             last_error: self.stats.last_error.load(Ordering::Relaxed),
             sender_id: st.sender_id,
-            key_memory: crate::os::locked::status(),
+            key_memory: key_memory(),
             clock_skew_ms: if st.follows_clock {
                 self.stats.clock_skew_epochs.load(Ordering::Relaxed).saturating_mul(st.cfg.ratchet_period_ms as i64)
             } else {

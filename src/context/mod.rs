@@ -54,7 +54,7 @@ use window::{Shared, Window};
 pub use crate::types::Mode;
 pub(crate) use builder::validate_reporting;
 pub use builder::ContextBuilder;
-pub use health::{Health, HealthState, KEYS_LOCKED, KEYS_NOT_DUMPED, KEYS_ON_HEAP};
+pub use health::{Health, HealthState, KEYS_AEAD_ON_HEAP, KEYS_LOCKED, KEYS_NOT_DUMPED, KEYS_ON_HEAP};
 
 /// A TinyMLS context. `Send + Sync`: share it between threads with an `Arc`
 /// (or by reference); every method may be called from many threads at once.

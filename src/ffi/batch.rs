@@ -2,7 +2,7 @@
 //! back to back in caller buffers. Same conventions as `api.rs`.
 
 use super::api::context_ref;
-use super::boundary::{ffi_boundary, slice_in, FfiResult, OutBuf};
+use super::boundary::{all_disjoint, ffi_boundary, slice_in, FfiResult, OutBuf, Region};
 use super::{tinymls_context, tinymls_status};
 use crate::error::Error;
 use crate::wire::{self, OVERHEAD};
@@ -43,7 +43,8 @@ unsafe fn batch(
     // SAFETY: NULL or a live handle by contract.
     let ctx = unsafe { context_ref(ctx) }?;
     // SAFETY: `out` valid for `out_cap` bytes and `out_total` writable by
-    // contract; the overlap with the inputs is checked below.
+    // contract; the overlap with the inputs and the other outputs is
+    // checked below, before anything but the `count` 0 answer is written.
     let mut out = unsafe { OutBuf::new(out, out_cap, out_total) }?;
     if count == 0 {
         out.set_len(0);
@@ -58,6 +59,8 @@ unsafe fn batch(
     // SAFETY: `in_lens` holds `count` lengths by contract (non-NULL, count
     // in range: checked above).
     let lens = unsafe { core::slice::from_raw_parts(in_lens, count) };
+    // The length arrays as regions, for the overlap check below.
+    let (in_lens_region, aad_lens_region) = (Region::array(in_lens, count), Region::array(aad_lens, count));
     let aad_lens = if aad_lens.is_null() {
         None
     } else {
@@ -77,13 +80,30 @@ unsafe fn batch(
     let input = unsafe { slice_in(input, in_total) }?;
     // SAFETY: as above.
     let aad = unsafe { slice_in(aad, aad_total) }?;
-    out.disjoint(input.as_ptr(), in_total)?;
-    out.disjoint(aad.as_ptr(), aad_total)?;
+    // Everything the call writes (the slots, `*out_total`, `out_lens`,
+    // `statuses`) against everything it reads (the messages, the AADs and
+    // both length arrays) and against each other, before the first write.
+    let [out_bytes, out_total_region] = out.regions();
+    all_disjoint(
+        &[
+            out_bytes,
+            out_total_region,
+            Region::array(out_lens.cast_const(), count),
+            Region::array(statuses.cast_const(), count),
+        ],
+        &[
+            Region::bytes(input.as_ptr(), in_total),
+            Region::bytes(aad.as_ptr(), aad_total),
+            in_lens_region,
+            aad_lens_region,
+        ],
+    )?;
     // `*out_total` is the size the slots need, whether or not they fit.
     out.set_len(needed);
     out.require(needed)?;
     let out = out.bytes()?;
-    // SAFETY: `out_lens` and `statuses` hold `count` elements by contract.
+    // SAFETY: `out_lens` and `statuses` hold `count` elements by contract,
+    // and overlap no input and no other output (`all_disjoint` above).
     let out_lens = unsafe { core::slice::from_raw_parts_mut(out_lens, count) };
     // SAFETY: as above.
     let statuses = unsafe { core::slice::from_raw_parts_mut(statuses, count) };
@@ -134,8 +154,10 @@ unsafe fn batch(
 ///
 /// `*out_total` receives the bytes the slots need (the sum of
 /// `in_lens[i] + 40`); if `out_cap` is smaller, returns
-/// `TINYMLS_ERR_BUFFER_TOO_SMALL` and nothing else is written. Outputs
-/// must not overlap inputs.
+/// `TINYMLS_ERR_BUFFER_TOO_SMALL` and nothing else is written. No output
+/// (`out[0..out_cap]`, `out_lens`, `statuses`, `*out_total`) may overlap an
+/// input (the messages, the AADs, `in_lens`, `aad_lens`) or another output:
+/// such a call returns `TINYMLS_ERR_INVALID_ARGUMENT` and writes nothing.
 ///
 /// Each message is encrypted as `tinymls_encrypt` would, in order, but more
 /// cheaply: the lock, the epoch, usage and sequence numbers are taken once

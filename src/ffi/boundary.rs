@@ -156,6 +156,44 @@ fn overlaps(a: *const u8, a_len: usize, b: *const u8, b_len: usize) -> bool {
     a0 < b1 && b0 < a1
 }
 
+/// A range of caller memory, by address and size in bytes, for overlap
+/// checks only: nothing is read or written through it.
+#[derive(Clone, Copy)]
+pub(crate) struct Region {
+    ptr: *const u8,
+    len: usize,
+}
+
+impl Region {
+    /// `len` bytes at `ptr`.
+    pub(crate) fn bytes(ptr: *const u8, len: usize) -> Self {
+        Region { ptr, len }
+    }
+
+    /// An array of `count` values of `T` at `ptr` (the size saturates: an
+    /// array that large overlaps everything after it, as it should).
+    pub(crate) fn array<T>(ptr: *const T, count: usize) -> Self {
+        Region { ptr: ptr.cast(), len: count.saturating_mul(core::mem::size_of::<T>()) }
+    }
+}
+
+/// `TINYMLS_ERR_INVALID_ARGUMENT` unless every region the call writes is
+/// disjoint from every region it reads and from every other region it
+/// writes. Called before the first write and before any output slice is
+/// made, so a refused call writes nothing (an output aliasing an input
+/// would be UB in Rust, and would let the library overwrite its own inputs
+/// halfway through).
+pub(crate) fn all_disjoint(writes: &[Region], reads: &[Region]) -> FfiResult<()> {
+    for (i, w) in writes.iter().enumerate() {
+        for r in reads.iter().chain(&writes[i + 1..]) {
+            if overlaps(w.ptr, w.len, r.ptr, r.len) {
+                return Err(TINYMLS_ERR_INVALID_ARGUMENT);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Writes `v` through an output pointer already checked to be non-NULL.
 ///
 /// # Safety
@@ -173,7 +211,7 @@ pub(crate) unsafe fn write_out<T>(ptr: *mut T, v: T) {
 /// * `out` may be NULL only with `out_cap` 0 ([`OutBuf::bytes`],
 ///   [`OutBuf::check`], [`OutBuf::check_null`]); a capacity beyond
 ///   `isize::MAX` is `TINYMLS_ERR_INVALID_ARGUMENT`;
-/// * `out` must not overlap an input ([`OutBuf::disjoint`]);
+/// * neither `out` nor `*out_len` may overlap an input ([`OutBuf::disjoint`]);
 /// * `*out_len` is the size needed: too small, [`OutBuf::require`] and
 ///   [`OutBuf::too_small`] write only `*out_len` and return
 ///   `TINYMLS_ERR_BUFFER_TOO_SMALL`; [`OutBuf::set_len`] records the length
@@ -220,13 +258,21 @@ impl OutBuf<'_> {
         self.bytes().map(drop)
     }
 
-    /// `TINYMLS_ERR_INVALID_ARGUMENT` if `out` shares a byte with the input
-    /// `input[0..input_len]` (addresses only; nothing is read).
+    /// `TINYMLS_ERR_INVALID_ARGUMENT` if `out` or `*out_len` shares a byte
+    /// with the input `input[0..input_len]` (addresses only; nothing is read).
     pub(crate) fn disjoint(&self, input: *const u8, input_len: usize) -> FfiResult<()> {
-        if overlaps(self.ptr, self.cap, input, input_len) {
+        if overlaps(self.ptr, self.cap, input, input_len)
+            || overlaps(self.len.cast(), core::mem::size_of::<usize>(), input, input_len)
+        {
             return Err(TINYMLS_ERR_INVALID_ARGUMENT);
         }
         Ok(())
+    }
+
+    /// The two regions the buffer writes, `out[0..out_cap]` and `*out_len`,
+    /// for [`all_disjoint`].
+    pub(crate) fn regions(&self) -> [Region; 2] {
+        [Region::bytes(self.ptr, self.cap), Region::array(self.len.cast_const(), 1)]
     }
 
     /// Reports that `needed` bytes are needed: writes `*out_len` and

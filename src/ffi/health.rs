@@ -16,18 +16,29 @@ pub const TINYMLS_HEALTH_ERROR: u32 = 2;
 /// Closed: every key zeroized.
 pub const TINYMLS_HEALTH_CLOSED: u32 = 3;
 
-/// `tinymls_health.flags`: every key page is locked against swapping.
+/// `tinymls_health.flags`: every page of the library's locked slab is locked
+/// against swapping (`mlock`). The slab holds every epoch secret, sender key
+/// and IV, replay window and epoch-tree frontier, and with the rust-crypto
+/// backend the expanded AES keys too.
 pub const TINYMLS_HEALTH_KEYS_LOCKED: u32 = 1;
-/// `tinymls_health.flags`: every key page is left out of core dumps.
+/// `tinymls_health.flags`: every page of the locked slab is left out of core
+/// dumps (`MADV_DONTDUMP`).
 pub const TINYMLS_HEALTH_KEYS_NOT_DUMPED: u32 = 2;
 /// `tinymls_health.flags`: some key material lives on the ordinary heap
-/// (the OS refused locked memory, or a value was too large for a slot).
+/// (unlocked, dumpable, wiped when freed): always with the aws-lc-rs backend
+/// (`TINYMLS_HEALTH_KEYS_AEAD_ON_HEAP`), and with either backend when the
+/// slab fell back (the OS refused memory, or a value was too large for a slot).
 pub const TINYMLS_HEALTH_KEYS_ON_HEAP: u32 = 4;
+/// `tinymls_health.flags`: the AEAD backend keeps the expanded AES keys
+/// (round keys and GHASH key) in its own heap allocations, outside the slab:
+/// set with aws-lc-rs, never with rust-crypto (`tinymls_aead_backend`).
+pub const TINYMLS_HEALTH_KEYS_AEAD_ON_HEAP: u32 = 8;
 
 const _: () = {
     assert!(TINYMLS_HEALTH_KEYS_LOCKED == crate::context::KEYS_LOCKED);
     assert!(TINYMLS_HEALTH_KEYS_NOT_DUMPED == crate::context::KEYS_NOT_DUMPED);
     assert!(TINYMLS_HEALTH_KEYS_ON_HEAP == crate::context::KEYS_ON_HEAP);
+    assert!(TINYMLS_HEALTH_KEYS_AEAD_ON_HEAP == crate::context::KEYS_AEAD_ON_HEAP);
 };
 
 /// A context's health (`tinymls_context_health`). No secret in it.
@@ -40,8 +51,9 @@ pub struct tinymls_health {
     pub last_error: u32,
     /// How many epochs are retained.
     pub retained_epochs: u32,
-    /// Key memory of the process (`TINYMLS_HEALTH_KEYS_*` bits): locked
-    /// against swapping, left out of core dumps, or partly on the heap.
+    /// Key memory of the process (`TINYMLS_HEALTH_KEYS_*` bits): the locked
+    /// slab locked against swapping, left out of core dumps; key material on
+    /// the heap, the AEAD backend's expanded keys among it.
     pub flags: u32,
     /// The current epoch (48-bit).
     pub current_epoch: u64,

@@ -14,8 +14,10 @@
 //! same. What this does not cover: copies a derivation leaves on the stack,
 //! and, with the aws-lc-rs backend, the expanded AES key schedule, which
 //! aws-lc keeps in its own heap allocation and cleanses when it is freed
-//! (`OPENSSL_free` zeroes every allocation); with the `rust-crypto` backend
-//! the key schedule is inside the locked slot and zeroized on drop.
+//! (`OPENSSL_free` zeroes every allocation): health adds `KEYS_ON_HEAP |
+//! KEYS_AEAD_ON_HEAP` for it (`context::health::key_memory`); with the
+//! `rust-crypto` backend the key schedule is inside the locked slot and
+//! zeroized on drop.
 
 use std::alloc::Layout;
 use std::marker::PhantomData;

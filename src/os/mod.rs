@@ -120,10 +120,19 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
     (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
 }
 
-/// `CLOCK_MONOTONIC` in nanoseconds (what `std::time::Instant` reads).
+/// `CLOCK_MONOTONIC` in nanoseconds (what `std::time::Instant` reads):
+/// stops while the machine is suspended.
 #[inline]
 pub(crate) fn monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// `CLOCK_BOOTTIME` in nanoseconds: `CLOCK_MONOTONIC` plus the time the
+/// machine spent suspended (so never behind it), the clock of every
+/// lifetime and key age.
+#[inline]
+pub(crate) fn boottime_ns() -> u64 {
+    clock_ns(libc::CLOCK_BOOTTIME)
 }
 
 /// `CLOCK_MONOTONIC_COARSE` in nanoseconds: the monotonic clock as of the

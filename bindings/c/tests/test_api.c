@@ -100,6 +100,19 @@ static void test_metadata(void)
     const char *backend = tinymls_aead_backend();
     CHECK(backend != NULL &&
           (strcmp(backend, "aws-lc-rs") == 0 || strcmp(backend, "rust-crypto") == 0));
+    /* Health's key-memory flags say what the backend does with the expanded
+     * AES keys (the tests run as root: the OS grants locked memory). */
+    {
+        tinymls_context *k = tu_join(NULL);
+        uint32_t want = TINYMLS_HEALTH_KEYS_LOCKED | TINYMLS_HEALTH_KEYS_NOT_DUMPED;
+        if (backend != NULL && strcmp(backend, "aws-lc-rs") == 0)
+            want |= TINYMLS_HEALTH_KEYS_ON_HEAP | TINYMLS_HEALTH_KEYS_AEAD_ON_HEAP;
+        CHECK(TINYMLS_HEALTH_KEYS_AEAD_ON_HEAP == 8);
+        if (!CHECK(tu_health(k).flags == want))
+            fprintf(stderr, "  flags 0x%x, want 0x%x (%s)\n", (unsigned)tu_health(k).flags, (unsigned)want,
+                    backend);
+        tinymls_context_free(k);
+    }
 
     CHECK(tinymls_ciphertext_len(0) == 40);
     CHECK(tinymls_ciphertext_len(1) == 41);
@@ -600,6 +613,18 @@ static void test_overlap(void)
     CHECK_STATUS(tinymls_encrypt(a, msg, MSG_LEN, buf + 5, 3, buf, CT_MAX, &n),
                  TINYMLS_ERR_INVALID_ARGUMENT);
     CHECK(memcmp(buf, msg, MSG_LEN) == 0); /* the input was not touched */
+    /* *out_len inside the plaintext or the AAD: refused, nothing written. */
+    {
+        _Alignas(8) uint8_t in[32];
+        uint8_t saved[32];
+        memset(in, 0x5A, sizeof in);
+        memcpy(saved, in, sizeof in);
+        CHECK_STATUS(tinymls_encrypt(a, in, sizeof in, NULL, 0, ct, sizeof ct, (size_t *)(void *)(in + 8)),
+                     TINYMLS_ERR_INVALID_ARGUMENT);
+        CHECK_STATUS(tinymls_encrypt(a, msg, MSG_LEN, in, sizeof in, ct, sizeof ct, (size_t *)(void *)in),
+                     TINYMLS_ERR_INVALID_ARGUMENT);
+        CHECK(memcmp(in, saved, sizeof in) == 0);
+    }
     /* Adjacent is not overlapping. */
     size_t len = tu_seal(a, buf, MSG_LEN, NULL, 0, buf + MSG_LEN, CT_MAX);
     CHECK(tu_ct_seq(buf + MSG_LEN) == 0); /* the refused calls used no seq */
@@ -616,6 +641,81 @@ static void test_overlap(void)
     OPEN_EXPECT(b, buf + MSG_LEN, len, NULL, 0, msg, MSG_LEN);
     tinymls_context_free(a);
     tinymls_context_free(b);
+}
+
+/* Batch calls: no output array (the slots, out_lens, statuses, *out_total)
+ * may overlap an input (the messages, the AADs, in_lens, aad_lens) or
+ * another output; such a call is refused before it writes anything. Every
+ * argument lives in one arena; each case moves one output onto something. */
+enum { B_INPUT, B_AAD, B_IN_LENS, B_AAD_LENS, B_OUT, B_OUT_LENS, B_STATUSES, B_OUT_TOTAL, B_NARGS };
+#define B_ARENA 640
+#define B_OUT_CAP 256
+
+static void batch_arena(uint8_t *arena, const size_t *off)
+{
+    const size_t in_lens[2] = {50, 60}, aad_lens[2] = {3, 5};
+    for (size_t i = 0; i < B_ARENA; i++)
+        arena[i] = (uint8_t)(0xA0 ^ i);
+    memcpy(arena + off[B_IN_LENS], in_lens, sizeof in_lens);
+    memcpy(arena + off[B_AAD_LENS], aad_lens, sizeof aad_lens);
+}
+
+static tinymls_status batch_call(int encrypt, tinymls_context *ctx, uint8_t *arena, const size_t *off)
+{
+    void *p[B_NARGS];
+    for (int i = 0; i < B_NARGS; i++)
+        p[i] = arena + off[i];
+    return (encrypt ? tinymls_encrypt_batch : tinymls_decrypt_batch)(
+        ctx, 2, p[B_INPUT], p[B_IN_LENS], p[B_AAD], p[B_AAD_LENS], p[B_OUT], B_OUT_CAP,
+        p[B_OUT_LENS], p[B_STATUSES], p[B_OUT_TOTAL]);
+}
+
+static void test_batch_overlap(void)
+{
+    tinymls_context *ctx = tu_join(NULL);
+    /* 8-aligned offsets, all arguments apart: messages of 50 and 60 bytes,
+     * AADs of 3 and 5, 256 bytes of slots. */
+    static const size_t apart[B_NARGS] = {0, 128, 144, 160, 256, 512, 528, 544};
+    static const struct {
+        const char *what;
+        int arg;
+        size_t at;
+    } cases[] = {
+        {"out_lens = in_lens", B_OUT_LENS, 144},     {"out_lens = aad_lens", B_OUT_LENS, 160},
+        {"out_lens in the messages", B_OUT_LENS, 16}, {"out_lens in the AADs", B_OUT_LENS, 128},
+        {"statuses on in_lens[1]", B_STATUSES, 152}, {"statuses = aad_lens", B_STATUSES, 160},
+        {"statuses in the messages", B_STATUSES, 40}, {"statuses in the AADs", B_STATUSES, 132},
+        {"out_total on in_lens[0]", B_OUT_TOTAL, 144}, {"out_total on aad_lens[1]", B_OUT_TOTAL, 168},
+        {"out over in_lens", B_OUT, 136},            {"out over aad_lens", B_OUT, 168},
+        {"out_lens in out", B_OUT_LENS, 272},        {"statuses over out_lens[1]", B_STATUSES, 520},
+        {"out_total = statuses", B_OUT_TOTAL, 528},
+    };
+    _Alignas(8) uint8_t arena[B_ARENA], before[B_ARENA];
+
+    for (int encrypt = 1; encrypt >= 0; encrypt--) {
+        /* The disjoint layout goes through: the refusals are about aliasing. */
+        batch_arena(arena, apart);
+        memcpy(before, arena, B_ARENA);
+        CHECK_STATUS(batch_call(encrypt, ctx, arena, apart), TINYMLS_OK);
+        CHECK(memcmp(arena, before, B_ARENA) != 0);
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            size_t off[B_NARGS];
+            memcpy(off, apart, sizeof off);
+            off[cases[c].arg] = cases[c].at;
+            batch_arena(arena, off);
+            memcpy(before, arena, B_ARENA);
+            if (!CHECK_STATUS(batch_call(encrypt, ctx, arena, off), TINYMLS_ERR_INVALID_ARGUMENT))
+                fprintf(stderr, "  %s batch: %s\n", encrypt ? "encrypt" : "decrypt", cases[c].what);
+            if (!CHECK(memcmp(arena, before, B_ARENA) == 0))
+                fprintf(stderr, "  %s batch: %s: the refused call wrote\n", encrypt ? "encrypt" : "decrypt",
+                        cases[c].what);
+        }
+    }
+    /* The refused batches used no sequence number: only the two accepted. */
+    uint8_t ct[CT_MAX];
+    tu_seal(ctx, msg, MSG_LEN, NULL, 0, ct, sizeof ct);
+    CHECK(tu_ct_seq(ct) == 2);
+    tinymls_context_free(ctx);
 }
 
 /* ---- tampering ------------------------------------------------------- */
@@ -1269,6 +1369,7 @@ int main(void)
     test_huge_lengths();
     test_buffer_too_small();
     test_overlap();
+    test_batch_overlap();
     test_tampering();
     test_replay();
     test_epoch_expired();

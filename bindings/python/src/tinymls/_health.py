@@ -20,12 +20,19 @@ HEALTH_ROTATING = 1
 HEALTH_ERROR = 2
 #: ``Health.state``: closed, every key zeroized.
 HEALTH_CLOSED = 3
-#: ``Health.key_memory`` bit: every key page is locked against swapping.
+#: ``Health.key_memory`` bit: every page of the library's locked slab (epoch
+#: secrets, sender keys and IVs, replay windows, the epoch-tree frontier; with
+#: the rust-crypto backend the expanded AES keys too) is locked against swapping.
 HEALTH_KEYS_LOCKED = 1
-#: ``Health.key_memory`` bit: every key page is left out of core dumps.
+#: ``Health.key_memory`` bit: every page of the locked slab is left out of core dumps.
 HEALTH_KEYS_NOT_DUMPED = 2
-#: ``Health.key_memory`` bit: some key material lives on the ordinary heap.
+#: ``Health.key_memory`` bit: some key material lives on the ordinary heap
+#: (unlocked, dumpable, wiped when freed): always with the aws-lc-rs backend,
+#: and with either when the slab fell back (the OS refused memory).
 HEALTH_KEYS_ON_HEAP = 4
+#: ``Health.key_memory`` bit: the AEAD backend keeps the expanded AES keys in
+#: its own heap allocations (aws-lc-rs; never rust-crypto).
+HEALTH_KEYS_AEAD_ON_HEAP = 8
 
 
 class HealthState(enum.IntEnum):
@@ -43,6 +50,7 @@ class KeyMemory(enum.IntFlag):
     LOCKED = HEALTH_KEYS_LOCKED
     NOT_DUMPED = HEALTH_KEYS_NOT_DUMPED
     ON_HEAP = HEALTH_KEYS_ON_HEAP
+    AEAD_ON_HEAP = HEALTH_KEYS_AEAD_ON_HEAP
 
 
 @dataclass(frozen=True)
@@ -99,7 +107,7 @@ class Health:
             rotation_count=h.rotation_count,
             last_error=last_error,
             sender_id=h.sender_id,
-            key_memory=KeyMemory(h.flags & 7),
+            key_memory=KeyMemory(h.flags & 15),
             clock_skew_ms=h.clock_skew_ms,
         )
 
