@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
 
 use crate::clock::system_now_ms;
+use crate::events;
 use crate::os;
 use crate::sync::{Condvar, Mutex, MutexGuard};
 
@@ -211,7 +212,10 @@ pub(crate) fn ensure_thread() {
     if THREAD_RUNNING.swap(true, Ordering::AcqRel) {
         return;
     }
-    let spawned = std::thread::Builder::new().name("tinymls-maintenance".into()).spawn(|| global().serve());
+    let spawned = std::thread::Builder::new().name("tinymls-maintenance".into()).spawn(|| {
+        events::mark_library_thread();
+        global().serve()
+    });
     if spawned.is_err() {
         // Try again on the next call; the lazy checks keep working meanwhile.
         THREAD_RUNNING.store(false, Ordering::Release);
@@ -264,13 +268,56 @@ fn after_fork_parent() {
     release_held();
 }
 
-/// `pthread_atfork` child (after `os` bumped the fork generation): release
-/// the locks (this thread holds them; with `std` locks, unlocking in the
-/// child wakes nobody and leaves them free) and note that the maintenance
-/// thread did not survive the fork.
+/// `pthread_atfork` child (after `os` bumped the fork generation, so that the
+/// child can never reuse the parent's sender id whatever happens here).
+///
+/// Policy (SPEC §7, "destroyed on schedule even if idle", in the child too):
+/// the child keeps the contexts it inherited (a forked worker may go on using
+/// them, under a new sender id, see `Window::rekey_after_fork`), so it gets
+/// its own maintenance thread *now*, not on its first call: a child that
+/// never calls the library (a `multiprocessing` worker that inherited
+/// contexts it does not use) still has every inherited key destroyed on
+/// schedule. Wiping every inherited key at fork instead would break the
+/// documented fork semantics (a child may encrypt with an inherited context).
+///
+/// In order: lock the key pages again (Linux does not inherit `mlock`; see
+/// `os::locked::relock_after_fork`), release the locks (this thread holds
+/// them; with `std` locks, unlocking in the child wakes nobody and leaves
+/// them free), hold back the maintenance thread's events until the child
+/// calls the library (`events::hold_after_fork`), then start the thread if
+/// the parent had one.
+///
+/// What starting a thread here assumes: POSIX only promises
+/// async-signal-safe functions in the child of a multithreaded process, and
+/// `std::thread::spawn` allocates and calls `pthread_create`. glibc (2.34 on:
+/// `posix/fork.c`) resets the malloc arenas' locks, the dynamic loader's
+/// locks and the thread stack cache *before* it runs the `pthread_atfork`
+/// child handlers, so `malloc` and `pthread_create` work there in practice;
+/// musl (1.2.2 on) likewise makes the child of a multithreaded fork a normal
+/// process. gRPC core restarts its internal threads from its fork handlers on
+/// the same assumption (OpenSSL and libsodium only reseed or do nothing at
+/// fork: they have no thread of their own). Every library lock is free at this
+/// point and the thread takes nothing but them. If the thread cannot be
+/// started, `THREAD_RUNNING` stays false and the next call starts it.
 fn after_fork_child() {
+    let relocked = HELD_OVER_FORK.with(|h| match h.borrow().as_ref() {
+        Some((_, _, pool)) => {
+            os::locked::relock_after_fork(pool);
+            true
+        }
+        None => false,
+    });
+    if !relocked {
+        // The prepare handler did not get the pool (it failed half-way): the
+        // pages were not locked again, so do not claim they are.
+        os::locked::mark_unlocked();
+    }
     release_held();
-    THREAD_RUNNING.store(false, Ordering::Release);
+    events::hold_after_fork();
+    // The parent's thread did not survive the fork.
+    if THREAD_RUNNING.swap(false, Ordering::AcqRel) {
+        ensure_thread();
+    }
 }
 
 fn release_held() {

@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::epoch_tree::{self, Frontier, MAX_EPOCH};
 use crate::error::{Error, Result};
-use crate::events::{Event, Kind, Limiter};
+use crate::events::{self, Event, Kind, Limiter};
 use crate::key_schedule;
 use crate::maintenance;
 use crate::metrics;
@@ -232,6 +232,7 @@ impl ContextBuilder {
         restored_since: Option<u64>,
     ) -> Result<Context> {
         maintenance::install_fork_handlers();
+        events::resume_after_fork();
         let now = self.clock.now_ms();
         let count = held.epochs.len() + held.future.len();
         let cfg = self.cfg;

@@ -94,6 +94,8 @@ impl Context {
     }
 
     pub(super) fn read_open(&self) -> Result<RwLockReadGuard<'_, Window>> {
+        // A call: a forked child's host runs code again (events flow).
+        events::resume_after_fork();
         let st = self.shared.read();
         if st.closed {
             return Err(Error::Closed);
@@ -141,6 +143,7 @@ impl Context {
     /// Zeroizes every key, leaves the books and reports it; false if it was
     /// closed already.
     pub(super) fn shut_down(&self) -> bool {
+        events::resume_after_fork();
         let mut st = write_window(&self.shared);
         if st.closed {
             return false;
