@@ -146,9 +146,13 @@ pub enum Kind {
     /// from this context's clock epoch (SPEC v2 §7.2): a host's clock is
     /// off, and messages will be lost if it drifts further.
     ClockSkew = 7,
+    /// The maintenance thread failed: a visit of a context panicked (its
+    /// keys were not destroyed on that visit; it is retried), or the thread
+    /// itself died (restarted by the next call into the library).
+    MaintenanceFailed = 8,
 }
 
-const KINDS: usize = 8;
+const KINDS: usize = 9;
 
 impl Kind {
     /// The `event` field.
@@ -162,6 +166,7 @@ impl Kind {
             Kind::ForgedFutureEpoch => "forged_future_epoch",
             Kind::ConfigRejected => "config_rejected",
             Kind::ClockSkew => "clock_skew",
+            Kind::MaintenanceFailed => "maintenance_failed",
         }
     }
 
@@ -171,6 +176,7 @@ impl Kind {
             Kind::EpochDestroyed => Level::Debug,
             Kind::ContextCreated | Kind::ContextClosed | Kind::Rotation => Level::Info,
             Kind::DecryptRejected | Kind::ForgedFutureEpoch | Kind::ConfigRejected | Kind::ClockSkew => Level::Warn,
+            Kind::MaintenanceFailed => Level::Error,
         }
     }
 }
@@ -323,6 +329,7 @@ pub(crate) fn flush_suppressed(limiter: &Limiter, origin: Origin, all: bool) {
         Kind::ForgedFutureEpoch,
         Kind::ConfigRejected,
         Kind::ClockSkew,
+        Kind::MaintenanceFailed,
     ];
     let now = unix_ms();
     for kind in KIND_LIST {

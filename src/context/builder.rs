@@ -252,6 +252,7 @@ impl ContextBuilder {
             future: held.future,
             frontier: held.frontier,
             accepted_foreign: AtomicBool::new(false),
+            maintenance_failed: AtomicBool::new(false),
             next_boundary_wall: u64::MAX,
             period_deadline: u64::MAX,
             key_age_deadline: u64::MAX,

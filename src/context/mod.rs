@@ -100,6 +100,10 @@ impl Context {
         if st.closed {
             return Err(Error::Closed);
         }
+        if st.maintenance {
+            // The thread died (or could not be started): start it again.
+            maintenance::on_call();
+        }
         Ok(st)
     }
 

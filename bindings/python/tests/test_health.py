@@ -62,5 +62,6 @@ def test_health_constants() -> None:
         tinymls.HEALTH_ROTATING,
         tinymls.HEALTH_ERROR,
         tinymls.HEALTH_CLOSED,
+        tinymls.HEALTH_DEGRADED,
     ]
     assert KeyMemory.LOCKED == tinymls.HEALTH_KEYS_LOCKED
