@@ -65,6 +65,12 @@
 // Closed: every key zeroized.
 #define TINYMLS_HEALTH_CLOSED 3
 
+// Working, but keys may not be destroyed on schedule while the context is
+// idle: the maintenance thread's last visit of it failed (reported by a
+// `maintenance_failed` event; retried every `gc_interval_ms`), or the
+// thread is not running (the next call starts it again).
+#define TINYMLS_HEALTH_DEGRADED 4
+
 // `tinymls_health.flags`: every page of the library's locked slab is locked
 // against swapping (`mlock`). The slab holds every epoch secret, sender key
 // and IV, replay window and epoch-tree frontier, and with the rust-crypto
@@ -496,6 +502,10 @@ tinymls_status tinymls_decrypt_batch(struct tinymls_context *ctx,
 // `forged_future_epoch`, `config_rejected`, `clock_skew` (an authenticated
 // message's epoch more than `max_epochs / 2` from this context's clock
 // epoch: `skew_epochs` and `skew_ms`, positive when the sender is ahead),
+// `maintenance_failed` (level error: a maintenance visit of the context
+// panicked, `reason` `panic`, retried every `gc_interval_ms`; or the
+// maintenance thread died, `reason` `thread_died`, no context, restarted by
+// the next call; health says `TINYMLS_HEALTH_DEGRADED` meanwhile),
 // `events_suppressed` (past 20
 // events of one kind in one second from one context, the rest are counted,
 // and reported with `kind` and `count` once that second is over: by the

@@ -15,7 +15,7 @@
 //! and reported by one `events_suppressed` event when the next second opens.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::sync::RwLock;
@@ -79,7 +79,45 @@ pub fn enabled(level: Level) -> bool {
     min != NONE && level as u32 >= min
 }
 
+/// Set in a forked child (see [`hold_after_fork`]) until its first call.
+static HELD_AFTER_FORK: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Whether this thread is the library's own (the maintenance thread).
+    static LIBRARY_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the calling thread as the library's own maintenance thread: its
+/// events are held back in a forked child until the child calls the library.
+pub(crate) fn mark_library_thread() {
+    LIBRARY_THREAD.with(|t| t.set(true));
+}
+
+/// From the `pthread_atfork` child handler: until the child's first call into
+/// the library ([`resume_after_fork`]), events raised by the maintenance
+/// thread (restarted in the child at fork time) are dropped, not delivered.
+/// The sink belongs to the host, which may not be ready to run it yet:
+/// CPython, for one, re-initialises its locks and thread states after the
+/// `pthread_atfork` handlers have run, so a ctypes callback entered from
+/// another thread in that gap could block on a lock being re-initialised. A
+/// call into the library means the host runs code again. Metrics and health
+/// are not affected; only the events of an idle child are lost.
+pub(crate) fn hold_after_fork() {
+    HELD_AFTER_FORK.store(true, Ordering::Release);
+}
+
+/// A call into the library (after a fork): deliver events again.
+#[inline]
+pub(crate) fn resume_after_fork() {
+    if HELD_AFTER_FORK.load(Ordering::Relaxed) {
+        HELD_AFTER_FORK.store(false, Ordering::Release);
+    }
+}
+
 fn deliver(level: Level, json: &str) {
+    if HELD_AFTER_FORK.load(Ordering::Acquire) && LIBRARY_THREAD.with(|t| t.get()) {
+        return;
+    }
     let sink = SINK.read().clone();
     if let Some(sink) = sink {
         // A sink that panics must not take the library down with it.
@@ -108,9 +146,13 @@ pub enum Kind {
     /// from this context's clock epoch (SPEC v2 §7.2): a host's clock is
     /// off, and messages will be lost if it drifts further.
     ClockSkew = 7,
+    /// The maintenance thread failed: a visit of a context panicked (its
+    /// keys were not destroyed on that visit; it is retried), or the thread
+    /// itself died (restarted by the next call into the library).
+    MaintenanceFailed = 8,
 }
 
-const KINDS: usize = 8;
+const KINDS: usize = 9;
 
 impl Kind {
     /// The `event` field.
@@ -124,6 +166,7 @@ impl Kind {
             Kind::ForgedFutureEpoch => "forged_future_epoch",
             Kind::ConfigRejected => "config_rejected",
             Kind::ClockSkew => "clock_skew",
+            Kind::MaintenanceFailed => "maintenance_failed",
         }
     }
 
@@ -133,6 +176,7 @@ impl Kind {
             Kind::EpochDestroyed => Level::Debug,
             Kind::ContextCreated | Kind::ContextClosed | Kind::Rotation => Level::Info,
             Kind::DecryptRejected | Kind::ForgedFutureEpoch | Kind::ConfigRejected | Kind::ClockSkew => Level::Warn,
+            Kind::MaintenanceFailed => Level::Error,
         }
     }
 }
@@ -285,6 +329,7 @@ pub(crate) fn flush_suppressed(limiter: &Limiter, origin: Origin, all: bool) {
         Kind::ForgedFutureEpoch,
         Kind::ConfigRejected,
         Kind::ClockSkew,
+        Kind::MaintenanceFailed,
     ];
     let now = unix_ms();
     for kind in KIND_LIST {

@@ -110,7 +110,7 @@ pub mod test_hooks {
 
     /// The maintenance thread's books.
     pub mod maintenance {
-        pub use crate::maintenance::{global, thread_running, Maintainer, Registry};
+        pub use crate::maintenance::{global, kill_thread, panic_in_visits, thread_running, Maintainer, Registry};
     }
 }
 

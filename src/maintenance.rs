@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
 
 use crate::clock::system_now_ms;
+use crate::events::{self, Event, Kind, Limiter};
 use crate::os;
 use crate::sync::{Condvar, Mutex, MutexGuard};
 
@@ -26,6 +27,11 @@ pub(crate) trait Maintained: Send + Sync {
     /// Applies every rule that is due; returns the delay in milliseconds
     /// until the next visit, or `None` once the context is closed.
     fn visit(&self) -> Option<u64>;
+
+    /// A visit panicked: mark the context's health degraded and raise a
+    /// `maintenance_failed` event (no lock of the books held); returns the
+    /// delay in milliseconds until the visit is tried again.
+    fn visit_failed(&self) -> u64;
 
     /// Takes the context's write lock for a `fork()` (waiting for the calls
     /// in flight); dropping the returned guard releases it.
@@ -154,8 +160,28 @@ impl Maintainer {
         for (id, weak) in &due {
             // No lock of the books is held while a context is locked.
             if let Some(ctx) = weak.upgrade() {
-                if let Some(delay) = ctx.visit() {
-                    next.push((*id, now.saturating_add(delay)));
+                // A panic in one context's visit (a bug, or a failing RNG
+                // where `rand` panics) must not stop destruction for every
+                // other context: it is caught here, reported, and the visit
+                // is tried again. The context's locks ignore poisoning, and
+                // what a panic can interrupt keeps its invariants (see
+                // `sync`).
+                let visit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    #[cfg(feature = "test-hooks")]
+                    test_panic_in_visit(*id);
+                    ctx.visit()
+                }));
+                match visit {
+                    Ok(Some(delay)) => next.push((*id, now.saturating_add(delay))),
+                    Ok(None) => {}
+                    Err(payload) => {
+                        // The payload may be anything; dropping it must not
+                        // unwind out of here either.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(payload)));
+                        let retry = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.visit_failed()))
+                            .unwrap_or(RETRY_AFTER_FAILURE_MS);
+                        next.push((*id, now.saturating_add(retry.max(1))));
+                    }
                 }
             }
         }
@@ -171,6 +197,10 @@ impl Maintainer {
     /// The thread's loop: sleep until the first visit is due, run it.
     fn serve(&self) -> ! {
         loop {
+            #[cfg(feature = "test-hooks")]
+            if KILL_THREAD.swap(false, Ordering::SeqCst) {
+                panic!("test hook: the maintenance thread dies");
+            }
             let now = system_now_ms();
             let first = self.reg.lock().queue.first().map(|&(t, _)| t);
             match first {
@@ -195,7 +225,14 @@ impl Maintainer {
 }
 
 static GLOBAL: LazyLock<Maintainer> = LazyLock::new(Maintainer::new);
+/// Whether the process-wide thread runs. Set before it is spawned, cleared
+/// when it dies (or did not survive a fork), so that the next call starts it.
 static THREAD_RUNNING: AtomicBool = AtomicBool::new(false);
+/// Flood control for the thread's own `maintenance_failed` events.
+static THREAD_EVENTS: LazyLock<Limiter> = LazyLock::new(Limiter::default);
+/// When a visit panicked and the context cannot say (its own report
+/// panicked too): try again after this many milliseconds.
+const RETRY_AFTER_FAILURE_MS: u64 = 1000;
 
 /// The process-wide maintainer (its thread starts with the first context).
 pub fn global() -> &'static Maintainer {
@@ -211,10 +248,36 @@ pub(crate) fn ensure_thread() {
     if THREAD_RUNNING.swap(true, Ordering::AcqRel) {
         return;
     }
-    let spawned = std::thread::Builder::new().name("tinymls-maintenance".into()).spawn(|| global().serve());
+    let spawned = std::thread::Builder::new().name("tinymls-maintenance".into()).spawn(thread_main);
     if spawned.is_err() {
-        // Try again on the next call; the lazy checks keep working meanwhile.
+        // Try again on the next call; the lazy checks keep working meanwhile
+        // (and health says `Degraded`).
         THREAD_RUNNING.store(false, Ordering::Release);
+    }
+}
+
+/// The maintenance thread. Each visit has its own panic guard (see
+/// [`Maintainer::run_due`]); should the thread die anyway (a panic outside a
+/// visit), it says so before it ends: `THREAD_RUNNING` becomes false (health
+/// reports `Degraded`, the next call into the library starts a new thread)
+/// and a `maintenance_failed` event goes out.
+fn thread_main() {
+    events::mark_library_thread();
+    let died = std::panic::catch_unwind(|| global().serve());
+    // `serve` never returns: only a panic gets here.
+    THREAD_RUNNING.store(false, Ordering::Release);
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        drop(died);
+        Event::new(Kind::MaintenanceFailed, None).label("reason", "thread_died").emit(Some(&THREAD_EVENTS));
+    }));
+}
+
+/// On a call into a context that uses the thread: start it if it is not
+/// running (it died, or could not be started). One load when it runs.
+#[inline]
+pub(crate) fn on_call() {
+    if !THREAD_RUNNING.load(Ordering::Acquire) {
+        ensure_thread();
     }
 }
 
@@ -226,8 +289,7 @@ pub(crate) fn ensure_thread_if(on: bool) {
 }
 
 /// Whether the process-wide thread is running (it is after the first
-/// context with maintenance on).
-#[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
+/// context with maintenance on, unless it died or could not be started).
 pub fn thread_running() -> bool {
     THREAD_RUNNING.load(Ordering::Acquire)
 }
@@ -264,13 +326,57 @@ fn after_fork_parent() {
     release_held();
 }
 
-/// `pthread_atfork` child (after `os` bumped the fork generation): release
-/// the locks (this thread holds them; with `std` locks, unlocking in the
-/// child wakes nobody and leaves them free) and note that the maintenance
-/// thread did not survive the fork.
+/// `pthread_atfork` child (after `os` bumped the fork generation, so that the
+/// child can never reuse the parent's sender id whatever happens here).
+///
+/// Policy (SPEC §7, "destroyed on schedule even if idle", in the child too):
+/// the child keeps the contexts it inherited (a forked worker may go on using
+/// them, under a new sender id, see `Window::rekey_after_fork`), so it gets
+/// its own maintenance thread *now*, not on its first call: a child that
+/// never calls the library (a `multiprocessing` worker that inherited
+/// contexts it does not use) still has every inherited key destroyed on
+/// schedule. Wiping every inherited key at fork instead would break the
+/// documented fork semantics (a child may encrypt with an inherited context).
+///
+/// In order: lock the key pages again (Linux does not inherit `mlock`; see
+/// `os::locked::relock_after_fork`), release the locks (this thread holds
+/// them; with `std` locks, unlocking in the child wakes nobody and leaves
+/// them free), hold back the maintenance thread's events until the child
+/// calls the library (`events::hold_after_fork`), then start the thread if
+/// the parent had one.
+///
+/// What starting a thread here assumes: POSIX only promises
+/// async-signal-safe functions in the child of a multithreaded process, and
+/// `std::thread::spawn` allocates and calls `pthread_create`. glibc (2.34 on:
+/// `posix/fork.c`) resets the malloc arenas' locks, the dynamic loader's
+/// locks and the thread stack cache *before* it runs the `pthread_atfork`
+/// child handlers, so `malloc` and `pthread_create` work there in practice;
+/// musl (1.2.2 on) likewise makes the child of a multithreaded fork a normal
+/// process. gRPC core restarts its internal threads from its fork handlers on
+/// the same assumption (OpenSSL and libsodium only reseed or do nothing at
+/// fork: they have no thread of their own). Every library lock is free at this
+/// point and the thread takes nothing but them. If the thread cannot be
+/// started, `THREAD_RUNNING` stays false: health reports it (state
+/// `Degraded`) and the next call starts it.
 fn after_fork_child() {
+    let relocked = HELD_OVER_FORK.with(|h| match h.borrow().as_ref() {
+        Some((_, _, pool)) => {
+            os::locked::relock_after_fork(pool);
+            true
+        }
+        None => false,
+    });
+    if !relocked {
+        // The prepare handler did not get the pool (it failed half-way): the
+        // pages were not locked again, so do not claim they are.
+        os::locked::mark_unlocked();
+    }
     release_held();
-    THREAD_RUNNING.store(false, Ordering::Release);
+    events::hold_after_fork();
+    // The parent's thread did not survive the fork.
+    if THREAD_RUNNING.swap(false, Ordering::AcqRel) {
+        ensure_thread();
+    }
 }
 
 fn release_held() {
@@ -281,4 +387,39 @@ fn release_held() {
             drop(reg);
         }
     });
+}
+
+/// Test-only (`test-hooks`): which context's visits panic, and how many more.
+#[cfg(feature = "test-hooks")]
+static PANIC_VISITS: Mutex<Option<(u64, u32)>> = Mutex::new(None);
+#[cfg(feature = "test-hooks")]
+static KILL_THREAD: AtomicBool = AtomicBool::new(false);
+
+/// Test-only (`test-hooks` feature, never in a release): the next `count`
+/// visits of context `id` by the maintenance thread panic (0: none).
+#[cfg(feature = "test-hooks")]
+pub fn panic_in_visits(id: u64, count: u32) {
+    *PANIC_VISITS.lock() = (count > 0).then_some((id, count));
+}
+
+#[cfg(feature = "test-hooks")]
+fn test_panic_in_visit(id: u64) {
+    let mut p = PANIC_VISITS.lock();
+    if let Some((target, left)) = p.as_mut() {
+        if *target == id && *left > 0 {
+            *left -= 1;
+            drop(p);
+            panic!("test hook: a maintenance visit panics");
+        }
+    }
+}
+
+/// Test-only (`test-hooks` feature, never in a release): the maintenance
+/// thread panics outside any visit (it dies) as soon as it wakes, which this
+/// makes it do now.
+#[cfg(feature = "test-hooks")]
+pub fn kill_thread() {
+    KILL_THREAD.store(true, Ordering::SeqCst);
+    let _reg = global().reg.lock();
+    global().wake.notify_one();
 }

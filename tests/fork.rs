@@ -95,3 +95,73 @@ fn child_gets_a_new_sender_id_even_while_threads_encrypt() {
     assert_eq!(peer.decrypt_to_vec(&before, b"").unwrap(), b"before");
     assert_eq!(peer.decrypt_to_vec(&after, b"").unwrap(), b"after");
 }
+
+/// `VmLck` of /proc/self/status in kB (memory locked by this process).
+fn vm_locked_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmLck:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Issue 14 (3): a forked child that never calls the library (a worker that
+/// inherited contexts it does not use) still has every inherited key
+/// destroyed on schedule (SPEC §7), and its key pages are locked again
+/// (Linux does not inherit `mlock`) or health stops claiming they are.
+/// Checked in the child with read-only looks that never run maintenance
+/// themselves: `has_epoch`, `health`, /proc/self/status.
+#[test]
+#[allow(unsafe_code)]
+fn an_idle_child_destroys_inherited_keys_on_schedule_and_locks_its_key_pages_again() {
+    let cfg = Config {
+        ratchet_period_ms: 0,
+        state_lifetime_ms: 400,
+        gc_interval_ms: 1_000_000, // visits come from the lifetime deadline itself
+        ..Config::default()
+    };
+    let ctx = Context::join(&SECRET, b"idle child", &cfg).unwrap();
+    ctx.encrypt_to_vec(b"an own sender key in epoch 0", b"").unwrap();
+    let parent_locked = ctx.health().key_memory & tinymls::KEYS_LOCKED != 0;
+    assert!(!parent_locked || vm_locked_kb().unwrap_or(0) > 0, "the parent's key pages are locked");
+
+    // SAFETY: fork(2) has no preconditions; the child only reads (has_epoch,
+    // health, /proc), sleeps and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // Exit codes: 0 ok, 2 key pages claimed locked but not, 3 not
+        // locked again although the parent's were, 4 epoch 0 never destroyed.
+        let locked_claim = ctx.health().key_memory & tinymls::KEYS_LOCKED != 0;
+        let vm_lck = vm_locked_kb().unwrap_or(0);
+        let code = if locked_claim && vm_lck == 0 {
+            2
+        } else if parent_locked && !locked_claim {
+            3
+        } else {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            // Nobody calls the context's operations: only a maintenance
+            // thread of the child's own can act.
+            while ctx.has_epoch(0) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            if ctx.has_epoch(0) {
+                4
+            } else {
+                0
+            }
+        };
+        // SAFETY: _exit ends the child without running the parent's atexit
+        // handlers or test-harness code.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: pid is our child; status is a valid out pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status), "child died: wait status {status}");
+    match libc::WEXITSTATUS(status) {
+        0 => {}
+        2 => panic!("the child's health claims KEYS_LOCKED but VmLck is 0 (mlock is not inherited)"),
+        3 => panic!("the child's key pages were not locked again"),
+        4 => panic!("the idle child kept epoch 0 past its lifetime (no maintenance thread in the child)"),
+        c => panic!("child exit code {c}"),
+    }
+}

@@ -84,7 +84,7 @@ func EventHandlerPanics() int64 { return eventHandlerPanics.Load() }
 // of the event, the level mapped by EventLevel (epoch_destroyed is Debug;
 // context_created, context_closed and rotation are Info; decrypt_rejected,
 // forged_future_epoch, clock_skew, config_rejected and events_suppressed
-// are Warn), and the event's fields as attributes in the library's order:
+// are Warn; maintenance_failed is Error), and the event's fields as attributes in the library's order:
 // event, sender_id, group (a fingerprint, never the group id), then epoch,
 // reason, seq, ... Epoch numbers are 48-bit. Non-negative numbers are
 // uint64 attributes, negative ones (clock_skew's skew_ms) int64, the rest

@@ -35,6 +35,11 @@ const (
 	HealthError HealthState = C.TINYMLS_HEALTH_ERROR
 	// HealthClosed: closed, every key zeroized.
 	HealthClosed HealthState = C.TINYMLS_HEALTH_CLOSED
+	// HealthDegraded: working, but keys may not be destroyed on schedule
+	// while the context is idle: the maintenance thread's last visit of it
+	// failed (a maintenance_failed event says so; retried every
+	// GCInterval), or the thread is not running (the next call starts it).
+	HealthDegraded HealthState = C.TINYMLS_HEALTH_DEGRADED
 )
 
 func (s HealthState) String() string {
@@ -47,6 +52,8 @@ func (s HealthState) String() string {
 		return "error"
 	case HealthClosed:
 		return "closed"
+	case HealthDegraded:
+		return "degraded"
 	}
 	return fmt.Sprintf("HealthState(%d)", uint32(s))
 }

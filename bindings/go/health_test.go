@@ -82,7 +82,7 @@ func TestHealthAcrossStates(t *testing.T) {
 	if again, err := c.Health(); err != nil || again != h {
 		t.Fatalf("closed, later: %+v, %v; at close: %+v", again, err, h)
 	}
-	if h.State.String() != "closed" || HealthRotating.String() != "rotating" {
+	if h.State.String() != "closed" || HealthRotating.String() != "rotating" || HealthDegraded.String() != "degraded" {
 		t.Errorf("String: %q %q", h.State, HealthRotating)
 	}
 	var zero Context

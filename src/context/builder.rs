@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::epoch_tree::{Frontier, MAX_EPOCH};
 use crate::error::{Error, Result};
-use crate::events::{Event, Kind, Limiter};
+use crate::events::{self, Event, Kind, Limiter};
 use crate::key_schedule;
 use crate::maintenance;
 use crate::metrics;
@@ -229,6 +229,7 @@ impl ContextBuilder {
         restored_since: Option<u64>,
     ) -> Result<Context> {
         maintenance::install_fork_handlers();
+        events::resume_after_fork();
         let now = self.clock.now_ms();
         let count = held.epochs.len() + held.future.len();
         let cfg = self.cfg;
@@ -248,6 +249,7 @@ impl ContextBuilder {
             future: held.future,
             frontier: held.frontier,
             accepted_foreign: AtomicBool::new(false),
+            maintenance_failed: AtomicBool::new(false),
             next_boundary_wall: u64::MAX,
             period_deadline: u64::MAX,
             key_age_deadline: u64::MAX,

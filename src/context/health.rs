@@ -38,6 +38,13 @@ pub enum HealthState {
     Error = 2,
     /// Closed: every key zeroized.
     Closed = 3,
+    /// Working, but keys may not be destroyed on schedule while the context
+    /// is idle: the maintenance thread's last visit of it failed (a panic,
+    /// reported by a `maintenance_failed` event; retried every
+    /// `gc_interval_ms`), or the thread is not running (it died, or could
+    /// not be started; the next call starts it). Calls still apply every
+    /// due rule themselves.
+    Degraded = 4,
 }
 
 /// A context's health, for checks and dashboards (no secret in it).
@@ -125,6 +132,10 @@ impl Context {
             HealthState::Closed
         } else if st.exhausted || st.epochs.is_empty() {
             HealthState::Error
+        } else if st.maintenance
+            && (st.maintenance_failed.load(Ordering::Acquire) || !crate::maintenance::thread_running())
+        {
+            HealthState::Degraded
         } else if st.needs_attention(now) {
             HealthState::Rotating
         } else {

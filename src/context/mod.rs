@@ -94,9 +94,15 @@ impl Context {
     }
 
     pub(super) fn read_open(&self) -> Result<RwLockReadGuard<'_, Window>> {
+        // A call: a forked child's host runs code again (events flow).
+        events::resume_after_fork();
         let st = self.shared.read();
         if st.closed {
             return Err(Error::Closed);
+        }
+        if st.maintenance {
+            // The thread died (or could not be started): start it again.
+            maintenance::on_call();
         }
         Ok(st)
     }
@@ -141,6 +147,7 @@ impl Context {
     /// Zeroizes every key, leaves the books and reports it; false if it was
     /// closed already.
     pub(super) fn shut_down(&self) -> bool {
+        events::resume_after_fork();
         let mut st = write_window(&self.shared);
         if st.closed {
             return false;

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rand::Rng;
 
@@ -20,7 +20,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::epoch_tree::Frontier;
 use crate::error::{Error, Result};
-use crate::events::{self, Limiter, Origin, Pending};
+use crate::events::{self, Event, Kind, Limiter, Origin, Pending};
 use crate::maintenance::{self, Maintained};
 use crate::metrics;
 use crate::os::{self, locked::Locked};
@@ -98,6 +98,9 @@ pub(crate) struct Window {
     /// Whether a message from another sender was accepted (a shared context
     /// with period 0 adopts any distance ahead until then, SPEC v2 §7.3).
     pub(super) accepted_foreign: AtomicBool,
+    /// The maintenance thread's last visit of this context panicked (health
+    /// says `Degraded` until a visit succeeds).
+    pub(super) maintenance_failed: AtomicBool,
     /// When epochs follow the clock: the wall time (Unix ms) at which the
     /// next epoch starts; `u64::MAX` otherwise.
     pub(super) next_boundary_wall: u64,
@@ -442,9 +445,31 @@ fn maintain_visit(shared: &Shared) -> Option<u64> {
     Some(delay)
 }
 
+/// A visit of the maintenance thread panicked: health says `Degraded` until
+/// a visit succeeds, a `maintenance_failed` event goes out (rate-limited
+/// like every event of the context; no panic message in it, only public
+/// facts), and the visit is tried again after `gc_interval_ms` (as late as
+/// SPEC §7 lets an idle context's destruction be).
+fn maintain_visit_failed(shared: &Shared) -> u64 {
+    let (retry, origin, limiter) = {
+        let st = shared.read();
+        st.maintenance_failed.store(true, Ordering::Release);
+        (st.cfg.gc_interval_ms, st.origin(), st.limiter.clone())
+    };
+    Event::new(Kind::MaintenanceFailed, Some(origin)).label("reason", "panic").emit(Some(&limiter));
+    retry
+}
+
 impl Maintained for Shared {
     fn visit(&self) -> Option<u64> {
-        maintain_visit(self)
+        let next = maintain_visit(self);
+        // It went through: the context is maintained on schedule again.
+        self.read().maintenance_failed.store(false, Ordering::Release);
+        next
+    }
+
+    fn visit_failed(&self) -> u64 {
+        maintain_visit_failed(self)
     }
 
     fn hold_for_fork(self: Arc<Self>) -> Box<dyn std::any::Any> {

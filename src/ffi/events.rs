@@ -44,6 +44,10 @@ struct CSink {
 /// `forged_future_epoch`, `config_rejected`, `clock_skew` (an authenticated
 /// message's epoch more than `max_epochs / 2` from this context's clock
 /// epoch: `skew_epochs` and `skew_ms`, positive when the sender is ahead),
+/// `maintenance_failed` (level error: a maintenance visit of the context
+/// panicked, `reason` `panic`, retried every `gc_interval_ms`; or the
+/// maintenance thread died, `reason` `thread_died`, no context, restarted by
+/// the next call; health says `TINYMLS_HEALTH_DEGRADED` meanwhile),
 /// `events_suppressed` (past 20
 /// events of one kind in one second from one context, the rest are counted,
 /// and reported with `kind` and `count` once that second is over: by the

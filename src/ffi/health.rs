@@ -15,6 +15,19 @@ pub const TINYMLS_HEALTH_ROTATING: u32 = 1;
 pub const TINYMLS_HEALTH_ERROR: u32 = 2;
 /// Closed: every key zeroized.
 pub const TINYMLS_HEALTH_CLOSED: u32 = 3;
+/// Working, but keys may not be destroyed on schedule while the context is
+/// idle: the maintenance thread's last visit of it failed (reported by a
+/// `maintenance_failed` event; retried every `gc_interval_ms`), or the
+/// thread is not running (the next call starts it again).
+pub const TINYMLS_HEALTH_DEGRADED: u32 = 4;
+
+const _: () = {
+    assert!(TINYMLS_HEALTH_READY == crate::context::HealthState::Ready as u32);
+    assert!(TINYMLS_HEALTH_ROTATING == crate::context::HealthState::Rotating as u32);
+    assert!(TINYMLS_HEALTH_ERROR == crate::context::HealthState::Error as u32);
+    assert!(TINYMLS_HEALTH_CLOSED == crate::context::HealthState::Closed as u32);
+    assert!(TINYMLS_HEALTH_DEGRADED == crate::context::HealthState::Degraded as u32);
+};
 
 /// `tinymls_health.flags`: every page of the library's locked slab is locked
 /// against swapping (`mlock`). The slab holds every epoch secret, sender key

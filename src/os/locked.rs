@@ -62,12 +62,13 @@ pub fn status() -> u32 {
 
 pub(crate) struct Pool {
     free: [Vec<usize>; CLASSES.len()],
-    chunks: usize,
+    /// The base address of every chunk (to lock them again after `fork()`).
+    chunks: Vec<usize>,
     /// Bytes of the slots handed out and not yet returned.
     in_use: usize,
 }
 
-static POOL: Mutex<Pool> = Mutex::new(Pool { free: [const { Vec::new() }; CLASSES.len()], chunks: 0, in_use: 0 });
+static POOL: Mutex<Pool> = Mutex::new(Pool { free: [const { Vec::new() }; CLASSES.len()], chunks: Vec::new(), in_use: 0 });
 
 /// Bytes of locked key memory in use (the slots' sizes, rounded up to their
 /// size classes; the heap fallback is not counted), for the footprint
@@ -84,7 +85,38 @@ pub(crate) fn lock_pool() -> MutexGuard<'static, Pool> {
 /// How many 64 KiB chunks the pool holds.
 #[cfg(test)]
 pub fn chunks() -> usize {
-    POOL.lock().chunks
+    POOL.lock().chunks.len()
+}
+
+/// In a forked child, from the `pthread_atfork` child handler, with the
+/// pool's lock held by this (the only) thread: locks every chunk again.
+///
+/// Linux does not carry `mlock` over `fork()`: the child's copies of the
+/// chunks start unlocked (`VmLck: 0 kB`), while `MADV_DONTDUMP` is inherited
+/// (`VmFlags` keeps `dd`, loses `lo`). So the child locks them again; locking
+/// makes the pages resident and private to the child (the copy-on-write
+/// copies are made now, at most the pool's size). Only system calls, no
+/// allocation. Where the OS refuses, [`status`] stops claiming `LOCKED`, so
+/// that the child's health tells the truth.
+pub(crate) fn relock_after_fork(pool: &Pool) {
+    #[cfg(feature = "test-hooks")]
+    let refused = REFUSE.load(Ordering::SeqCst) & 1 != 0;
+    #[cfg(not(feature = "test-hooks"))]
+    let refused = false;
+    for &base in &pool.chunks {
+        // SAFETY: `base..base+CHUNK` is a chunk mapped by `grow` and never
+        // unmapped (the child inherited the mapping); mlock only changes how
+        // the kernel treats the range.
+        if refused || unsafe { libc::mlock(base as *const libc::c_void, CHUNK) } != 0 {
+            FAILURES.fetch_or(LOCK_FAILED, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Records that the chunks may not be locked (a forked child that could not
+/// lock them again): [`status`] stops claiming `LOCKED`.
+pub(crate) fn mark_unlocked() {
+    FAILURES.fetch_or(LOCK_FAILED, Ordering::Relaxed);
 }
 
 /// A slot of class `c` is aligned to the largest power of two dividing its
@@ -109,7 +141,7 @@ fn class_of(layout: Layout) -> Option<usize> {
 static REFUSE: AtomicU32 = AtomicU32::new(0);
 
 /// Test-only (`test-hooks` feature, never in a release): from now on, new
-/// chunks behave as if `mlock` failed (`lock`: `RLIMIT_MEMLOCK` reached; the
+/// chunks (and a forked child locking its chunks again) behave as if `mlock` failed (`lock`: `RLIMIT_MEMLOCK` reached; the
 /// chunk is used unlocked) or as if no chunk could be mapped at all (`map`:
 /// key material goes to the ordinary heap). Lets a test show the fallback
 /// works and is reported in health, even as root, where `mlock` never fails.
@@ -153,7 +185,7 @@ fn grow(pool: &mut Pool, c: usize) -> bool {
     let size = CLASSES[c];
     let base = p as usize;
     pool.free[c].extend((0..CHUNK / size).rev().map(|i| base + i * size));
-    pool.chunks += 1;
+    pool.chunks.push(base);
     true
 }
 

@@ -4,9 +4,11 @@ new sender id, so parent and child never share a nonce, and a peer reads both.""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -161,3 +163,46 @@ def test_fork_while_another_thread_encrypts() -> None:
             assert peer.decrypt(ct) == b"child of a busy parent"
         for ct in made:
             assert peer.decrypt(ct) == b"busy parent"
+
+
+def _vm_locked_kb() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmLck:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _idle_worker(ctx: tinymls.Context, parent_locked: bool) -> None:
+    """A multiprocessing worker that inherited ``ctx`` and never uses it: it
+    only looks, with calls that never run maintenance themselves (health is a
+    read-only snapshot), and reports through its exit code."""
+    h = ctx.health()
+    locked = bool(h.key_memory & tinymls.KeyMemory.LOCKED)
+    if locked and _vm_locked_kb() == 0:
+        os._exit(2)  # claims locked key pages, but the child has none (mlock is not inherited)
+    if parent_locked and not locked:
+        os._exit(3)  # the key pages were not locked again
+    deadline = time.monotonic() + 20
+    while ctx.health().oldest_epoch == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os._exit(0 if ctx.health().oldest_epoch > 0 else 4)
+
+
+def test_an_idle_multiprocessing_worker_destroys_inherited_keys_on_schedule() -> None:
+    # Issue 14 (3): a forked worker that never calls the library still has its
+    # inherited keys destroyed on schedule (SPEC section 7: a maintenance
+    # thread of its own from fork time on), and its key pages are locked
+    # again (Linux does not inherit mlock) or health says they are not.
+    cfg = tinymls.Config(ratchet_period_ms=0, state_lifetime_ms=400, gc_interval_ms=1_000_000)
+    with tinymls.Context.join(GROUP_SECRET, GROUP_ID, cfg) as ctx:
+        ctx.encrypt(b"an own sender key in epoch 0")
+        parent_locked = bool(ctx.health().key_memory & tinymls.KeyMemory.LOCKED)
+        worker = multiprocessing.get_context("fork").Process(target=_idle_worker, args=(ctx, parent_locked))
+        worker.start()
+        worker.join(60)
+        assert worker.exitcode == 0, {
+            2: "the worker's health claims KEYS_LOCKED but its VmLck is 0",
+            3: "the worker's key pages were not locked again",
+            4: "the idle worker kept epoch 0 past its lifetime",
+        }.get(worker.exitcode or 0, f"worker exit code {worker.exitcode}")

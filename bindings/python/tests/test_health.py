@@ -68,6 +68,7 @@ def test_health_constants() -> None:
         tinymls.HEALTH_ROTATING,
         tinymls.HEALTH_ERROR,
         tinymls.HEALTH_CLOSED,
+        tinymls.HEALTH_DEGRADED,
     ]
     assert KeyMemory.LOCKED == tinymls.HEALTH_KEYS_LOCKED
     assert KeyMemory.AEAD_ON_HEAP == tinymls.HEALTH_KEYS_AEAD_ON_HEAP == 8

@@ -44,6 +44,7 @@ from ._context import HEADER_LEN, OVERHEAD, Context
 from ._events import LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_WARN
 from ._health import (
     HEALTH_CLOSED,
+    HEALTH_DEGRADED,
     HEALTH_ERROR,
     HEALTH_KEYS_LOCKED,
     HEALTH_KEYS_NOT_DUMPED,
@@ -130,6 +131,7 @@ __all__ = [
     "ExhaustedError",
     "HEADER_LEN",
     "HEALTH_CLOSED",
+    "HEALTH_DEGRADED",
     "HEALTH_ERROR",
     "HEALTH_KEYS_LOCKED",
     "HEALTH_KEYS_NOT_DUMPED",

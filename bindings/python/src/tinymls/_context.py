@@ -323,7 +323,7 @@ class Context:
     # -- operations ----------------------------------------------------------
 
     def health(self) -> Health:
-        """The context's health: state (READY, ROTATING, ERROR, CLOSED), uptime,
+        """The context's health: state (READY, ROTATING, ERROR, CLOSED, DEGRADED), uptime,
         current epoch and its key age, retained epochs, counters, the last
         error, the sender id. No secret in it. After :meth:`close` the library
         still answers: state ``CLOSED``, the final counters, the uptime frozen

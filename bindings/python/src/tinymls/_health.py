@@ -20,6 +20,10 @@ HEALTH_ROTATING = 1
 HEALTH_ERROR = 2
 #: ``Health.state``: closed, every key zeroized.
 HEALTH_CLOSED = 3
+#: ``Health.state``: working, but keys may not be destroyed on schedule while the
+#: context is idle (the maintenance thread's last visit failed, or the thread is
+#: not running; see the ``maintenance_failed`` event).
+HEALTH_DEGRADED = 4
 #: ``Health.key_memory`` bit: every page of the library's locked slab (epoch
 #: secrets, sender keys and IVs, replay windows, the epoch-tree frontier; with
 #: the rust-crypto backend the expanded AES keys too) is locked against swapping.
@@ -42,6 +46,7 @@ class HealthState(enum.IntEnum):
     ROTATING = HEALTH_ROTATING
     ERROR = HEALTH_ERROR
     CLOSED = HEALTH_CLOSED
+    DEGRADED = HEALTH_DEGRADED
 
 
 class KeyMemory(enum.IntFlag):
@@ -57,7 +62,8 @@ class KeyMemory(enum.IntFlag):
 class Health:
     """A context's health (``tinymls_context_health``). No secret in it."""
 
-    #: READY, ROTATING (a rotation or destruction is due), ERROR (cannot send), CLOSED.
+    #: READY, ROTATING (a rotation or destruction is due), ERROR (cannot send), CLOSED,
+    #: DEGRADED (keys may not be destroyed on schedule while idle: maintenance failed).
     state: HealthState
     #: Milliseconds since the context was created (until it was closed).
     uptime_ms: int
