@@ -55,6 +55,7 @@ from ._health import (
     KeyMemory,
 )
 from ._metrics import metrics_text, set_metrics_enabled
+from ._state import StateInfo, state_info
 from . import events
 
 __version__ = "0.1.0"
@@ -161,6 +162,7 @@ __all__ = [
     "STATE_KEK_LEN",
     "SenderLimitError",
     "StateError",
+    "StateInfo",
     "Status",
     "TinyMLSError",
     "__version__",
@@ -170,6 +172,7 @@ __all__ = [
     "metrics_text",
     "set_metrics_enabled",
     "state_format_version",
+    "state_info",
     "status_name",
     "status_str",
     "version",
