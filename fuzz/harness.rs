@@ -245,14 +245,17 @@ pub fn state_body_of(blob: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Input of the state_import target: `[0] || blob` imports the blob as it
-/// is; `[1] || body` seals `body` under [`STATE_KEK`] first, so that the
-/// body parser is reached by arbitrary bytes too.
+/// is; `[1] || body` seals `body` under [`STATE_KEK`] first (`[3]`: with
+/// the generation flag), so that the body parser is reached by arbitrary
+/// bytes too.
 pub fn state_import(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else { return };
     let blob = if mode & 1 == 0 {
         rest.to_vec()
     } else {
-        tinymls::test_hooks::blob::seal_body(&STATE_KEK, tinymls::test_hooks::blob::FORMAT_VERSION, 0, rest)
+        // Bit 1 of the mode: a body that ends with a generation.
+        let flags = (u32::from(mode) & tinymls::test_hooks::blob::GENERATION_FLAG) as u16;
+        tinymls::test_hooks::blob::seal_body(&STATE_KEK, tinymls::test_hooks::blob::FORMAT_VERSION, flags, rest)
             .expect("seal")
     };
     let authentic = state_body_of(&blob).is_some()

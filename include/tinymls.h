@@ -245,6 +245,18 @@ typedef struct tinymls_health {
   int64_t clock_skew_ms;
 } tinymls_health;
 
+// What `tinymls_state_get_info` reads from an authentic state blob
+// (`docs/STATE.md`, "Rollback"). No secret in it.
+typedef struct tinymls_state_info {
+  // The exporter's wall clock at the export, milliseconds since the Unix
+  // epoch.
+  uint64_t exported_at_ms;
+  // The export generation: 1 + the generation of the blob the exporting
+  // context was imported from (0 if it was not), increasing with each of
+  // its exports; 0 for a blob written without one.
+  uint64_t generation;
+} tinymls_state_info;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -548,7 +560,10 @@ void tinymls_metrics_enable(uint32_t on);
 // derived from `kek`, which must be `TINYMLS_STATE_KEK_LEN` (32) bytes):
 // mode, group id, configuration, the retained epochs with their ages, and
 // the replay windows of the senders it knows. `flags` is 0 or
-// `TINYMLS_EXPORT_CURRENT_EPOCH_ONLY`. The context carries on unchanged.
+// `TINYMLS_EXPORT_CURRENT_EPOCH_ONLY`. The context carries on unchanged
+// but for its state generation: each call, a size query included, takes the
+// next one (`tinymls_context_state_generation`; the blob carries it, see
+// `tinymls_state_get_info`), so generations increase strictly, with gaps.
 //
 // Size query: with `out_cap` too small (`out` may then be NULL), `*out_len`
 // receives the size needed and the status is `TINYMLS_ERR_BUFFER_TOO_SMALL`;
@@ -602,6 +617,51 @@ tinymls_status tinymls_context_import(const uint8_t *blob,
 // reads (`TINYMLS_STATE_FORMAT_VERSION` of its header). A blob of a newer
 // version is refused with `TINYMLS_ERR_MALFORMED`. Thread-safe.
 uint32_t tinymls_state_format_version(void);
+
+// Authenticates `blob` under `kek` (32 bytes) exactly as
+// `tinymls_context_import` would and, if it is authentic, writes its
+// export time and generation to `*out_info`; no context is created. Use it
+// to tell a stale blob (one put back in place of a newer one) before
+// importing: compare the generation with the highest one you recorded
+// where the blob store's writer cannot roll it back.
+//
+// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`out_info`, or `blob`
+// or `kek` NULL with a length that is not 0), `TINYMLS_ERR_INVALID_ARGUMENT`
+// (a KEK that is not 32 bytes), `TINYMLS_ERR_MALFORMED` (as for import),
+// `TINYMLS_ERR_STATE` (wrong KEK or a tampered blob). `*out_info` is
+// written only on success. Thread-safe.
+tinymls_status tinymls_state_get_info(const uint8_t *blob,
+                                      size_t blob_len,
+                                      const uint8_t *kek,
+                                      size_t kek_len,
+                                      struct tinymls_state_info *out_info);
+
+// `tinymls_context_import` that also refuses an authentic blob whose
+// generation is below `min_generation`, with `TINYMLS_ERR_STATE` (SPEC §9
+// has no status of its own for it: the blob store was tampered with, an
+// older blob put back in place of a newer one; `docs/STATE.md`,
+// "Rollback"). Pass the highest generation you recorded (see
+// `tinymls_context_state_generation`); 0 accepts any blob, as
+// `tinymls_context_import` does. Otherwise the same arguments, contract and
+// statuses. Thread-safe.
+tinymls_status tinymls_context_import_min_generation(const uint8_t *blob,
+                                                     size_t blob_len,
+                                                     const uint8_t *kek,
+                                                     size_t kek_len,
+                                                     const struct tinymls_config *cfg,
+                                                     uint64_t min_generation,
+                                                     struct tinymls_context **out_ctx);
+
+// The context's state generation, into `*out_generation`: that of the last
+// blob it exported, else that of the blob it was imported from, else 0.
+// After a successful `tinymls_context_export` it is the new blob's
+// generation (unless another export on the same context raced with it;
+// `tinymls_state_get_info` reads it from the blob itself).
+//
+// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`, `TINYMLS_ERR_CLOSED`.
+// Thread-safe.
+tinymls_status tinymls_context_state_generation(struct tinymls_context *ctx,
+                                                uint64_t *out_generation);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -6,7 +6,7 @@
 //! offset  size  field
 //! 0       8     magic    = "TMLSTATE"
 //! 8       2     version  u16 = 2 (FORMAT_VERSION)
-//! 10      2     flags    u16 (bit 0: current epoch only)
+//! 10      2     flags    u16 (bit 0: current epoch only, bit 1: generation)
 //! 12      4     N        u32, length of the sealed body
 //! 16      12    nonce    (random)
 //! 28      N     body, AES-256-GCM(seal_key, nonce, body, aad = bytes 0..28)
@@ -19,8 +19,12 @@
 //! The body holds the mode, the group id, the configuration, the time of the
 //! export, the retained epochs (48-bit number, epoch secret, age), the
 //! future epochs a clock-following context read, each known sender's replay
-//! window, and a shared group's frontier (SPEC v2 §3.1: the nodes that
-//! derive every later epoch). It never holds a group secret, a PRK, the root
+//! window, a shared group's frontier (SPEC v2 §3.1: the nodes that derive
+//! every later epoch) and, with header flag bit 1 (every blob this library
+//! writes), the export generation: 1 + the generation of the blob its
+//! context was imported from (0 for a context that was not), increasing with
+//! every export, so that a caller can tell a stale blob (`docs/STATE.md`,
+//! "Rollback"). A blob without the bit has generation 0. It never holds a group secret, a PRK, the root
 //! or anything that derives an epoch older than the oldest it carries, so
 //! the holder of a blob can read nothing older. A version-1 blob (SPEC v1)
 //! is `Malformed`: its header says so before any key is touched, and its
@@ -58,8 +62,15 @@ pub const FORMAT_VERSION: u16 = 2;
 pub const KEK_LEN: usize = 32;
 /// Export flag: only the current epoch (no earlier messages can be read).
 pub const CURRENT_EPOCH_ONLY: u32 = 1;
-/// Every flag this version knows.
+/// Every export flag this version knows (what a caller may pass).
 pub const KNOWN_FLAGS: u32 = CURRENT_EPOCH_ONLY;
+/// Header flag (not an export flag): the body ends with the export
+/// generation (u64). Set in every blob this library writes; a format-2
+/// reader that does not know it refuses the blob (`Malformed`) rather than
+/// drop the generation.
+pub const GENERATION_FLAG: u32 = 2;
+/// Every header flag this version reads.
+const HEADER_FLAGS: u32 = KNOWN_FLAGS | GENERATION_FLAG;
 /// Length of the clear, authenticated header (magic, version, flags, body
 /// length, nonce).
 pub const BLOB_HEADER_LEN: usize = 28;
@@ -108,6 +119,18 @@ pub(crate) struct Snapshot {
     pub(crate) future: Vec<EpochSnap>,
     /// A shared group's frontier of the current epoch.
     pub(crate) frontier: Option<FrontierSnap>,
+    /// The export generation (0 in a blob without [`GENERATION_FLAG`]).
+    pub(crate) generation: u64,
+}
+
+/// What [`state_info`] reads from an authentic blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateInfo {
+    /// The exporter's wall clock at the export (Unix ms).
+    pub exported_at_ms: u64,
+    /// The export generation: strictly increasing along one lineage of
+    /// exports and imports (0: a blob written without one).
+    pub generation: u64,
 }
 
 /// A frontier: its epoch and its nodes, `(depth, secret)`, shallowest first.
@@ -142,7 +165,7 @@ fn epoch_len(e: &EpochSnap) -> usize {
 fn body_len(s: &Snapshot) -> usize {
     let epochs: usize = s.epochs.iter().chain(&s.future).map(epoch_len).sum();
     let frontier = 1 + s.frontier.as_ref().map_or(0, |f| 8 + 1 + 33 * f.nodes.len());
-    1 + 1 + s.group_id.len() + 8 + CONFIG_LEN + 8 + 8 + 4 + 4 + epochs + frontier
+    1 + 1 + s.group_id.len() + 8 + CONFIG_LEN + 8 + 8 + 4 + 4 + epochs + frontier + 8
 }
 
 fn put_epoch(v: &mut Vec<u8>, e: &EpochSnap) {
@@ -217,6 +240,7 @@ fn encode_body(s: &Snapshot) -> Result<Zeroizing<Vec<u8>>> {
             }
         }
     }
+    v.extend_from_slice(&s.generation.to_be_bytes());
     debug_assert_eq!(v.len(), len);
     Ok(v)
 }
@@ -242,9 +266,13 @@ pub fn seal_body(kek: &[u8], version: u16, flags: u16, body: &[u8]) -> Result<Ve
     Ok(blob)
 }
 
-/// Seals a snapshot taken with `flags`.
+/// Seals a snapshot taken with `flags` (export flags; the generation flag is
+/// added: the body always carries one).
 pub(crate) fn seal(kek: &[u8], flags: u32, s: &Snapshot) -> Result<Vec<u8>> {
-    let flags = u16::try_from(flags).map_err(|_| Error::InvalidArgument)?;
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(Error::InvalidArgument);
+    }
+    let flags = u16::try_from(flags | GENERATION_FLAG).map_err(|_| Error::InvalidArgument)?;
     let body = encode_body(s)?;
     seal_body(kek, FORMAT_VERSION, flags, &body)
 }
@@ -274,7 +302,16 @@ pub fn blob_version(blob: &[u8]) -> Option<u16> {
     (blob.len() >= MIN_BLOB_LEN && blob[..8] == MAGIC).then(|| u16::from_be_bytes([blob[8], blob[9]]))
 }
 
-/// Unseals and parses a blob: its flags and its snapshot.
+/// The export time and generation of a blob, after authenticating and
+/// parsing it as an import would (same errors: `InvalidArgument` for a KEK
+/// that is not 32 bytes, `Malformed`, `State` for a wrong KEK or a tampered
+/// blob). Nothing is imported; the plaintext body is zeroized.
+pub fn state_info(blob: &[u8], kek: &[u8]) -> Result<StateInfo> {
+    let (_, s) = open(blob, kek)?;
+    Ok(StateInfo { exported_at_ms: s.exported_at_ms, generation: s.generation })
+}
+
+/// Unseals and parses a blob: its export flags and its snapshot.
 pub(crate) fn open(blob: &[u8], kek: &[u8]) -> Result<(u32, Snapshot)> {
     if kek.len() != KEK_LEN {
         return Err(Error::InvalidArgument);
@@ -288,10 +325,11 @@ pub(crate) fn open(blob: &[u8], kek: &[u8]) -> Result<(u32, Snapshot)> {
     let mut body = Zeroizing::new(vec![0u8; ct.len()]);
     key.open(nonce, head, ct, tag, &mut body).map_err(|_| Error::State)?;
     let flags = u32::from(u16::from_be_bytes([head[10], head[11]]));
-    if flags & !KNOWN_FLAGS != 0 {
+    if flags & !HEADER_FLAGS != 0 {
         return Err(Error::Malformed);
     }
-    let snap = parse_body(&body)?;
+    let snap = parse_body(&body, flags & GENERATION_FLAG != 0)?;
+    let flags = flags & KNOWN_FLAGS;
     if flags & CURRENT_EPOCH_ONLY != 0 && snap.epochs.len() != 1 {
         return Err(Error::Malformed);
     }
@@ -345,7 +383,8 @@ fn get_config(r: &mut Reader<'_>) -> Result<Config> {
 /// Parses an (authentic) body; anything inconsistent is `Malformed`. The
 /// counts are checked against the bytes left before anything is allocated
 /// for them, so a body cannot ask for more memory than its own size.
-fn parse_body(body: &[u8]) -> Result<Snapshot> {
+/// `with_generation`: the body ends with the export generation.
+fn parse_body(body: &[u8], with_generation: bool) -> Result<Snapshot> {
     let mut r = Reader(body);
     let mode = match r.u8()? {
         MODE_LOCAL => Mode::Local,
@@ -413,10 +452,11 @@ fn parse_body(body: &[u8]) -> Result<Snapshot> {
     if (mode == Mode::Shared) != frontier.is_some() {
         return Err(Error::Malformed);
     }
+    let generation = if with_generation { r.u64()? } else { 0 };
     if !r.0.is_empty() {
         return Err(Error::Malformed);
     }
-    Ok(Snapshot { mode, group_id, fingerprint, cfg, exported_at_ms, epochs, future, frontier })
+    Ok(Snapshot { mode, group_id, fingerprint, cfg, exported_at_ms, epochs, future, frontier, generation })
 }
 
 /// `count` epochs, each numbered as `numbered(i, number)` accepts.
@@ -506,6 +546,7 @@ mod tests {
             }],
             future: vec![EpochSnap { number: 9, secret: node(9), age_ms: 0, peers: vec![] }],
             frontier: Some(FrontierSnap { epoch: 5, nodes: vec![(1, node(1)), (46, node(46)), (47, node(47))] }),
+            generation: 77,
         }
     }
 
@@ -520,7 +561,8 @@ mod tests {
         let s = snap();
         let body = encode_body(&s).unwrap();
         assert_eq!(body.len(), body_len(&s));
-        let p = parse_body(&body).unwrap();
+        let p = parse_body(&body, true).unwrap();
+        assert_eq!(p.generation, 77);
         assert_eq!(p.mode, Mode::Shared);
         assert_eq!(p.group_id, b"g");
         assert_eq!(p.fingerprint, 42);
@@ -540,11 +582,15 @@ mod tests {
         assert!(f.nodes[1].1.ct_eq(&node(46)));
         // Any truncation or extension of the body is malformed.
         for n in 0..body.len() {
-            assert_eq!(parse_body(&body[..n]).err(), Some(Error::Malformed), "{n}");
+            assert_eq!(parse_body(&body[..n], true).err(), Some(Error::Malformed), "{n}");
         }
         let mut longer = body.to_vec();
         longer.push(0);
-        assert_eq!(parse_body(&longer).err(), Some(Error::Malformed));
+        assert_eq!(parse_body(&longer, true).err(), Some(Error::Malformed));
+        // Without the generation flag the same body has 8 bytes too many,
+        // and one without the trailing generation reads as generation 0.
+        assert_eq!(parse_body(&body, false).err(), Some(Error::Malformed));
+        assert_eq!(parse_body(&body[..body.len() - 8], false).unwrap().generation, 0);
     }
 
     #[test]
@@ -555,6 +601,10 @@ mod tests {
         let (flags, s) = open(&blob, &kek).unwrap();
         assert_eq!(flags, 0);
         assert_eq!(s.epochs[0].number, 5);
+        assert_eq!(s.generation, 77);
+        assert_eq!(blob[10..12], [0, GENERATION_FLAG as u8]);
+        assert_eq!(state_info(&blob, &kek), Ok(StateInfo { exported_at_ms: 1_700_000_000_000, generation: 77 }));
+        assert_eq!(state_info(&blob, &[4u8; 32]).err(), Some(Error::State));
         assert_eq!(open(&blob, &[4u8; 32]).err(), Some(Error::State));
         assert_eq!(open(&blob, &[3u8; 31]).err(), Some(Error::InvalidArgument));
         for n in 0..blob.len() {

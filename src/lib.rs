@@ -105,7 +105,9 @@ pub mod test_hooks {
 
     /// The sealed-state blob format, to craft blobs in tests and fuzzing.
     pub mod blob {
-        pub use crate::blob::{blob_version, seal_body, BLOB_HEADER_LEN, CURRENT_EPOCH_ONLY, FORMAT_VERSION, MAGIC};
+        pub use crate::blob::{
+            blob_version, seal_body, BLOB_HEADER_LEN, CURRENT_EPOCH_ONLY, FORMAT_VERSION, GENERATION_FLAG, MAGIC,
+        };
     }
 
     /// The maintenance thread's books.
@@ -114,6 +116,7 @@ pub mod test_hooks {
     }
 }
 
+pub use blob::{state_info, StateInfo};
 pub use clock::Clock;
 pub use config::Config;
 pub use context::{

@@ -8,7 +8,9 @@ use std::collections::HashSet;
 
 use tinymls::ffi::tinymls_status::*;
 use tinymls::ffi::*;
-use tinymls::test_hooks::blob::{self as state, BLOB_HEADER_LEN as HEADER_LEN, CURRENT_EPOCH_ONLY, FORMAT_VERSION};
+use tinymls::test_hooks::blob::{
+    self as state, BLOB_HEADER_LEN as HEADER_LEN, CURRENT_EPOCH_ONLY, FORMAT_VERSION, GENERATION_FLAG,
+};
 use tinymls::wire::parse;
 use tinymls::{Clock, Config, Context, Error, Mode};
 
@@ -131,7 +133,7 @@ fn current_epoch_only_reads_nothing_from_before() {
     let s = scene();
     assert_eq!(s.b.decrypt_to_vec(&s.msgs[3], b"aad").unwrap(), b"epoch 3");
     let blob = s.b.export_state(&KEK, CURRENT_EPOCH_ONLY).unwrap();
-    assert_eq!(u16::from_be_bytes([blob[10], blob[11]]), 1, "the flag is in the header");
+    assert_eq!(u16::from_be_bytes([blob[10], blob[11]]), 1 | GENERATION_FLAG as u16, "the flag is in the header");
     let full = s.b.export_state(&KEK, 0).unwrap();
     assert!(blob.len() < full.len());
     let c = import(&blob, &s.clock, None).unwrap();
@@ -431,4 +433,207 @@ fn c_abi_export_and_import() {
     assert_eq!(e(ctx, KEK.as_ptr(), 32, 0, buf.as_mut_ptr(), buf.len(), &mut got), TINYMLS_ERR_CLOSED);
     tinymls_context_free(ctx);
     tinymls_context_free(imported);
+}
+
+// Rollback (docs/STATE.md, "Rollback"): the generation and export time a
+// caller checks to tell a stale blob.
+
+#[test]
+fn generation_increases_along_a_lineage_of_exports_and_imports() {
+    let clock = Clock::fake(1_000_000_000);
+    let a = shared(cfg(), &clock);
+    assert_eq!(a.state_generation(), Ok(0));
+    let g1 = a.export_state(&KEK, 0).unwrap();
+    let g2 = a.export_state(&KEK, CURRENT_EPOCH_ONLY).unwrap();
+    assert_eq!(a.state_generation(), Ok(2));
+    assert_eq!(tinymls::state_info(&g1, &KEK).unwrap().generation, 1);
+    assert_eq!(tinymls::state_info(&g2, &KEK).unwrap().generation, 2);
+    // Imported: the blob's generation, and the next export is one more.
+    let b = import(&g2, &clock, None).unwrap();
+    assert_eq!(b.state_generation(), Ok(2));
+    let g3 = b.export_state(&KEK, 0).unwrap();
+    assert_eq!(tinymls::state_info(&g3, &KEK).unwrap().generation, 3);
+    assert_eq!(b.state_generation(), Ok(3));
+    let c = import(&g3, &clock, None).unwrap();
+    let g4 = c.export_state(&KEK, 0).unwrap();
+    assert_eq!(tinymls::state_info(&g4, &KEK).unwrap().generation, 4);
+    // A closed context has none to report.
+    c.close().unwrap();
+    assert_eq!(c.state_generation(), Err(Error::Closed));
+}
+
+#[test]
+fn an_older_blob_is_refused_with_a_minimum_generation() {
+    let clock = Clock::fake(1_000_000_000);
+    let a = shared(cfg(), &clock);
+    let old = a.export_state(&KEK, 0).unwrap();
+    // A message accepted after `old` was written, then the newer blob.
+    let peer = shared(cfg(), &clock);
+    let ct = peer.encrypt_to_vec(b"once", b"").unwrap();
+    assert_eq!(a.decrypt_to_vec(&ct, b"").unwrap(), b"once");
+    let new = a.export_state(&KEK, 0).unwrap();
+    let newest = tinymls::state_info(&new, &KEK).unwrap().generation;
+    assert_eq!(newest, 2);
+    let with_min = |blob: &[u8], min| {
+        Context::builder().clock(clock.clone()).manual_maintenance().min_state_generation(min).import_state(blob, &KEK)
+    };
+    // The rollback the finding describes: without a minimum the old blob
+    // imports and accepts the message again; with one it is refused.
+    let rolled_back = import(&old, &clock, None).unwrap();
+    assert_eq!(rolled_back.decrypt_to_vec(&ct, b"").unwrap(), b"once");
+    assert_eq!(with_min(&old, newest).err(), Some(Error::State));
+    let restored = with_min(&new, newest).unwrap();
+    assert_eq!(restored.decrypt_to_vec(&ct, b"").err(), Some(Error::Replay));
+    assert_eq!(restored.state_generation(), Ok(newest));
+    // The bound is inclusive, 0 accepts anything, and it is checked only
+    // after the blob authenticates (a wrong KEK is still State, a
+    // truncated blob Malformed).
+    assert!(with_min(&old, 1).is_ok());
+    assert!(with_min(&old, 0).is_ok());
+    assert_eq!(with_min(&new, newest + 1).err(), Some(Error::State));
+    assert_eq!(with_min(&new[..new.len() - 1], 0).err(), Some(Error::Malformed));
+    // A blob written without a generation (no flag, no trailing u64) reads
+    // as generation 0: refused by any minimum above 0.
+    let flags = u16::from_be_bytes([new[10], new[11]]);
+    assert_eq!(u32::from(flags) & GENERATION_FLAG, GENERATION_FLAG);
+    let body = state_body(&new);
+    let legacy = state::seal_body(&KEK, FORMAT_VERSION, 0, &body[..body.len() - 8]).unwrap();
+    assert_eq!(tinymls::state_info(&legacy, &KEK).unwrap().generation, 0);
+    assert!(with_min(&legacy, 0).is_ok());
+    assert_eq!(with_min(&legacy, 1).err(), Some(Error::State));
+}
+
+/// The plaintext body of a blob sealed under [`KEK`] (the blob's own
+/// sealing, as docs/STATE.md describes it).
+fn state_body(blob: &[u8]) -> Vec<u8> {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    use aes_gcm::{Aes256Gcm, Nonce};
+    let (prk, _) = hkdf::Hkdf::<sha2::Sha256>::extract(Some(&[0u8; 32]), &KEK);
+    let mut key = [0u8; 32];
+    tinymls::key_schedule::expand_label(&prk, b"state v2", b"", &mut key).unwrap();
+    let nonce: [u8; 12] = blob[16..28].try_into().unwrap();
+    Aes256Gcm::new((&key).into())
+        .decrypt(&Nonce::from(nonce), Payload { msg: &blob[HEADER_LEN..], aad: &blob[..HEADER_LEN] })
+        .unwrap()
+}
+
+#[test]
+fn state_info_reports_time_and_generation_and_authenticates() {
+    let clock = Clock::fake(1_000_000_000);
+    let a = shared(cfg(), &clock);
+    let wall = clock.wall_ms();
+    let blob = a.export_state(&KEK, 0).unwrap();
+    let info = tinymls::state_info(&blob, &KEK).unwrap();
+    assert_eq!(info, tinymls::StateInfo { exported_at_ms: wall, generation: 1 });
+    // Exactly the errors an import gives: a wrong KEK or any flipped bit of
+    // the authenticated part is State, a truncated blob Malformed, a short
+    // KEK InvalidArgument.
+    assert_eq!(tinymls::state_info(&blob, &[0u8; 32]).err(), Some(Error::State));
+    for i in 10..blob.len() {
+        if (12..16).contains(&i) {
+            continue; // the length: Malformed, below
+        }
+        let mut t = blob.clone();
+        t[i] ^= 0x01;
+        assert_eq!(tinymls::state_info(&t, &KEK).err(), Some(Error::State), "byte {i}");
+    }
+    assert_eq!(tinymls::state_info(&blob[..blob.len() - 1], &KEK).err(), Some(Error::Malformed));
+    assert_eq!(tinymls::state_info(&blob, &KEK[..31]).err(), Some(Error::InvalidArgument));
+}
+
+#[test]
+fn c_abi_state_info_generation_and_minimum() {
+    let mut ctx = std::ptr::null_mut();
+    assert_eq!(
+        tinymls_context_join(SECRET.as_ptr(), 32, GROUP.as_ptr(), GROUP.len(), std::ptr::null(), &mut ctx),
+        TINYMLS_OK
+    );
+    let export = |ctx| {
+        let mut n = 0usize;
+        let st = tinymls_context_export(ctx, KEK.as_ptr(), 32, 0, std::ptr::null_mut(), 0, &mut n);
+        assert_eq!(st, TINYMLS_ERR_BUFFER_TOO_SMALL);
+        let mut buf = vec![0u8; n];
+        assert_eq!(tinymls_context_export(ctx, KEK.as_ptr(), 32, 0, buf.as_mut_ptr(), buf.len(), &mut n), TINYMLS_OK);
+        buf.truncate(n);
+        buf
+    };
+    let mut g = u64::MAX;
+    assert_eq!(tinymls_context_state_generation(ctx, &mut g), TINYMLS_OK);
+    assert_eq!(g, 0);
+    let gen_of = |blob: &[u8]| {
+        let mut info = tinymls_state_info { exported_at_ms: 0, generation: 0 };
+        assert_eq!(tinymls_state_get_info(blob.as_ptr(), blob.len(), KEK.as_ptr(), 32, &mut info), TINYMLS_OK);
+        info.generation
+    };
+    // Each export (here a size query and the export proper) takes a
+    // generation; the context reports the last one taken.
+    let old = export(ctx);
+    let new = export(ctx);
+    assert_eq!((gen_of(&old), gen_of(&new)), (2, 4));
+    assert_eq!(tinymls_context_state_generation(ctx, &mut g), TINYMLS_OK);
+    assert_eq!(g, 4);
+    assert_eq!(tinymls_context_state_generation(ctx, std::ptr::null_mut()), TINYMLS_ERR_NULL_POINTER);
+    assert_eq!(tinymls_context_state_generation(std::ptr::null_mut(), &mut g), TINYMLS_ERR_NULL_POINTER);
+
+    let mut info = tinymls_state_info { exported_at_ms: 0, generation: 0 };
+    assert_eq!(tinymls_state_get_info(new.as_ptr(), new.len(), KEK.as_ptr(), 32, &mut info), TINYMLS_OK);
+    assert_eq!(info.generation, 4);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    assert!(info.exported_at_ms <= now && now - info.exported_at_ms < 600_000, "{}", info.exported_at_ms);
+    let untouched = tinymls_state_info { exported_at_ms: 7, generation: 7 };
+    let mut out = untouched;
+    assert_eq!(tinymls_state_get_info(new.as_ptr(), new.len(), [0u8; 32].as_ptr(), 32, &mut out), TINYMLS_ERR_STATE);
+    let mut flipped = new.clone();
+    flipped[40] ^= 1;
+    assert_eq!(tinymls_state_get_info(flipped.as_ptr(), flipped.len(), KEK.as_ptr(), 32, &mut out), TINYMLS_ERR_STATE);
+    assert_eq!(tinymls_state_get_info(new.as_ptr(), 10, KEK.as_ptr(), 32, &mut out), TINYMLS_ERR_MALFORMED);
+    assert_eq!(
+        tinymls_state_get_info(new.as_ptr(), new.len(), KEK.as_ptr(), 31, &mut out),
+        TINYMLS_ERR_INVALID_ARGUMENT
+    );
+    assert_eq!((out.exported_at_ms, out.generation), (7, 7), "written only on success");
+    assert_eq!(
+        tinymls_state_get_info(new.as_ptr(), new.len(), KEK.as_ptr(), 32, std::ptr::null_mut()),
+        TINYMLS_ERR_NULL_POINTER
+    );
+    assert_eq!(tinymls_state_get_info(std::ptr::null(), 5, KEK.as_ptr(), 32, &mut out), TINYMLS_ERR_NULL_POINTER);
+
+    let dangling = std::ptr::NonNull::<tinymls_context>::dangling().as_ptr();
+    let imp = |b: &[u8], min: u64| {
+        let mut out = dangling;
+        let st = tinymls_context_import_min_generation(
+            b.as_ptr(),
+            b.len(),
+            KEK.as_ptr(),
+            32,
+            std::ptr::null(),
+            min,
+            &mut out,
+        );
+        (st, out)
+    };
+    let (st, out) = imp(&old, 4);
+    assert_eq!(st, TINYMLS_ERR_STATE);
+    assert!(out.is_null());
+    let (st, out) = imp(&new, 5);
+    assert_eq!(st, TINYMLS_ERR_STATE);
+    assert!(out.is_null());
+    let (st, imported) = imp(&new, 4);
+    assert_eq!(st, TINYMLS_OK);
+    assert_eq!(tinymls_context_state_generation(imported, &mut g), TINYMLS_OK);
+    assert_eq!(g, 4);
+    let third = export(imported);
+    assert_eq!(gen_of(&third), 6);
+    let bad_cfg = Config { replay_window: 100, ..Config::default() };
+    let mut out = dangling;
+    let st = tinymls_context_import_min_generation(new.as_ptr(), new.len(), KEK.as_ptr(), 32, &bad_cfg, 0, &mut out);
+    assert_eq!(st, TINYMLS_ERR_INVALID_CONFIG);
+    assert!(out.is_null());
+    tinymls_context_free(imported);
+    let (st, old_ctx) = imp(&old, 0);
+    assert_eq!(st, TINYMLS_OK);
+    tinymls_context_free(old_ctx);
+    assert_eq!(tinymls_context_close(ctx), TINYMLS_OK);
+    assert_eq!(tinymls_context_state_generation(ctx, &mut g), TINYMLS_ERR_CLOSED);
+    tinymls_context_free(ctx);
 }

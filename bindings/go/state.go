@@ -71,13 +71,32 @@ func (c *Context) Export(kek []byte, flags ExportFlags) ([]byte, error) {
 // version), ErrState (wrong kek or a tampered blob), ErrRNG, ErrExhausted,
 // ErrInternal, ErrIncompatibleLibrary. On error no context exists.
 func Import(blob, kek []byte, cfg *Config) (*Context, error) {
+	return importState(blob, kek, cfg, nil)
+}
+
+// ImportMinGeneration is Import that also refuses an authentic blob whose
+// generation (see ReadStateInfo) is below minGeneration, with ErrState: an
+// older blob put back in place of a newer one (tinymls_context_import_min_generation;
+// docs/STATE.md, "Rollback"). Pass the highest generation you recorded
+// where the blob store's writer cannot roll it back; 0 accepts any blob.
+func ImportMinGeneration(blob, kek []byte, cfg *Config, minGeneration uint64) (*Context, error) {
+	return importState(blob, kek, cfg, &minGeneration)
+}
+
+func importState(blob, kek []byte, cfg *Config, minGeneration *uint64) (*Context, error) {
 	var cc C.tinymls_config
 	pcc, err := cfg.forCreate(&cc)
 	if err != nil {
 		return nil, err
 	}
 	var h *C.tinymls_context
-	st := C.tinymls_context_import(bytePtr(blob), C.size_t(len(blob)), bytePtr(kek), C.size_t(len(kek)), pcc, &h)
+	var st C.tinymls_status
+	if minGeneration == nil {
+		st = C.tinymls_context_import(bytePtr(blob), C.size_t(len(blob)), bytePtr(kek), C.size_t(len(kek)), pcc, &h)
+	} else {
+		st = C.tinymls_context_import_min_generation(bytePtr(blob), C.size_t(len(blob)), bytePtr(kek),
+			C.size_t(len(kek)), pcc, C.uint64_t(*minGeneration), &h)
+	}
 	runtime.KeepAlive(blob)
 	runtime.KeepAlive(kek)
 	runtime.KeepAlive(&cc)
@@ -85,4 +104,51 @@ func Import(blob, kek []byte, cfg *Config) (*Context, error) {
 		return nil, err
 	}
 	return newContext(h), nil
+}
+
+// StateInfo is what ReadStateInfo reads from an authentic state blob
+// (docs/STATE.md, "Rollback"). No secret in it.
+type StateInfo struct {
+	// ExportedAtMs is the exporter's wall clock at the export, milliseconds
+	// since the Unix epoch.
+	ExportedAtMs uint64
+	// Generation increases strictly along one lineage of exports and
+	// imports (0 for a blob written without one).
+	Generation uint64
+}
+
+// ReadStateInfo authenticates blob under kek as Import would and returns its
+// export time and generation, without importing it (tinymls_state_get_info).
+// Compare the generation with the highest one you recorded where the blob
+// store's writer cannot roll it back.
+//
+// Errors: ErrInvalidArgument (kek not KEKLen bytes), ErrMalformed, ErrState
+// (wrong kek or a tampered blob), ErrInternal.
+func ReadStateInfo(blob, kek []byte) (StateInfo, error) {
+	var info C.tinymls_state_info
+	st := C.tinymls_state_get_info(bytePtr(blob), C.size_t(len(blob)), bytePtr(kek), C.size_t(len(kek)), &info)
+	runtime.KeepAlive(blob)
+	runtime.KeepAlive(kek)
+	if err := statusError(st); err != nil {
+		return StateInfo{}, err
+	}
+	return StateInfo{ExportedAtMs: uint64(info.exported_at_ms), Generation: uint64(info.generation)}, nil
+}
+
+// StateGeneration returns the context's state generation
+// (tinymls_context_state_generation): that of the last blob it exported
+// (each Export takes at least one), else that of the blob it was imported
+// from, else 0. Errors: ErrClosed.
+func (c *Context) StateGeneration() (uint64, error) {
+	h, err := c.handle()
+	if err != nil {
+		return 0, err
+	}
+	var g C.uint64_t
+	st := C.tinymls_context_state_generation(h, &g)
+	runtime.KeepAlive(c)
+	if err := statusError(st); err != nil {
+		return 0, err
+	}
+	return uint64(g), nil
 }

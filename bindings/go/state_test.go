@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"testing"
+	"time"
 )
 
 var testKEK = bytes.Repeat([]byte{0x17}, KEKLen)
@@ -201,5 +202,114 @@ func TestExportImportNoNonceReuse(t *testing.T) {
 	}
 	if len(seen) != 2000 {
 		t.Fatalf("%d distinct nonces, want 2000", len(seen))
+	}
+}
+
+// Rollback (docs/STATE.md, "Rollback"): generations, ReadStateInfo,
+// ImportMinGeneration.
+func TestStateGenerationAndInfo(t *testing.T) {
+	_, b, _ := stateScene(t)
+	if g, err := b.StateGeneration(); err != nil || g != 0 {
+		t.Fatalf("StateGeneration of a new context = %d, %v; want 0", g, err)
+	}
+	before := uint64(time.Now().UnixMilli())
+	old, err := b.Export(testKEK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, err := b.Export(testKEK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := uint64(time.Now().UnixMilli())
+	io, err := ReadStateInfo(old, testKEK)
+	if err != nil {
+		t.Fatalf("ReadStateInfo: %v", err)
+	}
+	info, err := ReadStateInfo(blob, testKEK)
+	if err != nil {
+		t.Fatalf("ReadStateInfo: %v", err)
+	}
+	if io.Generation == 0 || info.Generation <= io.Generation {
+		t.Fatalf("generations %d then %d: not increasing", io.Generation, info.Generation)
+	}
+	if g, _ := b.StateGeneration(); g != info.Generation {
+		t.Fatalf("StateGeneration %d, the last blob's %d", g, info.Generation)
+	}
+	if info.ExportedAtMs < before || info.ExportedAtMs > after {
+		t.Fatalf("ExportedAtMs %d not in [%d, %d]", info.ExportedAtMs, before, after)
+	}
+	if _, err := ReadStateInfo(blob, make([]byte, KEKLen)); !errors.Is(err, ErrState) {
+		t.Fatalf("wrong KEK: %v, want ErrState", err)
+	}
+	flipped := append([]byte(nil), blob...)
+	flipped[40] ^= 1
+	if _, err := ReadStateInfo(flipped, testKEK); !errors.Is(err, ErrState) {
+		t.Fatalf("tampered: %v, want ErrState", err)
+	}
+	if _, err := ReadStateInfo(blob[:len(blob)-1], testKEK); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("truncated: %v, want ErrMalformed", err)
+	}
+	c, err := Import(blob, testKEK, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := c.StateGeneration(); g != info.Generation {
+		t.Fatalf("imported StateGeneration %d, want %d", g, info.Generation)
+	}
+	c.Close()
+	if _, err := c.StateGeneration(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("closed: %v, want ErrClosed", err)
+	}
+}
+
+func TestImportMinGenerationRefusesARolledBackBlob(t *testing.T) {
+	a, b, _ := stateScene(t)
+	old, err := b.Export(testKEK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, err := a.Encrypt(nil, []byte("once"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Decrypt(nil, ct, nil); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := b.Export(testKEK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := ReadStateInfo(blob, testKEK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without a minimum, the old blob accepts the message again.
+	r, err := Import(old, testKEK, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Decrypt(nil, ct, nil); err != nil {
+		t.Fatalf("the rolled-back import: %v, want the message accepted again", err)
+	}
+	r.Close()
+	if _, err := ImportMinGeneration(old, testKEK, nil, info.Generation); !errors.Is(err, ErrState) {
+		t.Fatalf("old blob with a minimum: %v, want ErrState", err)
+	}
+	if _, err := ImportMinGeneration(blob, testKEK, nil, info.Generation+1); !errors.Is(err, ErrState) {
+		t.Fatalf("minimum above the blob: %v, want ErrState", err)
+	}
+	c, err := ImportMinGeneration(blob, testKEK, nil, info.Generation)
+	if err != nil {
+		t.Fatalf("ImportMinGeneration: %v", err)
+	}
+	defer c.Close()
+	if _, err := c.Decrypt(nil, ct, nil); !errors.Is(err, ErrReplay) {
+		t.Fatalf("the newest blob: %v, want ErrReplay", err)
+	}
+	bad := DefaultConfig()
+	bad.ReplayWindow = 100
+	if _, err := ImportMinGeneration(blob, testKEK, bad, 0); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("bad config: %v, want ErrInvalidConfig", err)
 	}
 }

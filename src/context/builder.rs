@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
+use super::guard::write_window;
 use super::health::Stats;
 use super::keys::SenderKeys;
 use super::receive::Peer;
@@ -39,6 +40,8 @@ pub struct ContextBuilder {
     cfg_set: bool,
     clock: Clock,
     manual_maintenance: bool,
+    /// The oldest state generation an import accepts.
+    min_generation: u64,
 }
 
 impl ContextBuilder {
@@ -60,6 +63,16 @@ impl ContextBuilder {
     /// called. Rotation and destruction still happen lazily on every call.
     pub fn manual_maintenance(mut self) -> Self {
         self.manual_maintenance = true;
+        self
+    }
+
+    /// The oldest state generation [`ContextBuilder::import_state`] accepts
+    /// (default 0: any). A blob of an older generation is refused with
+    /// `State`: it is authentic, but older than the newest one the caller
+    /// knows was written (put back in its place; `docs/STATE.md`,
+    /// "Rollback"). Creating a context without a blob ignores it.
+    pub fn min_state_generation(mut self, generation: u64) -> Self {
+        self.min_generation = generation;
         self
     }
 
@@ -145,14 +158,21 @@ impl ContextBuilder {
     ///
     /// Errors: `InvalidArgument` (a KEK that is not 32 bytes),
     /// `InvalidConfig`, `Malformed` (not a state blob, a version this
-    /// library does not read, or an inconsistent body), `State` (wrong KEK or
-    /// tampered), `Rng`, `Exhausted`. No context exists unless this returns
+    /// library does not read, or an inconsistent body), `State` (wrong KEK,
+    /// tampered, or older than [`Self::min_state_generation`]), `Rng`,
+    /// `Exhausted`. No context exists unless this returns
     /// `Ok`.
     pub fn import_state(mut self, blob: &[u8], kek: &[u8]) -> Result<Context> {
         if self.cfg_set {
             validate_reporting_for(&self.cfg, None)?;
         }
         let (_flags, snap) = crate::blob::open(blob, kek)?;
+        if snap.generation < self.min_generation {
+            // An authentic blob older than the caller knows of: put back in
+            // place of a newer one (SPEC §9 has no status of its own for it;
+            // the blob store was tampered with).
+            return Err(Error::State);
+        }
         if !self.cfg_set {
             self.cfg = snap.cfg;
         }
@@ -215,7 +235,11 @@ impl ContextBuilder {
         };
         let since = epochs.back().map(|e| e.since_ms).ok_or(Error::Malformed)?;
         let group_id = snap.group_id.into_boxed_slice();
-        self.finish(snap.mode, group_id, snap.fingerprint, Held { epochs, future, frontier }, Some(since))
+        let generation = snap.generation;
+        let ctx = self.finish(snap.mode, group_id, snap.fingerprint, Held { epochs, future, frontier }, Some(since))?;
+        // Nobody else holds the new context yet.
+        write_window(&ctx.shared).state_generation = generation;
+        Ok(ctx)
     }
 
     /// Builds the context around what it holds (`restored_since`: the start
@@ -245,6 +269,7 @@ impl ContextBuilder {
             maintenance: !self.manual_maintenance,
             sender_id: random_u64()?,
             fork_generation: os::fork_generation(),
+            state_generation: 0,
             epochs: held.epochs,
             future: held.future,
             frontier: held.frontier,

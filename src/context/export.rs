@@ -21,6 +21,11 @@ impl Context {
     /// message of the epochs it carries (and, for a shared context, of every
     /// later epoch). Errors: `InvalidArgument` (a KEK that is not 32 bytes,
     /// an unknown flag), `Closed`, `Exhausted`, `Rng`.
+    ///
+    /// Each export carries the next state generation
+    /// ([`Context::state_generation`] + 1, which it becomes), so that the
+    /// blobs of one lineage can be ordered and a stale one refused on import
+    /// (`docs/STATE.md`, "Rollback").
     pub fn export_state(&self, kek: &[u8], flags: u32) -> Result<Vec<u8>> {
         if kek.len() != blob::KEK_LEN || flags & !blob::KNOWN_FLAGS != 0 {
             return Err(Error::InvalidArgument);
@@ -35,7 +40,12 @@ impl Context {
                 Err(Error::Exhausted) if !st.epochs.is_empty() => {}
                 r => r?,
             }
-            st.snapshot(now, flags & blob::CURRENT_EPOCH_ONLY != 0)?
+            let mut snap = st.snapshot(now, flags & blob::CURRENT_EPOCH_ONLY != 0)?;
+            // Under the lock: concurrent exports get distinct generations.
+            // A failed seal below leaves a gap, never a repeat.
+            st.state_generation = st.state_generation.checked_add(1).ok_or(Error::Exhausted)?;
+            snap.generation = st.state_generation;
+            snap
         };
         blob::seal(kek, flags, &snap)
     }
@@ -89,6 +99,18 @@ impl Window {
             epochs,
             future,
             frontier,
+            generation: self.state_generation,
         })
+    }
+}
+
+impl Context {
+    /// The state generation: that of the last blob this context exported,
+    /// else that of the blob it was imported from, else 0. Store the highest
+    /// one written somewhere the blob's writer cannot roll back, and pass it
+    /// to [`crate::ContextBuilder::min_state_generation`] on import
+    /// (`docs/STATE.md`, "Rollback"). Errors: `Closed`.
+    pub fn state_generation(&self) -> Result<u64> {
+        Ok(self.read_open()?.state_generation)
     }
 }

@@ -86,6 +86,10 @@ pub(crate) struct Window {
     pub(super) maintenance: bool,
     pub(super) sender_id: u64,
     pub(super) fork_generation: u64,
+    /// The state generation (`docs/STATE.md`, "Rollback"): that of the
+    /// blob this context was imported from, else 0; each export writes one
+    /// more and keeps it.
+    pub(super) state_generation: u64,
     /// Contiguous epochs, oldest first; the last is current. Empty only once
     /// closed (or if the current epoch had to be destroyed while exhausted).
     pub(super) epochs: VecDeque<Epoch>,

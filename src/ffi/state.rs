@@ -1,8 +1,9 @@
 //! State export and import (`docs/STATE.md`): a context's keys, sealed under
 //! a caller's key-encryption key, for restarts and new replicas.
 
-use super::api::{config_or_none, context_ref, create_into};
-use super::boundary::{ffi_boundary, slice_in, OutBuf};
+use super::api::{config_or_none, context_ref, create_into, read_into};
+use super::boundary::{ffi_boundary, slice_in, write_out, OutBuf};
+use super::tinymls_status::TINYMLS_ERR_NULL_POINTER;
 use super::{tinymls_context, tinymls_status};
 use crate::config::Config;
 use crate::context::Context;
@@ -27,7 +28,10 @@ const _: () = {
 /// derived from `kek`, which must be `TINYMLS_STATE_KEK_LEN` (32) bytes):
 /// mode, group id, configuration, the retained epochs with their ages, and
 /// the replay windows of the senders it knows. `flags` is 0 or
-/// `TINYMLS_EXPORT_CURRENT_EPOCH_ONLY`. The context carries on unchanged.
+/// `TINYMLS_EXPORT_CURRENT_EPOCH_ONLY`. The context carries on unchanged
+/// but for its state generation: each call, a size query included, takes the
+/// next one (`tinymls_context_state_generation`; the blob carries it, see
+/// `tinymls_state_get_info`), so generations increase strictly, with gaps.
 ///
 /// Size query: with `out_cap` too small (`out` may then be NULL), `*out_len`
 /// receives the size needed and the status is `TINYMLS_ERR_BUFFER_TOO_SMALL`;
@@ -116,4 +120,110 @@ pub extern "C" fn tinymls_context_import(
 #[no_mangle]
 pub extern "C" fn tinymls_state_format_version() -> u32 {
     ffi_boundary!({ u32::from(crate::blob::FORMAT_VERSION) })
+}
+
+/// What `tinymls_state_get_info` reads from an authentic state blob
+/// (`docs/STATE.md`, "Rollback"). No secret in it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct tinymls_state_info {
+    /// The exporter's wall clock at the export, milliseconds since the Unix
+    /// epoch.
+    pub exported_at_ms: u64,
+    /// The export generation: 1 + the generation of the blob the exporting
+    /// context was imported from (0 if it was not), increasing with each of
+    /// its exports; 0 for a blob written without one.
+    pub generation: u64,
+}
+
+/// Authenticates `blob` under `kek` (32 bytes) exactly as
+/// `tinymls_context_import` would and, if it is authentic, writes its
+/// export time and generation to `*out_info`; no context is created. Use it
+/// to tell a stale blob (one put back in place of a newer one) before
+/// importing: compare the generation with the highest one you recorded
+/// where the blob store's writer cannot roll it back.
+///
+/// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`out_info`, or `blob`
+/// or `kek` NULL with a length that is not 0), `TINYMLS_ERR_INVALID_ARGUMENT`
+/// (a KEK that is not 32 bytes), `TINYMLS_ERR_MALFORMED` (as for import),
+/// `TINYMLS_ERR_STATE` (wrong KEK or a tampered blob). `*out_info` is
+/// written only on success. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_state_get_info(
+    blob: *const u8,
+    blob_len: usize,
+    kek: *const u8,
+    kek_len: usize,
+    out_info: *mut tinymls_state_info,
+) -> tinymls_status {
+    ffi_boundary!({
+        if out_info.is_null() {
+            return Err(TINYMLS_ERR_NULL_POINTER);
+        }
+        // SAFETY: pointer/length pairs valid for reads by contract.
+        let blob_s = unsafe { slice_in(blob, blob_len) }?;
+        // SAFETY: as above.
+        let kek_s = unsafe { slice_in(kek, kek_len) }?;
+        let info = crate::blob::state_info(blob_s, kek_s)?;
+        let out = tinymls_state_info { exported_at_ms: info.exported_at_ms, generation: info.generation };
+        // SAFETY: non-NULL (checked above); aligned and writable by contract.
+        unsafe { write_out(out_info, out) };
+        Ok(())
+    })
+}
+
+/// `tinymls_context_import` that also refuses an authentic blob whose
+/// generation is below `min_generation`, with `TINYMLS_ERR_STATE` (SPEC §9
+/// has no status of its own for it: the blob store was tampered with, an
+/// older blob put back in place of a newer one; `docs/STATE.md`,
+/// "Rollback"). Pass the highest generation you recorded (see
+/// `tinymls_context_state_generation`); 0 accepts any blob, as
+/// `tinymls_context_import` does. Otherwise the same arguments, contract and
+/// statuses. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_context_import_min_generation(
+    blob: *const u8,
+    blob_len: usize,
+    kek: *const u8,
+    kek_len: usize,
+    cfg: *const Config,
+    min_generation: u64,
+    out_ctx: *mut *mut tinymls_context,
+) -> tinymls_status {
+    ffi_boundary!({
+        create_into(out_ctx, || {
+            // SAFETY: pointer/length pairs valid for reads by contract.
+            let blob_s = unsafe { slice_in(blob, blob_len) }?;
+            // SAFETY: as above.
+            let kek_s = unsafe { slice_in(kek, kek_len) }?;
+            // SAFETY: NULL or readable by contract.
+            let cfg = unsafe { config_or_none(cfg) };
+            let b = Context::builder().min_state_generation(min_generation);
+            let b = match cfg {
+                Some(c) => b.config(c),
+                None => b,
+            };
+            Ok(b.import_state(blob_s, kek_s)?)
+        })
+    })
+}
+
+/// The context's state generation, into `*out_generation`: that of the last
+/// blob it exported, else that of the blob it was imported from, else 0.
+/// After a successful `tinymls_context_export` it is the new blob's
+/// generation (unless another export on the same context raced with it;
+/// `tinymls_state_get_info` reads it from the blob itself).
+///
+/// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`, `TINYMLS_ERR_CLOSED`.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_context_state_generation(
+    ctx: *mut tinymls_context,
+    out_generation: *mut u64,
+) -> tinymls_status {
+    ffi_boundary!({
+        // SAFETY: `ctx` NULL or a live handle, `out_generation` NULL or
+        // writable, by contract.
+        unsafe { read_into(ctx, out_generation, |ctx| Ok(ctx.state_generation()?)) }
+    })
 }

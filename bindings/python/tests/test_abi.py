@@ -41,6 +41,8 @@ C_TO_CTYPES: dict[str, Any] = {
     "void *": c_void_p,
     "tinymls_event_fn": _ffi.EventFn,
     "struct tinymls_health *": POINTER(_ffi.CHealth),
+    "struct tinymls_state_info *": POINTER(_ffi.CStateInfo),
+    "uint64_t": c_uint64,
     "uint32_t *": POINTER(c_uint32),
     "uint64_t *": POINTER(c_uint64),
     "int64_t": c_int64,

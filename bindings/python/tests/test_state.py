@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import mmap
+import time
 
 import pytest
 
@@ -141,3 +142,60 @@ def test_no_nonce_reuse_between_exporter_and_importers() -> None:
                     seen.add(n)
             assert len(seen) == 3000
             assert x.epoch >= 3  # usage rotations crossed epochs too
+
+
+# Rollback (docs/STATE.md, "Rollback"): generations, state_info, min_generation.
+
+
+def test_state_generation_and_info(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
+    a, _ = pair
+    assert a.state_generation == 0
+    before = int(time.time() * 1000)
+    g1 = a.export_state(KEK)
+    g2 = a.export_state(KEK)
+    after = int(time.time() * 1000)
+    i1, i2 = tinymls.state_info(g1, KEK), tinymls.state_info(g2, KEK)
+    # Each export takes at least one generation (its size query one too).
+    assert 0 < i1.generation < i2.generation == a.state_generation
+    assert before <= i1.exported_at_ms <= i2.exported_at_ms <= after
+    with tinymls.Context.from_state(g2, KEK) as c:
+        assert c.state_generation == i2.generation
+        g3 = tinymls.state_info(c.export_state(KEK), KEK).generation
+        assert g3 > i2.generation
+        assert c.state_generation == g3
+    # Authenticated as an import is: wrong KEK, tampering, truncation.
+    with pytest.raises(tinymls.StateError):
+        tinymls.state_info(g2, bytes(32))
+    flipped = bytearray(g2)
+    flipped[40] ^= 1
+    with pytest.raises(tinymls.StateError):
+        tinymls.state_info(bytes(flipped), KEK)
+    with pytest.raises(tinymls.MalformedError):
+        tinymls.state_info(g2[:-1], KEK)
+    with pytest.raises(tinymls.InvalidArgumentError):
+        tinymls.state_info(g2, KEK[:31])
+
+
+def test_min_generation_refuses_a_rolled_back_blob(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
+    a, b = pair
+    old = b.export_state(KEK)
+    ct = a.encrypt(b"once")
+    assert b.decrypt(ct) == b"once"
+    new = b.export_state(KEK)
+    newest = tinymls.state_info(new, KEK).generation
+    # Without a minimum the old blob accepts the message again.
+    with tinymls.Context.from_state(old, KEK) as c:
+        assert c.decrypt(ct) == b"once"
+    with pytest.raises(tinymls.StateError):
+        tinymls.Context.from_state(old, KEK, min_generation=newest)
+    with pytest.raises(tinymls.StateError):
+        tinymls.Context.from_state(new, KEK, min_generation=newest + 1)
+    with tinymls.Context.from_state(new, KEK, min_generation=newest) as c:
+        assert c.state_generation == newest
+        with pytest.raises(tinymls.ReplayError):
+            c.decrypt(ct)
+    with tinymls.Context.from_state(old, KEK, min_generation=0):
+        pass
+    for bad in (-1, 1 << 64, 1.0, True):
+        with pytest.raises(ValueError):
+            tinymls.Context.from_state(new, KEK, min_generation=bad)  # type: ignore[arg-type]

@@ -57,6 +57,7 @@ from ._health import (
     KeyMemory,
 )
 from ._metrics import metrics_text, set_metrics_enabled
+from ._state import StateInfo, state_info
 from . import events
 
 __version__ = "0.1.0"
@@ -165,6 +166,7 @@ __all__ = [
     "STATE_KEK_LEN",
     "SenderLimitError",
     "StateError",
+    "StateInfo",
     "Status",
     "TinyMLSError",
     "__version__",
@@ -174,6 +176,7 @@ __all__ = [
     "metrics_text",
     "set_metrics_enabled",
     "state_format_version",
+    "state_info",
     "status_name",
     "status_str",
     "version",

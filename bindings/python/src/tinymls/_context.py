@@ -462,8 +462,21 @@ class Context:
         self._check_open()
         return _state.export_state(self._handle, kek, current_epoch_only)
 
+    @property
+    def state_generation(self) -> int:
+        """The state generation: that of the last blob this context exported
+        (each :meth:`export_state` takes the next one), else that of the blob it
+        was imported from, else 0 (docs/STATE.md, "Rollback"). Raises
+        :class:`ClosedError`."""
+        self._check_open()
+        value = c_uint64()
+        _ffi.check(_lib.tinymls_context_state_generation(self._handle, byref(value)))
+        return value.value
+
     @classmethod
-    def from_state(cls, blob: Buffer, kek: Buffer, config: Config | None = None) -> Context:
+    def from_state(
+        cls, blob: Buffer, kek: Buffer, config: Config | None = None, *, min_generation: int | None = None
+    ) -> Context:
         """A context restored from a blob of :meth:`export_state` sealed under ``kek``.
 
         ``config`` ``None`` keeps the exported configuration; otherwise it is
@@ -472,13 +485,20 @@ class Context:
         runs on); epochs keep their ages, and one past ``state_lifetime_ms`` is
         destroyed before this returns.
 
+        ``min_generation``: refuse an authentic blob of an older generation
+        (:func:`state_info`) with :class:`StateError`, one put back in place of
+        a newer one (docs/STATE.md, "Rollback"); pass the highest generation
+        you recorded.
+
         Raises :class:`MalformedError` (not a state blob: empty, truncated,
         foreign, or a newer format version), :class:`StateError` (wrong
-        ``kek`` or a tampered blob), :class:`InvalidArgumentError` (``kek``
-        not 32 bytes), :class:`InvalidConfigError`, :class:`RngError`,
-        :class:`ExhaustedError`, :class:`ArgumentTypeError`.
+        ``kek``, a tampered blob, or one older than ``min_generation``),
+        :class:`InvalidArgumentError` (``kek`` not 32 bytes),
+        :class:`InvalidConfigError`, :class:`RngError`,
+        :class:`ExhaustedError`, :class:`ArgumentTypeError`, :class:`ValueError`
+        (``min_generation`` not an int in 0..2**64-1).
         """
-        return cls._adopt(_state.import_state(blob, kek, config))
+        return cls._adopt(_state.import_state(blob, kek, config, min_generation))
 
     #: The earlier name of :meth:`export_state`, kept as an alias.
     export = export_state

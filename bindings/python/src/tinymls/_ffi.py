@@ -86,6 +86,15 @@ class CHealth(ctypes.Structure):
     ]
 
 
+class CStateInfo(ctypes.Structure):
+    """``struct tinymls_state_info`` (``tinymls_state_get_info``)."""
+
+    _fields_ = [
+        ("exported_at_ms", c_uint64),
+        ("generation", c_uint64),
+    ]
+
+
 #: ``sizeof(tinymls_health)`` in the ABI.
 HEALTH_SIZE = 96
 
@@ -167,6 +176,12 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
         [c_char_p, c_size_t, c_char_p, c_size_t, POINTER(CConfig), POINTER(ContextPtr)],
     ),
     "tinymls_state_format_version": (c_uint32, []),
+    "tinymls_state_get_info": (_Status, [c_char_p, c_size_t, c_char_p, c_size_t, POINTER(CStateInfo)]),
+    "tinymls_context_import_min_generation": (
+        _Status,
+        [c_char_p, c_size_t, c_char_p, c_size_t, POINTER(CConfig), c_uint64, POINTER(ContextPtr)],
+    ),
+    "tinymls_context_state_generation": (_Status, [ContextPtr, POINTER(c_uint64)]),
 }
 #: Exported only by the test build (``make testlib``, feature ``test-hooks``).
 OPTIONAL_SIGNATURES: dict[str, tuple[Any, list[Any]]] = {

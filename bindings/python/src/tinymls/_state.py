@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 from ctypes import byref
+from dataclasses import dataclass
 from typing import Any
 
 from . import _ffi
@@ -34,18 +35,61 @@ def export_state(handle: Any, kek: Buffer, current_epoch_only: bool) -> bytes:
             ctypes.memset(key, 0, key_len)
 
 
-def import_state(blob: Buffer, kek: Buffer, config: Config | None) -> Any:
-    """A new handle restored from ``blob`` (the caller adopts it)."""
+def import_state(blob: Buffer, kek: Buffer, config: Config | None, min_generation: int | None = None) -> Any:
+    """A new handle restored from ``blob`` (the caller adopts it); with
+    ``min_generation``, ``tinymls_context_import_min_generation``."""
+    if min_generation is not None and (
+        isinstance(min_generation, bool) or not isinstance(min_generation, int) or not 0 <= min_generation < 1 << 64
+    ):
+        raise ValueError("min_generation must be an int in 0..2**64-1 or None")
     data, data_len, _ = input_arg(blob, "blob")
     key, key_len, key_copied = input_arg(kek, "kek")
     cfg = config_arg(config)
+    pcfg = None if cfg is None else byref(cfg)
     handle = _ffi.ContextPtr()
     try:
-        status = _ffi.lib.tinymls_context_import(
-            data, data_len, key, key_len, None if cfg is None else byref(cfg), byref(handle)
-        )
+        if min_generation is None:
+            status = _ffi.lib.tinymls_context_import(data, data_len, key, key_len, pcfg, byref(handle))
+        else:
+            status = _ffi.lib.tinymls_context_import_min_generation(
+                data, data_len, key, key_len, pcfg, min_generation, byref(handle)
+            )
     finally:
         if key_copied:
             ctypes.memset(key, 0, key_len)
     _ffi.check(status)
     return handle
+
+
+@dataclass(frozen=True)
+class StateInfo:
+    """What :func:`state_info` reads from an authentic state blob (docs/STATE.md,
+    "Rollback"). No secret in it."""
+
+    #: The exporter's wall clock at the export, milliseconds since the Unix epoch.
+    exported_at_ms: int
+    #: The export generation: strictly increasing along one lineage of exports
+    #: and imports (0 for a blob written without one).
+    generation: int
+
+
+def state_info(blob: Buffer, kek: Buffer) -> StateInfo:
+    """Authenticates ``blob`` under ``kek`` as :meth:`Context.from_state` would
+    and returns its export time and generation, without importing it
+    (``tinymls_state_get_info``). Compare the generation with the highest one
+    you recorded where the blob store's writer cannot roll it back.
+
+    Raises :class:`MalformedError`, :class:`StateError` (wrong ``kek`` or a
+    tampered blob), :class:`InvalidArgumentError` (``kek`` not 32 bytes),
+    :class:`ArgumentTypeError`.
+    """
+    data, data_len, _ = input_arg(blob, "blob")
+    key, key_len, key_copied = input_arg(kek, "kek")
+    info = _ffi.CStateInfo()
+    try:
+        status = _ffi.lib.tinymls_state_get_info(data, data_len, key, key_len, byref(info))
+    finally:
+        if key_copied:
+            ctypes.memset(key, 0, key_len)
+    _ffi.check(status)
+    return StateInfo(exported_at_ms=int(info.exported_at_ms), generation=int(info.generation))
