@@ -69,15 +69,20 @@ pub fn child(node: &Secret32, depth: u32, bit: u8) -> Secret32 {
 /// Descends from `node` at `depth` (a node above leaf `n`) to leaf `n`:
 /// `48 - depth` derivations.
 pub fn descend(node: &Secret32, depth: u32, n: u64) -> Secret32 {
+    let mut out = Secret32::zero();
+    descend_into(node, depth, n, &mut out);
+    out
+}
+
+/// [`descend`] into `out` (no copy of the leaf left behind in a return).
+pub fn descend_into(node: &Secret32, depth: u32, n: u64, out: &mut Secret32) {
     debug_assert!(depth <= EPOCH_BITS && n <= MAX_EPOCH);
-    let mut cur = Secret32::zero();
-    cur.expose_mut().copy_from_slice(node.expose());
+    out.expose_mut().copy_from_slice(node.expose());
     let mut next = Secret32::zero();
     for d in depth + 1..=EPOCH_BITS {
-        child_into(&cur, d, path_bit(n, d), &mut next);
-        core::mem::swap(&mut cur, &mut next);
+        child_into(out, d, path_bit(n, d), &mut next);
+        core::mem::swap(out.expose_mut(), next.expose_mut());
     }
-    cur
 }
 
 /// Calls `f(n, leaf)` for every leaf `n` in `lo..=hi` below `node` (at

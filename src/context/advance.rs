@@ -12,6 +12,7 @@ use super::window::{Epoch, Window};
 use crate::epoch_tree::MAX_EPOCH;
 use crate::error::{Error, Result};
 use crate::key_schedule;
+use crate::os::stack::scrubbed;
 use crate::secret::Secret32;
 use crate::types::{Destroyed, Mode, RotationReason};
 
@@ -26,14 +27,19 @@ impl Window {
         let number = cur.number + 1;
         match self.mode {
             Mode::Shared => self.advance_to(now, number, reason),
-            Mode::Local => {
+            // The chain step runs on a stack wiped afterwards (crate::os::stack).
+            Mode::Local => scrubbed(|| {
                 let mut entropy = Zeroizing::new([0u8; 32]);
                 fill_random(&mut entropy[..])?;
-                let next = key_schedule::next_local_epoch_secret(&cur.secret, number, &entropy[..]);
+                let next = key_schedule::next_local_epoch_secret(
+                    &self.current().ok_or(Error::Closed)?.secret,
+                    number,
+                    &entropy[..],
+                );
                 self.push_epoch(Epoch::new(number, next, now), true);
                 self.became_current(now, reason);
                 Ok(())
-            }
+            }),
         }
     }
 
@@ -52,7 +58,12 @@ impl Window {
     /// future epoch already held keeps its replay state), the frontier moves
     /// to `target`, and everything older than the new window is destroyed.
     /// Epochs skipped by a jump and outside the new window are never derived.
+    /// The derivations run on a stack wiped afterwards (`crate::os::stack`).
     pub(super) fn advance_to(&mut self, now: u64, target: u64, reason: RotationReason) -> Result<()> {
+        scrubbed(|| self.advance_unscrubbed(now, target, reason))
+    }
+
+    fn advance_unscrubbed(&mut self, now: u64, target: u64, reason: RotationReason) -> Result<()> {
         let cur = self.current().map(|c| c.number).ok_or(Error::Closed)?;
         if target <= cur {
             return Ok(());

@@ -21,6 +21,7 @@ use crate::events::{self, Event, Kind, Limiter};
 use crate::key_schedule;
 use crate::maintenance;
 use crate::metrics;
+use crate::os::stack::scrubbed;
 use crate::os::{self, locked::Locked};
 use crate::replay::ReplayWindow;
 use crate::secret::Secret32;
@@ -78,6 +79,11 @@ impl ContextBuilder {
 
     /// A local context (random group secret, fresh entropy every epoch).
     pub fn local(self) -> Result<Context> {
+        // Derived on a stack wiped afterwards (crate::os::stack).
+        scrubbed(move || self.local_unscrubbed())
+    }
+
+    fn local_unscrubbed(self) -> Result<Context> {
         self.validate(Mode::Local)?;
         let mut group_secret = Zeroizing::new([0u8; 32]);
         fill_random(&mut group_secret[..])?;
@@ -103,6 +109,11 @@ impl ContextBuilder {
     /// the root are zeroized before this returns: the context holds only its
     /// retained epochs and the frontier of its current one (§3.1).
     pub fn join(self, group_secret: &[u8], group_id: &[u8]) -> Result<Context> {
+        // Derived on a stack wiped afterwards (crate::os::stack).
+        scrubbed(move || self.join_unscrubbed(group_secret, group_id))
+    }
+
+    fn join_unscrubbed(self, group_secret: &[u8], group_id: &[u8]) -> Result<Context> {
         self.validate(Mode::Shared)?;
         let root = key_schedule::group_root(group_secret, group_id)?;
         let fingerprint = fingerprint(&root);
@@ -162,7 +173,12 @@ impl ContextBuilder {
     /// tampered, or older than [`Self::min_state_generation`]), `Rng`,
     /// `Exhausted`. No context exists unless this returns
     /// `Ok`.
-    pub fn import_state(mut self, blob: &[u8], kek: &[u8]) -> Result<Context> {
+    pub fn import_state(self, blob: &[u8], kek: &[u8]) -> Result<Context> {
+        // Opened and restored on a stack wiped afterwards (crate::os::stack).
+        scrubbed(move || self.import_unscrubbed(blob, kek))
+    }
+
+    fn import_unscrubbed(mut self, blob: &[u8], kek: &[u8]) -> Result<Context> {
         if self.cfg_set {
             validate_reporting_for(&self.cfg, None)?;
         }
@@ -180,7 +196,7 @@ impl ContextBuilder {
         self.restore(snap)
     }
 
-    pub(super) fn restore(self, snap: crate::blob::Snapshot) -> Result<Context> {
+    pub(super) fn restore(self, mut snap: crate::blob::Snapshot) -> Result<Context> {
         let now = self.clock.now_ms();
         let wall = self.clock.wall_ms();
         // The time the blob spent in storage counts towards every age (an
@@ -196,10 +212,13 @@ impl ContextBuilder {
                 now.saturating_sub(e.age_ms.saturating_add(stored))
             }
         };
-        let restore_epoch = |e: crate::blob::EpochSnap| {
-            let mut ep = Epoch::copied(e.number, &e.secret, start(&e));
+        // By reference: the snapshot's secrets stay where they are and are
+        // zeroized when it drops (moving them out of its vectors would leave
+        // copies in freed heap memory).
+        let mut restore_epoch = |e: &mut crate::blob::EpochSnap| {
+            let mut ep = Epoch::copied(e.number, &e.secret, start(e));
             let mut peers = Vec::with_capacity(e.peers.len());
-            for p in e.peers {
+            for p in e.peers.drain(..) {
                 let keys = SenderKeys::derive(&ep.secret, p.sender);
                 let replay = (cfg.replay_window > 0).then(|| {
                     Mutex::new(match p.window {
@@ -216,10 +235,10 @@ impl ContextBuilder {
         let skip = snap.epochs.len().saturating_sub(keep);
         let current = snap.epochs.last().map(|e| e.number).ok_or(Error::Malformed)?;
         let mut epochs = VecDeque::with_capacity(snap.epochs.len() - skip);
-        for e in snap.epochs.into_iter().skip(skip) {
+        for e in snap.epochs.iter_mut().skip(skip) {
             epochs.push_back(restore_epoch(e));
         }
-        let future: Vec<Epoch> = snap.future.into_iter().map(restore_epoch).collect();
+        let future: Vec<Epoch> = snap.future.iter_mut().map(&mut restore_epoch).collect();
         let frontier = match (snap.mode, snap.frontier) {
             (Mode::Local, None) => None,
             (Mode::Shared, Some(f)) if f.epoch == current => {

@@ -27,6 +27,11 @@ impl Context {
     /// blobs of one lineage can be ordered and a stale one refused on import
     /// (`docs/STATE.md`, "Rollback").
     pub fn export_state(&self, kek: &[u8], flags: u32) -> Result<Vec<u8>> {
+        // Sealed on a stack wiped afterwards (crate::os::stack).
+        crate::os::stack::scrubbed(|| self.export_unscrubbed(kek, flags))
+    }
+
+    fn export_unscrubbed(&self, kek: &[u8], flags: u32) -> Result<Vec<u8>> {
         if kek.len() != blob::KEK_LEN || flags & !blob::KNOWN_FLAGS != 0 {
             return Err(Error::InvalidArgument);
         }

@@ -4,6 +4,7 @@
 use crate::aead::{self, AeadKey, TAG_LEN};
 use crate::error::Result;
 use crate::key_schedule::{self, SenderSecrets};
+use crate::os::stack::scrubbed;
 use crate::secret::{Secret, Secret32};
 use crate::wire::{Parsed, HEADER_LEN};
 
@@ -14,9 +15,13 @@ pub(super) struct SenderKeys {
 }
 
 impl SenderKeys {
+    /// Derived on a stack that is wiped afterwards (the HMAC key blocks
+    /// hold the epoch secret; see [`crate::os::stack`]).
     pub(super) fn derive(epoch_secret: &Secret32, sender: u64) -> Self {
-        let SenderSecrets { key, iv } = key_schedule::sender_secrets(epoch_secret, sender);
-        SenderKeys { key: aead::Key::new(&key), iv }
+        scrubbed(|| {
+            let SenderSecrets { key, iv } = key_schedule::sender_secrets(epoch_secret, sender);
+            SenderKeys { key: aead::Key::new(&key), iv }
+        })
     }
 
     #[inline]

@@ -8,12 +8,14 @@ use super::guard::write_window;
 use super::keys::SenderKeys;
 use super::window::{Epoch, Window};
 use super::Context;
-use crate::epoch_tree::descend;
+use crate::epoch_tree::descend_into;
 use crate::error::{Error, Result};
 use crate::events::{self, Event, Kind, Level};
 use crate::metrics::{self, Op, Timer};
 use crate::os::locked::Locked;
+use crate::os::stack::scrubbed;
 use crate::replay::ReplayWindow;
+use crate::secret::Secret32;
 use crate::sync::Mutex;
 use crate::types::{Mode, RotationReason};
 use crate::wire::{self, OVERHEAD};
@@ -246,7 +248,8 @@ impl Context {
             let (depth, node) = frontier.node_above(h.epoch).ok_or(Error::EpochUnknown)?;
             (cur, depth, node)
         };
-        let secret = descend(&node, depth, h.epoch);
+        let mut secret = Secret32::zero();
+        scrubbed(|| descend_into(&node, depth, h.epoch, &mut secret));
         drop(node);
         let keys = SenderKeys::derive(&secret, h.sender);
         keys.open(p, aad, out)?;

@@ -1,5 +1,7 @@
 //! The operating-system layer: fork detection through `pthread_atfork`.
 //! Together with `ffi/`, the only module allowed `unsafe` (calls into libc).
+//! `locked`: the locked key-memory slab; `stack`: wiping dead stack after
+//! derivations.
 //!
 //! After `fork()` the child process must never reuse a nonce of its parent
 //! (SPEC §5). The child handler bumps a process-wide fork generation; every
@@ -13,6 +15,7 @@
 //! there) registers its handlers with [`at_fork`].
 
 pub(crate) mod locked;
+pub(crate) mod stack;
 
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
