@@ -21,7 +21,7 @@ REPO         := $(CURDIR)
 include mk/go.mk
 
 .PHONY: all lib testlib header check-header test test-rust test-rust-rustcrypto test-c \
-        test-go test-python test-interop test-demo test-quickstart test-symbols test-soak soak \
+        test-go test-python test-wheel wheel test-interop test-demo test-quickstart test-symbols test-soak soak \
         skew-member test-skew-soak skew-soak fuzz fuzz-seeds miri nightly check-all \
         demo demo-c bench install uninstall clean lint test-state-cross test-state-example
 
@@ -50,7 +50,7 @@ check-header: $(CBINDGEN)
 	$(CBINDGEN) --quiet --config cbindgen.toml --crate tinymls --output build/tinymls.h.check
 	@diff -u include/tinymls.h build/tinymls.h.check && echo "header: include/tinymls.h is up to date"
 
-test: lint check-header test-rust test-rust-rustcrypto test-symbols test-c test-go test-python test-interop \
+test: lint check-header test-rust test-rust-rustcrypto test-symbols test-c test-go test-python test-wheel test-interop \
       test-state-cross test-state-example test-demo test-quickstart test-soak test-skew-soak
 	@echo "make test: all suites passed"
 
@@ -75,6 +75,40 @@ test-go: lib testlib
 
 test-python: testlib
 	$(MAKE) -C bindings/python test LIBDIR=$(TESTLIB_DIR)
+
+## The Python wheel (bindings/python/setup.py: setuptools-rust), built the way
+## `python -m build bindings/python` builds it: the sdist (the crate inside, by
+## `cargo package`), then the wheel from the sdist alone, into build/wheel/dist;
+## `auditwheel show`, then `auditwheel repair` to a manylinux tag, into
+## build/wheel/repaired. The tools are pinned (requirements-wheel.txt) in a
+## venv, build/wheel-tools. Cargo builds in target/wheel, so a second run only
+## relinks if nothing changed.
+WHEEL_TOOLS  := $(CURDIR)/build/wheel-tools
+WHEEL_OUT    := $(CURDIR)/build/wheel
+WHEEL_PATH   := PATH=$(WHEEL_TOOLS)/bin:$$PATH
+$(WHEEL_TOOLS)/.deps: bindings/python/requirements-wheel.txt
+	$(PYTHON) -m venv $(WHEEL_TOOLS)
+	$(WHEEL_TOOLS)/bin/pip install --disable-pip-version-check --quiet -r $<
+	@touch $@
+
+wheel: $(WHEEL_TOOLS)/.deps
+	rm -rf $(WHEEL_OUT)
+	$(WHEEL_TOOLS)/bin/python -m build --no-isolation --sdist --outdir $(WHEEL_OUT)/dist bindings/python
+	mkdir -p $(WHEEL_OUT)/sdist
+	tar -xzf $(WHEEL_OUT)/dist/tinymls-$(VERSION).tar.gz -C $(WHEEL_OUT)/sdist
+	CARGO_TARGET_DIR=$(CURDIR)/target/wheel $(WHEEL_TOOLS)/bin/python -m build --no-isolation --wheel \
+	  --outdir $(WHEEL_OUT)/dist $(WHEEL_OUT)/sdist/tinymls-$(VERSION) > $(WHEEL_OUT)/build.log 2>&1 \
+	  || { tail -n 60 $(WHEEL_OUT)/build.log; exit 1; }
+	$(WHEEL_PATH) auditwheel show $(WHEEL_OUT)/dist/tinymls-$(VERSION)-*.whl
+	$(WHEEL_PATH) auditwheel repair --wheel-dir $(WHEEL_OUT)/repaired $(WHEEL_OUT)/dist/tinymls-$(VERSION)-*.whl
+
+## The wheel as a user gets it (tests/packaging/check_wheel.py): tagged
+## py3-none-manylinux_*, the library stripped, LICENSE in its dist-info;
+## installed into a new venv outside the checkout, with no TINYMLS_LIBRARY or
+## PYTHONPATH, the Python quick starts (docs/QUICKSTART.md, the binding's
+## README) run from there.
+test-wheel: wheel
+	$(WHEEL_TOOLS)/bin/python tests/packaging/check_wheel.py --python $(PYTHON) $(WHEEL_OUT)/repaired/tinymls-$(VERSION)-*.whl
 
 ## Every ordered pair of {C, Go, Python, Rust}: encrypt with one, decrypt
 ## with the other (tests/interop/run.py).

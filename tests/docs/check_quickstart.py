@@ -184,12 +184,34 @@ def norm(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
 
 
+def run_part(where: str, blocks: list[Block], cwd: str, outdir: str, env: dict[str, str]) -> int:
+    """Runs blocks in one bash session in cwd (saving files, running commands into outdir) and
+    compares each ```text block with the output of the command block before it; 0 if all match."""
+    text, _ = script(blocks, outdir, 0)
+    p = subprocess.run(["bash", "-c", text], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    last_run = -1
+    for n, b in enumerate(blocks):
+        if b.kind == "run":
+            last_run = n
+        elif b.kind == "expect" and p.returncode == 0:
+            if last_run < 0:
+                sys.exit(f"{where}:{b.line}: expected output with no command before it")
+            with open(os.path.join(outdir, str(last_run)), encoding="utf-8", errors="replace") as f:
+                got = f.read()
+            if norm(got) != norm(b.text):
+                print(f"FAIL {where}:{b.line}: the output differs.\n--- shown:\n{b.text}--- got:\n{got}")
+                return 1
+    if p.returncode != 0:
+        print(f"FAIL {where}: a command failed (exit {p.returncode}).\n--- stderr (tail):\n{p.stderr[-4000:]}")
+        return 1
+    return 0
+
+
 def check(path: str, section: str | None, repo: str) -> int:
     parts = parse(path, section)
     setup, langs = parts[0], parts[1:]
     if not langs:
         sys.exit(f"{path}: no C, Go or Python section")
-    checked = 0
     for part in langs:
         blocks = setup.blocks + part.blocks
         if not any(b.kind == "expect" for b in part.blocks):
@@ -200,32 +222,13 @@ def check(path: str, section: str | None, repo: str) -> int:
             os.makedirs(home)
             os.makedirs(outdir)
             os.symlink(repo, os.path.join(home, "tinymls"))
-            text, _ = script(blocks, outdir, 0)
             env = {k: v for k, v in os.environ.items() if k not in ("TINYMLS", "TINYMLS_LIBRARY", "MAKEFLAGS",
                                                                       "MAKELEVEL", "MFLAGS")}
             user_home = env.get("HOME", "")
             if not (user_home and os.path.isdir(user_home) and os.access(user_home, os.W_OK)) and "GOCACHE" not in env:
                 # As bindings/go/Makefile does: Go needs a cache directory.
                 env["GOCACHE"] = os.path.join(repo, "build", "go", "cache")
-            p = subprocess.run(["bash", "-c", text], cwd=home, env=env, capture_output=True, text=True,
-                               timeout=600)
-            last_run = -1
-            for n, b in enumerate(blocks):
-                if b.kind == "run":
-                    last_run = n
-                elif b.kind == "expect" and p.returncode == 0:
-                    if last_run < 0:
-                        sys.exit(f"{path}:{b.line}: expected output with no command before it")
-                    with open(os.path.join(outdir, str(last_run)), encoding="utf-8", errors="replace") as f:
-                        got = f.read()
-                    if norm(got) != norm(b.text):
-                        print(f"FAIL {path} [{part.title}]:{b.line}: the output differs.\n--- shown:\n{b.text}"
-                              f"--- got:\n{got}")
-                        return 1
-                    checked += 1
-            if p.returncode != 0:
-                print(f"FAIL {path} [{part.title}]: a command failed (exit {p.returncode}).\n"
-                      f"--- stderr (tail):\n{p.stderr[-4000:]}")
+            if run_part(f"{path} [{part.title}]", blocks, home, outdir, env):
                 return 1
         ran = sum(1 for b in blocks if b.kind == "run")
         print(f"ok   {path} [{part.title}]: {ran} command blocks, {sum(b.kind == 'file' for b in blocks)} files, "

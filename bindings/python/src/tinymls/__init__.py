@@ -9,7 +9,7 @@ A thin ctypes binding of ``libtinymls`` (C ABI version 2)::
         assert ctx.decrypt(ct, aad=b"header") == b"hello"
 
 The library is found through ``$TINYMLS_LIBRARY``, then this package's
-directory, then the system; importing fails with :class:`LibraryError` (an
+directory (the wheel's own copy), then the system; importing fails with :class:`LibraryError` (an
 ``ImportError``) if it is missing or speaks another ABI.
 """
 

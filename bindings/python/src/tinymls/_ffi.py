@@ -6,9 +6,10 @@ and ``tinymls_config_size()``). Any failure raises :class:`LibraryError`
 (an ``ImportError``) with the reason and the path that was tried.
 
 Lookup order: ``$TINYMLS_LIBRARY`` (a path; if set, nothing else is tried),
-then ``libtinymls.so`` / ``libtinymls.so.0`` in this package's directory,
-then the system (``ctypes.util.find_library("tinymls")``, then the dynamic
-loader's search path for ``libtinymls.so.0``).
+then ``libtinymls.so`` / ``libtinymls.so.0`` in this package's directory
+(where the wheel puts the library it carries), then the system
+(``ctypes.util.find_library("tinymls")``, then the dynamic loader's search
+path for ``libtinymls.so.0``).
 
 The library is loaded with :class:`ctypes.CDLL`, so every call releases the
 GIL: threads calling into one context run in parallel.
@@ -213,9 +214,9 @@ def _load() -> tuple[ctypes.CDLL, str]:
         except OSError:
             continue
     raise LibraryError(
-        "tinymls: libtinymls.so not found: set TINYMLS_LIBRARY to its path, "
-        f"copy it into {_PACKAGE_DIR}, or install it where the dynamic loader finds "
-        f"{_SYSTEM_NAME} (e.g. `make install`, or LD_LIBRARY_PATH)"
+        "tinymls: libtinymls.so not found: install tinymls from a wheel (it carries the "
+        f"library), set TINYMLS_LIBRARY to its path, copy it into {_PACKAGE_DIR}, or install "
+        f"it where the dynamic loader finds {_SYSTEM_NAME} (e.g. `make install`, or LD_LIBRARY_PATH)"
     )
 
 
