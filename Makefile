@@ -243,6 +243,41 @@ uninstall:
 test-install: lib
 	MAKE="$(MAKE)" tests/install/run.sh
 
+## A Go module that works outside the checkout, in build/dist/go/ (the shape
+## of wasmtime-go's): the package's Go files (not the tests, not the test
+## hooks), link_pkgconfig.go, and bindings/go/_dist/ in place of the in-repo
+## link files (link_dist.go: linked statically from lib/<GOOS>-<GOARCH>/ by
+## default; includebuild.go: `go mod vendor` keeps include/ and lib/), the
+## header, this platform's archive stripped like the installed one, go.mod,
+## README.md and LICENSE. The platform directories are those includebuild.go
+## imports; only this platform's gets an archive.
+GO_DIST           := $(CURDIR)/build/dist/go
+GO_DIST_PLATFORMS := $(shell sed -n 's|.*"github.com/tinymls/tinymls/bindings/go/lib/\([^"]*\)"|\1|p' bindings/go/_dist/includebuild.go)
+GO_DIST_PLATFORM   = $(shell $(GO) env GOOS)-$(shell $(GO) env GOARCH)
+GO_DIST_FILES     := $(filter-out %_test.go bindings/go/link_%.go bindings/go/testhooks%.go,$(wildcard bindings/go/*.go)) \
+                     bindings/go/link_pkgconfig.go $(wildcard bindings/go/_dist/*.go) \
+                     bindings/go/go.mod bindings/go/README.md LICENSE
+dist-go: lib
+	@case " $(GO_DIST_PLATFORMS) " in *" $(GO_DIST_PLATFORM) "*) ;; *) \
+	  echo "dist-go: $(GO_DIST_PLATFORM) is not among the platforms of bindings/go/_dist/ ($(GO_DIST_PLATFORMS))"; \
+	  exit 1;; esac
+	rm -rf $(GO_DIST)
+	mkdir -p $(GO_DIST)/include $(addprefix $(GO_DIST)/lib/,$(GO_DIST_PLATFORMS))
+	cp $(GO_DIST_FILES) $(GO_DIST)/
+	cp include/tinymls.h $(GO_DIST)/include/
+	echo 'package include' > $(GO_DIST)/include/empty.go
+	for p in $(GO_DIST_PLATFORMS); do echo "package $${p//-/_}" > $(GO_DIST)/lib/$$p/empty.go; done
+	$(STRIP_ARCHIVE) -o $(GO_DIST)/lib/$(GO_DIST_PLATFORM)/libtinymls.a $(RELEASE_DIR)/libtinymls.a
+	chmod 0644 $(GO_DIST)/lib/$(GO_DIST_PLATFORM)/libtinymls.a
+	@echo "dist-go: $(GO_DIST) (lib/$(GO_DIST_PLATFORM)/libtinymls.a: $$(stat -c %s $(GO_DIST)/lib/$(GO_DIST_PLATFORM)/libtinymls.a) bytes)"
+
+## The dist module used from a program outside the checkout, with the
+## checkout hidden (tests/dist_go/run.sh): statically linked by default (no
+## libtinymls in ldd), vendored, and -tags tinymls_pkgconfig against a
+## temporary `make install`.
+test-dist-go: dist-go
+	GO="$(GO)" MAKE="$(MAKE)" tests/dist_go/run.sh $(GO_DIST)
+
 ## Formatting, clippy on both backends, and the core's module layers (no
 ## import cycle, no arrow back up: tools/lint/module_layers.py).
 lint:
