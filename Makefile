@@ -8,6 +8,13 @@ PREFIX       ?= /usr/local
 DESTDIR      ?=
 LIBDIR       ?= $(PREFIX)/lib
 INCLUDEDIR   ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+# The shared library's debug info, split off at install (gdb looks for a
+# debuglink file in a .debug directory next to the library).
+DEBUGDIR     ?= $(LIBDIR)/.debug
+STRIP        ?= strip
+OBJCOPY      ?= objcopy
+LDCONFIG     ?= $(or $(shell command -v ldconfig 2>/dev/null),/sbin/ldconfig)
 
 VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 MAJOR        := $(word 1,$(subst ., ,$(VERSION)))
@@ -23,7 +30,8 @@ include mk/go.mk
 .PHONY: all lib testlib header check-header test test-rust test-rust-rustcrypto test-c \
         test-go test-python test-wheel wheel test-interop test-demo test-quickstart test-symbols test-soak soak \
         skew-member test-skew-soak skew-soak fuzz fuzz-seeds miri nightly check-all \
-        demo demo-c bench install uninstall clean lint test-state-cross test-state-example
+        demo demo-c bench install uninstall test-install dist-go test-dist-go clean lint \
+        test-state-cross test-state-example
 
 all: lib
 
@@ -51,7 +59,8 @@ check-header: $(CBINDGEN)
 	@diff -u include/tinymls.h build/tinymls.h.check && echo "header: include/tinymls.h is up to date"
 
 test: lint check-header test-rust test-rust-rustcrypto test-symbols test-c test-go test-python test-wheel test-interop \
-      test-state-cross test-state-example test-demo test-quickstart test-soak test-skew-soak
+      test-state-cross test-state-example test-demo test-quickstart test-soak test-skew-soak \
+      test-install test-dist-go
 	@echo "make test: all suites passed"
 
 ## Unit, vector, KAT, rotation, concurrency, fork, FFI tests (aws-lc-rs).
@@ -221,21 +230,87 @@ demo-c: lib
 bench:
 	$(PYTHON) tools/bench/run.py
 
+## Install (DESTDIR for staging, PREFIX, LIBDIR, INCLUDEDIR, PKGCONFIGDIR):
+## the shared library stripped, its debug info split into
+## $(DEBUGDIR)/libtinymls.so.$(VERSION).debug (linked by a .gnu_debuglink,
+## so gdb finds it, compressed), the SONAME links, the static archive without
+## debug info or embedded LLVM bitcode (still linkable), the header, and a
+## relocatable tinymls.pc (paths under PREFIX written as ${prefix}/...).
+## Without DESTDIR: ldconfig when LIBDIR is a directory the loader searches
+## and we are root, else a note on how programs find the library
+## (tools/install/loader.sh).
+SOLIB        := libtinymls.so.$(VERSION)
+STRIP_ARCHIVE = $(STRIP) --strip-debug --remove-section=.llvmbc --remove-section=.llvmcmd
+PC_PATH       = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
 install: lib
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
-	install -m 0755 $(RELEASE_DIR)/libtinymls.so $(DESTDIR)$(LIBDIR)/libtinymls.so.$(VERSION)
-	ln -sf libtinymls.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtinymls.so.$(MAJOR)
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(DEBUGDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	$(OBJCOPY) --only-keep-debug --compress-debug-sections=zlib $(RELEASE_DIR)/libtinymls.so \
+	    $(DESTDIR)$(DEBUGDIR)/$(SOLIB).debug
+	chmod 0644 $(DESTDIR)$(DEBUGDIR)/$(SOLIB).debug
+	$(STRIP) --strip-unneeded --remove-section=.comment -o $(DESTDIR)$(LIBDIR)/$(SOLIB) $(RELEASE_DIR)/libtinymls.so
+	$(OBJCOPY) --add-gnu-debuglink=$(DESTDIR)$(DEBUGDIR)/$(SOLIB).debug $(DESTDIR)$(LIBDIR)/$(SOLIB)
+	chmod 0755 $(DESTDIR)$(LIBDIR)/$(SOLIB)
+	ln -sf $(SOLIB) $(DESTDIR)$(LIBDIR)/libtinymls.so.$(MAJOR)
 	ln -sf libtinymls.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libtinymls.so
-	install -m 0644 $(RELEASE_DIR)/libtinymls.a $(DESTDIR)$(LIBDIR)/libtinymls.a
+	$(STRIP_ARCHIVE) -o $(DESTDIR)$(LIBDIR)/libtinymls.a $(RELEASE_DIR)/libtinymls.a
+	chmod 0644 $(DESTDIR)$(LIBDIR)/libtinymls.a
 	install -m 0644 include/tinymls.h $(DESTDIR)$(INCLUDEDIR)/tinymls.h
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
-	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
-	    tinymls.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/tinymls.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(call PC_PATH,$(LIBDIR))|g' \
+	    -e 's|@INCLUDEDIR@|$(call PC_PATH,$(INCLUDEDIR))|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    tinymls.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/tinymls.pc
+	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/tinymls.pc
+	@if [ -z "$(DESTDIR)" ]; then tools/install/loader.sh install $(LIBDIR) $(LDCONFIG); fi
 
+## Remove every file `make install` wrote (same variables), and the debug and
+## pkgconfig directories if that leaves them empty.
 uninstall:
-	rm -f $(DESTDIR)$(LIBDIR)/libtinymls.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtinymls.so.$(MAJOR) \
+	rm -f $(DESTDIR)$(LIBDIR)/$(SOLIB) $(DESTDIR)$(LIBDIR)/libtinymls.so.$(MAJOR) \
 	      $(DESTDIR)$(LIBDIR)/libtinymls.so $(DESTDIR)$(LIBDIR)/libtinymls.a \
-	      $(DESTDIR)$(INCLUDEDIR)/tinymls.h $(DESTDIR)$(LIBDIR)/pkgconfig/tinymls.pc
+	      $(DESTDIR)$(DEBUGDIR)/$(SOLIB).debug \
+	      $(DESTDIR)$(INCLUDEDIR)/tinymls.h $(DESTDIR)$(PKGCONFIGDIR)/tinymls.pc
+	-rmdir $(DESTDIR)$(DEBUGDIR) $(DESTDIR)$(PKGCONFIGDIR) 2>/dev/null
+	@if [ -z "$(DESTDIR)" ]; then tools/install/loader.sh uninstall $(LIBDIR) $(LDCONFIG); fi
+
+## `make install` into a temporary PREFIX, a C program built with pkg-config
+## (shared, rpath, relocated tree, fully static), sizes and stripping checked,
+## then `make uninstall` leaves no file behind (tests/install/run.sh).
+test-install: lib
+	MAKE="$(MAKE)" tests/install/run.sh
+
+## A Go module that works outside the checkout, in build/dist/go/ (the shape
+## of wasmtime-go's): the package's Go files (not the tests, not the test
+## hooks), link_pkgconfig.go, and bindings/go/_dist/ in place of the in-repo
+## link files (link_dist.go: linked statically from lib/<GOOS>-<GOARCH>/ by
+## default; includebuild.go: `go mod vendor` keeps include/ and lib/), the
+## header, this platform's archive stripped like the installed one, go.mod,
+## README.md and LICENSE. The platform directories are those includebuild.go
+## imports; only this platform's gets an archive.
+GO_DIST           := $(CURDIR)/build/dist/go
+GO_DIST_PLATFORMS := $(shell sed -n 's|.*"github.com/tinymls/tinymls/bindings/go/lib/\([^"]*\)"|\1|p' bindings/go/_dist/includebuild.go)
+GO_DIST_PLATFORM   = $(shell $(GO) env GOOS)-$(shell $(GO) env GOARCH)
+GO_DIST_FILES     := $(filter-out %_test.go bindings/go/link_%.go bindings/go/testhooks%.go,$(wildcard bindings/go/*.go)) \
+                     bindings/go/link_pkgconfig.go $(wildcard bindings/go/_dist/*.go) \
+                     bindings/go/go.mod bindings/go/README.md LICENSE
+dist-go: lib
+	@case " $(GO_DIST_PLATFORMS) " in *" $(GO_DIST_PLATFORM) "*) ;; *) \
+	  echo "dist-go: $(GO_DIST_PLATFORM) is not among the platforms of bindings/go/_dist/ ($(GO_DIST_PLATFORMS))"; \
+	  exit 1;; esac
+	rm -rf $(GO_DIST)
+	mkdir -p $(GO_DIST)/include $(addprefix $(GO_DIST)/lib/,$(GO_DIST_PLATFORMS))
+	cp $(GO_DIST_FILES) $(GO_DIST)/
+	cp include/tinymls.h $(GO_DIST)/include/
+	echo 'package include' > $(GO_DIST)/include/empty.go
+	for p in $(GO_DIST_PLATFORMS); do echo "package $${p//-/_}" > $(GO_DIST)/lib/$$p/empty.go; done
+	$(STRIP_ARCHIVE) -o $(GO_DIST)/lib/$(GO_DIST_PLATFORM)/libtinymls.a $(RELEASE_DIR)/libtinymls.a
+	chmod 0644 $(GO_DIST)/lib/$(GO_DIST_PLATFORM)/libtinymls.a
+	@echo "dist-go: $(GO_DIST) (lib/$(GO_DIST_PLATFORM)/libtinymls.a: $$(stat -c %s $(GO_DIST)/lib/$(GO_DIST_PLATFORM)/libtinymls.a) bytes)"
+
+## The dist module used from a program outside the checkout, with the
+## checkout hidden (tests/dist_go/run.sh): statically linked by default (no
+## libtinymls in ldd), vendored, and -tags tinymls_pkgconfig against a
+## temporary `make install`.
+test-dist-go: dist-go
+	GO="$(GO)" MAKE="$(MAKE)" tests/dist_go/run.sh $(GO_DIST)
 
 ## Formatting, clippy on both backends, and the core's module layers (no
 ## import cycle, no arrow back up: tools/lint/module_layers.py).

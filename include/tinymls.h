@@ -18,6 +18,23 @@
 // status numbers). Bindings compare it with `tinymls_abi_version()` at load.
 #define TINYMLS_ABI_VERSION 2
 
+// The library version this header was generated for, as numbers (the
+// library's own: `tinymls_version_number()`). Cargo.toml's `version`; a
+// compile-time check below keeps them equal.
+#define TINYMLS_VERSION_MAJOR 0
+
+// See `TINYMLS_VERSION_MAJOR`.
+#define TINYMLS_VERSION_MINOR 1
+
+// See `TINYMLS_VERSION_MAJOR`.
+#define TINYMLS_VERSION_PATCH 0
+
+// `MAJOR * 10000 + MINOR * 100 + PATCH` (0.1.0 is 100), for `#if`; compare
+// with `tinymls_version_number()` to see whether the library loaded is the
+// one compiled against. (`TINYMLS_VERSION_STRING`, "MAJOR.MINOR.PATCH", is
+// made from the three numbers at the end of the header.)
+#define TINYMLS_VERSION_NUMBER (((TINYMLS_VERSION_MAJOR * 10000) + (TINYMLS_VERSION_MINOR * 100)) + TINYMLS_VERSION_PATCH)
+
 // Bytes a ciphertext adds to its plaintext: 24-byte header + 16-byte tag.
 #define TINYMLS_OVERHEAD 40
 
@@ -411,6 +428,11 @@ const char *tinymls_status_name(uint32_t status);
 // never NULL. Thread-safe.
 const char *tinymls_version(void);
 
+// The library version as one number, `MAJOR * 10000 + MINOR * 100 + PATCH`
+// (0.1.0 is 100): the runtime twin of the header's `TINYMLS_VERSION_NUMBER`,
+// to compare the library loaded with the header compiled against. Thread-safe.
+uint32_t tinymls_version_number(void);
+
 // The AEAD backend compiled in ("aws-lc-rs" or "rust-crypto"), static and
 // NUL-terminated; never NULL. Thread-safe.
 const char *tinymls_aead_backend(void);
@@ -668,6 +690,16 @@ tinymls_status tinymls_context_state_generation(struct tinymls_context *ctx,
 #endif  // __cplusplus
 
 #endif  /* TINYMLS_H */
+
+/* "MAJOR.MINOR.PATCH" of this header, made from the numbers above (the
+ * library's own: tinymls_version()). */
+#ifndef TINYMLS_VERSION_STRING
+#define TINYMLS_STRINGIFY_(x) #x
+#define TINYMLS_STRINGIFY(x) TINYMLS_STRINGIFY_(x)
+#define TINYMLS_VERSION_STRING                                                                 \
+  TINYMLS_STRINGIFY(TINYMLS_VERSION_MAJOR) "." TINYMLS_STRINGIFY(TINYMLS_VERSION_MINOR) "." \
+  TINYMLS_STRINGIFY(TINYMLS_VERSION_PATCH)
+#endif
 
 /* The layout of tinymls_config is part of the ABI (checked at compile time). */
 #ifndef TINYMLS_LAYOUT_CHECKED

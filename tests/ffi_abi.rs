@@ -70,6 +70,11 @@ fn a_full_round_through_the_c_abi() {
     // SAFETY: the library returns static NUL-terminated strings.
     let version = unsafe { CStr::from_ptr(tinymls_version()) }.to_str().unwrap();
     assert_eq!(version, env!("CARGO_PKG_VERSION"));
+    // The header's version macros and the runtime twin, against Cargo.toml.
+    let parts: Vec<u32> = version.split('.').map(|p| p.parse().unwrap()).collect();
+    assert_eq!(parts, [TINYMLS_VERSION_MAJOR, TINYMLS_VERSION_MINOR, TINYMLS_VERSION_PATCH]);
+    assert_eq!(tinymls_version_number(), parts[0] * 10000 + parts[1] * 100 + parts[2]);
+    assert_eq!(tinymls_version_number(), TINYMLS_VERSION_NUMBER);
     // SAFETY: as above.
     let backend = unsafe { CStr::from_ptr(tinymls_aead_backend()) }.to_str().unwrap();
     assert!(backend == "aws-lc-rs" || backend == "rust-crypto", "{backend}");

@@ -4,7 +4,7 @@
 use core::ffi::c_char;
 
 use super::boundary::{cstr, ffi_boundary, slice_in, write_out, FfiResult, OutBuf, StatusDescription, StatusName};
-use super::{tinymls_context, tinymls_status, TINYMLS_ABI_VERSION};
+use super::{tinymls_context, tinymls_status, TINYMLS_ABI_VERSION, TINYMLS_VERSION_NUMBER};
 use crate::config::Config;
 use crate::context::Context;
 use crate::error::Error;
@@ -369,6 +369,14 @@ pub extern "C" fn tinymls_status_name(status: u32) -> *const c_char {
 #[no_mangle]
 pub extern "C" fn tinymls_version() -> *const c_char {
     ffi_boundary!({ cstr!(env!("CARGO_PKG_VERSION")) })
+}
+
+/// The library version as one number, `MAJOR * 10000 + MINOR * 100 + PATCH`
+/// (0.1.0 is 100): the runtime twin of the header's `TINYMLS_VERSION_NUMBER`,
+/// to compare the library loaded with the header compiled against. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_version_number() -> u32 {
+    ffi_boundary!({ TINYMLS_VERSION_NUMBER })
 }
 
 /// The AEAD backend compiled in ("aws-lc-rs" or "rust-crypto"), static and

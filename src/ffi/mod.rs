@@ -107,6 +107,20 @@ pub struct tinymls_context {
 /// Version of the C ABI (layout of `tinymls_config`, function signatures,
 /// status numbers). Bindings compare it with `tinymls_abi_version()` at load.
 pub const TINYMLS_ABI_VERSION: u32 = 2;
+/// The library version this header was generated for, as numbers (the
+/// library's own: `tinymls_version_number()`). Cargo.toml's `version`; a
+/// compile-time check below keeps them equal.
+pub const TINYMLS_VERSION_MAJOR: u32 = 0;
+/// See `TINYMLS_VERSION_MAJOR`.
+pub const TINYMLS_VERSION_MINOR: u32 = 1;
+/// See `TINYMLS_VERSION_MAJOR`.
+pub const TINYMLS_VERSION_PATCH: u32 = 0;
+/// `MAJOR * 10000 + MINOR * 100 + PATCH` (0.1.0 is 100), for `#if`; compare
+/// with `tinymls_version_number()` to see whether the library loaded is the
+/// one compiled against. (`TINYMLS_VERSION_STRING`, "MAJOR.MINOR.PATCH", is
+/// made from the three numbers at the end of the header.)
+pub const TINYMLS_VERSION_NUMBER: u32 =
+    TINYMLS_VERSION_MAJOR * 10000 + TINYMLS_VERSION_MINOR * 100 + TINYMLS_VERSION_PATCH;
 /// Bytes a ciphertext adds to its plaintext: 24-byte header + 16-byte tag.
 pub const TINYMLS_OVERHEAD: usize = 40;
 /// Length of the public header at the start of every ciphertext.
@@ -129,7 +143,30 @@ const _: () = {
     assert!(TINYMLS_MAX_GROUP_SECRET_LEN == crate::key_schedule::MAX_GROUP_SECRET_LEN);
     assert!(TINYMLS_MAX_GROUP_ID_LEN == crate::key_schedule::MAX_GROUP_ID_LEN);
     assert!(core::mem::size_of::<crate::config::Config>() == 80);
+    // The header's version is Cargo.toml's: bump both together. MINOR and
+    // PATCH stay below 100 so that TINYMLS_VERSION_NUMBER orders versions; a
+    // pre-release suffix ("-rc.1") has no place in the numbers and fails here.
+    assert!(TINYMLS_VERSION_MAJOR == parse_version_part(env!("CARGO_PKG_VERSION_MAJOR")));
+    assert!(TINYMLS_VERSION_MINOR == parse_version_part(env!("CARGO_PKG_VERSION_MINOR")));
+    assert!(TINYMLS_VERSION_PATCH == parse_version_part(env!("CARGO_PKG_VERSION_PATCH")));
+    assert!(env!("CARGO_PKG_VERSION_PRE").is_empty());
+    assert!(TINYMLS_VERSION_MINOR < 100 && TINYMLS_VERSION_PATCH < 100);
 };
+
+/// A decimal number of Cargo's version parts, at compile time (a non-digit
+/// or an overflow fails the build).
+const fn parse_version_part(s: &str) -> u32 {
+    let b = s.as_bytes();
+    assert!(!b.is_empty());
+    let mut n: u32 = 0;
+    let mut i = 0;
+    while i < b.len() {
+        assert!(b[i].is_ascii_digit());
+        n = n * 10 + (b[i] - b'0') as u32;
+        i += 1;
+    }
+    n
+}
 
 #[cfg(test)]
 mod tests {

@@ -73,6 +73,21 @@ static void test_metadata(void)
     CHECK(strcmp(v, EXPECTED_VERSION) == 0);
     CHECK(!is_semver("1.2") && !is_semver("1.2.3.4") && !is_semver("1.x.3") && is_semver("10.0.7"));
 
+    /* The header's version macros (compile time) against Cargo.toml and the
+     * library (run time): string, parts and number agree. */
+    CHECK(strcmp(TINYMLS_VERSION_STRING, EXPECTED_VERSION) == 0);
+    CHECK(strcmp(TINYMLS_VERSION_STRING, v) == 0);
+    char parts[32];
+    snprintf(parts, sizeof parts, "%d.%d.%d", TINYMLS_VERSION_MAJOR, TINYMLS_VERSION_MINOR,
+             TINYMLS_VERSION_PATCH);
+    CHECK(strcmp(parts, v) == 0);
+    CHECK(TINYMLS_VERSION_NUMBER ==
+          TINYMLS_VERSION_MAJOR * 10000 + TINYMLS_VERSION_MINOR * 100 + TINYMLS_VERSION_PATCH);
+    CHECK(tinymls_version_number() == TINYMLS_VERSION_NUMBER);
+#if TINYMLS_VERSION_NUMBER < 100 /* usable in #if: 0.1.0 is 100 */
+#error "TINYMLS_VERSION_NUMBER is not a preprocessor number"
+#endif
+
     /* ABI 2 (SPEC v2 section 9): the header and the library agree. */
     CHECK(TINYMLS_ABI_VERSION == 2);
     CHECK(tinymls_abi_version() == 2);

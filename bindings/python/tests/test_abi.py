@@ -347,3 +347,9 @@ def test_not_found_anywhere_fails_clearly(tmp_path: Path) -> None:
     out = _probe({"TINYMLS_LIBRARY": None}, pythonpath=site)
     assert out[:2] == ["ImportError", "LibraryError"]
     assert "TINYMLS_LIBRARY" in " ".join(out)
+
+
+def test_version_number_is_the_header_twin() -> None:
+    expected = tinymls.VERSION_MAJOR * 10000 + tinymls.VERSION_MINOR * 100 + tinymls.VERSION_PATCH
+    assert tinymls.version_number() == expected
+    assert tinymls.version() == f"{tinymls.VERSION_MAJOR}.{tinymls.VERSION_MINOR}.{tinymls.VERSION_PATCH}"

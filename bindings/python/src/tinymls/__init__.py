@@ -62,6 +62,9 @@ from . import events
 
 __version__ = "0.1.0"
 
+#: The library version this binding was released with (``TINYMLS_VERSION_*``;
+#: :func:`version_number` is the loaded library's).
+VERSION_MAJOR, VERSION_MINOR, VERSION_PATCH = (int(x) for x in __version__.split("."))
 #: The C ABI version this binding speaks (checked against the library at import).
 ABI_VERSION = _ffi.ABI_VERSION
 #: AES-256 key size (the only one).
@@ -86,6 +89,12 @@ def version() -> str:
     """The loaded library's version, ``"MAJOR.MINOR.PATCH"``."""
     raw = _ffi.lib.tinymls_version()
     return raw.decode("ascii") if raw is not None else ""
+
+
+def version_number() -> int:
+    """The loaded library's version as ``MAJOR * 10000 + MINOR * 100 + PATCH``
+    (``tinymls_version_number()``, the runtime twin of ``TINYMLS_VERSION_NUMBER``)."""
+    return int(_ffi.lib.tinymls_version_number())
 
 
 def backend() -> str:
@@ -119,6 +128,10 @@ def library_path() -> str:
 
 __all__ = [
     "ABI_VERSION",
+    "VERSION_MAJOR",
+    "VERSION_MINOR",
+    "VERSION_PATCH",
+    "version_number",
     "ArgumentTypeError",
     "AuthenticationError",
     "Buffer",

@@ -156,6 +156,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "tinymls_status_str": (c_char_p, [c_uint32]),
     "tinymls_status_name": (c_char_p, [c_uint32]),
     "tinymls_version": (c_char_p, []),
+    "tinymls_version_number": (c_uint32, []),
     "tinymls_aead_backend": (c_char_p, []),
     "tinymls_abi_version": (c_uint32, []),
     "tinymls_config_size": (c_size_t, []),
