@@ -279,6 +279,28 @@ impl Frontier {
         self.above(e).map(|(d, node)| descend(node, d, e))
     }
 
+    /// [`Frontier::leaf`] into `out` (no copy left in a return); `false`,
+    /// and `out` untouched, for an epoch it does not derive.
+    pub fn leaf_into(&self, e: u64, out: &mut Secret32) -> bool {
+        match self.above(e) {
+            Some((d, node)) => {
+                descend_into(node, d, e, out);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Makes this a copy of `other` (node by node, in place: for a copy in
+    /// locked memory that is then moved elsewhere in the tree).
+    pub fn copy_from(&mut self, other: &Frontier) {
+        self.epoch = other.epoch;
+        self.held = other.held;
+        for (mine, theirs) in self.nodes.iter_mut().zip(&other.nodes) {
+            mine.expose_mut().copy_from_slice(theirs.expose());
+        }
+    }
+
     /// Calls `f(n, leaf)` for every epoch `n` in `lo..=hi` that is after
     /// this frontier's epoch, in increasing order, deriving shared nodes
     /// once (SPEC §3.1's "the epochs of the new window that it does not hold

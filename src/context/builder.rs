@@ -139,14 +139,22 @@ impl ContextBuilder {
                 now
             }
         };
-        let mut epochs = VecDeque::with_capacity((current - oldest + 1) as usize);
-        let mut frontier = Locked::new(Frontier::empty(current));
-        let leaf = frontier.start_at_with_window(&root, current, oldest, &mut |n, leaf| {
-            epochs.push_back(Epoch::copied(n, leaf, start(n)));
-        });
+        // The frontier of the oldest retained epoch, which derives the rest
+        // of the window: the oldest and the current epoch are held, the
+        // others derived when a message needs one (SPEC v2 §3.1).
+        let mut epochs = VecDeque::with_capacity(2);
+        let mut frontier = Locked::new(Frontier::empty(oldest));
+        let leaf = frontier.start_at(&root, oldest);
         drop(root);
-        epochs.push_back(Epoch::copied(current, &leaf, start(current)));
+        epochs.push_back(Epoch::copied(oldest, &leaf, start(oldest)));
         drop(leaf);
+        if current > oldest {
+            let mut leaf = crate::secret::Secret32::zero();
+            if !frontier.leaf_into(current, &mut leaf) {
+                return Err(Error::Internal);
+            }
+            epochs.push_back(Epoch::copied(current, &leaf, start(current)));
+        }
         let held = Held { epochs, future: Vec::new(), frontier: Some(frontier) };
         self.finish(Mode::Shared, group_id.into(), fingerprint, held, None)
     }
@@ -274,7 +282,11 @@ impl ContextBuilder {
         maintenance::install_fork_handlers();
         events::resume_after_fork();
         let now = self.clock.now_ms();
-        let count = held.epochs.len() + held.future.len();
+        let span = match (held.epochs.front(), held.epochs.back()) {
+            (Some(o), Some(c)) => (c.number - o.number + 1) as usize,
+            _ => 0,
+        };
+        let count = span + held.future.len();
         let cfg = self.cfg;
         let follows_clock = mode == Mode::Shared && cfg.follows_clock();
         let mut st = Window {

@@ -90,14 +90,25 @@ pub(crate) struct Window {
     /// blob this context was imported from, else 0; each export writes one
     /// more and keeps it.
     pub(super) state_generation: u64,
-    /// Contiguous epochs, oldest first; the last is current. Empty only once
-    /// closed (or if the current epoch had to be destroyed while exhausted).
+    /// The held epochs of the window, oldest first: the first is the oldest
+    /// retained epoch and the last the current one (both always held).
+    /// Empty only once closed (or if the current epoch had to be destroyed
+    /// while exhausted). A local context and a period-0 group hold every
+    /// retained epoch. A shared context whose epochs follow the clock holds
+    /// every epoch up to its frontier's, and after it only those in use (an
+    /// own key or a peer): the others it derives from the frontier when a
+    /// message needs one (SPEC v2 §3.1; an idle context holds two epochs and
+    /// the frontier, not `max_epochs` secrets).
     pub(super) epochs: VecDeque<Epoch>,
     /// Epochs after the current one that a clock-following context read
     /// (authenticated) without adopting them, sorted (SPEC v2 §6 step 5).
     pub(super) future: Vec<Epoch>,
-    /// A shared context's frontier of its current epoch (SPEC v2 §3.1), in
-    /// locked key memory; `None` for a local context.
+    /// A shared context's frontier (SPEC v2 §3.1), in locked key memory;
+    /// `None` for a local context. Its epoch `f` lies in the window (oldest
+    /// <= f <= current), and every epoch at or before `f` is held, so it
+    /// derives exactly the retained epochs after `f` and the later ones:
+    /// nothing destroyed. A context whose epochs follow the clock keeps it
+    /// at its oldest epoch; a period-0 group at its current one.
     pub(super) frontier: Option<Locked<Frontier>>,
     /// Whether a message from another sender was accepted (a shared context
     /// with period 0 adopts any distance ahead until then, SPEC v2 §7.3).
@@ -148,11 +159,60 @@ impl Window {
         }
     }
 
-    /// Drops the oldest epoch (its secrets are zeroized on drop).
+    /// Destroys the oldest retained epoch (its secrets are zeroized on
+    /// drop); the next one, if retained, becomes the oldest and is held
+    /// (derived from the frontier, which moves to it, if it was not).
     pub(super) fn destroy_oldest(&mut self, reason: Destroyed) {
-        if let Some(e) = self.epochs.pop_front() {
-            self.retire(e, reason);
+        let Some(oldest) = self.epochs.front().map(|e| e.number) else { return };
+        self.retire_below(oldest + 1, reason);
+        if !self.epochs.is_empty() {
+            self.hold_oldest(oldest + 1);
         }
+    }
+
+    /// Destroys every retained epoch numbered below `lo` (the current one
+    /// included if `lo` is past it): the held ones are dropped, the others
+    /// (never derived) are reported alike. At most `max_epochs` of them.
+    pub(super) fn retire_below(&mut self, lo: u64, reason: Destroyed) {
+        let (Some(oldest), Some(cur)) = (self.epochs.front().map(|e| e.number), self.current().map(|e| e.number))
+        else {
+            return;
+        };
+        for n in oldest..lo.min(cur.saturating_add(1)) {
+            match self.epochs.front() {
+                Some(e) if e.number == n => {
+                    if let Some(e) = self.epochs.pop_front() {
+                        self.retire(e, reason);
+                    }
+                }
+                _ => self.retired(n, reason),
+            }
+        }
+    }
+
+    /// Makes `lo` (a retained epoch, every earlier one gone) the held oldest
+    /// epoch: when the frontier is before it, the frontier moves to it (so
+    /// that nothing before it stays derivable) and yields its secret.
+    pub(super) fn hold_oldest(&mut self, lo: u64) {
+        let Some(mut frontier) = self.frontier.take() else { return };
+        if frontier.epoch() < lo {
+            let held = self.epochs.front().is_some_and(|e| e.number == lo);
+            let since = self.derived_since(lo);
+            let leaf = crate::os::stack::scrubbed(|| {
+                frontier.advance(lo).map(|leaf| (!held).then(|| Epoch::copied(lo, &leaf, since)))
+            });
+            if let Some(Some(e)) = leaf {
+                self.hold(e);
+            }
+        }
+        self.frontier = Some(frontier);
+    }
+
+    /// When a retained epoch that was not held started (only a context whose
+    /// epochs follow the clock leaves some unheld: their start is their
+    /// clock time).
+    pub(super) fn derived_since(&self, n: u64) -> u64 {
+        self.clock_start(n, self.clock.now_ms(), self.clock.wall_ms())
     }
 
     /// The books of an epoch that is dropped (its secrets are zeroized on
@@ -161,16 +221,47 @@ impl Window {
         if let Some(own) = e.own.as_deref() {
             self.retired_encrypts += own.sent();
         }
+        self.retired(e.number, reason);
+    }
+
+    /// The metrics and the event of a destroyed epoch.
+    fn retired(&mut self, number: u64, reason: Destroyed) {
         metrics::epochs_destroyed(reason, 1);
-        self.queue(Pending::Destroyed { epoch: e.number, reason: reason.label() });
+        self.queue(Pending::Destroyed { epoch: number, reason: reason.label() });
+    }
+
+    /// How many epochs the window spans (held or derivable).
+    pub(super) fn retained_count(&self) -> u64 {
+        match (self.epochs.front(), self.epochs.back()) {
+            (Some(o), Some(c)) => c.number - o.number + 1,
+            _ => 0,
+        }
+    }
+
+    /// After the current epoch moved (epochs follow the clock): an epoch
+    /// between the frontier's and the current one that nobody uses any more
+    /// is let go (it stays derivable from the frontier while retained); an
+    /// own key of a past epoch is never used again, and goes too.
+    pub(super) fn let_go_unused(&mut self) {
+        let Some(f) = self.frontier.as_deref().map(|f| f.epoch()) else { return };
+        let Some(cur) = self.current().map(|e| e.number) else { return };
+        let mut retired = 0;
+        self.epochs.retain_mut(|e| {
+            if e.number <= f || e.number >= cur {
+                return true;
+            }
+            if let Some(own) = e.own.take() {
+                retired += own.sent();
+            }
+            !e.peers.is_empty()
+        });
+        self.retired_encrypts += retired;
     }
 
     /// Drops every epoch and every future epoch, and clears the frontier:
     /// nothing that derives a key is left.
     pub(super) fn destroy_all(&mut self, reason: Destroyed) {
-        while !self.epochs.is_empty() {
-            self.destroy_oldest(reason);
-        }
+        self.retire_below(u64::MAX, reason);
         self.destroy_future_below(u64::MAX, reason);
         if let Some(f) = self.frontier.as_deref_mut() {
             f.clear();
@@ -202,10 +293,9 @@ impl Window {
         Some((cur.number, cur.own.as_deref()?))
     }
 
+    /// Where retained epoch `number` is among the held ones, if held.
     pub(super) fn epoch_index(&self, number: u64) -> Option<usize> {
-        let oldest = self.epochs.front()?.number;
-        let i = number.checked_sub(oldest)?;
-        (i < self.epochs.len() as u64).then_some(i as usize)
+        self.epochs.binary_search_by_key(&number, |e| e.number).ok()
     }
 
     /// A held epoch, retained or future.
@@ -316,22 +406,38 @@ impl Window {
     /// counted in the metrics when it was first held).
     pub(super) fn push_epoch(&mut self, epoch: Epoch, new: bool) {
         let max = (self.cfg.max_epochs as usize).max(1);
-        while self.epochs.len() >= max {
+        while self.epochs.front().is_some_and(|o| epoch.number - o.number >= max as u64) {
             self.destroy_oldest(Destroyed::Window);
         }
-        let len = self.epochs.len();
-        if len == self.epochs.capacity() {
-            self.epochs.reserve_exact(len.clamp(1, max - len));
-        }
+        self.reserve_one();
         self.epochs.push_back(epoch);
         if new {
             metrics::epochs_added(1);
         }
     }
 
+    /// Room for one more held epoch: the deque grows by doubling but never
+    /// past `max_epochs` (pushing first would double its capacity once the
+    /// window filled).
+    fn reserve_one(&mut self) {
+        let max = (self.cfg.max_epochs as usize).max(1);
+        let len = self.epochs.len();
+        if len == self.epochs.capacity() {
+            self.epochs.reserve_exact(len.clamp(1, max.saturating_sub(len).max(1)));
+        }
+    }
+
+    /// Holds a retained epoch that was left to the frontier (a message
+    /// needs it), in order.
+    pub(super) fn hold(&mut self, epoch: Epoch) {
+        self.reserve_one();
+        let at = self.epochs.partition_point(|e| e.number < epoch.number);
+        self.epochs.insert(at, epoch);
+    }
+
     /// Bookkeeping after an epoch became current (rotation or adoption).
     pub(super) fn became_current(&mut self, now: u64, reason: RotationReason) {
-        while self.epochs.len() > self.cfg.max_epochs as usize {
+        while self.retained_count() > u64::from(self.cfg.max_epochs) {
             self.destroy_oldest(Destroyed::Window);
         }
         self.last_rotation_ms = Some(now);
@@ -366,7 +472,7 @@ impl Window {
             if now < front.since_ms.saturating_add(lifetime) {
                 break;
             }
-            if self.epochs.len() == 1 {
+            if self.retained_count() == 1 {
                 if let Err(e) = self.rotate(now, RotationReason::Lifetime) {
                     // Keys are destroyed on schedule even when they cannot
                     // be replaced; the context is then unusable for sending.
