@@ -166,9 +166,13 @@ impl Window {
             held_now += 1;
         }
         if self.current().map(|c| c.number) != Some(target) {
+            // From the current epoch's path (a split on most boundaries),
+            // or from the frontier, starting the path over.
             let mut leaf = Secret32::zero();
-            if !frontier.leaf_into(target, &mut leaf) {
-                return Err(Error::Internal);
+            let path = self.path.as_deref_mut().ok_or(Error::Internal)?;
+            if !path.advance(target, &mut leaf) {
+                let (depth, node) = frontier.node_above(target).ok_or(Error::Internal)?;
+                path.start_below(&node, depth, target, &mut leaf);
             }
             self.push_epoch(Epoch::copied(target, &leaf, self.clock_start(target, now, wall)), true);
             held_now += 1;

@@ -11,11 +11,11 @@ use super::guard::write_window;
 use super::health::Stats;
 use super::keys::SenderKeys;
 use super::receive::Peer;
-use super::window::{Epoch, Shared, Window};
+use super::window::{Epoch, Peers, Shared, Window};
 use super::{fill_random, random_u64, Context};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::epoch_tree::{Frontier, MAX_EPOCH};
+use crate::epoch_tree::{Frontier, Path, MAX_EPOCH};
 use crate::error::{Error, Result};
 use crate::events::{self, Event, Kind, Limiter};
 use crate::key_schedule;
@@ -236,7 +236,7 @@ impl ContextBuilder {
                 });
                 peers.push((p.sender, Locked::new(Peer { keys, replay })));
             }
-            ep.peers = peers.into_boxed_slice();
+            ep.peers = Peers::from_vec(peers);
             ep
         };
         let keep = cfg.max_epochs as usize;
@@ -304,6 +304,7 @@ impl ContextBuilder {
             epochs: held.epochs,
             future: held.future,
             frontier: held.frontier,
+            path: follows_clock.then(|| Locked::new(Path::empty())),
             accepted_foreign: AtomicBool::new(false),
             maintenance_failed: AtomicBool::new(false),
             next_boundary_wall: u64::MAX,

@@ -312,6 +312,9 @@ impl Context {
         if let Some(f) = st.frontier.as_deref_mut() {
             drop(f.start_at(&crate::secret::Secret32::zero(), epoch));
         }
+        if let Some(p) = st.path.as_deref_mut() {
+            p.clear();
+        }
         let now = st.clock.now_ms();
         st.start_timers(now);
     }
@@ -329,6 +332,6 @@ mod tests {
         assert_eq!(std::mem::align_of::<SendCounters>(), 64);
         assert_eq!(std::mem::align_of::<Stats>(), 64);
         // max_epochs of these are kept per context (64 at the defaults).
-        assert!(std::mem::size_of::<Epoch>() <= 48, "{}", std::mem::size_of::<Epoch>());
+        assert!(std::mem::size_of::<Epoch>() <= 40, "{}", std::mem::size_of::<Epoch>());
     }
 }

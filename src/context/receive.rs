@@ -318,9 +318,7 @@ impl Window {
                     None => SenderKeys::derive(&ep.secret, sender),
                 };
                 let replay = (window > 0).then(|| Mutex::new(ReplayWindow::new(window)));
-                let mut peers = std::mem::take(&mut ep.peers).into_vec();
-                peers.insert(at, (sender, Locked::new(Peer { keys, replay })));
-                ep.peers = peers.into_boxed_slice();
+                ep.peers.insert(at, (sender, Locked::new(Peer { keys, replay })));
                 at
             }
         };

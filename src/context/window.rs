@@ -18,7 +18,7 @@ use super::receive::Peer;
 use super::send::OwnSender;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::epoch_tree::Frontier;
+use crate::epoch_tree::{Frontier, Path};
 use crate::error::{Error, Result};
 use crate::events::{self, Event, Kind, Limiter, Origin, Pending};
 use crate::maintenance::{self, Maintained};
@@ -36,15 +36,44 @@ pub(super) struct Epoch {
     /// current, or, when epochs follow the clock, its clock time.
     pub(super) since_ms: u64,
     pub(super) own: Option<Locked<OwnSender>>,
-    /// Foreign senders, sorted by id. A boxed slice rather than a `Vec`:
-    /// one word less in each of the `max_epochs` retained epochs (a new
-    /// sender, on the slow path, rebuilds it).
-    pub(super) peers: Box<[(u64, Locked<Peer>)]>,
+    pub(super) peers: Peers,
+}
+
+/// An epoch's foreign senders, sorted by id, in one word: most retained
+/// epochs of a local context have none, and every word counts `max_epochs`
+/// times. A new sender (the slow path) inserts into the list.
+#[derive(Default)]
+#[allow(clippy::box_collection)] // one word instead of a Vec's three, on purpose
+pub(super) struct Peers(Option<Box<Vec<PeerEntry>>>);
+
+/// A foreign sender of an epoch: its id and its replay state.
+pub(super) type PeerEntry = (u64, Locked<Peer>);
+
+impl core::ops::Deref for Peers {
+    type Target = [PeerEntry];
+
+    fn deref(&self) -> &Self::Target {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
+impl Peers {
+    pub(super) fn from_vec(v: Vec<PeerEntry>) -> Peers {
+        Peers((!v.is_empty()).then(|| Box::new(v)))
+    }
+
+    /// Inserts at `at` (growing by one: the list stays exactly as long as
+    /// it needs).
+    pub(super) fn insert(&mut self, at: usize, peer: PeerEntry) {
+        let v = self.0.get_or_insert_with(Box::default);
+        v.reserve_exact(1);
+        v.insert(at, peer);
+    }
 }
 
 impl Epoch {
     pub(super) fn new(number: u64, secret: Secret32, since_ms: u64) -> Self {
-        Epoch { number, secret: Locked::new(secret), since_ms, own: None, peers: Box::default() }
+        Epoch { number, secret: Locked::new(secret), since_ms, own: None, peers: Peers::default() }
     }
 
     /// An epoch whose secret is copied from `secret` straight into its
@@ -52,7 +81,7 @@ impl Epoch {
     pub(super) fn copied(number: u64, secret: &Secret32, since_ms: u64) -> Self {
         let mut slot = Locked::new(Secret32::zero());
         slot.expose_mut().copy_from_slice(secret.expose());
-        Epoch { number, secret: slot, since_ms, own: None, peers: Box::default() }
+        Epoch { number, secret: slot, since_ms, own: None, peers: Peers::default() }
     }
 
     /// Whether a new `sender` would pass `max_senders` foreign senders in
@@ -110,6 +139,10 @@ pub(crate) struct Window {
     /// nothing destroyed. A context whose epochs follow the clock keeps it
     /// at its oldest epoch; a period-0 group at its current one.
     pub(super) frontier: Option<Locked<Frontier>>,
+    /// When epochs follow the clock: the deep part of the current epoch's
+    /// frontier, so that a clock boundary splits a node or two instead of
+    /// walking down from the frontier of the oldest epoch (see [`Path`]).
+    pub(super) path: Option<Locked<Path>>,
     /// Whether a message from another sender was accepted (a shared context
     /// with period 0 adopts any distance ahead until then, SPEC v2 §7.3).
     pub(super) accepted_foreign: AtomicBool,
@@ -265,6 +298,9 @@ impl Window {
         self.destroy_future_below(u64::MAX, reason);
         if let Some(f) = self.frontier.as_deref_mut() {
             f.clear();
+        }
+        if let Some(p) = self.path.as_deref_mut() {
+            p.clear();
         }
     }
 
