@@ -279,6 +279,28 @@ impl Frontier {
         self.above(e).map(|(d, node)| descend(node, d, e))
     }
 
+    /// [`Frontier::leaf`] into `out` (no copy left in a return); `false`,
+    /// and `out` untouched, for an epoch it does not derive.
+    pub fn leaf_into(&self, e: u64, out: &mut Secret32) -> bool {
+        match self.above(e) {
+            Some((d, node)) => {
+                descend_into(node, d, e, out);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Makes this a copy of `other` (node by node, in place: for a copy in
+    /// locked memory that is then moved elsewhere in the tree).
+    pub fn copy_from(&mut self, other: &Frontier) {
+        self.epoch = other.epoch;
+        self.held = other.held;
+        for (mine, theirs) in self.nodes.iter_mut().zip(&other.nodes) {
+            mine.expose_mut().copy_from_slice(theirs.expose());
+        }
+    }
+
     /// Calls `f(n, leaf)` for every epoch `n` in `lo..=hi` that is after
     /// this frontier's epoch, in increasing order, deriving shared nodes
     /// once (SPEC §3.1's "the epochs of the new window that it does not hold
@@ -329,9 +351,128 @@ impl Frontier {
     }
 }
 
+/// Depths a [`Path`] holds nodes at: the deepest 15 (below depth 33),
+/// enough for the current epoch to move through a subtree of 2^15 epochs
+/// (a window of up to 32 768) by splitting held nodes only.
+const PATH_SLOTS: usize = 15;
+const PATH_FLOOR: u32 = EPOCH_BITS - PATH_SLOTS as u32;
+
+/// The deep part of the current epoch's frontier, for a context that keeps
+/// its frontier at the oldest epoch of its window: the right siblings of
+/// the current epoch's path below the node of that frontier it descends
+/// from, and only below depth 33. The next epoch's secret then comes from
+/// splitting one of them (two derivations on most boundaries) instead of a
+/// walk down from that frontier. Every node derives only epochs after the
+/// current one, all derivable from the window's frontier too: it exposes
+/// nothing more. 15 slots (496 bytes): it fits a small locked slot.
+pub struct Path {
+    epoch: u64,
+    /// Bit `d - PATH_FLOOR - 1` set: the node at depth `d` is held.
+    held: u64,
+    nodes: [Secret32; PATH_SLOTS],
+}
+
+impl Path {
+    /// A path that holds nothing (the first advance starts it).
+    pub fn empty() -> Path {
+        Path { epoch: 0, held: 0, nodes: core::array::from_fn(|_| Secret32::zero()) }
+    }
+
+    fn slot(depth: u32) -> usize {
+        (depth - PATH_FLOOR - 1) as usize
+    }
+
+    /// Starts over at epoch `c` from `node`, the node at `depth` above it
+    /// (of the window's frontier): `c`'s secret into `out`, the right
+    /// siblings of its path below depth 33 kept.
+    pub fn start_below(&mut self, node: &Secret32, depth: u32, c: u64, out: &mut Secret32) {
+        self.clear();
+        self.epoch = c;
+        self.descend_keeping(node, depth, out);
+    }
+
+    /// Moves to a later epoch `to` when a held node is above it: `to`'s
+    /// secret into `out`, every node that derives only epochs at or before
+    /// `to` zeroized. `false`, and nothing changes, otherwise (the caller
+    /// starts over from the window's frontier).
+    pub fn advance(&mut self, to: u64, out: &mut Secret32) -> bool {
+        if to <= self.epoch || to > MAX_EPOCH {
+            return false;
+        }
+        let d = (to ^ self.epoch).leading_zeros() - (64 - EPOCH_BITS) + 1;
+        if d <= PATH_FLOOR || self.held & (1 << Self::slot(d)) == 0 {
+            return false;
+        }
+        let mut split = Secret32::zero();
+        split.expose_mut().copy_from_slice(self.nodes[Self::slot(d)].expose());
+        for depth in d..=EPOCH_BITS {
+            let i = Self::slot(depth);
+            zeroize::Zeroize::zeroize(self.nodes[i].expose_mut());
+            self.held &= !(1 << i);
+        }
+        self.epoch = to;
+        self.descend_keeping(&split, d, out);
+        true
+    }
+
+    /// From `node` at `depth` down to this path's epoch into `out`, keeping
+    /// each right sibling below the floor.
+    fn descend_keeping(&mut self, node: &Secret32, depth: u32, out: &mut Secret32) {
+        out.expose_mut().copy_from_slice(node.expose());
+        let mut next = Secret32::zero();
+        for d in depth + 1..=EPOCH_BITS {
+            let b = path_bit(self.epoch, d);
+            let parent = Parent::new(out);
+            if b == 0 && d > PATH_FLOOR {
+                parent.child_into(d, 1, &mut self.nodes[Self::slot(d)]);
+                self.held |= 1 << Self::slot(d);
+            }
+            parent.child_into(d, b, &mut next);
+            core::mem::swap(out.expose_mut(), next.expose_mut());
+        }
+    }
+
+    /// Clears every node (zeroized).
+    pub fn clear(&mut self) {
+        for n in self.nodes.iter_mut() {
+            zeroize::Zeroize::zeroize(n.expose_mut());
+        }
+        self.held = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_gives_the_leaves_a_frontier_gives() {
+        // From the window frontier of epoch `lo`, along epochs after it:
+        // the path's leaves equal the frontier's, whether it splits a held
+        // node or has to start over (crossing depth 33, or a jump).
+        let lo = (1u64 << 20) - 40;
+        let (f, _) = Frontier::from_root(&root(), lo);
+        let mut path = Path::empty();
+        let mut leaf = Secret32::zero();
+        let mut splits = 0;
+        for to in (lo + 1..lo + 100).chain([lo + 5000, lo + 5001, (1 << 40) + 3, (1 << 40) + 4]) {
+            if path.advance(to, &mut leaf) {
+                splits += 1;
+            } else {
+                let (d, node) = f.node_above(to).expect("later");
+                path.start_below(&node, d, to, &mut leaf);
+            }
+            assert!(leaf.ct_eq(&f.leaf(to).expect("later")), "epoch {to}");
+            // Nothing held derives an epoch at or before the current one.
+            for depth in PATH_FLOOR + 1..=EPOCH_BITS {
+                if path.held & (1 << Path::slot(depth)) != 0 {
+                    assert_eq!(path_bit(to, depth), 0, "a node at {depth} beside {to}'s path");
+                }
+            }
+        }
+        assert!(splits >= 95, "{splits} of 103 advances split a held node");
+        assert!(!path.advance(lo, &mut leaf), "never backwards");
+    }
 
     fn root() -> Secret32 {
         let mut r = Secret32::zero();

@@ -64,9 +64,12 @@ fn steady_state_encrypt_and_decrypt_do_not_allocate() {
     assert_eq!(out, pt);
     assert_eq!(during, 0, "allocations on the hot path");
 
-    // The check can fail: a rotation (not the hot path) does allocate.
+    // The check can fail: rotations (not the hot path) allocate, once the
+    // window outgrows the room a join made for two epochs.
     let before = ALLOCATIONS.load(Ordering::Relaxed);
-    a.rotate().unwrap();
+    for _ in 0..3 {
+        a.rotate().unwrap();
+    }
     a.encrypt(&pt, &aad, &mut ct).unwrap();
     assert!(ALLOCATIONS.load(Ordering::Relaxed) > before);
 }

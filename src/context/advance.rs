@@ -9,9 +9,10 @@ use zeroize::Zeroizing;
 
 use super::fill_random;
 use super::window::{Epoch, Window};
-use crate::epoch_tree::MAX_EPOCH;
+use crate::epoch_tree::{Frontier, MAX_EPOCH};
 use crate::error::{Error, Result};
 use crate::key_schedule;
+use crate::metrics;
 use crate::os::stack::scrubbed;
 use crate::secret::Secret32;
 use crate::types::{Destroyed, Mode, RotationReason};
@@ -53,10 +54,9 @@ impl Window {
     }
 
     /// A shared context's current epoch moves to `target` (later than the
-    /// current one): epochs of the new window `[target - max_epochs + 1,
-    /// target]` that are not held yet are derived from the frontier (a
-    /// future epoch already held keeps its replay state), the frontier moves
-    /// to `target`, and everything older than the new window is destroyed.
+    /// current one): everything older than the new window `[target -
+    /// max_epochs + 1, target]` is destroyed, future epochs already read
+    /// join the window (keeping their replay state), and the frontier moves.
     /// Epochs skipped by a jump and outside the new window are never derived.
     /// The derivations run on a stack wiped afterwards (`crate::os::stack`).
     pub(super) fn advance_to(&mut self, now: u64, target: u64, reason: RotationReason) -> Result<()> {
@@ -72,25 +72,39 @@ impl Window {
             self.exhaust();
             return Err(Error::Exhausted);
         }
-        let mut frontier = self.frontier.take().ok_or(Error::Internal)?;
         let keep = u64::from(self.cfg.max_epochs.max(1));
         let lo = target.saturating_sub(keep - 1);
-        while self.epochs.front().is_some_and(|e| e.number < lo) {
-            self.destroy_oldest(Destroyed::Window);
-        }
+        self.retire_below(lo, Destroyed::Window);
         self.destroy_future_below(lo, Destroyed::Window);
-        let wall = if self.follows_clock { self.clock.wall_ms() } else { 0 };
         let from = (cur + 1).max(lo);
-        // The epochs between: derived once each, walking the tree from the
-        // frontier's nodes (or taken from the future epochs held).
+        let mut frontier = self.frontier.take().ok_or(Error::Internal)?;
+        let entered = if self.follows_clock {
+            let wall = self.clock.wall_ms();
+            self.enter_following_clock(&mut frontier, from, lo, target, now, wall)
+        } else {
+            self.enter_every_epoch(&mut frontier, from, target, now)
+        };
+        self.frontier = Some(frontier);
+        entered?;
+        self.became_current(now, reason);
+        if self.follows_clock {
+            self.let_go_unused();
+        }
+        Ok(())
+    }
+
+    /// Period 0 (SPEC v2 §7.3): every epoch of `from..=target` is held
+    /// (each starts now: its age runs from when it was reached), and the
+    /// frontier moves to `target`.
+    fn enter_every_epoch(&mut self, frontier: &mut Frontier, from: u64, target: u64, now: u64) -> Result<()> {
         if from < target {
             let mut derived = Vec::with_capacity((target - from) as usize);
             frontier.for_each_leaf(from, target - 1, &mut |n, leaf| {
                 if self.future_index(n).is_err() {
-                    derived.push(Epoch::copied(n, leaf, self.start_of(n, now, wall)));
+                    derived.push(Epoch::copied(n, leaf, now));
                 }
             });
-            let mut derived = derived.into_iter().peekable();
+            let mut derived = derived.into_iter();
             for n in from..target {
                 let (e, held) = match self.future_index(n) {
                     Ok(i) => (self.future.remove(i), true),
@@ -100,26 +114,71 @@ impl Window {
                 self.push_epoch(e, !held);
             }
         }
-        let leaf = frontier.advance(target).ok_or(Error::Internal);
-        self.frontier = Some(frontier);
-        let leaf: Secret32 = leaf?;
+        let leaf = frontier.advance(target).ok_or(Error::Internal)?;
         let (e, held) = match self.future_index(target) {
             Ok(i) => (self.future.remove(i), true),
-            Err(_) => (Epoch::copied(target, &leaf, self.start_of(target, now, wall)), false),
+            Err(_) => (Epoch::copied(target, &leaf, now), false),
         };
         drop(leaf);
         self.push_epoch(e, !held);
-        self.became_current(now, reason);
         Ok(())
     }
 
-    /// When epoch `n` starts: its clock time when epochs follow the clock,
-    /// else now (it becomes current, or is derived on the way, now).
-    fn start_of(&self, n: u64, now: u64, wall: u64) -> u64 {
-        if self.follows_clock {
-            self.clock_start(n, now, wall)
-        } else {
-            now
+    /// Epochs that follow the clock (SPEC v2 §7.2): the frontier moves to
+    /// the new oldest epoch `lo` if it was before it (so that nothing older
+    /// stays derivable), `lo` and `target` are held, the future epochs read
+    /// before join the window, and the epochs in between stay derivable
+    /// from the frontier until a message needs one.
+    fn enter_following_clock(
+        &mut self,
+        frontier: &mut Frontier,
+        from: u64,
+        lo: u64,
+        target: u64,
+        now: u64,
+        wall: u64,
+    ) -> Result<()> {
+        let mut lo_epoch = None;
+        if frontier.epoch() < lo {
+            let leaf = frontier.advance(lo).ok_or(Error::Internal)?;
+            let held = self.epochs.front().is_some_and(|e| e.number == lo) || self.future_index(lo).is_ok();
+            if !held {
+                let e = Epoch::copied(lo, &leaf, self.clock_start(lo, now, wall));
+                if lo < from {
+                    self.hold(e);
+                } else {
+                    lo_epoch = Some(e);
+                }
+            }
         }
+        let mut held_now = 0u64;
+        while let Some(first) = self.future.first().map(|e| e.number).filter(|&n| n <= target) {
+            if let Some(e) = lo_epoch.take_if(|e| e.number < first) {
+                self.push_epoch(e, true);
+                held_now += 1;
+            }
+            let e = self.future.remove(0);
+            self.push_epoch(e, false);
+            held_now += 1;
+        }
+        if let Some(e) = lo_epoch.take() {
+            self.push_epoch(e, true);
+            held_now += 1;
+        }
+        if self.current().map(|c| c.number) != Some(target) {
+            // From the current epoch's path (a split on most boundaries),
+            // or from the frontier, starting the path over.
+            let mut leaf = Secret32::zero();
+            let path = self.path.as_deref_mut().ok_or(Error::Internal)?;
+            if !path.advance(target, &mut leaf) {
+                let (depth, node) = frontier.node_above(target).ok_or(Error::Internal)?;
+                path.start_below(&node, depth, target, &mut leaf);
+            }
+            self.push_epoch(Epoch::copied(target, &leaf, self.clock_start(target, now, wall)), true);
+            held_now += 1;
+        }
+        // The entering epochs left to the frontier count as retained too.
+        metrics::epochs_added((target - from + 1).saturating_sub(held_now) as i64);
+        Ok(())
     }
 }

@@ -11,11 +11,11 @@ use super::guard::write_window;
 use super::health::Stats;
 use super::keys::SenderKeys;
 use super::receive::Peer;
-use super::window::{Epoch, Shared, Window};
+use super::window::{Epoch, Peers, Shared, Window};
 use super::{fill_random, random_u64, Context};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::epoch_tree::{Frontier, MAX_EPOCH};
+use crate::epoch_tree::{Frontier, Path, MAX_EPOCH};
 use crate::error::{Error, Result};
 use crate::events::{self, Event, Kind, Limiter};
 use crate::key_schedule;
@@ -139,14 +139,22 @@ impl ContextBuilder {
                 now
             }
         };
-        let mut epochs = VecDeque::with_capacity((current - oldest + 1) as usize);
-        let mut frontier = Locked::new(Frontier::empty(current));
-        let leaf = frontier.start_at_with_window(&root, current, oldest, &mut |n, leaf| {
-            epochs.push_back(Epoch::copied(n, leaf, start(n)));
-        });
+        // The frontier of the oldest retained epoch, which derives the rest
+        // of the window: the oldest and the current epoch are held, the
+        // others derived when a message needs one (SPEC v2 §3.1).
+        let mut epochs = VecDeque::with_capacity(2);
+        let mut frontier = Locked::new(Frontier::empty(oldest));
+        let leaf = frontier.start_at(&root, oldest);
         drop(root);
-        epochs.push_back(Epoch::copied(current, &leaf, start(current)));
+        epochs.push_back(Epoch::copied(oldest, &leaf, start(oldest)));
         drop(leaf);
+        if current > oldest {
+            let mut leaf = crate::secret::Secret32::zero();
+            if !frontier.leaf_into(current, &mut leaf) {
+                return Err(Error::Internal);
+            }
+            epochs.push_back(Epoch::copied(current, &leaf, start(current)));
+        }
         let held = Held { epochs, future: Vec::new(), frontier: Some(frontier) };
         self.finish(Mode::Shared, group_id.into(), fingerprint, held, None)
     }
@@ -228,7 +236,7 @@ impl ContextBuilder {
                 });
                 peers.push((p.sender, Locked::new(Peer { keys, replay })));
             }
-            ep.peers = peers.into_boxed_slice();
+            ep.peers = Peers::from_vec(peers);
             ep
         };
         let keep = cfg.max_epochs as usize;
@@ -274,7 +282,11 @@ impl ContextBuilder {
         maintenance::install_fork_handlers();
         events::resume_after_fork();
         let now = self.clock.now_ms();
-        let count = held.epochs.len() + held.future.len();
+        let span = match (held.epochs.front(), held.epochs.back()) {
+            (Some(o), Some(c)) => (c.number - o.number + 1) as usize,
+            _ => 0,
+        };
+        let count = span + held.future.len();
         let cfg = self.cfg;
         let follows_clock = mode == Mode::Shared && cfg.follows_clock();
         let mut st = Window {
@@ -292,6 +304,7 @@ impl ContextBuilder {
             epochs: held.epochs,
             future: held.future,
             frontier: held.frontier,
+            path: follows_clock.then(|| Locked::new(Path::empty())),
             accepted_foreign: AtomicBool::new(false),
             maintenance_failed: AtomicBool::new(false),
             next_boundary_wall: u64::MAX,

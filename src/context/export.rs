@@ -6,7 +6,9 @@ use super::guard::write_window;
 use super::window::{Epoch, Window};
 use super::Context;
 use crate::blob::{self, EpochSnap, FrontierSnap, PeerSnap, Snapshot, WindowSnap};
+use crate::epoch_tree::Frontier;
 use crate::error::{Error, Result};
+use crate::os::locked::Locked;
 use crate::secret::Secret32;
 
 impl Context {
@@ -62,7 +64,11 @@ impl Window {
     /// (only the current one with `current_only`), the future epochs, and a
     /// shared group's frontier.
     pub(super) fn snapshot(&self, now: u64, current_only: bool) -> Result<Snapshot> {
-        let skip = if current_only { self.epochs.len().saturating_sub(1) } else { 0 };
+        let (oldest, cur) = match (self.epochs.front(), self.epochs.back()) {
+            (Some(o), Some(c)) => (o.number, c.number),
+            _ => return Err(Error::Exhausted),
+        };
+        let first = if current_only { cur } else { oldest };
         let snap_of = |e: &Epoch| {
             let mut secret = Secret32::zero();
             secret.expose_mut().copy_from_slice(e.secret.expose());
@@ -79,21 +85,43 @@ impl Window {
                 .collect();
             EpochSnap { number: e.number, secret, age_ms: now.saturating_sub(e.since_ms), peers }
         };
-        let mut epochs = Vec::with_capacity(self.epochs.len() - skip);
-        epochs.extend(self.epochs.iter().skip(skip).map(snap_of));
-        if epochs.is_empty() {
-            return Err(Error::Exhausted);
+        // Every retained epoch from `first`, in order: the held ones as they
+        // are, the ones left to the frontier derived (they have no peers).
+        let mut epochs = Vec::with_capacity((cur - first + 1) as usize);
+        let f = self.frontier.as_deref().map_or(cur, |f| f.epoch());
+        epochs.extend(self.epochs.iter().filter(|e| e.number >= first && e.number <= f).map(snap_of));
+        if let Some(frontier) = self.frontier.as_deref() {
+            let wall = self.clock.wall_ms();
+            frontier.for_each_leaf(first, cur, &mut |n, leaf| match self.epoch_index(n) {
+                Some(i) => epochs.push(snap_of(&self.epochs[i])),
+                None => {
+                    let mut secret = Secret32::zero();
+                    secret.expose_mut().copy_from_slice(leaf.expose());
+                    let since = self.clock_start(n, now, wall);
+                    epochs.push(EpochSnap { number: n, secret, age_ms: now.saturating_sub(since), peers: Vec::new() });
+                }
+            });
+        }
+        if epochs.len() as u64 != cur - first + 1 {
+            return Err(Error::Internal);
         }
         let mut future = Vec::with_capacity(self.future.len());
         future.extend(self.future.iter().map(snap_of));
+        // The blob carries the frontier of the current epoch (docs/STATE.md):
+        // a copy, in locked memory, moved there.
         let frontier = self.frontier.as_deref().map(|f| {
-            let mut nodes = Vec::with_capacity(f.len());
-            for (depth, _, node) in f.nodes() {
+            let mut at_current = Locked::new(Frontier::empty(f.epoch()));
+            at_current.copy_from(f);
+            if at_current.epoch() < cur {
+                drop(at_current.advance(cur));
+            }
+            let mut nodes = Vec::with_capacity(at_current.len());
+            for (depth, _, node) in at_current.nodes() {
                 let mut copy = Secret32::zero();
                 copy.expose_mut().copy_from_slice(node.expose());
                 nodes.push((depth, copy));
             }
-            FrontierSnap { epoch: f.epoch(), nodes }
+            FrontierSnap { epoch: at_current.epoch(), nodes }
         });
         Ok(Snapshot {
             mode: self.mode,

@@ -148,7 +148,7 @@ impl Context {
             current_epoch: cur.map_or(0, |c| c.number),
             key_age_ms: cur.map_or(0, |c| now.saturating_sub(c.since_ms)),
             oldest_epoch: st.epochs.front().map_or(0, |e| e.number),
-            retained_epochs: st.epochs.len() as u32,
+            retained_epochs: st.retained_count() as u32,
             encrypt_count: st.encrypt_count().saturating_sub(self.stats.seal_failures.load(Ordering::Relaxed)),
             decrypt_count: self.stats.decrypts.load(Ordering::Relaxed),
             error_count: self.stats.errors.load(Ordering::Relaxed),

@@ -252,13 +252,27 @@ impl Context {
     /// The number of foreign senders known in `epoch` (for tests and health).
     pub fn peer_count(&self, epoch: u64) -> Result<usize> {
         let st = self.read_open()?;
-        Ok(st.held_epoch(epoch).ok_or(Error::EpochExpired)?.peers.len())
+        match st.held_epoch(epoch) {
+            Some(e) => Ok(e.peers.len()),
+            // Retained but left to the frontier: nobody read in it yet.
+            None if st.epochs.front().is_some_and(|o| o.number <= epoch)
+                && st.current().is_some_and(|c| epoch <= c.number) =>
+            {
+                Ok(0)
+            }
+            None => Err(Error::EpochExpired),
+        }
     }
 
-    /// Whether `epoch` is retained.
+    /// Whether `epoch` is retained (its secret held, or derivable from the
+    /// frontier while it is in the window) or a future epoch already read.
     pub fn has_epoch(&self, epoch: u64) -> bool {
         let st = self.shared.read();
-        !st.closed && st.held_epoch(epoch).is_some()
+        let retained = match (st.epochs.front(), st.epochs.back()) {
+            (Some(o), Some(c)) => (o.number..=c.number).contains(&epoch),
+            _ => false,
+        };
+        !st.closed && (retained || st.held_epoch(epoch).is_some())
     }
 }
 
@@ -289,14 +303,17 @@ impl Context {
     /// read each other's later epochs.)
     pub(crate) fn test_jump_to_epoch(&self, epoch: u64) {
         let mut st = write_window(&self.shared);
-        while st.epochs.len() > 1 {
-            st.destroy_oldest(Destroyed::Window);
+        if let Some(cur) = st.current().map(|c| c.number) {
+            st.retire_below(cur, Destroyed::Window);
         }
         for e in st.epochs.iter_mut() {
             e.number = epoch;
         }
         if let Some(f) = st.frontier.as_deref_mut() {
             drop(f.start_at(&crate::secret::Secret32::zero(), epoch));
+        }
+        if let Some(p) = st.path.as_deref_mut() {
+            p.clear();
         }
         let now = st.clock.now_ms();
         st.start_timers(now);
@@ -315,6 +332,6 @@ mod tests {
         assert_eq!(std::mem::align_of::<SendCounters>(), 64);
         assert_eq!(std::mem::align_of::<Stats>(), 64);
         // max_epochs of these are kept per context (64 at the defaults).
-        assert!(std::mem::size_of::<Epoch>() <= 48, "{}", std::mem::size_of::<Epoch>());
+        assert!(std::mem::size_of::<Epoch>() <= 40, "{}", std::mem::size_of::<Epoch>());
     }
 }

@@ -156,7 +156,18 @@ impl Context {
                     }
                     let skew = st.follows_clock.then(|| h.epoch as i64 - cur as i64);
                     let ep = if h.epoch <= cur {
-                        &st.epochs[(h.epoch - oldest) as usize]
+                        match st.epoch_index(h.epoch) {
+                            Some(i) => &st.epochs[i],
+                            // Retained but not held (epochs that follow the
+                            // clock): derived from the frontier.
+                            None => {
+                                drop(st);
+                                match self.read_ahead(p, aad, out)? {
+                                    true => return Ok(skew),
+                                    false => continue,
+                                }
+                            }
+                        }
                     } else {
                         if st.mode == Mode::Local {
                             return Err(Error::EpochUnknown);
@@ -229,24 +240,27 @@ impl Context {
         }
     }
 
-    /// A shared context reading an epoch after its current one that it does
-    /// not hold: the epoch is derived from a copy of one frontier node (at
-    /// most 48 steps, with no lock held, so a forged header delays nobody),
-    /// the message is authenticated, and only then is anything kept: the
-    /// epoch as a future epoch (when epochs follow the clock: a fast peer is
-    /// read, not followed), or adopted as current (period 0). Returns
-    /// `Ok(false)` if the window moved meanwhile (the caller starts again).
+    /// A shared context reading an epoch it does not hold: a retained one
+    /// left to the frontier, or one after its current epoch. The epoch is
+    /// derived from a copy of one frontier node (at most 48 steps, with no
+    /// lock held, so a forged header delays nobody), the message is
+    /// authenticated, and only then is anything kept: a retained epoch is
+    /// held from now on; a later one as a future epoch (when epochs follow
+    /// the clock: a fast peer is read, not followed), or adopted as current
+    /// (period 0). Returns `Ok(false)` if the window moved meanwhile (the
+    /// caller starts again).
     pub(super) fn read_ahead(&self, p: &wire::Parsed<'_>, aad: &[u8], out: &mut [u8]) -> Result<bool> {
         let h = p.header;
         let (base, depth, node) = {
             let st = self.read_open()?;
             let cur = st.current().ok_or(Error::EpochExpired)?.number;
-            if h.epoch <= cur || st.future_index(h.epoch).is_ok() {
+            let oldest = st.epochs.front().ok_or(Error::EpochExpired)?.number;
+            if h.epoch < oldest || st.held_epoch(h.epoch).is_some() {
                 return Ok(false);
             }
             let frontier = st.frontier.as_deref().ok_or(Error::EpochUnknown)?;
             let (depth, node) = frontier.node_above(h.epoch).ok_or(Error::EpochUnknown)?;
-            (cur, depth, node)
+            ((oldest, cur), depth, node)
         };
         let mut secret = Secret32::zero();
         scrubbed(|| descend_into(&node, depth, h.epoch, &mut secret));
@@ -257,11 +271,15 @@ impl Context {
         if st.closed {
             return Err(Error::Closed);
         }
-        if st.current().map(|c| c.number) != Some(base) || st.future_index(h.epoch).is_ok() {
+        let window = (st.epochs.front().map(|e| e.number), st.current().map(|c| c.number));
+        if window != (Some(base.0), Some(base.1)) || st.held_epoch(h.epoch).is_some() {
             return Ok(false);
         }
         let now = st.clock.now_ms();
-        if st.follows_clock {
+        if h.epoch <= base.1 {
+            let since = st.derived_since(h.epoch);
+            st.hold(Epoch::copied(h.epoch, &secret, since));
+        } else if st.follows_clock {
             let wall = st.clock.wall_ms();
             let e = Epoch::copied(h.epoch, &secret, st.clock_start(h.epoch, now, wall));
             let at = st.future_index(h.epoch).unwrap_or_else(|i| i);
@@ -300,9 +318,7 @@ impl Window {
                     None => SenderKeys::derive(&ep.secret, sender),
                 };
                 let replay = (window > 0).then(|| Mutex::new(ReplayWindow::new(window)));
-                let mut peers = std::mem::take(&mut ep.peers).into_vec();
-                peers.insert(at, (sender, Locked::new(Peer { keys, replay })));
-                ep.peers = peers.into_boxed_slice();
+                ep.peers.insert(at, (sender, Locked::new(Peer { keys, replay })));
                 at
             }
         };

@@ -18,7 +18,7 @@ use super::receive::Peer;
 use super::send::OwnSender;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::epoch_tree::Frontier;
+use crate::epoch_tree::{Frontier, Path};
 use crate::error::{Error, Result};
 use crate::events::{self, Event, Kind, Limiter, Origin, Pending};
 use crate::maintenance::{self, Maintained};
@@ -36,15 +36,44 @@ pub(super) struct Epoch {
     /// current, or, when epochs follow the clock, its clock time.
     pub(super) since_ms: u64,
     pub(super) own: Option<Locked<OwnSender>>,
-    /// Foreign senders, sorted by id. A boxed slice rather than a `Vec`:
-    /// one word less in each of the `max_epochs` retained epochs (a new
-    /// sender, on the slow path, rebuilds it).
-    pub(super) peers: Box<[(u64, Locked<Peer>)]>,
+    pub(super) peers: Peers,
+}
+
+/// An epoch's foreign senders, sorted by id, in one word: most retained
+/// epochs of a local context have none, and every word counts `max_epochs`
+/// times. A new sender (the slow path) inserts into the list.
+#[derive(Default)]
+#[allow(clippy::box_collection)] // one word instead of a Vec's three, on purpose
+pub(super) struct Peers(Option<Box<Vec<PeerEntry>>>);
+
+/// A foreign sender of an epoch: its id and its replay state.
+pub(super) type PeerEntry = (u64, Locked<Peer>);
+
+impl core::ops::Deref for Peers {
+    type Target = [PeerEntry];
+
+    fn deref(&self) -> &Self::Target {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
+impl Peers {
+    pub(super) fn from_vec(v: Vec<PeerEntry>) -> Peers {
+        Peers((!v.is_empty()).then(|| Box::new(v)))
+    }
+
+    /// Inserts at `at` (growing by one: the list stays exactly as long as
+    /// it needs).
+    pub(super) fn insert(&mut self, at: usize, peer: PeerEntry) {
+        let v = self.0.get_or_insert_with(Box::default);
+        v.reserve_exact(1);
+        v.insert(at, peer);
+    }
 }
 
 impl Epoch {
     pub(super) fn new(number: u64, secret: Secret32, since_ms: u64) -> Self {
-        Epoch { number, secret: Locked::new(secret), since_ms, own: None, peers: Box::default() }
+        Epoch { number, secret: Locked::new(secret), since_ms, own: None, peers: Peers::default() }
     }
 
     /// An epoch whose secret is copied from `secret` straight into its
@@ -52,7 +81,7 @@ impl Epoch {
     pub(super) fn copied(number: u64, secret: &Secret32, since_ms: u64) -> Self {
         let mut slot = Locked::new(Secret32::zero());
         slot.expose_mut().copy_from_slice(secret.expose());
-        Epoch { number, secret: slot, since_ms, own: None, peers: Box::default() }
+        Epoch { number, secret: slot, since_ms, own: None, peers: Peers::default() }
     }
 
     /// Whether a new `sender` would pass `max_senders` foreign senders in
@@ -90,15 +119,30 @@ pub(crate) struct Window {
     /// blob this context was imported from, else 0; each export writes one
     /// more and keeps it.
     pub(super) state_generation: u64,
-    /// Contiguous epochs, oldest first; the last is current. Empty only once
-    /// closed (or if the current epoch had to be destroyed while exhausted).
+    /// The held epochs of the window, oldest first: the first is the oldest
+    /// retained epoch and the last the current one (both always held).
+    /// Empty only once closed (or if the current epoch had to be destroyed
+    /// while exhausted). A local context and a period-0 group hold every
+    /// retained epoch. A shared context whose epochs follow the clock holds
+    /// every epoch up to its frontier's, and after it only those in use (an
+    /// own key or a peer): the others it derives from the frontier when a
+    /// message needs one (SPEC v2 §3.1; an idle context holds two epochs and
+    /// the frontier, not `max_epochs` secrets).
     pub(super) epochs: VecDeque<Epoch>,
     /// Epochs after the current one that a clock-following context read
     /// (authenticated) without adopting them, sorted (SPEC v2 §6 step 5).
     pub(super) future: Vec<Epoch>,
-    /// A shared context's frontier of its current epoch (SPEC v2 §3.1), in
-    /// locked key memory; `None` for a local context.
+    /// A shared context's frontier (SPEC v2 §3.1), in locked key memory;
+    /// `None` for a local context. Its epoch `f` lies in the window (oldest
+    /// <= f <= current), and every epoch at or before `f` is held, so it
+    /// derives exactly the retained epochs after `f` and the later ones:
+    /// nothing destroyed. A context whose epochs follow the clock keeps it
+    /// at its oldest epoch; a period-0 group at its current one.
     pub(super) frontier: Option<Locked<Frontier>>,
+    /// When epochs follow the clock: the deep part of the current epoch's
+    /// frontier, so that a clock boundary splits a node or two instead of
+    /// walking down from the frontier of the oldest epoch (see [`Path`]).
+    pub(super) path: Option<Locked<Path>>,
     /// Whether a message from another sender was accepted (a shared context
     /// with period 0 adopts any distance ahead until then, SPEC v2 §7.3).
     pub(super) accepted_foreign: AtomicBool,
@@ -148,11 +192,60 @@ impl Window {
         }
     }
 
-    /// Drops the oldest epoch (its secrets are zeroized on drop).
+    /// Destroys the oldest retained epoch (its secrets are zeroized on
+    /// drop); the next one, if retained, becomes the oldest and is held
+    /// (derived from the frontier, which moves to it, if it was not).
     pub(super) fn destroy_oldest(&mut self, reason: Destroyed) {
-        if let Some(e) = self.epochs.pop_front() {
-            self.retire(e, reason);
+        let Some(oldest) = self.epochs.front().map(|e| e.number) else { return };
+        self.retire_below(oldest + 1, reason);
+        if !self.epochs.is_empty() {
+            self.hold_oldest(oldest + 1);
         }
+    }
+
+    /// Destroys every retained epoch numbered below `lo` (the current one
+    /// included if `lo` is past it): the held ones are dropped, the others
+    /// (never derived) are reported alike. At most `max_epochs` of them.
+    pub(super) fn retire_below(&mut self, lo: u64, reason: Destroyed) {
+        let (Some(oldest), Some(cur)) = (self.epochs.front().map(|e| e.number), self.current().map(|e| e.number))
+        else {
+            return;
+        };
+        for n in oldest..lo.min(cur.saturating_add(1)) {
+            match self.epochs.front() {
+                Some(e) if e.number == n => {
+                    if let Some(e) = self.epochs.pop_front() {
+                        self.retire(e, reason);
+                    }
+                }
+                _ => self.retired(n, reason),
+            }
+        }
+    }
+
+    /// Makes `lo` (a retained epoch, every earlier one gone) the held oldest
+    /// epoch: when the frontier is before it, the frontier moves to it (so
+    /// that nothing before it stays derivable) and yields its secret.
+    pub(super) fn hold_oldest(&mut self, lo: u64) {
+        let Some(mut frontier) = self.frontier.take() else { return };
+        if frontier.epoch() < lo {
+            let held = self.epochs.front().is_some_and(|e| e.number == lo);
+            let since = self.derived_since(lo);
+            let leaf = crate::os::stack::scrubbed(|| {
+                frontier.advance(lo).map(|leaf| (!held).then(|| Epoch::copied(lo, &leaf, since)))
+            });
+            if let Some(Some(e)) = leaf {
+                self.hold(e);
+            }
+        }
+        self.frontier = Some(frontier);
+    }
+
+    /// When a retained epoch that was not held started (only a context whose
+    /// epochs follow the clock leaves some unheld: their start is their
+    /// clock time).
+    pub(super) fn derived_since(&self, n: u64) -> u64 {
+        self.clock_start(n, self.clock.now_ms(), self.clock.wall_ms())
     }
 
     /// The books of an epoch that is dropped (its secrets are zeroized on
@@ -161,19 +254,53 @@ impl Window {
         if let Some(own) = e.own.as_deref() {
             self.retired_encrypts += own.sent();
         }
+        self.retired(e.number, reason);
+    }
+
+    /// The metrics and the event of a destroyed epoch.
+    fn retired(&mut self, number: u64, reason: Destroyed) {
         metrics::epochs_destroyed(reason, 1);
-        self.queue(Pending::Destroyed { epoch: e.number, reason: reason.label() });
+        self.queue(Pending::Destroyed { epoch: number, reason: reason.label() });
+    }
+
+    /// How many epochs the window spans (held or derivable).
+    pub(super) fn retained_count(&self) -> u64 {
+        match (self.epochs.front(), self.epochs.back()) {
+            (Some(o), Some(c)) => c.number - o.number + 1,
+            _ => 0,
+        }
+    }
+
+    /// After the current epoch moved (epochs follow the clock): an epoch
+    /// between the frontier's and the current one that nobody uses any more
+    /// is let go (it stays derivable from the frontier while retained); an
+    /// own key of a past epoch is never used again, and goes too.
+    pub(super) fn let_go_unused(&mut self) {
+        let Some(f) = self.frontier.as_deref().map(|f| f.epoch()) else { return };
+        let Some(cur) = self.current().map(|e| e.number) else { return };
+        let mut retired = 0;
+        self.epochs.retain_mut(|e| {
+            if e.number <= f || e.number >= cur {
+                return true;
+            }
+            if let Some(own) = e.own.take() {
+                retired += own.sent();
+            }
+            !e.peers.is_empty()
+        });
+        self.retired_encrypts += retired;
     }
 
     /// Drops every epoch and every future epoch, and clears the frontier:
     /// nothing that derives a key is left.
     pub(super) fn destroy_all(&mut self, reason: Destroyed) {
-        while !self.epochs.is_empty() {
-            self.destroy_oldest(reason);
-        }
+        self.retire_below(u64::MAX, reason);
         self.destroy_future_below(u64::MAX, reason);
         if let Some(f) = self.frontier.as_deref_mut() {
             f.clear();
+        }
+        if let Some(p) = self.path.as_deref_mut() {
+            p.clear();
         }
     }
 
@@ -202,10 +329,9 @@ impl Window {
         Some((cur.number, cur.own.as_deref()?))
     }
 
+    /// Where retained epoch `number` is among the held ones, if held.
     pub(super) fn epoch_index(&self, number: u64) -> Option<usize> {
-        let oldest = self.epochs.front()?.number;
-        let i = number.checked_sub(oldest)?;
-        (i < self.epochs.len() as u64).then_some(i as usize)
+        self.epochs.binary_search_by_key(&number, |e| e.number).ok()
     }
 
     /// A held epoch, retained or future.
@@ -316,22 +442,38 @@ impl Window {
     /// counted in the metrics when it was first held).
     pub(super) fn push_epoch(&mut self, epoch: Epoch, new: bool) {
         let max = (self.cfg.max_epochs as usize).max(1);
-        while self.epochs.len() >= max {
+        while self.epochs.front().is_some_and(|o| epoch.number - o.number >= max as u64) {
             self.destroy_oldest(Destroyed::Window);
         }
-        let len = self.epochs.len();
-        if len == self.epochs.capacity() {
-            self.epochs.reserve_exact(len.clamp(1, max - len));
-        }
+        self.reserve_one();
         self.epochs.push_back(epoch);
         if new {
             metrics::epochs_added(1);
         }
     }
 
+    /// Room for one more held epoch: the deque grows by doubling but never
+    /// past `max_epochs` (pushing first would double its capacity once the
+    /// window filled).
+    fn reserve_one(&mut self) {
+        let max = (self.cfg.max_epochs as usize).max(1);
+        let len = self.epochs.len();
+        if len == self.epochs.capacity() {
+            self.epochs.reserve_exact(len.clamp(1, max.saturating_sub(len).max(1)));
+        }
+    }
+
+    /// Holds a retained epoch that was left to the frontier (a message
+    /// needs it), in order.
+    pub(super) fn hold(&mut self, epoch: Epoch) {
+        self.reserve_one();
+        let at = self.epochs.partition_point(|e| e.number < epoch.number);
+        self.epochs.insert(at, epoch);
+    }
+
     /// Bookkeeping after an epoch became current (rotation or adoption).
     pub(super) fn became_current(&mut self, now: u64, reason: RotationReason) {
-        while self.epochs.len() > self.cfg.max_epochs as usize {
+        while self.retained_count() > u64::from(self.cfg.max_epochs) {
             self.destroy_oldest(Destroyed::Window);
         }
         self.last_rotation_ms = Some(now);
@@ -366,7 +508,7 @@ impl Window {
             if now < front.since_ms.saturating_add(lifetime) {
                 break;
             }
-            if self.epochs.len() == 1 {
+            if self.retained_count() == 1 {
                 if let Err(e) = self.rotate(now, RotationReason::Lifetime) {
                     // Keys are destroyed on schedule even when they cannot
                     // be replaced; the context is then unusable for sending.

@@ -1,0 +1,126 @@
+//! A shared context whose epochs follow the clock holds its oldest and its
+//! current epoch, the frontier of the oldest, and the epochs in use; every
+//! other retained epoch is derived from the frontier when a message needs it
+//! (SPEC v2 §3.1; issue 13's memory target). These tests check that an idle
+//! context's key memory does not grow with the window, and that nothing the
+//! spec keeps is lost on the way: late messages in epochs never held are
+//! read, replays refused, expired epochs refused, and an export carries
+//! every retained epoch.
+
+use tinymls::{Clock, Config, Context, Error};
+
+const SECRET: [u8; 32] = [0x5a; 32];
+const GROUP: &[u8] = b"sparse-window";
+/// 2026-06-01T00:00:00Z.
+const T0: u64 = 1_780_272_000_000;
+const P: u64 = 100;
+const KEK: [u8; 32] = [0x42; 32];
+
+fn member(clock: &Clock) -> Context {
+    let cfg = Config { ratchet_period_ms: P, ..Config::default() };
+    Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().join(&SECRET, GROUP).unwrap()
+}
+
+fn span(c: &Context) -> u64 {
+    let (lo, hi) = c.retained_epochs().unwrap().unwrap();
+    hi - lo + 1
+}
+
+/// Key memory per idle context stays that of two epochs, a frontier and a
+/// clock path however far the clock moves: the 64 retained epochs are not held one by
+/// one (that would be 64 x 32 bytes more each).
+#[test]
+fn an_idle_context_holds_two_epochs_and_a_frontier() {
+    const N: usize = 50;
+    let clock = Clock::fake(T0);
+    let before = tinymls::locked_key_memory_bytes();
+    let ctxs: Vec<Context> = (0..N).map(|_| member(&clock)).collect();
+    let after_join = tinymls::locked_key_memory_bytes();
+    for step in [1, 1, 63, 200] {
+        clock.advance(step * P);
+        for c in &ctxs {
+            assert_eq!(c.current_epoch(), Ok(clock.wall_ms() / P));
+            assert_eq!(span(c), 64);
+        }
+    }
+    let idle = tinymls::locked_key_memory_bytes();
+    let per_join = (after_join - before) / N;
+    let per_idle = (idle - before) / N;
+    // Two 32-byte epoch slots, the frontier's slot (48 nodes at most) and
+    // the clock path's slot (15 nodes, 512 bytes), which makes crossing a
+    // clock boundary a split instead of a walk.
+    const BOUND: usize = 2 * 32 + 1600 + 512;
+    assert!(per_join <= BOUND, "{per_join} bytes of key memory per joined context");
+    assert!(per_idle <= BOUND, "{per_idle} bytes of key memory per idle context");
+    drop(ctxs);
+}
+
+#[test]
+fn late_messages_in_epochs_never_held_are_read_once() {
+    let clock = Clock::fake(T0);
+    let c = T0 / P;
+    let a = member(&clock);
+    // A sender whose clock is 1 s (10 epochs) behind, another 2 s behind.
+    let slow = member(&Clock::fake(T0 - 10 * P));
+    let slower = member(&Clock::fake(T0 - 20 * P));
+    let m1 = slow.encrypt_to_vec(b"ten behind", b"aad").unwrap();
+    let m2 = slower.encrypt_to_vec(b"twenty behind", b"aad").unwrap();
+    assert_eq!(a.peer_count(c - 10), Ok(0), "retained, nobody read in it yet");
+
+    // A forgery in a retained epoch that is not held: refused, nothing kept.
+    let mut forged = m1.clone();
+    *forged.last_mut().unwrap() ^= 1;
+    assert_eq!(a.decrypt_to_vec(&forged, b"aad"), Err(Error::Auth));
+    assert_eq!(a.peer_count(c - 10), Ok(0));
+
+    assert_eq!(a.decrypt_to_vec(&m1, b"aad").unwrap(), b"ten behind");
+    assert_eq!(a.decrypt_to_vec(&m1, b"aad"), Err(Error::Replay));
+    assert_eq!(a.peer_count(c - 10), Ok(1));
+
+    // The clock moves on: an epoch with a reader keeps its replay window.
+    clock.advance(5 * P);
+    assert_eq!(a.current_epoch(), Ok(c + 5));
+    assert_eq!(a.decrypt_to_vec(&m1, b"aad"), Err(Error::Replay));
+    assert_eq!(a.decrypt_to_vec(&m2, b"aad").unwrap(), b"twenty behind");
+    assert_eq!(a.decrypt_to_vec(&m2, b"aad"), Err(Error::Replay));
+
+    // Each edge of the window: c + 5 - 63 is the oldest retained epoch.
+    let oldest = c + 5 - 63;
+    let at_edge = member(&Clock::fake(oldest * P)).encrypt_to_vec(b"oldest", b"").unwrap();
+    let past_edge = member(&Clock::fake((oldest - 1) * P)).encrypt_to_vec(b"gone", b"").unwrap();
+    assert_eq!(a.decrypt_to_vec(&at_edge, b"").unwrap(), b"oldest");
+    assert_eq!(a.decrypt_to_vec(&past_edge, b""), Err(Error::EpochExpired));
+
+    // Later, both are out of the window: refused as expired.
+    clock.advance(60 * P);
+    assert_eq!(a.decrypt_to_vec(&m1, b"aad"), Err(Error::EpochExpired));
+    assert_eq!(a.decrypt_to_vec(&m2, b"aad"), Err(Error::EpochExpired));
+}
+
+/// An export carries every retained epoch, held or not; the import reads a
+/// late message in one the exporter never held, and refuses a replay of one
+/// the exporter read.
+#[test]
+fn export_carries_every_retained_epoch() {
+    let clock = Clock::fake(T0);
+    let c = T0 / P;
+    let a = member(&clock);
+    clock.advance(100 * P);
+    assert_eq!(a.current_epoch(), Ok(c + 100));
+    let read = member(&Clock::fake(T0 + 70 * P)).encrypt_to_vec(b"read before export", b"").unwrap();
+    a.decrypt_to_vec(&read, b"").unwrap();
+    let late = member(&Clock::fake(T0 + 50 * P)).encrypt_to_vec(b"late", b"").unwrap();
+
+    let blob = a.export_state(&KEK, 0).unwrap();
+    let b = Context::builder().clock(clock.clone()).manual_maintenance().import_state(&blob, &KEK).unwrap();
+    assert_eq!(b.retained_epochs(), a.retained_epochs());
+    assert_eq!(b.decrypt_to_vec(&late, b"").unwrap(), b"late");
+    assert_eq!(b.decrypt_to_vec(&read, b""), Err(Error::Replay));
+    // And the imported context moves on like any other: past its window,
+    // reading what its group writes now.
+    clock.advance(200 * P);
+    let now = member(&clock).encrypt_to_vec(b"now", b"").unwrap();
+    assert_eq!(b.decrypt_to_vec(&now, b"").unwrap(), b"now");
+    assert_eq!(span(&b), 64);
+    assert_eq!(b.decrypt_to_vec(&late, b""), Err(Error::EpochExpired));
+}
