@@ -12,6 +12,7 @@
 //! ```
 
 use crate::aead::TAG_LEN;
+use crate::detail::fail;
 use crate::error::{Error, Result};
 
 /// Wire format version.
@@ -68,12 +69,21 @@ pub struct Parsed<'a> {
 #[inline]
 pub fn parse(ct: &[u8]) -> Result<Parsed<'_>> {
     if ct.len() < OVERHEAD {
-        return Err(Error::Malformed);
+        return Err(fail(
+            Error::Malformed,
+            format_args!("the ciphertext is {} bytes; every TinyMLS message has at least {OVERHEAD}", ct.len()),
+        ));
     }
     let (header_bytes, rest) = ct.split_at(HEADER_LEN);
     let header_bytes: &[u8; HEADER_LEN] = header_bytes.try_into().map_err(|_| Error::Malformed)?;
     if header_bytes[0] != VERSION || header_bytes[1] != SUITE {
-        return Err(Error::Malformed);
+        return Err(fail(
+            Error::Malformed,
+            format_args!(
+                "the ciphertext's header says version {}, suite {}; TinyMLS v2 is version {VERSION}, suite {SUITE}",
+                header_bytes[0], header_bytes[1]
+            ),
+        ));
     }
     let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
     let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Malformed)?;

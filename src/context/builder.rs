@@ -15,6 +15,7 @@ use super::window::{Epoch, Shared, Window};
 use super::{fill_random, random_u64, Context};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::detail::fail;
 use crate::epoch_tree::{Frontier, MAX_EPOCH};
 use crate::error::{Error, Result};
 use crate::events::{self, Event, Kind, Limiter};
@@ -171,7 +172,14 @@ impl ContextBuilder {
             // An authentic blob older than the caller knows of: put back in
             // place of a newer one (SPEC §9 has no status of its own for it;
             // the blob store was tampered with).
-            return Err(Error::State);
+            return Err(fail(
+                Error::State,
+                format_args!(
+                    "the blob's state generation {} is below min_generation = {}: an older blob put back in \
+                     place of a newer one?",
+                    snap.generation, self.min_generation
+                ),
+            ));
         }
         if !self.cfg_set {
             self.cfg = snap.cfg;
@@ -363,14 +371,14 @@ pub(crate) fn validate_reporting(cfg: &Config) -> Result<()> {
 /// rules every context meets.
 pub(crate) fn validate_reporting_for(cfg: &Config, mode: Option<Mode>) -> Result<()> {
     let bad = match mode {
-        Some(Mode::Shared) => cfg.first_invalid_field_shared(),
-        _ => cfg.first_invalid_field(),
+        Some(Mode::Shared) => cfg.rejection_shared(),
+        _ => cfg.rejection(),
     };
     match bad {
         None => Ok(()),
-        Some(field) => {
-            Event::new(Kind::ConfigRejected, None).label("field", field).emit(None);
-            Err(Error::InvalidConfig)
+        Some(r) => {
+            Event::new(Kind::ConfigRejected, None).label("field", r.field).emit(None);
+            Err(fail(Error::InvalidConfig, format_args!("{r}")))
         }
     }
 }

@@ -14,6 +14,7 @@ use super::keys::SenderKeys;
 use super::window::Window;
 use super::Context;
 use crate::aead::TAG_LEN;
+use crate::detail::fail;
 use crate::error::{Error, Result};
 use crate::metrics::{BatchTimer, Op, Timer};
 use crate::os::locked::Locked;
@@ -153,7 +154,12 @@ impl Window {
         }
         let max = self.cfg.max_operations;
         if cost > max {
-            return Err(Error::InvalidArgument);
+            return Err(fail(
+                Error::InvalidArgument,
+                format_args!(
+                    "the message's usage cost, 1 + its length / 16384 = {cost}, is more than max_operations = {max}"
+                ),
+            ));
         }
         let over = match self.current().and_then(|e| e.own.as_ref()) {
             Some(own) => own.counters.usage.load(Ordering::Acquire) + cost > max,

@@ -107,6 +107,9 @@ pub struct tinymls_context {
 /// Version of the C ABI (layout of `tinymls_config`, function signatures,
 /// status numbers). Bindings compare it with `tinymls_abi_version()` at load.
 pub const TINYMLS_ABI_VERSION: u32 = 2;
+/// The longest detail `tinymls_last_error_message` returns, in bytes,
+/// without its NUL.
+pub const TINYMLS_ERROR_MESSAGE_MAX_LEN: usize = 256;
 /// Bytes a ciphertext adds to its plaintext: 24-byte header + 16-byte tag.
 pub const TINYMLS_OVERHEAD: usize = 40;
 /// Length of the public header at the start of every ciphertext.
@@ -124,6 +127,7 @@ pub const TINYMLS_MAX_GROUP_ID_LEN: usize = 255;
 
 const _: () = {
     assert!(TINYMLS_OVERHEAD == crate::wire::OVERHEAD);
+    assert!(TINYMLS_ERROR_MESSAGE_MAX_LEN == crate::detail::CAPACITY);
     assert!(TINYMLS_HEADER_LEN == crate::wire::HEADER_LEN);
     assert!(TINYMLS_MIN_GROUP_SECRET_LEN == crate::key_schedule::MIN_GROUP_SECRET_LEN);
     assert!(TINYMLS_MAX_GROUP_SECRET_LEN == crate::key_schedule::MAX_GROUP_SECRET_LEN);

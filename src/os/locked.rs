@@ -68,7 +68,8 @@ pub(crate) struct Pool {
     in_use: usize,
 }
 
-static POOL: Mutex<Pool> = Mutex::new(Pool { free: [const { Vec::new() }; CLASSES.len()], chunks: Vec::new(), in_use: 0 });
+static POOL: Mutex<Pool> =
+    Mutex::new(Pool { free: [const { Vec::new() }; CLASSES.len()], chunks: Vec::new(), in_use: 0 });
 
 /// Bytes of locked key memory in use (the slots' sizes, rounded up to their
 /// size classes; the heap fallback is not counted), for the footprint
