@@ -164,9 +164,9 @@ pub extern "C" fn tinymls_context_join(
     ffi_boundary!({
         create_into(out, "out", || {
             // SAFETY: pointer/length pairs valid for reads by contract.
-            let secret = unsafe { slice_in(group_secret, secret_len, ("group_secret", "secret_len")) }?;
+            let secret = unsafe { slice_in(group_secret, secret_len, &("group_secret", "secret_len")) }?;
             // SAFETY: as above.
-            let id = unsafe { slice_in(group_id, group_id_len, ("group_id", "group_id_len")) }?;
+            let id = unsafe { slice_in(group_id, group_id_len, &("group_id", "group_id_len")) }?;
             // SAFETY: NULL or readable by contract.
             let cfg = unsafe { config_or_default(cfg) };
             Ok(Context::join(secret, id, &cfg)?)
@@ -212,11 +212,11 @@ pub extern "C" fn tinymls_encrypt(
         let ctx = unsafe { context_ref(ctx) }?;
         // SAFETY: `out` valid for `out_cap` bytes and `out_len` writable by
         // contract; the overlap with the inputs is checked below.
-        let mut out = unsafe { OutBuf::new(out, out_cap, out_len, OutNames::out("the ciphertext")) }?;
+        let mut out = unsafe { OutBuf::new(out, out_cap, out_len, const { &OutNames::out("the ciphertext") }) }?;
         // SAFETY: pointer/length pairs valid for reads by contract.
-        let pt_s = unsafe { slice_in(pt, pt_len, ("pt", "pt_len")) }?;
+        let pt_s = unsafe { slice_in(pt, pt_len, &("pt", "pt_len")) }?;
         // SAFETY: as above.
-        let aad_s = unsafe { slice_in(aad, aad_len, ("aad", "aad_len")) }?;
+        let aad_s = unsafe { slice_in(aad, aad_len, &("aad", "aad_len")) }?;
         let Some(needed) = wire::ciphertext_len(pt_len) else {
             return Err(fail(
                 TINYMLS_ERR_INVALID_ARGUMENT,
@@ -266,11 +266,11 @@ pub extern "C" fn tinymls_decrypt(
         let ctx = unsafe { context_ref(ctx) }?;
         // SAFETY: `out` valid for `out_cap` bytes and `out_len` writable by
         // contract; the overlap with the inputs is checked below.
-        let mut out = unsafe { OutBuf::new(out, out_cap, out_len, OutNames::out("the plaintext")) }?;
+        let mut out = unsafe { OutBuf::new(out, out_cap, out_len, const { &OutNames::out("the plaintext") }) }?;
         // SAFETY: pointer/length pairs valid for reads by contract.
-        let ct_s = unsafe { slice_in(ct, ct_len, ("ct", "ct_len")) }?;
+        let ct_s = unsafe { slice_in(ct, ct_len, &("ct", "ct_len")) }?;
         // SAFETY: as above.
-        let aad_s = unsafe { slice_in(aad, aad_len, ("aad", "aad_len")) }?;
+        let aad_s = unsafe { slice_in(aad, aad_len, &("aad", "aad_len")) }?;
         out.disjoint(ct, ct_len, "ct")?;
         out.disjoint(aad, aad_len, "aad")?;
         match ctx.decrypt(ct_s, aad_s, out.bytes()?) {

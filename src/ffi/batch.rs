@@ -46,7 +46,7 @@ unsafe fn batch(
     // SAFETY: `out` valid for `out_cap` bytes and `out_total` writable by
     // contract; the overlap with the inputs and the other outputs is
     // checked below, before anything but the `count` 0 answer is written.
-    let names = OutNames::named("out", "out_cap", "out_total", "the output slots");
+    let names = const { &OutNames::named("out", "out_cap", "out_total", "the output slots") };
     let mut out = unsafe { OutBuf::new(out, out_cap, out_total, names) }?;
     if count == 0 {
         out.set_len(0);
@@ -85,9 +85,9 @@ unsafe fn batch(
         .try_fold(0usize, |a, &l| slot(dir, l).and_then(|s| a.checked_add(s)))
         .ok_or_else(|| too_long("the output slots (or a message is longer than one may be)"))?;
     // SAFETY: pointer/length pairs valid for reads by contract.
-    let input = unsafe { slice_in(input, in_total, ("input", "the sum of in_lens")) }?;
+    let input = unsafe { slice_in(input, in_total, &("input", "the sum of in_lens")) }?;
     // SAFETY: as above.
-    let aad = unsafe { slice_in(aad, aad_total, ("aad", "the sum of aad_lens")) }?;
+    let aad = unsafe { slice_in(aad, aad_total, &("aad", "the sum of aad_lens")) }?;
     // Everything the call writes (the slots, `*out_total`, `out_lens`,
     // `statuses`) against everything it reads (the messages, the AADs and
     // both length arrays) and against each other, before the first write.

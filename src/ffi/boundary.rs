@@ -183,7 +183,7 @@ pub(crate) type InName = (&'static str, &'static str);
 /// # Safety
 /// If `ptr` is not NULL and `len > 0`, `ptr` must be valid for reads of
 /// `len` bytes for `'a` and not written by anyone meanwhile.
-pub(crate) unsafe fn slice_in<'a>(ptr: *const u8, len: usize, name: InName) -> FfiResult<&'a [u8]> {
+pub(crate) unsafe fn slice_in<'a>(ptr: *const u8, len: usize, name: &'static InName) -> FfiResult<&'a [u8]> {
     if len == 0 {
         return Ok(&[]);
     }
@@ -280,7 +280,7 @@ pub(crate) struct OutBuf<'a> {
     cap: usize,
     /// Non-NULL (checked by `new`).
     len: *mut usize,
-    names: OutNames,
+    names: &'static OutNames,
     _out: PhantomData<&'a mut [u8]>,
 }
 
@@ -315,7 +315,7 @@ impl OutBuf<'_> {
     /// not NULL and `cap > 0`, must be valid for reads and writes of `cap`
     /// bytes while the `OutBuf` lives, and aliased by nothing else but inputs
     /// that [`OutBuf::disjoint`] then rejects.
-    pub(crate) unsafe fn new(out: *mut u8, cap: usize, len: *mut usize, names: OutNames) -> FfiResult<Self> {
+    pub(crate) unsafe fn new(out: *mut u8, cap: usize, len: *mut usize, names: &'static OutNames) -> FfiResult<Self> {
         if len.is_null() {
             return Err(fail(TINYMLS_ERR_NULL_POINTER, format_args!("{} is NULL", names.len)));
         }
@@ -327,7 +327,7 @@ impl OutBuf<'_> {
     /// its inputs).
     pub(crate) fn check_null(&self) -> FfiResult<()> {
         if self.ptr.is_null() && self.cap != 0 {
-            let n = &self.names;
+            let n = self.names;
             return Err(fail(
                 TINYMLS_ERR_NULL_POINTER,
                 format_args!("{} is NULL but {} is {}", n.out, n.cap, self.cap),
@@ -365,7 +365,7 @@ impl OutBuf<'_> {
     /// returns `TINYMLS_ERR_BUFFER_TOO_SMALL`, with the sizes in its detail.
     pub(crate) fn too_small(&mut self, needed: usize) -> tinymls_status {
         self.set_len(needed);
-        let n = &self.names;
+        let n = self.names;
         fail(
             TINYMLS_ERR_BUFFER_TOO_SMALL,
             format_args!("{} is {} bytes; {needed} are needed for {} (written to *{})", n.cap, self.cap, n.what, n.len),
@@ -388,7 +388,7 @@ impl OutBuf<'_> {
         }
         self.check_null()?;
         if self.cap > isize::MAX as usize {
-            let n = &self.names;
+            let n = self.names;
             return Err(fail(
                 TINYMLS_ERR_INVALID_ARGUMENT,
                 format_args!("{} is {}, more than PTRDIFF_MAX", n.cap, self.cap),
@@ -427,7 +427,7 @@ mod tests {
         unsafe { core::ffi::CStr::from_ptr(p) }.to_str().unwrap()
     }
 
-    const NAMES: OutNames = OutNames::out("the text");
+    const NAMES: &OutNames = &OutNames::out("the text");
 
     /// The detail a call that returns `s` now would publish.
     fn published(s: tinymls_status) -> String {

@@ -22,7 +22,7 @@ pub extern "C" fn tinymls_metrics_prometheus(out: *mut u8, out_cap: usize, out_l
     ffi_boundary!({
         // SAFETY: `out` valid for `out_cap` bytes and `out_len` writable by
         // contract (there is no input to overlap).
-        let mut out = unsafe { OutBuf::new(out, out_cap, out_len, OutNames::out("the metrics text")) }?;
+        let mut out = unsafe { OutBuf::new(out, out_cap, out_len, const { &OutNames::out("the metrics text") }) }?;
         out.check()?;
         out.put(metrics::render().as_bytes())
     })

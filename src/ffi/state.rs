@@ -65,11 +65,11 @@ pub extern "C" fn tinymls_context_export(
         let ctx = unsafe { context_ref(ctx) }?;
         // SAFETY: `out` valid for `out_cap` bytes and `out_len` writable by
         // contract; the overlap with `kek` is checked below.
-        let mut out = unsafe { OutBuf::new(out, out_cap, out_len, OutNames::out("the state blob")) }?;
+        let mut out = unsafe { OutBuf::new(out, out_cap, out_len, const { &OutNames::out("the state blob") }) }?;
         out.check_null()?;
         out.disjoint(kek, kek_len, "kek")?;
         // SAFETY: pointer/length pair valid for reads by contract.
-        let kek_s = unsafe { slice_in(kek, kek_len, KEK) }?;
+        let kek_s = unsafe { slice_in(kek, kek_len, &KEK) }?;
         // Zeroized when dropped, like every copy of the blob in the library.
         let blob = Zeroizing::new(ctx.export_state(kek_s, flags)?);
         out.put(&blob)
@@ -108,9 +108,9 @@ pub extern "C" fn tinymls_context_import(
     ffi_boundary!({
         create_into(out_ctx, "out_ctx", || {
             // SAFETY: pointer/length pairs valid for reads by contract.
-            let blob_s = unsafe { slice_in(blob, blob_len, BLOB) }?;
+            let blob_s = unsafe { slice_in(blob, blob_len, &BLOB) }?;
             // SAFETY: as above.
-            let kek_s = unsafe { slice_in(kek, kek_len, KEK) }?;
+            let kek_s = unsafe { slice_in(kek, kek_len, &KEK) }?;
             // SAFETY: NULL or readable by contract.
             let cfg = unsafe { config_or_none(cfg) };
             Ok(Context::import_state(blob_s, kek_s, cfg.as_ref())?)
@@ -165,9 +165,9 @@ pub extern "C" fn tinymls_state_get_info(
             return Err(fail(TINYMLS_ERR_NULL_POINTER, format_args!("out_info is NULL")));
         }
         // SAFETY: pointer/length pairs valid for reads by contract.
-        let blob_s = unsafe { slice_in(blob, blob_len, BLOB) }?;
+        let blob_s = unsafe { slice_in(blob, blob_len, &BLOB) }?;
         // SAFETY: as above.
-        let kek_s = unsafe { slice_in(kek, kek_len, KEK) }?;
+        let kek_s = unsafe { slice_in(kek, kek_len, &KEK) }?;
         let info = crate::blob::state_info(blob_s, kek_s)?;
         let out = tinymls_state_info { exported_at_ms: info.exported_at_ms, generation: info.generation };
         // SAFETY: non-NULL (checked above); aligned and writable by contract.
@@ -197,9 +197,9 @@ pub extern "C" fn tinymls_context_import_min_generation(
     ffi_boundary!({
         create_into(out_ctx, "out_ctx", || {
             // SAFETY: pointer/length pairs valid for reads by contract.
-            let blob_s = unsafe { slice_in(blob, blob_len, BLOB) }?;
+            let blob_s = unsafe { slice_in(blob, blob_len, &BLOB) }?;
             // SAFETY: as above.
-            let kek_s = unsafe { slice_in(kek, kek_len, KEK) }?;
+            let kek_s = unsafe { slice_in(kek, kek_len, &KEK) }?;
             // SAFETY: NULL or readable by contract.
             let cfg = unsafe { config_or_none(cfg) };
             let b = Context::builder().min_state_generation(min_generation);
