@@ -318,6 +318,7 @@ impl Window {
     /// `EpochExpired` for a message of `epoch`, the oldest retained epoch
     /// being `oldest` (`None`: none is), with the window in its detail.
     #[cold]
+    #[inline(never)]
     fn expired(&self, epoch: u64, oldest: Option<u64>) -> Error {
         let e = Error::EpochExpired;
         let Some(oldest) = oldest else {
@@ -350,6 +351,7 @@ impl Window {
 
     /// `EpochUnknown` for a message of `epoch`, the current one being `cur`.
     #[cold]
+    #[inline(never)]
     fn unknown(&self, epoch: u64, cur: u64) -> Error {
         let e = Error::EpochUnknown;
         let (ahead, period) = (self.cfg.max_future_epochs, self.cfg.ratchet_period_ms);
@@ -375,6 +377,7 @@ impl Window {
 
     /// `Replay` for the message with header `h`.
     #[cold]
+    #[inline(never)]
     fn replayed(&self, h: wire::Header) -> Error {
         fail(
             Error::Replay,
@@ -388,6 +391,7 @@ impl Window {
 
     /// `SenderLimit` for a new sender in `epoch`.
     #[cold]
+    #[inline(never)]
     fn sender_limit(&self, epoch: u64) -> Error {
         fail(
             Error::SenderLimit,

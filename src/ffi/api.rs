@@ -4,7 +4,7 @@
 use core::ffi::c_char;
 
 use super::boundary::{
-    cstr, fail, ffi_boundary, slice_in, write_out, FfiResult, OutBuf, OutNames, StatusDescription, StatusName,
+    cstr, fail, ffi_boundary, null_arg, slice_in, write_out, FfiResult, OutBuf, OutNames, StatusDescription, StatusName,
 };
 use super::{tinymls_context, tinymls_status, TINYMLS_ABI_VERSION};
 use crate::config::Config;
@@ -14,11 +14,21 @@ use crate::wire;
 
 use tinymls_status::*;
 
+/// `INVALID_ARGUMENT` for a plaintext longer than one message may hold.
+#[cold]
+#[inline(never)]
+fn too_long(pt_len: usize) -> tinymls_status {
+    fail(
+        TINYMLS_ERR_INVALID_ARGUMENT,
+        format_args!("pt_len is {pt_len}, more than one message may hold ({} bytes)", wire::MAX_PLAINTEXT_LEN),
+    )
+}
+
 /// # Safety
 /// `ctx` is NULL or a live handle from `tinymls_context_new/join`.
 pub(crate) unsafe fn context_ref<'a>(ctx: *const tinymls_context) -> FfiResult<&'a Context> {
     if ctx.is_null() {
-        return Err(fail(TINYMLS_ERR_NULL_POINTER, format_args!("ctx is NULL")));
+        return Err(null_arg("ctx"));
     }
     // SAFETY: non-NULL; the caller promises a live handle that is not being
     // freed concurrently (free is the one call that may not race).
@@ -41,7 +51,7 @@ pub(crate) unsafe fn read_into<T>(
     // SAFETY: NULL or a live handle by the caller's contract.
     let ctx = unsafe { context_ref(ctx) }?;
     if out.is_null() {
-        return Err(fail(TINYMLS_ERR_NULL_POINTER, format_args!("{out_name} is NULL")));
+        return Err(null_arg(out_name));
     }
     let v = get(ctx)?;
     // SAFETY: non-NULL, and writable by the caller's contract.
@@ -217,13 +227,7 @@ pub extern "C" fn tinymls_encrypt(
         let pt_s = unsafe { slice_in(pt, pt_len, &("pt", "pt_len")) }?;
         // SAFETY: as above.
         let aad_s = unsafe { slice_in(aad, aad_len, &("aad", "aad_len")) }?;
-        let Some(needed) = wire::ciphertext_len(pt_len) else {
-            return Err(fail(
-                TINYMLS_ERR_INVALID_ARGUMENT,
-                format_args!("pt_len is {pt_len}, more than one message may hold ({} bytes)", wire::MAX_PLAINTEXT_LEN),
-            ));
-        };
-        out.require(needed)?;
+        out.require(wire::ciphertext_len(pt_len).ok_or_else(|| too_long(pt_len))?)?;
         out.disjoint(pt, pt_len, "pt")?;
         out.disjoint(aad, aad_len, "aad")?;
         let n = ctx.encrypt(pt_s, aad_s, out.bytes()?)?;

@@ -58,6 +58,37 @@ pub(crate) fn fail(s: tinymls_status, args: core::fmt::Arguments<'_>) -> tinymls
     s
 }
 
+// The details of the rules on the hot path, out of line: the hot functions
+// keep only a call (their code, and so their speed, is what it was).
+
+/// `NULL_POINTER`: `ptr_name` is NULL but `len_name` is `len`.
+#[cold]
+#[inline(never)]
+pub(crate) fn null_with_len(ptr_name: &'static str, len_name: &'static str, len: usize) -> tinymls_status {
+    fail(TINYMLS_ERR_NULL_POINTER, format_args!("{ptr_name} is NULL but {len_name} is {len}"))
+}
+
+/// `NULL_POINTER`: `name` is NULL.
+#[cold]
+#[inline(never)]
+pub(crate) fn null_arg(name: &'static str) -> tinymls_status {
+    fail(TINYMLS_ERR_NULL_POINTER, format_args!("{name} is NULL"))
+}
+
+/// `INVALID_ARGUMENT`: the length `len_name` is `len`, more than `PTRDIFF_MAX`.
+#[cold]
+#[inline(never)]
+fn beyond_ptrdiff(len_name: &'static str, len: usize) -> tinymls_status {
+    fail(TINYMLS_ERR_INVALID_ARGUMENT, format_args!("{len_name} is {len}, more than PTRDIFF_MAX"))
+}
+
+/// `INVALID_ARGUMENT`: the output `written` overlaps the input `read`.
+#[cold]
+#[inline(never)]
+fn overlap(written: &'static str, read: &'static str) -> tinymls_status {
+    fail(TINYMLS_ERR_INVALID_ARGUMENT, format_args!("{written} overlaps {read}"))
+}
+
 /// A call returns the status `s`: publishes its detail unless it is
 /// `TINYMLS_OK` (a successful call leaves the detail as it was).
 #[inline(always)]
@@ -188,10 +219,10 @@ pub(crate) unsafe fn slice_in<'a>(ptr: *const u8, len: usize, name: &'static InN
         return Ok(&[]);
     }
     if ptr.is_null() {
-        return Err(fail(TINYMLS_ERR_NULL_POINTER, format_args!("{} is NULL but {} is {len}", name.0, name.1)));
+        return Err(null_with_len(name.0, name.1, len));
     }
     if len > isize::MAX as usize {
-        return Err(fail(TINYMLS_ERR_INVALID_ARGUMENT, format_args!("{} is {len}, more than PTRDIFF_MAX", name.1)));
+        return Err(beyond_ptrdiff(name.1, len));
     }
     // SAFETY: non-NULL, len in range, validity for `len` bytes is the
     // caller's contract above.
@@ -243,7 +274,7 @@ pub(crate) fn all_disjoint(writes: &[Region], reads: &[Region]) -> FfiResult<()>
     for (i, w) in writes.iter().enumerate() {
         for r in reads.iter().chain(&writes[i + 1..]) {
             if overlaps(w.ptr, w.len, r.ptr, r.len) {
-                return Err(fail(TINYMLS_ERR_INVALID_ARGUMENT, format_args!("{} overlaps {}", w.name, r.name)));
+                return Err(overlap(w.name, r.name));
             }
         }
     }
@@ -317,7 +348,7 @@ impl OutBuf<'_> {
     /// that [`OutBuf::disjoint`] then rejects.
     pub(crate) unsafe fn new(out: *mut u8, cap: usize, len: *mut usize, names: &'static OutNames) -> FfiResult<Self> {
         if len.is_null() {
-            return Err(fail(TINYMLS_ERR_NULL_POINTER, format_args!("{} is NULL", names.len)));
+            return Err(null_arg(names.len));
         }
         Ok(OutBuf { ptr: out, cap, len, names, _out: PhantomData })
     }
@@ -327,11 +358,7 @@ impl OutBuf<'_> {
     /// its inputs).
     pub(crate) fn check_null(&self) -> FfiResult<()> {
         if self.ptr.is_null() && self.cap != 0 {
-            let n = self.names;
-            return Err(fail(
-                TINYMLS_ERR_NULL_POINTER,
-                format_args!("{} is NULL but {} is {}", n.out, n.cap, self.cap),
-            ));
+            return Err(null_with_len(self.names.out, self.names.cap, self.cap));
         }
         Ok(())
     }
@@ -352,7 +379,7 @@ impl OutBuf<'_> {
         } else {
             return Ok(());
         };
-        Err(fail(TINYMLS_ERR_INVALID_ARGUMENT, format_args!("{written} overlaps {input_name}")))
+        Err(overlap(written, input_name))
     }
 
     /// The two regions the buffer writes, `out[0..out_cap]` and `*out_len`,
@@ -363,6 +390,8 @@ impl OutBuf<'_> {
 
     /// Reports that `needed` bytes are needed: writes `*out_len` and
     /// returns `TINYMLS_ERR_BUFFER_TOO_SMALL`, with the sizes in its detail.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn too_small(&mut self, needed: usize) -> tinymls_status {
         self.set_len(needed);
         let n = self.names;
@@ -388,11 +417,7 @@ impl OutBuf<'_> {
         }
         self.check_null()?;
         if self.cap > isize::MAX as usize {
-            let n = self.names;
-            return Err(fail(
-                TINYMLS_ERR_INVALID_ARGUMENT,
-                format_args!("{} is {}, more than PTRDIFF_MAX", n.cap, self.cap),
-            ));
+            return Err(beyond_ptrdiff(self.names.cap, self.cap));
         }
         // SAFETY: non-NULL, cap in range; validity and exclusivity are the
         // contract of `new` (overlap with inputs is checked by callers with
