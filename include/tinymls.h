@@ -35,6 +35,10 @@
 // made from the three numbers at the end of the header.)
 #define TINYMLS_VERSION_NUMBER (((TINYMLS_VERSION_MAJOR * 10000) + (TINYMLS_VERSION_MINOR * 100)) + TINYMLS_VERSION_PATCH)
 
+// The longest detail `tinymls_last_error_message` returns, in bytes,
+// without its NUL.
+#define TINYMLS_ERROR_MESSAGE_MAX_LEN 256
+
 // Bytes a ciphertext adds to its plaintext: 24-byte header + 16-byte tag.
 #define TINYMLS_OVERHEAD 40
 
@@ -423,6 +427,35 @@ const char *tinymls_status_str(uint32_t status);
 // Bindings name their error types from it rather than copy the table. The
 // caller must not free it. Thread-safe.
 const char *tinymls_status_name(uint32_t status);
+
+// Copies the detail of the calling thread's last failed call into `buf`:
+// one NUL-terminated UTF-8 sentence that says what was wrong, naming the
+// argument or configuration field, the allowed range and the value given
+// ("group_secret must be 32..=1024 bytes, got 16"; "replay_window must be 0
+// (off) or a multiple of 64 up to 4096, got 100"). Use it for messages and
+// logs; decide on the status, never on the text, which may change between
+// versions.
+//
+// Every function that returns a `tinymls_status` sets the detail when it
+// returns anything but `TINYMLS_OK`; a successful call leaves it as it was
+// (like `errno`), and so do the functions that return no status. Read it
+// right after the failing call, on the same thread (each thread has its
+// own). Until a call fails on the thread it is empty. Every
+// `TINYMLS_ERR_AUTH` has the same detail, whatever the cause. No detail
+// contains key material, secrets, plaintext, additional data or group ids;
+// of a ciphertext or state blob it gives at most sizes, public header
+// fields (epoch, sender id, sequence number, format version) and an
+// authentic blob's generation.
+//
+// Returns the length of the whole detail in bytes, not counting the NUL
+// (0 if empty; at most `TINYMLS_ERROR_MESSAGE_MAX_LEN`). If `buf` is not
+// NULL and `buf_len` > 0, copies as much of it as fits in `buf_len - 1`
+// bytes, cut at a UTF-8 character boundary, and a NUL: the copy is whole
+// when the return value is less than `buf_len` (as `snprintf`). A buffer of
+// `TINYMLS_ERROR_MESSAGE_MAX_LEN + 1` bytes always holds all of it; `buf`
+// NULL or `buf_len` 0 is a size query. Never fails; does not change the
+// detail. Thread-safe.
+size_t tinymls_last_error_message(char *buf, size_t buf_len);
 
 // The library version ("MAJOR.MINOR.PATCH"), static and NUL-terminated;
 // never NULL. Thread-safe.

@@ -47,6 +47,7 @@ use zeroize::Zeroizing;
 
 use crate::aead::{self, AeadKey, NONCE_LEN, TAG_LEN};
 use crate::config::Config;
+use crate::detail::fail;
 use crate::epoch_tree::{EPOCH_BITS, MAX_EPOCH};
 use crate::error::{Error, Result};
 use crate::key_schedule;
@@ -139,11 +140,18 @@ pub(crate) struct FrontierSnap {
     pub(crate) nodes: Vec<(u32, Secret32)>,
 }
 
+/// `InvalidArgument` unless `kek` is [`KEK_LEN`] bytes (the detail gives
+/// its length only).
+pub(crate) fn check_kek(kek: &[u8]) -> Result<()> {
+    if kek.len() != KEK_LEN {
+        return Err(fail(Error::InvalidArgument, format_args!("kek must be {KEK_LEN} bytes, got {}", kek.len())));
+    }
+    Ok(())
+}
+
 /// The AEAD key that seals blobs, from a 32-byte KEK.
 fn seal_key(kek: &[u8]) -> Result<aead::Key> {
-    if kek.len() != KEK_LEN {
-        return Err(Error::InvalidArgument);
-    }
+    check_kek(kek)?;
     let mut prk = Secret32::zero();
     let (extracted, _) = Hkdf::<Sha256>::extract(Some(&[0u8; 32]), kek);
     prk.expose_mut().copy_from_slice(&extracted);
@@ -279,19 +287,39 @@ pub(crate) fn seal(kek: &[u8], flags: u32, s: &Snapshot) -> Result<Vec<u8>> {
 
 /// Checks the clear header: `Malformed` for anything that is not a blob of
 /// a version this library reads.
+/// The details name sizes and the format version (clear header fields),
+/// never a byte of the blob.
 fn check_header(blob: &[u8]) -> Result<()> {
-    if blob.len() < MIN_BLOB_LEN || blob[..8] != MAGIC {
-        return Err(Error::Malformed);
+    let e = Error::Malformed;
+    if blob.len() < MIN_BLOB_LEN {
+        return Err(fail(
+            e,
+            format_args!("the blob is {} bytes; a state blob has at least {MIN_BLOB_LEN}", blob.len()),
+        ));
+    }
+    if blob[..8] != MAGIC {
+        return Err(fail(e, format_args!("not a TinyMLS state blob (it does not start with \"TMLSTATE\")")));
     }
     let version = u16::from_be_bytes([blob[8], blob[9]]);
     if version != FORMAT_VERSION {
         // 0 was never written; anything above is a newer format.
-        return Err(Error::Malformed);
+        let which = if version > FORMAT_VERSION { "a newer" } else { "an older" };
+        return Err(fail(
+            e,
+            format_args!(
+                "the blob is state format version {version}, {which} format than this library reads \
+                 (version {FORMAT_VERSION}, tinymls_state_format_version)"
+            ),
+        ));
     }
     let n = u32::from_be_bytes([blob[12], blob[13], blob[14], blob[15]]) as u64;
-    if blob.len() as u64 != BLOB_HEADER_LEN as u64 + n + TAG_LEN as u64 {
+    let expected = BLOB_HEADER_LEN as u64 + n + TAG_LEN as u64;
+    if blob.len() as u64 != expected {
         // Truncated or extended.
-        return Err(Error::Malformed);
+        return Err(fail(
+            e,
+            format_args!("the blob is {} bytes but its header says {expected}: truncated or extended", blob.len()),
+        ));
     }
     Ok(())
 }
@@ -313,9 +341,7 @@ pub fn state_info(blob: &[u8], kek: &[u8]) -> Result<StateInfo> {
 
 /// Unseals and parses a blob: its export flags and its snapshot.
 pub(crate) fn open(blob: &[u8], kek: &[u8]) -> Result<(u32, Snapshot)> {
-    if kek.len() != KEK_LEN {
-        return Err(Error::InvalidArgument);
-    }
+    check_kek(kek)?;
     check_header(blob)?;
     let key = seal_key(kek)?;
     let (head, rest) = blob.split_at(BLOB_HEADER_LEN);
@@ -323,10 +349,13 @@ pub(crate) fn open(blob: &[u8], kek: &[u8]) -> Result<(u32, Snapshot)> {
     let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Malformed)?;
     let nonce: &[u8; NONCE_LEN] = head[16..28].try_into().map_err(|_| Error::Malformed)?;
     let mut body = Zeroizing::new(vec![0u8; ct.len()]);
-    key.open(nonce, head, ct, tag, &mut body).map_err(|_| Error::State)?;
+    // One detail for every cause: which one it was is no business of the text.
+    key.open(nonce, head, ct, tag, &mut body).map_err(|_| {
+        fail(Error::State, format_args!("the state blob failed to unseal: a wrong KEK, or a changed blob"))
+    })?;
     let flags = u32::from(u16::from_be_bytes([head[10], head[11]]));
     if flags & !HEADER_FLAGS != 0 {
-        return Err(Error::Malformed);
+        return Err(fail(Error::Malformed, format_args!("the blob has flags {flags:#x}, unknown to this library")));
     }
     let snap = parse_body(&body, flags & GENERATION_FLAG != 0)?;
     let flags = flags & KNOWN_FLAGS;
@@ -403,8 +432,11 @@ fn parse_body(body: &[u8], with_generation: bool) -> Result<Snapshot> {
         Mode::Shared => cfg.first_invalid_field_shared(),
         Mode::Local => cfg.first_invalid_field(),
     };
-    if bad.is_some() {
-        return Err(Error::Malformed);
+    if let Some(field) = bad {
+        return Err(fail(
+            Error::Malformed,
+            format_args!("the blob's body is inconsistent: its configuration is invalid ({field})"),
+        ));
     }
     let exported_at_ms = r.u64()?;
     let current = r.u64()?;

@@ -81,6 +81,71 @@ impl Default for Config {
     }
 }
 
+/// The rule a configuration field must follow (SPEC v2 §7.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rule {
+    /// Exactly this value.
+    Exactly(u64),
+    /// `lo..=hi`.
+    Range(u64, u64),
+    /// At least this value.
+    AtLeast(u64),
+    /// 0 (off) or a multiple of 64 up to this value (`replay_window`).
+    OffOrMultipleOf64UpTo(u64),
+    /// More than `ratchet_period_ms` (its value) when epochs follow the clock.
+    MoreThanPeriod(u64),
+    /// At least this value when epochs follow the clock.
+    AtLeastWithClock(u64),
+}
+
+impl Rule {
+    /// Whether `v` follows the rule.
+    pub(crate) const fn allows(self, v: u64) -> bool {
+        match self {
+            Rule::Exactly(x) => v == x,
+            Rule::Range(lo, hi) => lo <= v && v <= hi,
+            Rule::AtLeast(lo) | Rule::AtLeastWithClock(lo) => v >= lo,
+            Rule::OffOrMultipleOf64UpTo(hi) => v <= hi && v % 64 == 0,
+            Rule::MoreThanPeriod(p) => v > p,
+        }
+    }
+}
+
+/// Why a configuration is refused: the first field out of range, the rule
+/// it breaks and the value it has. Its text names all three, for example
+/// "replay_window must be 0 or a multiple of 64 up to 4096, got 100" (no
+/// field of a configuration is secret).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rejection {
+    /// The field's name, as in `tinymls_config`.
+    pub(crate) field: &'static str,
+    /// The rule it breaks.
+    pub(crate) rule: Rule,
+    /// Its value.
+    pub(crate) value: u64,
+}
+
+impl core::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (field, value) = (self.field, self.value);
+        match self.rule {
+            Rule::Exactly(x) => write!(f, "{field} must be {x}, got {value}"),
+            Rule::Range(lo, hi) => write!(f, "{field} must be {lo}..={hi}, got {value}"),
+            Rule::AtLeast(lo) => write!(f, "{field} must be at least {lo}, got {value}"),
+            Rule::OffOrMultipleOf64UpTo(hi) => {
+                write!(f, "{field} must be 0 (off) or a multiple of 64 up to {hi}, got {value}")
+            }
+            Rule::MoreThanPeriod(p) => {
+                write!(f, "{field} must be more than ratchet_period_ms ({p}) when epochs follow the clock, got {value}")
+            }
+            Rule::AtLeastWithClock(lo) => write!(
+                f,
+                "{field} must be at least {lo} when epochs follow the clock (ratchet_period_ms > 0), got {value}"
+            ),
+        }
+    }
+}
+
 impl Config {
     /// Checks every field against SPEC §7; `Err(InvalidConfig)` names no field
     /// (use [`Config::first_invalid_field`] for that).
@@ -93,40 +158,27 @@ impl Config {
 
     /// The name of the first field out of range, if any.
     pub fn first_invalid_field(&self) -> Option<&'static str> {
-        if self.key_size != 32 {
-            return Some("key_size");
-        }
-        if self.nonce_size != 12 {
-            return Some("nonce_size");
-        }
-        if self.rotation_jitter_pct > MAX_JITTER_PCT {
-            return Some("rotation_jitter_pct");
-        }
-        if self.max_epochs == 0 || self.max_epochs > MAX_EPOCHS_LIMIT {
-            return Some("max_epochs");
-        }
-        if self.max_operations == 0 || self.max_operations > MAX_OPERATIONS_LIMIT {
-            return Some("max_operations");
-        }
-        if self.max_key_age_ms == 0 {
-            return Some("max_key_age_ms");
-        }
-        if self.state_lifetime_ms == 0 {
-            return Some("state_lifetime_ms");
-        }
-        if self.gc_interval_ms == 0 {
-            return Some("gc_interval_ms");
-        }
-        if self.replay_window > MAX_REPLAY_WINDOW || self.replay_window % 64 != 0 {
-            return Some("replay_window");
-        }
-        if self.max_future_epochs > MAX_FUTURE_EPOCHS_LIMIT {
-            return Some("max_future_epochs");
-        }
-        if self.max_senders == 0 {
-            return Some("max_senders");
-        }
-        None
+        self.rejection().map(|r| r.field)
+    }
+
+    /// The first field out of range, its rule and its value: the one table
+    /// of the rules every context meets, in the order they are checked.
+    pub(crate) fn rejection(&self) -> Option<Rejection> {
+        let c = self;
+        let checks: [(&'static str, u64, Rule); 11] = [
+            ("key_size", c.key_size.into(), Rule::Exactly(32)),
+            ("nonce_size", c.nonce_size.into(), Rule::Exactly(12)),
+            ("rotation_jitter_pct", c.rotation_jitter_pct.into(), Rule::Range(0, MAX_JITTER_PCT as u64)),
+            ("max_epochs", c.max_epochs.into(), Rule::Range(1, MAX_EPOCHS_LIMIT as u64)),
+            ("max_operations", c.max_operations, Rule::Range(1, MAX_OPERATIONS_LIMIT)),
+            ("max_key_age_ms", c.max_key_age_ms, Rule::AtLeast(1)),
+            ("state_lifetime_ms", c.state_lifetime_ms, Rule::AtLeast(1)),
+            ("gc_interval_ms", c.gc_interval_ms, Rule::AtLeast(1)),
+            ("replay_window", c.replay_window.into(), Rule::OffOrMultipleOf64UpTo(MAX_REPLAY_WINDOW as u64)),
+            ("max_future_epochs", c.max_future_epochs.into(), Rule::Range(0, MAX_FUTURE_EPOCHS_LIMIT as u64)),
+            ("max_senders", c.max_senders.into(), Rule::AtLeast(1)),
+        ];
+        first_broken(&checks)
     }
 
     /// Whether a shared context with this configuration numbers its epochs
@@ -139,22 +191,31 @@ impl Config {
     /// whose epochs follow the clock (SPEC v2 §7.2): `state_lifetime_ms` >
     /// `ratchet_period_ms`, `max_epochs` >= 2, `max_future_epochs` >= 1.
     pub fn first_invalid_field_shared(&self) -> Option<&'static str> {
-        if let Some(f) = self.first_invalid_field() {
-            return Some(f);
-        }
-        if self.follows_clock() {
-            if self.state_lifetime_ms <= self.ratchet_period_ms {
-                return Some("state_lifetime_ms");
-            }
-            if self.max_epochs < 2 {
-                return Some("max_epochs");
-            }
-            if self.max_future_epochs < 1 {
-                return Some("max_future_epochs");
-            }
-        }
-        None
+        self.rejection_shared().map(|r| r.field)
     }
+
+    /// [`Config::rejection`] plus the rules of a shared group whose epochs
+    /// follow the clock.
+    pub(crate) fn rejection_shared(&self) -> Option<Rejection> {
+        if let Some(r) = self.rejection() {
+            return Some(r);
+        }
+        if !self.follows_clock() {
+            return None;
+        }
+        let c = self;
+        let checks: [(&'static str, u64, Rule); 3] = [
+            ("state_lifetime_ms", c.state_lifetime_ms, Rule::MoreThanPeriod(c.ratchet_period_ms)),
+            ("max_epochs", c.max_epochs.into(), Rule::AtLeastWithClock(2)),
+            ("max_future_epochs", c.max_future_epochs.into(), Rule::AtLeastWithClock(1)),
+        ];
+        first_broken(&checks)
+    }
+}
+
+/// The first check of `checks` (field, value, rule) whose value breaks its rule.
+fn first_broken(checks: &[(&'static str, u64, Rule)]) -> Option<Rejection> {
+    checks.iter().find(|(_, v, rule)| !rule.allows(*v)).map(|&(field, value, rule)| Rejection { field, rule, value })
 }
 
 #[cfg(test)]
@@ -189,31 +250,85 @@ mod tests {
     }
 
     #[test]
-    fn every_field_out_of_range_is_rejected() {
+    fn every_field_out_of_range_is_rejected_with_its_rule_and_value() {
         type Edit = fn(&mut Config);
-        let cases: &[(&str, Edit)] = &[
-            ("key_size", |c| c.key_size = 16),
-            ("key_size", |c| c.key_size = 0),
-            ("nonce_size", |c| c.nonce_size = 16),
-            ("rotation_jitter_pct", |c| c.rotation_jitter_pct = 51),
-            ("max_epochs", |c| c.max_epochs = 0),
-            ("max_epochs", |c| c.max_epochs = 4097),
-            ("max_operations", |c| c.max_operations = 0),
-            ("max_operations", |c| c.max_operations = (1 << 23) + 1),
-            ("max_key_age_ms", |c| c.max_key_age_ms = 0),
-            ("state_lifetime_ms", |c| c.state_lifetime_ms = 0),
-            ("gc_interval_ms", |c| c.gc_interval_ms = 0),
-            ("replay_window", |c| c.replay_window = 100),
-            ("replay_window", |c| c.replay_window = 4160),
-            ("max_future_epochs", |c| c.max_future_epochs = (1 << 20) + 1),
-            ("max_senders", |c| c.max_senders = 0),
+        let cases: &[(&str, Edit, &str)] = &[
+            ("key_size", |c| c.key_size = 16, "key_size must be 32, got 16"),
+            ("key_size", |c| c.key_size = 0, "key_size must be 32, got 0"),
+            ("nonce_size", |c| c.nonce_size = 16, "nonce_size must be 12, got 16"),
+            ("rotation_jitter_pct", |c| c.rotation_jitter_pct = 51, "rotation_jitter_pct must be 0..=50, got 51"),
+            ("max_epochs", |c| c.max_epochs = 0, "max_epochs must be 1..=4096, got 0"),
+            ("max_epochs", |c| c.max_epochs = 4097, "max_epochs must be 1..=4096, got 4097"),
+            ("max_operations", |c| c.max_operations = 0, "max_operations must be 1..=8388608, got 0"),
+            ("max_operations", |c| c.max_operations = (1 << 23) + 1, "max_operations must be 1..=8388608, got 8388609"),
+            ("max_key_age_ms", |c| c.max_key_age_ms = 0, "max_key_age_ms must be at least 1, got 0"),
+            ("state_lifetime_ms", |c| c.state_lifetime_ms = 0, "state_lifetime_ms must be at least 1, got 0"),
+            ("gc_interval_ms", |c| c.gc_interval_ms = 0, "gc_interval_ms must be at least 1, got 0"),
+            (
+                "replay_window",
+                |c| c.replay_window = 100,
+                "replay_window must be 0 (off) or a multiple of 64 up to 4096, got 100",
+            ),
+            (
+                "replay_window",
+                |c| c.replay_window = 4160,
+                "replay_window must be 0 (off) or a multiple of 64 up to 4096, got 4160",
+            ),
+            (
+                "max_future_epochs",
+                |c| c.max_future_epochs = (1 << 20) + 1,
+                "max_future_epochs must be 0..=1048576, got 1048577",
+            ),
+            ("max_senders", |c| c.max_senders = 0, "max_senders must be at least 1, got 0"),
         ];
-        for (field, edit) in cases {
+        for (field, edit, text) in cases {
             let mut c = Config::default();
             edit(&mut c);
             assert_eq!(c.first_invalid_field(), Some(*field));
+            assert_eq!(c.first_invalid_field_shared(), Some(*field));
+            assert_eq!(c.rejection().map(|r| r.to_string()).as_deref(), Some(*text));
             assert_eq!(c.validate(), Err(Error::InvalidConfig));
         }
+        // The rules of a shared group whose epochs follow the clock.
+        let shared: &[(Edit, &str)] = &[
+            (
+                |c| c.state_lifetime_ms = 100,
+                "state_lifetime_ms must be more than ratchet_period_ms (100) when epochs follow the clock, got 100",
+            ),
+            (
+                |c| c.max_epochs = 1,
+                "max_epochs must be at least 2 when epochs follow the clock (ratchet_period_ms > 0), got 1",
+            ),
+            (
+                |c| c.max_future_epochs = 0,
+                "max_future_epochs must be at least 1 when epochs follow the clock (ratchet_period_ms > 0), got 0",
+            ),
+        ];
+        for (edit, text) in shared {
+            let mut c = Config::default();
+            edit(&mut c);
+            assert_eq!(c.rejection(), None, "{text}: every context may have it");
+            assert_eq!(c.rejection_shared().map(|r| r.to_string()).as_deref(), Some(*text));
+            c.ratchet_period_ms = 0;
+            assert_eq!(c.rejection_shared(), None, "{text}: not without the clock");
+        }
+        // The first field in the table's order is the one named.
+        let zero = Config {
+            key_size: 0,
+            nonce_size: 0,
+            ratchet_period_ms: 0,
+            rotation_jitter_pct: 0,
+            max_epochs: 0,
+            max_operations: 0,
+            max_key_age_ms: 0,
+            min_rotation_interval_ms: 0,
+            state_lifetime_ms: 0,
+            gc_interval_ms: 0,
+            replay_window: 0,
+            max_future_epochs: 0,
+            max_senders: 0,
+        };
+        assert_eq!(zero.rejection().map(|r| r.field), Some("key_size"));
         // The edges that are allowed.
         let mut c = Config {
             ratchet_period_ms: 0,

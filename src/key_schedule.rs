@@ -5,6 +5,7 @@
 use hkdf::Hkdf;
 use sha2::Sha256;
 
+use crate::detail::fail;
 use crate::error::{Error, Result};
 use crate::secret::{Secret, Secret32};
 
@@ -93,11 +94,21 @@ fn expand_secret(secret: &Secret32, label: &[u8], context: &[u8]) -> Secret32 {
 ///
 /// The PRK lives only inside this function (zeroized before it returns).
 pub fn group_root(group_secret: &[u8], group_id: &[u8]) -> Result<Secret32> {
+    // The details give lengths only, never a byte of the secret or the id.
     if !(MIN_GROUP_SECRET_LEN..=MAX_GROUP_SECRET_LEN).contains(&group_secret.len()) {
-        return Err(Error::InvalidArgument);
+        return Err(fail(
+            Error::InvalidArgument,
+            format_args!(
+                "group_secret must be {MIN_GROUP_SECRET_LEN}..={MAX_GROUP_SECRET_LEN} bytes, got {}",
+                group_secret.len()
+            ),
+        ));
     }
     if group_id.is_empty() || group_id.len() > MAX_GROUP_ID_LEN {
-        return Err(Error::InvalidArgument);
+        return Err(fail(
+            Error::InvalidArgument,
+            format_args!("group_id must be 1..={MAX_GROUP_ID_LEN} bytes, got {}", group_id.len()),
+        ));
     }
     let mut prk = Secret32::zero();
     let (extracted, _) = Hkdf::<Sha256>::extract(Some(&[0u8; SECRET_LEN]), group_secret);

@@ -40,7 +40,7 @@
 // The core, in layers (each imports only from layers above it in this
 // list; `make lint` checks it with tools/lint/module_layers.py):
 //
-//   error, secret, sync, replay, config
+//   error, detail, secret, sync, replay, config
 //   aead, key_schedule, wire, epoch_tree
 //   os, clock
 //   types (the small shared enums)
@@ -80,6 +80,8 @@ pub(crate) mod clock;
 pub(crate) mod config;
 /// cbindgen:ignore
 pub(crate) mod context;
+/// cbindgen:ignore
+pub(crate) mod detail;
 /// cbindgen:ignore
 pub(crate) mod error;
 /// cbindgen:ignore

@@ -42,6 +42,9 @@ struct Entry {
     ctx: Weak<dyn Maintained>,
     /// When the next visit is due (maintainer clock), if scheduled.
     due: Option<u64>,
+    /// Whether the thread serves this context (maintenance on). Its `due`
+    /// is `None` only while a visit runs.
+    served: bool,
 }
 
 /// The books: every live context, and the visit queue.
@@ -70,6 +73,21 @@ impl Registry {
                 self.queue.remove(&(d, id));
             }
         }
+    }
+
+    /// In a forked child: schedules at `now` every served context that is
+    /// not scheduled, and returns how many. Those are the contexts the
+    /// parent's thread had taken off the queue for a visit when the process
+    /// forked; the parent's thread puts them back after the visit, but the
+    /// child has no such thread, and without this they would never be
+    /// visited there again (their keys kept past their lifetimes).
+    fn reschedule_orphans(&mut self, now: u64) -> usize {
+        let orphans: Vec<u64> =
+            self.entries.iter().filter(|(_, e)| e.served && e.due.is_none()).map(|(id, _)| *id).collect();
+        for &id in &orphans {
+            self.schedule(id, now);
+        }
+        orphans.len()
     }
 
     /// Number of contexts in the books.
@@ -111,7 +129,7 @@ impl Maintainer {
     /// Adds a context; with `due = Some(t)` it is visited from time `t` on.
     pub(crate) fn register(&self, id: u64, ctx: Weak<dyn Maintained>, due: Option<u64>) {
         let mut reg = self.reg.lock();
-        reg.entries.insert(id, Entry { ctx, due: None });
+        reg.entries.insert(id, Entry { ctx, due: None, served: due.is_some() });
         if let Some(d) = due {
             let earliest = reg.queue.first().map(|&(t, _)| t);
             reg.schedule(id, d);
@@ -339,7 +357,8 @@ fn after_fork_parent() {
 /// documented fork semantics (a child may encrypt with an inherited context).
 ///
 /// In order: lock the key pages again (Linux does not inherit `mlock`; see
-/// `os::locked::relock_after_fork`), release the locks (this thread holds
+/// `os::locked::relock_after_fork`), schedule again any context the parent's
+/// thread was visiting (`Registry::reschedule_orphans`), release the locks (this thread holds
 /// them; with `std` locks, unlocking in the child wakes nobody and leaves
 /// them free), hold back the maintenance thread's events until the child
 /// calls the library (`events::hold_after_fork`), then start the thread if
@@ -371,6 +390,11 @@ fn after_fork_child() {
         // pages were not locked again, so do not claim they are.
         os::locked::mark_unlocked();
     }
+    HELD_OVER_FORK.with(|h| {
+        if let Some((reg, _, _)) = h.borrow_mut().as_mut() {
+            reg.reschedule_orphans(system_now_ms());
+        }
+    });
     release_held();
     events::hold_after_fork();
     // The parent's thread did not survive the fork.
@@ -422,4 +446,49 @@ pub fn kill_thread() {
     KILL_THREAD.store(true, Ordering::SeqCst);
     let _reg = global().reg.lock();
     global().wake.notify_one();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Idle;
+
+    impl Maintained for Idle {
+        fn visit(&self) -> Option<u64> {
+            Some(1000)
+        }
+        fn visit_failed(&self) -> u64 {
+            1000
+        }
+        fn hold_for_fork(self: Arc<Self>) -> Box<dyn std::any::Any> {
+            Box::new(())
+        }
+    }
+
+    /// A context the parent's thread had taken off the queue for a visit
+    /// when the process forked is scheduled again in the child; a context
+    /// without maintenance (never scheduled) is not.
+    #[test]
+    fn a_context_mid_visit_at_fork_is_scheduled_again_in_the_child() {
+        let m = Maintainer::new();
+        let ctx: Arc<dyn Maintained> = Arc::new(Idle);
+        m.register(1, Arc::downgrade(&ctx), Some(10));
+        m.register(2, Arc::downgrade(&ctx), None);
+        m.register(3, Arc::downgrade(&ctx), Some(500));
+        // What `run_due` does first, under the books' lock: take the due
+        // contexts off the queue. A fork here leaves 1 unscheduled.
+        {
+            let mut reg = m.reg.lock();
+            reg.queue.pop_first();
+            reg.entries.get_mut(&1).unwrap().due = None;
+        }
+        assert_eq!(m.lookup(1), Some(false));
+        assert_eq!(m.reg.lock().reschedule_orphans(20), 1);
+        assert_eq!(m.lookup(1), Some(true));
+        assert_eq!(m.lookup(2), Some(false));
+        assert_eq!(m.with_registry(|r| r.queue.iter().copied().collect::<Vec<_>>()), vec![(20, 1), (500, 3)]);
+        assert_eq!(m.run_due(20), 1);
+        drop(ctx);
+    }
 }

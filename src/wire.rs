@@ -12,6 +12,7 @@
 //! ```
 
 use crate::aead::TAG_LEN;
+use crate::detail::fail;
 use crate::error::{Error, Result};
 
 /// Wire format version.
@@ -63,17 +64,37 @@ pub struct Parsed<'a> {
     pub tag: &'a [u8; TAG_LEN],
 }
 
+/// `Malformed`: a ciphertext of `len` bytes, too short (out of line: `parse`
+/// is on the hot path).
+#[cold]
+#[inline(never)]
+fn too_short(len: usize) -> Error {
+    fail(Error::Malformed, format_args!("the ciphertext is {len} bytes; every TinyMLS message has at least {OVERHEAD}"))
+}
+
+/// `Malformed`: a header of another version or suite.
+#[cold]
+#[inline(never)]
+fn foreign(version: u8, suite: u8) -> Error {
+    fail(
+        Error::Malformed,
+        format_args!(
+            "the ciphertext's header says version {version}, suite {suite}; TinyMLS v2 is version {VERSION}, suite {SUITE}"
+        ),
+    )
+}
+
 /// Parses a ciphertext. Too short (< 40 bytes), or a version or suite that
 /// differs, is `Malformed`; no key is involved.
 #[inline]
 pub fn parse(ct: &[u8]) -> Result<Parsed<'_>> {
     if ct.len() < OVERHEAD {
-        return Err(Error::Malformed);
+        return Err(too_short(ct.len()));
     }
     let (header_bytes, rest) = ct.split_at(HEADER_LEN);
     let header_bytes: &[u8; HEADER_LEN] = header_bytes.try_into().map_err(|_| Error::Malformed)?;
     if header_bytes[0] != VERSION || header_bytes[1] != SUITE {
-        return Err(Error::Malformed);
+        return Err(foreign(header_bytes[0], header_bytes[1]));
     }
     let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
     let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Malformed)?;

@@ -4,6 +4,7 @@ package tinymls
 #include <stdint.h>
 #include <stddef.h>
 #include "tinymls.h"
+#include "tinymls_go.h"
 */
 import "C"
 
@@ -280,18 +281,18 @@ func (c *Context) batch(seal bool, reuse *BatchBuffer, msgs, aads [][]byte) ([][
 	}
 	statuses := sc.statuses[:n]
 	total := &sc.total
-	var st C.tinymls_status
+	var r C.tinymls_go_result
 	if seal {
-		st = C.tinymls_encrypt_batch(h, C.size_t(n), bytePtr(in), &inLens[0], bytePtr(ad), aadLensPtr,
+		r = C.tinymls_go_encrypt_batch(h, C.size_t(n), bytePtr(in), &inLens[0], bytePtr(ad), aadLensPtr,
 			bytePtr(out), C.size_t(len(out)), &outLens[0], &statuses[0], total)
 	} else {
-		st = C.tinymls_decrypt_batch(h, C.size_t(n), bytePtr(in), &inLens[0], bytePtr(ad), aadLensPtr,
+		r = C.tinymls_go_decrypt_batch(h, C.size_t(n), bytePtr(in), &inLens[0], bytePtr(ad), aadLensPtr,
 			bytePtr(out), C.size_t(len(out)), &outLens[0], &statuses[0], total)
 	}
 	runtime.KeepAlive(c)
 	runtime.KeepAlive(buf)
 	runtime.KeepAlive(out)
-	if err := statusError(st); err != nil {
+	if err := resultError(r); err != nil {
 		return nil, err
 	}
 	if int(*total) != outTotal {

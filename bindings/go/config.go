@@ -3,10 +3,12 @@ package tinymls
 /*
 #include <stdint.h>
 #include "tinymls.h"
+#include "tinymls_go.h"
 */
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -16,7 +18,10 @@ import (
 // Config mirrors the C struct tinymls_config (SPEC.md section 7). Start from
 // DefaultConfig and change what you need; New and Join copy it and the
 // library validates every field, returning ErrInvalidConfig for one out of
-// range. A nil *Config means the defaults.
+// range (an *Error whose detail names it: "max_epochs must be 1..=4096, got
+// 0"). A Config{} literal is not valid: most fields need a value, and the
+// error then says to start from DefaultConfig. A nil *Config means the
+// defaults.
 //
 // Times are time.Duration values; the library counts whole milliseconds, so
 // a negative duration, or one that is not a whole number of milliseconds
@@ -87,7 +92,8 @@ func DefaultConfig() *Config {
 
 // Validate asks the library whether every field is in range
 // (tinymls_config_validate) without creating a context. It returns nil, an
-// error wrapping ErrInvalidConfig, or the ABI error of New.
+// error wrapping ErrInvalidConfig that names the first field out of range,
+// its rule and its value (an *Error), or the ABI error of New.
 func (cfg *Config) Validate() error {
 	if err := checkABI(); err != nil {
 		return err
@@ -98,9 +104,31 @@ func (cfg *Config) Validate() error {
 	} else if err := cfg.toC(&cc); err != nil {
 		return err
 	}
-	err := statusError(C.tinymls_config_validate(&cc))
+	err := cfg.configError(resultError(C.tinymls_go_config_validate(&cc)))
 	runtime.KeepAlive(&cc)
 	return err
+}
+
+// startFromDefault is the hint an invalid Config with a zero where every
+// valid one has a value gets: a Config{} literal, or one built field by
+// field, instead of DefaultConfig with changes.
+const startFromDefault = "start from DefaultConfig()"
+
+// configError adds the hint to an ErrInvalidConfig from the library when cfg
+// has a zero in a field that must have a value.
+func (cfg *Config) configError(err error) error {
+	var e *Error
+	if cfg == nil || !errors.As(err, &e) || e.Status != ErrInvalidConfig || !cfg.lacksRequired() {
+		return err
+	}
+	return &Error{Status: e.Status, Detail: e.Detail + " (" + startFromDefault + ")"}
+}
+
+// lacksRequired reports whether a field that no valid Config leaves at 0 is
+// 0.
+func (cfg *Config) lacksRequired() bool {
+	return cfg.KeySize == 0 || cfg.NonceSize == 0 || cfg.MaxEpochs == 0 || cfg.MaxOperations == 0 ||
+		cfg.MaxKeyAge == 0 || cfg.StateLifetime == 0 || cfg.GCInterval == 0 || cfg.MaxSenders == 0
 }
 
 // toC fills *out from cfg, refusing durations the library cannot carry.

@@ -4,6 +4,7 @@ package tinymls
 #include <stdint.h>
 #include <stddef.h>
 #include "tinymls.h"
+#include "tinymls_go.h"
 */
 import "C"
 
@@ -127,7 +128,7 @@ func readHealth(h *C.tinymls_context) (Health, error) {
 		return Health{}, err
 	}
 	var ch C.struct_tinymls_health
-	if err := statusError(C.tinymls_context_health(h, &ch)); err != nil {
+	if err := resultError(C.tinymls_go_context_health(h, &ch)); err != nil {
 		return Health{}, err
 	}
 	out := Health{

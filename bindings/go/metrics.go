@@ -4,6 +4,7 @@ package tinymls
 #include <stdint.h>
 #include <stddef.h>
 #include "tinymls.h"
+#include "tinymls_go.h"
 */
 import "C"
 
@@ -14,10 +15,10 @@ import "C"
 // It asks the size first, then fills a buffer, and retries if the text grew
 // in between. Safe for concurrent use.
 func MetricsText() ([]byte, error) {
-	return readSized(func(buf []byte) (C.tinymls_status, C.size_t) {
+	return readSized(func(buf []byte) (C.tinymls_go_result, C.size_t) {
 		var n C.size_t
-		st := C.tinymls_metrics_prometheus(bytePtr(buf), C.size_t(len(buf)), &n)
-		return st, n
+		r := C.tinymls_go_metrics_prometheus(bytePtr(buf), C.size_t(len(buf)), &n)
+		return r, n
 	})
 }
 

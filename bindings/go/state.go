@@ -3,6 +3,7 @@ package tinymls
 /*
 #include <stdint.h>
 #include "tinymls.h"
+#include "tinymls_go.h"
 */
 import "C"
 
@@ -46,11 +47,11 @@ func (c *Context) Export(kek []byte, flags ExportFlags) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	blob, err := readSized(func(buf []byte) (C.tinymls_status, C.size_t) {
+	blob, err := readSized(func(buf []byte) (C.tinymls_go_result, C.size_t) {
 		var n C.size_t
-		st := C.tinymls_context_export(h, bytePtr(kek), C.size_t(len(kek)), C.uint32_t(flags),
+		r := C.tinymls_go_context_export(h, bytePtr(kek), C.size_t(len(kek)), C.uint32_t(flags),
 			bytePtr(buf), C.size_t(len(buf)), &n)
-		return st, n
+		return r, n
 	})
 	runtime.KeepAlive(c)
 	if err == nil && len(blob) == 0 {
@@ -90,17 +91,17 @@ func importState(blob, kek []byte, cfg *Config, minGeneration *uint64) (*Context
 		return nil, err
 	}
 	var h *C.tinymls_context
-	var st C.tinymls_status
+	var r C.tinymls_go_result
 	if minGeneration == nil {
-		st = C.tinymls_context_import(bytePtr(blob), C.size_t(len(blob)), bytePtr(kek), C.size_t(len(kek)), pcc, &h)
+		r = C.tinymls_go_context_import(bytePtr(blob), C.size_t(len(blob)), bytePtr(kek), C.size_t(len(kek)), pcc, &h)
 	} else {
-		st = C.tinymls_context_import_min_generation(bytePtr(blob), C.size_t(len(blob)), bytePtr(kek),
+		r = C.tinymls_go_context_import_min_generation(bytePtr(blob), C.size_t(len(blob)), bytePtr(kek),
 			C.size_t(len(kek)), pcc, C.uint64_t(*minGeneration), &h)
 	}
 	runtime.KeepAlive(blob)
 	runtime.KeepAlive(kek)
 	runtime.KeepAlive(&cc)
-	if err := statusError(st); err != nil {
+	if err := cfg.configError(resultError(r)); err != nil {
 		return nil, err
 	}
 	return newContext(h), nil
@@ -126,10 +127,10 @@ type StateInfo struct {
 // (wrong kek or a tampered blob), ErrInternal.
 func ReadStateInfo(blob, kek []byte) (StateInfo, error) {
 	var info C.tinymls_state_info
-	st := C.tinymls_state_get_info(bytePtr(blob), C.size_t(len(blob)), bytePtr(kek), C.size_t(len(kek)), &info)
+	r := C.tinymls_go_state_get_info(bytePtr(blob), C.size_t(len(blob)), bytePtr(kek), C.size_t(len(kek)), &info)
 	runtime.KeepAlive(blob)
 	runtime.KeepAlive(kek)
-	if err := statusError(st); err != nil {
+	if err := resultError(r); err != nil {
 		return StateInfo{}, err
 	}
 	return StateInfo{ExportedAtMs: uint64(info.exported_at_ms), Generation: uint64(info.generation)}, nil
@@ -145,9 +146,9 @@ func (c *Context) StateGeneration() (uint64, error) {
 		return 0, err
 	}
 	var g C.uint64_t
-	st := C.tinymls_context_state_generation(h, &g)
+	r := C.tinymls_go_context_state_generation(h, &g)
 	runtime.KeepAlive(c)
-	if err := statusError(st); err != nil {
+	if err := resultError(r); err != nil {
 		return 0, err
 	}
 	return uint64(g), nil

@@ -2,19 +2,23 @@ package tinymls
 
 /*
 #include <stdint.h>
+#include <stdlib.h>
 #include "tinymls.h"
+#include "tinymls_go.h"
 */
 import "C"
 
 import (
 	"strconv"
 	"sync"
+	"unsafe"
 )
 
 // Status is a TinyMLS status code (SPEC.md section 9) returned as an error.
 // Every error this package returns for a library status is a Status, possibly
-// wrapped; compare it with the sentinels below using errors.Is, or extract it
-// with errors.As:
+// wrapped (a failed call returns an *Error, which wraps its Status and
+// carries the library's detail); compare it with the sentinels below using
+// errors.Is, or extract it with errors.As:
 //
 //	if errors.Is(err, tinymls.ErrReplay) { ... }
 //
@@ -121,4 +125,57 @@ func statusError(s C.tinymls_status) error {
 		return nil
 	}
 	return Status(s)
+}
+
+// Error is the error of a failed library call: its Status and the
+// library's detail of the failure (tinymls_last_error_message), which names
+// what was wrong: the argument or Config field, its allowed range and the
+// value given. Error() reads, for example,
+//
+//	tinymls: a configuration field is out of range (TINYMLS_ERR_INVALID_CONFIG): replay_window must be 0 (off) or a multiple of 64 up to 4096, got 100
+//
+// It wraps its Status, so errors.Is(err, ErrInvalidConfig) and errors.As
+// with a *Status see through it. Decide on the Status, never on the text.
+type Error struct {
+	// Status is the library's status.
+	Status Status
+	// Detail is the library's detail, "" when it has nothing to add to the
+	// status's description (every ErrAuth, for one: the detail of an
+	// authentication failure never says which check failed).
+	Detail string
+}
+
+// Error returns the Status's text, then the detail.
+func (e *Error) Error() string {
+	if e.Detail == "" {
+		return e.Status.Error()
+	}
+	return e.Status.Error() + ": " + e.Detail
+}
+
+// Unwrap returns the Status.
+func (e *Error) Unwrap() error { return e.Status }
+
+// resultError converts a call made through tinymls_go.h into nil (success)
+// or an *Error with the detail the call left, and frees the C copy. The
+// status is the low 8 bits of r.r.
+func resultError(r C.tinymls_go_result) error {
+	if r.r&0xff == 0 {
+		return nil // small enough to inline: success costs a comparison
+	}
+	return failedCall(r)
+}
+
+// failedCall is resultError for a status that is not OK.
+func failedCall(r C.tinymls_go_result) error {
+	st := Status(r.r & 0xff)
+	e := &Error{Status: st}
+	if r.detail != nil {
+		e.Detail = C.GoString(r.detail)
+		C.free(unsafe.Pointer(r.detail))
+		if e.Detail == C.GoString(C.tinymls_status_str(C.uint32_t(st))) {
+			e.Detail = ""
+		}
+	}
+	return e
 }

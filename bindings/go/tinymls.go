@@ -4,51 +4,37 @@ package tinymls
 #include <stdint.h>
 #include <stdlib.h>
 #include "tinymls.h"
-
-// Encrypt and decrypt may call back into Go (security events), so cgo cannot
-// keep a Go pointer passed to them on the stack: a &outLen would be a heap
-// allocation per call. These wrappers keep out_len on the C side and return
-// it with the status, packed as (len << 8) | status (statuses are < 256,
-// lengths < 2^56), so the hot path passes only the caller's buffers.
-static inline uint64_t tinymls_go_encrypt(tinymls_context *ctx, const uint8_t *pt, size_t pt_len,
-		const uint8_t *aad, size_t aad_len, uint8_t *out, size_t out_cap) {
-	size_t n = 0;
-	tinymls_status st = tinymls_encrypt(ctx, pt, pt_len, aad, aad_len, out, out_cap, &n);
-	return ((uint64_t)n << 8) | ((uint64_t)st & 0xff);
-}
-static inline uint64_t tinymls_go_decrypt(tinymls_context *ctx, const uint8_t *ct, size_t ct_len,
-		const uint8_t *aad, size_t aad_len, uint8_t *out, size_t out_cap) {
-	size_t n = 0;
-	tinymls_status st = tinymls_decrypt(ctx, ct, ct_len, aad, aad_len, out, out_cap, &n);
-	return ((uint64_t)n << 8) | ((uint64_t)st & 0xff);
-}
+// The calls that return a status go through tinymls_go.h: each fetches the
+// library's detail of a failure in the same cgo call (see resultError), and
+// tinymls_go_encrypt/decrypt return out_len packed with the status.
+#include "tinymls_go.h"
 
 // No function below keeps a pointer it was given after it returns: Go may
 // keep the arguments on the stack.
-#cgo noescape tinymls_context_new
-#cgo noescape tinymls_context_join
+#cgo noescape tinymls_go_context_new
+#cgo noescape tinymls_go_context_join
 #cgo noescape tinymls_go_encrypt
 #cgo noescape tinymls_go_decrypt
-#cgo noescape tinymls_context_epoch
-#cgo noescape tinymls_context_sender_id
+#cgo noescape tinymls_go_context_epoch
+#cgo noescape tinymls_go_context_sender_id
 #cgo noescape tinymls_config_default
-#cgo noescape tinymls_config_validate
-#cgo noescape tinymls_context_health
-#cgo noescape tinymls_metrics_prometheus
-#cgo noescape tinymls_encrypt_batch
-#cgo noescape tinymls_decrypt_batch
+#cgo noescape tinymls_go_config_validate
+#cgo noescape tinymls_go_context_health
+#cgo noescape tinymls_go_metrics_prometheus
+#cgo noescape tinymls_go_encrypt_batch
+#cgo noescape tinymls_go_decrypt_batch
 // None of these calls back into Go. The others (context_new, context_join,
 // config_validate, encrypt, decrypt, rotate, context_close, context_free and
 // the batch calls) may: they emit security events, which reach the exported
 // Go function of events_export.go when SetEventLogger is in use. Marking one
 // of them nocallback would make the Go runtime abort at the first event
 // (TestCallsMayCallBackIntoGo).
-#cgo nocallback tinymls_context_epoch
-#cgo nocallback tinymls_context_sender_id
+#cgo nocallback tinymls_go_context_epoch
+#cgo nocallback tinymls_go_context_sender_id
 #cgo nocallback tinymls_ciphertext_len
 #cgo nocallback tinymls_config_default
-#cgo nocallback tinymls_context_health
-#cgo nocallback tinymls_metrics_prometheus
+#cgo nocallback tinymls_go_context_health
+#cgo nocallback tinymls_go_metrics_prometheus
 #cgo nocallback tinymls_metrics_enable
 #cgo nocallback tinymls_health_size
 */
@@ -171,9 +157,9 @@ func New(cfg *Config) (*Context, error) {
 		return nil, err
 	}
 	var h *C.tinymls_context
-	st := C.tinymls_context_new(pcc, &h)
+	r := C.tinymls_go_context_new(pcc, &h)
 	runtime.KeepAlive(&cc)
-	if err := statusError(st); err != nil {
+	if err := cfg.configError(resultError(r)); err != nil {
 		return nil, err
 	}
 	return newContext(h), nil
@@ -201,14 +187,14 @@ func Join(groupSecret, groupID []byte, cfg *Config) (*Context, error) {
 		return nil, err
 	}
 	var h *C.tinymls_context
-	st := C.tinymls_context_join(
+	r := C.tinymls_go_context_join(
 		bytePtr(groupSecret), C.size_t(len(groupSecret)),
 		bytePtr(groupID), C.size_t(len(groupID)),
 		pcc, &h)
 	runtime.KeepAlive(groupSecret)
 	runtime.KeepAlive(groupID)
 	runtime.KeepAlive(&cc)
-	if err := statusError(st); err != nil {
+	if err := cfg.configError(resultError(r)); err != nil {
 		return nil, err
 	}
 	return newContext(h), nil
@@ -282,11 +268,8 @@ func (c *Context) Encrypt(dst, plaintext, aad []byte) ([]byte, error) {
 	if anyOverlap(out, plaintext) || anyOverlap(out, aad) {
 		buf = make([]byte, n)
 	}
-	st, outLen, err := c.encrypt(plaintext, aad, buf)
+	outLen, err := c.encrypt(plaintext, aad, buf)
 	if err != nil {
-		return nil, err
-	}
-	if err := statusError(st); err != nil {
 		return nil, err
 	}
 	if int(outLen) != n {
@@ -299,17 +282,18 @@ func (c *Context) Encrypt(dst, plaintext, aad []byte) ([]byte, error) {
 	return ret, nil
 }
 
-func (c *Context) encrypt(pt, aad, out []byte) (C.tinymls_status, uint64, error) {
+// encrypt makes the call: the output length, or the call's error.
+func (c *Context) encrypt(pt, aad, out []byte) (uint64, error) {
 	h, err := c.handle()
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	r := C.tinymls_go_encrypt(h,
 		bytePtr(pt), C.size_t(len(pt)),
 		bytePtr(aad), C.size_t(len(aad)),
 		bytePtr(out), C.size_t(len(out)))
 	runtime.KeepAlive(c)
-	return C.tinymls_status(r & 0xff), uint64(r >> 8), nil
+	return uint64(r.r >> 8), resultError(r)
 }
 
 // Decrypt authenticates ciphertext (a whole TinyMLS message) with aad and,
@@ -339,10 +323,7 @@ func (c *Context) Decrypt(dst, ciphertext, aad []byte) ([]byte, error) {
 	if scratch {
 		buf = make([]byte, n)
 	}
-	st, outLen, err := c.decrypt(ciphertext, aad, buf)
-	if err == nil {
-		err = statusError(st)
-	}
+	outLen, err := c.decrypt(ciphertext, aad, buf)
 	if err == nil && int(outLen) != n {
 		// The library promises len(ciphertext)-40 bytes; never hand out a
 		// plaintext of an unexpected length.
@@ -362,17 +343,18 @@ func (c *Context) Decrypt(dst, ciphertext, aad []byte) ([]byte, error) {
 	return ret, nil
 }
 
-func (c *Context) decrypt(ct, aad, out []byte) (C.tinymls_status, uint64, error) {
+// decrypt makes the call: the output length, or the call's error.
+func (c *Context) decrypt(ct, aad, out []byte) (uint64, error) {
 	h, err := c.handle()
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	r := C.tinymls_go_decrypt(h,
 		bytePtr(ct), C.size_t(len(ct)),
 		bytePtr(aad), C.size_t(len(aad)),
 		bytePtr(out), C.size_t(len(out)))
 	runtime.KeepAlive(c)
-	return C.tinymls_status(r & 0xff), uint64(r >> 8), nil
+	return uint64(r.r >> 8), resultError(r)
 }
 
 // Rotate moves the context to a new epoch now (tinymls_rotate). A shared
@@ -388,9 +370,9 @@ func (c *Context) Rotate() error {
 	if err != nil {
 		return err
 	}
-	st := C.tinymls_rotate(h)
+	r := C.tinymls_go_rotate(h)
 	runtime.KeepAlive(c)
-	return statusError(st)
+	return resultError(r)
 }
 
 // Epoch returns the current epoch number (tinymls_context_epoch), a 48-bit
@@ -406,9 +388,9 @@ func (c *Context) Epoch() (uint64, error) {
 		return 0, err
 	}
 	var e C.uint64_t
-	st := C.tinymls_context_epoch(h, &e)
+	r := C.tinymls_go_context_epoch(h, &e)
 	runtime.KeepAlive(c)
-	if err := statusError(st); err != nil {
+	if err := resultError(r); err != nil {
 		return 0, err
 	}
 	return uint64(e), nil
@@ -425,9 +407,9 @@ func (c *Context) SenderID() (uint64, error) {
 		return 0, err
 	}
 	var s C.uint64_t
-	st := C.tinymls_context_sender_id(h, &s)
+	r := C.tinymls_go_context_sender_id(h, &s)
 	runtime.KeepAlive(c)
-	if err := statusError(st); err != nil {
+	if err := resultError(r); err != nil {
 		return 0, err
 	}
 	return uint64(s), nil
@@ -451,12 +433,13 @@ func (c *Context) Close() error {
 	// Every Close calls the library, not only the first: a concurrent
 	// second close returns CLOSED only after the first has zeroized (the
 	// library closes under the context's write lock).
-	st := C.tinymls_context_close(c.h)
+	r := C.tinymls_go_context_close(c.h)
 	runtime.KeepAlive(c)
-	if st == C.TINYMLS_OK || st == C.TINYMLS_ERR_CLOSED {
+	err := resultError(r)
+	if err == nil || errors.Is(err, ErrClosed) {
 		return nil
 	}
-	return Status(st)
+	return err
 }
 
 // ciphertextLen is tinymls_ciphertext_len: n+40, or 0 when a plaintext of n

@@ -15,6 +15,7 @@ use super::window::{Epoch, Peers, Shared, Window};
 use super::{fill_random, random_u64, Context};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::detail::fail;
 use crate::epoch_tree::{Frontier, Path, MAX_EPOCH};
 use crate::error::{Error, Result};
 use crate::events::{self, Event, Kind, Limiter};
@@ -79,27 +80,21 @@ impl ContextBuilder {
 
     /// A local context (random group secret, fresh entropy every epoch).
     pub fn local(self) -> Result<Context> {
-        // Derived on a stack wiped afterwards (crate::os::stack).
-        scrubbed(move || self.local_unscrubbed())
-    }
-
-    fn local_unscrubbed(self) -> Result<Context> {
         self.validate(Mode::Local)?;
-        let mut group_secret = Zeroizing::new([0u8; 32]);
-        fill_random(&mut group_secret[..])?;
-        let root = key_schedule::group_root(&group_secret[..], LOCAL_GROUP_ID)?;
-        let fingerprint = fingerprint(&root);
         let now = self.clock.now_ms();
-        let mut epochs = VecDeque::with_capacity(1);
-        // A local chain starts at the root (SPEC v2 §3.2).
-        epochs.push_back(Epoch::new(0, root, now));
-        self.finish(
-            Mode::Local,
-            LOCAL_GROUP_ID.into(),
-            fingerprint,
-            Held { epochs, future: Vec::new(), frontier: None },
-            None,
-        )
+        // Derived on a stack wiped before the context is built (see
+        // `built_on_clean_stack`).
+        let (fingerprint, held) = scrubbed(|| -> Result<(u64, Held)> {
+            let mut group_secret = Zeroizing::new([0u8; 32]);
+            fill_random(&mut group_secret[..])?;
+            let root = key_schedule::group_root(&group_secret[..], LOCAL_GROUP_ID)?;
+            let fingerprint = fingerprint(&root);
+            let mut epochs = VecDeque::with_capacity(1);
+            // A local chain starts at the root (SPEC v2 §3.2).
+            epochs.push_back(Epoch::new(0, root, now));
+            Ok((fingerprint, Held { epochs, future: Vec::new(), frontier: None }))
+        })?;
+        self.built_on_clean_stack(Mode::Local, LOCAL_GROUP_ID.into(), fingerprint, held, None)
     }
 
     /// A shared context joined to `group_secret` (32..=1024 bytes) and
@@ -109,14 +104,7 @@ impl ContextBuilder {
     /// the root are zeroized before this returns: the context holds only its
     /// retained epochs and the frontier of its current one (§3.1).
     pub fn join(self, group_secret: &[u8], group_id: &[u8]) -> Result<Context> {
-        // Derived on a stack wiped afterwards (crate::os::stack).
-        scrubbed(move || self.join_unscrubbed(group_secret, group_id))
-    }
-
-    fn join_unscrubbed(self, group_secret: &[u8], group_id: &[u8]) -> Result<Context> {
         self.validate(Mode::Shared)?;
-        let root = key_schedule::group_root(group_secret, group_id)?;
-        let fingerprint = fingerprint(&root);
         let cfg = self.cfg;
         let now = self.clock.now_ms();
         let wall = self.clock.wall_ms();
@@ -141,22 +129,27 @@ impl ContextBuilder {
         };
         // The frontier of the oldest retained epoch, which derives the rest
         // of the window: the oldest and the current epoch are held, the
-        // others derived when a message needs one (SPEC v2 §3.1).
-        let mut epochs = VecDeque::with_capacity(2);
-        let mut frontier = Locked::new(Frontier::empty(oldest));
-        let leaf = frontier.start_at(&root, oldest);
-        drop(root);
-        epochs.push_back(Epoch::copied(oldest, &leaf, start(oldest)));
-        drop(leaf);
-        if current > oldest {
-            let mut leaf = crate::secret::Secret32::zero();
-            if !frontier.leaf_into(current, &mut leaf) {
-                return Err(Error::Internal);
+        // others derived when a message needs one (SPEC v2 §3.1). Derived on
+        // a stack wiped before the context is built (`built_on_clean_stack`).
+        let (fingerprint, held) = scrubbed(|| -> Result<(u64, Held)> {
+            let root = key_schedule::group_root(group_secret, group_id)?;
+            let fingerprint = fingerprint(&root);
+            let mut epochs = VecDeque::with_capacity(2);
+            let mut frontier = Locked::new(Frontier::empty(oldest));
+            let leaf = frontier.start_at(&root, oldest);
+            drop(root);
+            epochs.push_back(Epoch::copied(oldest, &leaf, start(oldest)));
+            drop(leaf);
+            if current > oldest {
+                let mut leaf = crate::secret::Secret32::zero();
+                if !frontier.leaf_into(current, &mut leaf) {
+                    return Err(Error::Internal);
+                }
+                epochs.push_back(Epoch::copied(current, &leaf, start(current)));
             }
-            epochs.push_back(Epoch::copied(current, &leaf, start(current)));
-        }
-        let held = Held { epochs, future: Vec::new(), frontier: Some(frontier) };
-        self.finish(Mode::Shared, group_id.into(), fingerprint, held, None)
+            Ok((fingerprint, Held { epochs, future: Vec::new(), frontier: Some(frontier) }))
+        })?;
+        self.built_on_clean_stack(Mode::Shared, group_id.into(), fingerprint, held, None)
     }
 
     /// Validates the configuration for a context of `mode` (SPEC v2 §7.4).
@@ -181,30 +174,43 @@ impl ContextBuilder {
     /// tampered, or older than [`Self::min_state_generation`]), `Rng`,
     /// `Exhausted`. No context exists unless this returns
     /// `Ok`.
-    pub fn import_state(self, blob: &[u8], kek: &[u8]) -> Result<Context> {
-        // Opened and restored on a stack wiped afterwards (crate::os::stack).
-        scrubbed(move || self.import_unscrubbed(blob, kek))
-    }
-
-    fn import_unscrubbed(mut self, blob: &[u8], kek: &[u8]) -> Result<Context> {
+    pub fn import_state(mut self, blob: &[u8], kek: &[u8]) -> Result<Context> {
         if self.cfg_set {
             validate_reporting_for(&self.cfg, None)?;
         }
-        let (_flags, snap) = crate::blob::open(blob, kek)?;
+        // Opened and restored on stacks wiped before the context is built
+        // (`built_on_clean_stack`).
+        let (_flags, mut snap) = scrubbed(|| crate::blob::open(blob, kek))?;
         if snap.generation < self.min_generation {
             // An authentic blob older than the caller knows of: put back in
             // place of a newer one (SPEC §9 has no status of its own for it;
             // the blob store was tampered with).
-            return Err(Error::State);
+            return Err(fail(
+                Error::State,
+                format_args!(
+                    "the blob's state generation {} is below min_generation = {}: an older blob put back in \
+                     place of a newer one?",
+                    snap.generation, self.min_generation
+                ),
+            ));
         }
         if !self.cfg_set {
             self.cfg = snap.cfg;
         }
         self.validate(snap.mode)?;
-        self.restore(snap)
+        let generation = snap.generation;
+        let (mode, group_id, fingerprint) =
+            (snap.mode, core::mem::take(&mut snap.group_id).into_boxed_slice(), snap.fingerprint);
+        let (held, since) = scrubbed(|| self.restore(snap))?;
+        let ctx = self.built_on_clean_stack(mode, group_id, fingerprint, held, Some(since))?;
+        // Nobody else holds the new context yet.
+        write_window(&ctx.shared).state_generation = generation;
+        Ok(ctx)
     }
 
-    pub(super) fn restore(self, mut snap: crate::blob::Snapshot) -> Result<Context> {
+    /// What a snapshot's context holds, copied into key memory, and the
+    /// start of its current epoch.
+    fn restore(&self, mut snap: crate::blob::Snapshot) -> Result<(Held, u64)> {
         let now = self.clock.now_ms();
         let wall = self.clock.wall_ms();
         // The time the blob spent in storage counts towards every age (an
@@ -261,12 +267,27 @@ impl ContextBuilder {
             _ => return Err(Error::Malformed),
         };
         let since = epochs.back().map(|e| e.since_ms).ok_or(Error::Malformed)?;
-        let group_id = snap.group_id.into_boxed_slice();
-        let generation = snap.generation;
-        let ctx = self.finish(snap.mode, group_id, snap.fingerprint, Held { epochs, future, frontier }, Some(since))?;
-        // Nobody else holds the new context yet.
-        write_window(&ctx.shared).state_generation = generation;
-        Ok(ctx)
+        Ok((Held { epochs, future, frontier }, since))
+    }
+
+    /// [`Self::finish`], called after the derivations of a new context ran
+    /// (and their stack was wiped) and itself on a stack wiped afterwards.
+    ///
+    /// Why the derivations must not share a wiped region with `finish`: the
+    /// context's state is built on the stack and moved into the heap whole,
+    /// padding and unused enum payloads included. Built where a derivation's
+    /// frames just were, those bytes would carry a left-over epoch secret
+    /// into the heap, out of reach of every wipe (`tests/memory_scan.rs`
+    /// found one that way).
+    fn built_on_clean_stack(
+        self,
+        mode: Mode,
+        group_id: Box<[u8]>,
+        fingerprint: u64,
+        held: Held,
+        restored_since: Option<u64>,
+    ) -> Result<Context> {
+        scrubbed(move || self.finish(mode, group_id, fingerprint, held, restored_since))
     }
 
     /// Builds the context around what it holds (`restored_since`: the start
@@ -395,14 +416,14 @@ pub(crate) fn validate_reporting(cfg: &Config) -> Result<()> {
 /// rules every context meets.
 pub(crate) fn validate_reporting_for(cfg: &Config, mode: Option<Mode>) -> Result<()> {
     let bad = match mode {
-        Some(Mode::Shared) => cfg.first_invalid_field_shared(),
-        _ => cfg.first_invalid_field(),
+        Some(Mode::Shared) => cfg.rejection_shared(),
+        _ => cfg.rejection(),
     };
     match bad {
         None => Ok(()),
-        Some(field) => {
-            Event::new(Kind::ConfigRejected, None).label("field", field).emit(None);
-            Err(Error::InvalidConfig)
+        Some(r) => {
+            Event::new(Kind::ConfigRejected, None).label("field", r.field).emit(None);
+            Err(fail(Error::InvalidConfig, format_args!("{r}")))
         }
     }
 }

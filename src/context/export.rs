@@ -6,6 +6,7 @@ use super::guard::write_window;
 use super::window::{Epoch, Window};
 use super::Context;
 use crate::blob::{self, EpochSnap, FrontierSnap, PeerSnap, Snapshot, WindowSnap};
+use crate::detail::fail;
 use crate::epoch_tree::Frontier;
 use crate::error::{Error, Result};
 use crate::os::locked::Locked;
@@ -34,8 +35,16 @@ impl Context {
     }
 
     fn export_unscrubbed(&self, kek: &[u8], flags: u32) -> Result<Vec<u8>> {
-        if kek.len() != blob::KEK_LEN || flags & !blob::KNOWN_FLAGS != 0 {
-            return Err(Error::InvalidArgument);
+        blob::check_kek(kek)?;
+        if flags & !blob::KNOWN_FLAGS != 0 {
+            return Err(fail(
+                Error::InvalidArgument,
+                format_args!(
+                    "flags {flags:#x} has bits this library does not know (it knows {:#x}, \
+                     TINYMLS_EXPORT_CURRENT_EPOCH_ONLY)",
+                    blob::KNOWN_FLAGS
+                ),
+            ));
         }
         let snap = {
             let mut st = write_window(&self.shared);

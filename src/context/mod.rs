@@ -40,6 +40,7 @@ use std::sync::Arc;
 use rand::TryRngCore;
 
 use crate::config::Config;
+use crate::detail::{fail, Millis};
 use crate::error::{Error, Result};
 use crate::events::{self, Event, Kind, Limiter, Origin};
 use crate::maintenance;
@@ -120,14 +121,29 @@ impl Context {
         let now = st.clock.now_ms();
         st.maintain(now)?;
         if let Some(last) = st.last_rotation_ms {
-            if now.saturating_sub(last) < st.cfg.min_rotation_interval_ms {
-                return Err(Error::RateLimited);
+            let (since, min) = (now.saturating_sub(last), st.cfg.min_rotation_interval_ms);
+            if since < min {
+                return Err(fail(
+                    Error::RateLimited,
+                    format_args!(
+                        "the previous rotation was {} ago; min_rotation_interval_ms is {}",
+                        Millis(since),
+                        Millis(min)
+                    ),
+                ));
             }
         }
         if st.follows_clock {
             let clock_epoch = st.clock_epoch(st.clock.wall_ms());
-            if st.current().is_some_and(|c| c.number > clock_epoch) {
-                return Err(Error::RateLimited);
+            if let Some(c) = st.current().filter(|c| c.number > clock_epoch) {
+                return Err(fail(
+                    Error::RateLimited,
+                    format_args!(
+                        "the current epoch {} is already ahead of the clock's epoch {clock_epoch}: a manual rotation \
+                         may start at most one epoch early",
+                        c.number
+                    ),
+                ));
             }
         }
         st.rotate(now, RotationReason::Manual)

@@ -8,6 +8,7 @@ use super::guard::write_window;
 use super::keys::SenderKeys;
 use super::window::{Epoch, Window};
 use super::Context;
+use crate::detail::{fail, Millis};
 use crate::epoch_tree::descend_into;
 use crate::error::{Error, Result};
 use crate::events::{self, Event, Kind, Level};
@@ -149,10 +150,10 @@ impl Context {
                 if !st.needs_attention_now() {
                     let (oldest, cur) = match (st.epochs.front(), st.epochs.back()) {
                         (Some(o), Some(c)) => (o.number, c.number),
-                        _ => return Err(Error::EpochExpired),
+                        _ => return Err(st.expired(h.epoch, None)),
                     };
                     if h.epoch < oldest {
-                        return Err(Error::EpochExpired);
+                        return Err(st.expired(h.epoch, Some(oldest)));
                     }
                     let skew = st.follows_clock.then(|| h.epoch as i64 - cur as i64);
                     let ep = if h.epoch <= cur {
@@ -170,13 +171,13 @@ impl Context {
                         }
                     } else {
                         if st.mode == Mode::Local {
-                            return Err(Error::EpochUnknown);
+                            return Err(st.unknown(h.epoch, cur));
                         }
                         // A late joiner with period 0 reaches a long-running
                         // group: any distance, until another sender is read.
                         let unbounded = !st.follows_clock && !st.accepted_foreign.load(Ordering::Acquire);
                         if !unbounded && h.epoch - cur > u64::from(st.cfg.max_future_epochs) {
-                            return Err(Error::EpochUnknown);
+                            return Err(st.unknown(h.epoch, cur));
                         }
                         match st.future_index(h.epoch) {
                             Ok(i) => &st.future[i],
@@ -202,20 +203,20 @@ impl Context {
                         Some(peer) => {
                             if let Some(w) = &peer.replay {
                                 if !w.lock().check(h.seq) {
-                                    return Err(Error::Replay);
+                                    return Err(st.replayed(h));
                                 }
                             }
                             peer.keys.open(p, aad, out)?;
                             if let Some(w) = &peer.replay {
                                 if !w.lock().record(h.seq) {
-                                    return Err(Error::Replay);
+                                    return Err(st.replayed(h));
                                 }
                             }
                             return Ok(skew);
                         }
                         None => {
                             if ep.refuses_sender(h.sender, st.sender_id, st.cfg.max_senders) {
-                                return Err(Error::SenderLimit);
+                                return Err(st.sender_limit(h.epoch));
                             }
                             // Authenticate with freshly derived keys before
                             // anything is stored: a forgery leaves no trace.
@@ -253,8 +254,8 @@ impl Context {
         let h = p.header;
         let (base, depth, node) = {
             let st = self.read_open()?;
-            let cur = st.current().ok_or(Error::EpochExpired)?.number;
-            let oldest = st.epochs.front().ok_or(Error::EpochExpired)?.number;
+            let cur = st.current().ok_or_else(|| st.expired(h.epoch, None))?.number;
+            let oldest = st.epochs.front().ok_or_else(|| st.expired(h.epoch, None))?.number;
             if h.epoch < oldest || st.held_epoch(h.epoch).is_some() {
                 return Ok(false);
             }
@@ -306,12 +307,15 @@ impl Window {
     ) -> Result<()> {
         let window = self.cfg.replay_window;
         let (max_senders, me) = (self.cfg.max_senders, self.sender_id);
-        let ep = self.held_epoch_mut(epoch).ok_or(Error::EpochExpired)?;
+        let Some(ep) = self.held_epoch_mut(epoch) else {
+            let oldest = self.epochs.front().map(|e| e.number);
+            return Err(self.expired(epoch, oldest));
+        };
         let at = match ep.peers.binary_search_by_key(&sender, |(id, _)| *id) {
             Ok(at) => at,
             Err(at) => {
                 if ep.refuses_sender(sender, me, max_senders) {
-                    return Err(Error::SenderLimit);
+                    return Err(self.sender_limit(epoch));
                 }
                 let keys = match keys {
                     Some(k) => k,
@@ -324,10 +328,94 @@ impl Window {
         };
         if let Some(w) = &ep.peers[at].1.replay {
             if !w.lock().record(seq) {
-                return Err(Error::Replay);
+                return Err(self.replayed(wire::Header { epoch, sender, seq }));
             }
         }
         Ok(())
+    }
+
+    /// `EpochExpired` for a message of `epoch`, the oldest retained epoch
+    /// being `oldest` (`None`: none is), with the window in its detail.
+    #[cold]
+    #[inline(never)]
+    fn expired(&self, epoch: u64, oldest: Option<u64>) -> Error {
+        let e = Error::EpochExpired;
+        let Some(oldest) = oldest else {
+            return fail(e, format_args!("epoch {epoch}: this context retains no epoch"));
+        };
+        let (n, period, lifetime) = (self.cfg.max_epochs, self.cfg.ratchet_period_ms, self.cfg.state_lifetime_ms);
+        let head = format_args!("epoch {epoch} is older than the oldest retained epoch {oldest}");
+        if period == 0 {
+            return fail(e, format_args!("{head}; the window is max_epochs = {n} epochs"));
+        }
+        let window = u64::from(n).saturating_mul(period);
+        if lifetime < window {
+            return fail(
+                e,
+                format_args!(
+                    "{head}; epochs last state_lifetime_ms = {}, less than max_epochs × ratchet_period_ms = {n} × \
+                     {period} ms",
+                    Millis(lifetime)
+                ),
+            );
+        }
+        fail(
+            e,
+            format_args!(
+                "{head}; the window is max_epochs × ratchet_period_ms = {n} × {period} ms = {}",
+                Millis(window)
+            ),
+        )
+    }
+
+    /// `EpochUnknown` for a message of `epoch`, the current one being `cur`.
+    #[cold]
+    #[inline(never)]
+    fn unknown(&self, epoch: u64, cur: u64) -> Error {
+        let e = Error::EpochUnknown;
+        let (ahead, period) = (self.cfg.max_future_epochs, self.cfg.ratchet_period_ms);
+        if self.mode == Mode::Local {
+            return fail(
+                e,
+                format_args!(
+                    "epoch {epoch} is ahead of the current epoch {cur}; a local context reads only its own epochs"
+                ),
+            );
+        }
+        let head =
+            format_args!("epoch {epoch} is more than max_future_epochs = {ahead} ahead of the current epoch {cur}");
+        if self.follows_clock {
+            let limit = u64::from(ahead).saturating_mul(period);
+            return fail(
+                e,
+                format_args!("{head} ({ahead} × ratchet_period_ms = {}: is a clock ahead?)", Millis(limit)),
+            );
+        }
+        fail(e, format_args!("{head}"))
+    }
+
+    /// `Replay` for the message with header `h`.
+    #[cold]
+    #[inline(never)]
+    fn replayed(&self, h: wire::Header) -> Error {
+        fail(
+            Error::Replay,
+            format_args!(
+                "sequence number {} of sender {:016x} in epoch {} was already accepted, or is older than the \
+                 replay window (replay_window = {})",
+                h.seq, h.sender, h.epoch, self.cfg.replay_window
+            ),
+        )
+    }
+
+    /// `SenderLimit` for a new sender in `epoch`.
+    #[cold]
+    #[inline(never)]
+    fn sender_limit(&self, epoch: u64) -> Error {
+        fail(
+            Error::SenderLimit,
+            format_args!("epoch {epoch} already has max_senders = {} foreign senders", self.cfg.max_senders),
+        )
     }
 
     /// After an accepted message: a period-0 shared context stops adopting
@@ -336,5 +424,147 @@ impl Window {
         if sender != self.sender_id {
             self.accepted_foreign.store(true, Ordering::Release);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::clock::Clock;
+    use crate::config::Config;
+    use crate::context::Context;
+    use crate::detail;
+    use crate::error::{Error, Result};
+
+    /// The detail a C ABI call failing with `r`'s error would publish.
+    fn detail_of<T: core::fmt::Debug>(r: Result<T>) -> (Error, String) {
+        let e = r.expect_err("the call fails");
+        detail::publish(e.code());
+        (e, detail::last())
+    }
+
+    fn join(clock: &Clock, cfg: Config) -> Context {
+        Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().join(&[5; 32], b"details").unwrap()
+    }
+
+    #[test]
+    fn an_expired_epoch_names_the_oldest_retained_one_and_the_window() {
+        let clock = Clock::fake(1_000_000);
+        let cfg = Config::default();
+        let (a, b) = (join(&clock, cfg), join(&clock, cfg));
+        let ct = a.encrypt_to_vec(b"m", b"").unwrap();
+        clock.advance(100 * 100);
+        let want = "epoch 10000 is older than the oldest retained epoch 10037; the window is max_epochs × \
+                    ratchet_period_ms = 64 × 100 ms = 6.4 s";
+        assert_eq!(detail_of(b.decrypt_to_vec(&ct, b"")), (Error::EpochExpired, want.to_owned()));
+
+        // Period 0: the window is counted in epochs.
+        let cfg = Config { ratchet_period_ms: 0, max_epochs: 2, ..Config::default() };
+        let ctx = Context::builder().config(cfg).manual_maintenance().local().unwrap();
+        let ct = ctx.encrypt_to_vec(b"m", b"").unwrap();
+        ctx.rotate().unwrap();
+        ctx.rotate().unwrap();
+        let want = "epoch 0 is older than the oldest retained epoch 1; the window is max_epochs = 2 epochs";
+        assert_eq!(detail_of(ctx.decrypt_to_vec(&ct, b"")), (Error::EpochExpired, want.to_owned()));
+
+        // A lifetime shorter than the window is the one that counts.
+        let clock = Clock::fake(1_000_000);
+        let cfg = Config { state_lifetime_ms: 1000, ..Config::default() };
+        let (a, b) = (join(&clock, cfg), join(&clock, cfg));
+        let ct = a.encrypt_to_vec(b"m", b"").unwrap();
+        clock.advance(3000);
+        let want = "epoch 10000 is older than the oldest retained epoch 10021; epochs last state_lifetime_ms = 1 s, \
+                    less than max_epochs × ratchet_period_ms = 64 × 100 ms";
+        assert_eq!(detail_of(b.decrypt_to_vec(&ct, b"")), (Error::EpochExpired, want.to_owned()));
+    }
+
+    #[test]
+    fn an_epoch_too_far_ahead_names_max_future_epochs() {
+        let clock = Clock::fake(1_000_000);
+        let cfg = Config { max_future_epochs: 10, ..Config::default() };
+        let (a, b) = (join(&clock, cfg), join(&clock, cfg));
+        clock.set_wall(1_000_000 + 11 * 100);
+        let ct = a.encrypt_to_vec(b"m", b"").unwrap();
+        let want = "epoch 10011 is more than max_future_epochs = 10 ahead of the current epoch 10000 (10 × \
+                    ratchet_period_ms = 1 s: is a clock ahead?)";
+        // `b` has not moved: its wall clock is shared, so step it back.
+        clock.set_wall(1_000_000);
+        assert_eq!(detail_of(b.decrypt_to_vec(&ct, b"")), (Error::EpochUnknown, want.to_owned()));
+
+        // A local context reads only its own epochs.
+        let ctx = Context::builder().config(Config { ratchet_period_ms: 0, ..cfg }).local().unwrap();
+        let mut ct = ctx.encrypt_to_vec(b"m", b"").unwrap();
+        ct[7] = 5;
+        let want = "epoch 5 is ahead of the current epoch 0; a local context reads only its own epochs";
+        assert_eq!(detail_of(ctx.decrypt_to_vec(&ct, b"")), (Error::EpochUnknown, want.to_owned()));
+    }
+
+    #[test]
+    fn a_replay_and_the_sender_limit_are_explained() {
+        let clock = Clock::fake(1_000_000);
+        let cfg = Config { max_senders: 1, ..Config::default() };
+        let (a, b, c) = (join(&clock, cfg), join(&clock, cfg), join(&clock, cfg));
+        let ct = a.encrypt_to_vec(b"m", b"").unwrap();
+        b.decrypt_to_vec(&ct, b"").unwrap();
+        let sender = a.sender_id().unwrap();
+        let want = format!(
+            "sequence number 0 of sender {sender:016x} in epoch 10000 was already accepted, or is older than the \
+             replay window (replay_window = 128)"
+        );
+        assert_eq!(detail_of(b.decrypt_to_vec(&ct, b"")), (Error::Replay, want));
+        let other = c.encrypt_to_vec(b"m", b"").unwrap();
+        let want = "epoch 10000 already has max_senders = 1 foreign senders";
+        assert_eq!(detail_of(b.decrypt_to_vec(&other, b"")), (Error::SenderLimit, want.to_owned()));
+    }
+
+    #[test]
+    fn every_authentication_failure_has_the_same_detail() {
+        let clock = Clock::fake(1_000_000);
+        let cfg = Config::default();
+        let (a, b) = (join(&clock, cfg), join(&clock, cfg));
+        let stranger = Context::builder()
+            .config(cfg)
+            .clock(clock.clone())
+            .manual_maintenance()
+            .join(&[6; 32], b"details")
+            .unwrap();
+        let ct = a.encrypt_to_vec(b"secret plaintext", b"aad").unwrap();
+        let mut body = ct.clone();
+        body[30] ^= 1;
+        let mut tag = ct.clone();
+        *tag.last_mut().unwrap() ^= 0x80;
+        let mut header = ct.clone();
+        header[20] ^= 1; // the sequence number: authenticated as AAD
+        let cases = [
+            b.decrypt_to_vec(&ct, b"other aad"),
+            b.decrypt_to_vec(&body, b"aad"),
+            b.decrypt_to_vec(&tag, b"aad"),
+            b.decrypt_to_vec(&header, b"aad"),
+            stranger.decrypt_to_vec(&ct, b"aad"),
+        ];
+        for r in cases {
+            assert_eq!(detail_of(r), (Error::Auth, "authentication failed".to_owned()));
+        }
+    }
+
+    #[test]
+    fn a_short_or_foreign_ciphertext_is_explained() {
+        let ctx = Context::new(&Config::default()).unwrap();
+        let want = "the ciphertext is 39 bytes; every TinyMLS message has at least 40";
+        assert_eq!(detail_of(ctx.decrypt_to_vec(&[2; 39], b"")), (Error::Malformed, want.to_owned()));
+        let mut v1 = ctx.encrypt_to_vec(b"m", b"").unwrap();
+        v1[0] = 1;
+        let want = "the ciphertext's header says version 1, suite 1; TinyMLS v2 is version 2, suite 1";
+        assert_eq!(detail_of(ctx.decrypt_to_vec(&v1, b"")), (Error::Malformed, want.to_owned()));
+    }
+
+    #[test]
+    fn a_rotation_too_soon_names_the_interval() {
+        let clock = Clock::fake(1_000);
+        let cfg = Config { min_rotation_interval_ms: 5000, ratchet_period_ms: 0, ..Config::default() };
+        let ctx = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().local().unwrap();
+        ctx.rotate().unwrap();
+        clock.advance(1500);
+        let want = "the previous rotation was 1.5 s ago; min_rotation_interval_ms is 5 s";
+        assert_eq!(detail_of(ctx.rotate()), (Error::RateLimited, want.to_owned()));
     }
 }

@@ -14,6 +14,7 @@ use super::keys::SenderKeys;
 use super::window::Window;
 use super::Context;
 use crate::aead::TAG_LEN;
+use crate::detail::fail;
 use crate::error::{Error, Result};
 use crate::metrics::{BatchTimer, Op, Timer};
 use crate::os::locked::Locked;
@@ -128,6 +129,17 @@ pub(super) fn sized_for_seal(plaintext: &[u8], out: &[u8]) -> Result<usize> {
     Ok(needed)
 }
 
+/// `InvalidArgument`: a message whose usage cost no key can take (out of
+/// line: the send path is hot).
+#[cold]
+#[inline(never)]
+fn over_budget(cost: u64, max: u64) -> Error {
+    fail(
+        Error::InvalidArgument,
+        format_args!("the message's usage cost, 1 + its length / 16384 = {cost}, is more than max_operations = {max}"),
+    )
+}
+
 /// The two words every encryption writes, on a cache line of their own so
 /// that threads encrypting at once do not also evict the key and IV they
 /// read (false sharing).
@@ -153,7 +165,7 @@ impl Window {
         }
         let max = self.cfg.max_operations;
         if cost > max {
-            return Err(Error::InvalidArgument);
+            return Err(over_budget(cost, max));
         }
         let over = match self.current().and_then(|e| e.own.as_ref()) {
             Some(own) => own.counters.usage.load(Ordering::Acquire) + cost > max,

@@ -3,7 +3,9 @@
 
 use core::ffi::c_char;
 
-use super::boundary::{cstr, ffi_boundary, slice_in, write_out, FfiResult, OutBuf, StatusDescription, StatusName};
+use super::boundary::{
+    cstr, fail, ffi_boundary, null_arg, slice_in, write_out, FfiResult, OutBuf, OutNames, StatusDescription, StatusName,
+};
 use super::{tinymls_context, tinymls_status, TINYMLS_ABI_VERSION, TINYMLS_VERSION_NUMBER};
 use crate::config::Config;
 use crate::context::Context;
@@ -12,11 +14,21 @@ use crate::wire;
 
 use tinymls_status::*;
 
+/// `INVALID_ARGUMENT` for a plaintext longer than one message may hold.
+#[cold]
+#[inline(never)]
+fn too_long(pt_len: usize) -> tinymls_status {
+    fail(
+        TINYMLS_ERR_INVALID_ARGUMENT,
+        format_args!("pt_len is {pt_len}, more than one message may hold ({} bytes)", wire::MAX_PLAINTEXT_LEN),
+    )
+}
+
 /// # Safety
 /// `ctx` is NULL or a live handle from `tinymls_context_new/join`.
 pub(crate) unsafe fn context_ref<'a>(ctx: *const tinymls_context) -> FfiResult<&'a Context> {
     if ctx.is_null() {
-        return Err(TINYMLS_ERR_NULL_POINTER);
+        return Err(null_arg("ctx"));
     }
     // SAFETY: non-NULL; the caller promises a live handle that is not being
     // freed concurrently (free is the one call that may not race).
@@ -24,8 +36,8 @@ pub(crate) unsafe fn context_ref<'a>(ctx: *const tinymls_context) -> FfiResult<&
 }
 
 /// The out-value protocol of the getters (epoch, sender id, health): `ctx`
-/// or `out` NULL is `TINYMLS_ERR_NULL_POINTER`, checked in that order;
-/// otherwise `*out` receives what `get` reads, if it succeeds.
+/// or `out` (named `out_name`) NULL is `TINYMLS_ERR_NULL_POINTER`, checked
+/// in that order; otherwise `*out` receives what `get` reads, if it succeeds.
 ///
 /// # Safety
 /// `ctx` is NULL or a live handle; `out` is NULL or valid for a write of `T`
@@ -33,12 +45,13 @@ pub(crate) unsafe fn context_ref<'a>(ctx: *const tinymls_context) -> FfiResult<&
 pub(crate) unsafe fn read_into<T>(
     ctx: *const tinymls_context,
     out: *mut T,
+    out_name: &'static str,
     get: impl FnOnce(&Context) -> FfiResult<T>,
 ) -> FfiResult<()> {
     // SAFETY: NULL or a live handle by the caller's contract.
     let ctx = unsafe { context_ref(ctx) }?;
     if out.is_null() {
-        return Err(TINYMLS_ERR_NULL_POINTER);
+        return Err(null_arg(out_name));
     }
     let v = get(ctx)?;
     // SAFETY: non-NULL, and writable by the caller's contract.
@@ -59,12 +72,16 @@ unsafe fn config_or_default(cfg: *const Config) -> Config {
 }
 
 /// The out-handle protocol of every constructor (new, join, import): `out`
-/// NULL is `TINYMLS_ERR_NULL_POINTER`; otherwise `*out` is NULL until
-/// `make` succeeds, and then receives the new handle, which the caller owns.
-/// No partial context is ever handed out.
-pub(crate) fn create_into(out: *mut *mut tinymls_context, make: impl FnOnce() -> FfiResult<Context>) -> FfiResult<()> {
+/// (named `out_name`) NULL is `TINYMLS_ERR_NULL_POINTER`; otherwise `*out`
+/// is NULL until `make` succeeds, and then receives the new handle, which
+/// the caller owns. No partial context is ever handed out.
+pub(crate) fn create_into(
+    out: *mut *mut tinymls_context,
+    out_name: &'static str,
+    make: impl FnOnce() -> FfiResult<Context>,
+) -> FfiResult<()> {
     if out.is_null() {
-        return Err(TINYMLS_ERR_NULL_POINTER);
+        return Err(fail(TINYMLS_ERR_NULL_POINTER, format_args!("{out_name} is NULL")));
     }
     // SAFETY: `out` is non-NULL and writable by the function's contract.
     unsafe { write_out(out, core::ptr::null_mut()) };
@@ -105,7 +122,7 @@ pub extern "C" fn tinymls_config_default(out: *mut Config) {
 pub extern "C" fn tinymls_config_validate(cfg: *const Config) -> tinymls_status {
     ffi_boundary!({
         if cfg.is_null() {
-            return Err(TINYMLS_ERR_NULL_POINTER);
+            return Err(fail(TINYMLS_ERR_NULL_POINTER, format_args!("cfg is NULL")));
         }
         // SAFETY: non-NULL; readable by contract.
         let cfg = unsafe { config_or_default(cfg) };
@@ -125,7 +142,7 @@ pub extern "C" fn tinymls_config_validate(cfg: *const Config) -> tinymls_status 
 #[no_mangle]
 pub extern "C" fn tinymls_context_new(cfg: *const Config, out: *mut *mut tinymls_context) -> tinymls_status {
     ffi_boundary!({
-        create_into(out, || {
+        create_into(out, "out", || {
             // SAFETY: NULL or readable by contract.
             let cfg = unsafe { config_or_default(cfg) };
             Ok(Context::new(&cfg)?)
@@ -155,11 +172,11 @@ pub extern "C" fn tinymls_context_join(
     out: *mut *mut tinymls_context,
 ) -> tinymls_status {
     ffi_boundary!({
-        create_into(out, || {
+        create_into(out, "out", || {
             // SAFETY: pointer/length pairs valid for reads by contract.
-            let secret = unsafe { slice_in(group_secret, secret_len) }?;
+            let secret = unsafe { slice_in(group_secret, secret_len, &("group_secret", "secret_len")) }?;
             // SAFETY: as above.
-            let id = unsafe { slice_in(group_id, group_id_len) }?;
+            let id = unsafe { slice_in(group_id, group_id_len, &("group_id", "group_id_len")) }?;
             // SAFETY: NULL or readable by contract.
             let cfg = unsafe { config_or_default(cfg) };
             Ok(Context::join(secret, id, &cfg)?)
@@ -205,14 +222,14 @@ pub extern "C" fn tinymls_encrypt(
         let ctx = unsafe { context_ref(ctx) }?;
         // SAFETY: `out` valid for `out_cap` bytes and `out_len` writable by
         // contract; the overlap with the inputs is checked below.
-        let mut out = unsafe { OutBuf::new(out, out_cap, out_len) }?;
+        let mut out = unsafe { OutBuf::new(out, out_cap, out_len, const { &OutNames::out("the ciphertext") }) }?;
         // SAFETY: pointer/length pairs valid for reads by contract.
-        let pt_s = unsafe { slice_in(pt, pt_len) }?;
+        let pt_s = unsafe { slice_in(pt, pt_len, &("pt", "pt_len")) }?;
         // SAFETY: as above.
-        let aad_s = unsafe { slice_in(aad, aad_len) }?;
-        out.require(wire::ciphertext_len(pt_len).ok_or(TINYMLS_ERR_INVALID_ARGUMENT)?)?;
-        out.disjoint(pt, pt_len)?;
-        out.disjoint(aad, aad_len)?;
+        let aad_s = unsafe { slice_in(aad, aad_len, &("aad", "aad_len")) }?;
+        out.require(wire::ciphertext_len(pt_len).ok_or_else(|| too_long(pt_len))?)?;
+        out.disjoint(pt, pt_len, "pt")?;
+        out.disjoint(aad, aad_len, "aad")?;
         let n = ctx.encrypt(pt_s, aad_s, out.bytes()?)?;
         out.set_len(n);
         Ok(())
@@ -253,13 +270,13 @@ pub extern "C" fn tinymls_decrypt(
         let ctx = unsafe { context_ref(ctx) }?;
         // SAFETY: `out` valid for `out_cap` bytes and `out_len` writable by
         // contract; the overlap with the inputs is checked below.
-        let mut out = unsafe { OutBuf::new(out, out_cap, out_len) }?;
+        let mut out = unsafe { OutBuf::new(out, out_cap, out_len, const { &OutNames::out("the plaintext") }) }?;
         // SAFETY: pointer/length pairs valid for reads by contract.
-        let ct_s = unsafe { slice_in(ct, ct_len) }?;
+        let ct_s = unsafe { slice_in(ct, ct_len, &("ct", "ct_len")) }?;
         // SAFETY: as above.
-        let aad_s = unsafe { slice_in(aad, aad_len) }?;
-        out.disjoint(ct, ct_len)?;
-        out.disjoint(aad, aad_len)?;
+        let aad_s = unsafe { slice_in(aad, aad_len, &("aad", "aad_len")) }?;
+        out.disjoint(ct, ct_len, "ct")?;
+        out.disjoint(aad, aad_len, "aad")?;
         match ctx.decrypt(ct_s, aad_s, out.bytes()?) {
             Ok(n) => {
                 out.set_len(n);
@@ -296,7 +313,7 @@ pub extern "C" fn tinymls_context_epoch(ctx: *mut tinymls_context, out_epoch: *m
     ffi_boundary!({
         // SAFETY: `ctx` NULL or a live handle, `out_epoch` NULL or writable,
         // by contract.
-        unsafe { read_into(ctx, out_epoch, |ctx| Ok(ctx.current_epoch()?)) }
+        unsafe { read_into(ctx, out_epoch, "out_epoch", |ctx| Ok(ctx.current_epoch()?)) }
     })
 }
 
@@ -311,7 +328,7 @@ pub extern "C" fn tinymls_context_sender_id(ctx: *mut tinymls_context, out_sende
     ffi_boundary!({
         // SAFETY: `ctx` NULL or a live handle, `out_sender` NULL or writable,
         // by contract.
-        unsafe { read_into(ctx, out_sender, |ctx| Ok(ctx.sender_id()?)) }
+        unsafe { read_into(ctx, out_sender, "out_sender", |ctx| Ok(ctx.sender_id()?)) }
     })
 }
 
@@ -362,6 +379,53 @@ pub extern "C" fn tinymls_status_str(status: u32) -> *const c_char {
 #[no_mangle]
 pub extern "C" fn tinymls_status_name(status: u32) -> *const c_char {
     ffi_boundary!({ StatusName(crate::error::status_name_nul(status)) })
+}
+
+/// Copies the detail of the calling thread's last failed call into `buf`:
+/// one NUL-terminated UTF-8 sentence that says what was wrong, naming the
+/// argument or configuration field, the allowed range and the value given
+/// ("group_secret must be 32..=1024 bytes, got 16"; "replay_window must be 0
+/// (off) or a multiple of 64 up to 4096, got 100"). Use it for messages and
+/// logs; decide on the status, never on the text, which may change between
+/// versions.
+///
+/// Every function that returns a `tinymls_status` sets the detail when it
+/// returns anything but `TINYMLS_OK`; a successful call leaves it as it was
+/// (like `errno`), and so do the functions that return no status. Read it
+/// right after the failing call, on the same thread (each thread has its
+/// own). Until a call fails on the thread it is empty. Every
+/// `TINYMLS_ERR_AUTH` has the same detail, whatever the cause. No detail
+/// contains key material, secrets, plaintext, additional data or group ids;
+/// of a ciphertext or state blob it gives at most sizes, public header
+/// fields (epoch, sender id, sequence number, format version) and an
+/// authentic blob's generation.
+///
+/// Returns the length of the whole detail in bytes, not counting the NUL
+/// (0 if empty; at most `TINYMLS_ERROR_MESSAGE_MAX_LEN`). If `buf` is not
+/// NULL and `buf_len` > 0, copies as much of it as fits in `buf_len - 1`
+/// bytes, cut at a UTF-8 character boundary, and a NUL: the copy is whole
+/// when the return value is less than `buf_len` (as `snprintf`). A buffer of
+/// `TINYMLS_ERROR_MESSAGE_MAX_LEN + 1` bytes always holds all of it; `buf`
+/// NULL or `buf_len` 0 is a size query. Never fails; does not change the
+/// detail. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_last_error_message(buf: *mut c_char, buf_len: usize) -> usize {
+    ffi_boundary!({
+        crate::detail::with_published(|msg| {
+            if !buf.is_null() && buf_len > 0 {
+                let n = crate::detail::floor_char_boundary(msg, buf_len - 1);
+                let dst = buf.cast::<u8>();
+                // SAFETY: `buf` is non-NULL and valid for writes of `buf_len`
+                // bytes by contract; `n + 1 <= buf_len`; `msg` is the
+                // library's own copy, which caller memory cannot overlap.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(msg.as_ptr(), dst, n);
+                    dst.add(n).write(0);
+                }
+            }
+            msg.len()
+        })
+    })
 }
 
 /// The library version ("MAJOR.MINOR.PATCH"), static and NUL-terminated;

@@ -2,8 +2,9 @@
 //! back to back in caller buffers. Same conventions as `api.rs`.
 
 use super::api::context_ref;
-use super::boundary::{all_disjoint, ffi_boundary, slice_in, FfiResult, OutBuf, Region};
+use super::boundary::{all_disjoint, fail, ffi_boundary, slice_in, FfiResult, OutBuf, OutNames, Region};
 use super::{tinymls_context, tinymls_status};
+use crate::detail;
 use crate::error::Error;
 use crate::wire::{self, OVERHEAD};
 
@@ -45,41 +46,48 @@ unsafe fn batch(
     // SAFETY: `out` valid for `out_cap` bytes and `out_total` writable by
     // contract; the overlap with the inputs and the other outputs is
     // checked below, before anything but the `count` 0 answer is written.
-    let mut out = unsafe { OutBuf::new(out, out_cap, out_total) }?;
+    let names = const { &OutNames::named("out", "out_cap", "out_total", "the output slots") };
+    let mut out = unsafe { OutBuf::new(out, out_cap, out_total, names) }?;
     if count == 0 {
         out.set_len(0);
         return Ok(());
     }
-    if in_lens.is_null() || out_lens.is_null() || statuses.is_null() {
-        return Err(TINYMLS_ERR_NULL_POINTER);
+    for (null, name) in
+        [(in_lens.is_null(), "in_lens"), (out_lens.is_null(), "out_lens"), (statuses.is_null(), "statuses")]
+    {
+        if null {
+            return Err(fail(TINYMLS_ERR_NULL_POINTER, format_args!("{name} is NULL but count is {count}")));
+        }
     }
     if count > isize::MAX as usize / core::mem::size_of::<usize>() {
-        return Err(TINYMLS_ERR_INVALID_ARGUMENT);
+        return Err(fail(TINYMLS_ERR_INVALID_ARGUMENT, format_args!("count is {count}, more than an array may hold")));
     }
     // SAFETY: `in_lens` holds `count` lengths by contract (non-NULL, count
     // in range: checked above).
     let lens = unsafe { core::slice::from_raw_parts(in_lens, count) };
     // The length arrays as regions, for the overlap check below.
-    let (in_lens_region, aad_lens_region) = (Region::array(in_lens, count), Region::array(aad_lens, count));
+    let (in_lens_region, aad_lens_region) =
+        (Region::array(in_lens, count, "in_lens"), Region::array(aad_lens, count, "aad_lens"));
     let aad_lens = if aad_lens.is_null() {
         None
     } else {
         // SAFETY: as above, for `aad_lens`.
         Some(unsafe { core::slice::from_raw_parts(aad_lens, count) })
     };
-    let in_total = lens.iter().try_fold(0usize, |a, &l| a.checked_add(l)).ok_or(TINYMLS_ERR_INVALID_ARGUMENT)?;
+    let too_long = |what: &str| fail(TINYMLS_ERR_INVALID_ARGUMENT, format_args!("{what} add up to more than SIZE_MAX"));
+    let in_total = lens.iter().try_fold(0usize, |a, &l| a.checked_add(l)).ok_or_else(|| too_long("in_lens"))?;
     let aad_total = aad_lens
         .map(|a| a.iter().try_fold(0usize, |a, &l| a.checked_add(l)))
         .unwrap_or(Some(0))
-        .ok_or(TINYMLS_ERR_INVALID_ARGUMENT)?;
+        .ok_or_else(|| too_long("aad_lens"))?;
     let needed = lens
         .iter()
         .try_fold(0usize, |a, &l| slot(dir, l).and_then(|s| a.checked_add(s)))
-        .ok_or(TINYMLS_ERR_INVALID_ARGUMENT)?;
+        .ok_or_else(|| too_long("the output slots (or a message is longer than one may be)"))?;
     // SAFETY: pointer/length pairs valid for reads by contract.
-    let input = unsafe { slice_in(input, in_total) }?;
+    let input = unsafe { slice_in(input, in_total, &("input", "the sum of in_lens")) }?;
     // SAFETY: as above.
-    let aad = unsafe { slice_in(aad, aad_total) }?;
+    let aad = unsafe { slice_in(aad, aad_total, &("aad", "the sum of aad_lens")) }?;
     // Everything the call writes (the slots, `*out_total`, `out_lens`,
     // `statuses`) against everything it reads (the messages, the AADs and
     // both length arrays) and against each other, before the first write.
@@ -88,12 +96,12 @@ unsafe fn batch(
         &[
             out_bytes,
             out_total_region,
-            Region::array(out_lens.cast_const(), count),
-            Region::array(statuses.cast_const(), count),
+            Region::array(out_lens.cast_const(), count, "out_lens"),
+            Region::array(statuses.cast_const(), count, "statuses"),
         ],
         &[
-            Region::bytes(input.as_ptr(), in_total),
-            Region::bytes(aad.as_ptr(), aad_total),
+            Region::bytes(input.as_ptr(), in_total, "input"),
+            Region::bytes(aad.as_ptr(), aad_total, "aad"),
             in_lens_region,
             aad_lens_region,
         ],
@@ -125,6 +133,8 @@ unsafe fn batch(
             statuses[i] = TINYMLS_OK;
         }
         Err(e) => {
+            // The call itself succeeds: a message's status has no detail.
+            detail::discard();
             out_lens[i] = 0;
             statuses[i] = tinymls_status::from(e);
         }

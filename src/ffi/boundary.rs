@@ -1,11 +1,15 @@
 //! The panic boundary and the pointer rules shared by every exported function:
 //! [`ffi_boundary!`] with the value C gets from a body ([`FfiOutput`]), input
-//! slices ([`slice_in`]) and the one out-buffer protocol ([`OutBuf`]).
+//! slices ([`slice_in`]) and the one out-buffer protocol ([`OutBuf`]). Every
+//! rule that refuses a call notes which argument broke it ([`fail`]); the
+//! boundary publishes the detail of every status but `TINYMLS_OK` for
+//! `tinymls_last_error_message` (`crate::detail`).
 
 use core::ffi::c_char;
 use core::marker::PhantomData;
 
 use super::tinymls_status;
+use crate::detail;
 use crate::error::Error;
 
 use tinymls_status::*;
@@ -33,13 +37,66 @@ pub(crate) use cstr;
 
 /// The body of [`ffi_boundary!`]: runs `body` and turns its value into the
 /// function's return value inside `catch_unwind`, so that the conversion is
-/// covered too; a panic returns [`FfiOutput::ON_PANIC`].
+/// covered too; a panic returns [`FfiOutput::ON_PANIC`] (and, for a status,
+/// publishes its detail).
 #[inline(always)]
 pub(crate) fn run<B: FfiOutput>(body: impl FnOnce() -> B) -> B::Ret {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body().into_ret())) {
         Ok(ret) => ret,
-        Err(_) => B::ON_PANIC,
+        Err(_) => B::panicked(),
     }
+}
+
+/// Notes the detail of status `s`, about to be returned by an exported
+/// function, and returns `s`: `return Err(fail(TINYMLS_ERR_X,
+/// format_args!(...)))`. The boundary publishes it when the call returns
+/// `s`.
+#[cold]
+#[inline(never)]
+pub(crate) fn fail(s: tinymls_status, args: core::fmt::Arguments<'_>) -> tinymls_status {
+    detail::note_code(s as u32, args);
+    s
+}
+
+// The details of the rules on the hot path, out of line: the hot functions
+// keep only a call (their code, and so their speed, is what it was).
+
+/// `NULL_POINTER`: `ptr_name` is NULL but `len_name` is `len`.
+#[cold]
+#[inline(never)]
+pub(crate) fn null_with_len(ptr_name: &'static str, len_name: &'static str, len: usize) -> tinymls_status {
+    fail(TINYMLS_ERR_NULL_POINTER, format_args!("{ptr_name} is NULL but {len_name} is {len}"))
+}
+
+/// `NULL_POINTER`: `name` is NULL.
+#[cold]
+#[inline(never)]
+pub(crate) fn null_arg(name: &'static str) -> tinymls_status {
+    fail(TINYMLS_ERR_NULL_POINTER, format_args!("{name} is NULL"))
+}
+
+/// `INVALID_ARGUMENT`: the length `len_name` is `len`, more than `PTRDIFF_MAX`.
+#[cold]
+#[inline(never)]
+fn beyond_ptrdiff(len_name: &'static str, len: usize) -> tinymls_status {
+    fail(TINYMLS_ERR_INVALID_ARGUMENT, format_args!("{len_name} is {len}, more than PTRDIFF_MAX"))
+}
+
+/// `INVALID_ARGUMENT`: the output `written` overlaps the input `read`.
+#[cold]
+#[inline(never)]
+fn overlap(written: &'static str, read: &'static str) -> tinymls_status {
+    fail(TINYMLS_ERR_INVALID_ARGUMENT, format_args!("{written} overlaps {read}"))
+}
+
+/// A call returns the status `s`: publishes its detail unless it is
+/// `TINYMLS_OK` (a successful call leaves the detail as it was).
+#[inline(always)]
+fn returning(s: tinymls_status) -> tinymls_status {
+    if s != TINYMLS_OK {
+        detail::publish(s as u32);
+    }
+    s
 }
 
 /// What an exported body may evaluate to: the function's C return type
@@ -52,6 +109,11 @@ pub(crate) trait FfiOutput {
     const ON_PANIC: Self::Ret;
     /// The value C gets.
     fn into_ret(self) -> Self::Ret;
+    /// What C gets when the body panicked: [`FfiOutput::ON_PANIC`], with
+    /// its detail published if it is a status.
+    fn panicked() -> Self::Ret {
+        Self::ON_PANIC
+    }
 }
 
 /// Types a body returns as they are, each with its panic value.
@@ -69,7 +131,6 @@ macro_rules! returned_as_is {
 }
 
 returned_as_is! {
-    tinymls_status => TINYMLS_ERR_INTERNAL,
     usize => 0,
     u32 => 0,
     u64 => 0,
@@ -78,7 +139,22 @@ returned_as_is! {
     *const c_char => cstr!(""),
 }
 
-/// A body that uses `?`: `Ok(())` is `TINYMLS_OK`, `Err(s)` is `s`.
+/// A body that returns a status: itself (its detail published if it is
+/// not `TINYMLS_OK`).
+impl FfiOutput for tinymls_status {
+    type Ret = tinymls_status;
+    const ON_PANIC: tinymls_status = TINYMLS_ERR_INTERNAL;
+    #[inline(always)]
+    fn into_ret(self) -> tinymls_status {
+        returning(self)
+    }
+    fn panicked() -> tinymls_status {
+        returning(TINYMLS_ERR_INTERNAL)
+    }
+}
+
+/// A body that uses `?`: `Ok(())` is `TINYMLS_OK`, `Err(s)` is `s` (its
+/// detail published).
 impl FfiOutput for FfiResult<()> {
     type Ret = tinymls_status;
     const ON_PANIC: tinymls_status = TINYMLS_ERR_INTERNAL;
@@ -86,8 +162,11 @@ impl FfiOutput for FfiResult<()> {
     fn into_ret(self) -> tinymls_status {
         match self {
             Ok(()) => TINYMLS_OK,
-            Err(s) => s,
+            Err(s) => returning(s),
         }
+    }
+    fn panicked() -> tinymls_status {
+        returning(TINYMLS_ERR_INTERNAL)
     }
 }
 
@@ -124,21 +203,26 @@ impl From<Error> for tinymls_status {
     }
 }
 
+/// The names of an input pointer and of its length, as the header spells
+/// them (`("pt", "pt_len")`), for the details of [`slice_in`].
+pub(crate) type InName = (&'static str, &'static str);
+
 /// A read-only byte slice from C: NULL is allowed only with length 0 (and
 /// then never dereferenced); a length beyond `isize::MAX` is refused.
+/// `name`: the argument's and its length's names, for the detail.
 ///
 /// # Safety
 /// If `ptr` is not NULL and `len > 0`, `ptr` must be valid for reads of
 /// `len` bytes for `'a` and not written by anyone meanwhile.
-pub(crate) unsafe fn slice_in<'a>(ptr: *const u8, len: usize) -> FfiResult<&'a [u8]> {
+pub(crate) unsafe fn slice_in<'a>(ptr: *const u8, len: usize, name: &'static InName) -> FfiResult<&'a [u8]> {
     if len == 0 {
         return Ok(&[]);
     }
     if ptr.is_null() {
-        return Err(TINYMLS_ERR_NULL_POINTER);
+        return Err(null_with_len(name.0, name.1, len));
     }
     if len > isize::MAX as usize {
-        return Err(TINYMLS_ERR_INVALID_ARGUMENT);
+        return Err(beyond_ptrdiff(name.1, len));
     }
     // SAFETY: non-NULL, len in range, validity for `len` bytes is the
     // caller's contract above.
@@ -158,22 +242,25 @@ fn overlaps(a: *const u8, a_len: usize, b: *const u8, b_len: usize) -> bool {
 
 /// A range of caller memory, by address and size in bytes, for overlap
 /// checks only: nothing is read or written through it.
+/// `name` is the argument's, for the detail.
 #[derive(Clone, Copy)]
 pub(crate) struct Region {
     ptr: *const u8,
     len: usize,
+    name: &'static str,
 }
 
 impl Region {
-    /// `len` bytes at `ptr`.
-    pub(crate) fn bytes(ptr: *const u8, len: usize) -> Self {
-        Region { ptr, len }
+    /// `len` bytes at `ptr`, the argument `name`.
+    pub(crate) fn bytes(ptr: *const u8, len: usize, name: &'static str) -> Self {
+        Region { ptr, len, name }
     }
 
-    /// An array of `count` values of `T` at `ptr` (the size saturates: an
-    /// array that large overlaps everything after it, as it should).
-    pub(crate) fn array<T>(ptr: *const T, count: usize) -> Self {
-        Region { ptr: ptr.cast(), len: count.saturating_mul(core::mem::size_of::<T>()) }
+    /// An array of `count` values of `T` at `ptr`, the argument `name` (the
+    /// size saturates: an array that large overlaps everything after it, as
+    /// it should).
+    pub(crate) fn array<T>(ptr: *const T, count: usize, name: &'static str) -> Self {
+        Region { ptr: ptr.cast(), len: count.saturating_mul(core::mem::size_of::<T>()), name }
     }
 }
 
@@ -187,7 +274,7 @@ pub(crate) fn all_disjoint(writes: &[Region], reads: &[Region]) -> FfiResult<()>
     for (i, w) in writes.iter().enumerate() {
         for r in reads.iter().chain(&writes[i + 1..]) {
             if overlaps(w.ptr, w.len, r.ptr, r.len) {
-                return Err(TINYMLS_ERR_INVALID_ARGUMENT);
+                return Err(overlap(w.name, r.name));
             }
         }
     }
@@ -224,11 +311,34 @@ pub(crate) struct OutBuf<'a> {
     cap: usize,
     /// Non-NULL (checked by `new`).
     len: *mut usize,
+    names: &'static OutNames,
     _out: PhantomData<&'a mut [u8]>,
 }
 
+/// The names of an out-buffer's three arguments as the header spells them,
+/// and what the buffer receives, for the details.
+#[derive(Clone, Copy)]
+pub(crate) struct OutNames {
+    out: &'static str,
+    cap: &'static str,
+    len: &'static str,
+    what: &'static str,
+}
+
+impl OutNames {
+    /// `out, out_cap, out_len`, receiving `what` ("the ciphertext").
+    pub(crate) const fn out(what: &'static str) -> Self {
+        OutNames { out: "out", cap: "out_cap", len: "out_len", what }
+    }
+
+    /// Other names: `(out, out_cap, len)`, receiving `what`.
+    pub(crate) const fn named(out: &'static str, cap: &'static str, len: &'static str, what: &'static str) -> Self {
+        OutNames { out, cap, len, what }
+    }
+}
+
 impl OutBuf<'_> {
-    /// The buffer `out[0..cap]` and its length output `len`;
+    /// The buffer `out[0..cap]` and its length output `len`, named `names`;
     /// `TINYMLS_ERR_NULL_POINTER` if `len` is NULL. Nothing else is checked yet.
     ///
     /// # Safety
@@ -236,11 +346,11 @@ impl OutBuf<'_> {
     /// not NULL and `cap > 0`, must be valid for reads and writes of `cap`
     /// bytes while the `OutBuf` lives, and aliased by nothing else but inputs
     /// that [`OutBuf::disjoint`] then rejects.
-    pub(crate) unsafe fn new(out: *mut u8, cap: usize, len: *mut usize) -> FfiResult<Self> {
+    pub(crate) unsafe fn new(out: *mut u8, cap: usize, len: *mut usize, names: &'static OutNames) -> FfiResult<Self> {
         if len.is_null() {
-            return Err(TINYMLS_ERR_NULL_POINTER);
+            return Err(null_arg(names.len));
         }
-        Ok(OutBuf { ptr: out, cap, len, _out: PhantomData })
+        Ok(OutBuf { ptr: out, cap, len, names, _out: PhantomData })
     }
 
     /// `TINYMLS_ERR_NULL_POINTER` if `out` is NULL with a capacity (the
@@ -248,7 +358,7 @@ impl OutBuf<'_> {
     /// its inputs).
     pub(crate) fn check_null(&self) -> FfiResult<()> {
         if self.ptr.is_null() && self.cap != 0 {
-            return Err(TINYMLS_ERR_NULL_POINTER);
+            return Err(null_with_len(self.names.out, self.names.cap, self.cap));
         }
         Ok(())
     }
@@ -259,27 +369,36 @@ impl OutBuf<'_> {
     }
 
     /// `TINYMLS_ERR_INVALID_ARGUMENT` if `out` or `*out_len` shares a byte
-    /// with the input `input[0..input_len]` (addresses only; nothing is read).
-    pub(crate) fn disjoint(&self, input: *const u8, input_len: usize) -> FfiResult<()> {
-        if overlaps(self.ptr, self.cap, input, input_len)
-            || overlaps(self.len.cast(), core::mem::size_of::<usize>(), input, input_len)
-        {
-            return Err(TINYMLS_ERR_INVALID_ARGUMENT);
-        }
-        Ok(())
+    /// with the input `input[0..input_len]`, named `input_name` (addresses
+    /// only; nothing is read).
+    pub(crate) fn disjoint(&self, input: *const u8, input_len: usize, input_name: &'static str) -> FfiResult<()> {
+        let written = if overlaps(self.ptr, self.cap, input, input_len) {
+            self.names.out
+        } else if overlaps(self.len.cast(), core::mem::size_of::<usize>(), input, input_len) {
+            self.names.len
+        } else {
+            return Ok(());
+        };
+        Err(overlap(written, input_name))
     }
 
     /// The two regions the buffer writes, `out[0..out_cap]` and `*out_len`,
     /// for [`all_disjoint`].
     pub(crate) fn regions(&self) -> [Region; 2] {
-        [Region::bytes(self.ptr, self.cap), Region::array(self.len.cast_const(), 1)]
+        [Region::bytes(self.ptr, self.cap, self.names.out), Region::array(self.len.cast_const(), 1, self.names.len)]
     }
 
     /// Reports that `needed` bytes are needed: writes `*out_len` and
-    /// returns `TINYMLS_ERR_BUFFER_TOO_SMALL`.
+    /// returns `TINYMLS_ERR_BUFFER_TOO_SMALL`, with the sizes in its detail.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn too_small(&mut self, needed: usize) -> tinymls_status {
         self.set_len(needed);
-        TINYMLS_ERR_BUFFER_TOO_SMALL
+        let n = self.names;
+        fail(
+            TINYMLS_ERR_BUFFER_TOO_SMALL,
+            format_args!("{} is {} bytes; {needed} are needed for {} (written to *{})", n.cap, self.cap, n.what, n.len),
+        )
     }
 
     /// [`OutBuf::too_small`] if `out_cap < needed`.
@@ -298,7 +417,7 @@ impl OutBuf<'_> {
         }
         self.check_null()?;
         if self.cap > isize::MAX as usize {
-            return Err(TINYMLS_ERR_INVALID_ARGUMENT);
+            return Err(beyond_ptrdiff(self.names.cap, self.cap));
         }
         // SAFETY: non-NULL, cap in range; validity and exclusivity are the
         // contract of `new` (overlap with inputs is checked by callers with
@@ -333,6 +452,14 @@ mod tests {
         unsafe { core::ffi::CStr::from_ptr(p) }.to_str().unwrap()
     }
 
+    const NAMES: &OutNames = &OutNames::out("the text");
+
+    /// The detail a call that returns `s` now would publish.
+    fn published(s: tinymls_status) -> String {
+        assert_eq!(returning(s), s);
+        detail::last()
+    }
+
     /// Runs `run` with a body of type `B` that panics.
     fn on_panic<B: FfiOutput>() -> B::Ret {
         run(|| -> B { panic!("deliberate panic inside the boundary") })
@@ -349,6 +476,25 @@ mod tests {
         assert_eq!(text(on_panic::<*const c_char>()), "");
         assert_eq!(text(on_panic::<StatusDescription>()), "internal error");
         assert_eq!(text(on_panic::<StatusName>()), "INTERNAL");
+    }
+
+    #[test]
+    fn only_a_failed_status_publishes_a_detail() {
+        assert_eq!(
+            run(|| -> FfiResult<()> { Err(fail(TINYMLS_ERR_INVALID_ARGUMENT, format_args!("x is 3"))) }),
+            TINYMLS_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(detail::last(), "x is 3");
+        // Success, and the functions that return no status, leave it.
+        assert_eq!(run(|| -> FfiResult<()> { Ok(()) }), TINYMLS_OK);
+        assert_eq!(run(|| TINYMLS_OK), TINYMLS_OK);
+        assert_eq!(on_panic::<usize>(), 0);
+        assert_eq!(detail::last(), "x is 3");
+        // A panic publishes INTERNAL's description, never the panic message.
+        assert_eq!(on_panic::<FfiResult<()>>(), TINYMLS_ERR_INTERNAL);
+        assert_eq!(detail::last(), "internal error (a bug); the call had no effect");
+        assert_eq!(run(|| TINYMLS_ERR_CLOSED), TINYMLS_ERR_CLOSED);
+        assert_eq!(detail::last(), "the context was closed");
     }
 
     #[test]
@@ -371,15 +517,23 @@ mod tests {
         let (p, lp): (*mut u8, *mut usize) = (buf.as_mut_ptr(), &mut len);
         // SAFETY: `buf` and `len` outlive every `OutBuf` below, and nothing
         // else writes them while one is in use.
-        let new = |cap| unsafe { OutBuf::new(p, cap, lp) }.unwrap();
+        let new = |cap| unsafe { OutBuf::new(p, cap, lp, NAMES) }.unwrap();
         // SAFETY: as above.
-        assert_eq!(unsafe { OutBuf::new(p, 8, core::ptr::null_mut()) }.err(), Some(TINYMLS_ERR_NULL_POINTER));
+        assert_eq!(unsafe { OutBuf::new(p, 8, core::ptr::null_mut(), NAMES) }.err(), Some(TINYMLS_ERR_NULL_POINTER));
+        assert_eq!(published(TINYMLS_ERR_NULL_POINTER), "out_len is NULL");
         assert_eq!(new(8).put(&[1; 9]), Err(TINYMLS_ERR_BUFFER_TOO_SMALL));
         assert_eq!((len, buf), (9, [0xAA; 8]), "only the size needed is written");
+        assert_eq!(
+            published(TINYMLS_ERR_BUFFER_TOO_SMALL),
+            "out_cap is 8 bytes; 9 are needed for the text (written to *out_len)"
+        );
         assert_eq!(new(8).put(&[1; 3]), Ok(()));
         assert_eq!((len, &buf[..4]), (3, &[1, 1, 1, 0xAA][..]));
-        assert_eq!(new(8).disjoint(buf[7..].as_ptr(), 1), Err(TINYMLS_ERR_INVALID_ARGUMENT));
-        assert_eq!(new(7).disjoint(buf[7..].as_ptr(), 1), Ok(()));
+        assert_eq!(new(8).disjoint(buf[7..].as_ptr(), 1, "pt"), Err(TINYMLS_ERR_INVALID_ARGUMENT));
+        assert_eq!(published(TINYMLS_ERR_INVALID_ARGUMENT), "out overlaps pt");
+        assert_eq!(new(7).disjoint(buf[7..].as_ptr(), 1, "pt"), Ok(()));
+        assert_eq!(new(7).disjoint(lp.cast_const().cast(), 1, "aad"), Err(TINYMLS_ERR_INVALID_ARGUMENT));
+        assert_eq!(published(TINYMLS_ERR_INVALID_ARGUMENT), "out_len overlaps aad");
     }
 
     #[test]
@@ -387,13 +541,14 @@ mod tests {
         let mut len = 5usize;
         let null = core::ptr::null_mut();
         // SAFETY: NULL buffers are never dereferenced; `len` outlives them.
-        let mut empty = unsafe { OutBuf::new(null, 0, &mut len) }.unwrap();
+        let mut empty = unsafe { OutBuf::new(null, 0, &mut len, NAMES) }.unwrap();
         assert_eq!(empty.check(), Ok(()));
         assert_eq!(empty.bytes().map(|b| b.len()), Ok(0));
         assert_eq!(empty.require(3), Err(TINYMLS_ERR_BUFFER_TOO_SMALL));
         // SAFETY: as above.
-        let mut bad = unsafe { OutBuf::new(null, 4, &mut len) }.unwrap();
+        let mut bad = unsafe { OutBuf::new(null, 4, &mut len, NAMES) }.unwrap();
         assert_eq!(bad.check_null(), Err(TINYMLS_ERR_NULL_POINTER));
+        assert_eq!(published(TINYMLS_ERR_NULL_POINTER), "out is NULL but out_cap is 4");
         assert_eq!(bad.check(), Err(TINYMLS_ERR_NULL_POINTER));
         assert_eq!(len, 3);
     }

@@ -3,7 +3,7 @@
 
 use core::ffi::{c_char, c_void};
 
-use super::boundary::ffi_boundary;
+use super::boundary::{fail, ffi_boundary};
 use super::tinymls_status;
 use crate::events::{self, Level};
 
@@ -63,7 +63,10 @@ pub extern "C" fn tinymls_set_event_callback(
 ) -> tinymls_status {
     ffi_boundary!({
         if min_level > TINYMLS_LOG_ERROR {
-            return Err(TINYMLS_ERR_INVALID_ARGUMENT);
+            return Err(fail(
+                TINYMLS_ERR_INVALID_ARGUMENT,
+                format_args!("min_level must be 0..={TINYMLS_LOG_ERROR} (TINYMLS_LOG_*), got {min_level}"),
+            ));
         }
         match cb {
             None => events::set_sink(None, Level::Error),

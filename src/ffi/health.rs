@@ -126,7 +126,7 @@ pub extern "C" fn tinymls_context_health(ctx: *mut tinymls_context, out: *mut ti
     ffi_boundary!({
         // SAFETY: `ctx` NULL or a live handle, `out` NULL or a writable
         // `tinymls_health`, by contract.
-        unsafe { read_into(ctx, out, |ctx| Ok(tinymls_health::from(ctx.health()))) }
+        unsafe { read_into(ctx, out, "out", |ctx| Ok(tinymls_health::from(ctx.health()))) }
     })
 }
 

@@ -1,7 +1,7 @@
 //! Metrics: the process-wide Prometheus text and the switch that turns
 //! collection off. Same conventions as `api.rs`.
 
-use super::boundary::{ffi_boundary, OutBuf};
+use super::boundary::{ffi_boundary, OutBuf, OutNames};
 use super::tinymls_status;
 use crate::metrics;
 
@@ -22,7 +22,7 @@ pub extern "C" fn tinymls_metrics_prometheus(out: *mut u8, out_cap: usize, out_l
     ffi_boundary!({
         // SAFETY: `out` valid for `out_cap` bytes and `out_len` writable by
         // contract (there is no input to overlap).
-        let mut out = unsafe { OutBuf::new(out, out_cap, out_len) }?;
+        let mut out = unsafe { OutBuf::new(out, out_cap, out_len, const { &OutNames::out("the metrics text") }) }?;
         out.check()?;
         out.put(metrics::render().as_bytes())
     })

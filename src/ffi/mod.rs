@@ -121,6 +121,9 @@ pub const TINYMLS_VERSION_PATCH: u32 = 0;
 /// made from the three numbers at the end of the header.)
 pub const TINYMLS_VERSION_NUMBER: u32 =
     TINYMLS_VERSION_MAJOR * 10000 + TINYMLS_VERSION_MINOR * 100 + TINYMLS_VERSION_PATCH;
+/// The longest detail `tinymls_last_error_message` returns, in bytes,
+/// without its NUL.
+pub const TINYMLS_ERROR_MESSAGE_MAX_LEN: usize = 256;
 /// Bytes a ciphertext adds to its plaintext: 24-byte header + 16-byte tag.
 pub const TINYMLS_OVERHEAD: usize = 40;
 /// Length of the public header at the start of every ciphertext.
@@ -138,6 +141,7 @@ pub const TINYMLS_MAX_GROUP_ID_LEN: usize = 255;
 
 const _: () = {
     assert!(TINYMLS_OVERHEAD == crate::wire::OVERHEAD);
+    assert!(TINYMLS_ERROR_MESSAGE_MAX_LEN == crate::detail::CAPACITY);
     assert!(TINYMLS_HEADER_LEN == crate::wire::HEADER_LEN);
     assert!(TINYMLS_MIN_GROUP_SECRET_LEN == crate::key_schedule::MIN_GROUP_SECRET_LEN);
     assert!(TINYMLS_MAX_GROUP_SECRET_LEN == crate::key_schedule::MAX_GROUP_SECRET_LEN);

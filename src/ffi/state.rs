@@ -2,7 +2,7 @@
 //! a caller's key-encryption key, for restarts and new replicas.
 
 use super::api::{config_or_none, context_ref, create_into, read_into};
-use super::boundary::{ffi_boundary, slice_in, write_out, OutBuf};
+use super::boundary::{fail, ffi_boundary, slice_in, write_out, OutBuf, OutNames};
 use super::tinymls_status::TINYMLS_ERR_NULL_POINTER;
 use super::{tinymls_context, tinymls_status};
 use crate::config::Config;
@@ -17,6 +17,10 @@ pub const TINYMLS_STATE_KEK_LEN: usize = 32;
 /// The state blob format this header describes (`tinymls_state_format_version()`
 /// is the library's).
 pub const TINYMLS_STATE_FORMAT_VERSION: u32 = 2;
+
+/// The names of the blob and KEK arguments, for the details.
+const BLOB: (&str, &str) = ("blob", "blob_len");
+const KEK: (&str, &str) = ("kek", "kek_len");
 
 const _: () = {
     assert!(TINYMLS_EXPORT_CURRENT_EPOCH_ONLY == crate::blob::CURRENT_EPOCH_ONLY);
@@ -61,11 +65,11 @@ pub extern "C" fn tinymls_context_export(
         let ctx = unsafe { context_ref(ctx) }?;
         // SAFETY: `out` valid for `out_cap` bytes and `out_len` writable by
         // contract; the overlap with `kek` is checked below.
-        let mut out = unsafe { OutBuf::new(out, out_cap, out_len) }?;
+        let mut out = unsafe { OutBuf::new(out, out_cap, out_len, const { &OutNames::out("the state blob") }) }?;
         out.check_null()?;
-        out.disjoint(kek, kek_len)?;
+        out.disjoint(kek, kek_len, "kek")?;
         // SAFETY: pointer/length pair valid for reads by contract.
-        let kek_s = unsafe { slice_in(kek, kek_len) }?;
+        let kek_s = unsafe { slice_in(kek, kek_len, &KEK) }?;
         // Zeroized when dropped, like every copy of the blob in the library.
         let blob = Zeroizing::new(ctx.export_state(kek_s, flags)?);
         out.put(&blob)
@@ -102,11 +106,11 @@ pub extern "C" fn tinymls_context_import(
     out_ctx: *mut *mut tinymls_context,
 ) -> tinymls_status {
     ffi_boundary!({
-        create_into(out_ctx, || {
+        create_into(out_ctx, "out_ctx", || {
             // SAFETY: pointer/length pairs valid for reads by contract.
-            let blob_s = unsafe { slice_in(blob, blob_len) }?;
+            let blob_s = unsafe { slice_in(blob, blob_len, &BLOB) }?;
             // SAFETY: as above.
-            let kek_s = unsafe { slice_in(kek, kek_len) }?;
+            let kek_s = unsafe { slice_in(kek, kek_len, &KEK) }?;
             // SAFETY: NULL or readable by contract.
             let cfg = unsafe { config_or_none(cfg) };
             Ok(Context::import_state(blob_s, kek_s, cfg.as_ref())?)
@@ -158,12 +162,12 @@ pub extern "C" fn tinymls_state_get_info(
 ) -> tinymls_status {
     ffi_boundary!({
         if out_info.is_null() {
-            return Err(TINYMLS_ERR_NULL_POINTER);
+            return Err(fail(TINYMLS_ERR_NULL_POINTER, format_args!("out_info is NULL")));
         }
         // SAFETY: pointer/length pairs valid for reads by contract.
-        let blob_s = unsafe { slice_in(blob, blob_len) }?;
+        let blob_s = unsafe { slice_in(blob, blob_len, &BLOB) }?;
         // SAFETY: as above.
-        let kek_s = unsafe { slice_in(kek, kek_len) }?;
+        let kek_s = unsafe { slice_in(kek, kek_len, &KEK) }?;
         let info = crate::blob::state_info(blob_s, kek_s)?;
         let out = tinymls_state_info { exported_at_ms: info.exported_at_ms, generation: info.generation };
         // SAFETY: non-NULL (checked above); aligned and writable by contract.
@@ -191,11 +195,11 @@ pub extern "C" fn tinymls_context_import_min_generation(
     out_ctx: *mut *mut tinymls_context,
 ) -> tinymls_status {
     ffi_boundary!({
-        create_into(out_ctx, || {
+        create_into(out_ctx, "out_ctx", || {
             // SAFETY: pointer/length pairs valid for reads by contract.
-            let blob_s = unsafe { slice_in(blob, blob_len) }?;
+            let blob_s = unsafe { slice_in(blob, blob_len, &BLOB) }?;
             // SAFETY: as above.
-            let kek_s = unsafe { slice_in(kek, kek_len) }?;
+            let kek_s = unsafe { slice_in(kek, kek_len, &KEK) }?;
             // SAFETY: NULL or readable by contract.
             let cfg = unsafe { config_or_none(cfg) };
             let b = Context::builder().min_state_generation(min_generation);
@@ -224,6 +228,6 @@ pub extern "C" fn tinymls_context_state_generation(
     ffi_boundary!({
         // SAFETY: `ctx` NULL or a live handle, `out_generation` NULL or
         // writable, by contract.
-        unsafe { read_into(ctx, out_generation, |ctx| Ok(ctx.state_generation()?)) }
+        unsafe { read_into(ctx, out_generation, "out_generation", |ctx| Ok(ctx.state_generation()?)) }
     })
 }

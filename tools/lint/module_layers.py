@@ -20,7 +20,7 @@ import sys
 
 # Top (imports nothing of the crate) to bottom (may import everything above).
 LAYERS = [
-    ["error", "secret", "sync", "replay", "config"],
+    ["error", "detail", "secret", "sync", "replay", "config"],
     ["aead", "key_schedule", "wire", "epoch_tree"],
     ["os", "clock"],
     ["types"],

@@ -609,6 +609,78 @@ static void test_buffer_too_small(void)
     tinymls_context_free(b);
 }
 
+/* The detail of the calling thread's last failed call. */
+static const char *last_detail(void)
+{
+    static char buf[TINYMLS_ERROR_MESSAGE_MAX_LEN + 1];
+    size_t n = tinymls_last_error_message(buf, sizeof buf);
+    CHECK(n < sizeof buf && strlen(buf) == n);
+    return buf;
+}
+
+/* `st` is `want` and the detail names what was wrong, word for word. */
+#define CHECK_DETAIL(expr, want, text)                                              \
+    do {                                                                            \
+        CHECK_STATUS((expr), (want));                                               \
+        if (!CHECK(strcmp(last_detail(), (text)) == 0))                             \
+            fprintf(stderr, "  detail: \"%s\"\n  wanted: \"%s\"\n", last_detail(), \
+                    (text));                                                        \
+    } while (0)
+
+static void test_error_details(void)
+{
+    tinymls_context *ctx = NULL;
+    /* A recognisable 16-byte secret: the detail gives its length only. */
+    static const uint8_t short_secret[16] = "SECRET-bytes-16!";
+    static const uint8_t group[] = "detail group";
+    CHECK_DETAIL(tinymls_context_join(short_secret, sizeof short_secret, group, sizeof group - 1,
+                                      NULL, &ctx),
+                 TINYMLS_ERR_INVALID_ARGUMENT, "group_secret must be 32..=1024 bytes, got 16");
+    CHECK(ctx == NULL);
+    CHECK(strstr(last_detail(), "SECRET") == NULL && strstr(last_detail(), "5345") == NULL);
+
+    /* A configuration field out of range: named, with its rule and value. */
+    tinymls_config cfg = tu_config();
+    cfg.replay_window = 100;
+    const char *window = "replay_window must be 0 (off) or a multiple of 64 up to 4096, got 100";
+    CHECK_DETAIL(tinymls_config_validate(&cfg), TINYMLS_ERR_INVALID_CONFIG, window);
+    CHECK_DETAIL(tinymls_context_new(&cfg, &ctx), TINYMLS_ERR_INVALID_CONFIG, window);
+    CHECK(ctx == NULL);
+
+    /* BUFFER_TOO_SMALL gives the size needed, as *out_len does. */
+    tinymls_context *a = tu_local(NULL);
+    uint8_t out[CT_MAX];
+    size_t n = 0;
+    CHECK_DETAIL(tinymls_encrypt(a, msg, MSG_LEN, NULL, 0, out, 20, &n),
+                 TINYMLS_ERR_BUFFER_TOO_SMALL,
+                 "out_cap is 20 bytes; 54 are needed for the ciphertext (written to *out_len)");
+    CHECK(n == MSG_LEN + TINYMLS_OVERHEAD);
+
+    /* A success leaves the detail; a failure with no more to say has the
+     * status's description, and every AUTH the same one. */
+    size_t ct_len = tu_seal(a, msg, MSG_LEN, aad, sizeof aad, out, sizeof out);
+    CHECK(strcmp(last_detail(), "out_cap is 20 bytes; 54 are needed for the ciphertext "
+                                "(written to *out_len)") == 0);
+    uint8_t pt[CT_MAX];
+    CHECK_DETAIL(tinymls_decrypt(a, out, ct_len, NULL, 0, pt, sizeof pt, &n), TINYMLS_ERR_AUTH,
+                 "authentication failed");
+    out[ct_len - 1] ^= 1;
+    CHECK_DETAIL(tinymls_decrypt(a, out, ct_len, aad, sizeof aad, pt, sizeof pt, &n),
+                 TINYMLS_ERR_AUTH, "authentication failed");
+    CHECK_DETAIL(tinymls_rotate(NULL), TINYMLS_ERR_NULL_POINTER, "ctx is NULL");
+
+    /* The copy-out contract: a size query, then a cut at buf_len - 1 bytes
+     * with a NUL (this detail is ASCII), never a byte past buf_len. */
+    size_t full = tinymls_last_error_message(NULL, 0);
+    CHECK(full == strlen("ctx is NULL"));
+    char small[8];
+    memset(small, 'x', sizeof small);
+    CHECK(tinymls_last_error_message(small, 5) == full);
+    CHECK(memcmp(small, "ctx ", 4) == 0 && small[4] == '\0' && small[5] == 'x');
+    CHECK(tinymls_last_error_message(small, 1) == full && small[0] == '\0');
+    tinymls_context_free(a);
+}
+
 static void test_overlap(void)
 {
     tinymls_context *a = tu_join(NULL);
@@ -1383,6 +1455,7 @@ int main(void)
     test_empty_messages();
     test_huge_lengths();
     test_buffer_too_small();
+    test_error_details();
     test_overlap();
     test_batch_overlap();
     test_tampering();

@@ -13,6 +13,9 @@
  * others race to close it: exactly one close returns OK, every call returns
  * OK or CLOSED, and every call begun after a close returned is CLOSED. The
  * context is freed after all threads are joined.
+ *
+ * Part 3: tinymls_last_error_message is per thread: a new thread starts with
+ * an empty detail, and its failures and this thread's do not mix.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -397,9 +400,36 @@ static void part2(void)
     victim = NULL;
 }
 
+static void *detail_worker(void *arg)
+{
+    char *seen = arg;
+    /* What this thread sees before any call of its own fails. */
+    tinymls_last_error_message(seen, TINYMLS_ERROR_MESSAGE_MAX_LEN + 1);
+    CHECK_STATUS(tinymls_config_validate(NULL), TINYMLS_ERR_NULL_POINTER);
+    char mine[TINYMLS_ERROR_MESSAGE_MAX_LEN + 1];
+    tinymls_last_error_message(mine, sizeof mine);
+    CHECK(strcmp(mine, "cfg is NULL") == 0);
+    return NULL;
+}
+
+static void part3(void)
+{
+    CHECK_STATUS(tinymls_rotate(NULL), TINYMLS_ERR_NULL_POINTER);
+    char seen[TINYMLS_ERROR_MESSAGE_MAX_LEN + 1];
+    memset(seen, 'x', sizeof seen);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, detail_worker, seen) == 0);
+    REQUIRE(pthread_join(t, NULL) == 0);
+    CHECK(seen[0] == '\0');
+    char mine[TINYMLS_ERROR_MESSAGE_MAX_LEN + 1];
+    CHECK(tinymls_last_error_message(mine, sizeof mine) == strlen("ctx is NULL"));
+    CHECK(strcmp(mine, "ctx is NULL") == 0);
+}
+
 int main(void)
 {
     part1();
     part2();
+    part3();
     return tu_finish();
 }

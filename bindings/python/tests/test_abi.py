@@ -35,6 +35,7 @@ C_TO_CTYPES: dict[str, Any] = {
     "const char *": c_char_p,
     "const uint8_t *": c_char_p,
     "uint8_t *": POINTER(c_char),
+    "char *": POINTER(c_char),
     "size_t *": POINTER(c_size_t),
     "const size_t *": POINTER(c_size_t),
     "tinymls_status *": POINTER(c_uint32),

@@ -28,7 +28,7 @@ def test_readme_quick_start_runs() -> None:
     after_ms = time.time_ns() // 1_000_000
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
-    assert lines[0] == "refused: sequence number already seen or outside the replay window status 7"
+    assert lines[0] == "refused: REPLAY status 7"
     m = re.fullmatch(r"alice is at epoch (\d+) with sender id 0x[0-9a-f]+", lines[1])
     assert m is not None, lines[1]
     # The default shared context numbers epochs by the wall clock (100 ms each).

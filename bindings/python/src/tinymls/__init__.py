@@ -83,6 +83,8 @@ EXPORT_CURRENT_EPOCH_ONLY = 1
 STATE_KEK_LEN = 32
 #: The state blob format this binding was written for (see :func:`state_format_version`).
 STATE_FORMAT_VERSION = 2
+#: The longest detail of a failed call, in bytes (``TinyMLSError.detail``).
+ERROR_MESSAGE_MAX_LEN = _ffi.ERROR_MESSAGE_MAX_LEN
 
 
 def version() -> str:
@@ -139,6 +141,7 @@ __all__ = [
     "ClosedError",
     "Config",
     "Context",
+    "ERROR_MESSAGE_MAX_LEN",
     "EXPORT_CURRENT_EPOCH_ONLY",
     "EpochExpiredError",
     "EpochUnknownError",

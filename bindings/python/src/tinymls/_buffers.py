@@ -234,4 +234,4 @@ def read_sized(call: Callable[[Any, int, Any], int], what: str) -> bytes:
         raise BufferTooSmallError(f"tinymls: {what} kept growing while it was read", needed=needed.value)
     if status == Status.OK:  # the size query succeeded: nothing to write
         return b""
-    raise _ffi.error(status)
+    raise _ffi.failed(status)

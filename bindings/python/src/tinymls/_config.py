@@ -66,7 +66,7 @@ class Config:
                 raise InvalidConfigError(f"Config.{field.name} = {value} does not fit its C type (uint{bits}_t)")
         status = int(_ffi.lib.tinymls_config_validate(ctypes.byref(self._to_c())))
         if status != Status.OK:
-            raise _ffi.error(status)
+            raise _ffi.failed(status)
 
     def _to_c(self) -> _ffi.CConfig:
         return _ffi.CConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})

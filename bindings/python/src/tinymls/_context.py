@@ -186,7 +186,7 @@ class Context:
         out_len = _OutLen()
         status = _fast.tinymls_encrypt(self._handle, pt, pt_arg, ad, ad_arg, out, _sizes[cap], out_len)
         if status:
-            raise _ffi.error(status)
+            raise _ffi.failed(status)
         if type(out) is bytes and out_len[0] == cap:  # always, on success
             return out
         return _finish(out, cap, out_len[0])
@@ -215,7 +215,7 @@ class Context:
         status = _fast.tinymls_encrypt(self._handle, pt, pt_arg, ad, ad_arg, out_buf, _sizes[cap], out_len)
         del out_buf  # the export of the caller's buffer ends here
         if status:
-            raise _ffi.error(status)
+            raise _ffi.failed(status)
         return int(out_len[0])
 
     def decrypt(self, ciphertext: Buffer, aad: Buffer = b"") -> bytes:
@@ -250,7 +250,7 @@ class Context:
         out_len = _OutLen()
         status = _fast.tinymls_decrypt(self._handle, ct, ct_arg, ad, ad_arg, out, _sizes[cap], out_len)
         if status:
-            raise _ffi.error(status)
+            raise _ffi.failed(status)
         if type(out) is bytes and out_len[0] == cap:  # always, on success
             return out
         return _finish(out, cap, out_len[0])
@@ -282,9 +282,10 @@ class Context:
                 status,
                 name=_ffi.status_name(status),
                 needed=needed,
+                detail=_ffi.last_error_message(),
             )
         if status:
-            raise _ffi.error(status)
+            raise _ffi.failed(status)
         return int(out_len[0])
 
     def rotate(self) -> None:
@@ -417,7 +418,7 @@ class Context:
         # CLOSED back means another thread's close() got there first.
         status = _lib.tinymls_context_close(handle)
         if status not in (Status.OK, Status.CLOSED):
-            raise _ffi.error(status)
+            raise _ffi.failed(status)
 
     def __enter__(self) -> Context:
         return self

@@ -47,8 +47,13 @@ class TinyMLSError(Exception):
 
     ``status`` is the C status number (an ``int``; compare it with
     :class:`Status`), ``name`` its short name (``"AUTH"``; the library's
-    ``tinymls_status_name`` for errors the library reported), ``message`` the
-    library's description of it.
+    ``tinymls_status_name`` for errors the library reported), ``detail`` the
+    library's detail of the failed call (``tinymls_last_error_message``: what
+    was wrong, naming the argument or config field, its allowed range and the
+    value given; ``""`` when it has nothing to add to the status, as for
+    every authentication failure), and ``message`` (also ``str(err)``) the
+    library's description of the status, then ``": "`` and the detail if
+    there is one. Decide on the class or ``status``, never on the text.
     """
 
     #: The status a subclass stands for (``None`` on the root class).
@@ -57,9 +62,13 @@ class TinyMLSError(Exception):
     status: int
     name: str
     message: str
+    detail: str
 
-    def __init__(self, message: str, status: int | None = None, *, name: str | None = None) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, *, name: str | None = None, detail: str = ""
+    ) -> None:
         super().__init__(message)
+        self.detail = detail
         if status is None:
             status = self.STATUS
         if status is None:
@@ -112,9 +121,15 @@ class BufferTooSmallError(TinyMLSError):
     needed: int | None
 
     def __init__(
-        self, message: str, status: int | None = None, *, name: str | None = None, needed: int | None = None
+        self,
+        message: str,
+        status: int | None = None,
+        *,
+        name: str | None = None,
+        needed: int | None = None,
+        detail: str = "",
     ) -> None:
-        super().__init__(message, status, name=name)
+        super().__init__(message, status, name=name, detail=detail)
         self.needed = needed
 
 

@@ -155,6 +155,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "tinymls_context_free": (None, [ContextPtr]),
     "tinymls_status_str": (c_char_p, [c_uint32]),
     "tinymls_status_name": (c_char_p, [c_uint32]),
+    "tinymls_last_error_message": (c_size_t, [POINTER(c_char), c_size_t]),
     "tinymls_version": (c_char_p, []),
     "tinymls_version_number": (c_uint32, []),
     "tinymls_aead_backend": (c_char_p, []),
@@ -287,13 +288,40 @@ def status_name(status: int) -> str:
     return raw.decode("ascii", "replace") if raw is not None else "UNKNOWN"
 
 
-def error(status: int) -> TinyMLSError:
-    """The exception for a non-OK status (the root class for an unknown number)."""
+#: ``TINYMLS_ERROR_MESSAGE_MAX_LEN``: the longest detail, without its NUL
+#: (exported as ``tinymls.ERROR_MESSAGE_MAX_LEN``).
+ERROR_MESSAGE_MAX_LEN = 256
+
+
+def last_error_message() -> str:
+    """The calling thread's detail of its last failed library call
+    (``tinymls_last_error_message``; ``""`` if none failed)."""
+    buf = ctypes.create_string_buffer(ERROR_MESSAGE_MAX_LEN + 1)
+    lib.tinymls_last_error_message(buf, len(buf))
+    return buf.value.decode("utf-8", "replace")
+
+
+def error(status: int, detail: str = "") -> TinyMLSError:
+    """The exception for a non-OK status (the root class for an unknown
+    number), with ``detail`` (dropped if it only repeats the description)."""
     cls = ERRORS_BY_STATUS.get(status, TinyMLSError)
-    return cls(status_str(status), status, name=status_name(status))
+    text = status_str(status)
+    if detail == text:
+        detail = ""
+    message = f"{text}: {detail}" if detail else text
+    return cls(message, status, name=status_name(status), detail=detail)
+
+
+def failed(status: int) -> TinyMLSError:
+    """The exception for the non-OK status a library call just returned on
+    this thread, with the library's detail of it. (ctypes calls release the
+    GIL but run on the calling OS thread, whose detail this reads; call it
+    before any other library call.)"""
+    return error(status, last_error_message())
 
 
 def check(status: int) -> None:
-    """Raises the exception for ``status`` unless it is ``TINYMLS_OK``."""
+    """Raises the exception for ``status``, which a library call just
+    returned on this thread, with its detail, unless it is ``TINYMLS_OK``."""
     if status != Status.OK:
-        raise error(status)
+        raise failed(status)
