@@ -319,6 +319,46 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --all-targets --features test-hooks --target-dir $(CURDIR)/target/testhooks -- -D warnings
 	$(CARGO) clippy --release --all-targets --no-default-features --features rust-crypto,test-hooks --target-dir $(CURDIR)/target/rustcrypto -- -D warnings
+	$(MAKE) --no-print-directory check-licenses check-notice check-doc-links
+
+## Licences (issue 15): pinned cargo-deny and cargo-about, installed into
+## .tools/ like cbindgen. Both read only Cargo.lock and the crate sources
+## already fetched (--frozen, --offline): no network at check time.
+.PHONY: notice check-notice check-licenses check-doc-links
+CARGO_DENY_VERSION  := 0.20.2
+CARGO_ABOUT_VERSION := 0.9.3
+CARGO_DENY   := $(TOOLS)/bin/cargo-deny
+CARGO_ABOUT  := $(TOOLS)/bin/cargo-about
+$(CARGO_DENY):
+	$(CARGO) install cargo-deny --version $(CARGO_DENY_VERSION) --locked --root $(TOOLS)
+$(CARGO_ABOUT):
+	$(CARGO) install cargo-about --version $(CARGO_ABOUT_VERSION) --features cli --locked --root $(TOOLS)
+
+## Every crate of the default build (normal and build dependencies, Linux
+## targets; deny.toml) is under a licence of deny.toml's allow-list.
+check-licenses: $(CARGO_DENY)
+	$(CARGO) fetch --locked --quiet
+	$(CARGO_DENY) --offline --locked check licenses
+
+## THIRD_PARTY_LICENSES.md: the licences of what the library links
+## (about.toml, about.hbs). Its output is deterministic (sorted, no paths or
+## dates), so the check regenerates it and diffs, as check-header does.
+NOTICE_CMD = $(CARGO_ABOUT) generate --frozen --fail -c about.toml about.hbs
+notice: $(CARGO_ABOUT)
+	$(CARGO) fetch --locked --quiet
+	$(NOTICE_CMD) -o THIRD_PARTY_LICENSES.md
+
+check-notice: $(CARGO_ABOUT)
+	@mkdir -p build
+	$(CARGO) fetch --locked --quiet
+	$(NOTICE_CMD) -o build/THIRD_PARTY_LICENSES.md.check
+	@diff -u THIRD_PARTY_LICENSES.md build/THIRD_PARTY_LICENSES.md.check \
+	  && echo "notice: THIRD_PARTY_LICENSES.md is up to date" \
+	  || { echo "THIRD_PARTY_LICENSES.md is stale: run make notice (and review the licences)"; exit 1; }
+
+## Every relative link of the top-level documents resolves.
+check-doc-links:
+	$(PYTHON) tools/lint/doc_links.py README.md CHANGELOG.md THIRD_PARTY_LICENSES.md docs/*.md
 
 clean:
 	$(CARGO) clean
