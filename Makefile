@@ -12,6 +12,9 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 # The shared library's debug info, split off at install (gdb looks for a
 # debuglink file in a .debug directory next to the library).
 DEBUGDIR     ?= $(LIBDIR)/.debug
+# LICENSE and THIRD_PARTY_LICENSES.md (the licences of the crates the
+# library links, AWS-LC's among them): shipped with every binary.
+DOCDIR       ?= $(PREFIX)/share/doc/tinymls
 STRIP        ?= strip
 OBJCOPY      ?= objcopy
 LDCONFIG     ?= $(or $(shell command -v ldconfig 2>/dev/null),/sbin/ldconfig)
@@ -235,7 +238,8 @@ bench:
 ## $(DEBUGDIR)/libtinymls.so.$(VERSION).debug (linked by a .gnu_debuglink,
 ## so gdb finds it, compressed), the SONAME links, the static archive without
 ## debug info or embedded LLVM bitcode (still linkable), the header, and a
-## relocatable tinymls.pc (paths under PREFIX written as ${prefix}/...).
+## relocatable tinymls.pc (paths under PREFIX written as ${prefix}/...),
+## and the licences (LICENSE, THIRD_PARTY_LICENSES.md) in $(DOCDIR).
 ## Without DESTDIR: ldconfig when LIBDIR is a directory the loader searches
 ## and we are root, else a note on how programs find the library
 ## (tools/install/loader.sh).
@@ -243,7 +247,9 @@ SOLIB        := libtinymls.so.$(VERSION)
 STRIP_ARCHIVE = $(STRIP) --strip-debug --remove-section=.llvmbc --remove-section=.llvmcmd
 PC_PATH       = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
 install: lib
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(DEBUGDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(DEBUGDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+	    $(DESTDIR)$(DOCDIR)
+	install -m 0644 LICENSE THIRD_PARTY_LICENSES.md $(DESTDIR)$(DOCDIR)/
 	$(OBJCOPY) --only-keep-debug --compress-debug-sections=zlib $(RELEASE_DIR)/libtinymls.so \
 	    $(DESTDIR)$(DEBUGDIR)/$(SOLIB).debug
 	chmod 0644 $(DESTDIR)$(DEBUGDIR)/$(SOLIB).debug
@@ -267,8 +273,9 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/$(SOLIB) $(DESTDIR)$(LIBDIR)/libtinymls.so.$(MAJOR) \
 	      $(DESTDIR)$(LIBDIR)/libtinymls.so $(DESTDIR)$(LIBDIR)/libtinymls.a \
 	      $(DESTDIR)$(DEBUGDIR)/$(SOLIB).debug \
-	      $(DESTDIR)$(INCLUDEDIR)/tinymls.h $(DESTDIR)$(PKGCONFIGDIR)/tinymls.pc
-	-rmdir $(DESTDIR)$(DEBUGDIR) $(DESTDIR)$(PKGCONFIGDIR) 2>/dev/null
+	      $(DESTDIR)$(INCLUDEDIR)/tinymls.h $(DESTDIR)$(PKGCONFIGDIR)/tinymls.pc \
+	      $(DESTDIR)$(DOCDIR)/LICENSE $(DESTDIR)$(DOCDIR)/THIRD_PARTY_LICENSES.md
+	-rmdir $(DESTDIR)$(DEBUGDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(DOCDIR) 2>/dev/null
 	@if [ -z "$(DESTDIR)" ]; then tools/install/loader.sh uninstall $(LIBDIR) $(LDCONFIG); fi
 
 ## `make install` into a temporary PREFIX, a C program built with pkg-config
@@ -283,14 +290,15 @@ test-install: lib
 ## link files (link_dist.go: linked statically from lib/<GOOS>-<GOARCH>/ by
 ## default; includebuild.go: `go mod vendor` keeps include/ and lib/), the
 ## header, this platform's archive stripped like the installed one, go.mod,
-## README.md and LICENSE. The platform directories are those includebuild.go
+## README.md, LICENSE and THIRD_PARTY_LICENSES.md. The platform directories are those includebuild.go
 ## imports; only this platform's gets an archive.
 GO_DIST           := $(CURDIR)/build/dist/go
 GO_DIST_PLATFORMS := $(shell sed -n 's|.*"github.com/tinymls/tinymls/bindings/go/lib/\([^"]*\)"|\1|p' bindings/go/_dist/includebuild.go)
 GO_DIST_PLATFORM   = $(shell $(GO) env GOOS)-$(shell $(GO) env GOARCH)
 GO_DIST_FILES     := $(filter-out %_test.go bindings/go/link_%.go bindings/go/testhooks%.go,$(wildcard bindings/go/*.go)) \
+                     $(wildcard bindings/go/*.h) \
                      bindings/go/link_pkgconfig.go $(wildcard bindings/go/_dist/*.go) \
-                     bindings/go/go.mod bindings/go/README.md LICENSE
+                     bindings/go/go.mod bindings/go/README.md LICENSE THIRD_PARTY_LICENSES.md
 dist-go: lib
 	@case " $(GO_DIST_PLATFORMS) " in *" $(GO_DIST_PLATFORM) "*) ;; *) \
 	  echo "dist-go: $(GO_DIST_PLATFORM) is not among the platforms of bindings/go/_dist/ ($(GO_DIST_PLATFORMS))"; \
@@ -358,7 +366,7 @@ check-notice: $(CARGO_ABOUT)
 
 ## Every relative link of the top-level documents resolves.
 check-doc-links:
-	$(PYTHON) tools/lint/doc_links.py README.md CHANGELOG.md THIRD_PARTY_LICENSES.md docs/*.md
+	$(PYTHON) tools/lint/doc_links.py README.md CHANGELOG.md THIRD_PARTY_LICENSES.md docs/*.md bindings/*/README.md
 
 clean:
 	$(CARGO) clean

@@ -32,7 +32,7 @@ trap 'rm -rf "$WORK"' EXIT
 case "$WORK/" in "$REPO"/*) fail "the temporary directory $WORK is inside the checkout" ;; esac
 
 step "the module: $DIST"
-for f in go.mod LICENSE README.md include/tinymls.h "lib/$PLATFORM/libtinymls.a" link_dist.go link_pkgconfig.go; do
+for f in go.mod LICENSE THIRD_PARTY_LICENSES.md README.md tinymls_go.h include/tinymls.h "lib/$PLATFORM/libtinymls.a" link_dist.go link_pkgconfig.go; do
     [ -f "$DIST/$f" ] || fail "missing $f"
 done
 extra=$(cd "$DIST" && find . -name '*_test.go' -o -name 'testhooks*.go' -o -name 'link_default.go' \
@@ -42,7 +42,9 @@ if grep -rn -e 'SRCDIR}/\.\.' -e "$REPO" --include='*.go' "$DIST"; then
     fail "a Go file of the module points outside it"
 fi
 cmp -s "$DIST/include/tinymls.h" "$REPO/include/tinymls.h" || fail "include/tinymls.h is not the repository's"
-cmp -s "$DIST/LICENSE" "$REPO/LICENSE" || fail "LICENSE is not the repository's"
+for f in LICENSE THIRD_PARTY_LICENSES.md; do
+    cmp -s "$DIST/$f" "$REPO/$f" || fail "$f is not the repository's"
+done
 ar=$DIST/lib/$PLATFORM/libtinymls.a
 objdump -h "$ar" >"$WORK/ar-sections"
 if grep -qE ' \.(debug_[a-z]+|llvmbc|llvmcmd) ' "$WORK/ar-sections"; then

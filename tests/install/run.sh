@@ -46,10 +46,15 @@ lib/libtinymls.a
 lib/libtinymls.so
 lib/libtinymls.so.0
 lib/$SOLIB
-lib/pkgconfig/tinymls.pc"
+lib/pkgconfig/tinymls.pc
+share/doc/tinymls/LICENSE
+share/doc/tinymls/THIRD_PARTY_LICENSES.md"
 got=$(cd "$PREFIX" && find . \( -type f -o -type l \) | sed 's|^\./||' | LC_ALL=C sort)
 [ "$got" = "$(LC_ALL=C sort <<<"$expected")" ] || fail "installed files differ:
 $(diff <(LC_ALL=C sort <<<"$expected") <(echo "$got"))"
+for f in LICENSE THIRD_PARTY_LICENSES.md; do
+    cmp -s "$PREFIX/share/doc/tinymls/$f" "$REPO/$f" || fail "share/doc/tinymls/$f is not the repository's"
+done
 [ "$(readlink "$PREFIX/lib/libtinymls.so")" = libtinymls.so.0 ] || fail "libtinymls.so link"
 [ "$(readlink "$PREFIX/lib/libtinymls.so.0")" = "$SOLIB" ] || fail "libtinymls.so.0 link"
 

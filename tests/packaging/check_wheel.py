@@ -9,7 +9,7 @@ WHEEL is the wheel after `auditwheel repair`. Checked:
   library), never none-any;
 * tinymls/libtinymls.so is in it and stripped (`readelf -S`: no .debug_*
   section); its size is printed;
-* the dist-info holds LICENSE, the repository's own;
+* the dist-info holds LICENSE and THIRD_PARTY_LICENSES.md, the repository's own;
 * in a new venv under a fresh temporary directory (outside the checkout),
   with the wheel installed from the file alone (no index, so nothing is
   built), with TINYMLS_LIBRARY, TINYMLS and PYTHONPATH unset, and from that
@@ -65,17 +65,20 @@ def check_contents(wheel: str, repo: str, tmp: str) -> None:
         if LIBRARY not in names:
             fail(f"{wheel}: no {LIBRARY} in it")
         so = z.extract(LIBRARY, os.path.join(tmp, "unpacked"))
-        licenses = [n for n in names if n.split("/")[0].endswith(".dist-info") and n.endswith("/licenses/LICENSE")]
-        if len(licenses) != 1:
-            fail(f"{wheel}: expected one .dist-info/licenses/LICENSE, found {licenses}")
-        with open(os.path.join(repo, "LICENSE"), "rb") as f:
-            if z.read(licenses[0]) != f.read():
-                fail(f"{wheel}: {licenses[0]} is not the repository's LICENSE")
+        licenses = []
+        for wanted in ("LICENSE", "THIRD_PARTY_LICENSES.md"):
+            found = [n for n in names if n.split("/")[0].endswith(".dist-info") and n.endswith("/licenses/" + wanted)]
+            if len(found) != 1:
+                fail(f"{wheel}: expected one .dist-info/licenses/{wanted}, found {found}")
+            with open(os.path.join(repo, wanted), "rb") as f:
+                if z.read(found[0]) != f.read():
+                    fail(f"{wheel}: {found[0]} is not the repository's {wanted}")
+            licenses.append(found[0])
     sections = subprocess.run(["readelf", "-S", "-W", so], capture_output=True, text=True, check=True).stdout
     debug = sorted({w for w in sections.split() if w.startswith(".debug")})
     if debug:
         fail(f"{wheel}: {LIBRARY} is not stripped: it has {', '.join(debug)}")
-    print(f"ok   {LIBRARY}: {os.path.getsize(so)} bytes, no .debug_* section; {licenses[0]} is LICENSE")
+    print(f"ok   {LIBRARY}: {os.path.getsize(so)} bytes, no .debug_* section; {' and '.join(licenses)} are the repository's")
 
 
 def quickstart_blocks(path: str) -> list[qs.Block]:
