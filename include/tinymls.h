@@ -92,6 +92,12 @@
 // set with aws-lc-rs, never with rust-crypto (`tinymls_aead_backend`).
 #define TINYMLS_HEALTH_KEYS_AEAD_ON_HEAP 8
 
+// `tinymls_health.flags`: the library runs in FIPS mode: built with the
+// `fips` provider (every cryptographic service from the AWS-LC FIPS
+// module, docs/FIPS.md) and the module reports FIPS mode
+// (`tinymls_fips_mode() == 1`). Not a key-memory fact.
+#define TINYMLS_HEALTH_FIPS_MODE 16
+
 // `tinymls_context_export` flag: export only the current epoch. The
 // importer reads every message from now on and none sent before.
 #define TINYMLS_EXPORT_CURRENT_EPOCH_ONLY 1
@@ -217,7 +223,8 @@ typedef struct tinymls_health {
   uint32_t retained_epochs;
   // Key memory of the process (`TINYMLS_HEALTH_KEYS_*` bits): the locked
   // slab locked against swapping, left out of core dumps; key material on
-  // the heap, the AEAD backend's expanded keys among it.
+  // the heap, the AEAD backend's expanded keys among it. And
+  // `TINYMLS_HEALTH_FIPS_MODE`: the library runs in FIPS mode.
   uint32_t flags;
   // The current epoch (48-bit).
   uint64_t current_epoch;
@@ -411,9 +418,20 @@ const char *tinymls_status_name(uint32_t status);
 // never NULL. Thread-safe.
 const char *tinymls_version(void);
 
-// The AEAD backend compiled in ("aws-lc-rs" or "rust-crypto"), static and
-// NUL-terminated; never NULL. Thread-safe.
+// The crypto provider compiled in ("aws-lc-rs", "rust-crypto", or
+// "aws-lc-rs-fips": the AWS-LC FIPS module, see `tinymls_fips_mode`),
+// static and NUL-terminated; never NULL. Thread-safe.
 const char *tinymls_aead_backend(void);
+
+// Whether the library runs in FIPS mode: 1 when it was built with the FIPS
+// provider (every cryptographic service from the AWS-LC FIPS module;
+// docs/FIPS.md) and the module reports FIPS mode; 0 when it was built
+// with another provider; -1 when it was built with the FIPS provider but
+// the module's mode check failed: then no context is created (creating one
+// fails with `TINYMLS_ERR_INTERNAL`), and nothing falls back to other
+// code. The health flag `TINYMLS_HEALTH_FIPS_MODE` and the metric
+// `tinymls_fips_mode` say the same. Thread-safe.
+int32_t tinymls_fips_mode(void);
 
 // The C ABI version this library implements (`TINYMLS_ABI_VERSION` of the
 // header it was built with). Bindings refuse a library whose number differs.

@@ -79,6 +79,7 @@ impl ContextBuilder {
 
     /// A local context (random group secret, fresh entropy every epoch).
     pub fn local(self) -> Result<Context> {
+        crate::crypto::check()?;
         // Derived on a stack wiped afterwards (crate::os::stack).
         scrubbed(move || self.local_unscrubbed())
     }
@@ -109,6 +110,7 @@ impl ContextBuilder {
     /// the root are zeroized before this returns: the context holds only its
     /// retained epochs and the frontier of its current one (§3.1).
     pub fn join(self, group_secret: &[u8], group_id: &[u8]) -> Result<Context> {
+        crate::crypto::check()?;
         // Derived on a stack wiped afterwards (crate::os::stack).
         scrubbed(move || self.join_unscrubbed(group_secret, group_id))
     }
@@ -174,6 +176,7 @@ impl ContextBuilder {
     /// `Exhausted`. No context exists unless this returns
     /// `Ok`.
     pub fn import_state(self, blob: &[u8], kek: &[u8]) -> Result<Context> {
+        crate::crypto::check()?;
         // Opened and restored on a stack wiped afterwards (crate::os::stack).
         scrubbed(move || self.import_unscrubbed(blob, kek))
     }

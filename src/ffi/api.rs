@@ -371,15 +371,35 @@ pub extern "C" fn tinymls_version() -> *const c_char {
     ffi_boundary!({ cstr!(env!("CARGO_PKG_VERSION")) })
 }
 
-/// The AEAD backend compiled in ("aws-lc-rs" or "rust-crypto"), static and
-/// NUL-terminated; never NULL. Thread-safe.
+/// The crypto provider compiled in ("aws-lc-rs", "rust-crypto", or
+/// "aws-lc-rs-fips": the AWS-LC FIPS module, see `tinymls_fips_mode`),
+/// static and NUL-terminated; never NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_aead_backend() -> *const c_char {
     ffi_boundary!({
-        if crate::aead::BACKEND == "rust-crypto" {
-            cstr!("rust-crypto")
-        } else {
-            cstr!("aws-lc-rs")
+        match crate::crypto::BACKEND {
+            "rust-crypto" => cstr!("rust-crypto"),
+            "aws-lc-rs-fips" => cstr!("aws-lc-rs-fips"),
+            _ => cstr!("aws-lc-rs"),
+        }
+    })
+}
+
+/// Whether the library runs in FIPS mode: 1 when it was built with the FIPS
+/// provider (every cryptographic service from the AWS-LC FIPS module;
+/// docs/FIPS.md) and the module reports FIPS mode; 0 when it was built
+/// with another provider; -1 when it was built with the FIPS provider but
+/// the module's mode check failed: then no context is created (creating one
+/// fails with `TINYMLS_ERR_INTERNAL`), and nothing falls back to other
+/// code. The health flag `TINYMLS_HEALTH_FIPS_MODE` and the metric
+/// `tinymls_fips_mode` say the same. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_fips_mode() -> i32 {
+    ffi_boundary!({
+        match (crate::crypto::FIPS, crate::crypto::check()) {
+            (false, _) => 0,
+            (true, Ok(())) => 1,
+            (true, Err(_)) => -1,
         }
     })
 }
