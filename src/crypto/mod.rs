@@ -3,7 +3,7 @@
 //!
 //! | feature | AES-256-GCM | HKDF-SHA256 | random bits |
 //! |---|---|---|---|
-//! | `aws-lc` (default) | aws-lc-rs over aws-lc-sys | aws-lc-rs `hkdf` (`hmac` for a bare extract) | aws-lc's DRBG (`aws_lc_rs::rand`) |
+//! | `aws-lc` (default) | aws-lc-rs over aws-lc-sys | RustCrypto `hkdf` + `sha2` (faster for the epoch tree: `hkdf_rust.rs`) | aws-lc's DRBG (`aws_lc_rs::rand`) |
 //! | `rust-crypto` | RustCrypto `aes-gcm` | RustCrypto `hkdf` + `sha2` | the OS (`rand::rngs::OsRng`) |
 //! | `fips` | aws-lc-rs over aws-lc-fips-sys: TLS 1.3 AEAD to seal, GCM to open | the module's HKDF (`hmac` for a bare extract) | the module's DRBG |
 //!
@@ -52,6 +52,14 @@ mod rust_crypto;
 #[cfg(all(feature = "rust-crypto", not(feature = "fips")))]
 use rust_crypto as backend;
 
+// HKDF: the module's in the FIPS build, RustCrypto's elsewhere.
+#[cfg(feature = "fips")]
+#[path = "hkdf_aws_lc.rs"]
+mod hkdf_impl;
+#[cfg(not(feature = "fips"))]
+#[path = "hkdf_rust.rs"]
+mod hkdf_impl;
+
 use crate::error::{Error, Result};
 
 /// Whether this is the FIPS build (`fips` feature): every service below
@@ -88,7 +96,7 @@ pub mod aead {
 
 /// HKDF-SHA256 (RFC 5869).
 pub mod hkdf {
-    pub use super::backend::hkdf::{expand, extract, extract_expand, Expander};
+    pub use super::hkdf_impl::{expand, extract, extract_expand, Expander};
 
     /// Longest HKDF-Expand output (255 SHA-256 blocks).
     pub const MAX_OUTPUT_LEN: usize = 255 * 32;
@@ -214,7 +222,7 @@ pub mod calls {
 }
 
 /// Counts one successful call into the module (test builds only).
-#[cfg_attr(all(feature = "rust-crypto", not(feature = "fips")), allow(dead_code))]
+#[cfg_attr(not(any(feature = "fips", all(feature = "aws-lc", not(feature = "rust-crypto")))), allow(dead_code))]
 #[inline(always)]
 fn counted<T>(r: Result<T>) -> Result<T> {
     #[cfg(feature = "test-hooks")]
