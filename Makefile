@@ -175,7 +175,8 @@ miri: nightly
 ## FIPS_DEPS linked into it; its exports; the KAT (both sequences), the public
 ## vectors, the state blobs and tests/fips.rs (every call into the module an
 ## approved service by its indicator, seq order under threads, reporting) on
-## it; and tests/fips/interop.py against the default build, both ways.
+## it; tests/fips/interop.py against the default build, both ways; the Go
+## and Python suites on it (they must see FIPS mode: TINYMLS_EXPECT_FIPS).
 FIPS_DEPS    := tinymls aws-lc-rs aws-lc-fips-sys zeroize zeroize_derive proc-macro2 quote syn unicode-ident libc
 FIPS_TESTS   := --test kat --test vectors --test state --test fips
 test-fips: fips-deps
@@ -185,6 +186,8 @@ test-fips: fips-deps
 	$(PYTHON) tests/check_symbols.py include/tinymls.h $(FIPS_DIR)/release/libtinymls.so
 	$(CARGO) test --release $(FIPS_FEATURES),test-hooks --target-dir $(FIPS_DIR) $(FIPS_TESTS)
 	$(PYTHON) tests/fips/interop.py $(FIPS_DIR)/release/libtinymls.so $(DEFAULT_RELEASE_DIR)/libtinymls.so
+	cd bindings/go && TINYMLS_EXPECT_FIPS=1 LD_LIBRARY_PATH=$(FIPS_DIR)/release $(GO) test -count=1 .
+	TINYMLS_EXPECT_FIPS=1 $(MAKE) -C bindings/python pytest LIBDIR=$(FIPS_DIR)/release REQUIRE_TEST_HOOKS=0
 
 ## The crates linked into the FIPS library (`cargo tree -e normal`) are
 ## exactly FIPS_DEPS: no RustCrypto, no other RNG.

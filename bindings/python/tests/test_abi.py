@@ -250,7 +250,11 @@ def test_versions_agree() -> None:
         == importlib.metadata.version("tinymls")
         == tinymls.version()
     )
-    assert tinymls.backend() in ("aws-lc-rs", "rust-crypto")
+    assert tinymls.backend() in ("aws-lc-rs", "rust-crypto", "aws-lc-rs-fips")
+    # FIPS mode exactly when the library was built with the FIPS provider.
+    assert tinymls.fips_mode() == (tinymls.backend() == "aws-lc-rs-fips")
+    if os.environ.get("TINYMLS_EXPECT_FIPS") == "1":
+        assert tinymls.fips_mode(), "make test-fips runs this against the FIPS build"
 
 
 def test_calls_release_the_gil() -> None:
