@@ -289,7 +289,9 @@ tinymls_status tinymls_config_validate(const struct tinymls_config *cfg);
 // `tinymls_context_free`; on failure `*out` is set to NULL.
 //
 // Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`out` NULL),
-// `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_RNG`. Thread-safe.
+// `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_RNG`; in a FIPS build whose
+// module check failed, `TINYMLS_ERR_INTERNAL` (`tinymls_fips_mode`).
+// Thread-safe.
 tinymls_status tinymls_context_new(const struct tinymls_config *cfg, struct tinymls_context **out);
 
 // Creates a *shared* context joined to a group: every context joined with
@@ -303,7 +305,8 @@ tinymls_status tinymls_context_new(const struct tinymls_config *cfg, struct tiny
 //
 // Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`out`, or a pointer
 // whose length is not 0, is NULL), `TINYMLS_ERR_INVALID_ARGUMENT` (a length
-// out of range), `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_RNG`. Thread-safe.
+// out of range), `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_RNG`; in a FIPS
+// build whose module check failed, `TINYMLS_ERR_INTERNAL`. Thread-safe.
 tinymls_status tinymls_context_join(const uint8_t *group_secret,
                                     size_t secret_len,
                                     const uint8_t *group_id,
@@ -623,7 +626,8 @@ tinymls_status tinymls_context_export(struct tinymls_context *ctx,
 // `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_MALFORMED` (not a state blob:
 // empty, truncated, foreign, or written by a newer format version, see
 // `tinymls_state_format_version`), `TINYMLS_ERR_STATE` (wrong KEK or a
-// tampered blob), `TINYMLS_ERR_RNG`, `TINYMLS_ERR_EXHAUSTED`. Thread-safe.
+// tampered blob), `TINYMLS_ERR_RNG`, `TINYMLS_ERR_EXHAUSTED`; in a FIPS
+// build whose module check failed, `TINYMLS_ERR_INTERNAL`. Thread-safe.
 tinymls_status tinymls_context_import(const uint8_t *blob,
                                       size_t blob_len,
                                       const uint8_t *kek,

@@ -78,6 +78,10 @@ impl ContextBuilder {
     }
 
     /// A local context (random group secret, fresh entropy every epoch).
+    ///
+    /// Every way of creating a context (this, [`Self::join`],
+    /// [`Self::import_state`]) first runs [`crate::crypto::check`]: in a FIPS
+    /// build whose module does not report FIPS mode, `Internal`.
     pub fn local(self) -> Result<Context> {
         crate::crypto::check()?;
         // Derived on a stack wiped afterwards (crate::os::stack).

@@ -121,7 +121,9 @@ pub extern "C" fn tinymls_config_validate(cfg: *const Config) -> tinymls_status 
 /// `tinymls_context_free`; on failure `*out` is set to NULL.
 ///
 /// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`out` NULL),
-/// `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_RNG`. Thread-safe.
+/// `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_RNG`; in a FIPS build whose
+/// module check failed, `TINYMLS_ERR_INTERNAL` (`tinymls_fips_mode`).
+/// Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_context_new(cfg: *const Config, out: *mut *mut tinymls_context) -> tinymls_status {
     ffi_boundary!({
@@ -144,7 +146,8 @@ pub extern "C" fn tinymls_context_new(cfg: *const Config, out: *mut *mut tinymls
 ///
 /// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`out`, or a pointer
 /// whose length is not 0, is NULL), `TINYMLS_ERR_INVALID_ARGUMENT` (a length
-/// out of range), `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_RNG`. Thread-safe.
+/// out of range), `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_RNG`; in a FIPS
+/// build whose module check failed, `TINYMLS_ERR_INTERNAL`. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_context_join(
     group_secret: *const u8,
