@@ -13,21 +13,21 @@
 //!
 //! The services:
 //!
-//! * [`aead`]: AES-256-GCM keys. A message key seals through a [`aead::Sealer`]
+//! * [`aead`](crate::crypto::aead): AES-256-GCM keys. A message key seals through a [`aead::Sealer`](crate::crypto::aead::Sealer)
 //!   taken per run of messages: under `fips` it holds the key's lock, because
 //!   aws-lc's TLS 1.3 AEAD (the approved way to seal with TinyMLS's own
 //!   `iv XOR seq` nonces) requires every key's `seq` to strictly increase, so
 //!   sequence numbers must be handed out and sealed under one lock
 //!   (`context/send.rs`). Elsewhere taking a sealer costs nothing.
-//! * [`hkdf`]: HKDF-Extract, HKDF-Expand, both in one call, and an
-//!   [`hkdf::Expander`] for several expansions of one secret (the epoch tree).
-//! * [`random`]: the random bits (sender ids, local entropy, blob nonces,
+//! * [`hkdf`](crate::crypto::hkdf): HKDF-Extract, HKDF-Expand, both in one call, and an
+//!   [`hkdf::Expander`](crate::crypto::hkdf::Expander) for several expansions of one secret (the epoch tree).
+//! * [`random`](crate::crypto::random): the random bits (sender ids, local entropy, blob nonces,
 //!   rotation jitter).
-//! * [`check`]: the module's mode check, run once before the first context is
-//!   created; [`FIPS`] and [`BACKEND`] say what was built.
+//! * [`check`](crate::crypto::check): the module's mode check, run once before the first context is
+//!   created; [`FIPS`](crate::crypto::FIPS) and [`BACKEND`](crate::crypto::BACKEND) say what was built.
 //!
 //! Where the expanded AES key lives differs, and health reports it
-//! ([`aead::SCHEDULE_IN_KEY`]): RustCrypto keeps it inside the key object, so
+//! ([`aead::SCHEDULE_IN_KEY`](crate::crypto::aead::SCHEDULE_IN_KEY)): RustCrypto keeps it inside the key object, so
 //! it sits wherever the object does (the library puts every key object in a
 //! locked slot) and is zeroized on drop (`aes`/`ghash` are built with their
 //! `zeroize` features); aws-lc-rs keeps it in an `EVP_AEAD_CTX` that aws-lc
