@@ -24,7 +24,19 @@ MAJOR        := $(word 1,$(subst ., ,$(VERSION)))
 CBINDGEN_VERSION := 0.29.4
 TOOLS        := $(CURDIR)/.tools
 CBINDGEN     := $(TOOLS)/bin/cbindgen
-RELEASE_DIR  := $(CURDIR)/target/release
+# FIPS=1: the library against the AWS-LC FIPS module instead (docs/FIPS.md):
+# `make lib FIPS=1`, `FIPS=1 make install`. It builds in target/fips.
+FIPS         ?=
+FIPS_DIR     := $(CURDIR)/target/fips
+FIPS_FEATURES := --no-default-features --features fips
+DEFAULT_RELEASE_DIR := $(CURDIR)/target/release
+ifeq ($(FIPS),1)
+LIB_FLAGS    := $(FIPS_FEATURES) --target-dir $(FIPS_DIR)
+RELEASE_DIR  := $(FIPS_DIR)/release
+else
+LIB_FLAGS    :=
+RELEASE_DIR  := $(DEFAULT_RELEASE_DIR)
+endif
 # The test build: release, plus the test-only export (tinymls_test_panic).
 TESTLIB_DIR  := $(CURDIR)/target/testhooks/release
 REPO         := $(CURDIR)
@@ -32,15 +44,17 @@ include mk/go.mk
 
 .PHONY: all lib testlib header check-header test test-rust test-rust-rustcrypto test-c \
         test-go test-python test-wheel wheel test-interop test-demo test-quickstart test-symbols test-soak soak \
+        test-fips test-fips-full fips-deps \
         skew-member test-skew-soak skew-soak fuzz fuzz-seeds miri nightly check-all \
         demo demo-c bench install uninstall test-install dist-go test-dist-go clean lint \
         test-state-cross test-state-example
 
 all: lib
 
-## The release library: target/release/libtinymls.{so,a} (+ the SONAME link).
+## The release library: target/release/libtinymls.{so,a} (+ the SONAME link);
+## with FIPS=1, target/fips/release/, against the AWS-LC FIPS module.
 lib:
-	$(CARGO) build --release --lib
+	$(CARGO) build --release --lib $(LIB_FLAGS)
 	ln -sf libtinymls.so $(RELEASE_DIR)/libtinymls.so.$(MAJOR)
 
 ## The same library with the test-only export, for the C/Go/Python tests.
@@ -61,9 +75,8 @@ check-header: $(CBINDGEN)
 	$(CBINDGEN) --quiet --config cbindgen.toml --crate tinymls --output build/tinymls.h.check
 	@diff -u include/tinymls.h build/tinymls.h.check && echo "header: include/tinymls.h is up to date"
 
-test: lint check-header test-rust test-rust-rustcrypto test-symbols test-c test-go test-python test-wheel test-interop \
-      test-state-cross test-state-example test-demo test-quickstart test-soak test-skew-soak \
-      test-install test-dist-go
+        test-go test-python test-wheel wheel test-interop test-demo test-quickstart test-symbols test-soak soak \
+        test-fips test-fips-full fips-deps \
 	@echo "make test: all suites passed"
 
 ## Unit, vector, KAT, rotation, concurrency, fork, FFI tests (aws-lc-rs).
@@ -202,8 +215,40 @@ miri: nightly
 	MIRIFLAGS=-Zmiri-disable-isolation $(CARGO) +nightly miri test --lib --no-default-features --features rust-crypto --target-dir $(CURDIR)/target/miri \
 	  -- replay:: wire:: secret:: config:: key_schedule:: events:: metrics::
 
+## The FIPS build (docs/FIPS.md), the short pass of `make test`: the library
+## against aws-lc-fips-sys (built once, in target/fips); no crate outside
+## FIPS_DEPS linked into it; its exports; the KAT (both sequences), the public
+## vectors, the state blobs and tests/fips.rs (every call into the module an
+## approved service by its indicator, seq order under threads, reporting) on
+## it; tests/fips/interop.py against the default build, both ways; the Go
+## and Python suites on it (they must see FIPS mode: TINYMLS_EXPECT_FIPS).
+FIPS_DEPS    := tinymls aws-lc-rs aws-lc-fips-sys zeroize zeroize_derive proc-macro2 quote syn unicode-ident libc
+FIPS_TESTS   := --test kat --test vectors --test state --test fips
+test-fips: fips-deps
+	$(CARGO) build --release --lib
+	$(CARGO) build --release --lib $(FIPS_FEATURES) --target-dir $(FIPS_DIR)
+	ln -sf libtinymls.so $(FIPS_DIR)/release/libtinymls.so.$(MAJOR)
+	$(PYTHON) tests/check_symbols.py include/tinymls.h $(FIPS_DIR)/release/libtinymls.so
+	$(CARGO) test --release $(FIPS_FEATURES),test-hooks --target-dir $(FIPS_DIR) $(FIPS_TESTS)
+	$(PYTHON) tests/fips/interop.py $(FIPS_DIR)/release/libtinymls.so $(DEFAULT_RELEASE_DIR)/libtinymls.so
+	cd bindings/go && TINYMLS_EXPECT_FIPS=1 LD_LIBRARY_PATH=$(FIPS_DIR)/release $(GO) test -count=1 .
+	TINYMLS_EXPECT_FIPS=1 $(MAKE) -C bindings/python pytest LIBDIR=$(FIPS_DIR)/release REQUIRE_TEST_HOOKS=0
+
+## The crates linked into the FIPS library (`cargo tree -e normal`) are
+## exactly FIPS_DEPS: no RustCrypto, no other RNG.
+fips-deps:
+	@deps=$$($(CARGO) tree -e normal $(FIPS_FEATURES) --prefix none --format '{p}' | awk '{print $$1}' | sort -u); \
+	extra=$$(comm -23 <(echo "$$deps") <(printf '%s\n' $(FIPS_DEPS) | sort -u)); \
+	if [ -n "$$extra" ]; then echo "fips-deps: the FIPS build links crates outside FIPS_DEPS:" $$extra; exit 1; fi; \
+	echo "fips-deps: the FIPS build links" $$deps
+
+## Every Rust test on the FIPS build (`make check-all`; out of `make test`
+## for time).
+test-fips-full:
+	$(CARGO) test --release $(FIPS_FEATURES),test-hooks --target-dir $(FIPS_DIR)
+
 ## Everything: make test, then the long runs kept out of it for time.
-check-all: test miri soak skew-soak
+check-all: test test-fips-full miri soak skew-soak
 	$(MAKE) fuzz FUZZ_SECONDS=$(or $(CHECK_FUZZ_SECONDS),60)
 
 ## The main job as a user sees it (examples/demo/, about 10 s): a busy and a
@@ -327,6 +372,7 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --all-targets --features test-hooks --target-dir $(CURDIR)/target/testhooks -- -D warnings
 	$(CARGO) clippy --release --all-targets --no-default-features --features rust-crypto,test-hooks --target-dir $(CURDIR)/target/rustcrypto -- -D warnings
+	$(CARGO) clippy --release --all-targets $(FIPS_FEATURES),test-hooks --target-dir $(FIPS_DIR) -- -D warnings
 	$(MAKE) --no-print-directory check-licenses check-notice check-doc-links
 
 ## Licences (issue 15): pinned cargo-deny and cargo-about, installed into

@@ -113,6 +113,12 @@
 // set with aws-lc-rs, never with rust-crypto (`tinymls_aead_backend`).
 #define TINYMLS_HEALTH_KEYS_AEAD_ON_HEAP 8
 
+// `tinymls_health.flags`: the library runs in FIPS mode: built with the
+// `fips` provider (every cryptographic service from the AWS-LC FIPS
+// module, docs/FIPS.md) and the module reports FIPS mode
+// (`tinymls_fips_mode() == 1`). Not a key-memory fact.
+#define TINYMLS_HEALTH_FIPS_MODE 16
+
 // `tinymls_context_export` flag: export only the current epoch. The
 // importer reads every message from now on and none sent before.
 #define TINYMLS_EXPORT_CURRENT_EPOCH_ONLY 1
@@ -238,7 +244,8 @@ typedef struct tinymls_health {
   uint32_t retained_epochs;
   // Key memory of the process (`TINYMLS_HEALTH_KEYS_*` bits): the locked
   // slab locked against swapping, left out of core dumps; key material on
-  // the heap, the AEAD backend's expanded keys among it.
+  // the heap, the AEAD backend's expanded keys among it. And
+  // `TINYMLS_HEALTH_FIPS_MODE`: the library runs in FIPS mode.
   uint32_t flags;
   // The current epoch (48-bit).
   uint64_t current_epoch;
@@ -303,7 +310,9 @@ tinymls_status tinymls_config_validate(const struct tinymls_config *cfg);
 // `tinymls_context_free`; on failure `*out` is set to NULL.
 //
 // Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`out` NULL),
-// `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_RNG`. Thread-safe.
+// `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_RNG`; in a FIPS build whose
+// module check failed, `TINYMLS_ERR_INTERNAL` (`tinymls_fips_mode`).
+// Thread-safe.
 tinymls_status tinymls_context_new(const struct tinymls_config *cfg, struct tinymls_context **out);
 
 // Creates a *shared* context joined to a group: every context joined with
@@ -317,7 +326,8 @@ tinymls_status tinymls_context_new(const struct tinymls_config *cfg, struct tiny
 //
 // Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`out`, or a pointer
 // whose length is not 0, is NULL), `TINYMLS_ERR_INVALID_ARGUMENT` (a length
-// out of range), `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_RNG`. Thread-safe.
+// out of range), `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_RNG`; in a FIPS
+// build whose module check failed, `TINYMLS_ERR_INTERNAL`. Thread-safe.
 tinymls_status tinymls_context_join(const uint8_t *group_secret,
                                     size_t secret_len,
                                     const uint8_t *group_id,
@@ -466,9 +476,20 @@ const char *tinymls_version(void);
 // to compare the library loaded with the header compiled against. Thread-safe.
 uint32_t tinymls_version_number(void);
 
-// The AEAD backend compiled in ("aws-lc-rs" or "rust-crypto"), static and
-// NUL-terminated; never NULL. Thread-safe.
+// The crypto provider compiled in ("aws-lc-rs", "rust-crypto", or
+// "aws-lc-rs-fips": the AWS-LC FIPS module, see `tinymls_fips_mode`),
+// static and NUL-terminated; never NULL. Thread-safe.
 const char *tinymls_aead_backend(void);
+
+// Whether the library runs in FIPS mode: 1 when it was built with the FIPS
+// provider (every cryptographic service from the AWS-LC FIPS module;
+// docs/FIPS.md) and the module reports FIPS mode; 0 when it was built
+// with another provider; -1 when it was built with the FIPS provider but
+// the module's mode check failed: then no context is created (creating one
+// fails with `TINYMLS_ERR_INTERNAL`), and nothing falls back to other
+// code. The health flag `TINYMLS_HEALTH_FIPS_MODE` and the metric
+// `tinymls_fips_mode` say the same. Thread-safe.
+int32_t tinymls_fips_mode(void);
 
 // The C ABI version this library implements (`TINYMLS_ABI_VERSION` of the
 // header it was built with). Bindings refuse a library whose number differs.
@@ -660,7 +681,8 @@ tinymls_status tinymls_context_export(struct tinymls_context *ctx,
 // `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_MALFORMED` (not a state blob:
 // empty, truncated, foreign, or written by a newer format version, see
 // `tinymls_state_format_version`), `TINYMLS_ERR_STATE` (wrong KEK or a
-// tampered blob), `TINYMLS_ERR_RNG`, `TINYMLS_ERR_EXHAUSTED`. Thread-safe.
+// tampered blob), `TINYMLS_ERR_RNG`, `TINYMLS_ERR_EXHAUSTED`; in a FIPS
+// build whose module check failed, `TINYMLS_ERR_INTERNAL`. Thread-safe.
 tinymls_status tinymls_context_import(const uint8_t *blob,
                                       size_t blob_len,
                                       const uint8_t *kek,

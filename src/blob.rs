@@ -9,12 +9,20 @@
 //! 10      2     flags    u16 (bit 0: current epoch only, bit 1: generation)
 //! 12      4     N        u32, length of the sealed body
 //! 16      12    nonce    (random)
-//! 28      N     body, AES-256-GCM(seal_key, nonce, body, aad = bytes 0..28)
+//! 28      N     body, AES-256-GCM(seal_key, nonce, body, aad = bytes 0..28,
+//!                                  or bytes 0..16 with flag bit 2)
 //! 28+N    16    tag
 //!
 //! PRK      = HKDF-Extract(salt = 32 zero bytes, IKM = KEK)
 //! seal_key = ExpandLabel(PRK, "state v2", "", 32)     (label "tinymls state v2")
 //! ```
+//!
+//! Header flag bit 2 (`MODULE_NONCE_FLAG`): the AEAD module drew the nonce
+//! inside the sealing call (the FIPS build: `crate::crypto::aead::MODULE_NONCE`),
+//! so it could not be in the AAD; GCM authenticates it all the same (another
+//! nonce gives another tag). Every build reads both kinds; only the FIPS
+//! build writes this one, so that blobs of the default build stay readable
+//! by earlier versions.
 //!
 //! The body holds the mode, the group id, the configuration, the time of the
 //! export, the retained epochs (48-bit number, epoch secret, age), the
@@ -40,13 +48,10 @@
 //! [`Context::export_state`]: crate::Context::export_state
 //! [`Context::import_state`]: crate::Context::import_state
 
-use hkdf::Hkdf;
-use rand::TryRngCore;
-use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::aead::{self, AeadKey, NONCE_LEN, TAG_LEN};
 use crate::config::Config;
+use crate::crypto::aead::{self, NONCE_LEN, TAG_LEN};
 use crate::detail::fail;
 use crate::epoch_tree::{EPOCH_BITS, MAX_EPOCH};
 use crate::error::{Error, Result};
@@ -70,8 +75,15 @@ pub const KNOWN_FLAGS: u32 = CURRENT_EPOCH_ONLY;
 /// reader that does not know it refuses the blob (`Malformed`) rather than
 /// drop the generation.
 pub const GENERATION_FLAG: u32 = 2;
+/// Header flag (not an export flag): the nonce was drawn by the AEAD
+/// module while sealing, and the AAD is bytes 0..16 (the nonce excluded).
+/// Set in every blob the FIPS build writes.
+pub const MODULE_NONCE_FLAG: u32 = 4;
 /// Every header flag this version reads.
-const HEADER_FLAGS: u32 = KNOWN_FLAGS | GENERATION_FLAG;
+const HEADER_FLAGS: u32 = KNOWN_FLAGS | GENERATION_FLAG | MODULE_NONCE_FLAG;
+/// The clear header before the nonce (magic, version, flags, length): the
+/// AAD of a blob with [`MODULE_NONCE_FLAG`].
+const PRE_NONCE_LEN: usize = 16;
 /// Length of the clear, authenticated header (magic, version, flags, body
 /// length, nonce).
 pub const BLOB_HEADER_LEN: usize = 28;
@@ -149,17 +161,11 @@ pub(crate) fn check_kek(kek: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The AEAD key that seals blobs, from a 32-byte KEK.
-fn seal_key(kek: &[u8]) -> Result<aead::Key> {
+/// The key that seals blobs, from a 32-byte KEK: `ExpandLabel(HKDF-Extract(
+/// 0^32, KEK), "state v2", "", 32)`, in one HKDF call.
+fn seal_key(kek: &[u8]) -> Result<Secret32> {
     check_kek(kek)?;
-    let mut prk = Secret32::zero();
-    let (extracted, _) = Hkdf::<Sha256>::extract(Some(&[0u8; 32]), kek);
-    prk.expose_mut().copy_from_slice(&extracted);
-    let mut extracted = extracted;
-    zeroize::Zeroize::zeroize(extracted.as_mut_slice());
-    let mut key = Secret32::zero();
-    key_schedule::expand_label(prk.expose(), b"state v2", b"", key.expose_mut())?;
-    Ok(aead::Key::new(&key))
+    Ok(key_schedule::extract_expand_secret(&[0u8; 32], kek, b"state v2", b""))
 }
 
 fn window_len(w: &Option<WindowSnap>) -> usize {
@@ -257,20 +263,29 @@ fn encode_body(s: &Snapshot) -> Result<Zeroizing<Vec<u8>>> {
 /// [`seal`] is the way to export a context; this lower level exists for
 /// tests and fuzzing (blobs with arbitrary bodies, or from a "newer"
 /// format). The result is not secret (it is sealed); `body` is read only.
+/// [`MODULE_NONCE_FLAG`] in `flags` selects the sealing (the FIPS build
+/// always adds it).
 pub fn seal_body(kek: &[u8], version: u16, flags: u16, body: &[u8]) -> Result<Vec<u8>> {
     let key = seal_key(kek)?;
-    let mut nonce = [0u8; NONCE_LEN];
-    rand::rngs::OsRng.try_fill_bytes(&mut nonce).map_err(|_| Error::Rng)?;
+    let flags = if aead::MODULE_NONCE { flags | MODULE_NONCE_FLAG as u16 } else { flags };
     let n = u32::try_from(body.len()).map_err(|_| Error::InvalidArgument)?;
     let mut blob = vec![0u8; BLOB_HEADER_LEN + body.len() + TAG_LEN];
     blob[..8].copy_from_slice(&MAGIC);
     blob[8..10].copy_from_slice(&version.to_be_bytes());
     blob[10..12].copy_from_slice(&flags.to_be_bytes());
     blob[12..16].copy_from_slice(&n.to_be_bytes());
-    blob[16..28].copy_from_slice(&nonce);
     let (head, rest) = blob.split_at_mut(BLOB_HEADER_LEN);
     let (ct, tag) = rest.split_at_mut(body.len());
-    key.seal(&nonce, head, body, ct, tag.try_into().map_err(|_| Error::Internal)?)?;
+    let tag: &mut [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Internal)?;
+    if u32::from(flags) & MODULE_NONCE_FLAG != 0 {
+        let nonce = aead::Key::module_nonce(&key).seal_with_module_nonce(&head[..PRE_NONCE_LEN], body, ct, tag)?;
+        head[PRE_NONCE_LEN..].copy_from_slice(&nonce);
+    } else {
+        let mut nonce = [0u8; NONCE_LEN];
+        crate::crypto::random::fill(&mut nonce)?;
+        head[PRE_NONCE_LEN..].copy_from_slice(&nonce);
+        aead::Key::sealing(&key).sealer()?.seal(&nonce, head, body, ct, tag)?;
+    }
     Ok(blob)
 }
 
@@ -343,17 +358,20 @@ pub fn state_info(blob: &[u8], kek: &[u8]) -> Result<StateInfo> {
 pub(crate) fn open(blob: &[u8], kek: &[u8]) -> Result<(u32, Snapshot)> {
     check_kek(kek)?;
     check_header(blob)?;
-    let key = seal_key(kek)?;
+    let key = aead::Key::opening(&seal_key(kek)?);
     let (head, rest) = blob.split_at(BLOB_HEADER_LEN);
     let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
     let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Malformed)?;
-    let nonce: &[u8; NONCE_LEN] = head[16..28].try_into().map_err(|_| Error::Malformed)?;
+    let nonce: &[u8; NONCE_LEN] = head[PRE_NONCE_LEN..].try_into().map_err(|_| Error::Malformed)?;
+    // The flags choose the AAD before they are authenticated: either way
+    // they are in it, so a flipped bit fails the tag.
+    let flags = u32::from(u16::from_be_bytes([head[10], head[11]]));
+    let aad = if flags & MODULE_NONCE_FLAG != 0 { &head[..PRE_NONCE_LEN] } else { head };
     let mut body = Zeroizing::new(vec![0u8; ct.len()]);
     // One detail for every cause: which one it was is no business of the text.
-    key.open(nonce, head, ct, tag, &mut body).map_err(|_| {
+    key.open(nonce, aad, ct, tag, &mut body).map_err(|_| {
         fail(Error::State, format_args!("the state blob failed to unseal: a wrong KEK, or a changed blob"))
     })?;
-    let flags = u32::from(u16::from_be_bytes([head[10], head[11]]));
     if flags & !HEADER_FLAGS != 0 {
         return Err(fail(Error::Malformed, format_args!("the blob has flags {flags:#x}, unknown to this library")));
     }
@@ -634,7 +652,8 @@ mod tests {
         assert_eq!(flags, 0);
         assert_eq!(s.epochs[0].number, 5);
         assert_eq!(s.generation, 77);
-        assert_eq!(blob[10..12], [0, GENERATION_FLAG as u8]);
+        let module_nonce = if aead::MODULE_NONCE { MODULE_NONCE_FLAG } else { 0 };
+        assert_eq!(blob[10..12], [0, (GENERATION_FLAG | module_nonce) as u8]);
         assert_eq!(state_info(&blob, &kek), Ok(StateInfo { exported_at_ms: 1_700_000_000_000, generation: 77 }));
         assert_eq!(state_info(&blob, &[4u8; 32]).err(), Some(Error::State));
         assert_eq!(open(&blob, &[4u8; 32]).err(), Some(Error::State));

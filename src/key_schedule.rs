@@ -2,9 +2,7 @@
 //! HKDF-SHA256, the group root, a local context's chain, and per-sender keys
 //! and IVs. A shared group's epoch tree is in `epoch_tree`.
 
-use hkdf::Hkdf;
-use sha2::Sha256;
-
+use crate::crypto::hkdf;
 use crate::detail::fail;
 use crate::error::{Error, Result};
 use crate::secret::{Secret, Secret32};
@@ -29,7 +27,7 @@ pub const MAX_GROUP_ID_LEN: usize = 255;
 ///
 /// `HKDF-Expand(secret, u16(len(out)) || u8(len(prefix||label)) || prefix || label || u8(len(context)) || context, len(out))`
 ///
-/// `secret` must be at least 32 bytes (a PRK), `prefix || label` and
+/// `secret` must be a PRK of 32 to 64 bytes, `prefix || label` and
 /// `context` at most 255 bytes, and `out` at most 255 * 32 bytes.
 pub fn expand_label_with_prefix(
     prefix: &[u8],
@@ -42,21 +40,19 @@ pub fn expand_label_with_prefix(
     if full_label_len > 255 || context.len() > 255 || out.len() > 255 * SECRET_LEN {
         return Err(Error::InvalidArgument);
     }
-    let hk = Hkdf::<Sha256>::from_prk(secret).map_err(|_| Error::InvalidArgument)?;
     let length = (out.len() as u16).to_be_bytes();
-    hk.expand_multi_info(&[&length, &[full_label_len as u8], prefix, label, &[context.len() as u8], context], out)
-        .map_err(|_| Error::InvalidArgument)
+    hkdf::expand(secret, &[&length, &[full_label_len as u8], prefix, label, &[context.len() as u8], context], out)
 }
 
-/// One secret's HMAC key set up once, for several `ExpandLabel`s from it
-/// (the epoch tree derives both children of a node): each expansion then
-/// costs two SHA-256 compressions fewer. Same output as [`expand_label`].
-pub struct Expander(Hkdf<Sha256>);
+/// One secret set up once, for several `ExpandLabel`s from it (the epoch
+/// tree derives both children of a node; what that saves depends on the
+/// provider: `crate::crypto::hkdf::Expander`). Same output as [`expand_label`].
+pub struct Expander(hkdf::Expander);
 
 impl Expander {
     /// An expander for a 32-byte secret.
     pub fn new(secret: &Secret32) -> Expander {
-        Expander(Hkdf::<Sha256>::from_prk(secret.expose()).expect("a 32-byte secret is a valid PRK"))
+        Expander(hkdf::Expander::new(secret))
     }
 
     /// `ExpandLabel(secret, label, context, 32)` into `out`, for fixed
@@ -66,7 +62,7 @@ impl Expander {
         assert!(full_label_len <= 255 && context.len() <= 255, "fixed labels are in range");
         let length = (SECRET_LEN as u16).to_be_bytes();
         self.0
-            .expand_multi_info(
+            .expand_into(
                 &[&length, &[full_label_len as u8], LABEL_PREFIX, label, &[context.len() as u8], context],
                 out.expose_mut(),
             )
@@ -92,7 +88,7 @@ fn expand_secret(secret: &Secret32, label: &[u8], context: &[u8]) -> Secret32 {
 /// group_secret), "group", group_id, 32)`. A local context's epoch 0; the
 /// root of a shared group's epoch tree (`epoch_tree`).
 ///
-/// The PRK lives only inside this function (zeroized before it returns).
+/// The PRK lives only inside the provider's one HKDF call.
 pub fn group_root(group_secret: &[u8], group_id: &[u8]) -> Result<Secret32> {
     // The details give lengths only, never a byte of the secret or the id.
     if !(MIN_GROUP_SECRET_LEN..=MAX_GROUP_SECRET_LEN).contains(&group_secret.len()) {
@@ -110,12 +106,24 @@ pub fn group_root(group_secret: &[u8], group_id: &[u8]) -> Result<Secret32> {
             format_args!("group_id must be 1..={MAX_GROUP_ID_LEN} bytes, got {}", group_id.len()),
         ));
     }
-    let mut prk = Secret32::zero();
-    let (extracted, _) = Hkdf::<Sha256>::extract(Some(&[0u8; SECRET_LEN]), group_secret);
-    prk.expose_mut().copy_from_slice(&extracted);
-    let mut extracted = extracted;
-    zeroize::Zeroize::zeroize(extracted.as_mut_slice());
-    Ok(expand_secret(&prk, b"group", group_id))
+    Ok(extract_expand_secret(&[0u8; SECRET_LEN], group_secret, b"group", group_id))
+}
+
+/// `ExpandLabel(HKDF-Extract(salt, ikm), label, context, 32)` in one call
+/// (the PRK stays inside the provider), for fixed labels.
+pub(crate) fn extract_expand_secret(salt: &[u8], ikm: &[u8], label: &[u8], context: &[u8]) -> Secret32 {
+    let full_label_len = LABEL_PREFIX.len() + label.len();
+    assert!(full_label_len <= 255 && context.len() <= 255, "fixed labels are in range");
+    let length = (SECRET_LEN as u16).to_be_bytes();
+    let mut out = Secret32::zero();
+    hkdf::extract_expand(
+        salt,
+        ikm,
+        &[&length, &[full_label_len as u8], LABEL_PREFIX, label, &[context.len() as u8], context],
+        out.expose_mut(),
+    )
+    .expect("32 bytes is a valid HKDF output length");
+    out
 }
 
 /// A local context's chain (SPEC v2 §3.2): `epoch_secret[n+1] =
@@ -124,11 +132,8 @@ pub fn group_root(group_secret: &[u8], group_id: &[u8]) -> Result<Secret32> {
 pub fn next_local_epoch_secret(current: &Secret32, next_epoch: u64, entropy: &[u8]) -> Secret32 {
     debug_assert!(next_epoch < 1 << 48, "epochs are 48-bit");
     let salt = expand_secret(current, b"epoch upd", &next_epoch.to_be_bytes()[2..]);
-    let (extracted, _) = Hkdf::<Sha256>::extract(Some(salt.expose()), entropy);
     let mut next = Secret32::zero();
-    next.expose_mut().copy_from_slice(&extracted);
-    let mut extracted = extracted;
-    zeroize::Zeroize::zeroize(extracted.as_mut_slice());
+    hkdf::extract(salt.expose(), entropy, &mut next).expect("HKDF-Extract into 32 bytes cannot fail");
     next
 }
 
@@ -198,5 +203,7 @@ mod tests {
         assert_eq!(expand_label(&s, &[b'a'; 248], b"", &mut out), Err(Error::InvalidArgument));
         assert_eq!(expand_label(&s, b"x", &[0; 256], &mut out), Err(Error::InvalidArgument));
         assert_eq!(expand_label(&s[..31], b"x", b"", &mut out), Err(Error::InvalidArgument));
+        assert_eq!(expand_label(&[0; 65], b"x", b"", &mut out), Err(Error::InvalidArgument));
+        assert!(expand_label(&[0; 64], b"x", b"", &mut out).is_ok());
     }
 }

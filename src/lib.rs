@@ -20,7 +20,9 @@
 //! * `blob`: sealed state blobs (export/import, `docs/STATE.md`);
 //! * `clock`: the one source of time (fake in tests);
 //! * `types`: the small enums several layers share ([`Mode`], [`RotationReason`], [`Destroyed`]);
-//! * [`aead`]: AES-256-GCM backends (aws-lc-rs by default, RustCrypto as an option);
+//! * [`crypto`]: the crypto provider, every cryptographic service in one
+//!   place (AES-256-GCM, HKDF, random bits): aws-lc-rs by default, RustCrypto
+//!   as an option, the AWS-LC FIPS module with `fips` (`docs/FIPS.md`);
 //! * [`events`], [`metrics`]: security events and Prometheus metrics;
 //! * `ffi`: the C ABI (`include/tinymls.h`), the only place with `unsafe`
 //!   besides `os` (fork handlers, locked key memory, clocks).
@@ -41,7 +43,8 @@
 // list; `make lint` checks it with tools/lint/module_layers.py):
 //
 //   error, detail, secret, sync, replay, config
-//   aead, key_schedule, wire, epoch_tree
+//   crypto
+//   key_schedule, wire, epoch_tree
 //   os, clock
 //   types (the small shared enums)
 //   metrics, events
@@ -56,7 +59,7 @@
 // The primitives of SPEC §2-§4, public for the known-answer and vector tests
 // and for Rust users who want them.
 /// cbindgen:ignore
-pub mod aead;
+pub mod crypto;
 /// cbindgen:ignore
 pub mod epoch_tree;
 /// cbindgen:ignore
@@ -105,10 +108,17 @@ pub mod ffi;
 pub mod test_hooks {
     pub use crate::os::locked::refuse_key_memory;
 
+    /// The crypto provider's test hooks: a failed module check, and the
+    /// per-thread count of calls into the module's services.
+    pub mod crypto {
+        pub use crate::crypto::{calls, force_check_failure};
+    }
+
     /// The sealed-state blob format, to craft blobs in tests and fuzzing.
     pub mod blob {
         pub use crate::blob::{
             blob_version, seal_body, BLOB_HEADER_LEN, CURRENT_EPOCH_ONLY, FORMAT_VERSION, GENERATION_FLAG, MAGIC,
+            MODULE_NONCE_FLAG,
         };
     }
 

@@ -398,6 +398,13 @@ pub fn render() -> String {
     let _ = writeln!(s, "tinymls_retained_epochs {}", r.retained_epochs.load(Ordering::Relaxed).max(0));
     header(
         &mut s,
+        "tinymls_fips_mode",
+        "gauge",
+        "1 if every cryptographic service comes from the AWS-LC FIPS module in FIPS mode (docs/FIPS.md), else 0.",
+    );
+    let _ = writeln!(s, "tinymls_fips_mode {}", u8::from(crate::crypto::fips_mode()));
+    header(
+        &mut s,
         "tinymls_operation_duration_seconds",
         "histogram",
         "Latency of encrypt and decrypt calls (one in 16 per thread is timed).",

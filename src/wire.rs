@@ -11,7 +11,7 @@
 //! 24      N+16  AES-256-GCM(key, nonce(seq), plaintext, aad = header || app_aad)
 //! ```
 
-use crate::aead::TAG_LEN;
+use crate::crypto::aead::TAG_LEN;
 use crate::detail::fail;
 use crate::error::{Error, Result};
 

@@ -77,7 +77,8 @@ fn a_full_round_through_the_c_abi() {
     assert_eq!(tinymls_version_number(), TINYMLS_VERSION_NUMBER);
     // SAFETY: as above.
     let backend = unsafe { CStr::from_ptr(tinymls_aead_backend()) }.to_str().unwrap();
-    assert!(backend == "aws-lc-rs" || backend == "rust-crypto", "{backend}");
+    assert_eq!(backend, tinymls::crypto::BACKEND);
+    assert!(["aws-lc-rs", "rust-crypto", "aws-lc-rs-fips"].contains(&backend), "{backend}");
 
     let mut cfg = Config::default();
     tinymls_config_default(&mut cfg);

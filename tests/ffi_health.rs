@@ -17,7 +17,7 @@ fn expected_key_memory() -> u32 {
     // SAFETY: a static NUL-terminated string, never NULL.
     let backend = unsafe { std::ffi::CStr::from_ptr(tinymls_aead_backend()) }.to_str().unwrap();
     match backend {
-        "aws-lc-rs" => KEYS_LOCKED | KEYS_NOT_DUMPED | KEYS_ON_HEAP | KEYS_AEAD_ON_HEAP,
+        "aws-lc-rs" | "aws-lc-rs-fips" => KEYS_LOCKED | KEYS_NOT_DUMPED | KEYS_ON_HEAP | KEYS_AEAD_ON_HEAP,
         "rust-crypto" => KEYS_LOCKED | KEYS_NOT_DUMPED,
         other => panic!("unknown backend {other}"),
     }
@@ -43,10 +43,15 @@ fn key_memory_flags_match_the_aead_backend() {
     assert_eq!(tinymls_context_new(std::ptr::null(), &mut c), TINYMLS_OK);
     let mut out = tinymls_health::default();
     assert_eq!(tinymls_context_health(c, &mut out), TINYMLS_OK);
-    assert_eq!(out.flags, want);
+    // The C struct carries the same bits, and the FIPS-mode bit when the
+    // library runs in FIPS mode (the `fips` build: tests/fips.rs).
+    let fips = if tinymls::crypto::FIPS { TINYMLS_HEALTH_FIPS_MODE } else { 0 };
+    assert_eq!(out.flags, want | fips);
+    assert_eq!(a.health().fips_mode, tinymls::crypto::FIPS);
+    assert_eq!(tinymls_fips_mode(), i32::from(tinymls::crypto::FIPS));
     // The two descriptions of the backend agree: the AEAD bit is set
     // exactly when the AEAD keys are not in the slab.
-    assert_eq!(want & TINYMLS_HEALTH_KEYS_AEAD_ON_HEAP != 0, !tinymls::aead::SCHEDULE_IN_KEY);
+    assert_eq!(want & TINYMLS_HEALTH_KEYS_AEAD_ON_HEAP != 0, !tinymls::crypto::aead::SCHEDULE_IN_KEY);
     tinymls_context_free(c);
 }
 

@@ -12,8 +12,8 @@ use tinymls::{Config, Context, KEYS_AEAD_ON_HEAP, KEYS_LOCKED, KEYS_NOT_DUMPED, 
 /// The bits of the AEAD backend, whatever the slab does: aws-lc-rs keeps the
 /// expanded AES keys on its own heap.
 fn aead_bits() -> u32 {
-    match tinymls::aead::BACKEND {
-        "aws-lc-rs" => KEYS_ON_HEAP | KEYS_AEAD_ON_HEAP,
+    match tinymls::crypto::BACKEND {
+        "aws-lc-rs" | "aws-lc-rs-fips" => KEYS_ON_HEAP | KEYS_AEAD_ON_HEAP,
         _ => 0,
     }
 }

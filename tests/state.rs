@@ -10,6 +10,7 @@ use tinymls::ffi::tinymls_status::*;
 use tinymls::ffi::*;
 use tinymls::test_hooks::blob::{
     self as state, BLOB_HEADER_LEN as HEADER_LEN, CURRENT_EPOCH_ONLY, FORMAT_VERSION, GENERATION_FLAG,
+    MODULE_NONCE_FLAG,
 };
 use tinymls::wire::parse;
 use tinymls::{Clock, Config, Context, Error, Mode};
@@ -133,7 +134,8 @@ fn current_epoch_only_reads_nothing_from_before() {
     let s = scene();
     assert_eq!(s.b.decrypt_to_vec(&s.msgs[3], b"aad").unwrap(), b"epoch 3");
     let blob = s.b.export_state(&KEK, CURRENT_EPOCH_ONLY).unwrap();
-    assert_eq!(u16::from_be_bytes([blob[10], blob[11]]), 1 | GENERATION_FLAG as u16, "the flag is in the header");
+    let flags = u32::from(u16::from_be_bytes([blob[10], blob[11]]));
+    assert_eq!(flags & !MODULE_NONCE_FLAG, 1 | GENERATION_FLAG, "the flag is in the header");
     let full = s.b.export_state(&KEK, 0).unwrap();
     assert!(blob.len() < full.len());
     let c = import(&blob, &s.clock, None).unwrap();
@@ -328,6 +330,32 @@ fn truncated_foreign_and_newer_blobs_are_malformed() {
     assert!(resealed.is_ok());
 }
 
+/// Both ways of sealing a blob are read by every build: a nonce drawn
+/// first and authenticated in the AAD (what the default builds write), and
+/// one the AEAD module drew while sealing, outside the AAD (flag bit 2, what
+/// the FIPS build writes). The flag is authenticated either way.
+#[test]
+fn blobs_of_either_nonce_kind_are_read_and_bound_to_their_flag() {
+    let s = scene();
+    let blob = s.b.export_state(&KEK, 0).unwrap();
+    let flags = u32::from(u16::from_be_bytes([blob[10], blob[11]]));
+    assert_eq!(flags & MODULE_NONCE_FLAG != 0, tinymls::crypto::aead::MODULE_NONCE);
+    let body = state_body(&blob);
+    for kind in [0, MODULE_NONCE_FLAG] {
+        let b = state::seal_body(&KEK, FORMAT_VERSION, (GENERATION_FLAG | kind) as u16, &body).unwrap();
+        let written = u32::from(u16::from_be_bytes([b[10], b[11]])) & MODULE_NONCE_FLAG;
+        // The FIPS build always lets the module draw the nonce.
+        let want = if tinymls::crypto::aead::MODULE_NONCE { MODULE_NONCE_FLAG } else { kind };
+        assert_eq!(written, want);
+        assert_eq!(state_body(&b), body, "the documented format opens it");
+        let c = import(&b, &s.clock, None).unwrap();
+        assert_eq!(c.retained_epochs(), s.b.retained_epochs());
+        let mut flipped = b.clone();
+        flipped[11] ^= MODULE_NONCE_FLAG as u8;
+        assert_eq!(import(&flipped, &s.clock, None).err(), Some(Error::State));
+    }
+}
+
 #[test]
 fn export_refuses_bad_arguments_and_closed_contexts() {
     let s = scene();
@@ -512,9 +540,11 @@ fn state_body(blob: &[u8]) -> Vec<u8> {
     let mut key = [0u8; 32];
     tinymls::key_schedule::expand_label(&prk, b"state v2", b"", &mut key).unwrap();
     let nonce: [u8; 12] = blob[16..28].try_into().unwrap();
-    Aes256Gcm::new((&key).into())
-        .decrypt(&Nonce::from(nonce), Payload { msg: &blob[HEADER_LEN..], aad: &blob[..HEADER_LEN] })
-        .unwrap()
+    // The nonce is in the AAD unless the module drew it (flag bit 2: the
+    // FIPS build's blobs).
+    let flags = u32::from(u16::from_be_bytes([blob[10], blob[11]]));
+    let aad = if flags & MODULE_NONCE_FLAG != 0 { &blob[..16] } else { &blob[..HEADER_LEN] };
+    Aes256Gcm::new((&key).into()).decrypt(&Nonce::from(nonce), Payload { msg: &blob[HEADER_LEN..], aad }).unwrap()
 }
 
 #[test]

@@ -81,6 +81,10 @@ const (
 	KeysAEADOnHeap KeyMemory = C.TINYMLS_HEALTH_KEYS_AEAD_ON_HEAP
 )
 
+// keyMemoryBits: the flags that are KeyMemory bits (the others, as
+// TINYMLS_HEALTH_FIPS_MODE, are facts of their own).
+const keyMemoryBits = KeysLocked | KeysNotDumped | KeysOnHeap | KeysAEADOnHeap
+
 // Health is a snapshot of a context's state (tinymls_context_health). It
 // holds no secret.
 type Health struct {
@@ -107,6 +111,9 @@ type Health struct {
 	SenderID uint64
 	// KeyMemory: how the process keeps key material.
 	KeyMemory KeyMemory
+	// FIPSMode: the library runs in FIPS mode (TINYMLS_HEALTH_FIPS_MODE; as
+	// FIPSMode(), docs/FIPS.md).
+	FIPSMode bool
 	// ClockSkew, for a shared context whose epochs follow the clock
 	// (Config.RatchetPeriod > 0): how far the epoch of the last
 	// authenticated message was from this context's current epoch
@@ -143,7 +150,8 @@ func readHealth(h *C.tinymls_context) (Health, error) {
 		ErrorCount:     uint64(ch.error_count),
 		RotationCount:  uint64(ch.rotation_count),
 		SenderID:       uint64(ch.sender_id),
-		KeyMemory:      KeyMemory(ch.flags),
+		KeyMemory:      KeyMemory(ch.flags) & keyMemoryBits,
+		FIPSMode:       ch.flags&C.TINYMLS_HEALTH_FIPS_MODE != 0,
 		ClockSkew:      skewDuration(int64(ch.clock_skew_ms)),
 	}
 	if ch.last_error != 0 {

@@ -28,11 +28,15 @@ func TestHealthAcrossStates(t *testing.T) {
 	// What the backend does with the expanded AES keys shows in the flags
 	// (the tests run as root, where the OS grants locked memory).
 	wantMemory := map[string]KeyMemory{
-		"aws-lc-rs":   KeysLocked | KeysNotDumped | KeysOnHeap | KeysAEADOnHeap,
-		"rust-crypto": KeysLocked | KeysNotDumped,
+		"aws-lc-rs":      KeysLocked | KeysNotDumped | KeysOnHeap | KeysAEADOnHeap,
+		"aws-lc-rs-fips": KeysLocked | KeysNotDumped | KeysOnHeap | KeysAEADOnHeap,
+		"rust-crypto":    KeysLocked | KeysNotDumped,
 	}[Backend()]
 	if h.KeyMemory != wantMemory || KeysAEADOnHeap != 8 {
 		t.Errorf("key memory flags: %b, want %b (backend %s)", h.KeyMemory, wantMemory, Backend())
+	}
+	if h.FIPSMode != FIPSMode() || h.FIPSMode != (Backend() == "aws-lc-rs-fips") {
+		t.Errorf("health FIPSMode %v, FIPSMode() %v, backend %s", h.FIPSMode, FIPSMode(), Backend())
 	}
 
 	ct := mustEncrypt(t, c, nil, []byte("x"), nil)

@@ -112,10 +112,19 @@ func abiCompatible(libABI uint32, libConfigSize uint64) error {
 // (tinymls_version). Safe for concurrent use.
 func Version() string { return C.GoString(C.tinymls_version()) }
 
-// Backend returns the AEAD implementation the library was built with,
-// "aws-lc-rs" or "rust-crypto" (tinymls_aead_backend). Safe for concurrent
-// use.
+// Backend returns the crypto provider the library was built with,
+// "aws-lc-rs", "rust-crypto" or "aws-lc-rs-fips" (tinymls_aead_backend).
+// Safe for concurrent use.
 func Backend() string { return C.GoString(C.tinymls_aead_backend()) }
+
+// FIPSMode reports whether the library runs in FIPS mode
+// (tinymls_fips_mode() == 1): built with the FIPS provider, so that every
+// cryptographic service comes from the AWS-LC FIPS module, and the module
+// reports FIPS mode (docs/FIPS.md). A FIPS build whose module check failed
+// reports false, and creating a context then fails (ErrInternal). Health's
+// FIPSMode and the tinymls_fips_mode metric say the same. Safe for
+// concurrent use.
+func FIPSMode() bool { return C.tinymls_fips_mode() == 1 }
 
 // handlesFreed counts the handles the cleanup has released (read by the
 // tests).

@@ -33,8 +33,16 @@ func TestVersionAndBackend(t *testing.T) {
 	if v != string(m[1]) {
 		t.Fatalf("Version() = %q, Cargo.toml says %q", v, m[1])
 	}
-	if b := Backend(); b != "aws-lc-rs" && b != "rust-crypto" {
+	b := Backend()
+	if b != "aws-lc-rs" && b != "rust-crypto" && b != "aws-lc-rs-fips" {
 		t.Fatalf("Backend() = %q", b)
+	}
+	// FIPS mode exactly when the library was built with the FIPS provider.
+	if FIPSMode() != (b == "aws-lc-rs-fips") {
+		t.Fatalf("FIPSMode() = %v with backend %q", FIPSMode(), b)
+	}
+	if os.Getenv("TINYMLS_EXPECT_FIPS") == "1" && !FIPSMode() {
+		t.Fatal("make test-fips runs this against the FIPS build")
 	}
 }
 

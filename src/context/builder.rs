@@ -79,7 +79,12 @@ impl ContextBuilder {
     }
 
     /// A local context (random group secret, fresh entropy every epoch).
+    ///
+    /// Every way of creating a context (this, [`Self::join`],
+    /// [`Self::import_state`]) first runs [`crate::crypto::check`]: in a FIPS
+    /// build whose module does not report FIPS mode, `Internal`.
     pub fn local(self) -> Result<Context> {
+        crate::crypto::check()?;
         self.validate(Mode::Local)?;
         let now = self.clock.now_ms();
         // Derived on a stack wiped before the context is built (see
@@ -104,6 +109,7 @@ impl ContextBuilder {
     /// the root are zeroized before this returns: the context holds only its
     /// retained epochs and the frontier of its current one (§3.1).
     pub fn join(self, group_secret: &[u8], group_id: &[u8]) -> Result<Context> {
+        crate::crypto::check()?;
         self.validate(Mode::Shared)?;
         let cfg = self.cfg;
         let now = self.clock.now_ms();
@@ -175,6 +181,7 @@ impl ContextBuilder {
     /// `Exhausted`. No context exists unless this returns
     /// `Ok`.
     pub fn import_state(mut self, blob: &[u8], kek: &[u8]) -> Result<Context> {
+        crate::crypto::check()?;
         if self.cfg_set {
             validate_reporting_for(&self.cfg, None)?;
         }

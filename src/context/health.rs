@@ -94,6 +94,11 @@ pub struct Health {
     /// Not covered by any bit: transient copies on the stack during a
     /// derivation.
     pub key_memory: u32,
+    /// Whether the library runs in FIPS mode: built with the `fips`
+    /// provider (every cryptographic service from the AWS-LC FIPS module,
+    /// `docs/FIPS.md`) and the module reports FIPS mode. A process-wide fact,
+    /// the same for every context.
+    pub fips_mode: bool,
     /// A shared group whose epochs follow the clock: how far the epoch of
     /// the last authenticated message was from this context's current epoch,
     /// in milliseconds (epochs x period; positive: the sender is ahead). A
@@ -116,7 +121,7 @@ pub const KEYS_ON_HEAP: u32 = crate::os::locked::FALLBACK;
 pub const KEYS_AEAD_ON_HEAP: u32 = 8;
 
 /// The key-memory bits of the AEAD backend compiled in.
-const AEAD_KEY_MEMORY: u32 = if crate::aead::SCHEDULE_IN_KEY { 0 } else { KEYS_ON_HEAP | KEYS_AEAD_ON_HEAP };
+const AEAD_KEY_MEMORY: u32 = if crate::crypto::aead::SCHEDULE_IN_KEY { 0 } else { KEYS_ON_HEAP | KEYS_AEAD_ON_HEAP };
 
 /// [`Health::key_memory`] now: the slab's state and the backend's.
 pub(crate) fn key_memory() -> u32 {
@@ -156,6 +161,7 @@ impl Context {
             last_error: self.stats.last_error.load(Ordering::Relaxed),
             sender_id: st.sender_id,
             key_memory: key_memory(),
+            fips_mode: crate::crypto::fips_mode(),
             clock_skew_ms: if st.follows_clock {
                 self.stats.clock_skew_epochs.load(Ordering::Relaxed).saturating_mul(st.cfg.ratchet_period_ms as i64)
             } else {

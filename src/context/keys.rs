@@ -1,7 +1,7 @@
 //! A sender's AEAD key and IV in one epoch (SPEC §3.2), and the AAD every
 //! message is sealed and opened with (SPEC §4: header || application AAD).
 
-use crate::aead::{self, AeadKey, TAG_LEN};
+use crate::crypto::aead::{self, Sealer, TAG_LEN};
 use crate::error::Result;
 use crate::key_schedule::{self, SenderSecrets};
 use crate::os::stack::scrubbed;
@@ -15,13 +15,32 @@ pub(super) struct SenderKeys {
 }
 
 impl SenderKeys {
-    /// Derived on a stack that is wiped afterwards (the HMAC key blocks
-    /// hold the epoch secret; see [`crate::os::stack`]).
+    /// A sender's keys, to open its messages. Derived on a stack that is
+    /// wiped afterwards (the HMAC key blocks hold the epoch secret; see
+    /// [`crate::os::stack`]).
     pub(super) fn derive(epoch_secret: &Secret32, sender: u64) -> Self {
+        Self::derive_with(epoch_secret, sender, aead::Key::opening)
+    }
+
+    /// This context's own keys: they open and seal ([`SenderKeys::sealer`]).
+    pub(super) fn derive_own(epoch_secret: &Secret32, sender: u64) -> Self {
+        Self::derive_with(epoch_secret, sender, aead::Key::sealing)
+    }
+
+    fn derive_with(epoch_secret: &Secret32, sender: u64, make: fn(&Secret32) -> aead::Key) -> Self {
         scrubbed(|| {
             let SenderSecrets { key, iv } = key_schedule::sender_secrets(epoch_secret, sender);
-            SenderKeys { key: aead::Key::new(&key), iv }
+            SenderKeys { key: make(&key), iv }
         })
+    }
+
+    /// The right to seal with these keys, in sequence order: under the
+    /// `fips` provider the key's lock (aws-lc's TLS 1.3 AEAD requires `seq`
+    /// to strictly increase, so the send path holds it from reserving a
+    /// sequence number until the message is sealed); otherwise free.
+    #[inline]
+    pub(super) fn sealer(&self) -> Result<Sealer<'_>> {
+        self.key.sealer()
     }
 
     #[inline]
@@ -30,10 +49,13 @@ impl SenderKeys {
     }
 
     /// Seals `plaintext` as message `seq` under `header` and the caller's
-    /// `aad` into `body` (same length) and `tag`.
+    /// `aad` into `body` (same length) and `tag`, with `sealer` from
+    /// [`SenderKeys::sealer`] on these keys.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn seal(
         &self,
+        sealer: &mut Sealer<'_>,
         seq: u64,
         header: &[u8; HEADER_LEN],
         aad: &[u8],
@@ -41,7 +63,7 @@ impl SenderKeys {
         body: &mut [u8],
         tag: &mut [u8; TAG_LEN],
     ) -> Result<()> {
-        with_full_aad(header, aad, |full| self.key.seal(&self.nonce(seq), full, plaintext, body, tag))
+        with_full_aad(header, aad, |full| sealer.seal(&self.nonce(seq), full, plaintext, body, tag))
     }
 
     /// Opens the parsed message `p` with the caller's `aad` into `out`

@@ -37,8 +37,6 @@ mod window;
 
 use std::sync::Arc;
 
-use rand::TryRngCore;
-
 use crate::config::Config;
 use crate::detail::{fail, Millis};
 use crate::error::{Error, Result};
@@ -76,15 +74,13 @@ const _: () = {
     assert_send_sync::<Shared>();
 };
 
-/// Fills `buf` from the operating system's RNG.
+/// Fills `buf` with random bytes (the crypto provider's generator).
 pub(super) fn fill_random(buf: &mut [u8]) -> Result<()> {
-    rand::rngs::OsRng.try_fill_bytes(buf).map_err(|_| Error::Rng)
+    crate::crypto::random::fill(buf)
 }
 
 pub(super) fn random_u64() -> Result<u64> {
-    let mut b = [0u8; 8];
-    fill_random(&mut b)?;
-    Ok(u64::from_ne_bytes(b))
+    crate::crypto::random::u64()
 }
 
 impl Context {

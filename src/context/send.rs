@@ -5,6 +5,12 @@
 //! A sequence number is handed out once per (epoch, sender) key: by one
 //! atomic `fetch_add`, or as part of a lease whose unused numbers go back
 //! only if nobody took a later one (else they are counted as skipped).
+//!
+//! Numbers are handed out and sealed while the key's [`Sealer`] is held:
+//! with the `fips` provider that is the key's lock (aws-lc's TLS 1.3 AEAD
+//! refuses a `seq` that is not above every earlier one), so one key seals
+//! in `seq` order, one thread at a time; elsewhere it costs nothing and
+//! threads seal at once.
 
 use std::iter::{Enumerate, Peekable};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +19,7 @@ use super::guard::write_window;
 use super::keys::SenderKeys;
 use super::window::Window;
 use super::Context;
-use crate::aead::TAG_LEN;
+use crate::crypto::aead::{Sealer, TAG_LEN};
 use crate::detail::fail;
 use crate::error::{Error, Result};
 use crate::metrics::{BatchTimer, Op, Timer};
@@ -182,7 +188,7 @@ impl Window {
         let cur = self.epochs.back_mut().ok_or(Error::Exhausted)?;
         if cur.own.is_none() {
             cur.own = Some(Locked::new(OwnSender {
-                keys: SenderKeys::derive(&cur.secret, sender),
+                keys: SenderKeys::derive_own(&cur.secret, sender),
                 counters: SendCounters {
                     next_seq: AtomicU64::new(0),
                     usage: AtomicU64::new(0),
@@ -224,9 +230,11 @@ impl Context {
             {
                 let st = self.read_open()?;
                 if let Some((number, own)) = st.ready_to_send() {
+                    // Held from the reservation to the seal (module docs).
+                    let mut sealer = own.keys.sealer()?;
                     if own.reserve(cost, st.cfg.max_operations) {
                         let seq = own.counters.next_seq.fetch_add(1, Ordering::Relaxed);
-                        self.seal_reserved(&st, number, own, seq, plaintext, aad, out)?;
+                        self.seal_reserved(&st, number, own, &mut sealer, seq, plaintext, aad, out)?;
                         return Ok(needed);
                     }
                 }
@@ -238,8 +246,9 @@ impl Context {
     }
 
     /// Seals one message under the current epoch's own key, for which the
-    /// caller reserved the usage and sequence number `seq` and holds the
-    /// read lock; `out` is exactly the ciphertext's length.
+    /// caller reserved the usage and sequence number `seq` while holding
+    /// `sealer` (taken on `own`'s keys), and holds the read lock; `out` is
+    /// exactly the ciphertext's length.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub(super) fn seal_reserved(
@@ -247,6 +256,7 @@ impl Context {
         st: &Window,
         epoch: u64,
         own: &OwnSender,
+        sealer: &mut Sealer<'_>,
         seq: u64,
         plaintext: &[u8],
         aad: &[u8],
@@ -257,7 +267,7 @@ impl Context {
         head.copy_from_slice(&header);
         let (body, tag) = rest.split_at_mut(plaintext.len());
         let tag: &mut [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Internal)?;
-        own.keys.seal(seq, &header, aad, plaintext, body, tag).inspect_err(|_| {
+        own.keys.seal(sealer, seq, &header, aad, plaintext, body, tag).inspect_err(|_| {
             self.stats.seal_failures.fetch_add(1, Ordering::Relaxed);
         })
     }
@@ -359,7 +369,14 @@ impl Context {
         // back when the lease drops, before the lock).
         let want = msgs.size_hint().0.clamp(1, RUN) as u64;
         let mut lease = None;
+        // Taken before the run's first reservation, held to its end (and
+        // past the lease's give-back): module docs.
+        let mut sealer = None;
         while let Some((number, own)) = st.ready_to_send() {
+            let sealer = match &mut sealer {
+                Some(s) => s,
+                None => sealer.insert(own.keys.sealer()?),
+            };
             let seq = if cost > 1 {
                 // A message of 16 KiB or more (cost over 1) is a run of its
                 // own, reserved as `encrypt` does.
@@ -382,7 +399,7 @@ impl Context {
             };
             let (i, (plaintext, aad, out)) = msgs.next().expect("peeked");
             let needed = plaintext.len() + OVERHEAD;
-            let r = match self.seal_reserved(&st, number, own, seq, plaintext, aad, &mut out[..needed]) {
+            let r = match self.seal_reserved(&st, number, own, sealer, seq, plaintext, aad, &mut out[..needed]) {
                 Ok(()) => {
                     timer.ok(plaintext.len());
                     Ok(needed)
@@ -403,6 +420,8 @@ impl Context {
                 _ => break,
             }
         }
+        // The lease goes back before the sealer (dropped on return) lets
+        // another thread take numbers.
         drop(lease);
         Ok(n)
     }

@@ -10,8 +10,6 @@ use std::sync::Arc;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rand::Rng;
-
 use super::guard::write_window;
 use super::random_u64;
 use super::receive::Peer;
@@ -390,7 +388,7 @@ impl Window {
             u64::MAX
         } else {
             let spread = p.saturating_mul(u64::from(self.cfg.rotation_jitter_pct)) / 100;
-            let offset = if spread == 0 { 0 } else { rand::rng().random_range(0..=2 * spread) };
+            let offset = if spread == 0 { 0 } else { crate::crypto::random::jitter(2 * spread) };
             now.saturating_add(p - spread).saturating_add(offset)
         };
         self.key_age_deadline = now.saturating_add(self.cfg.max_key_age_ms);

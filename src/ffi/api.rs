@@ -138,7 +138,9 @@ pub extern "C" fn tinymls_config_validate(cfg: *const Config) -> tinymls_status 
 /// `tinymls_context_free`; on failure `*out` is set to NULL.
 ///
 /// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`out` NULL),
-/// `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_RNG`. Thread-safe.
+/// `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_RNG`; in a FIPS build whose
+/// module check failed, `TINYMLS_ERR_INTERNAL` (`tinymls_fips_mode`).
+/// Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_context_new(cfg: *const Config, out: *mut *mut tinymls_context) -> tinymls_status {
     ffi_boundary!({
@@ -161,7 +163,8 @@ pub extern "C" fn tinymls_context_new(cfg: *const Config, out: *mut *mut tinymls
 ///
 /// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`out`, or a pointer
 /// whose length is not 0, is NULL), `TINYMLS_ERR_INVALID_ARGUMENT` (a length
-/// out of range), `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_RNG`. Thread-safe.
+/// out of range), `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_RNG`; in a FIPS
+/// build whose module check failed, `TINYMLS_ERR_INTERNAL`. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_context_join(
     group_secret: *const u8,
@@ -443,15 +446,35 @@ pub extern "C" fn tinymls_version_number() -> u32 {
     ffi_boundary!({ TINYMLS_VERSION_NUMBER })
 }
 
-/// The AEAD backend compiled in ("aws-lc-rs" or "rust-crypto"), static and
-/// NUL-terminated; never NULL. Thread-safe.
+/// The crypto provider compiled in ("aws-lc-rs", "rust-crypto", or
+/// "aws-lc-rs-fips": the AWS-LC FIPS module, see `tinymls_fips_mode`),
+/// static and NUL-terminated; never NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_aead_backend() -> *const c_char {
     ffi_boundary!({
-        if crate::aead::BACKEND == "rust-crypto" {
-            cstr!("rust-crypto")
-        } else {
-            cstr!("aws-lc-rs")
+        match crate::crypto::BACKEND {
+            "rust-crypto" => cstr!("rust-crypto"),
+            "aws-lc-rs-fips" => cstr!("aws-lc-rs-fips"),
+            _ => cstr!("aws-lc-rs"),
+        }
+    })
+}
+
+/// Whether the library runs in FIPS mode: 1 when it was built with the FIPS
+/// provider (every cryptographic service from the AWS-LC FIPS module;
+/// docs/FIPS.md) and the module reports FIPS mode; 0 when it was built
+/// with another provider; -1 when it was built with the FIPS provider but
+/// the module's mode check failed: then no context is created (creating one
+/// fails with `TINYMLS_ERR_INTERNAL`), and nothing falls back to other
+/// code. The health flag `TINYMLS_HEALTH_FIPS_MODE` and the metric
+/// `tinymls_fips_mode` say the same. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_fips_mode() -> i32 {
+    ffi_boundary!({
+        match (crate::crypto::FIPS, crate::crypto::check()) {
+            (false, _) => 0,
+            (true, Ok(())) => 1,
+            (true, Err(_)) => -1,
         }
     })
 }

@@ -134,6 +134,8 @@ returned_as_is! {
     usize => 0,
     u32 => 0,
     u64 => 0,
+    // tinymls_fips_mode: never claims FIPS mode on panic.
+    i32 => 0,
     () => (),
     // Version and backend names: an empty string, never NULL.
     *const c_char => cstr!(""),
@@ -472,6 +474,7 @@ mod tests {
         assert_eq!(on_panic::<usize>(), 0);
         assert_eq!(on_panic::<u32>(), 0);
         assert_eq!(on_panic::<u64>(), 0);
+        assert_eq!(on_panic::<i32>(), 0, "tinymls_fips_mode claims nothing");
         on_panic::<()>();
         assert_eq!(text(on_panic::<*const c_char>()), "");
         assert_eq!(text(on_panic::<StatusDescription>()), "internal error");

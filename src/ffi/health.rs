@@ -46,6 +46,11 @@ pub const TINYMLS_HEALTH_KEYS_ON_HEAP: u32 = 4;
 /// (round keys and GHASH key) in its own heap allocations, outside the slab:
 /// set with aws-lc-rs, never with rust-crypto (`tinymls_aead_backend`).
 pub const TINYMLS_HEALTH_KEYS_AEAD_ON_HEAP: u32 = 8;
+/// `tinymls_health.flags`: the library runs in FIPS mode: built with the
+/// `fips` provider (every cryptographic service from the AWS-LC FIPS
+/// module, docs/FIPS.md) and the module reports FIPS mode
+/// (`tinymls_fips_mode() == 1`). Not a key-memory fact.
+pub const TINYMLS_HEALTH_FIPS_MODE: u32 = 16;
 
 const _: () = {
     assert!(TINYMLS_HEALTH_KEYS_LOCKED == crate::context::KEYS_LOCKED);
@@ -66,7 +71,8 @@ pub struct tinymls_health {
     pub retained_epochs: u32,
     /// Key memory of the process (`TINYMLS_HEALTH_KEYS_*` bits): the locked
     /// slab locked against swapping, left out of core dumps; key material on
-    /// the heap, the AEAD backend's expanded keys among it.
+    /// the heap, the AEAD backend's expanded keys among it. And
+    /// `TINYMLS_HEALTH_FIPS_MODE`: the library runs in FIPS mode.
     pub flags: u32,
     /// The current epoch (48-bit).
     pub current_epoch: u64,
@@ -104,7 +110,7 @@ impl From<Health> for tinymls_health {
             current_epoch: h.current_epoch,
             oldest_epoch: h.oldest_epoch,
             retained_epochs: h.retained_epochs,
-            flags: h.key_memory,
+            flags: h.key_memory | if h.fips_mode { TINYMLS_HEALTH_FIPS_MODE } else { 0 },
             uptime_ms: h.uptime_ms,
             key_age_ms: h.key_age_ms,
             encrypt_count: h.encrypt_count,

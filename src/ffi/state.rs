@@ -95,7 +95,8 @@ pub extern "C" fn tinymls_context_export(
 /// `TINYMLS_ERR_INVALID_CONFIG`, `TINYMLS_ERR_MALFORMED` (not a state blob:
 /// empty, truncated, foreign, or written by a newer format version, see
 /// `tinymls_state_format_version`), `TINYMLS_ERR_STATE` (wrong KEK or a
-/// tampered blob), `TINYMLS_ERR_RNG`, `TINYMLS_ERR_EXHAUSTED`. Thread-safe.
+/// tampered blob), `TINYMLS_ERR_RNG`, `TINYMLS_ERR_EXHAUSTED`; in a FIPS
+/// build whose module check failed, `TINYMLS_ERR_INTERNAL`. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_context_import(
     blob: *const u8,

@@ -6,6 +6,8 @@ Steps (each command is printed and written into the report):
 
 * core (criterion, benches/core.rs): Rust API and C ABI vs the raw AEAD of
   the same backend, metrics on/off, 1 and 2 threads, rotation;
+* core, FIPS build (benches/core.rs with --features fips, target/fips):
+  seal and open at 64 B and 16 KiB, 1 and 2 threads, join (docs/FIPS.md);
 * footprint (benches/footprint.rs): heap per idle context, RSS of 100 000
   contexts, maintenance-thread CPU;
 * C (bindings/c/bench): OpenSSL EVP AES-256-GCM vs TinyMLS's C ABI;
@@ -133,6 +135,25 @@ def core() -> dict[str, float]:
     return res
 
 
+#: The rows of the FIPS build (benches/core.rs under `--features fips`).
+FIPS_ROWS = r"^(seal|open)/(64B|16KiB)/rust$|^threads/1KiB/t[12]$|^v2/join$"
+
+
+def core_fips() -> dict[str, float]:
+    """criterion on the FIPS build (docs/FIPS.md): {"group/function": median ns}."""
+    crit = ROOT / "target" / "fips" / "criterion"
+    shutil.rmtree(crit, ignore_errors=True)
+    # CARGO_TARGET_DIR (not --target-dir): criterion writes its estimates there too.
+    run(["cargo", "bench", "--bench", "core", "--no-default-features", "--features", "fips", "--",
+         "--noplot", FIPS_ROWS], env={"CARGO_TARGET_DIR": str(ROOT / "target" / "fips")})
+    res: dict[str, float] = {}
+    for bj in crit.rglob("new/benchmark.json"):
+        meta = json.loads(bj.read_text())
+        est = json.loads((bj.parent / "estimates.json").read_text())
+        res[f"{meta['group_id']}/{meta['function_id']}"] = est["median"]["point_estimate"]
+    return res
+
+
 def footprint() -> dict[str, float]:
     rows = json_lines(run(["cargo", "bench", "--bench", "footprint"]))
     return {r["name"]: float(r["value"]) for r in rows}
@@ -244,7 +265,8 @@ class Targets:
 
 def render(mach: list[tuple[str, str]], crit: dict[str, float], fp: dict[str, float],
            cb: dict[tuple[str, int], float], ossl: str, gob: dict[str, dict[str, float]],
-           pyb: dict[tuple[str, int], float], pyenv: str, elapsed: float) -> str:
+           pyb: dict[tuple[str, int], float], pyenv: str, elapsed: float,
+           fips: dict[str, float] | None = None) -> str:
     t = Targets()
     L: list[str] = []
     L.append("# TinyMLS benchmarks")
@@ -318,6 +340,27 @@ def render(mach: list[tuple[str, str]], crit: dict[str, float], fp: dict[str, fl
                  f"`tinymls_encrypt_batch` {ns(b_c / 64)} (one call per message: {ns(crit.get('seal/64B/rust'))} "
                  f"and {ns(crit.get('seal/64B/c_abi'))}). A batch takes the lock, the epoch and its usage and "
                  "sequence numbers once per run of up to 64 messages.")
+        L.append("")
+
+    if fips:
+        L.append("### The FIPS build")
+        L.append("")
+        L.append("`make lib FIPS=1` (docs/FIPS.md): every service from the AWS-LC FIPS module; messages seal "
+                 "through its TLS 1.3 AEAD under a per-key lock held from reserving the sequence number to "
+                 "sealing it (so one context's threads seal one at a time), HKDF is the module's. Rust API, "
+                 "same benchmarks as above.")
+        L.append("")
+        L.append("| | default build | FIPS build | FIPS / default |")
+        L.append("|---|---|---|---|")
+        for key, label, size in (("seal/64B/rust", "seal 64 B", 64), ("seal/16KiB/rust", "seal 16 KiB", 16384),
+                                 ("open/64B/rust", "open 64 B", 64), ("open/16KiB/rust", "open 16 KiB", 16384),
+                                 ("threads/1KiB/t1", "1 KiB, 1 thread, one context", 1024),
+                                 ("threads/1KiB/t2", "1 KiB, 2 threads, one context", 1024),
+                                 ("v2/join", "join a clock-following group", 0)):
+            d, f = crit.get(key), fips.get(key)
+            ratio = f"{f / d:.2f}x" if d and f else "–"
+            fmt = (lambda v: cell(size, v)) if size else ns
+            L.append(f"| {label} | {fmt(d)} | {fmt(f)} | {ratio} |")
         L.append("")
 
     # 2. threads
@@ -582,7 +625,8 @@ def main() -> None:
         QUICK = r["quick"]
         text = render([tuple(m) for m in r["machine"]], r["core"], r["footprint"],
                       {(k, int(sz)): v for k, sz, v in r["c"]}, r["openssl"], r["go"],
-                      {(k, int(sz)): v for k, sz, v in r["python"]}, r["python_env"], r["elapsed"])
+                      {(k, int(sz)): v for k, sz, v in r["python"]}, r["python_env"], r["elapsed"],
+                      r.get("core_fips", {}))
         Path(args.out).write_text(text)
         log(f"re-rendered {args.out} from {saved}")
         return
@@ -590,6 +634,7 @@ def main() -> None:
     mach = machine()
     run(["make", "-s", "lib"])
     crit = core()
+    fips = core_fips()
     fp = footprint()
     cb, ossl = c_bench()
     gob = go_bench()
@@ -597,10 +642,10 @@ def main() -> None:
     elapsed = time.monotonic() - t0
     saved.parent.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps({
-        "machine": mach, "core": crit, "footprint": fp, "c": [[k, sz, v] for (k, sz), v in cb.items()],
+        "machine": mach, "core": crit, "core_fips": fips, "footprint": fp, "c": [[k, sz, v] for (k, sz), v in cb.items()],
         "openssl": ossl, "go": gob, "python": [[k, sz, v] for (k, sz), v in pyb.items()], "python_env": pyenv,
         "elapsed": elapsed, "commands": COMMANDS, "notes": NOTES, "quick": QUICK}, indent=1))
-    text = render(mach, crit, fp, cb, ossl, gob, pyb, pyenv, elapsed)
+    text = render(mach, crit, fp, cb, ossl, gob, pyb, pyenv, elapsed, fips)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     log(f"wrote {args.out}")

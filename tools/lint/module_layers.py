@@ -21,7 +21,8 @@ import sys
 # Top (imports nothing of the crate) to bottom (may import everything above).
 LAYERS = [
     ["error", "detail", "secret", "sync", "replay", "config"],
-    ["aead", "key_schedule", "wire", "epoch_tree"],
+    ["crypto"],
+    ["key_schedule", "wire", "epoch_tree"],
     ["os", "clock"],
     ["types"],
     ["metrics", "events"],

@@ -95,6 +95,7 @@ FAMILIES = {
     "tinymls_contexts": "gauge",
     "tinymls_contexts_created": "counter",
     "tinymls_retained_epochs": "gauge",
+    "tinymls_fips_mode": "gauge",
     "tinymls_operation_duration_seconds": "histogram",
 }
 

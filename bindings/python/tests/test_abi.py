@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
-from ctypes import POINTER, c_char, c_char_p, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
+from ctypes import POINTER, c_char, c_char_p, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ C_TO_CTYPES: dict[str, Any] = {
     "uint32_t *": POINTER(c_uint32),
     "uint64_t *": POINTER(c_uint64),
     "int64_t": c_int64,
+    "int32_t": c_int32,
     "struct tinymls_config *": POINTER(_ffi.CConfig),
     "const struct tinymls_config *": POINTER(_ffi.CConfig),
     "struct tinymls_context *": POINTER(_ffi.ContextStruct),
@@ -250,7 +251,11 @@ def test_versions_agree() -> None:
         == importlib.metadata.version("tinymls")
         == tinymls.version()
     )
-    assert tinymls.backend() in ("aws-lc-rs", "rust-crypto")
+    assert tinymls.backend() in ("aws-lc-rs", "rust-crypto", "aws-lc-rs-fips")
+    # FIPS mode exactly when the library was built with the FIPS provider.
+    assert tinymls.fips_mode() == (tinymls.backend() == "aws-lc-rs-fips")
+    if os.environ.get("TINYMLS_EXPECT_FIPS") == "1":
+        assert tinymls.fips_mode(), "make test-fips runs this against the FIPS build"
 
 
 def test_calls_release_the_gil() -> None:

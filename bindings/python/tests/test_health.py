@@ -25,9 +25,11 @@ def test_health_across_state_changes() -> None:
     # (the tests run as root, where the OS grants locked memory).
     expected = {
         "aws-lc-rs": KeyMemory.LOCKED | KeyMemory.NOT_DUMPED | KeyMemory.ON_HEAP | KeyMemory.AEAD_ON_HEAP,
+        "aws-lc-rs-fips": KeyMemory.LOCKED | KeyMemory.NOT_DUMPED | KeyMemory.ON_HEAP | KeyMemory.AEAD_ON_HEAP,
         "rust-crypto": KeyMemory.LOCKED | KeyMemory.NOT_DUMPED,
     }[tinymls.backend()]
     assert h.key_memory == expected, (h.key_memory, tinymls.backend())
+    assert h.fips_mode == tinymls.fips_mode() == (tinymls.backend() == "aws-lc-rs-fips")
     with pytest.raises(AttributeError):
         h.state = HealthState.ERROR  # type: ignore[misc]  # frozen
 

@@ -46,6 +46,7 @@ from ._health import (
     HEALTH_CLOSED,
     HEALTH_DEGRADED,
     HEALTH_ERROR,
+    HEALTH_FIPS_MODE,
     HEALTH_KEYS_LOCKED,
     HEALTH_KEYS_NOT_DUMPED,
     HEALTH_KEYS_ON_HEAP,
@@ -100,9 +101,20 @@ def version_number() -> int:
 
 
 def backend() -> str:
-    """The AEAD backend compiled into the library: ``"aws-lc-rs"`` or ``"rust-crypto"``."""
+    """The crypto provider compiled into the library: ``"aws-lc-rs"``,
+    ``"rust-crypto"`` or ``"aws-lc-rs-fips"``."""
     raw = _ffi.lib.tinymls_aead_backend()
     return raw.decode("ascii") if raw is not None else ""
+
+
+def fips_mode() -> bool:
+    """Whether the library runs in FIPS mode (``tinymls_fips_mode() == 1``):
+    built with the FIPS provider, so that every cryptographic service comes
+    from the AWS-LC FIPS module, and the module reports FIPS mode
+    (docs/FIPS.md). A FIPS build whose module check failed says ``False``,
+    and creating a context then raises :class:`InternalError`. Health's
+    ``fips_mode`` and the ``tinymls_fips_mode`` metric say the same."""
+    return int(_ffi.lib.tinymls_fips_mode()) == 1
 
 
 def state_format_version() -> int:
@@ -150,6 +162,7 @@ __all__ = [
     "HEALTH_CLOSED",
     "HEALTH_DEGRADED",
     "HEALTH_ERROR",
+    "HEALTH_FIPS_MODE",
     "HEALTH_KEYS_LOCKED",
     "HEALTH_KEYS_NOT_DUMPED",
     "HEALTH_KEYS_ON_HEAP",
@@ -187,6 +200,7 @@ __all__ = [
     "TinyMLSError",
     "__version__",
     "backend",
+    "fips_mode",
     "events",
     "library_path",
     "metrics_text",

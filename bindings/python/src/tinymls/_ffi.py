@@ -21,7 +21,7 @@ import ctypes
 import ctypes.util
 import functools
 import os
-from ctypes import CFUNCTYPE, POINTER, c_char, c_char_p, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
+from ctypes import CFUNCTYPE, POINTER, c_char, c_char_p, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 from typing import Any
 
 from ._errors import ERRORS_BY_STATUS, LibraryError, Status, TinyMLSError
@@ -159,6 +159,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "tinymls_version": (c_char_p, []),
     "tinymls_version_number": (c_uint32, []),
     "tinymls_aead_backend": (c_char_p, []),
+    "tinymls_fips_mode": (c_int32, []),
     "tinymls_abi_version": (c_uint32, []),
     "tinymls_config_size": (c_size_t, []),
     # Operations (metrics, events, health, batch calls).

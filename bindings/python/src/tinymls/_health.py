@@ -37,6 +37,9 @@ HEALTH_KEYS_ON_HEAP = 4
 #: ``Health.key_memory`` bit: the AEAD backend keeps the expanded AES keys in
 #: its own heap allocations (aws-lc-rs; never rust-crypto).
 HEALTH_KEYS_AEAD_ON_HEAP = 8
+#: ``Health.fips_mode`` (bit 16 of the C flags, not a key-memory bit): the
+#: library runs in FIPS mode (see :func:`tinymls.fips_mode`).
+HEALTH_FIPS_MODE = 16
 
 
 class HealthState(enum.IntEnum):
@@ -93,6 +96,9 @@ class Health:
     #: last authenticated message was from this context's current epoch, in
     #: milliseconds (positive: the sender's clock is ahead). 0 otherwise.
     clock_skew_ms: int
+    #: The library runs in FIPS mode: every cryptographic service from the
+    #: AWS-LC FIPS module, in FIPS mode (docs/FIPS.md; as :func:`tinymls.fips_mode`).
+    fips_mode: bool = False
 
     @classmethod
     def _from_c(cls, h: _ffi.CHealth) -> Health:
@@ -115,6 +121,7 @@ class Health:
             sender_id=h.sender_id,
             key_memory=KeyMemory(h.flags & 15),
             clock_skew_ms=h.clock_skew_ms,
+            fips_mode=bool(h.flags & HEALTH_FIPS_MODE),
         )
 
 
