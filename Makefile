@@ -75,8 +75,9 @@ check-header: $(CBINDGEN)
 	$(CBINDGEN) --quiet --config cbindgen.toml --crate tinymls --output build/tinymls.h.check
 	@diff -u include/tinymls.h build/tinymls.h.check && echo "header: include/tinymls.h is up to date"
 
-        test-go test-python test-wheel wheel test-interop test-demo test-quickstart test-symbols test-soak soak \
-        test-fips test-fips-full fips-deps \
+test: lint check-header test-rust test-rust-rustcrypto test-symbols test-c test-go test-python test-wheel test-interop \
+      test-state-cross test-state-example test-demo test-quickstart test-soak test-skew-soak \
+      test-install test-dist-go test-fips
 	@echo "make test: all suites passed"
 
 ## Unit, vector, KAT, rotation, concurrency, fork, FFI tests (aws-lc-rs).
