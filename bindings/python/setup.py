@@ -101,6 +101,11 @@ class sdist_with_crate(sdist):
                     tar.extractall(dest, members=entries)
 
 
+# TINYMLS_FIPS=1 builds the library against the AWS-LC FIPS module (the
+# crate's `fips` feature, as `make lib FIPS=1`; needs Go, CMake and a C
+# compiler, see docs/FIPS.md). The package then reports fips_mode() True.
+FIPS = os.environ.get("TINYMLS_FIPS", "") not in ("", "0")
+
 setup(
     rust_extensions=[
         RustExtension(
@@ -109,6 +114,8 @@ setup(
             binding=Binding.NoBinding,
             strip=Strip.All,
             cargo_manifest_args=["--locked"],
+            features=["fips"] if FIPS else [],
+            args=["--no-default-features"] if FIPS else [],
         )
     ],
     cmdclass={"build_ext": build_ext_plain_library, "bdist_wheel": bdist_wheel_ctypes, "sdist": sdist_with_crate},
