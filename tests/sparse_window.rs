@@ -16,6 +16,14 @@ const T0: u64 = 1_780_272_000_000;
 const P: u64 = 100;
 const KEK: [u8; 32] = [0x42; 32];
 
+/// Key memory is counted for the whole process: the tests of this file take
+/// turns, so that the footprint test counts its own contexts only.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn member(clock: &Clock) -> Context {
     let cfg = Config { ratchet_period_ms: P, ..Config::default() };
     Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().join(&SECRET, GROUP).unwrap()
@@ -31,6 +39,7 @@ fn span(c: &Context) -> u64 {
 /// one (that would be 64 x 32 bytes more each).
 #[test]
 fn an_idle_context_holds_two_epochs_and_a_frontier() {
+    let _turn = one_at_a_time();
     const N: usize = 50;
     let clock = Clock::fake(T0);
     let before = tinymls::locked_key_memory_bytes();
@@ -57,6 +66,7 @@ fn an_idle_context_holds_two_epochs_and_a_frontier() {
 
 #[test]
 fn late_messages_in_epochs_never_held_are_read_once() {
+    let _turn = one_at_a_time();
     let clock = Clock::fake(T0);
     let c = T0 / P;
     let a = member(&clock);
@@ -102,6 +112,7 @@ fn late_messages_in_epochs_never_held_are_read_once() {
 /// the exporter read.
 #[test]
 fn export_carries_every_retained_epoch() {
+    let _turn = one_at_a_time();
     let clock = Clock::fake(T0);
     let c = T0 / P;
     let a = member(&clock);
