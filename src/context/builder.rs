@@ -88,7 +88,7 @@ impl ContextBuilder {
         self.validate(Mode::Local)?;
         let now = self.clock.now_ms();
         // Derived on a stack wiped before the context is built (see
-        // `built_on_clean_stack`).
+        // `finish`).
         let (fingerprint, held) = scrubbed(|| -> Result<(u64, Held)> {
             let mut group_secret = Zeroizing::new([0u8; 32]);
             fill_random(&mut group_secret[..])?;
@@ -99,7 +99,7 @@ impl ContextBuilder {
             epochs.push_back(Epoch::new(0, root, now));
             Ok((fingerprint, Held { epochs, future: Vec::new(), frontier: None }))
         })?;
-        self.built_on_clean_stack(Mode::Local, LOCAL_GROUP_ID.into(), fingerprint, held, None)
+        scrubbed(move || self.finish(Mode::Local, LOCAL_GROUP_ID.into(), fingerprint, held, None))
     }
 
     /// A shared context joined to `group_secret` (32..=1024 bytes) and
@@ -136,7 +136,7 @@ impl ContextBuilder {
         // The frontier of the oldest retained epoch, which derives the rest
         // of the window: the oldest and the current epoch are held, the
         // others derived when a message needs one (SPEC v2 §3.1). Derived on
-        // a stack wiped before the context is built (`built_on_clean_stack`).
+        // a stack wiped before the context is built (`finish`).
         let (fingerprint, held) = scrubbed(|| -> Result<(u64, Held)> {
             let root = key_schedule::group_root(group_secret, group_id)?;
             let fingerprint = fingerprint(&root);
@@ -155,7 +155,7 @@ impl ContextBuilder {
             }
             Ok((fingerprint, Held { epochs, future: Vec::new(), frontier: Some(frontier) }))
         })?;
-        self.built_on_clean_stack(Mode::Shared, group_id.into(), fingerprint, held, None)
+        scrubbed(move || self.finish(Mode::Shared, group_id.into(), fingerprint, held, None))
     }
 
     /// Validates the configuration for a context of `mode` (SPEC v2 §7.4).
@@ -186,7 +186,7 @@ impl ContextBuilder {
             validate_reporting_for(&self.cfg, None)?;
         }
         // Opened and restored on stacks wiped before the context is built
-        // (`built_on_clean_stack`).
+        // (`finish`).
         let (_flags, mut snap) = scrubbed(|| crate::blob::open(blob, kek))?;
         if snap.generation < self.min_generation {
             // An authentic blob older than the caller knows of: put back in
@@ -209,7 +209,7 @@ impl ContextBuilder {
         let (mode, group_id, fingerprint) =
             (snap.mode, core::mem::take(&mut snap.group_id).into_boxed_slice(), snap.fingerprint);
         let (held, since) = scrubbed(|| self.restore(snap))?;
-        let ctx = self.built_on_clean_stack(mode, group_id, fingerprint, held, Some(since))?;
+        let ctx = scrubbed(move || self.finish(mode, group_id, fingerprint, held, Some(since)))?;
         // Nobody else holds the new context yet.
         write_window(&ctx.shared).state_generation = generation;
         Ok(ctx)
@@ -277,29 +277,16 @@ impl ContextBuilder {
         Ok((Held { epochs, future, frontier }, since))
     }
 
-    /// [`Self::finish`], called after the derivations of a new context ran
-    /// (and their stack was wiped) and itself on a stack wiped afterwards.
-    ///
-    /// Why the derivations must not share a wiped region with `finish`: the
-    /// context's state is built on the stack and moved into the heap whole,
-    /// padding and unused enum payloads included. Built where a derivation's
-    /// frames just were, those bytes would carry a left-over epoch secret
-    /// into the heap, out of reach of every wipe (`tests/memory_scan.rs`
-    /// found one that way).
-    fn built_on_clean_stack(
-        self,
-        mode: Mode,
-        group_id: Box<[u8]>,
-        fingerprint: u64,
-        held: Held,
-        restored_since: Option<u64>,
-    ) -> Result<Context> {
-        scrubbed(move || self.finish(mode, group_id, fingerprint, held, restored_since))
-    }
-
     /// Builds the context around what it holds (`restored_since`: the start
-    /// of an imported current epoch, whose timers run from then).
-    pub(super) fn finish(
+    /// of an imported current epoch, whose timers run from then). Called on
+    /// a stack of its own, `scrubbed(|| self.finish(..))`, after the
+    /// derivations ran in another `scrubbed` region: the context's state is
+    /// built on the stack and moved into the heap whole, padding and unused
+    /// enum payloads included, and built where a derivation's frames just
+    /// were, those bytes would carry a left-over epoch secret into the heap,
+    /// out of reach of every wipe (`tests/memory_scan.rs` found one that
+    /// way).
+    fn finish(
         self,
         mode: Mode,
         group_id: Box<[u8]>,
