@@ -41,6 +41,7 @@ endif
 TESTLIB_DIR  := $(CURDIR)/target/testhooks/release
 REPO         := $(CURDIR)
 include mk/go.mk
+include mk/cargo.mk
 
 .PHONY: all lib testlib header check-header test test-rust test-rust-rustcrypto test-c \
         test-go test-python test-wheel wheel test-interop test-demo test-quickstart test-symbols test-soak soak \
@@ -59,11 +60,17 @@ lib:
 
 ## The same library with the test-only export, for the C/Go/Python tests.
 testlib:
-	$(CARGO) build --release --lib --features test-hooks --target-dir $(CURDIR)/target/testhooks
+	$(TEST_CARGO) build --release --lib --features test-hooks --target-dir $(CURDIR)/target/testhooks
 	ln -sf libtinymls.so $(TESTLIB_DIR)/libtinymls.so.$(MAJOR)
 
+# The checking tools `make test` needs (cbindgen, cargo-deny) build
+# unoptimised, without debug info, into one target dir: on a fresh clone that
+# takes a third of the time of their release builds (whose fat LTO alone took
+# minutes), and each runs in under a second on this crate.
+TOOL_INSTALL := CARGO_TARGET_DIR=$(TOOLS)/target CARGO_PROFILE_DEV_DEBUG=false \
+                $(CARGO) install --locked --debug --root $(TOOLS)
 $(CBINDGEN):
-	$(CARGO) install cbindgen --version $(CBINDGEN_VERSION) --locked --root $(TOOLS)
+	$(TOOL_INSTALL) cbindgen --version $(CBINDGEN_VERSION)
 
 ## Regenerate include/tinymls.h.
 header: $(CBINDGEN)
@@ -82,11 +89,11 @@ test: lint check-header test-rust test-rust-rustcrypto test-symbols test-c test-
 
 ## Unit, vector, KAT, rotation, concurrency, fork, FFI tests (aws-lc-rs).
 test-rust:
-	$(CARGO) test --release --features test-hooks --target-dir $(CURDIR)/target/testhooks
+	$(TEST_CARGO) test --release --features test-hooks --target-dir $(CURDIR)/target/testhooks
 
 ## Every vector and the KAT again on the pure-Rust AEAD backend.
 test-rust-rustcrypto:
-	$(CARGO) test --release --no-default-features --features rust-crypto,test-hooks --target-dir $(CURDIR)/target/rustcrypto
+	$(TEST_CARGO) test --release --no-default-features --features rust-crypto,test-hooks --target-dir $(CURDIR)/target/rustcrypto
 
 ## The exported symbols of the .so are exactly the header's functions.
 test-symbols: lib testlib
@@ -166,7 +173,7 @@ soak:
 
 ## The same, short, in `make test`.
 test-soak:
-	$(CARGO) run --release --features test-hooks --target-dir $(CURDIR)/target/testhooks --example soak -- --seconds 5
+	$(TEST_CARGO) run --release --features test-hooks --target-dir $(CURDIR)/target/testhooks --example soak -- --seconds 5
 
 ## Clock-skew soak (tests/skew_soak.py): three member processes of a
 ## test-hooks build (examples/skew_member.rs) whose wall clocks run -2 s, 0
@@ -179,7 +186,7 @@ test-soak:
 SKEW_SOAK_SECONDS ?= 120
 SKEW_MEMBER  := $(TESTLIB_DIR)/examples/skew_member
 skew-member:
-	$(CARGO) build --release --features test-hooks --target-dir $(CURDIR)/target/testhooks --example skew_member
+	$(TEST_CARGO) build --release --features test-hooks --target-dir $(CURDIR)/target/testhooks --example skew_member
 
 test-skew-soak: skew-member
 	$(PYTHON) tests/skew_soak.py --member $(SKEW_MEMBER) --seconds 10
@@ -199,7 +206,7 @@ $(CARGO_FUZZ):
 
 ## Seed corpora for the fuzz targets (from the KAT), in fuzz/corpus/<target>.
 fuzz-seeds:
-	TINYMLS_FUZZ_CORPUS=$(CURDIR)/fuzz/corpus $(CARGO) test --release --features test-hooks \
+	TINYMLS_FUZZ_CORPUS=$(CURDIR)/fuzz/corpus $(TEST_CARGO) test --release --features test-hooks \
 	  --target-dir $(CURDIR)/target/testhooks --test fuzz_smoke write_seed_corpus -- --ignored
 
 ## libFuzzer on every target for FUZZ_SECONDS each (crashes land in
@@ -249,7 +256,7 @@ test-fips-full:
 	$(CARGO) test --release $(FIPS_FEATURES),test-hooks --target-dir $(FIPS_DIR)
 
 ## Everything: make test, then the long runs kept out of it for time.
-check-all: test test-fips-full miri soak skew-soak
+check-all: test test-fips-full check-notice miri soak skew-soak
 	$(MAKE) fuzz FUZZ_SECONDS=$(or $(CHECK_FUZZ_SECONDS),60)
 
 ## The main job as a user sees it (examples/demo/, about 10 s): a busy and a
@@ -366,26 +373,28 @@ dist-go: lib
 test-dist-go: dist-go
 	GO="$(GO)" MAKE="$(MAKE)" tests/dist_go/run.sh $(GO_DIST)
 
-## Formatting, clippy on both backends, and the core's module layers (no
-## import cycle, no arrow back up: tools/lint/module_layers.py).
+## Formatting, clippy on the three backends (aws-lc-rs, RustCrypto, FIPS),
+## the core's module layers (no import cycle, no arrow back up:
+## tools/lint/module_layers.py), the licence allow-list (cargo-deny), the
+## notice's crate list and the documents' links.
 lint:
 	$(PYTHON) tools/lint/module_layers.py
 	$(CARGO) fmt --check
-	$(CARGO) clippy --release --all-targets --features test-hooks --target-dir $(CURDIR)/target/testhooks -- -D warnings
-	$(CARGO) clippy --release --all-targets --no-default-features --features rust-crypto,test-hooks --target-dir $(CURDIR)/target/rustcrypto -- -D warnings
+	$(TEST_CARGO) clippy --release --all-targets --features test-hooks --target-dir $(CURDIR)/target/testhooks -- -D warnings
+	$(TEST_CARGO) clippy --release --all-targets --no-default-features --features rust-crypto,test-hooks --target-dir $(CURDIR)/target/rustcrypto -- -D warnings
 	$(CARGO) clippy --release --all-targets $(FIPS_FEATURES),test-hooks --target-dir $(FIPS_DIR) -- -D warnings
-	$(MAKE) --no-print-directory check-licenses check-notice check-doc-links
+	$(MAKE) --no-print-directory check-licenses check-notice-crates check-doc-links
 
 ## Licences (issue 15): pinned cargo-deny and cargo-about, installed into
 ## .tools/ like cbindgen. Both read only Cargo.lock and the crate sources
 ## already fetched (--frozen, --offline): no network at check time.
-.PHONY: notice check-notice check-licenses check-doc-links
+.PHONY: notice check-notice check-notice-crates check-licenses check-doc-links
 CARGO_DENY_VERSION  := 0.20.2
 CARGO_ABOUT_VERSION := 0.9.3
 CARGO_DENY   := $(TOOLS)/bin/cargo-deny
 CARGO_ABOUT  := $(TOOLS)/bin/cargo-about
 $(CARGO_DENY):
-	$(CARGO) install cargo-deny --version $(CARGO_DENY_VERSION) --locked --root $(TOOLS)
+	$(TOOL_INSTALL) cargo-deny --version $(CARGO_DENY_VERSION)
 $(CARGO_ABOUT):
 	$(CARGO) install cargo-about --version $(CARGO_ABOUT_VERSION) --features cli --locked --root $(TOOLS)
 
@@ -410,6 +419,14 @@ check-notice: $(CARGO_ABOUT)
 	@diff -u THIRD_PARTY_LICENSES.md build/THIRD_PARTY_LICENSES.md.check \
 	  && echo "notice: THIRD_PARTY_LICENSES.md is up to date" \
 	  || { echo "THIRD_PARTY_LICENSES.md is stale: run make notice (and review the licences)"; exit 1; }
+
+## The crates listed in THIRD_PARTY_LICENSES.md are the crates the library
+## links now (cargo tree; tools/lint/notice_crates.py): in `make lint`, for
+## it needs no cargo-about. check-notice, which regenerates the whole file,
+## runs in `make check-all`.
+check-notice-crates:
+	$(CARGO) fetch --locked --quiet
+	$(PYTHON) tools/lint/notice_crates.py --cargo $(CARGO)
 
 ## Every relative link of the top-level documents resolves.
 check-doc-links:
