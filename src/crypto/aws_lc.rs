@@ -14,7 +14,10 @@
 //!   draws the nonce from its DRBG inside the sealing call.
 //!
 //! Opening is plain AES-GCM decryption (approved with any nonce). Random
-//! bits are aws-lc's `RAND_bytes` (its CTR-DRBG, seeded from the OS). HKDF
+//! bits are the module's `RAND_bytes` (its CTR-DRBG) in the FIPS build, and
+//! the OS's (getrandom) in the default build: aws-lc's generator seeds itself
+//! from CPU jitter entropy on a process's first use, which took 40 ms (15 ms
+//! again in each forked child) before the first context of every process. HKDF
 //! is in `hkdf_aws_lc.rs` (the FIPS build) or `hkdf_rust.rs` (the default).
 
 #[cfg(feature = "fips")]
@@ -229,11 +232,17 @@ pub(super) mod aead {
 }
 
 pub(super) mod random {
-    use super::super::counted;
     use crate::error::{Error, Result};
 
-    /// aws-lc's `RAND_bytes` (the module's DRBG in a FIPS build).
+    /// The module's `RAND_bytes` (its approved DRBG).
+    #[cfg(feature = "fips")]
     pub fn fill(buf: &mut [u8]) -> Result<()> {
-        counted(aws_lc_rs::rand::fill(buf).map_err(|_| Error::Rng))
+        super::super::counted(aws_lc_rs::rand::fill(buf).map_err(|_| Error::Rng))
+    }
+
+    /// The OS's random number generator (getrandom).
+    #[cfg(not(feature = "fips"))]
+    pub fn fill(buf: &mut [u8]) -> Result<()> {
+        getrandom::fill(buf).map_err(|_| Error::Rng)
     }
 }

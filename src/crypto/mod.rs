@@ -3,8 +3,8 @@
 //!
 //! | feature | AES-256-GCM | HKDF-SHA256 | random bits |
 //! |---|---|---|---|
-//! | `aws-lc` (default) | aws-lc-rs over aws-lc-sys | RustCrypto `hkdf` + `sha2` (faster for the epoch tree: `hkdf_rust.rs`) | aws-lc's DRBG (`aws_lc_rs::rand`) |
-//! | `rust-crypto` | RustCrypto `aes-gcm` | RustCrypto `hkdf` + `sha2` | the OS (`rand::rngs::OsRng`) |
+//! | `aws-lc` (default) | aws-lc-rs over aws-lc-sys | RustCrypto `hkdf` + `sha2` (faster for the epoch tree: `hkdf_rust.rs`) | the OS (`getrandom`) |
+//! | `rust-crypto` | RustCrypto `aes-gcm` | RustCrypto `hkdf` + `sha2` | the OS (`getrandom`) |
 //! | `fips` | aws-lc-rs over aws-lc-fips-sys: TLS 1.3 AEAD to seal, GCM to open | the module's HKDF (`hmac` for a bare extract) | the module's DRBG |
 //!
 //! `rust-crypto` wins over `aws-lc` when both are on; `fips` is a provider
@@ -109,8 +109,8 @@ pub mod hkdf {
 pub mod random {
     use crate::error::Result;
 
-    /// Fills `buf` with random bytes (aws-lc: its DRBG, the module's in a FIPS
-    /// build; rust-crypto: the OS). `Rng` if the generator fails.
+    /// Fills `buf` with random bytes (FIPS build: the module's DRBG; the
+    /// others: the OS). `Rng` if the generator fails.
     pub fn fill(buf: &mut [u8]) -> Result<()> {
         super::backend::random::fill(buf)
     }

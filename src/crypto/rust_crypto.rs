@@ -1,6 +1,5 @@
 //! The pure-Rust provider (feature `rust-crypto`): RustCrypto's `aes-gcm`,
-//! `hkdf` and `sha2`, and the OS's random bits through `rand::rngs::OsRng`
-//! (getrandom).
+//! `hkdf` and `sha2`, and the OS's random bits through getrandom.
 
 pub(super) const NAME: &str = "rust-crypto";
 
@@ -101,12 +100,10 @@ pub(super) mod aead {
 }
 
 pub(super) mod random {
-    use rand::TryRngCore;
-
     use crate::error::{Error, Result};
 
     /// The OS's random number generator (getrandom).
     pub fn fill(buf: &mut [u8]) -> Result<()> {
-        rand::rngs::OsRng.try_fill_bytes(buf).map_err(|_| Error::Rng)
+        getrandom::fill(buf).map_err(|_| Error::Rng)
     }
 }

@@ -315,7 +315,7 @@ def render(mach: list[tuple[str, str]], crit: dict[str, float], fp: dict[str, fl
     for op, name in (("seal", "encrypt"), ("open", "decrypt")):
         for fn, api in (("rust", "Rust API"), ("c_abi", "C ABI")):
             for s, lbl in SIZES:
-                bar = 0.75 if s == 64 else (0.95 if s >= 16384 else None)
+                bar = 0.80 if s == 64 else (0.95 if s >= 16384 else None)
                 if bar is None:
                     continue
                 raw = crit.get(f"{op}/{SIZE_KEYS[s]}/raw")
@@ -457,6 +457,12 @@ def render(mach: list[tuple[str, str]], crit: dict[str, float], fp: dict[str, fl
              + (f" ({fp['rss_per_context']:.0f} B per context)" if "rss_per_context" in fp else "")
              + f"; shared, joined from one group secret, {'–' if rss_s is None else f'{rss_s:.1f} MiB'}"
              + (f" ({fp['rss_per_shared_context']:.0f} B per context)." if "rss_per_shared_context" in fp else "."))
+    first, second = fp.get("first_context_us"), fp.get("second_context_us")
+    if first is not None and second is not None:
+        L.append("")
+        L.append(f"The first context of a process (created, one 64-byte message sealed; once, at the start "
+                 f"of `benches/footprint.rs`): {first:.0f} µs; the second: {second:.0f} µs. The first pays "
+                 "what the crypto provider sets up on first use.")
     cpu = fp.get("maintenance_cpu_10k_idle")
     L.append("")
     L.append(f"Maintenance thread CPU for 10 000 idle local contexts at the defaults (100 ms period, "
