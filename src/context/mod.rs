@@ -90,6 +90,7 @@ impl Context {
         wire::ciphertext_len(plaintext_len)
     }
 
+    #[inline]
     pub(super) fn read_open(&self) -> Result<RwLockReadGuard<'_, Window>> {
         // A call: a forked child's host runs code again (events flow).
         events::resume_after_fork();

@@ -328,7 +328,23 @@ impl Window {
     }
 
     /// Where retained epoch `number` is among the held ones, if held.
+    ///
+    /// On the hot path (every encrypt and decrypt). Epochs are held in
+    /// ascending order; where they are consecutive (a local context, an
+    /// adopting group, the newest epochs of any window) `number` sits at its
+    /// distance from the newest, the current epoch (the usual case) last, so
+    /// one comparison finds it. Otherwise (a clock-following context holds
+    /// its oldest and current epochs and those in use), a binary search.
+    #[inline]
     pub(super) fn epoch_index(&self, number: u64) -> Option<usize> {
+        let newest = self.epochs.back()?.number;
+        let back = newest.checked_sub(number)?;
+        if back < self.epochs.len() as u64 {
+            let i = self.epochs.len() - 1 - back as usize;
+            if self.epochs[i].number == number {
+                return Some(i);
+            }
+        }
         self.epochs.binary_search_by_key(&number, |e| e.number).ok()
     }
 
@@ -643,6 +659,40 @@ mod tests {
             let (a, b) = ctx.retained_epochs().unwrap().unwrap();
             assert_eq!(b - a + 1, u64::from(max));
         }
+    }
+
+    /// `epoch_index` (a fast path, then a binary search) agrees with a scan,
+    /// for a window of consecutive epochs and for a sparse one.
+    #[test]
+    fn epoch_index_finds_exactly_the_held_epochs() {
+        fn check(ctx: &Context) -> usize {
+            let st = ctx.shared.read();
+            let (lo, hi) = (st.epochs.front().unwrap().number, st.epochs.back().unwrap().number);
+            for n in lo.saturating_sub(3)..=hi + 3 {
+                assert_eq!(st.epoch_index(n), st.epochs.iter().position(|e| e.number == n), "epoch {n}");
+            }
+            assert_eq!(st.epoch_index(u64::MAX), None);
+            st.epochs.len()
+        }
+        let cfg = Config { max_epochs: 8, ratchet_period_ms: 0, ..Config::default() };
+        let local = Context::builder().config(cfg).manual_maintenance().local().unwrap();
+        for _ in 0..12 {
+            local.rotate().unwrap();
+            check(&local);
+        }
+        // A clock-following group member holds its oldest and current epochs
+        // (and those in use): not consecutive.
+        let cfg = Config { ratchet_period_ms: 100, ..Config::default() };
+        let clock = Clock::fake(1_000_000);
+        let b = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance();
+        let (a, peer) = (b.clone().join(&[7; 32], b"index").unwrap(), b.join(&[7; 32], b"index").unwrap());
+        let early = peer.encrypt_to_vec(b"early", b"").unwrap();
+        clock.advance(10 * 100);
+        assert_eq!(a.run_maintenance(), Ok(()));
+        assert_eq!(a.decrypt_to_vec(&early, b"").unwrap(), b"early");
+        let held = check(&a);
+        let (oldest, current) = a.retained_epochs().unwrap().unwrap();
+        assert!(held < (current - oldest + 1) as usize, "a sparse window: {held} held of {oldest}..={current}");
     }
 
     #[test]
