@@ -74,14 +74,22 @@ impl SenderKeys {
     }
 }
 
-/// AAD = header || app_aad, built without allocating for AAD up to 232
-/// bytes and in a reused per-thread buffer above that.
-#[inline]
+/// AAD = header || app_aad. With no application AAD (the common case) the
+/// header is the AAD: that test is inlined into the callers (the hot path),
+/// the joining is not.
+#[inline(always)]
 fn with_full_aad<R>(header: &[u8; HEADER_LEN], app_aad: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
-    const STACK: usize = 256;
     if app_aad.is_empty() {
         return f(header);
     }
+    with_joined_aad(header, app_aad, f)
+}
+
+/// [`with_full_aad`] with application AAD: joined without allocating up to
+/// 232 bytes, and in a reused per-thread buffer above that.
+#[inline(never)]
+fn with_joined_aad<R>(header: &[u8; HEADER_LEN], app_aad: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    const STACK: usize = 256;
     if app_aad.len() <= STACK - HEADER_LEN {
         let mut buf = [0u8; STACK];
         buf[..HEADER_LEN].copy_from_slice(header);
