@@ -121,18 +121,23 @@ def machine() -> list[tuple[str, str]]:
 # ---- the runs ----------------------------------------------------------------
 
 
-def core() -> dict[str, float]:
-    """criterion: {"group/function": median ns}."""
-    crit = ROOT / "target" / "criterion"
-    # Only this run's estimates (a benchmark renamed or dropped leaves none).
-    shutil.rmtree(crit, ignore_errors=True)
-    run(["cargo", "bench", "--bench", "core", "--", "--noplot"])
+def criterion_medians(crit: Path) -> dict[str, float]:
+    """The estimates criterion wrote under `crit`: {"group/function": median ns}."""
     res: dict[str, float] = {}
     for bj in crit.rglob("new/benchmark.json"):
         meta = json.loads(bj.read_text())
         est = json.loads((bj.parent / "estimates.json").read_text())
         res[f"{meta['group_id']}/{meta['function_id']}"] = est["median"]["point_estimate"]
     return res
+
+
+def core() -> dict[str, float]:
+    """criterion: {"group/function": median ns}."""
+    crit = ROOT / "target" / "criterion"
+    # Only this run's estimates (a benchmark renamed or dropped leaves none).
+    shutil.rmtree(crit, ignore_errors=True)
+    run(["cargo", "bench", "--bench", "core", "--", "--noplot"])
+    return criterion_medians(crit)
 
 
 #: The rows of the FIPS build (benches/core.rs under `--features fips`).
@@ -146,12 +151,7 @@ def core_fips() -> dict[str, float]:
     # CARGO_TARGET_DIR (not --target-dir): criterion writes its estimates there too.
     run(["cargo", "bench", "--bench", "core", "--no-default-features", "--features", "fips", "--",
          "--noplot", FIPS_ROWS], env={"CARGO_TARGET_DIR": str(ROOT / "target" / "fips")})
-    res: dict[str, float] = {}
-    for bj in crit.rglob("new/benchmark.json"):
-        meta = json.loads(bj.read_text())
-        est = json.loads((bj.parent / "estimates.json").read_text())
-        res[f"{meta['group_id']}/{meta['function_id']}"] = est["median"]["point_estimate"]
-    return res
+    return criterion_medians(crit)
 
 
 def footprint() -> dict[str, float]:
