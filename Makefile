@@ -47,7 +47,7 @@ include mk/cargo.mk
         test-go test-python test-wheel wheel test-interop test-demo test-quickstart test-symbols test-soak soak \
         test-fips test-fips-full fips-deps \
         skew-member test-skew-soak skew-soak fuzz fuzz-seeds miri nightly check-all \
-        demo demo-c bench install uninstall test-install dist-go test-dist-go clean lint \
+        demo demo-c bench bench-hotpath install uninstall test-install dist-go test-dist-go clean lint \
         test-state-cross test-state-example
 
 all: lib
@@ -285,6 +285,11 @@ demo-c: lib
 ## targets met or missed. BENCH_QUICK=1 for a short pass. Not part of `test`.
 bench:
 	$(PYTHON) tools/bench/run.py
+
+## The 64 B hot path of this build beside the raw AEAD, in one C program
+## (tools/bench/hotpath.sh; HOTPATH=callgrind counts instructions instead).
+bench-hotpath: lib
+	tools/bench/hotpath.sh $(CURDIR)/target/release $(HOTPATH)
 
 ## Install (DESTDIR for staging, PREFIX, LIBDIR, INCLUDEDIR, PKGCONFIGDIR):
 ## the shared library stripped, its debug info split into
