@@ -38,7 +38,11 @@ impl Window {
                     &entropy[..],
                 );
                 self.push_epoch(Epoch::new(number, next, now), true);
+                if let (Some(archive), Some(cur)) = (self.archive.as_mut(), self.epochs.back()) {
+                    archive.push(number, &cur.secret, now);
+                }
                 self.became_current(now, reason);
+                self.let_go_unused();
                 Ok(())
             }),
         }

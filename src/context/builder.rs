@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
+use super::archive::Archive;
 use super::guard::write_window;
 use super::health::Stats;
 use super::keys::SenderKeys;
@@ -304,6 +305,15 @@ impl ContextBuilder {
         let count = span + held.future.len();
         let cfg = self.cfg;
         let follows_clock = mode == Mode::Shared && cfg.follows_clock();
+        // A local context's secrets, every retained one (consecutive: a
+        // blob's epochs are), in its archive too.
+        let archive = (mode == Mode::Local).then(|| {
+            let mut a = Archive::new(cfg.max_epochs);
+            for e in &held.epochs {
+                a.push(e.number, &e.secret, e.since_ms);
+            }
+            Box::new(a)
+        });
         let mut st = Window {
             clock: self.clock,
             cfg,
@@ -319,6 +329,7 @@ impl ContextBuilder {
             epochs: held.epochs,
             future: held.future,
             frontier: held.frontier,
+            archive,
             path: follows_clock.then(|| Locked::new(Path::empty())),
             accepted_foreign: AtomicBool::new(false),
             maintenance_failed: AtomicBool::new(false),
@@ -363,6 +374,10 @@ impl ContextBuilder {
                     Ok(()) => {}
                 }
             }
+        }
+        if st.archive.is_some() {
+            // An imported local context holds what it uses, like any other.
+            st.let_go_unused();
         }
         // Rotations and destructions at creation are not reported as such.
         st.pending.clear();

@@ -94,21 +94,35 @@ impl Window {
                 .collect();
             EpochSnap { number: e.number, secret, age_ms: now.saturating_sub(e.since_ms), peers }
         };
+        let unheld = |n: u64, secret: &Secret32, since: u64| {
+            let mut copy = Secret32::zero();
+            copy.expose_mut().copy_from_slice(secret.expose());
+            EpochSnap { number: n, secret: copy, age_ms: now.saturating_sub(since), peers: Vec::new() }
+        };
         // Every retained epoch from `first`, in order: the held ones as they
-        // are, the ones left to the frontier derived (they have no peers).
+        // are, the ones left to the frontier derived and those left to the
+        // archive copied (they have no peers).
         let mut epochs = Vec::with_capacity((cur - first + 1) as usize);
+        if let Some(archive) = self.archive.as_ref() {
+            for n in first..=cur {
+                match self.epoch_index(n) {
+                    Some(i) => epochs.push(snap_of(&self.epochs[i])),
+                    None => {
+                        let (secret, since) = archive.get(n).ok_or(Error::Internal)?;
+                        epochs.push(unheld(n, secret, since));
+                    }
+                }
+            }
+        }
         let f = self.frontier.as_deref().map_or(cur, |f| f.epoch());
-        epochs.extend(self.epochs.iter().filter(|e| e.number >= first && e.number <= f).map(snap_of));
+        if self.archive.is_none() {
+            epochs.extend(self.epochs.iter().filter(|e| e.number >= first && e.number <= f).map(snap_of));
+        }
         if let Some(frontier) = self.frontier.as_deref() {
             let wall = self.clock.wall_ms();
             frontier.for_each_leaf(first, cur, &mut |n, leaf| match self.epoch_index(n) {
                 Some(i) => epochs.push(snap_of(&self.epochs[i])),
-                None => {
-                    let mut secret = Secret32::zero();
-                    secret.expose_mut().copy_from_slice(leaf.expose());
-                    let since = self.clock_start(n, now, wall);
-                    epochs.push(EpochSnap { number: n, secret, age_ms: now.saturating_sub(since), peers: Vec::new() });
-                }
+                None => epochs.push(unheld(n, leaf, self.clock_start(n, now, wall))),
             });
         }
         if epochs.len() as u64 != cur - first + 1 {

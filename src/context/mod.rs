@@ -8,6 +8,8 @@
 //!   destruction, re-keying after fork;
 //! * `advance.rs` (SPEC §3, §7): how the current epoch moves: a local
 //!   chain, a shared group's epoch tree;
+//! * `archive.rs` (SPEC §3.2): a local context's retained epoch secrets,
+//!   in one compact ring;
 //! * `send.rs` (SPEC §5): the own sender's counters and lease, `encrypt`
 //!   and `encrypt_batch`;
 //! * `receive.rs` (SPEC §6): `decrypt`, peers and replay windows,
@@ -26,6 +28,7 @@
 //! is short; the hot path only falls back to it when a deadline has passed.
 
 mod advance;
+mod archive;
 mod builder;
 mod export;
 mod guard;
@@ -321,6 +324,11 @@ impl Context {
         }
         for e in st.epochs.iter_mut() {
             e.number = epoch;
+        }
+        let st = &mut *st;
+        if let (Some(a), Some(cur)) = (st.archive.as_mut(), st.epochs.back()) {
+            a.clear();
+            a.push(epoch, &cur.secret, cur.since_ms);
         }
         if let Some(f) = st.frontier.as_deref_mut() {
             drop(f.start_at(&crate::secret::Secret32::zero(), epoch));

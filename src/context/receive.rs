@@ -159,8 +159,9 @@ impl Context {
                     let ep = if h.epoch <= cur {
                         match st.epoch_index(h.epoch) {
                             Some(i) => &st.epochs[i],
-                            // Retained but not held (epochs that follow the
-                            // clock): derived from the frontier.
+                            // Retained but not held: derived from the
+                            // frontier (epochs that follow the clock) or
+                            // copied from the archive (local).
                             None => {
                                 drop(st);
                                 match self.read_ahead(p, aad, out)? {
@@ -241,10 +242,11 @@ impl Context {
         }
     }
 
-    /// A shared context reading an epoch it does not hold: a retained one
-    /// left to the frontier, or one after its current epoch. The epoch is
-    /// derived from a copy of one frontier node (at most 48 steps, with no
-    /// lock held, so a forged header delays nobody), the message is
+    /// Reading an epoch the context does not hold: a retained one left to
+    /// the frontier (or, local, to the archive), or one after a shared
+    /// context's current epoch. The epoch is derived from a copy of one
+    /// frontier node (at most 48 steps, with no lock held, so a forged
+    /// header delays nobody) or copied from the archive, the message is
     /// authenticated, and only then is anything kept: a retained epoch is
     /// held from now on; a later one as a future epoch (when epochs follow
     /// the clock: a fast peer is read, not followed), or adopted as current
@@ -252,20 +254,31 @@ impl Context {
     /// caller starts again).
     pub(super) fn read_ahead(&self, p: &wire::Parsed<'_>, aad: &[u8], out: &mut [u8]) -> Result<bool> {
         let h = p.header;
-        let (base, depth, node) = {
+        let mut secret = Secret32::zero();
+        let (base, node) = {
             let st = self.read_open()?;
             let cur = st.current().ok_or_else(|| st.expired(h.epoch, None))?.number;
             let oldest = st.epochs.front().ok_or_else(|| st.expired(h.epoch, None))?.number;
             if h.epoch < oldest || st.held_epoch(h.epoch).is_some() {
                 return Ok(false);
             }
-            let frontier = st.frontier.as_deref().ok_or(Error::EpochUnknown)?;
-            let (depth, node) = frontier.node_above(h.epoch).ok_or(Error::EpochUnknown)?;
-            ((oldest, cur), depth, node)
+            let node = match st.archive.as_ref() {
+                // A local context's retained epoch: copied from its archive.
+                Some(archive) => {
+                    let (archived, _) = archive.get(h.epoch).ok_or(Error::Internal)?;
+                    secret.expose_mut().copy_from_slice(archived.expose());
+                    None
+                }
+                None => {
+                    let frontier = st.frontier.as_deref().ok_or(Error::EpochUnknown)?;
+                    Some(frontier.node_above(h.epoch).ok_or(Error::EpochUnknown)?)
+                }
+            };
+            ((oldest, cur), node)
         };
-        let mut secret = Secret32::zero();
-        scrubbed(|| descend_into(&node, depth, h.epoch, &mut secret));
-        drop(node);
+        if let Some((depth, node)) = node {
+            scrubbed(|| descend_into(&node, depth, h.epoch, &mut secret));
+        }
         let keys = SenderKeys::derive(&secret, h.sender);
         keys.open(p, aad, out)?;
         let mut st = write_window(&self.shared);

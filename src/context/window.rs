@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::archive::Archive;
 use super::guard::write_window;
 use super::random_u64;
 use super::receive::Peer;
@@ -120,12 +121,14 @@ pub(crate) struct Window {
     /// The held epochs of the window, oldest first: the first is the oldest
     /// retained epoch and the last the current one (both always held).
     /// Empty only once closed (or if the current epoch had to be destroyed
-    /// while exhausted). A local context and a period-0 group hold every
-    /// retained epoch. A shared context whose epochs follow the clock holds
-    /// every epoch up to its frontier's, and after it only those in use (an
-    /// own key or a peer): the others it derives from the frontier when a
-    /// message needs one (SPEC v2 §3.1; an idle context holds two epochs and
-    /// the frontier, not `max_epochs` secrets).
+    /// while exhausted). A period-0 group holds every retained epoch. A
+    /// shared context whose epochs follow the clock holds every epoch up to
+    /// its frontier's, and after it only those in use (an own key or a
+    /// peer): the others it derives from the frontier when a message needs
+    /// one (SPEC v2 §3.1; an idle context holds two epochs and the
+    /// frontier, not `max_epochs` secrets). A local context holds its
+    /// oldest and current epochs and those in use; the secrets of the others
+    /// are in its `archive`.
     pub(super) epochs: VecDeque<Epoch>,
     /// Epochs after the current one that a clock-following context read
     /// (authenticated) without adopting them, sorted (SPEC v2 §6 step 5).
@@ -137,6 +140,11 @@ pub(crate) struct Window {
     /// nothing destroyed. A context whose epochs follow the clock keeps it
     /// at its oldest epoch; a period-0 group at its current one.
     pub(super) frontier: Option<Locked<Frontier>>,
+    /// A local context's retained epoch secrets, every one from the oldest
+    /// to the current (SPEC v2 §3.2; `None` for a shared context). It
+    /// holds as `epochs` only the oldest, the current and those in use;
+    /// the others it copies from here when a message needs one.
+    pub(super) archive: Option<Box<Archive>>,
     /// When epochs follow the clock: the deep part of the current epoch's
     /// frontier, so that a clock boundary splits a node or two instead of
     /// walking down from the frontier of the oldest epoch (see [`Path`]).
@@ -210,6 +218,9 @@ impl Window {
             return;
         };
         for n in oldest..lo.min(cur.saturating_add(1)) {
+            if let Some(a) = self.archive.as_mut() {
+                a.pop(n);
+            }
             match self.epochs.front() {
                 Some(e) if e.number == n => {
                     if let Some(e) = self.epochs.pop_front() {
@@ -225,6 +236,14 @@ impl Window {
     /// epoch: when the frontier is before it, the frontier moves to it (so
     /// that nothing before it stays derivable) and yields its secret.
     pub(super) fn hold_oldest(&mut self, lo: u64) {
+        if self.archive.is_some() {
+            if self.epochs.front().is_none_or(|e| e.number != lo) {
+                if let Some(e) = self.archived(lo) {
+                    self.hold(e);
+                }
+            }
+            return;
+        }
         let Some(mut frontier) = self.frontier.take() else { return };
         if frontier.epoch() < lo {
             let held = self.epochs.front().is_some_and(|e| e.number == lo);
@@ -239,11 +258,19 @@ impl Window {
         self.frontier = Some(frontier);
     }
 
-    /// When a retained epoch that was not held started (only a context whose
-    /// epochs follow the clock leaves some unheld: their start is their
-    /// clock time).
+    /// When a retained epoch that was not held started: a local context
+    /// archived it; when epochs follow the clock, it is its clock time.
     pub(super) fn derived_since(&self, n: u64) -> u64 {
-        self.clock_start(n, self.clock.now_ms(), self.clock.wall_ms())
+        match self.archive.as_ref().and_then(|a| a.get(n)) {
+            Some((_, since)) => since,
+            None => self.clock_start(n, self.clock.now_ms(), self.clock.wall_ms()),
+        }
+    }
+
+    /// A local context's archived epoch `n`, copied out to be held.
+    pub(super) fn archived(&self, n: u64) -> Option<Epoch> {
+        let (secret, since) = self.archive.as_ref()?.get(n)?;
+        Some(Epoch::copied(n, secret, since))
     }
 
     /// The books of an epoch that is dropped (its secrets are zeroized on
@@ -269,16 +296,24 @@ impl Window {
         }
     }
 
-    /// After the current epoch moved (epochs follow the clock): an epoch
-    /// between the frontier's and the current one that nobody uses any more
-    /// is let go (it stays derivable from the frontier while retained); an
-    /// own key of a past epoch is never used again, and goes too.
+    /// After the current epoch moved: an epoch between the frontier's (a
+    /// local context: the oldest) and the current one that nobody uses any
+    /// more is let go (it stays derivable from the frontier, or in the
+    /// archive, while retained). In a shared group an own key of a past
+    /// epoch is never used again, and goes too; a local context keeps its
+    /// own keys, to read its own messages (SPEC v2 §6 step 3).
     pub(super) fn let_go_unused(&mut self) {
-        let Some(f) = self.frontier.as_deref().map(|f| f.epoch()) else { return };
+        let f = match (self.frontier.as_deref(), self.archive.as_ref(), self.epochs.front()) {
+            (Some(f), _, _) => f.epoch(),
+            (None, Some(_), Some(o)) => o.number,
+            _ => return,
+        };
         let Some(cur) = self.current().map(|e| e.number) else { return };
+        let keep_own = self.mode == Mode::Local;
+        let len = self.epochs.len();
         let mut retired = 0;
         self.epochs.retain_mut(|e| {
-            if e.number <= f || e.number >= cur {
+            if e.number <= f || e.number >= cur || (keep_own && e.own.is_some()) {
                 return true;
             }
             if let Some(own) = e.own.take() {
@@ -287,6 +322,10 @@ impl Window {
             !e.peers.is_empty()
         });
         self.retired_encrypts += retired;
+        // An import holds every epoch at first: give the room back once.
+        if self.epochs.len() < len && self.epochs.capacity() > 2 * self.epochs.len().max(2) {
+            self.epochs.shrink_to_fit();
+        }
     }
 
     /// Drops every epoch and every future epoch, and clears the frontier:
@@ -693,6 +732,104 @@ mod tests {
         let held = check(&a);
         let (oldest, current) = a.retained_epochs().unwrap().unwrap();
         assert!(held < (current - oldest + 1) as usize, "a sparse window: {held} held of {oldest}..={current}");
+    }
+
+    /// What a local context holds as epochs, and how many it archives.
+    fn held_and_archived(ctx: &Context) -> (Vec<u64>, usize) {
+        let st = ctx.shared.read();
+        (st.epochs.iter().map(|e| e.number).collect(), st.archive.as_ref().map_or(0, |a| a.len()))
+    }
+
+    /// A local context holds its oldest and current epochs and those it
+    /// sent in; the other retained secrets are in the archive, and every
+    /// retained epoch reads as before, after an export and import too.
+    #[test]
+    fn a_local_context_archives_the_epochs_it_does_not_use_and_reads_them_all() {
+        let cfg = Config { max_epochs: 16, ratchet_period_ms: 0, ..Config::default() };
+        let a = Context::builder().config(cfg).manual_maintenance().local().unwrap();
+        let mut sent = Vec::new();
+        for n in 0..40u64 {
+            if n % 5 == 0 {
+                sent.push((n, a.encrypt_to_vec(&n.to_be_bytes(), b"aad").unwrap()));
+            }
+            a.rotate().unwrap();
+        }
+        assert_eq!(a.retained_epochs(), Ok(Some((25, 40))));
+        // Held: the oldest, the current, and 25, 30, 35 (own keys).
+        assert_eq!(held_and_archived(&a), (vec![25, 30, 35, 40], 16));
+        for (n, ct) in &sent {
+            let r = a.decrypt_to_vec(ct, b"aad");
+            if *n >= 25 {
+                assert_eq!(r.unwrap(), n.to_be_bytes(), "epoch {n}");
+            } else {
+                assert_eq!(r, Err(Error::EpochExpired), "epoch {n}");
+            }
+        }
+        // An importer (another sender id) holds two epochs and copies the
+        // others out of its archive as it reads them.
+        let blob = a.export_state(&[3; 32], 0).unwrap();
+        let b = Context::builder().manual_maintenance().import_state(&blob, &[3; 32]).unwrap();
+        assert_eq!(held_and_archived(&b), (vec![25, 40], 16));
+        // A forgery in an archived epoch is refused and leaves nothing held.
+        let (_, ct30) = sent.iter().find(|(n, _)| *n == 30).unwrap();
+        let mut forged = ct30.clone();
+        *forged.last_mut().unwrap() ^= 1;
+        assert_eq!(b.decrypt_to_vec(&forged, b"aad"), Err(Error::Auth));
+        assert_eq!(held_and_archived(&b), (vec![25, 40], 16));
+        for (n, ct) in sent.iter().filter(|(n, _)| *n >= 25) {
+            assert_eq!(b.decrypt_to_vec(ct, b"aad").unwrap(), n.to_be_bytes(), "epoch {n}");
+            assert_eq!(b.decrypt_to_vec(ct, b"aad"), Err(Error::Replay), "epoch {n}");
+        }
+        assert_eq!(held_and_archived(&b), (vec![25, 30, 35, 40], 16));
+        // The importer's next rotation lets go of nothing it uses.
+        b.rotate().unwrap();
+        assert_eq!(held_and_archived(&b), (vec![26, 30, 35, 41], 16));
+        // Its own export carries every retained epoch again, archived or
+        // held, and the replay windows of those read.
+        let c = Context::builder()
+            .manual_maintenance()
+            .import_state(&b.export_state(&[4; 32], 0).unwrap(), &[4; 32])
+            .unwrap();
+        assert_eq!(c.retained_epochs(), Ok(Some((26, 41))));
+        assert_eq!(held_and_archived(&c), (vec![26, 30, 35, 41], 16));
+        let (_, ct35) = sent.iter().find(|(n, _)| *n == 35).unwrap();
+        assert_eq!(c.decrypt_to_vec(ct35, b"aad"), Err(Error::Replay));
+        let snap = c.shared.read().snapshot(0, false).unwrap();
+        let numbers: Vec<u64> = snap.epochs.iter().map(|e| e.number).collect();
+        assert_eq!(numbers, (26..=41).collect::<Vec<_>>());
+        let st = c.shared.read();
+        for e in &snap.epochs {
+            assert!(e.secret.ct_eq(st.archive.as_ref().unwrap().get(e.number).unwrap().0), "epoch {}", e.number);
+        }
+    }
+
+    /// Archived epochs are destroyed by lifetime like held ones, and the
+    /// locked blocks that no longer hold one are given back.
+    #[test]
+    fn archived_epochs_expire_on_schedule_and_give_their_blocks_back() {
+        let cfg = Config { max_epochs: 32, ratchet_period_ms: 0, state_lifetime_ms: 1_000, ..Config::default() };
+        let clock = Clock::fake(0);
+        let ctx = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().local().unwrap();
+        let first = ctx.encrypt_to_vec(b"first", b"").unwrap();
+        for _ in 0..31 {
+            clock.advance(10);
+            ctx.rotate().unwrap();
+        }
+        assert_eq!(ctx.shared.read().archive.as_ref().unwrap().blocks_taken(), 4);
+        assert_eq!(held_and_archived(&ctx), (vec![0, 31], 32));
+        // Epochs 0..=19 started at or before 190 ms: gone at 1 190 ms.
+        clock.advance(1_190 - 310);
+        assert_eq!(ctx.run_maintenance(), Ok(()));
+        assert_eq!(ctx.retained_epochs(), Ok(Some((20, 31))));
+        assert_eq!(held_and_archived(&ctx), (vec![20, 31], 12));
+        assert_eq!(ctx.decrypt_to_vec(&first, b""), Err(Error::EpochExpired));
+        let st = ctx.shared.read();
+        let archive = st.archive.as_ref().unwrap();
+        for n in 0..=40 {
+            assert_eq!(archive.get(n).is_some(), (20..=31).contains(&n), "epoch {n}");
+        }
+        // Blocks of 8: epochs 20..=31 live in two of the four.
+        assert_eq!(archive.blocks_taken(), 2);
     }
 
     #[test]
