@@ -161,14 +161,15 @@ impl Frontier {
         true
     }
 
-    /// A copy of the held node above a later epoch `e`, with its depth: what
-    /// a reader needs to derive `e` without holding the frontier (or a lock
-    /// on it) meanwhile. `None` for an epoch at or before this one.
-    pub fn node_above(&self, e: u64) -> Option<(u32, Secret32)> {
+    /// Copies the held node above a later epoch `e` into `out` and returns
+    /// its depth: what a reader needs to derive `e` without holding the
+    /// frontier (or a lock on it) meanwhile. Written in place, so no copy of
+    /// the node is left on the stack by a move. `None` (and `out` untouched)
+    /// for an epoch at or before this one.
+    pub fn node_above_into(&self, e: u64, out: &mut Secret32) -> Option<u32> {
         self.above(e).map(|(d, node)| {
-            let mut copy = Secret32::zero();
-            copy.expose_mut().copy_from_slice(node.expose());
-            (d, copy)
+            out.expose_mut().copy_from_slice(node.expose());
+            d
         })
     }
 
@@ -459,7 +460,8 @@ mod tests {
             if path.advance(to, &mut leaf) {
                 splits += 1;
             } else {
-                let (d, node) = f.node_above(to).expect("later");
+                let mut node = Secret32::zero();
+                let d = f.node_above_into(to, &mut node).expect("later");
                 path.start_below(&node, d, to, &mut leaf);
             }
             assert!(leaf.ct_eq(&f.leaf(to).expect("later")), "epoch {to}");

@@ -122,6 +122,14 @@ pub mod test_hooks {
         };
     }
 
+    /// A context's current epoch secret XOR `mask`, for the tests that scan
+    /// memory for destroyed secrets of local contexts (whose secrets come
+    /// from fresh entropy, so a test cannot derive them). The secret itself
+    /// is never formed outside key memory.
+    pub fn masked_current_secret(ctx: &crate::Context, mask: &[u8; 32]) -> Option<[u8; 32]> {
+        ctx.masked_current_secret(mask)
+    }
+
     /// The maintenance thread's books.
     pub mod maintenance {
         pub use crate::maintenance::{global, kill_thread, panic_in_visits, thread_running, Maintainer, Registry};

@@ -3,9 +3,10 @@
 //! (`/proc/self/maps` + `/proc/self/mem`: heap, stacks, locked key pages,
 //! freed allocations) for the epoch secrets and frontier nodes a shared
 //! context destroyed: after following the clock far forward, after an
-//! import, after rotating past the window, and after close. A secret that
-//! is still live must be found, to prove that the scan sees the memory the
-//! library uses.
+//! import, after rotating past the window, and after close; and (test-hooks
+//! build) for a local context's destroyed epochs, held or archived. A
+//! secret that is still live must be found, to prove that the scan sees the
+//! memory the library uses.
 //!
 //! The expected secrets are never in this process in the clear: a child
 //! process (this binary again, `needles_child`) derives them from the group
@@ -300,4 +301,77 @@ fn scan_finds_no_destroyed_secret() {
     drop(g);
     let leaked = scan(&only(&[early, current.to_vec()].concat()), &mask);
     assert!(leaked.is_empty(), "secrets found after close: {leaked:?}");
+}
+
+/// A local context (SPEC v2 §7.1): its secrets come from fresh entropy, so
+/// the test-hooks build hands each one over, masked, as it becomes current.
+/// Rotating past the window and the lifetime rule must wipe every epoch
+/// that leaves the window, the archived ones (`src/context/archive.rs`) as
+/// much as the held ones (the lifetime rule in the middle of an archive
+/// block, where only the slot's own wipe can do it); an importer reading
+/// archived epochs keeps no stray copy; closing wipes the rest.
+#[cfg(feature = "test-hooks")]
+#[test]
+fn scan_finds_no_destroyed_local_secret() {
+    use tinymls::test_hooks::masked_current_secret;
+
+    let mask: [u8; 32] = rand::random();
+    let cfg = Config { ratchet_period_ms: 0, state_lifetime_ms: 1_000, ..Config::default() };
+    let w = u64::from(cfg.max_epochs);
+    let last = w + 20;
+    let clock = Clock::fake(0);
+    // Allocated up front, so that no growth of the test's own buffers
+    // overwrites (and hides) a buffer the library freed.
+    let mut needles: HashMap<Needle, [u8; 32]> = HashMap::with_capacity(last as usize + 1);
+    let mut sent = Vec::with_capacity(last as usize);
+    let a = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().local().unwrap();
+    // Epoch n starts at 10 n ms.
+    for n in 0..=last {
+        needles.insert(Needle::Leaf(n), masked_current_secret(&a, &mask).unwrap());
+        if n % 7 == 0 {
+            sent.push(a.encrypt_to_vec(b"local", b"").unwrap());
+        }
+        if n < last {
+            clock.advance(10);
+            a.rotate().unwrap();
+        }
+    }
+    assert_eq!(a.retained_epochs(), Ok(Some((last - w + 1, last))));
+    // Rotation wrote the newest epochs over the slots of the oldest; the
+    // lifetime rule now destroys 21..=40 (started at or before 400 ms):
+    // epoch 40 shares its block of eight with 41..=47.
+    clock.advance(1_400 - 10 * last);
+    a.run_maintenance().unwrap();
+    let oldest = 41;
+    assert_eq!(a.retained_epochs(), Ok(Some((oldest, last))));
+    let part = |r: std::ops::RangeInclusive<u64>| -> HashMap<Needle, [u8; 32]> {
+        r.map(|n| (Needle::Leaf(n), needles[&Needle::Leaf(n)])).collect()
+    };
+    let (live, dead) = (part(oldest..=last), part(0..=oldest - 1));
+
+    // An importer reads every retained epoch's message, most of them from
+    // its archive.
+    let blob = a.export_state(&KEK, 0).unwrap();
+    let b = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().import_state(&blob, &KEK).unwrap();
+    for ct in &sent {
+        let epoch = u64::from_be_bytes([0, 0, ct[2], ct[3], ct[4], ct[5], ct[6], ct[7]]);
+        assert_eq!(b.decrypt_to_vec(ct, b"").is_ok(), epoch >= oldest, "epoch {epoch}");
+    }
+
+    // Every retained secret is found (the scan sees key memory), only in the
+    // key slab; none of the destroyed ones anywhere.
+    let found = scan(&live, &mask);
+    for n in live.keys() {
+        assert!(found.iter().any(|(f, _)| f == n), "live {n:?} not found: the scan does not see key memory");
+    }
+    let stray: Vec<_> = found.iter().filter(|(_, at)| !in_key_slab(at)).collect();
+    assert!(stray.is_empty(), "live local secrets outside the key slab: {stray:?}");
+    let leaked = scan(&dead, &mask);
+    assert!(leaked.is_empty(), "local epochs rotated out of the window found: {leaked:?}");
+
+    a.close().unwrap();
+    b.close().unwrap();
+    drop((a, b));
+    let leaked = scan(&needles, &mask);
+    assert!(leaked.is_empty(), "local secrets found after close: {leaked:?}");
 }

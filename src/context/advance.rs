@@ -39,6 +39,8 @@ impl Window {
                 );
                 self.push_epoch(Epoch::new(number, next, now), true);
                 if let (Some(archive), Some(cur)) = (self.archive.as_mut(), self.epochs.back()) {
+                    // It always follows the newest archived epoch; if it
+                    // ever did not, `let_go_unused` keeps the held copy.
                     archive.push(number, &cur.secret, now);
                 }
                 self.became_current(now, reason);
@@ -175,7 +177,8 @@ impl Window {
             let mut leaf = Secret32::zero();
             let path = self.path.as_deref_mut().ok_or(Error::Internal)?;
             if !path.advance(target, &mut leaf) {
-                let (depth, node) = frontier.node_above(target).ok_or(Error::Internal)?;
+                let mut node = Secret32::zero();
+                let depth = frontier.node_above_into(target, &mut node).ok_or(Error::Internal)?;
                 path.start_below(&node, depth, target, &mut leaf);
             }
             self.push_epoch(Epoch::copied(target, &leaf, self.clock_start(target, now, wall)), true);

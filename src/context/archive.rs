@@ -171,9 +171,12 @@ mod tests {
                 let lo = (n + 1).saturating_sub(u64::from(max)).max(1000);
                 assert!((lo..=n).all(|k| holds(&a, k)), "max {max} at {n}");
                 assert!(a.get(lo - 1).is_none() && a.get(n + 1).is_none());
-                // Only the blocks that hold retained epochs are taken.
-                let taken = a.blocks_taken();
-                assert!(taken <= (max as usize).div_ceil(BLOCK) && taken >= a.len().div_ceil(BLOCK));
+                // Exactly the blocks that hold retained epochs are taken.
+                let slots = a.slots();
+                let mut spanned: Vec<u64> = (lo..=n).map(|k| (k % slots) / BLOCK as u64).collect();
+                spanned.sort_unstable();
+                spanned.dedup();
+                assert_eq!(a.blocks_taken(), spanned.len(), "max {max} at {n}");
                 assert!(a.since.capacity() <= max as usize);
             }
         }

@@ -307,13 +307,18 @@ impl ContextBuilder {
         let follows_clock = mode == Mode::Shared && cfg.follows_clock();
         // A local context's secrets, every retained one (consecutive: a
         // blob's epochs are), in its archive too.
-        let archive = (mode == Mode::Local).then(|| {
-            let mut a = Archive::new(cfg.max_epochs);
-            for e in &held.epochs {
-                a.push(e.number, &e.secret, e.since_ms);
+        let archive = match mode {
+            Mode::Local => {
+                let mut a = Archive::new(cfg.max_epochs);
+                for e in &held.epochs {
+                    if !a.push(e.number, &e.secret, e.since_ms) {
+                        return Err(Error::Internal);
+                    }
+                }
+                Some(Box::new(a))
             }
-            Box::new(a)
-        });
+            Mode::Shared => None,
+        };
         let mut st = Window {
             clock: self.clock,
             cfg,

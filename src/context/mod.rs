@@ -311,6 +311,16 @@ impl std::fmt::Debug for Context {
     }
 }
 
+#[cfg(feature = "test-hooks")]
+impl Context {
+    /// See [`crate::test_hooks::masked_current_secret`].
+    pub(crate) fn masked_current_secret(&self, mask: &[u8; 32]) -> Option<[u8; 32]> {
+        let st = self.shared.read();
+        let secret = st.current()?.secret.expose();
+        Some(core::array::from_fn(|i| secret[i] ^ mask[i]))
+    }
+}
+
 #[cfg(test)]
 impl Context {
     /// Test hook: pretend the chain reached `epoch` (for exhaustion tests).

@@ -255,14 +255,17 @@ impl Context {
     pub(super) fn read_ahead(&self, p: &wire::Parsed<'_>, aad: &[u8], out: &mut [u8]) -> Result<bool> {
         let h = p.header;
         let mut secret = Secret32::zero();
-        let (base, node) = {
+        // Filled under the lock, in place: no copy of a tree node (which
+        // derives later epochs) is moved through the stack.
+        let mut node = Secret32::zero();
+        let (base, depth) = {
             let st = self.read_open()?;
             let cur = st.current().ok_or_else(|| st.expired(h.epoch, None))?.number;
             let oldest = st.epochs.front().ok_or_else(|| st.expired(h.epoch, None))?.number;
             if h.epoch < oldest || st.held_epoch(h.epoch).is_some() {
                 return Ok(false);
             }
-            let node = match st.archive.as_ref() {
+            let depth = match st.archive.as_ref() {
                 // A local context's retained epoch: copied from its archive.
                 Some(archive) => {
                     let (archived, _) = archive.get(h.epoch).ok_or(Error::Internal)?;
@@ -271,14 +274,15 @@ impl Context {
                 }
                 None => {
                     let frontier = st.frontier.as_deref().ok_or(Error::EpochUnknown)?;
-                    Some(frontier.node_above(h.epoch).ok_or(Error::EpochUnknown)?)
+                    Some(frontier.node_above_into(h.epoch, &mut node).ok_or(Error::EpochUnknown)?)
                 }
             };
-            ((oldest, cur), node)
+            ((oldest, cur), depth)
         };
-        if let Some((depth, node)) = node {
+        if let Some(depth) = depth {
             scrubbed(|| descend_into(&node, depth, h.epoch, &mut secret));
         }
+        drop(node);
         let keys = SenderKeys::derive(&secret, h.sender);
         keys.open(p, aad, out)?;
         let mut st = write_window(&self.shared);

@@ -310,10 +310,16 @@ impl Window {
         };
         let Some(cur) = self.current().map(|e| e.number) else { return };
         let keep_own = self.mode == Mode::Local;
+        let archive = self.archive.as_deref();
         let len = self.epochs.len();
         let mut retired = 0;
         self.epochs.retain_mut(|e| {
             if e.number <= f || e.number >= cur || (keep_own && e.own.is_some()) {
+                return true;
+            }
+            // Never let go of a local epoch the archive does not have (it
+            // always has them all; this keeps a slip from losing one).
+            if archive.is_some_and(|a| a.get(e.number).is_none()) {
                 return true;
             }
             if let Some(own) = e.own.take() {
@@ -682,6 +688,7 @@ mod tests {
     use crate::config::Config;
     use crate::context::Context;
     use crate::error::Error;
+    use crate::secret::Secret32;
     use crate::wire;
 
     #[test]
@@ -746,12 +753,24 @@ mod tests {
     #[test]
     fn a_local_context_archives_the_epochs_it_does_not_use_and_reads_them_all() {
         let cfg = Config { max_epochs: 16, ratchet_period_ms: 0, ..Config::default() };
-        let a = Context::builder().config(cfg).manual_maintenance().local().unwrap();
+        // A fake clock, 10 ms a rotation: every epoch has its own start.
+        let clock = Clock::fake(1_000);
+        let a = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().local().unwrap();
         let mut sent = Vec::new();
-        for n in 0..40u64 {
+        // Each epoch's secret as it became current, to check the copies
+        // against (the archive, the blob, the importers).
+        let mut secrets = Vec::new();
+        for n in 0..=40u64 {
+            let mut s = Secret32::zero();
+            s.expose_mut().copy_from_slice(a.shared.read().current().unwrap().secret.expose());
+            secrets.push(s);
+            if n == 40 {
+                break;
+            }
             if n % 5 == 0 {
                 sent.push((n, a.encrypt_to_vec(&n.to_be_bytes(), b"aad").unwrap()));
             }
+            clock.advance(10);
             a.rotate().unwrap();
         }
         assert_eq!(a.retained_epochs(), Ok(Some((25, 40))));
@@ -768,7 +787,7 @@ mod tests {
         // An importer (another sender id) holds two epochs and copies the
         // others out of its archive as it reads them.
         let blob = a.export_state(&[3; 32], 0).unwrap();
-        let b = Context::builder().manual_maintenance().import_state(&blob, &[3; 32]).unwrap();
+        let b = Context::builder().clock(clock.clone()).manual_maintenance().import_state(&blob, &[3; 32]).unwrap();
         assert_eq!(held_and_archived(&b), (vec![25, 40], 16));
         // A forgery in an archived epoch is refused and leaves nothing held.
         let (_, ct30) = sent.iter().find(|(n, _)| *n == 30).unwrap();
@@ -781,12 +800,24 @@ mod tests {
             assert_eq!(b.decrypt_to_vec(ct, b"aad"), Err(Error::Replay), "epoch {n}");
         }
         assert_eq!(held_and_archived(&b), (vec![25, 30, 35, 40], 16));
+        {
+            // Held again from the archive: the same secret and start time
+            // (a's: 10 ms a rotation on the shared fake clock).
+            let st = b.shared.read();
+            let archive = st.archive.as_ref().unwrap();
+            for e in &st.epochs {
+                let (secret, since) = archive.get(e.number).unwrap();
+                assert!(e.secret.ct_eq(secret) && e.secret.ct_eq(&secrets[e.number as usize]), "epoch {}", e.number);
+                assert_eq!((e.since_ms, since), (1_000 + 10 * e.number, 1_000 + 10 * e.number), "epoch {}", e.number);
+            }
+        }
         // The importer's next rotation lets go of nothing it uses.
         b.rotate().unwrap();
         assert_eq!(held_and_archived(&b), (vec![26, 30, 35, 41], 16));
         // Its own export carries every retained epoch again, archived or
         // held, and the replay windows of those read.
         let c = Context::builder()
+            .clock(clock.clone())
             .manual_maintenance()
             .import_state(&b.export_state(&[4; 32], 0).unwrap(), &[4; 32])
             .unwrap();
@@ -797,10 +828,23 @@ mod tests {
         let snap = c.shared.read().snapshot(0, false).unwrap();
         let numbers: Vec<u64> = snap.epochs.iter().map(|e| e.number).collect();
         assert_eq!(numbers, (26..=41).collect::<Vec<_>>());
-        let st = c.shared.read();
-        for e in &snap.epochs {
-            assert!(e.secret.ct_eq(st.archive.as_ref().unwrap().get(e.number).unwrap().0), "epoch {}", e.number);
+        {
+            let st = c.shared.read();
+            let archive = st.archive.as_ref().unwrap();
+            for e in &snap.epochs {
+                // 26..=40 are a's epochs; 41 is b's own rotation.
+                if e.number <= 40 {
+                    assert!(e.secret.ct_eq(&secrets[e.number as usize]), "epoch {}", e.number);
+                }
+                assert!(e.secret.ct_eq(archive.get(e.number).unwrap().0), "epoch {}", e.number);
+            }
         }
+        // Closing wipes the archive and gives back every block.
+        c.close().unwrap();
+        let st = c.shared.read();
+        let archive = st.archive.as_ref().unwrap();
+        assert_eq!((archive.len(), archive.blocks_taken()), (0, 0));
+        assert!((26..=41).all(|n| archive.get(n).is_none()));
     }
 
     /// Archived epochs are destroyed by lifetime like held ones, and the
