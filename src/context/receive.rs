@@ -143,7 +143,7 @@ impl Context {
     /// how many epochs the message's epoch is from the current one (the
     /// sender's clock skew, for health and the `clock_skew` event).
     pub(super) fn decrypt_parsed(&self, p: &wire::Parsed<'_>, aad: &[u8], out: &mut [u8]) -> Result<Option<i64>> {
-        let h = p.header;
+        let h = &p.header;
         loop {
             {
                 let st = self.read_open()?;
@@ -204,13 +204,13 @@ impl Context {
                         Some(peer) => {
                             if let Some(w) = &peer.replay {
                                 if !w.lock().check(h.seq) {
-                                    return Err(st.replayed(h));
+                                    return Err(st.replayed(*h));
                                 }
                             }
                             peer.keys.open(p, aad, out)?;
                             if let Some(w) = &peer.replay {
                                 if !w.lock().record(h.seq) {
-                                    return Err(st.replayed(h));
+                                    return Err(st.replayed(*h));
                                 }
                             }
                             return Ok(skew);

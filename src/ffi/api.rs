@@ -223,9 +223,12 @@ pub extern "C" fn tinymls_encrypt(
     ffi_boundary!({
         // SAFETY: NULL or a live handle by contract.
         let ctx = unsafe { context_ref(ctx) }?;
-        // SAFETY: `out` valid for `out_cap` bytes and `out_len` writable by
-        // contract; the overlap with the inputs is checked below.
-        let mut out = unsafe { OutBuf::new(out, out_cap, out_len, const { &OutNames::out("the ciphertext") }) }?;
+        let names = const { &OutNames::out("the ciphertext") };
+        OutBuf::check_len(out_len, names)?;
+        // SAFETY: `out_len` is not NULL (checked) and writable by contract,
+        // `out` valid for `out_cap` bytes; the overlap with the inputs is
+        // checked below.
+        let mut out = unsafe { OutBuf::with_len(out, out_cap, out_len, names) };
         // SAFETY: pointer/length pairs valid for reads by contract.
         let pt_s = unsafe { slice_in(pt, pt_len, &("pt", "pt_len")) }?;
         // SAFETY: as above.
@@ -271,9 +274,12 @@ pub extern "C" fn tinymls_decrypt(
     ffi_boundary!({
         // SAFETY: NULL or a live handle by contract.
         let ctx = unsafe { context_ref(ctx) }?;
-        // SAFETY: `out` valid for `out_cap` bytes and `out_len` writable by
-        // contract; the overlap with the inputs is checked below.
-        let mut out = unsafe { OutBuf::new(out, out_cap, out_len, const { &OutNames::out("the plaintext") }) }?;
+        let names = const { &OutNames::out("the plaintext") };
+        OutBuf::check_len(out_len, names)?;
+        // SAFETY: `out_len` is not NULL (checked) and writable by contract,
+        // `out` valid for `out_cap` bytes; the overlap with the inputs is
+        // checked below.
+        let mut out = unsafe { OutBuf::with_len(out, out_cap, out_len, names) };
         // SAFETY: pointer/length pairs valid for reads by contract.
         let ct_s = unsafe { slice_in(ct, ct_len, &("ct", "ct_len")) }?;
         // SAFETY: as above.
