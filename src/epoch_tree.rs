@@ -250,6 +250,14 @@ impl Frontier {
         self.held.count_ones() as usize
     }
 
+    /// Whether it holds every node of its epoch's frontier: the right
+    /// sibling at each depth where the epoch's bit is 0 (what a restored
+    /// frontier must hold to derive every later epoch).
+    pub fn is_complete(&self) -> bool {
+        let wanted = (1..=EPOCH_BITS).filter(|&d| path_bit(self.epoch, d) == 0).fold(0u64, |m, d| m | 1 << (d - 1));
+        self.held == wanted
+    }
+
     /// Whether it holds no node (the frontier of [`MAX_EPOCH`]).
     pub fn is_empty(&self) -> bool {
         self.held == 0
@@ -504,6 +512,14 @@ mod tests {
             for (d, p, _) in f.nodes() {
                 assert!(p << (EPOCH_BITS - d) > c);
             }
+            // Restored node by node, it is complete only with every node.
+            let nodes: Vec<(u32, [u8; 32])> = f.nodes().map(|(d, _, s)| (d, *s.expose())).collect();
+            let mut r = Frontier::empty(c);
+            for (i, (d, s)) in nodes.iter().enumerate() {
+                assert!(!r.is_complete(), "{i} of {} nodes of {c}", nodes.len());
+                assert!(r.restore_node(*d, s));
+            }
+            assert!(r.is_complete(), "every node of {c}");
         }
     }
 
