@@ -169,8 +169,15 @@ pub fn config(data: &[u8]) {
             if st == TINYMLS_OK {
                 let mut pt = [0u8; 5];
                 let st = tinymls_decrypt(ctx, ct.as_ptr(), len, std::ptr::null(), 0, pt.as_mut_ptr(), 5, &mut len);
-                assert_eq!(st, TINYMLS_OK);
-                assert_eq!(&pt, b"hello");
+                // SAFETY: `raw` holds 80 bytes, a `Config`'s size; unaligned read.
+                let lifetime = unsafe { std::ptr::read_unaligned(cfg_ptr) }.state_lifetime_ms;
+                if st == TINYMLS_ERR_EPOCH_EXPIRED && lifetime < 1_000 {
+                    // A lifetime of a few milliseconds may end between the
+                    // two calls (the fuzzer found 1 ms).
+                } else {
+                    assert_eq!(st, TINYMLS_OK);
+                    assert_eq!(&pt, b"hello");
+                }
             }
             tinymls_context_free(ctx);
         }
