@@ -557,9 +557,17 @@ impl Window {
             self.rekey_after_fork()?;
         }
         if self.follows_clock && !self.exhausted {
-            let target = self.clock_epoch(self.clock.wall_ms());
+            let wall = self.clock.wall_ms();
+            let target = self.clock_epoch(wall);
             if self.current().is_some_and(|c| target > c.number) {
                 self.advance_to(now, target, RotationReason::Period)?;
+            }
+            // Past the last epoch's period there is no next epoch: the
+            // context is exhausted, as a rotation past the last one makes
+            // it (without this, the boundary after it would stay due and
+            // every call would come back here).
+            if wall / self.cfg.ratchet_period_ms.max(1) > crate::epoch_tree::MAX_EPOCH {
+                self.exhaust();
             }
         }
         let lifetime = self.cfg.state_lifetime_ms;
@@ -915,6 +923,36 @@ mod tests {
         clock.advance(cfg.state_lifetime_ms);
         assert_eq!(a.run_maintenance(), Err(Error::Exhausted));
         assert_eq!(a.retained_epochs(), Ok(None));
+        assert!(peer.decrypt_to_vec(&ct, b"").is_err());
+    }
+
+    /// A group that follows the clock reaches the last epoch by the clock
+    /// (a 1 ms period, a wall clock stepped far ahead): its period is
+    /// usable, and past it the context is exhausted instead of finding the
+    /// next boundary due on every call (it looped in `encrypt` before).
+    #[test]
+    fn the_clock_reaching_the_last_epoch_exhausts_a_clock_following_context() {
+        let last = crate::epoch_tree::MAX_EPOCH;
+        let cfg = Config { ratchet_period_ms: 1, state_lifetime_ms: 10_000, ..Config::default() };
+        let clock = Clock::fake(1_000);
+        clock.set_wall(last - 5);
+        let b = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance();
+        let a = b.clone().join(&[9; 32], b"the-end").unwrap();
+        let peer = b.join(&[9; 32], b"the-end").unwrap();
+        clock.advance(5);
+        clock.set_wall(last);
+        let ct = a.encrypt_to_vec(b"last", b"").unwrap();
+        assert_eq!(wire::parse(&ct).unwrap().header.epoch, last);
+        assert_eq!(peer.decrypt_to_vec(&ct, b"").unwrap(), b"last");
+        clock.advance(1);
+        clock.set_wall(last + 1);
+        assert_eq!(a.encrypt_to_vec(b"more", b""), Err(Error::Exhausted));
+        assert_eq!(a.encrypt_to_vec(b"more", b""), Err(Error::Exhausted), "and it stays so");
+        assert_eq!(a.current_epoch(), Ok(last));
+        // Its retained epochs are still read until their lifetime ends.
+        assert_eq!(a.decrypt_to_vec(&ct, b"").unwrap(), b"last");
+        clock.advance(10_000);
+        assert!(a.run_maintenance().is_err());
         assert!(peer.decrypt_to_vec(&ct, b"").is_err());
     }
 }

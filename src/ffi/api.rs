@@ -233,9 +233,11 @@ pub extern "C" fn tinymls_encrypt(
         let pt_s = unsafe { slice_in(pt, pt_len, &("pt", "pt_len")) }?;
         // SAFETY: as above.
         let aad_s = unsafe { slice_in(aad, aad_len, &("aad", "aad_len")) }?;
-        out.require(wire::ciphertext_len(pt_len).ok_or_else(|| too_long(pt_len))?)?;
+        // Overlap first: a buffer too small gets `*out_len` written, which
+        // must not land inside `pt` or `aad` (borrowed as slices above).
         out.disjoint(pt, pt_len, "pt")?;
         out.disjoint(aad, aad_len, "aad")?;
+        out.require(wire::ciphertext_len(pt_len).ok_or_else(|| too_long(pt_len))?)?;
         let n = ctx.encrypt(pt_s, aad_s, out.bytes()?)?;
         out.set_len(n);
         Ok(())

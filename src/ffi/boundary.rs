@@ -311,7 +311,7 @@ pub(crate) unsafe fn write_out<T>(ptr: *mut T, v: T) {
 pub(crate) struct OutBuf<'a> {
     ptr: *mut u8,
     cap: usize,
-    /// Non-NULL (checked by `new`).
+    /// Non-NULL (checked by `new`, or `check_len` before `with_len`).
     len: *mut usize,
     names: &'static OutNames,
     _out: PhantomData<&'a mut [u8]>,
@@ -453,8 +453,8 @@ impl OutBuf<'_> {
 
     /// Records `n` in `*out_len`.
     pub(crate) fn set_len(&mut self, n: usize) {
-        // SAFETY: `len` is non-NULL (checked by `new`) and writable (its
-        // contract).
+        // SAFETY: `len` is non-NULL (checked by `new`, or by `check_len`
+        // before `with_len`) and writable (its contract).
         unsafe { write_out(self.len, n) }
     }
 

@@ -710,6 +710,10 @@ static void test_overlap(void)
                      TINYMLS_ERR_INVALID_ARGUMENT);
         CHECK_STATUS(tinymls_encrypt(a, msg, MSG_LEN, in, sizeof in, ct, sizeof ct, (size_t *)(void *)in),
                      TINYMLS_ERR_INVALID_ARGUMENT);
+        /* ...even with no room for the ciphertext: the size needed is not
+         * written into the plaintext either. */
+        CHECK_STATUS(tinymls_encrypt(a, in, sizeof in, NULL, 0, ct, 0, (size_t *)(void *)(in + 8)),
+                     TINYMLS_ERR_INVALID_ARGUMENT);
         CHECK(memcmp(in, saved, sizeof in) == 0);
     }
     /* Adjacent is not overlapping. */
