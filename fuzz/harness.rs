@@ -279,8 +279,7 @@ pub fn state_import(data: &[u8]) {
     // the blob's ages mean what they say): nothing can expire between the
     // calls below, so every refusal of the context's own message is a bug.
     let clock = tinymls::Clock::fake(1 << 40);
-    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    clock.set_wall(wall);
+    clock.set_wall(tinymls::Clock::System.wall_ms());
     match Context::builder().clock(clock.clone()).manual_maintenance().import_state(&blob, &STATE_KEK) {
         Ok(ctx) => {
             assert!(authentic, "imported a blob that was not sealed under the KEK");

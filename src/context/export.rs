@@ -113,9 +113,8 @@ impl Window {
                     }
                 }
             }
-        }
-        let f = self.frontier.as_deref().map_or(cur, |f| f.epoch());
-        if self.archive.is_none() {
+        } else {
+            let f = self.frontier.as_deref().map_or(cur, |f| f.epoch());
             epochs.extend(self.epochs.iter().filter(|e| e.number >= first && e.number <= f).map(snap_of));
         }
         if let Some(frontier) = self.frontier.as_deref() {
