@@ -609,7 +609,7 @@ tinymls_status tinymls_set_event_callback(tinymls_event_fn cb, void *user_data, 
 // Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`. Thread-safe.
 tinymls_status tinymls_context_health(struct tinymls_context *ctx, struct tinymls_health *out);
 
-// `sizeof(tinymls_health)` as this library sees it (80). Thread-safe.
+// `sizeof(tinymls_health)` as this library sees it (96). Thread-safe.
 size_t tinymls_health_size(void);
 
 // Writes every metric of the process (all contexts together) in the

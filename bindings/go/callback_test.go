@@ -6,12 +6,14 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 )
 
 // The library calls the security-event callback synchronously, from inside
 // tinymls_context_new/join (rejected configuration, creation),
-// tinymls_encrypt and tinymls_rotate (rotations), tinymls_decrypt
-// (rejections) and tinymls_context_close/free. A program may install a
+// tinymls_encrypt, tinymls_rotate and tinymls_context_epoch (rotations:
+// each applies a due one first), tinymls_decrypt (rejections) and
+// tinymls_context_close/free. A program may install a
 // callback that calls into Go; none of these calls may then be marked
 // #cgo nocallback, or the Go runtime aborts the process ("function marked
 // with #cgo nocallback called back into Go").
@@ -67,7 +69,26 @@ func TestCallsMayCallBackIntoGo(t *testing.T) {
 	if _, err := b.Decrypt(nil, ct, nil); !errors.Is(err, ErrAuth) {
 		t.Fatalf("tampered: %v", err)
 	}
-	for _, c := range []*Context{a, b, local} {
+	// Epoch applies a rotation that is due before it answers, and the
+	// rotation event reaches Go from inside that call. A context whose
+	// maintenance thread does not get there first (GCInterval an hour):
+	due := DefaultConfig()
+	due.RatchetPeriod = 20 * time.Millisecond
+	due.RotationJitterPct = 0
+	due.GCInterval = time.Hour
+	rotating, err := New(due)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	seen := testEventsSeen.Load()
+	if e, err := rotating.Epoch(); err != nil || e == 0 {
+		t.Fatalf("Epoch after a due rotation: %d, %v", e, err)
+	}
+	if testEventsSeen.Load() == seen {
+		t.Fatal("Epoch applied a rotation without its event reaching the Go callback")
+	}
+	for _, c := range []*Context{a, b, local, rotating} {
 		if err := c.Close(); err != nil {
 			t.Fatal(err)
 		}

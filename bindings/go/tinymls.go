@@ -15,7 +15,6 @@ package tinymls
 #cgo noescape tinymls_go_context_join
 #cgo noescape tinymls_go_encrypt
 #cgo noescape tinymls_go_decrypt
-#cgo noescape tinymls_go_context_epoch
 #cgo noescape tinymls_go_context_sender_id
 #cgo noescape tinymls_config_default
 #cgo noescape tinymls_go_config_validate
@@ -24,12 +23,12 @@ package tinymls
 #cgo noescape tinymls_go_encrypt_batch
 #cgo noescape tinymls_go_decrypt_batch
 // None of these calls back into Go. The others (context_new, context_join,
-// config_validate, encrypt, decrypt, rotate, context_close, context_free and
-// the batch calls) may: they emit security events, which reach the exported
-// Go function of events_export.go when SetEventLogger is in use. Marking one
+// config_validate, encrypt, decrypt, rotate, context_epoch (it applies a
+// due rotation first), context_close, context_free and the batch calls) may:
+// they emit security events, which reach the exported Go function of
+// events_export.go when SetEventLogger is in use. Marking one
 // of them nocallback would make the Go runtime abort at the first event
 // (TestCallsMayCallBackIntoGo).
-#cgo nocallback tinymls_go_context_epoch
 #cgo nocallback tinymls_go_context_sender_id
 #cgo nocallback tinymls_ciphertext_len
 #cgo nocallback tinymls_config_default
@@ -59,7 +58,8 @@ const (
 	// MaxGroupIDLen is the longest group id Join accepts (the shortest is 1).
 	MaxGroupIDLen = 255
 	// HeaderLen is the length of the public header that starts every
-	// ciphertext: version, suite, reserved, epoch, sender id, sequence number.
+	// ciphertext: version, suite, 48-bit epoch, sender id, sequence number
+	// (SPEC v2 §4).
 	HeaderLen = 24
 
 	overhead = 40 // header + 16-byte GCM tag

@@ -136,7 +136,7 @@ pub extern "C" fn tinymls_context_health(ctx: *mut tinymls_context, out: *mut ti
     })
 }
 
-/// `sizeof(tinymls_health)` as this library sees it (80). Thread-safe.
+/// `sizeof(tinymls_health)` as this library sees it (96). Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_health_size() -> usize {
     ffi_boundary!({ core::mem::size_of::<tinymls_health>() })

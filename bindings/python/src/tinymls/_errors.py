@@ -174,7 +174,7 @@ class SenderLimitError(TinyMLSError):
 
 
 class ExhaustedError(TinyMLSError):
-    """The epoch space (2^32 epochs) is used up."""
+    """The epoch space (2^48 epochs) is used up."""
 
     STATUS = Status.EXHAUSTED
 
