@@ -5,6 +5,9 @@
 //! rotation at most one epoch early, usage changing the sender id, forged
 //! far-future headers, and the configuration rules.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use tinymls::wire::parse;
 use tinymls::{Clock, Config, Context, Error};
 
@@ -221,4 +224,81 @@ fn a_restart_from_an_exported_state_moves_on_to_the_clock_epoch() {
     let fresh = Context::builder().clock(clock.clone()).manual_maintenance().import_state(&now_only, &kek).unwrap();
     assert_eq!(fresh.decrypt_to_vec(&m, b"").err(), Some(Error::EpochExpired));
     assert_eq!(fresh.decrypt_to_vec(&a.encrypt_to_vec(b"now", b"").unwrap(), b"").unwrap(), b"now");
+}
+
+/// A first message from a new sender in a held epoch is authenticated under
+/// the read lock; the receiver then lets the read lock go and takes the
+/// write lock to record the sender. A clock boundary applied in between
+/// lets the epoch go (no peer yet, the own key taken): it was refused as
+/// EPOCH_EXPIRED, though one period old and well inside the 64-epoch window
+/// (SPEC v2 §6 keeps it). Now the receiver looks again.
+///
+/// The interleaving is forced with the lock's queue: a third reader (`slow`,
+/// an AEAD failure over a larger body, so it takes only the read lock)
+/// holds the read lock while the receiving thread lets its own go, so the
+/// receiving thread's write() queues behind the maintenance writer, which
+/// was waiting first.
+#[test]
+fn a_new_sender_racing_a_clock_boundary_is_read() {
+    let clock = Clock::fake(T0);
+    let cfg = Config::default();
+    let sender = member_with(cfg, &clock);
+    let other = member_with(cfg, &clock);
+    let receiver = Arc::new(member_with(cfg, &clock));
+    let e = receiver.current_epoch().unwrap();
+    let ct = sender.encrypt_to_vec(&vec![7u8; 48 << 20], b"").unwrap();
+    let mut slow = other.encrypt_to_vec(&vec![9u8; 192 << 20], b"").unwrap();
+    *slow.last_mut().unwrap() ^= 1;
+    let slow_reader = {
+        let receiver = receiver.clone();
+        std::thread::spawn(move || receiver.decrypt_to_vec(&slow, b"").map(|v| v.len()))
+    };
+    std::thread::sleep(Duration::from_millis(3));
+    let reader = {
+        let receiver = receiver.clone();
+        std::thread::spawn(move || receiver.decrypt_to_vec(&ct, b"").map(|v| v.len()))
+    };
+    std::thread::sleep(Duration::from_millis(3));
+    // The clock crosses into e + 1; the maintenance (here run by hand, as
+    // the maintenance thread would) queues for the write lock.
+    clock.advance(P);
+    assert_eq!(receiver.run_maintenance(), Ok(()));
+    assert_eq!(slow_reader.join().unwrap(), Err(Error::Auth));
+    let r = reader.join().unwrap();
+    assert_eq!(receiver.current_epoch(), Ok(e + 1));
+    assert_eq!(receiver.retained_epochs().unwrap().map(|(o, _)| o <= e), Some(true), "epoch {e} is retained");
+    assert_eq!(r, Ok(48 << 20), "an authentic message of a retained epoch was refused");
+}
+
+/// SPEC v2 §7: when epochs follow the clock an epoch starts at its clock
+/// time `e * period`, and its age "saturates at 0 (an epoch whose start is
+/// after now, after the wall clock stepped back, has age 0)". The window
+/// fixed an epoch's start when it derived it, so after a step back the
+/// oldest epoch was destroyed one lifetime after it was derived: whether a
+/// message was read depended on when maintenance had run, and two receivers
+/// in the same state disagreed. Ages are now read off the wall clock.
+#[test]
+fn after_the_wall_clock_steps_back_an_epoch_of_age_0_is_read() {
+    let clock = Clock::fake(T0);
+    let cfg = Config { state_lifetime_ms: 1_000, ..Config::default() };
+    let c = T0 / P;
+    // A member whose clock is 0.8 s behind sends in epoch c - 8.
+    let slow_clock = Clock::fake(T0 - 800);
+    let slow = member_with(cfg, &slow_clock);
+    let m = slow.encrypt_to_vec(b"c - 8", b"").unwrap();
+    let (b1, b2) = (member_with(cfg, &clock), member_with(cfg, &clock));
+    assert_eq!(b1.retained_epochs(), Ok(Some((c - 9, c))));
+    // The wall clock steps back 10 s.
+    clock.set_wall(T0 - 10_000);
+    // b1's maintenance visits at +1.5 s and +2.6 s (b2 has none).
+    clock.advance(1_500);
+    b1.run_maintenance().unwrap();
+    clock.advance(1_100);
+    b1.run_maintenance().unwrap();
+    clock.advance(400);
+    // +3 s: the wall reads T0 - 7 s, before epoch c - 8 starts (T0 - 0.8 s).
+    let r2 = b2.decrypt_to_vec(&m, b"");
+    let r1 = b1.decrypt_to_vec(&m, b"");
+    assert_eq!(r2.as_deref(), Ok(&b"c - 8"[..]));
+    assert_eq!(r1.as_deref(), Ok(&b"c - 8"[..]), "epoch c - 8 has age 0 by SPEC §7; b1 destroyed it");
 }

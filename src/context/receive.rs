@@ -228,6 +228,12 @@ impl Context {
                             if st.closed {
                                 return Err(Error::Closed);
                             }
+                            if st.held_epoch(h.epoch).is_none() {
+                                // The window moved between the locks and let
+                                // the epoch go (it may still be retained, left
+                                // to the frontier): look again.
+                                continue;
+                            }
                             st.add_peer_and_record(h.epoch, h.sender, h.seq, Some(keys))?;
                             st.note_sender(h.sender);
                             return Ok(skew);

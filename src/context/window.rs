@@ -571,8 +571,20 @@ impl Window {
             }
         }
         let lifetime = self.cfg.state_lifetime_ms;
+        // When epochs follow the clock, an epoch's age is read off the wall
+        // clock now, not fixed when it was derived (SPEC v2 §7: 0 while it
+        // starts later, after the wall clock stepped back), so that members
+        // in the same state keep the same epochs whenever they maintain.
+        let wall = self.follows_clock.then(|| self.clock.wall_ms());
         while let Some(front) = self.epochs.front() {
-            if now < front.since_ms.saturating_add(lifetime) {
+            let since = match wall {
+                Some(wall) => self.clock_start(front.number, now, wall),
+                None => front.since_ms,
+            };
+            if now < since.saturating_add(lifetime) {
+                if let Some(front) = self.epochs.front_mut() {
+                    front.since_ms = since; // the next lifetime deadline
+                }
                 break;
             }
             if self.retained_count() == 1 {
