@@ -1,6 +1,9 @@
 //! Rotation, jitter, rate limiting, usage limits, key age, lifetimes,
 //! retention and following peers: every timing rule on a fake clock, no sleeps.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use tinymls::wire::parse;
 use tinymls::{Clock, Config, Context, Error};
 
@@ -319,4 +322,75 @@ fn join_rejects_bad_group_inputs_and_configs() {
     let bad = Config { key_size: 16, ..c };
     assert_eq!(Context::join(&[1; 32], b"g", &bad).err(), Some(Error::InvalidConfig));
     assert_eq!(Context::new(&bad).err(), Some(Error::InvalidConfig));
+}
+
+/// SPEC v2 §6 step 2 / §7.3: a period-0 context adopts an epoch any
+/// distance ahead only until it has accepted a message from another sender.
+/// The distance is checked under the read lock and the epoch adopted under
+/// the write lock after authenticating with no lock held: a foreign message
+/// accepted in between must stop the jump (it did not).
+#[test]
+fn a_joiner_that_accepted_a_foreign_sender_meanwhile_does_not_jump_any_distance() {
+    let cfg = Config { ratchet_period_ms: 0, min_rotation_interval_ms: 0, ..Config::default() };
+    let clock = Clock::fake(1_000_000);
+    let b = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance();
+    let far = b.clone().join(&SECRET, b"late-joiner").unwrap();
+    let near = b.clone().join(&SECRET, b"late-joiner").unwrap();
+    let ahead = u64::from(cfg.max_future_epochs) + 100;
+    for _ in 0..ahead {
+        far.rotate().unwrap();
+    }
+    // 192 MiB: its authentication (no lock held) takes tens of ms.
+    let big = far.encrypt_to_vec(&vec![7u8; 192 << 20], b"").unwrap();
+    let small = near.encrypt_to_vec(b"near", b"").unwrap();
+
+    // The rule, one call after the other.
+    let serial = b.clone().join(&SECRET, b"late-joiner").unwrap();
+    assert_eq!(serial.decrypt_to_vec(&small, b"").unwrap(), b"near");
+    assert_eq!(serial.decrypt_to_vec(&big, b"").map(|v| v.len()), Err(Error::EpochUnknown));
+    assert_eq!(serial.current_epoch(), Ok(0));
+    drop(serial);
+
+    // The same two messages, the far one's call started first.
+    let r = Arc::new(b.join(&SECRET, b"late-joiner").unwrap());
+    let t = {
+        let (r, big) = (r.clone(), big.clone());
+        std::thread::spawn(move || r.decrypt_to_vec(&big, b"").map(|v| v.len()))
+    };
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(r.decrypt_to_vec(&small, b"").unwrap(), b"near");
+    assert!(!t.is_finished(), "precondition: the far message is still being authenticated");
+    let res = t.join().unwrap();
+    assert_eq!(
+        (res, r.current_epoch()),
+        (Err(Error::EpochUnknown), Ok(0)),
+        "a foreign sender was accepted before the far epoch was adopted: it is more than max_future_epochs ahead"
+    );
+}
+
+/// An imported period-0 context may catch up any distance (it has read no
+/// one yet), until it accepts a message from another sender: also one from
+/// a peer its blob restored (that path did not count it, so the imported
+/// context kept jumping any distance).
+#[test]
+fn an_imported_context_stops_jumping_once_it_reads_a_restored_peer() {
+    let cfg = Config { ratchet_period_ms: 0, min_rotation_interval_ms: 0, ..Config::default() };
+    let b = Context::builder().config(cfg).manual_maintenance();
+    let far = b.clone().join(&SECRET, b"imported").unwrap();
+    let near = b.clone().join(&SECRET, b"imported").unwrap();
+    for _ in 0..u64::from(cfg.max_future_epochs) + 100 {
+        far.rotate().unwrap();
+    }
+    let r = b.clone().join(&SECRET, b"imported").unwrap();
+    assert_eq!(r.decrypt_to_vec(&near.encrypt_to_vec(b"1", b"").unwrap(), b"").unwrap(), b"1");
+    let ct = far.encrypt_to_vec(b"far", b"").unwrap();
+    assert_eq!(r.decrypt_to_vec(&ct, b""), Err(Error::EpochUnknown));
+    let blob = r.export_state(&[1; 32], 0).unwrap();
+    // Restored, it has read no one yet: it catches up.
+    let r1 = b.clone().import_state(&blob, &[1; 32]).unwrap();
+    assert_eq!(r1.decrypt_to_vec(&ct, b"").unwrap(), b"far");
+    assert_eq!(r1.current_epoch(), far.current_epoch());
+    let r2 = b.import_state(&blob, &[1; 32]).unwrap();
+    assert_eq!(r2.decrypt_to_vec(&near.encrypt_to_vec(b"2", b"").unwrap(), b"").unwrap(), b"2");
+    assert_eq!(r2.decrypt_to_vec(&ct, b""), Err(Error::EpochUnknown), "the imported context read a peer, then jumped");
 }

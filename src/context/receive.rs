@@ -213,6 +213,9 @@ impl Context {
                                     return Err(st.replayed(*h));
                                 }
                             }
+                            // A peer restored by an import was read by the
+                            // exporter, not yet by this context.
+                            st.note_sender(h.sender);
                             return Ok(skew);
                         }
                         None => {
@@ -310,6 +313,12 @@ impl Context {
             st.future.insert(at, e);
             metrics::epochs_added(1);
         } else {
+            // Period 0: the distance was checked under the read lock. A
+            // foreign sender accepted since then ends the late joiner's
+            // adoption of any distance (SPEC v2 §6 step 2): look again.
+            if h.epoch - base.1 > u64::from(st.cfg.max_future_epochs) && st.accepted_foreign.load(Ordering::Acquire) {
+                return Ok(false);
+            }
             st.advance_to(now, h.epoch, RotationReason::Peer)?;
         }
         drop(secret);
@@ -443,8 +452,10 @@ impl Window {
 
     /// After an accepted message: a period-0 shared context stops adopting
     /// epochs any distance ahead once it has read another sender.
+    /// One load once it has (the shared flag is written once).
+    #[inline]
     pub(super) fn note_sender(&self, sender: u64) {
-        if sender != self.sender_id {
+        if sender != self.sender_id && !self.accepted_foreign.load(Ordering::Relaxed) {
             self.accepted_foreign.store(true, Ordering::Release);
         }
     }
