@@ -4,9 +4,11 @@
 //! freed allocations) for the epoch secrets and frontier nodes a shared
 //! context destroyed: after following the clock far forward, after an
 //! import, after rotating past the window, and after close; and (test-hooks
-//! build) for a local context's destroyed epochs, held or archived. A
-//! secret that is still live must be found, to prove that the scan sees the
-//! memory the library uses.
+//! build) for a local context's destroyed epochs, held or archived; and for
+//! copies of a sender's AES key schedule and IV outside the key slab, which
+//! deriving a sender's keys, and with the `rust-crypto` backend sealing and
+//! opening, must not leave behind. A secret that is still live must be
+//! found, to prove that the scan sees the memory the library uses.
 //!
 //! The expected secrets are never in this process in the clear: a child
 //! process (this binary again, `needles_child`) derives them from the group
@@ -21,7 +23,7 @@ use std::os::unix::fs::FileExt;
 use std::process::Command;
 
 use tinymls::epoch_tree::{child, descend, path_bit, EPOCH_BITS};
-use tinymls::key_schedule::group_root;
+use tinymls::key_schedule::{group_root, sender_secrets};
 use tinymls::secret::Secret32;
 use tinymls::{Clock, Config, Context};
 
@@ -33,11 +35,15 @@ const P: u64 = 100;
 const KEK: [u8; 32] = [0x99; 32];
 
 /// A needle: what to derive in the child. `Leaf(n)`: epoch `n`'s secret;
-/// `Node(d, p)`: the tree node at depth `d` with prefix `p`.
+/// `Node(d, p)`: the tree node at depth `d` with prefix `p`;
+/// `RoundKey(s, r)`: round key `r` (16 bytes) of sender `s`'s AES-256 key in
+/// epoch 0; `Iv(s)`: that sender's IV (12 bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Needle {
     Leaf(u64),
     Node(u32, u64),
+    RoundKey(u64, usize),
+    Iv(u64),
 }
 
 impl Needle {
@@ -45,8 +51,67 @@ impl Needle {
         match self {
             Needle::Leaf(n) => format!("L{n}"),
             Needle::Node(d, p) => format!("N{d}:{p}"),
+            Needle::RoundKey(s, r) => format!("K{s}:{r}"),
+            Needle::Iv(s) => format!("V{s}"),
         }
     }
+}
+
+/// The 15 round keys of AES-256 under `key` (FIPS-197 §5.2): the test's
+/// own expansion, independent of both AEAD backends, to recognise a copy of
+/// a key schedule wherever it lies.
+fn aes256_round_keys(key: &[u8; 32]) -> [[u8; 16]; 15] {
+    // The S-box, computed: the inverse in GF(2^8), then the affine map.
+    let mul = |mut a: u8, mut b: u8| {
+        let mut p = 0u8;
+        while b != 0 {
+            if b & 1 != 0 {
+                p ^= a;
+            }
+            a = (a << 1) ^ if a & 0x80 != 0 { 0x1b } else { 0 };
+            b >>= 1;
+        }
+        p
+    };
+    let sbox = |x: u8| {
+        let inv = if x == 0 { 0 } else { (1..=255u8).find(|&y| mul(x, y) == 1).unwrap() };
+        let (mut b, mut r) = (inv, inv);
+        for _ in 0..4 {
+            b = b.rotate_left(1);
+            r ^= b;
+        }
+        r ^ 0x63
+    };
+    let mut w = [[0u8; 4]; 60];
+    for (i, word) in w.iter_mut().take(8).enumerate() {
+        word.copy_from_slice(&key[4 * i..4 * i + 4]);
+    }
+    let mut rcon = 1u8;
+    for i in 8..60 {
+        let mut t = w[i - 1];
+        if i % 8 == 0 {
+            t = [sbox(t[1]) ^ rcon, sbox(t[2]), sbox(t[3]), sbox(t[0])];
+            rcon = mul(rcon, 2);
+        } else if i % 8 == 4 {
+            t = t.map(sbox);
+        }
+        for j in 0..4 {
+            w[i][j] = w[i - 8][j] ^ t[j];
+        }
+    }
+    core::array::from_fn(|r| core::array::from_fn(|b| w[4 * r + b / 4][b % 4]))
+}
+
+#[test]
+fn the_expansion_matches_fips_197_appendix_a3() {
+    let key: [u8; 32] = [
+        0x60, 0x3d, 0xeb, 0x10, 0x15, 0xca, 0x71, 0xbe, 0x2b, 0x73, 0xae, 0xf0, 0x85, 0x7d, 0x77, 0x81, 0x1f, 0x35,
+        0x2c, 0x07, 0x3b, 0x61, 0x08, 0xd7, 0x2d, 0x98, 0x10, 0xa3, 0x09, 0x14, 0xdf, 0xf4,
+    ];
+    let rk = aes256_round_keys(&key);
+    // w[8..12] = 9ba35411 8e6925af a51a8b5f 2067fcde; w[56..60] = fe4890d1 e6188d0b 046df344 706c631e.
+    assert_eq!(hex(&rk[2]), "9ba354118e6925afa51a8b5f2067fcde");
+    assert_eq!(hex(&rk[14]), "fe4890d1e6188d0b046df344706c631e");
 }
 
 /// The frontier of epoch `c` as `(depth, prefix)`: the right sibling of
@@ -71,6 +136,16 @@ fn needles_child() {
     for spec in std::env::var("TINYMLS_SCAN_NEEDLES").unwrap().split(',') {
         let secret = if let Some(n) = spec.strip_prefix('L') {
             descend(&root, 0, n.parse().unwrap())
+        } else if spec.starts_with('K') || spec.starts_with('V') {
+            let (sender, round) = spec[1..].split_once(':').unwrap_or((&spec[1..], ""));
+            let keys = sender_secrets(&descend(&root, 0, 0), sender.parse().unwrap());
+            let bytes = match round.parse::<usize>() {
+                Ok(r) => aes256_round_keys(keys.key.expose())[r].to_vec(),
+                Err(_) => keys.iv.expose().to_vec(),
+            };
+            let masked: Vec<u8> = bytes.iter().zip(&mask).map(|(a, b)| a ^ b).collect();
+            println!("NEEDLE {spec} {}", hex(&masked));
+            continue;
         } else {
             let (d, p) = spec[1..].split_once(':').unwrap();
             let (d, p): (u32, u64) = (d.parse().unwrap(), p.parse().unwrap());
@@ -95,8 +170,8 @@ fn unhex(s: &str) -> Vec<u8> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
-/// The masked secrets of `needles`, derived in a child process.
-fn masked_needles(needles: &[Needle], mask: &[u8; 32]) -> HashMap<Needle, [u8; 32]> {
+/// The masked secrets of `needles` (12 to 32 bytes), derived in a child process.
+fn masked_needles(needles: &[Needle], mask: &[u8; 32]) -> HashMap<Needle, Vec<u8>> {
     let spec: Vec<String> = needles.iter().map(|n| n.arg()).collect();
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["needles_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
@@ -114,19 +189,19 @@ fn masked_needles(needles: &[Needle], mask: &[u8; 32]) -> HashMap<Needle, [u8; 3
         .map(|(n, l)| {
             let (name, h) = l.split_once(' ').unwrap();
             assert_eq!(name, n.arg());
-            (*n, unhex(h).try_into().unwrap())
+            (*n, unhex(h))
         })
         .collect()
 }
 
 /// Every needle found in this process's writable memory (outside the scan's
 /// own buffer), with where.
-fn scan(needles: &HashMap<Needle, [u8; 32]>, mask: &[u8; 32]) -> Vec<(Needle, String)> {
+fn scan(needles: &HashMap<Needle, Vec<u8>>, mask: &[u8; 32]) -> Vec<(Needle, String)> {
     // Index by the first 8 masked bytes; memory is compared XOR the mask,
     // so the clear secret is never formed here.
-    let mut by_prefix: HashMap<u64, Vec<(Needle, [u8; 32])>> = HashMap::new();
+    let mut by_prefix: HashMap<u64, Vec<(Needle, &[u8])>> = HashMap::new();
     for (n, m) in needles {
-        by_prefix.entry(u64::from_le_bytes(m[..8].try_into().unwrap())).or_default().push((*n, *m));
+        by_prefix.entry(u64::from_le_bytes(m[..8].try_into().unwrap())).or_default().push((*n, m));
     }
     let mask8 = u64::from_le_bytes(mask[..8].try_into().unwrap());
     const CHUNK: usize = 1 << 20;
@@ -160,7 +235,7 @@ fn scan(needles: &HashMap<Needle, [u8; 32]>, mask: &[u8; 32]) -> Vec<(Needle, St
                 let w = u64::from_le_bytes(buf[i..i + 8].try_into().unwrap()) ^ mask8;
                 if let Some(cands) = by_prefix.get(&w) {
                     for (n, m) in cands {
-                        if buf[i..i + 32].iter().zip(mask).zip(m).all(|((b, k), m)| b ^ k == *m) {
+                        if buf[i..i + m.len()].iter().zip(mask).zip(*m).all(|((b, k), m)| b ^ k == *m) {
                             found.push((*n, format!("{a:#x} in {name} {range} ({})", vm_flags(range))));
                         }
                     }
@@ -227,7 +302,7 @@ fn scan_finds_no_destroyed_secret() {
         .chain(current)
         .collect();
     let needles = masked_needles(&all, &mask);
-    let only = |set: &[Needle]| -> HashMap<Needle, [u8; 32]> { set.iter().map(|n| (*n, needles[n])).collect() };
+    let only = |set: &[Needle]| -> HashMap<Needle, Vec<u8>> { set.iter().map(|n| (*n, needles[n].clone())).collect() };
     let live_set = only(&live);
     let dead: Vec<Needle> =
         destroyed.iter().copied().filter(|n| *n != Needle::Leaf(c0 + 700)).chain([forged_leaf]).collect();
@@ -322,12 +397,12 @@ fn scan_finds_no_destroyed_local_secret() {
     let clock = Clock::fake(0);
     // Allocated up front, so that no growth of the test's own buffers
     // overwrites (and hides) a buffer the library freed.
-    let mut needles: HashMap<Needle, [u8; 32]> = HashMap::with_capacity(last as usize + 1);
+    let mut needles: HashMap<Needle, Vec<u8>> = HashMap::with_capacity(last as usize + 1);
     let mut sent = Vec::with_capacity(last as usize);
     let a = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().local().unwrap();
     // Epoch n starts at 10 n ms.
     for n in 0..=last {
-        needles.insert(Needle::Leaf(n), masked_current_secret(&a, &mask).unwrap());
+        needles.insert(Needle::Leaf(n), masked_current_secret(&a, &mask).unwrap().to_vec());
         if n % 7 == 0 {
             sent.push(a.encrypt_to_vec(b"local", b"").unwrap());
         }
@@ -344,8 +419,8 @@ fn scan_finds_no_destroyed_local_secret() {
     a.run_maintenance().unwrap();
     let oldest = 41;
     assert_eq!(a.retained_epochs(), Ok(Some((oldest, last))));
-    let part = |r: std::ops::RangeInclusive<u64>| -> HashMap<Needle, [u8; 32]> {
-        r.map(|n| (Needle::Leaf(n), needles[&Needle::Leaf(n)])).collect()
+    let part = |r: std::ops::RangeInclusive<u64>| -> HashMap<Needle, Vec<u8>> {
+        r.map(|n| (Needle::Leaf(n), needles[&Needle::Leaf(n)].clone())).collect()
     };
     let (live, dead) = (part(oldest..=last), part(0..=oldest - 1));
 
@@ -374,4 +449,103 @@ fn scan_finds_no_destroyed_local_secret() {
     drop((a, b));
     let leaked = scan(&needles, &mask);
     assert!(leaked.is_empty(), "local secrets found after close: {leaked:?}");
+}
+
+/// Runs `f` 64 KiB deeper in the stack than the caller, so that the scan,
+/// run from the caller, does not overwrite the dead frames `f` left.
+#[inline(never)]
+fn deep<R>(f: impl FnOnce() -> R) -> R {
+    let mut pad = [0u8; 64 << 10];
+    std::hint::black_box(&mut pad);
+    let r = f();
+    std::hint::black_box(&pad);
+    r
+}
+
+/// Zeroes 512 KiB of this thread's stack below the caller: what earlier
+/// calls left there is gone before the call under test.
+#[inline(never)]
+fn wipe_stack() {
+    let mut area = [0u8; 512 << 10];
+    std::hint::black_box(&mut area).fill(0);
+    std::hint::black_box(&area);
+}
+
+/// A sender's keys are derived straight into their locked slot: no copy of
+/// the IV (with either backend) or of the AES key schedule (with
+/// `rust-crypto`, whose key object holds it) stays outside the key slab,
+/// neither of the own keys an encryption derives nor of a peer's keys a
+/// decryption derives; after close, none anywhere.
+#[test]
+fn no_copy_of_a_sender_key_outside_the_key_slab() {
+    let mask: [u8; 32] = rand::random();
+    let clock = Clock::fake(T0);
+    let p0 = Config { ratchet_period_ms: 0, ..Config::default() };
+    let (a, b) = (member(p0, &clock), member(p0, &clock));
+    let s = a.sender_id().unwrap();
+    // aws-lc keeps the schedule in its own heap copy (docs/SECURITY.md), so
+    // only the IV is in the slab there.
+    let in_key = tinymls::crypto::aead::SCHEDULE_IN_KEY;
+    let schedule: Vec<Needle> = if in_key { (2..=14).map(|r| Needle::RoundKey(s, r)).collect() } else { Vec::new() };
+    let needles = masked_needles(&[schedule.clone(), vec![Needle::Iv(s)]].concat(), &mask);
+    let only = |set: &[Needle]| -> HashMap<Needle, Vec<u8>> { set.iter().map(|n| (*n, needles[n].clone())).collect() };
+
+    // a derives its own keys. Its first message's nonce is the IV itself
+    // (seq 0), which sealing leaves on the stack: only the schedule is
+    // looked for here.
+    deep(|| a.encrypt_to_vec(b"0", b"").unwrap());
+    let m1 = deep(|| a.encrypt_to_vec(b"1", b"").unwrap());
+    let found = scan(&only(&schedule), &mask);
+    let stray: Vec<_> = found.iter().filter(|(_, at)| !in_key_slab(at)).collect();
+    assert!(stray.is_empty(), "the own key schedule outside the key slab after encrypting: {stray:?}");
+    if in_key {
+        assert!(
+            found.iter().any(|(_, at)| in_key_slab(at)),
+            "the live schedule is not found: the scan does not see it"
+        );
+    }
+
+    // b derives a's keys as a peer, for a's second message (seq 1).
+    wipe_stack();
+    deep(|| b.decrypt_to_vec(&m1, b"").unwrap());
+    let found = scan(&needles, &mask);
+    assert!(found.iter().any(|(n, at)| *n == Needle::Iv(s) && in_key_slab(at)), "the live IV is not found");
+    let stray: Vec<_> = found.iter().filter(|(_, at)| !in_key_slab(at)).collect();
+    assert!(stray.is_empty(), "a sender key outside the key slab after a peer's keys were derived: {stray:?}");
+
+    a.close().unwrap();
+    b.close().unwrap();
+    drop((a, b));
+    let left = scan(&needles, &mask);
+    assert!(left.is_empty(), "a sender key found after close: {left:?}");
+}
+
+/// With `rust-crypto` the `aes` crate copies round keys into its own frames
+/// while it seals and opens: each seal and open runs on a stack that is
+/// wiped afterwards (`os::stack::scrubbed`), so none stays behind.
+#[cfg(all(feature = "rust-crypto", not(feature = "fips")))]
+#[test]
+fn sealing_and_opening_leave_no_round_key_on_the_stack() {
+    let mask: [u8; 32] = rand::random();
+    let clock = Clock::fake(T0);
+    let p0 = Config { ratchet_period_ms: 0, ..Config::default() };
+    let (a, b) = (member(p0, &clock), member(p0, &clock));
+    let s = a.sender_id().unwrap();
+    let needles = masked_needles(&(2..=14).map(|r| Needle::RoundKey(s, r)).collect::<Vec<_>>(), &mask);
+    // Both keys derived first; then only one seal, or one open, runs.
+    let ct = deep(|| a.encrypt_to_vec(b"first", b"").unwrap());
+    deep(|| b.decrypt_to_vec(&ct, b"").unwrap());
+    let big = vec![7u8; 4096];
+    let sealed = a.encrypt_to_vec(&big, b"").unwrap();
+    for (what, op) in [
+        ("a seal", Box::new(|| drop(a.encrypt_to_vec(&big, b"").unwrap())) as Box<dyn Fn()>),
+        ("an open", Box::new(|| drop(b.decrypt_to_vec(&sealed, b"").unwrap()))),
+    ] {
+        wipe_stack();
+        deep(op);
+        let found = scan(&needles, &mask);
+        assert!(found.iter().any(|(_, at)| in_key_slab(at)), "the live schedule is not found");
+        let stray: Vec<_> = found.iter().filter(|(_, at)| !in_key_slab(at)).collect();
+        assert!(stray.is_empty(), "{what} left round keys outside the key slab: {stray:?}");
+    }
 }

@@ -241,14 +241,14 @@ impl ContextBuilder {
             let mut ep = Epoch::copied(e.number, &e.secret, start(e));
             let mut peers = Vec::with_capacity(e.peers.len());
             for p in e.peers.drain(..) {
-                let keys = SenderKeys::derive(&ep.secret, p.sender);
-                let replay = (cfg.replay_window > 0).then(|| {
+                let mut peer = SenderKeys::derive_locked(&ep.secret, p.sender, Peer::new);
+                peer.replay = (cfg.replay_window > 0).then(|| {
                     Mutex::new(match p.window {
                         Some(w) => w.into_window(cfg.replay_window),
                         None => ReplayWindow::new(cfg.replay_window),
                     })
                 });
-                peers.push((p.sender, Locked::new(Peer { keys, replay })));
+                peers.push((p.sender, peer));
             }
             ep.peers = Peers::from_vec(peers);
             ep

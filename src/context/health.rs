@@ -92,7 +92,8 @@ pub struct Health {
     ///   `rust-crypto`.
     ///
     /// Not covered by any bit: transient copies on the stack during a
-    /// derivation.
+    /// derivation (wiped after it), and with aws-lc-rs the GHASH key that
+    /// aws-lc leaves on the stack of a seal or open (`docs/SECURITY.md`).
     pub key_memory: u32,
     /// Whether the library runs in FIPS mode: built with the `fips`
     /// provider (every cryptographic service from the AWS-LC FIPS module,

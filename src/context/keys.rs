@@ -4,6 +4,7 @@
 use crate::crypto::aead::{self, Sealer, TAG_LEN};
 use crate::error::Result;
 use crate::key_schedule::{self, SenderSecrets};
+use crate::os::locked::Locked;
 use crate::os::stack::scrubbed;
 use crate::secret::{Secret, Secret32};
 use crate::wire::{Parsed, HEADER_LEN};
@@ -15,22 +16,40 @@ pub(super) struct SenderKeys {
 }
 
 impl SenderKeys {
-    /// A sender's keys, to open its messages. Derived on a stack that is
-    /// wiped afterwards (the HMAC key blocks hold the epoch secret; see
-    /// [`crate::os::stack`]).
-    pub(super) fn derive(epoch_secret: &Secret32, sender: u64) -> Self {
-        Self::derive_with(epoch_secret, sender, aead::Key::opening)
+    /// A sender's keys, to open its messages, built by `wrap` into a
+    /// locked slot. Derived on a stack that is wiped afterwards (the HMAC
+    /// key blocks hold the epoch secret; see [`crate::os::stack`]); only the
+    /// slot's address leaves that stack. `SenderKeys` itself is a secret
+    /// (its IV, and with `rust-crypto` the expanded AES key): returned by
+    /// value out of the wiped region, or moved into its slot outside it, it
+    /// would leave copies in frames nobody wipes.
+    pub(super) fn derive_locked<T>(
+        epoch_secret: &Secret32,
+        sender: u64,
+        wrap: impl FnOnce(SenderKeys) -> T,
+    ) -> Locked<T> {
+        Self::derive_with(epoch_secret, sender, aead::Key::opening, wrap)
     }
 
-    /// This context's own keys: they open and seal ([`SenderKeys::sealer`]).
-    pub(super) fn derive_own(epoch_secret: &Secret32, sender: u64) -> Self {
-        Self::derive_with(epoch_secret, sender, aead::Key::sealing)
+    /// This context's own keys: they open and seal ([`SenderKeys::sealer`]);
+    /// as [`SenderKeys::derive_locked`].
+    pub(super) fn derive_own_locked<T>(
+        epoch_secret: &Secret32,
+        sender: u64,
+        wrap: impl FnOnce(SenderKeys) -> T,
+    ) -> Locked<T> {
+        Self::derive_with(epoch_secret, sender, aead::Key::sealing, wrap)
     }
 
-    fn derive_with(epoch_secret: &Secret32, sender: u64, make: fn(&Secret32) -> aead::Key) -> Self {
+    fn derive_with<T>(
+        epoch_secret: &Secret32,
+        sender: u64,
+        make: fn(&Secret32) -> aead::Key,
+        wrap: impl FnOnce(SenderKeys) -> T,
+    ) -> Locked<T> {
         scrubbed(|| {
             let SenderSecrets { key, iv } = key_schedule::sender_secrets(epoch_secret, sender);
-            SenderKeys { key: make(&key), iv }
+            Locked::new(wrap(SenderKeys { key: make(&key), iv }))
         })
     }
 

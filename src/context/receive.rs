@@ -27,6 +27,13 @@ pub(super) struct Peer {
     pub(super) replay: Option<Mutex<ReplayWindow>>,
 }
 
+impl Peer {
+    /// A sender with no replay state yet.
+    pub(super) fn new(keys: SenderKeys) -> Peer {
+        Peer { keys, replay: None }
+    }
+}
+
 impl Context {
     /// Decrypts `ciphertext` with `aad` into `out` (at least
     /// `ciphertext.len() - 40` bytes); returns the plaintext length. On any
@@ -224,8 +231,8 @@ impl Context {
                             }
                             // Authenticate with freshly derived keys before
                             // anything is stored: a forgery leaves no trace.
-                            let keys = SenderKeys::derive(&ep.secret, h.sender);
-                            keys.open(p, aad, out)?;
+                            let peer = SenderKeys::derive_locked(&ep.secret, h.sender, Peer::new);
+                            peer.keys.open(p, aad, out)?;
                             drop(st);
                             let mut st = write_window(&self.shared);
                             if st.closed {
@@ -237,7 +244,7 @@ impl Context {
                                 // to the frontier): look again.
                                 continue;
                             }
-                            st.add_peer_and_record(h.epoch, h.sender, h.seq, Some(keys))?;
+                            st.add_peer_and_record(h.epoch, h.sender, h.seq, Some(peer))?;
                             st.note_sender(h.sender);
                             return Ok(skew);
                         }
@@ -292,8 +299,8 @@ impl Context {
             scrubbed(|| descend_into(&node, depth, h.epoch, &mut secret));
         }
         drop(node);
-        let keys = SenderKeys::derive(&secret, h.sender);
-        keys.open(p, aad, out)?;
+        let peer = SenderKeys::derive_locked(&secret, h.sender, Peer::new);
+        peer.keys.open(p, aad, out)?;
         let mut st = write_window(&self.shared);
         if st.closed {
             return Err(Error::Closed);
@@ -322,7 +329,7 @@ impl Context {
             st.advance_to(now, h.epoch, RotationReason::Peer)?;
         }
         drop(secret);
-        st.add_peer_and_record(h.epoch, h.sender, h.seq, Some(keys))?;
+        st.add_peer_and_record(h.epoch, h.sender, h.seq, Some(peer))?;
         st.note_sender(h.sender);
         Ok(true)
     }
@@ -335,7 +342,7 @@ impl Window {
         epoch: u64,
         sender: u64,
         seq: u64,
-        keys: Option<SenderKeys>,
+        peer: Option<Locked<Peer>>,
     ) -> Result<()> {
         let window = self.cfg.replay_window;
         let (max_senders, me) = (self.cfg.max_senders, self.sender_id);
@@ -349,12 +356,12 @@ impl Window {
                 if ep.refuses_sender(sender, me, max_senders) {
                     return Err(self.sender_limit(epoch));
                 }
-                let keys = match keys {
-                    Some(k) => k,
-                    None => SenderKeys::derive(&ep.secret, sender),
+                let mut peer = match peer {
+                    Some(p) => p,
+                    None => SenderKeys::derive_locked(&ep.secret, sender, Peer::new),
                 };
-                let replay = (window > 0).then(|| Mutex::new(ReplayWindow::new(window)));
-                ep.peers.insert(at, (sender, Locked::new(Peer { keys, replay })));
+                peer.replay = (window > 0).then(|| Mutex::new(ReplayWindow::new(window)));
+                ep.peers.insert(at, (sender, peer));
                 at
             }
         };

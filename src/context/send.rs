@@ -23,7 +23,6 @@ use crate::crypto::aead::{Sealer, TAG_LEN};
 use crate::detail::fail;
 use crate::error::{Error, Result};
 use crate::metrics::{BatchTimer, Op, Timer};
-use crate::os::locked::Locked;
 use crate::types::RotationReason;
 use crate::wire::{self, Header, HEADER_LEN, OVERHEAD};
 
@@ -187,8 +186,8 @@ impl Window {
         let sender = self.sender_id;
         let cur = self.epochs.back_mut().ok_or(Error::Exhausted)?;
         if cur.own.is_none() {
-            cur.own = Some(Locked::new(OwnSender {
-                keys: SenderKeys::derive_own(&cur.secret, sender),
+            cur.own = Some(SenderKeys::derive_own_locked(&cur.secret, sender, |keys| OwnSender {
+                keys,
                 counters: SendCounters {
                     next_seq: AtomicU64::new(0),
                     usage: AtomicU64::new(0),
