@@ -302,3 +302,31 @@ fn after_the_wall_clock_steps_back_an_epoch_of_age_0_is_read() {
     assert_eq!(r2.as_deref(), Ok(&b"c - 8"[..]));
     assert_eq!(r1.as_deref(), Ok(&b"c - 8"[..]), "epoch c - 8 has age 0 by SPEC §7; b1 destroyed it");
 }
+
+/// Clock skew (health and the `clock_skew` event) is measured from this
+/// context's clock epoch (issue 13), not from the epoch it kept: after its
+/// wall clock stepped back, a member whose clock now agrees shows no skew,
+/// and one still at the old time shows the whole step.
+#[test]
+fn clock_skew_is_measured_from_the_clock_epoch() {
+    let clock = Clock::fake(T0);
+    let a = member(&clock);
+    let early = member(&Clock::fake(T0)); // still at the old time
+    let msg = |c: &Context| c.encrypt_to_vec(b"m", b"").unwrap();
+    // a's clock steps back 3 s (within its window of 6.3 s).
+    clock.set_wall(T0 - 3_000);
+    assert_eq!(a.current_epoch(), Ok(T0 / P), "kept");
+    let synced = member(&Clock::fake(T0 - 3_000));
+    a.decrypt_to_vec(&msg(&synced), b"").unwrap();
+    assert_eq!(a.health().clock_skew_ms, 0, "a clock that agrees with this one now");
+    a.decrypt_to_vec(&msg(&early), b"").unwrap();
+    assert_eq!(a.health().clock_skew_ms, 3_000, "a clock still at the old time");
+    // A manual rotation starts the next epoch early: a member on the same
+    // clock still shows no skew.
+    let b = member(&Clock::fake(T0));
+    let c = member_with(Config { min_rotation_interval_ms: 0, ..Config::default() }, &Clock::fake(T0));
+    c.rotate().unwrap();
+    assert_eq!(c.current_epoch(), Ok(T0 / P + 1));
+    c.decrypt_to_vec(&msg(&b), b"").unwrap();
+    assert_eq!(c.health().clock_skew_ms, 0);
+}

@@ -101,8 +101,10 @@ pub struct Health {
     /// the same for every context.
     pub fips_mode: bool,
     /// A shared group whose epochs follow the clock: how far the epoch of
-    /// the last authenticated message was from this context's current epoch,
-    /// in milliseconds (epochs x period; positive: the sender is ahead). A
+    /// the last authenticated message was from this context's clock epoch
+    /// (its current epoch, unless its wall clock stepped back or a manual
+    /// rotation started the current epoch early), in milliseconds (epochs x
+    /// period; positive: the sender is ahead). A
     /// host whose clock drifts shows here before its messages are lost
     /// (SPEC v2 §7.2's tolerances). 0 otherwise.
     pub clock_skew_ms: i64,

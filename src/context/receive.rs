@@ -147,8 +147,9 @@ impl Context {
 
     /// Finds the key of `p`'s epoch and sender (SPEC v2 §6), checks the
     /// replay window, opens. Returns, for a context that follows the clock,
-    /// how many epochs the message's epoch is from the current one (the
-    /// sender's clock skew, for health and the `clock_skew` event).
+    /// how many epochs the message's epoch is from this context's clock
+    /// epoch (the sender's clock skew, for health and the `clock_skew`
+    /// event).
     pub(super) fn decrypt_parsed(&self, p: &wire::Parsed<'_>, aad: &[u8], out: &mut [u8]) -> Result<Option<i64>> {
         let h = &p.header;
         loop {
@@ -162,7 +163,7 @@ impl Context {
                     if h.epoch < oldest {
                         return Err(st.expired(h.epoch, Some(oldest)));
                     }
-                    let skew = st.follows_clock.then(|| h.epoch as i64 - cur as i64);
+                    let skew = st.follows_clock.then(|| h.epoch as i64 - st.clock_epoch_at_most(cur) as i64);
                     let ep = if h.epoch <= cur {
                         match st.epoch_index(h.epoch) {
                             Some(i) => &st.epochs[i],

@@ -423,6 +423,21 @@ impl Window {
         (wall / self.cfg.ratchet_period_ms.max(1)).min(crate::epoch_tree::MAX_EPOCH)
     }
 
+    /// This context's clock epoch now, when no clock boundary is due, so
+    /// that it is at most `cur`, the current epoch: `cur` itself unless the
+    /// wall clock stepped back or a manual rotation started `cur` early
+    /// (only then does it divide). Reads the coarse wall clock, whose upper
+    /// bound runs a few ms ahead: within those ms of `cur`'s start, `cur`.
+    #[inline]
+    pub(super) fn clock_epoch_at_most(&self, cur: u64) -> u64 {
+        let wall = self.clock.wall_ms_upper_bound();
+        if wall >= cur.saturating_mul(self.cfg.ratchet_period_ms) {
+            cur
+        } else {
+            self.clock_epoch(wall)
+        }
+    }
+
     /// When epoch `e` started, on the monotonic clock (`now`), for a
     /// context that follows the clock: its clock time `e * period` (wall
     /// time `wall`), never after `now` (an epoch that starts later, after

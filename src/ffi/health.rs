@@ -93,8 +93,10 @@ pub struct tinymls_health {
     /// This context's sender id.
     pub sender_id: u64,
     /// A shared group whose epochs follow the clock: how far the epoch of
-    /// the last authenticated message was from this context's current epoch,
-    /// in milliseconds (positive: the sender's clock is ahead). An operator
+    /// the last authenticated message was from this context's clock epoch
+    /// (its current epoch, unless its wall clock stepped back or a manual
+    /// rotation started the current epoch early), in milliseconds (positive:
+    /// the sender's clock is ahead). An operator
     /// sees an unsynchronised host here before it loses messages (SPEC v2
     /// section 7.2). 0 otherwise.
     pub clock_skew_ms: i64,
