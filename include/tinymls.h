@@ -269,9 +269,8 @@ typedef struct tinymls_health {
   // the last authenticated message was from this context's clock epoch
   // (its current epoch, unless its wall clock stepped back or a manual
   // rotation started the current epoch early), in milliseconds (positive:
-  // the sender's clock is ahead). An operator
-  // sees an unsynchronised host here before it loses messages (SPEC v2
-  // section 7.2). 0 otherwise.
+  // the sender's clock is ahead). An operator sees an unsynchronised host
+  // here before it loses messages (SPEC v2 section 7.2). 0 otherwise.
   int64_t clock_skew_ms;
 } tinymls_health;
 
