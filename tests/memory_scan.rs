@@ -471,6 +471,13 @@ fn wipe_stack() {
     std::hint::black_box(&area);
 }
 
+/// Two members of a period-0 group (epoch 0, where the needles' sender keys are).
+fn period_0_pair() -> (Context, Context) {
+    let clock = Clock::fake(T0);
+    let p0 = Config { ratchet_period_ms: 0, ..Config::default() };
+    (member(p0, &clock), member(p0, &clock))
+}
+
 /// A sender's keys are derived straight into their locked slot: no copy of
 /// the IV (with either backend) or of the AES key schedule (with
 /// `rust-crypto`, whose key object holds it) stays outside the key slab,
@@ -479,9 +486,7 @@ fn wipe_stack() {
 #[test]
 fn no_copy_of_a_sender_key_outside_the_key_slab() {
     let mask: [u8; 32] = rand::random();
-    let clock = Clock::fake(T0);
-    let p0 = Config { ratchet_period_ms: 0, ..Config::default() };
-    let (a, b) = (member(p0, &clock), member(p0, &clock));
+    let (a, b) = period_0_pair();
     let s = a.sender_id().unwrap();
     // aws-lc keeps the schedule in its own heap copy (docs/SECURITY.md), so
     // only the IV is in the slab there.
@@ -527,9 +532,7 @@ fn no_copy_of_a_sender_key_outside_the_key_slab() {
 #[test]
 fn sealing_and_opening_leave_no_round_key_on_the_stack() {
     let mask: [u8; 32] = rand::random();
-    let clock = Clock::fake(T0);
-    let p0 = Config { ratchet_period_ms: 0, ..Config::default() };
-    let (a, b) = (member(p0, &clock), member(p0, &clock));
+    let (a, b) = period_0_pair();
     let s = a.sender_id().unwrap();
     let needles = masked_needles(&(2..=14).map(|r| Needle::RoundKey(s, r)).collect::<Vec<_>>(), &mask);
     // Both keys derived first; then only one seal, or one open, runs.
