@@ -350,8 +350,14 @@ pub fn blob_version(blob: &[u8]) -> Option<u16> {
 /// that is not 32 bytes, `Malformed`, `State` for a wrong KEK or a tampered
 /// blob). Nothing is imported; the plaintext body is zeroized.
 pub fn state_info(blob: &[u8], kek: &[u8]) -> Result<StateInfo> {
-    let (_, s) = open(blob, kek)?;
-    Ok(StateInfo { exported_at_ms: s.exported_at_ms, generation: s.generation })
+    // On a stack wiped afterwards, as an import opens (`crate::os::stack`):
+    // parsing moves every epoch secret and frontier node of the body
+    // through this thread's stack. The snapshot is dropped (zeroized) in
+    // there too; only the public info comes out.
+    crate::os::stack::scrubbed(|| {
+        let (_, s) = open(blob, kek)?;
+        Ok(StateInfo { exported_at_ms: s.exported_at_ms, generation: s.generation })
+    })
 }
 
 /// Unseals and parses a blob: its export flags and its snapshot.
@@ -495,6 +501,16 @@ fn parse_body(body: &[u8], with_generation: bool) -> Result<Snapshot> {
                 }
                 nodes.push((depth, node));
             }
+            // Exactly the frontier of the current epoch (docs/STATE.md): a
+            // node at every depth where its bit is 0, and nowhere else, so
+            // that `state_info` refuses what an import refuses.
+            let wanted = (1..=EPOCH_BITS).filter(|&d| crate::epoch_tree::path_bit(current, d) == 0);
+            if epoch != current || !nodes.iter().map(|(d, _)| *d).eq(wanted) {
+                return Err(fail(
+                    Error::Malformed,
+                    format_args!("the blob's body is inconsistent: its frontier is not that of epoch {current}"),
+                ));
+            }
             Some(FrontierSnap { epoch, nodes })
         }
         _ => return Err(Error::Malformed),
@@ -595,9 +611,14 @@ mod tests {
                 ],
             }],
             future: vec![EpochSnap { number: 9, secret: node(9), age_ms: 0, peers: vec![] }],
-            frontier: Some(FrontierSnap { epoch: 5, nodes: vec![(1, node(1)), (46, node(46)), (47, node(47))] }),
+            // Epoch 5's frontier: a node at every depth where its bit is 0.
+            frontier: Some(FrontierSnap { epoch: 5, nodes: frontier_depths(5).map(|d| (d, node(d as u8))).collect() }),
             generation: 77,
         }
+    }
+
+    fn frontier_depths(e: u64) -> impl Iterator<Item = u32> {
+        (1..=EPOCH_BITS).filter(move |&d| crate::epoch_tree::path_bit(e, d) == 0)
     }
 
     fn node(b: u8) -> Secret32 {
@@ -628,8 +649,15 @@ mod tests {
         assert_eq!(p.future[0].number, 9);
         let f = p.frontier.as_ref().unwrap();
         assert_eq!(f.epoch, 5);
-        assert_eq!(f.nodes.iter().map(|(d, _)| *d).collect::<Vec<_>>(), [1, 46, 47]);
-        assert!(f.nodes[1].1.ct_eq(&node(46)));
+        assert_eq!(f.nodes.iter().map(|(d, _)| *d).collect::<Vec<_>>(), frontier_depths(5).collect::<Vec<_>>());
+        assert!(f.nodes[1].1.ct_eq(&node(2)));
+        // A frontier that is not exactly epoch 5's is malformed.
+        let mut bad = snap();
+        bad.frontier.as_mut().unwrap().nodes.pop();
+        assert_eq!(parse_body(&encode_body(&bad).unwrap(), true).err(), Some(Error::Malformed));
+        let mut bad = snap();
+        bad.frontier.as_mut().unwrap().epoch = 4;
+        assert_eq!(parse_body(&encode_body(&bad).unwrap(), true).err(), Some(Error::Malformed));
         // Any truncation or extension of the body is malformed.
         for n in 0..body.len() {
             assert_eq!(parse_body(&body[..n], true).err(), Some(Error::Malformed), "{n}");

@@ -197,6 +197,12 @@ fn masked_needles(needles: &[Needle], mask: &[u8; 32]) -> HashMap<Needle, Vec<u8
 /// Every needle found in this process's writable memory (outside the scan's
 /// own buffer), with where.
 fn scan(needles: &HashMap<Needle, Vec<u8>>, mask: &[u8; 32]) -> Vec<(Needle, String)> {
+    // One scan at a time: a scan copies what it reads, live key memory
+    // included, into its buffer, where a scan running at the same time in
+    // another test would find it outside the key slab. (Each chunk is
+    // zeroed once searched, so a finished scan leaves nothing behind.)
+    static SCANNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = SCANNING.lock().unwrap_or_else(|e| e.into_inner());
     // Index by the first 8 masked bytes; memory is compared XOR the mask,
     // so the clear secret is never formed here.
     let mut by_prefix: HashMap<u64, Vec<(Needle, &[u8])>> = HashMap::new();
@@ -551,4 +557,38 @@ fn sealing_and_opening_leave_no_round_key_on_the_stack() {
         let stray: Vec<_> = found.iter().filter(|(_, at)| !in_key_slab(at)).collect();
         assert!(stray.is_empty(), "{what} left round keys outside the key slab: {stray:?}");
     }
+}
+
+/// `state_info` authenticates and parses the whole body as an import does,
+/// so it handles every epoch secret and frontier node of the blob; like the
+/// import, it opens on a stack that is wiped afterwards, and leaves no copy
+/// of them behind.
+#[test]
+fn state_info_leaves_no_epoch_secret_or_frontier_node_on_the_stack() {
+    let mask: [u8; 32] = rand::random();
+    let cfg = Config { ratchet_period_ms: 0, ..Config::default() };
+    let clock = Clock::fake(T0);
+    // Epoch 300 of a period-0 group (no other test of this binary reaches
+    // it): its secret and its frontier (which derives every later epoch).
+    let c = 300u64;
+    let mut wanted: Vec<Needle> = vec![Needle::Leaf(c)];
+    // The shallow nodes (depths 1..=39, where 300's bits are all 0) are in
+    // the frontier of every small epoch of the group, so in other tests'
+    // live contexts: only the deep ones are epoch 300's own.
+    wanted.extend(frontier_nodes(c).into_iter().filter(|&(d, _)| d >= 40).map(|(d, p)| Needle::Node(d, p)));
+    let needles = masked_needles(&wanted, &mask);
+    let a = member(cfg, &clock);
+    for _ in 0..c {
+        a.rotate().unwrap();
+    }
+    let blob = a.export_state(&KEK, 1).unwrap();
+    a.close().unwrap();
+    drop(a);
+    let before = scan(&needles, &mask);
+    assert!(before.is_empty(), "left before state_info runs: {before:?}");
+    wipe_stack();
+    let info = deep(|| tinymls::state_info(&blob, &KEK).unwrap());
+    assert!(info.generation >= 1);
+    let found = scan(&needles, &mask);
+    assert!(found.is_empty(), "state_info left secrets of the blob behind: {found:?}");
 }

@@ -667,3 +667,48 @@ fn c_abi_state_info_generation_and_minimum() {
     assert_eq!(tinymls_context_state_generation(ctx, &mut g), TINYMLS_ERR_CLOSED);
     tinymls_context_free(ctx);
 }
+
+/// A clock-following group's period is part of the group (SPEC v2 §7.2):
+/// its epochs are numbered by it. Imported under a longer one, the blob's
+/// epochs started centuries ahead by the clock: they never aged, expired or
+/// rotated (two lifetimes later the exported epoch was current and its
+/// messages read). The import refuses another period.
+#[test]
+fn a_shared_import_cannot_change_the_group_period() {
+    let clock = Clock::fake(1_700_000_000_000);
+    let cfg = Config { ratchet_period_ms: 100, state_lifetime_ms: 60 * MIN, ..Config::default() };
+    let a = shared(cfg, &clock);
+    let blob = a.export_state(&KEK, 0).unwrap();
+    for period in [1_000, 10, 0] {
+        let other = Config { ratchet_period_ms: period, ..cfg };
+        assert_eq!(import(&blob, &clock, Some(other)).err(), Some(Error::InvalidConfig), "period {period}");
+    }
+    // The same period (or none given) imports.
+    assert!(import(&blob, &clock, Some(cfg)).is_ok());
+    assert!(import(&blob, &clock, None).is_ok());
+}
+
+/// `state_info` authenticates and parses a blob as an import would, with
+/// the same errors: a body whose frontier lacks a node, or is of another
+/// epoch than the current one, is `Malformed` to both.
+#[test]
+fn state_info_refuses_what_import_refuses_as_malformed() {
+    let clock = Clock::fake(1_000_000_000);
+    let a = shared(cfg(), &clock);
+    let body = state_body(&a.export_state(&KEK, 0).unwrap());
+    let n_at = body.len() - 8 - 48 * 33 - 1;
+    assert_eq!(body[n_at], 48, "epoch 0's frontier has 48 nodes");
+    // Drop the deepest node.
+    let mut short = body[..body.len() - 8 - 33].to_vec();
+    short.extend_from_slice(&body[body.len() - 8..]);
+    short[n_at] = 47;
+    let blob = state::seal_body(&KEK, FORMAT_VERSION, GENERATION_FLAG as u16, &short).unwrap();
+    assert_eq!(import(&blob, &clock, None).err(), Some(Error::Malformed));
+    assert_eq!(tinymls::state_info(&blob, &KEK).err(), Some(Error::Malformed));
+    // A frontier of another epoch than the current one.
+    let mut other = body.clone();
+    other[n_at - 8..n_at].copy_from_slice(&1u64.to_be_bytes());
+    let blob = state::seal_body(&KEK, FORMAT_VERSION, GENERATION_FLAG as u16, &other).unwrap();
+    assert_eq!(import(&blob, &clock, None).err(), Some(Error::Malformed));
+    assert_eq!(tinymls::state_info(&blob, &KEK).err(), Some(Error::Malformed));
+}

@@ -206,6 +206,21 @@ impl ContextBuilder {
             self.cfg = snap.cfg;
         }
         self.validate(snap.mode)?;
+        // A shared group's epochs are numbered by its period (SPEC v2 §7.2:
+        // every member uses the same one): imported under another, the
+        // blob's epochs would start at clock times that are not theirs (with
+        // a longer period, centuries ahead: never aging, never rotating).
+        let (want, got) = (snap.cfg.ratchet_period_ms, self.cfg.ratchet_period_ms);
+        if snap.mode == Mode::Shared && got != want {
+            Event::new(Kind::ConfigRejected, None).label("field", "ratchet_period_ms").emit(None);
+            return Err(fail(
+                Error::InvalidConfig,
+                format_args!(
+                    "ratchet_period_ms must be the group's, {want}, to import a shared context's state (its epochs \
+                     are numbered by it), got {got}"
+                ),
+            ));
+        }
         let generation = snap.generation;
         let (mode, group_id, fingerprint) =
             (snap.mode, core::mem::take(&mut snap.group_id).into_boxed_slice(), snap.fingerprint);
