@@ -135,10 +135,15 @@ fn sender_key_answers() {
     assert_eq!(ran, 3);
 }
 
+/// What [`check_step`] checked: (decrypts, current_epoch checks).
+#[derive(Default, Debug, PartialEq)]
+struct Ran(usize, usize);
+
 /// Checks one step's outcome and, if it names one, the current epoch after it.
-fn check_step(ctx: &Context, step: &Value) {
+fn check_step(ctx: &Context, step: &Value, ran: &mut Ran) {
     let name = s(&step["name"]);
     if let Some(ct) = step.get("ciphertext") {
+        ran.0 += 1;
         let got = ctx.decrypt_to_vec(&hex(ct), &hex(&step["aad"]));
         match (step.get("plaintext"), step.get("error")) {
             (Some(pt), None) => assert_eq!(got.as_deref().map_err(|e| *e), Ok(hex(pt).as_slice()), "step {name:?}"),
@@ -147,6 +152,7 @@ fn check_step(ctx: &Context, step: &Value) {
         }
     }
     if let Some(e) = step.get("current_epoch") {
+        ran.1 += 1;
         assert_eq!(ctx.current_epoch(), Ok(e.as_u64().unwrap()), "step {name:?}: current epoch");
     }
 }
@@ -157,9 +163,11 @@ fn decrypt_sequence() {
     let cfg = Config { ratchet_period_ms: 0, ..Config::default() };
     let ctx = Context::join(&hex(&kat["group_secret"]), &hex(&kat["group_id"]), &cfg).unwrap();
     let steps = kat["decrypt_sequence"].as_array().unwrap();
+    let mut ran = Ran::default();
     for step in steps {
-        check_step(&ctx, step);
+        check_step(&ctx, step, &mut ran);
     }
+    assert_eq!(ran, Ran(24, 4), "every step decrypts; 4 check the epoch");
     assert_eq!(steps.len(), 24);
     assert_eq!(steps.iter().filter(|s| s.get("current_epoch").is_some()).count(), 4);
 }
@@ -200,6 +208,7 @@ fn clock_sequence() {
         .manual_maintenance()
         .join(&hex(&kat["group_secret"]), &hex(&kat["group_id"]))
         .unwrap();
+    let mut ran = Ran::default();
     for step in steps {
         let now = step["now_ms"].as_u64().unwrap();
         let wall = clock.wall_ms();
@@ -208,7 +217,8 @@ fn clock_sequence() {
         } else {
             clock.set_wall(now);
         }
-        check_step(&ctx, step);
+        check_step(&ctx, step, &mut ran);
     }
+    assert_eq!(ran, Ran(15, 6), "15 steps decrypt, 6 check the epoch");
     assert_eq!(steps.len(), 17);
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"testing"
 )
@@ -15,6 +16,9 @@ const katPath = "../../tests/vectors/tinymls_kat.json"
 // katSteps is how many decrypt_sequence steps the file holds; every runner
 // asserts it ran exactly this many.
 const katSteps = 24
+
+// katEpochChecks is how many of them carry a current_epoch.
+const katEpochChecks = 4
 
 type katStep struct {
 	Name       string  `json:"name"`
@@ -162,6 +166,10 @@ func runKATSequence(t *testing.T, kat katFile, inPlace bool) int {
 			if e := parseHeader(t, orig).epoch; e > wantEpoch {
 				wantEpoch = e
 			}
+			// Read once: the same ciphertext again is a replay.
+			if _, err := c.Decrypt(nil, orig, aad); !errors.Is(err, ErrReplay) {
+				t.Fatalf("step %d %q: decrypting it again gave %v, want %v", i, what, err, ErrReplay)
+			}
 		}
 		e := mustEpoch(t, c)
 		if step.CurrentEpoch != nil {
@@ -174,8 +182,8 @@ func runKATSequence(t *testing.T, kat katFile, inPlace bool) int {
 			t.Fatalf("after step %d %q: epoch %d, want %d (the newest authenticated epoch)", i, what, e, wantEpoch)
 		}
 	}
-	if epochChecks == 0 {
-		t.Fatal("no step has a current_epoch: the file is not the v2 one")
+	if epochChecks != katEpochChecks {
+		t.Fatalf("%d steps have a current_epoch, want %d (the v2 file)", epochChecks, katEpochChecks)
 	}
 	if wantEpoch != 1026 {
 		t.Fatalf("the sequence should end at epoch 1026 (adopted up to max_future_epochs ahead), ended at %d", wantEpoch)

@@ -50,6 +50,9 @@ static int run_step(tinymls_context *ctx, const struct kat_step *st, uint64_t *a
         if (s == TINYMLS_OK && tu_ct_epoch(st->ct) > *accepted_epoch) {
             *accepted_epoch = tu_ct_epoch(st->ct);
         }
+        /* Read once: the same ciphertext again is a replay. */
+        ok &= CHECK_STATUS(tinymls_decrypt(ctx, st->ct, st->ct_len, st->aad, st->aad_len, out, sizeof out, &out_len),
+                           TINYMLS_ERR_REPLAY);
     } else {
         /* A failed decrypt zeroes the whole output buffer. */
         ok &= CHECK(tu_all_bytes(out, sizeof out, 0));

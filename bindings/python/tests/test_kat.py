@@ -31,6 +31,8 @@ def test_kat_decrypt_sequence() -> None:
             if "plaintext" in step:
                 assert "error" not in step, name
                 assert ctx.decrypt(ct, aad) == bytes.fromhex(step["plaintext"]), name
+                with pytest.raises(tinymls.ReplayError):  # read once: again is a replay
+                    ctx.decrypt(ct, aad)
                 newest = max(newest, header_fields(ct)[0])
             else:
                 expected = tinymls.Status[step["error"]]

@@ -15,7 +15,8 @@ package main
 //
 // Standard output, one line each (read by the orchestrator, run.go):
 //
-//	READY sender=<hex>         joined and connected; the sender id the library drew
+//	READY sender=<hex> generation=<n>  joined and connected; the sender id the
+//	                           library drew and the context's state generation
 //	LINK <consumer> from=<seq> every message from seq on goes to this consumer
 //	S <seq> <epoch>            message seq, encrypted under epoch, was written
 //	                           completely to every linked consumer (the ledger)
@@ -168,7 +169,14 @@ func runReplica(args []string) int {
 	if err != nil {
 		return fail("SenderID: %v", err)
 	}
-	say("READY sender=%016x", sender)
+	// The library's own word on where this context came from: 0 unless it
+	// was restored from (or has written) a state blob. The orchestrator
+	// checks it is 0: a restart from the group secret alone.
+	generation, err := ctx.StateGeneration()
+	if err != nil {
+		return fail("StateGeneration: %v", err)
+	}
+	say("READY sender=%016x generation=%d", sender, generation)
 
 	until := time.UnixMilli(*untilMS)
 	attackAt := time.UnixMilli(*attackMS)

@@ -448,6 +448,11 @@ func verdict(elapsed time.Duration, replicas, consumers []*proc) int {
 		case r.exitErr != nil || !r.final:
 			add("%s exited with %v", r.name, r.exitErr)
 		}
+		// Every replica, the restarted one above all, starts from the group
+		// secret alone: no state blob behind its context (generation 0).
+		if g := r.get("generation"); g != "0" {
+			add("%s did not start from the group secret alone: state generation %q", r.name, g)
+		}
 		if len(r.errors) > 0 {
 			add("%s reported %d errors (above): %s", r.name, len(r.errors), r.errors[0])
 		}
@@ -506,7 +511,16 @@ func verdict(elapsed time.Duration, replicas, consumers []*proc) int {
 		}
 		fmt.Println()
 	}
+	if s1, s2 := replicas[0].get("sender"), replicas[2].get("sender"); s1 == "" || s1 == s2 {
+		add("busy#2 has the sender id of busy#1 (%s): the restart reused its identity", s1)
+	}
 	late := consumers[2]
+	if _, ok := replicas[1].links[late.name]; !ok {
+		add("%s never linked to %s, the late consumer", replicas[1].name, late.name)
+	}
+	if late.num("before_join") == 0 {
+		add("%s read no message from an epoch before it joined", late.name)
+	}
 	fmt.Printf("\n  %s joined at epoch %s and read %s messages from epochs before that (the quiet replica's last 3 s)\n",
 		late.name, late.kv["epoch"], late.kv["before_join"])
 
