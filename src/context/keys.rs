@@ -82,14 +82,30 @@ impl SenderKeys {
         body: &mut [u8],
         tag: &mut [u8; TAG_LEN],
     ) -> Result<()> {
-        with_full_aad(header, aad, |full| sealer.seal(&self.nonce(seq), full, plaintext, body, tag))
+        with_full_aad(header, aad, |full| on_aead_stack(|| sealer.seal(&self.nonce(seq), full, plaintext, body, tag)))
     }
 
     /// Opens the parsed message `p` with the caller's `aad` into `out`
     /// (the body's length); `Auth` unless it authenticates.
     #[inline]
     pub(super) fn open(&self, p: &Parsed<'_>, aad: &[u8], out: &mut [u8]) -> Result<()> {
-        with_full_aad(p.header_bytes, aad, |full| self.key.open(&self.nonce(p.header.seq), full, p.body, p.tag, out))
+        with_full_aad(p.header_bytes, aad, |full| {
+            on_aead_stack(|| self.key.open(&self.nonce(p.header.seq), full, p.body, p.tag, out))
+        })
+    }
+}
+
+/// Runs one seal or open. With `rust-crypto` the `aes` crate copies round
+/// keys into its own frames, so the call runs on a stack that is wiped
+/// afterwards ([`scrubbed`]; `tests/memory_scan.rs`). aws-lc's round keys
+/// stay in its heap copy (what it leaves on the stack: `docs/SECURITY.md`),
+/// and the default hot path pays nothing.
+#[inline(always)]
+fn on_aead_stack<R>(f: impl FnOnce() -> R) -> R {
+    if aead::SCHEDULE_IN_KEY {
+        scrubbed(f)
+    } else {
+        f()
     }
 }
 

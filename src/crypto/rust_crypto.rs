@@ -60,13 +60,7 @@ pub(super) mod aead {
             plaintext: &mut [u8],
         ) -> Result<()> {
             let buf = InOutBuf::new(ciphertext, plaintext).map_err(|_| Error::InvalidArgument)?;
-            // The `aes` crate copies the round keys into its own frames
-            // (and spills them): wiped after the call (`crate::os::stack`;
-            // tests/schedule_scan.rs). The hot path's one scrub.
-            crate::os::stack::scrubbed(|| {
-                self.0.decrypt_inout_detached(&Nonce::from(*nonce), aad, buf, &Tag::from(*tag))
-            })
-            .map_err(|_| Error::Auth)
+            self.0.decrypt_inout_detached(&Nonce::from(*nonce), aad, buf, &Tag::from(*tag)).map_err(|_| Error::Auth)
         }
 
         /// Seals under a fresh random nonce from the OS, returned.
@@ -97,9 +91,8 @@ pub(super) mod aead {
             tag: &mut [u8; TAG_LEN],
         ) -> Result<()> {
             let buf = InOutBuf::new(plaintext, ciphertext).map_err(|_| Error::InvalidArgument)?;
-            // As in `open`: the round keys the `aes` crate copies are wiped.
-            let t = crate::os::stack::scrubbed(|| self.0.encrypt_inout_detached(&Nonce::from(*nonce), aad, buf))
-                .map_err(|_| Error::InvalidArgument)?;
+            let t =
+                self.0.encrypt_inout_detached(&Nonce::from(*nonce), aad, buf).map_err(|_| Error::InvalidArgument)?;
             tag.copy_from_slice(&t);
             Ok(())
         }

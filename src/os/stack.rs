@@ -13,7 +13,7 @@
 //! rotation and clock advance, sender keys, a read ahead of the window);
 //! so does each AES-GCM seal and open of the `rust-crypto` backend, whose
 //! `aes` crate copies the round keys into its own frames
-//! (`tests/memory_scan.rs`). aws-lc's round keys stay in its heap copy, but
+//! (`context::keys`, `tests/memory_scan.rs`). aws-lc's round keys stay in its heap copy, but
 //! each seal and open copies its GHASH key into a `GCM128_CONTEXT` on the
 //! stack that it does not wipe (aws-lc-sys 0.47 `e_aes.c`,
 //! `aead_aes_gcm_seal_scatter_impl`); scrubbing after every call of the
