@@ -132,7 +132,8 @@ fn last_leaf(d: u32, p: u64) -> u64 {
 fn needles_child() {
     let Ok(mask) = std::env::var("TINYMLS_SCAN_MASK") else { return };
     let mask = unhex(&mask);
-    let root = group_root(&SECRET, GROUP).unwrap();
+    let group = unhex(&std::env::var("TINYMLS_SCAN_GROUP").unwrap());
+    let root = group_root(&SECRET, &group).unwrap();
     for spec in std::env::var("TINYMLS_SCAN_NEEDLES").unwrap().split(',') {
         let secret = if let Some(n) = spec.strip_prefix('L') {
             descend(&root, 0, n.parse().unwrap())
@@ -170,12 +171,16 @@ fn unhex(s: &str) -> Vec<u8> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
-/// The masked secrets of `needles` (12 to 32 bytes), derived in a child process.
-fn masked_needles(needles: &[Needle], mask: &[u8; 32]) -> HashMap<Needle, Vec<u8>> {
+/// The masked secrets of `needles` (12 to 32 bytes) of `group`, derived in
+/// a child process. Each test that runs a period-0 group has a group of its
+/// own: the tests run at once, and one's live epoch 0 is not another's
+/// destroyed one.
+fn masked_needles(group: &[u8], needles: &[Needle], mask: &[u8; 32]) -> HashMap<Needle, Vec<u8>> {
     let spec: Vec<String> = needles.iter().map(|n| n.arg()).collect();
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["needles_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
         .env("TINYMLS_SCAN_MASK", hex(mask))
+        .env("TINYMLS_SCAN_GROUP", hex(group))
         .env("TINYMLS_SCAN_NEEDLES", spec.join(","))
         .output()
         .unwrap();
@@ -274,7 +279,11 @@ fn in_key_slab(hit: &str) -> bool {
 }
 
 fn member(cfg: Config, clock: &Clock) -> Context {
-    Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().join(&SECRET, GROUP).unwrap()
+    member_of(GROUP, cfg, clock)
+}
+
+fn member_of(group: &[u8], cfg: Config, clock: &Clock) -> Context {
+    Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().join(&SECRET, group).unwrap()
 }
 
 #[test]
@@ -307,7 +316,7 @@ fn scan_finds_no_destroyed_secret() {
         .chain(early.iter().copied())
         .chain(current)
         .collect();
-    let needles = masked_needles(&all, &mask);
+    let needles = masked_needles(GROUP, &all, &mask);
     let only = |set: &[Needle]| -> HashMap<Needle, Vec<u8>> { set.iter().map(|n| (*n, needles[n].clone())).collect() };
     let live_set = only(&live);
     let dead: Vec<Needle> =
@@ -478,10 +487,10 @@ fn wipe_stack() {
 }
 
 /// Two members of a period-0 group (epoch 0, where the needles' sender keys are).
-fn period_0_pair() -> (Context, Context) {
+fn period_0_pair(group: &[u8]) -> (Context, Context) {
     let clock = Clock::fake(T0);
     let p0 = Config { ratchet_period_ms: 0, ..Config::default() };
-    (member(p0, &clock), member(p0, &clock))
+    (member_of(group, p0, &clock), member_of(group, p0, &clock))
 }
 
 /// A sender's keys are derived straight into their locked slot: no copy of
@@ -492,13 +501,14 @@ fn period_0_pair() -> (Context, Context) {
 #[test]
 fn no_copy_of_a_sender_key_outside_the_key_slab() {
     let mask: [u8; 32] = rand::random();
-    let (a, b) = period_0_pair();
+    const KEYS_GROUP: &[u8] = b"memory-scan/sender-keys";
+    let (a, b) = period_0_pair(KEYS_GROUP);
     let s = a.sender_id().unwrap();
     // aws-lc keeps the schedule in its own heap copy (docs/SECURITY.md), so
     // only the IV is in the slab there.
     let in_key = tinymls::crypto::aead::SCHEDULE_IN_KEY;
     let schedule: Vec<Needle> = if in_key { (2..=14).map(|r| Needle::RoundKey(s, r)).collect() } else { Vec::new() };
-    let needles = masked_needles(&[schedule.clone(), vec![Needle::Iv(s)]].concat(), &mask);
+    let needles = masked_needles(KEYS_GROUP, &[schedule.clone(), vec![Needle::Iv(s)]].concat(), &mask);
     let only = |set: &[Needle]| -> HashMap<Needle, Vec<u8>> { set.iter().map(|n| (*n, needles[n].clone())).collect() };
 
     // a derives its own keys. Its first message's nonce is the IV itself
@@ -538,9 +548,10 @@ fn no_copy_of_a_sender_key_outside_the_key_slab() {
 #[test]
 fn sealing_and_opening_leave_no_round_key_on_the_stack() {
     let mask: [u8; 32] = rand::random();
-    let (a, b) = period_0_pair();
+    const AEAD_GROUP: &[u8] = b"memory-scan/aead";
+    let (a, b) = period_0_pair(AEAD_GROUP);
     let s = a.sender_id().unwrap();
-    let needles = masked_needles(&(2..=14).map(|r| Needle::RoundKey(s, r)).collect::<Vec<_>>(), &mask);
+    let needles = masked_needles(AEAD_GROUP, &(2..=14).map(|r| Needle::RoundKey(s, r)).collect::<Vec<_>>(), &mask);
     // Both keys derived first; then only one seal, or one open, runs.
     let ct = deep(|| a.encrypt_to_vec(b"first", b"").unwrap());
     deep(|| b.decrypt_to_vec(&ct, b"").unwrap());
@@ -568,16 +579,14 @@ fn state_info_leaves_no_epoch_secret_or_frontier_node_on_the_stack() {
     let mask: [u8; 32] = rand::random();
     let cfg = Config { ratchet_period_ms: 0, ..Config::default() };
     let clock = Clock::fake(T0);
-    // Epoch 300 of a period-0 group (no other test of this binary reaches
-    // it): its secret and its frontier (which derives every later epoch).
+    // Epoch 300 of a period-0 group of its own: its secret and its frontier
+    // (which derives every later epoch).
+    const INFO_GROUP: &[u8] = b"memory-scan/state-info";
     let c = 300u64;
     let mut wanted: Vec<Needle> = vec![Needle::Leaf(c)];
-    // The shallow nodes (depths 1..=39, where 300's bits are all 0) are in
-    // the frontier of every small epoch of the group, so in other tests'
-    // live contexts: only the deep ones are epoch 300's own.
-    wanted.extend(frontier_nodes(c).into_iter().filter(|&(d, _)| d >= 40).map(|(d, p)| Needle::Node(d, p)));
-    let needles = masked_needles(&wanted, &mask);
-    let a = member(cfg, &clock);
+    wanted.extend(frontier_nodes(c).into_iter().map(|(d, p)| Needle::Node(d, p)));
+    let needles = masked_needles(INFO_GROUP, &wanted, &mask);
+    let a = member_of(INFO_GROUP, cfg, &clock);
     for _ in 0..c {
         a.rotate().unwrap();
     }
