@@ -330,3 +330,29 @@ fn clock_skew_is_measured_from_the_clock_epoch() {
     c.decrypt_to_vec(&msg(&b), b"").unwrap();
     assert_eq!(c.health().clock_skew_ms, 0);
 }
+
+/// SPEC v2 §7 reads an epoch's age off the wall clock: a step forward
+/// within one period that ages the oldest epoch past `state_lifetime_ms`
+/// destroys it on schedule. Its deadline was the monotonic one fixed when
+/// it was derived, so a receiver that ran no maintenance read a message of
+/// an epoch that a member joining then no longer retains, 1.5 s
+/// (> gc_interval_ms) past its lifetime.
+#[test]
+fn a_step_forward_ages_the_oldest_epoch_on_schedule() {
+    let p = 10_000;
+    let cfg = Config { ratchet_period_ms: p, state_lifetime_ms: 15_000, ..Config::default() };
+    assert_eq!(T0 % p, 0);
+    let c = T0 / p;
+    let m = member_with(cfg, &Clock::fake(T0 - 1_000)).encrypt_to_vec(b"c - 1", b"").unwrap();
+    let clock = Clock::fake(T0 + 1_000);
+    let r = member_with(cfg, &clock);
+    assert_eq!(r.retained_epochs(), Ok(Some((c - 1, c))));
+    // The wall clock steps forward 3 s (still in epoch c), 2.5 s pass.
+    clock.set_wall(T0 + 4_000);
+    clock.advance(2_500);
+    // Epoch c - 1 started at T0 - 10 s: 16.5 s old, 1.5 s past its lifetime.
+    let fresh = member_with(cfg, &clock);
+    assert_eq!(fresh.retained_epochs(), Ok(Some((c, c))));
+    assert_eq!(fresh.decrypt_to_vec(&m, b"").err(), Some(Error::EpochExpired));
+    assert_eq!(r.decrypt_to_vec(&m, b"").err(), Some(Error::EpochExpired), "read 1.5 s past its lifetime");
+}

@@ -477,6 +477,19 @@ impl Window {
 
     pub(super) fn recompute_deadline(&mut self) {
         self.next_deadline = self.period_deadline.min(self.key_age_deadline).min(self.lifetime_deadline());
+        if let (true, false, Some(cur)) = (self.follows_clock, self.exhausted, self.current().map(|c| c.number)) {
+            // Ages are read off the wall clock (SPEC v2 §7): the oldest
+            // epoch's lifetime ends when the wall clock reaches its clock
+            // time plus the lifetime, however the wall clock got there (a
+            // step forward within a period included), as does the period.
+            let p = self.cfg.ratchet_period_ms;
+            let boundary = cur.saturating_add(1).saturating_mul(p);
+            let expiry = self
+                .epochs
+                .front()
+                .map_or(u64::MAX, |e| e.number.saturating_mul(p).saturating_add(self.cfg.state_lifetime_ms));
+            self.next_boundary_wall = boundary.min(expiry);
+        }
     }
 
     /// Whether the shared-lock fast path must step aside for maintenance.
@@ -596,7 +609,13 @@ impl Window {
                 Some(wall) => self.clock_start(front.number, now, wall),
                 None => front.since_ms,
             };
-            if now < since.saturating_add(lifetime) {
+            let alive = match wall {
+                // The same test as the wall deadline of `recompute_deadline`
+                // (no saturation of `now` to disagree with it).
+                Some(wall) => wall < front.number.saturating_mul(self.cfg.ratchet_period_ms).saturating_add(lifetime),
+                None => now < since.saturating_add(lifetime),
+            };
+            if alive {
                 if let Some(front) = self.epochs.front_mut() {
                     front.since_ms = since; // the next lifetime deadline
                 }
