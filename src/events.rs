@@ -66,10 +66,26 @@ const NONE: u32 = u32::MAX;
 
 /// Sets (or with `None` removes) the process-wide sink and its minimum level.
 pub fn set_sink(sink: Option<Sink>, min_level: Level) {
-    let mut s = SINK.write();
-    let on = sink.is_some();
-    *s = sink;
-    MIN_LEVEL.store(if on { min_level as u32 } else { NONE }, Ordering::Release);
+    // A call: a forked child's host runs code again (events flow).
+    resume_after_fork();
+    let old = {
+        let mut s = SINK.write();
+        let on = sink.is_some();
+        let old = std::mem::replace(&mut *s, sink);
+        MIN_LEVEL.store(if on { min_level as u32 } else { NONE }, Ordering::Release);
+        old
+    };
+    // Dropped with no lock held: the old sink's captured state may call
+    // back into the library (and deliver an event) when it goes.
+    drop(old);
+}
+
+/// The sink's lock, for the `pthread_atfork` prepare handler: held over
+/// `fork()` so that the child never starts with it taken by a thread that
+/// does not exist there. Nobody holding it waits for another lock (the
+/// sink is cloned out and called with it released).
+pub(crate) fn lock_sink_for_fork() -> crate::sync::RwLockWriteGuard<'static, Option<Sink>> {
+    SINK.write()
 }
 
 /// Whether an event of `level` would be delivered.

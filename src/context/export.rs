@@ -35,6 +35,7 @@ impl Context {
     }
 
     fn export_unscrubbed(&self, kek: &[u8], flags: u32) -> Result<Vec<u8>> {
+        crate::events::resume_after_fork();
         blob::check_kek(kek)?;
         if flags & !blob::KNOWN_FLAGS != 0 {
             return Err(fail(

@@ -134,6 +134,7 @@ pub(crate) fn key_memory() -> u32 {
 impl Context {
     /// A health snapshot (also for a closed context: state `Closed`).
     pub fn health(&self) -> Health {
+        crate::events::resume_after_fork();
         let st = self.shared.read();
         let now = st.clock.now_ms();
         let state = if st.closed {

@@ -114,6 +114,7 @@ impl Context {
     /// ahead of the clock (a manual rotation starts at most one epoch early,
     /// SPEC v2 §7.2); `Exhausted` at epoch 2^48 - 1.
     pub fn rotate(&self) -> Result<()> {
+        events::resume_after_fork();
         let mut st = write_window(&self.shared);
         if st.closed {
             return Err(Error::Closed);
@@ -189,6 +190,7 @@ impl Context {
     /// Applies every rule that is due now (what the maintenance thread does
     /// on its visits), for contexts built with manual maintenance.
     pub fn run_maintenance(&self) -> Result<()> {
+        events::resume_after_fork();
         let (r, origin, limiter) = {
             let mut st = write_window(&self.shared);
             let now = st.clock.now_ms();

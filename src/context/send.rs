@@ -286,8 +286,11 @@ impl Context {
     /// Never allocates.
     ///
     /// `msgs` is advanced while the context's read lock is held: its
-    /// iterator must not call into this context (a slice iterator, as in the
-    /// C ABI, is the intended use).
+    /// iterator must not call into TinyMLS, this context or any other (a
+    /// slice iterator, as in the C ABI, is the intended use). A call into
+    /// another context from there takes a second context's lock under the
+    /// first, which can deadlock with a rotation or a `fork()` waiting for
+    /// both.
     ///
     /// Each run reserves its sequence numbers together, so threads that
     /// batch on one context at once interleave by runs, not by messages: if
