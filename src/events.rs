@@ -68,24 +68,57 @@ const NONE: u32 = u32::MAX;
 pub fn set_sink(sink: Option<Sink>, min_level: Level) {
     // A call: a forked child's host runs code again (events flow).
     resume_after_fork();
-    let old = {
-        let mut s = SINK.write();
-        let on = sink.is_some();
-        let old = std::mem::replace(&mut *s, sink);
+    let on = sink.is_some();
+    let mut new = Some(sink);
+    let mut swap = |s: &mut Option<Sink>| {
+        let old = std::mem::replace(s, new.take().flatten());
         MIN_LEVEL.store(if on { min_level as u32 } else { NONE }, Ordering::Release);
         old
+    };
+    let old = match with_sink_held_over_fork(&mut swap) {
+        Some(old) => old,
+        None => swap(&mut SINK.write()),
     };
     // Dropped with no lock held: the old sink's captured state may call
     // back into the library (and deliver an event) when it goes.
     drop(old);
 }
 
-/// The sink's lock, for the `pthread_atfork` prepare handler: held over
-/// `fork()` so that the child never starts with it taken by a thread that
-/// does not exist there. Nobody holding it waits for another lock (the
-/// sink is cloned out and called with it released).
-pub(crate) fn lock_sink_for_fork() -> crate::sync::RwLockWriteGuard<'static, Option<Sink>> {
-    SINK.write()
+thread_local! {
+    /// The sink's write guard while this thread is inside `fork()`, from
+    /// TinyMLS's prepare handler to its parent or child handler.
+    static SINK_HELD_OVER_FORK: std::cell::RefCell<Option<crate::sync::RwLockWriteGuard<'static, Option<Sink>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// For the `pthread_atfork` prepare handler: takes the sink's lock and
+/// holds it over `fork()`, so that the child never starts with it taken by
+/// a thread that does not exist there. Nobody holding it waits for another
+/// lock (the sink is cloned out and called with it released).
+pub(crate) fn hold_sink_over_fork() {
+    let guard = SINK.write();
+    SINK_HELD_OVER_FORK.with(|h| *h.borrow_mut() = Some(guard));
+}
+
+/// For the parent and child handlers: lets go of what
+/// [`hold_sink_over_fork`] took.
+pub(crate) fn release_sink_after_fork() {
+    let guard = SINK_HELD_OVER_FORK.with(|h| h.borrow_mut().take());
+    drop(guard);
+}
+
+/// Runs `f` on the sink through the guard this thread holds over `fork()`,
+/// if it holds one: a host's `pthread_atfork` handler that runs between
+/// TinyMLS's (registered earlier) and sets the sink or raises an event
+/// would otherwise wait for a lock its own thread holds.
+fn with_sink_held_over_fork<R>(f: impl FnOnce(&mut Option<Sink>) -> R) -> Option<R> {
+    SINK_HELD_OVER_FORK
+        .try_with(|h| {
+            let mut held = h.try_borrow_mut().ok()?;
+            held.as_mut().map(|guard| f(guard))
+        })
+        .ok()
+        .flatten()
 }
 
 /// Whether an event of `level` would be delivered.
@@ -134,7 +167,7 @@ fn deliver(level: Level, json: &str) {
     if HELD_AFTER_FORK.load(Ordering::Acquire) && LIBRARY_THREAD.with(|t| t.get()) {
         return;
     }
-    let sink = SINK.read().clone();
+    let sink = with_sink_held_over_fork(|s| s.clone()).unwrap_or_else(|| SINK.read().clone());
     if let Some(sink) = sink {
         // A sink that panics must not take the library down with it.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(level, json)));

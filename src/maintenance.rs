@@ -318,12 +318,7 @@ pub(crate) fn install_fork_handlers() {
     os::at_fork(before_fork, after_fork_parent, after_fork_child);
 }
 
-type HeldLocks = (
-    MutexGuard<'static, Registry>,
-    Vec<Box<dyn std::any::Any>>,
-    MutexGuard<'static, os::locked::Pool>,
-    crate::sync::RwLockWriteGuard<'static, Option<events::Sink>>,
-);
+type HeldLocks = (MutexGuard<'static, Registry>, Vec<Box<dyn std::any::Any>>, MutexGuard<'static, os::locked::Pool>);
 
 thread_local! {
     static HELD_OVER_FORK: std::cell::RefCell<Option<HeldLocks>> = const { std::cell::RefCell::new(None) };
@@ -341,10 +336,10 @@ fn before_fork() {
     let guards = live.into_iter().map(|(_, c)| c.hold_for_fork()).collect();
     // Last: the key-memory pool (taken under a context's lock elsewhere).
     let pool = os::locked::lock_pool();
+    HELD_OVER_FORK.with(|h| *h.borrow_mut() = Some((reg, guards, pool)));
     // And the event sink's (a thread delivering an event or setting the
     // sink holds it, with no other lock of the library).
-    let sink = events::lock_sink_for_fork();
-    HELD_OVER_FORK.with(|h| *h.borrow_mut() = Some((reg, guards, pool, sink)));
+    events::hold_sink_over_fork();
 }
 
 /// `pthread_atfork` parent: release what `before_fork` took.
@@ -387,7 +382,7 @@ fn after_fork_parent() {
 /// `Degraded`) and the next call starts it.
 fn after_fork_child() {
     let relocked = HELD_OVER_FORK.with(|h| match h.borrow().as_ref() {
-        Some((_, _, pool, _)) => {
+        Some((_, _, pool)) => {
             os::locked::relock_after_fork(pool);
             true
         }
@@ -399,7 +394,7 @@ fn after_fork_child() {
         os::locked::mark_unlocked();
     }
     HELD_OVER_FORK.with(|h| {
-        if let Some((reg, _, _, _)) = h.borrow_mut().as_mut() {
+        if let Some((reg, _, _)) = h.borrow_mut().as_mut() {
             reg.reschedule_orphans(system_now_ms());
         }
     });
@@ -412,9 +407,9 @@ fn after_fork_child() {
 }
 
 fn release_held() {
+    events::release_sink_after_fork();
     HELD_OVER_FORK.with(|h| {
-        if let Some((reg, guards, pool, sink)) = h.borrow_mut().take() {
-            drop(sink);
+        if let Some((reg, guards, pool)) = h.borrow_mut().take() {
             drop(pool);
             drop(guards);
             drop(reg);
