@@ -197,3 +197,22 @@ fn rfc8448_through_tinymls_expand_label() {
     }
     assert_eq!((ran, sha384_skipped), (21, 1));
 }
+
+/// Opening into a buffer of another length than the ciphertext is the
+/// caller's error on every backend (`InvalidArgument`, as sealing says),
+/// never a forgery (`Auth`, which aws-lc's gather call answered).
+#[test]
+fn open_with_mismatched_lengths_is_invalid_argument_on_every_backend() {
+    let key = Secret32::zero();
+    let (nonce, pt) = ([0u8; 12], [1u8; 16]);
+    let (mut ct, mut tag) = ([0u8; 16], [0u8; 16]);
+    aead::Key::sealing(&key).sealer().unwrap().seal(&nonce, b"", &pt, &mut ct, &mut tag).unwrap();
+    let opener = aead::Key::opening(&key);
+    for len in [15, 17] {
+        let mut out = vec![0u8; len];
+        assert_eq!(opener.open(&nonce, b"", &ct, &tag, &mut out), Err(tinymls::Error::InvalidArgument), "{len}");
+    }
+    let mut out = [0u8; 16];
+    assert_eq!(opener.open(&nonce, b"", &ct, &tag, &mut out), Ok(()));
+    assert_eq!(out, pt);
+}

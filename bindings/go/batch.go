@@ -251,6 +251,20 @@ func (c *Context) batch(seal bool, reuse *BatchBuffer, msgs, aads [][]byte) ([][
 	// (which the results keep alive).
 	buf := sc.bytes(inTotal + aadTotal)
 	in, ad := buf[:inTotal:inTotal], buf[inTotal:]
+	// Packed before the output is touched: the inputs may be results of
+	// reuse's previous call (a relay re-encrypting what DecryptBatchTo
+	// returned), which growing reuse.out below wipes.
+	at, atA := 0, 0
+	for i, m := range msgs {
+		at += copy(in[at:], m)
+		if len(aads) > 0 {
+			a := aads[0]
+			if len(aads) == n {
+				a = aads[i]
+			}
+			atA += copy(ad[atA:], a)
+		}
+	}
 	var out []byte
 	if reuse != nil {
 		if cap(reuse.out) < outTotal {
@@ -263,17 +277,6 @@ func (c *Context) batch(seal bool, reuse *BatchBuffer, msgs, aads [][]byte) ([][
 		}
 	} else {
 		out = make([]byte, outTotal)
-	}
-	at, atA := 0, 0
-	for i, m := range msgs {
-		at += copy(in[at:], m)
-		if len(aads) > 0 {
-			a := aads[0]
-			if len(aads) == n {
-				a = aads[i]
-			}
-			atA += copy(ad[atA:], a)
-		}
 	}
 	var aadLensPtr *C.size_t
 	if aadTotal > 0 {

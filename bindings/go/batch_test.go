@@ -218,3 +218,35 @@ func TestMaxPlaintextLen(t *testing.T) {
 			maxPlaintextLen+1, ciphertextLen(maxPlaintextLen+1))
 	}
 }
+// A relay: plaintexts from DecryptBatchTo(buf) re-encrypted with
+// EncryptBatchTo(buf). The inputs are read during the call; when the buffer
+// has to grow, they must not be wiped before they are copied.
+func TestBatchToInputsFromTheSameBuffer(t *testing.T) {
+	secret, id := newGroup(t)
+	a := join(t, secret, id, manualConfig())
+	b := join(t, secret, id, manualConfig())
+	c := join(t, secret, id, manualConfig())
+	pts := [][]byte{pattern(100, 1), pattern(100, 2), pattern(100, 3)}
+	cts, err := a.EncryptBatch(pts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf BatchBuffer
+	got, err := b.DecryptBatchTo(&buf, cts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := b.EncryptBatchTo(&buf, got, nil) // grows buf: 300 -> 420 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := c.DecryptBatch(again, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range pts {
+		if !bytes.Equal(back[i], pts[i]) {
+			t.Fatalf("message %d re-encrypted as %x..., want %x...", i, back[i][:8], pts[i][:8])
+		}
+	}
+}

@@ -149,6 +149,10 @@ pub(super) mod aead {
             tag: &[u8; TAG_LEN],
             plaintext: &mut [u8],
         ) -> Result<()> {
+            // As RustCrypto's InOutBuf: a length mismatch is the caller's error, not a forgery.
+            if ciphertext.len() != plaintext.len() {
+                return Err(Error::InvalidArgument);
+            }
             counted(
                 self.open
                     .open_separate_gather(
