@@ -218,6 +218,7 @@ func TestMaxPlaintextLen(t *testing.T) {
 			maxPlaintextLen+1, ciphertextLen(maxPlaintextLen+1))
 	}
 }
+
 // A relay: plaintexts from DecryptBatchTo(buf) re-encrypted with
 // EncryptBatchTo(buf). The inputs are read during the call; when the buffer
 // has to grow, they must not be wiped before they are copied.
