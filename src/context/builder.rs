@@ -285,14 +285,8 @@ impl ContextBuilder {
                         return Err(Error::Malformed);
                     }
                 }
-                // A node missing would surface later, as INTERNAL, when the
-                // clock or a peer needs an epoch it derives.
-                if !fr.is_complete() {
-                    return Err(fail(
-                        Error::Malformed,
-                        format_args!("the blob's body is inconsistent: its frontier lacks nodes of epoch {current}"),
-                    ));
-                }
+                // Every node of it: `blob::parse_body` refuses any other set.
+                debug_assert!(fr.is_complete());
                 Some(fr)
             }
             _ => return Err(Error::Malformed),

@@ -155,7 +155,7 @@ impl Context {
         loop {
             {
                 let st = self.read_open()?;
-                if !st.needs_attention_now() {
+                if let Some(wall) = st.nothing_due_now() {
                     let (oldest, cur) = match (st.epochs.front(), st.epochs.back()) {
                         (Some(o), Some(c)) => (o.number, c.number),
                         _ => return Err(st.expired(h.epoch, None)),
@@ -163,7 +163,7 @@ impl Context {
                     if h.epoch < oldest {
                         return Err(st.expired(h.epoch, Some(oldest)));
                     }
-                    let skew = st.follows_clock.then(|| h.epoch as i64 - st.clock_epoch_at_most(cur) as i64);
+                    let skew = st.follows_clock.then(|| h.epoch as i64 - st.clock_epoch_at_most(cur, wall) as i64);
                     let ep = if h.epoch <= cur {
                         match st.epoch_index(h.epoch) {
                             Some(i) => &st.epochs[i],

@@ -423,14 +423,14 @@ impl Window {
         (wall / self.cfg.ratchet_period_ms.max(1)).min(crate::epoch_tree::MAX_EPOCH)
     }
 
-    /// This context's clock epoch now, when no clock boundary is due, so
-    /// that it is at most `cur`, the current epoch: `cur` itself unless the
-    /// wall clock stepped back or a manual rotation started `cur` early
-    /// (only then does it divide). Reads the coarse wall clock, whose upper
-    /// bound runs a few ms ahead: within those ms of `cur`'s start, `cur`.
+    /// This context's clock epoch at `wall` (the coarse wall clock's upper
+    /// bound that [`Window::nothing_due_now`] read), when no clock boundary
+    /// is due, so that it is at most `cur`, the current epoch: `cur` itself
+    /// unless the wall clock stepped back or a manual rotation started `cur`
+    /// early (only then does it divide). The bound runs a few ms ahead:
+    /// within those ms of `cur`'s start, `cur`.
     #[inline]
-    pub(super) fn clock_epoch_at_most(&self, cur: u64) -> u64 {
-        let wall = self.clock.wall_ms_upper_bound();
+    pub(super) fn clock_epoch_at_most(&self, cur: u64, wall: u64) -> u64 {
         if wall >= cur.saturating_mul(self.cfg.ratchet_period_ms) {
             cur
         } else {
@@ -482,14 +482,16 @@ impl Window {
             // epoch's lifetime ends when the wall clock reaches its clock
             // time plus the lifetime, however the wall clock got there (a
             // step forward within a period included), as does the period.
-            let p = self.cfg.ratchet_period_ms;
-            let boundary = cur.saturating_add(1).saturating_mul(p);
-            let expiry = self
-                .epochs
-                .front()
-                .map_or(u64::MAX, |e| e.number.saturating_mul(p).saturating_add(self.cfg.state_lifetime_ms));
+            let boundary = cur.saturating_add(1).saturating_mul(self.cfg.ratchet_period_ms);
+            let expiry = self.epochs.front().map_or(u64::MAX, |e| self.wall_expiry(e.number));
             self.next_boundary_wall = boundary.min(expiry);
         }
+    }
+
+    /// When epochs follow the clock: the wall time at which epoch `e` has
+    /// lived `state_lifetime_ms` (its clock time plus the lifetime).
+    fn wall_expiry(&self, e: u64) -> u64 {
+        e.saturating_mul(self.cfg.ratchet_period_ms).saturating_add(self.cfg.state_lifetime_ms)
     }
 
     /// Whether the shared-lock fast path must step aside for maintenance.
@@ -506,13 +508,23 @@ impl Window {
     /// on most calls.
     #[inline]
     pub(super) fn needs_attention_now(&self) -> bool {
+        self.nothing_due_now().is_none()
+    }
+
+    /// `Some` when nothing needs attention now (the negation of
+    /// [`Window::needs_attention_now`]), with the coarse wall clock's upper
+    /// bound it read for a context that follows the clock (0 otherwise),
+    /// which the receive path reuses for the clock skew.
+    #[inline]
+    pub(super) fn nothing_due_now(&self) -> Option<u64> {
+        let wall = if self.follows_clock { self.clock.wall_ms_upper_bound() } else { 0 };
         if self.clock.now_ms_upper_bound() < self.next_deadline
             && self.fork_generation == os::fork_generation()
-            && (!self.follows_clock || self.clock.wall_ms_upper_bound() < self.next_boundary_wall)
+            && (!self.follows_clock || wall < self.next_boundary_wall)
         {
-            return false;
+            return Some(wall);
         }
-        self.needs_attention(self.clock.now_ms())
+        (!self.needs_attention(self.clock.now_ms())).then_some(wall)
     }
 
     /// Milliseconds until the maintenance thread should look again.
@@ -584,8 +596,8 @@ impl Window {
         if self.fork_generation != os::fork_generation() {
             self.rekey_after_fork()?;
         }
-        if self.follows_clock && !self.exhausted {
-            let wall = self.clock.wall_ms();
+        let wall = self.follows_clock.then(|| self.clock.wall_ms());
+        if let (Some(wall), false) = (wall, self.exhausted) {
             let target = self.clock_epoch(wall);
             if self.current().is_some_and(|c| target > c.number) {
                 self.advance_to(now, target, RotationReason::Period)?;
@@ -603,17 +615,12 @@ impl Window {
         // clock now, not fixed when it was derived (SPEC v2 §7: 0 while it
         // starts later, after the wall clock stepped back), so that members
         // in the same state keep the same epochs whenever they maintain.
-        let wall = self.follows_clock.then(|| self.clock.wall_ms());
         while let Some(front) = self.epochs.front() {
-            let since = match wall {
-                Some(wall) => self.clock_start(front.number, now, wall),
-                None => front.since_ms,
-            };
-            let alive = match wall {
+            let (since, alive) = match wall {
                 // The same test as the wall deadline of `recompute_deadline`
                 // (no saturation of `now` to disagree with it).
-                Some(wall) => wall < front.number.saturating_mul(self.cfg.ratchet_period_ms).saturating_add(lifetime),
-                None => now < since.saturating_add(lifetime),
+                Some(wall) => (self.clock_start(front.number, now, wall), wall < self.wall_expiry(front.number)),
+                None => (front.since_ms, now < front.since_ms.saturating_add(lifetime)),
             };
             if alive {
                 if let Some(front) = self.epochs.front_mut() {
