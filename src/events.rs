@@ -68,6 +68,9 @@ const NONE: u32 = u32::MAX;
 pub fn set_sink(sink: Option<Sink>, min_level: Level) {
     // A call: a forked child's host runs code again (events flow).
     resume_after_fork();
+    // Before the lock is first taken: a fork while it is held must find the
+    // handlers in place, also in a process with no context yet.
+    install_fork_handlers();
     let on = sink.is_some();
     let mut new = Some(sink);
     let mut swap = |s: &mut Option<Sink>| {
@@ -91,18 +94,25 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
+/// Installs the sink's fork handlers (idempotent): the prepare handler
+/// takes the sink's lock last, after every other lock of the library, and
+/// the parent and child handlers release it first.
+pub(crate) fn install_fork_handlers() {
+    crate::os::at_fork_innermost(hold_sink_over_fork, release_sink_after_fork, release_sink_after_fork);
+}
+
 /// For the `pthread_atfork` prepare handler: takes the sink's lock and
 /// holds it over `fork()`, so that the child never starts with it taken by
 /// a thread that does not exist there. Nobody holding it waits for another
 /// lock (the sink is cloned out and called with it released).
-pub(crate) fn hold_sink_over_fork() {
+fn hold_sink_over_fork() {
     let guard = SINK.write();
     SINK_HELD_OVER_FORK.with(|h| *h.borrow_mut() = Some(guard));
 }
 
 /// For the parent and child handlers: lets go of what
 /// [`hold_sink_over_fork`] took.
-pub(crate) fn release_sink_after_fork() {
+fn release_sink_after_fork() {
     let guard = SINK_HELD_OVER_FORK.with(|h| h.borrow_mut().take());
     drop(guard);
 }

@@ -315,6 +315,9 @@ pub fn thread_running() -> bool {
 /// Installs the fork handlers once per process (idempotent): the locks are
 /// taken before `fork()` and released on both sides (see [`before_fork`]).
 pub(crate) fn install_fork_handlers() {
+    // The event sink's first (its prepare handler runs last): contexts
+    // deliver events.
+    events::install_fork_handlers();
     os::at_fork(before_fork, after_fork_parent, after_fork_child);
 }
 
@@ -337,9 +340,8 @@ fn before_fork() {
     // Last: the key-memory pool (taken under a context's lock elsewhere).
     let pool = os::locked::lock_pool();
     HELD_OVER_FORK.with(|h| *h.borrow_mut() = Some((reg, guards, pool)));
-    // And the event sink's (a thread delivering an event or setting the
-    // sink holds it, with no other lock of the library).
-    events::hold_sink_over_fork();
+    // The event sink's lock is taken after this, by its own handler
+    // (`events::install_fork_handlers`).
 }
 
 /// `pthread_atfork` parent: release what `before_fork` took.
@@ -407,7 +409,6 @@ fn after_fork_child() {
 }
 
 fn release_held() {
-    events::release_sink_after_fork();
     HELD_OVER_FORK.with(|h| {
         if let Some((reg, guards, pool)) = h.borrow_mut().take() {
             drop(pool);

@@ -26,6 +26,8 @@ use crate::sync::{RwLock, RwLockWriteGuard};
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 /// The handlers registered with [`at_fork`] (the first registration wins).
 static HANDLERS: OnceLock<ForkHandlers> = OnceLock::new();
+/// The handlers registered with [`at_fork_innermost`] (likewise).
+static INNERMOST: OnceLock<ForkHandlers> = OnceLock::new();
 static INSTALL: Once = Once::new();
 
 struct ForkHandlers {
@@ -41,36 +43,58 @@ pub fn fork_generation() -> u64 {
     FORK_GENERATION.load(Ordering::Relaxed)
 }
 
+/// Runs the handler `pick` chooses, if `handlers` were registered; a panic
+/// in it is caught (it must not unwind into libc, nor keep the other
+/// registration's handler from running).
+fn run(handlers: &OnceLock<ForkHandlers>, pick: fn(&ForkHandlers) -> fn()) {
+    if let Some(h) = handlers.get() {
+        let _ = std::panic::catch_unwind(pick(h));
+    }
+}
+
 extern "C" fn prepare() {
-    // A panic must not unwind into libc.
-    let _ = std::panic::catch_unwind(|| HANDLERS.get().map(|h| (h.prepare)()));
+    run(&HANDLERS, |h| h.prepare);
+    run(&INNERMOST, |h| h.prepare);
 }
 
 extern "C" fn parent() {
-    let _ = std::panic::catch_unwind(|| HANDLERS.get().map(|h| (h.parent)()));
+    run(&INNERMOST, |h| h.parent);
+    run(&HANDLERS, |h| h.parent);
 }
 
 extern "C" fn child() {
-    let _ = std::panic::catch_unwind(|| {
-        // First, so that even a failure below cannot let the child reuse
-        // the parent's sender id.
-        FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
-        if let Some(h) = HANDLERS.get() {
-            (h.child)();
-        }
-    });
+    // First, so that even a failure below cannot let the child reuse the
+    // parent's sender id.
+    FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+    run(&INNERMOST, |h| h.child);
+    run(&HANDLERS, |h| h.child);
 }
 
-/// Registers the process's fork handlers and installs them with
-/// `pthread_atfork`, once per process (later calls do nothing): `prepare`
-/// runs in the forking thread before `fork()`, `parent` after it in the
-/// parent, `child` in the child after the fork generation was bumped.
-/// Panics in them are caught (they never unwind into libc).
+/// Registers the process's fork handlers, and installs TinyMLS's handlers
+/// with `pthread_atfork` once per process: `prepare` runs in the forking
+/// thread before `fork()`, `parent` after it in the parent, `child` in the
+/// child after the fork generation was bumped. Panics in them are caught
+/// (they never unwind into libc). A second registration does nothing.
 pub(crate) fn at_fork(prepare_fn: fn(), parent_fn: fn(), child_fn: fn()) {
+    let _ = HANDLERS.set(ForkHandlers { prepare: prepare_fn, parent: parent_fn, child: child_fn });
+    install();
+}
+
+/// [`at_fork`] for a lock whose holders never wait for another lock of the
+/// library (the event sink's): its `prepare` runs after, and its `parent`
+/// and `child` before, those of [`at_fork`], whichever was registered first.
+/// Registered on its own so that a process that only sets the sink (no
+/// context yet) is covered too.
+pub(crate) fn at_fork_innermost(prepare_fn: fn(), parent_fn: fn(), child_fn: fn()) {
+    let _ = INNERMOST.set(ForkHandlers { prepare: prepare_fn, parent: parent_fn, child: child_fn });
+    install();
+}
+
+fn install() {
     // `call_once` makes every caller wait until the handlers are installed,
-    // so that no context exists in a process that could fork without them.
+    // so that nothing they protect exists in a process that could fork
+    // without them (each caller registered its own before).
     INSTALL.call_once(|| {
-        let _ = HANDLERS.set(ForkHandlers { prepare: prepare_fn, parent: parent_fn, child: child_fn });
         // SAFETY: the three handlers are `extern "C"` functions with the
         // signature pthread_atfork expects, live for the whole process (they
         // are plain functions), and catch every panic before returning to libc.
