@@ -712,3 +712,43 @@ fn state_info_refuses_what_import_refuses_as_malformed() {
     assert_eq!(import(&blob, &clock, None).err(), Some(Error::Malformed));
     assert_eq!(tinymls::state_info(&blob, &KEK).err(), Some(Error::Malformed));
 }
+
+/// An import keeps what the blob holds only within the importer's own
+/// limits, as if it had read it itself: an epoch with more senders than
+/// `max_senders` allows (one more: the exporter's own id, replay-checked
+/// like any other), or a future epoch further ahead than
+/// `max_future_epochs`, is `InvalidConfig` (it was kept, every sender with
+/// its keys and replay window, past the limits that bound that memory).
+#[test]
+fn an_import_must_fit_the_importers_sender_and_future_limits() {
+    let clock = Clock::fake(1_000_000_000);
+    let b = shared(cfg(), &clock);
+    for _ in 0..4 {
+        let s = shared(cfg(), &clock);
+        let ct = s.encrypt_to_vec(b"hi", b"").unwrap();
+        b.decrypt_to_vec(&ct, b"").unwrap();
+    }
+    let blob = b.export_state(&KEK, 0).unwrap();
+    assert_eq!(import(&blob, &clock, Some(Config { max_senders: 2, ..cfg() })).err(), Some(Error::InvalidConfig));
+    assert!(import(&blob, &clock, Some(Config { max_senders: 3, ..cfg() })).is_ok());
+    assert!(import(&blob, &clock, None).is_ok());
+
+    // A peer whose clock runs 500 epochs ahead, read under
+    // max_future_epochs = 1000 and held as a future epoch.
+    let t0 = 1_767_225_600_000;
+    let period = 100;
+    let wide = Config { ratchet_period_ms: period, max_future_epochs: 1000, ..Config::default() };
+    let here = Clock::fake(t0);
+    let ahead = Clock::fake(t0 + 500 * period);
+    let r = shared(wide, &here);
+    let fast = shared(wide, &ahead);
+    let early = fast.encrypt_to_vec(b"early", b"").unwrap();
+    r.decrypt_to_vec(&early, b"").unwrap();
+    let blob = r.export_state(&KEK, 0).unwrap();
+    let narrow = Config { max_future_epochs: 10, ..wide };
+    assert_eq!(import(&blob, &here, Some(narrow)).err(), Some(Error::InvalidConfig));
+    let back = import(&blob, &here, Some(wide)).unwrap();
+    // The future epoch came with its replay state.
+    assert_eq!(back.decrypt_to_vec(&early, b"").err(), Some(Error::Replay));
+    assert_eq!(back.decrypt_to_vec(&fast.encrypt_to_vec(b"again", b"").unwrap(), b"").map(|v| v.len()), Ok(5));
+}

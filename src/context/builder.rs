@@ -221,6 +221,7 @@ impl ContextBuilder {
                 ),
             ));
         }
+        self.holds_within_limits(&snap)?;
         let generation = snap.generation;
         let (mode, group_id, fingerprint) =
             (snap.mode, core::mem::take(&mut snap.group_id).into_boxed_slice(), snap.fingerprint);
@@ -229,6 +230,42 @@ impl ContextBuilder {
         // Nobody else holds the new context yet.
         write_window(&ctx.shared).state_generation = generation;
         Ok(ctx)
+    }
+
+    /// `InvalidConfig` unless what the snapshot holds fits this context's
+    /// limits, as it would had this context read it: at most `max_senders`
+    /// foreign senders in an epoch (plus the exporter's own sender id, which
+    /// a shared context replay-checks like any other), and no future epoch
+    /// more than `max_future_epochs` after the current one. Exported under a
+    /// larger limit, it would otherwise be kept past this one (each sender
+    /// with its keys and replay window: memory the limits exist to bound),
+    /// and dropping the excess would forget replay state.
+    fn holds_within_limits(&self, snap: &crate::blob::Snapshot) -> Result<()> {
+        let cfg = &self.cfg;
+        let senders = snap.epochs.iter().chain(&snap.future).map(|e| e.peers.len()).max().unwrap_or(0);
+        if senders > cfg.max_senders as usize + 1 {
+            Event::new(Kind::ConfigRejected, None).label("field", "max_senders").emit(None);
+            return Err(fail(
+                Error::InvalidConfig,
+                format_args!(
+                    "max_senders = {} is too small for the blob: one of its epochs holds {senders} senders",
+                    cfg.max_senders
+                ),
+            ));
+        }
+        let current = snap.epochs.last().map_or(0, |e| e.number);
+        let ahead = snap.future.iter().map(|e| e.number.saturating_sub(current)).max().unwrap_or(0);
+        if ahead > u64::from(cfg.max_future_epochs) {
+            Event::new(Kind::ConfigRejected, None).label("field", "max_future_epochs").emit(None);
+            return Err(fail(
+                Error::InvalidConfig,
+                format_args!(
+                    "max_future_epochs = {} is too small for the blob: it holds an epoch {ahead} after its current one",
+                    cfg.max_future_epochs
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// What a snapshot's context holds, copied into key memory, and the
