@@ -220,3 +220,70 @@ fn tinymls_status_name_names_every_status_as_the_header_spells_it() {
         assert!(!status_text(tinymls_status_name, code).is_empty());
     }
 }
+
+/// `*out_len` inside `out` is refused (INVALID_ARGUMENT, nothing written)
+/// when `out` is large enough:
+/// the length would overwrite what the call wrote (before, encrypt returned
+/// OK with the length in the tag, and decrypt OK with it in the plaintext).
+/// And a batch with `out` NULL but a capacity is NULL_POINTER with nothing
+/// written, `*out_total` included, like `tinymls_encrypt`.
+#[test]
+fn out_len_inside_out_is_refused_and_a_null_batch_out_writes_nothing() {
+    let ctx = join(&Config::default());
+    let ct = encrypt(ctx, &[0x50; 32], b"").unwrap();
+    // 8-byte words, so that a `usize` anywhere in them is aligned; room
+    // for the state blob (a call that finds `out` too small writes the
+    // size needed to `*out_len`, wherever the caller put it).
+    let mut words = vec![0x5555_5555_5555_5555usize; 2048];
+    let (wp, bytes, cap) = (words.as_mut_ptr(), words.as_mut_ptr().cast::<u8>(), 2048 * 8);
+    for at in [0, 6, 2047] {
+        let len = wp.wrapping_add(at);
+        let st = tinymls_encrypt(ctx, [1u8; 32].as_ptr(), 32, null(), 0, bytes, cap, len);
+        assert_eq!(st, TINYMLS_ERR_INVALID_ARGUMENT, "encrypt, out_len at word {at}");
+        let st = tinymls_decrypt(ctx, ct.as_ptr(), ct.len(), null(), 0, bytes, cap, len);
+        assert_eq!(st, TINYMLS_ERR_INVALID_ARGUMENT, "decrypt, out_len at word {at}");
+        let kek = [9u8; 32];
+        let st = tinymls_context_export(ctx, kek.as_ptr(), 32, 0, bytes, cap, len);
+        assert_eq!(st, TINYMLS_ERR_INVALID_ARGUMENT, "export, out_len at word {at}");
+        let st = tinymls_metrics_prometheus(bytes, cap, len);
+        assert_eq!(st, TINYMLS_ERR_INVALID_ARGUMENT, "metrics, out_len at word {at}");
+    }
+    assert!(words.iter().all(|&w| w == 0x5555_5555_5555_5555), "nothing written");
+    // Just outside `out`: fine.
+    let st = tinymls_encrypt(ctx, [1u8; 32].as_ptr(), 32, null(), 0, bytes, 72, wp.wrapping_add(9));
+    assert_eq!(st, TINYMLS_OK);
+    assert_eq!(words[9], 72);
+
+    let (msg, lens) = ([1u8; 4], [4usize]);
+    let (mut out_lens, mut statuses, mut total) = ([7usize], [TINYMLS_OK], 99usize);
+    let st = tinymls_encrypt_batch(
+        ctx,
+        1,
+        msg.as_ptr(),
+        lens.as_ptr(),
+        null(),
+        null(),
+        null_mut(),
+        1000,
+        out_lens.as_mut_ptr(),
+        statuses.as_mut_ptr(),
+        &mut total,
+    );
+    assert_eq!((st, total), (TINYMLS_ERR_NULL_POINTER, 99));
+    // NULL with capacity 0 is the size query: the size, BUFFER_TOO_SMALL.
+    let st = tinymls_encrypt_batch(
+        ctx,
+        1,
+        msg.as_ptr(),
+        lens.as_ptr(),
+        null(),
+        null(),
+        null_mut(),
+        0,
+        out_lens.as_mut_ptr(),
+        statuses.as_mut_ptr(),
+        &mut total,
+    );
+    assert_eq!((st, total), (TINYMLS_ERR_BUFFER_TOO_SMALL, 44));
+    tinymls_context_free(ctx);
+}

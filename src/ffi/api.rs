@@ -200,8 +200,9 @@ pub extern "C" fn tinymls_ciphertext_len(plaintext_len: usize) -> usize {
 ///
 /// `pt` may be NULL if `pt_len` is 0, `aad` if `aad_len` is 0. `out` needs
 /// `tinymls_ciphertext_len(pt_len)` bytes; if `out_cap` is smaller,
-/// `*out_len` receives that size and nothing else is written. `out` must not
-/// overlap `pt` or `aad`. On success `*out_len` is the ciphertext length.
+/// `*out_len` receives that size and nothing else is written. `out` and
+/// `*out_len` must not overlap `pt`, `aad` or each other. On success
+/// `*out_len` is the ciphertext length.
 /// The caller owns every buffer.
 ///
 /// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`,
@@ -250,10 +251,10 @@ pub extern "C" fn tinymls_encrypt(
 /// `aad` may be NULL if `aad_len` is 0, `out` if `out_cap` is 0 (enough for
 /// an empty message). `out` needs `ct_len - 40` bytes; if `out_cap` is
 /// smaller, `*out_len` receives that size and nothing else is written. `out`
-/// must not overlap `ct` or `aad`. Once the arguments pass those checks
-/// (handle, NULL rules, overlap), any failure other than
-/// `TINYMLS_ERR_BUFFER_TOO_SMALL` zeroes the first `out_cap` bytes of `out`,
-/// so no unauthenticated plaintext is ever left there. A newer epoch of a
+/// and `*out_len` must not overlap `ct`, `aad` or each other. Once the
+/// arguments pass those checks (handle, NULL rules, overlap), any failure
+/// other than `TINYMLS_ERR_BUFFER_TOO_SMALL` zeroes the first `out_cap`
+/// bytes of `out`, so no unauthenticated plaintext is ever left there. A newer epoch of a
 /// peer is adopted only after its message authenticates.
 ///
 /// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`,

@@ -106,6 +106,9 @@ unsafe fn batch(
             aad_lens_region,
         ],
     )?;
+    // A NULL `out` with a capacity first: it writes nothing, not even
+    // `*out_total` (as `tinymls_encrypt`).
+    out.check_null()?;
     // `*out_total` is the size the slots need, whether or not they fit.
     out.set_len(needed);
     out.require(needed)?;

@@ -300,7 +300,8 @@ pub(crate) unsafe fn write_out<T>(ptr: *mut T, v: T) {
 /// * `out` may be NULL only with `out_cap` 0 ([`OutBuf::bytes`],
 ///   [`OutBuf::check`], [`OutBuf::check_null`]); a capacity beyond
 ///   `isize::MAX` is `TINYMLS_ERR_INVALID_ARGUMENT`;
-/// * neither `out` nor `*out_len` may overlap an input ([`OutBuf::disjoint`]);
+/// * neither `out` nor `*out_len` may overlap an input ([`OutBuf::disjoint`]),
+///   nor each other ([`OutBuf::bytes`]);
 /// * `*out_len` is the size needed: too small, [`OutBuf::require`] and
 ///   [`OutBuf::too_small`] write only `*out_len` and return
 ///   `TINYMLS_ERR_BUFFER_TOO_SMALL`; [`OutBuf::set_len`] records the length
@@ -444,10 +445,16 @@ impl OutBuf<'_> {
         if self.cap > isize::MAX as usize {
             return Err(beyond_ptrdiff(self.names.cap, self.cap));
         }
-        // SAFETY: non-NULL, cap in range; validity and exclusivity are the
-        // contract of `new` (overlap with inputs is checked by callers with
-        // `disjoint` before this), and the slice borrows `self` mutably, so
-        // only one exists at a time.
+        // `*out_len` inside `out`: the length would overwrite what the call
+        // wrote (and be written through a pointer into a live slice).
+        if overlaps(self.len.cast_const().cast(), core::mem::size_of::<usize>(), self.ptr, self.cap) {
+            return Err(overlap(self.names.len, self.names.out));
+        }
+        // SAFETY: non-NULL, cap in range, `*out_len` outside it (just
+        // checked); validity and exclusivity are the contract of `new`
+        // (overlap with inputs is checked by callers with `disjoint` before
+        // this), and the slice borrows `self` mutably, so only one exists at
+        // a time.
         Ok(unsafe { core::slice::from_raw_parts_mut(self.ptr, self.cap) })
     }
 

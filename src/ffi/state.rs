@@ -41,7 +41,7 @@ const _: () = {
 /// receives the size needed and the status is `TINYMLS_ERR_BUFFER_TOO_SMALL`;
 /// nothing else is written. The size can grow between two calls (a new
 /// sender, a rotation): call again with the new size until it fits. `out`
-/// must not overlap `kek`. The blob holds epoch keys (sealed): store it as
+/// and `*out_len` must not overlap `kek` or each other. The blob holds epoch keys (sealed): store it as
 /// carefully as the KEK allows, and delete it when it is no longer needed.
 ///
 /// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER` (`ctx`, `out_len`, or
