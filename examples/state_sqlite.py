@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Keep a TinyMLS context's sealed state in SQLite, survive a SIGKILL.
 
-The pattern (docs/STATE.md, README "Persisting state"):
+The pattern (docs/STATE.md, "Import", "Keeping blobs: the forward-secrecy
+trade-off" and "Rollback"; the Python calls: bindings/python/README.md):
 
 * A service joins a group once. From then on its state lives in a SQLite
   database as a *sealed blob* (``Context.export_state``): AES-256-GCM under a

@@ -2,9 +2,12 @@
  * local_encrypt.c: encrypt data that only this process can read back.
  *
  * A *local* context draws its own random group secret and fresh OS entropy
- * at every rotation, so nothing outside it (not even a later copy of its
- * memory) can decrypt what it wrote. Typical use: sealing data that sits in
- * a queue, a cache or a temporary file until this process reads it back.
+ * at every rotation, so nothing outside it can decrypt what it wrote, and
+ * once an epoch has left the window (or the context was closed) its keys
+ * are destroyed: a copy of the process's memory taken after that cannot
+ * decrypt that epoch's messages either (one taken while the epoch is still
+ * held can). Typical use: sealing data that sits in a queue, a cache or a
+ * temporary file until this process reads it back.
  *
  * Build:  cc -std=c11 local_encrypt.c -I<include dir> -L<lib dir> -ltinymls
  */

@@ -62,6 +62,24 @@ def test_batch_argument_errors(local: tinymls.Context) -> None:
         local.decrypt_many([b"a" * 50])
 
 
+def test_batch_aad_of_a_wrong_type_is_an_argument_type_error(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
+    # As encrypt() raises: ArgumentTypeError (a TinyMLSError), not a bare TypeError.
+    a, b = pair
+    ct = a.encrypt_many([b"a"])
+    for aad in (None, 5, 1.5):
+        with pytest.raises(tinymls.ArgumentTypeError, match="aad must be bytes"):
+            a.encrypt_many([b"a"], aad=aad)  # type: ignore[arg-type]
+        with pytest.raises(tinymls.ArgumentTypeError, match="aad must be bytes"):
+            b.decrypt_many(ct, aad=aad)  # type: ignore[arg-type]
+    with pytest.raises(tinymls.ArgumentTypeError, match="plaintexts must be"):
+        a.encrypt_many(None)  # type: ignore[arg-type]
+    with pytest.raises(tinymls.ArgumentTypeError, match="ciphertexts must be"):
+        b.decrypt_many(7)  # type: ignore[arg-type]
+    with pytest.raises(tinymls.ArgumentTypeError, match="aad must be bytes"):
+        a.encrypt_many([b"a"], aad=[None])  # type: ignore[list-item]
+    assert b.decrypt_many(ct) == [b"a"]  # nothing consumed by the refusals
+
+
 def test_batch_counts_like_single_calls(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
     a, b = pair
     before = scrape()

@@ -129,7 +129,23 @@ def test_decrypt_into_failures(local: tinymls.Context) -> None:
     out = bytearray(b"\xaa" * 64)
     with pytest.raises(tinymls.ClosedError):
         local.decrypt_into(ct, out)
-    assert out == b"\xaa" * 64  # refused before the library was called
+    assert out == bytes(64)  # zeroed, as the library zeroes out for a closed handle
+
+
+def test_decrypt_into_on_a_closed_context_zeroes_out(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
+    # README and the docstring: a failed decrypt leaves all of out zeroed, as
+    # in the C ABI (which zeroes it when it refuses a closed handle too).
+    a, b = pair
+    ct = a.encrypt(MESSAGE)
+    out = bytearray(len(MESSAGE))
+    assert b.decrypt_into(ct, out) == len(MESSAGE) and out == MESSAGE
+    b.close()
+    for buf in (out, memoryview(out), array.array("B", MESSAGE)):
+        with pytest.raises(tinymls.ClosedError):
+            b.decrypt_into(ct, buf)
+        assert bytes(buf) == bytes(len(MESSAGE))
+    with pytest.raises(tinymls.ClosedError):  # an out that cannot be zeroed: still ClosedError first
+        b.decrypt_into(ct, bytes(len(MESSAGE)))
 
 
 def test_numpy_arrays(pair: tuple[tinymls.Context, tinymls.Context]) -> None:

@@ -7,6 +7,7 @@ import array
 import ctypes
 import mmap
 import os
+import sys
 from typing import Any
 
 import pytest
@@ -214,6 +215,65 @@ def test_join_wipes_its_own_copy_of_the_secret(monkeypatch: pytest.MonkeyPatch) 
     with tinymls.Context.join(ba, GROUP_ID):
         pass
     assert ba == GROUP_SECRET and bytes(seen[1]) == GROUP_SECRET
+
+
+def test_a_copied_secret_is_wiped_when_a_later_argument_is_wrong(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The secret (or KEK) is copied first (non-contiguous: it cannot be passed
+    # in place); a wrong group id or config raised after the copy must not
+    # skip its wipe. Every memset of the binding is recorded.
+    wiped: list[bytes] = []
+    real = ctypes.memset
+
+    def spy(dst: Any, c: int, n: int) -> Any:
+        result = real(dst, c, n)
+        wiped.append(bytes(dst)[:n])  # what the wiped buffer holds now
+        return result
+
+    monkeypatch.setattr(context_module, "memset", spy)
+    monkeypatch.setattr(ctypes, "memset", spy)  # _state calls ctypes.memset
+    backing = bytearray(2 * len(GROUP_SECRET))
+    backing[::2] = GROUP_SECRET
+    secret = memoryview(backing)[::2]
+    kek_backing = bytearray(64)
+    kek_backing[::2] = bytes(range(1, 33))
+    kek = memoryview(kek_backing)[::2]
+    blob = tinymls.Context.join(GROUP_SECRET, GROUP_ID).export_state(bytes(range(1, 33)))
+    wrong: list[Any] = [
+        lambda: tinymls.Context.join(secret, "a str"),  # type: ignore[arg-type]
+        lambda: tinymls.Context.join(secret, GROUP_ID, {"max_epochs": 8}),  # type: ignore[arg-type]
+        lambda: tinymls.Context.from_state(blob, kek, {"max_epochs": 8}),  # type: ignore[arg-type]
+    ]
+    for call in wrong:
+        wiped.clear()
+        with pytest.raises(tinymls.ArgumentTypeError):
+            call()
+        assert wiped == [bytes(32)], "the binding's copy of the secret was not wiped"
+
+
+def test_a_strided_secret_is_copied_without_an_intermediate_bytes() -> None:
+    # memoryview.tobytes() would leave an unwiped bytes copy of the secret on
+    # the heap: the binding copies a 1-D strided buffer straight into the
+    # ctypes array it wipes after the call.
+    calls: list[str] = []
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "c_call":
+            calls.append(getattr(arg, "__name__", "?"))
+
+    backing = bytearray(64)
+    backing[::2] = GROUP_SECRET
+    for secret in (memoryview(backing)[::2], memoryview(array.array("H", backing))[::-1]):
+        calls.clear()
+        sys.setprofile(profile)
+        try:
+            arg, n, copied = _buffers.input_arg(secret, "group_secret")
+        finally:
+            sys.setprofile(None)
+        assert copied and n == secret.nbytes and bytes(arg) == secret.tobytes()
+        assert "tobytes" not in calls
+        ctypes.memset(arg, 0, n)
+    with tinymls.Context.join(memoryview(backing)[::2], GROUP_ID) as a, tinymls.Context.join(GROUP_SECRET, GROUP_ID) as b:
+        assert b.decrypt(a.encrypt(b"m")) == b"m"
 
 
 _DIRECT = _buffers.DIRECT_OUTPUT_MIN

@@ -54,10 +54,22 @@ def _aads(aad: Buffer | Iterable[Buffer], n: int) -> tuple[bytes | None, array[i
         if not one:
             return None, None
         return one * n, array(_SIZE_T_CODE, [len(one)]) * n
-    items = aad if type(aad) is list else list(aad)  # type: ignore[arg-type]
+    items = _listed(aad, "aad", "bytes or another buffer, or an iterable of them (one per message)")
     if len(items) != n:
         raise InvalidArgumentError(f"aad: {len(items)} values for {n} messages")
     return _pack(items, "aad")
+
+
+def _listed(values: object, what: str, expected: str) -> list[Any]:
+    """``values`` as a list; :class:`ArgumentTypeError` if it is not iterable
+    (``None``, an int, ...), as the per-message calls raise for a wrong type."""
+    if type(values) is list:
+        return values
+    try:
+        it = iter(values)  # type: ignore[call-overload]
+    except TypeError:
+        raise ArgumentTypeError(f"{what} must be {expected}, not {type(values).__name__}") from None
+    return list(it)
 
 
 def _items(arr: array[int]) -> c_void_p:
@@ -72,11 +84,12 @@ def _batch(
 ) -> tuple[bytes, array[int], array[int], array[int]]:
     """One batch call on a list of messages: (output, input lengths, output
     lengths, statuses)."""
-    items = messages if type(messages) is list else list(messages)
+    what = "plaintexts" if encrypt else "ciphertexts"
+    items = _listed(messages, what, "an iterable of bytes or other buffers")
     n = len(items)
     if n == 0:
         return b"", array(_SIZE_T_CODE), array(_SIZE_T_CODE), array("I")
-    packed, lens = _pack(items, "plaintexts" if encrypt else "ciphertexts")
+    packed, lens = _pack(items, what)
     aad_packed, aad_lens = _aads(aad, n)
     raw, out_lens, statuses = _batch_call(handle, encrypt, packed or None, len(packed), lens, aad_packed, aad_lens)
     return raw, lens, out_lens, statuses

@@ -115,7 +115,7 @@ def input_arg(data: object, what: str) -> tuple[Any, int, bool]:
     if n == 0:
         return None, 0, False
     if not view.c_contiguous:
-        return (c_char * n).from_buffer_copy(view.tobytes()), n, True
+        return _gather(view, n), n, True
     if not view.readonly:
         return (c_char * n).from_buffer(view), n, False
     # Only an exact bytes object of exactly the view's size: a subclass may lie
@@ -123,6 +123,30 @@ def input_arg(data: object, what: str) -> tuple[Any, int, bool]:
     if type(view.obj) is bytes and bytes.__len__(view.obj) == n:
         return view.obj, n, False
     return (c_char * n).from_buffer_copy(view), n, True
+
+
+def _gather(view: memoryview, n: int) -> Any:
+    """A ctypes array holding the ``n`` bytes of the non-contiguous ``view``
+    in C order, which the caller wipes (``memset``) after the call.
+
+    A one-dimensional view (a slice with a step, of any native format) is
+    copied straight into the array's memory (a bytearray lent to it), with
+    no other copy of its bytes. A multi-dimensional one (NumPy) cannot be
+    assigned through a memoryview, and goes through ``tobytes()``: an
+    intermediate ``bytes`` copy that is freed unwiped (bindings/python/README.md).
+    """
+    if view.ndim == 1:
+        store = bytearray(n)
+        try:
+            dst: Any = memoryview(store)
+            if view.format != "B":
+                dst = dst.cast(view.format)  # any native format
+            dst[:] = view
+        except (TypeError, ValueError, NotImplementedError):
+            store[:] = bytes(n)  # (nothing copied yet) a format cast() does not take: below
+        else:
+            return (c_char * n).from_buffer(store)
+    return (c_char * n).from_buffer_copy(view.tobytes())
 
 
 def is_buffer(obj: object) -> bool:

@@ -66,6 +66,18 @@ def _closed() -> NoReturn:
     raise _ffi.error(Status.CLOSED)
 
 
+def _zero_out(out: object) -> None:
+    """Zeroes the caller's output buffer, as the library does to ``out`` when a
+    decrypt fails (here: a closed context, refused before the library is
+    called). Nothing for an object that is no writable contiguous buffer."""
+    try:
+        buf, cap = _out_arg(out)
+    except TinyMLSError:
+        return
+    if cap:
+        memset(buf, 0, cap)
+
+
 def _free(handle: Any) -> None:
     _lib.tinymls_context_free(handle)
 
@@ -137,10 +149,12 @@ class Context:
         :class:`ArgumentTypeError`, :class:`RngError`.
         """
         secret, secret_len, secret_copied = input_arg(group_secret, "group_secret")
-        gid, gid_len, _ = input_arg(group_id, "group_id")
-        cfg = config_arg(config)
         handle = _ffi.ContextPtr()
         try:
+            # Checked inside the try: a wrong group_id or config must not skip
+            # the wipe of the copy made above.
+            gid, gid_len, _ = input_arg(group_id, "group_id")
+            cfg = config_arg(config)
             status = _lib.tinymls_context_join(
                 secret, secret_len, gid, gid_len, None if cfg is None else byref(cfg), byref(handle)
             )
@@ -263,11 +277,15 @@ class Context:
         ``out`` must not overlap the ciphertext or the AAD. As in the C ABI, a
         message that fails to decrypt leaves all of ``out`` zeroed, and an
         ``out`` too small raises :class:`BufferTooSmallError` with ``needed``,
-        the size it must have, and leaves ``out`` untouched. Raises what
-        :meth:`decrypt` raises, and what :meth:`encrypt_into` raises for a
-        wrong ``out`` (but its size).
+        the size it must have, and leaves ``out`` untouched. On a closed
+        context :class:`ClosedError` comes first, and ``out`` is zeroed too
+        (when it is a writable contiguous buffer), as the library zeroes it
+        when it refuses a closed handle. Raises what :meth:`decrypt` raises,
+        and what :meth:`encrypt_into` raises for a wrong ``out`` (but its
+        size).
         """
         if self._closed:
+            _zero_out(out)
             _closed()
         ct, ct_arg = _fast_input(ciphertext, "ciphertext")
         ad, ad_arg = _fast_input(aad, "aad")

@@ -107,14 +107,17 @@ def install(logger: logging.Logger | None = None, min_level: int = logging.INFO)
     events at or above that level. Replaces a previous :func:`install`.
 
     Handlers run on whichever thread caused the event, the library's own
-    maintenance thread included, and may call tinymls, but must not close
-    the context an event is about from inside the handler: ``close`` waits
-    for the call that is delivering the event, which waits for the handler.
+    maintenance thread included, and may call tinymls, closing the context
+    an event is about included: the library delivers events with none of
+    its locks held, and ``close`` does not wait for calls in flight (the
+    call that raised the event completes or raises :class:`ClosedError`,
+    like any call racing a close; later calls raise :class:`ClosedError`).
 
     Levels: epoch destroyed is DEBUG; context created/closed and rotation are
     INFO; decrypt rejected, forged future epoch, config rejected, clock
     skew (a peer's epoch more than ``max_epochs / 2`` from this context's)
-    and events suppressed are WARNING. Returns the logger.
+    and events suppressed are WARNING; maintenance failed is ERROR. Returns
+    the logger.
     """
     global _logger, _atexit_registered
     if logger is None:

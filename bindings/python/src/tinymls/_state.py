@@ -44,10 +44,12 @@ def import_state(blob: Buffer, kek: Buffer, config: Config | None, min_generatio
         raise ValueError("min_generation must be an int in 0..2**64-1 or None")
     data, data_len, _ = input_arg(blob, "blob")
     key, key_len, key_copied = input_arg(kek, "kek")
-    cfg = config_arg(config)
-    pcfg = None if cfg is None else byref(cfg)
     handle = _ffi.ContextPtr()
     try:
+        # Checked inside the try: a wrong config must not skip the wipe of
+        # the KEK's copy made above.
+        cfg = config_arg(config)
+        pcfg = None if cfg is None else byref(cfg)
         if min_generation is None:
             status = _ffi.lib.tinymls_context_import(data, data_len, key, key_len, pcfg, byref(handle))
         else:
