@@ -53,21 +53,28 @@ fn run(handlers: &OnceLock<ForkHandlers>, pick: fn(&ForkHandlers) -> fn()) {
 }
 
 extern "C" fn prepare() {
-    run(&HANDLERS, |h| h.prepare);
-    run(&INNERMOST, |h| h.prepare);
+    // A panic must not unwind into libc (`run` catches each handler's own).
+    let _ = std::panic::catch_unwind(|| {
+        run(&HANDLERS, |h| h.prepare);
+        run(&INNERMOST, |h| h.prepare);
+    });
 }
 
 extern "C" fn parent() {
-    run(&INNERMOST, |h| h.parent);
-    run(&HANDLERS, |h| h.parent);
+    let _ = std::panic::catch_unwind(|| {
+        run(&INNERMOST, |h| h.parent);
+        run(&HANDLERS, |h| h.parent);
+    });
 }
 
 extern "C" fn child() {
-    // First, so that even a failure below cannot let the child reuse the
-    // parent's sender id.
-    FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
-    run(&INNERMOST, |h| h.child);
-    run(&HANDLERS, |h| h.child);
+    let _ = std::panic::catch_unwind(|| {
+        // First, so that even a failure below cannot let the child reuse
+        // the parent's sender id.
+        FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+        run(&INNERMOST, |h| h.child);
+        run(&HANDLERS, |h| h.child);
+    });
 }
 
 /// Registers the process's fork handlers, and installs TinyMLS's handlers
