@@ -563,7 +563,7 @@ fn get_epochs(r: &mut Reader<'_>, count: u64, mut numbered: impl FnMut(u64, u64)
                 let words: Vec<u64> =
                     raw.chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().unwrap_or([0; 8]))).collect();
                 // Only an internally consistent window is accepted.
-                ReplayWindow::from_parts(top, words.clone().into_boxed_slice()).ok_or(Error::Malformed)?;
+                ReplayWindow::from_parts(top, &words).ok_or(Error::Malformed)?;
                 Some(WindowSnap { top, words })
             };
             peers.push(PeerSnap { sender, window });
@@ -578,7 +578,7 @@ impl WindowSnap {
     /// the same one if the size did not change, else one that refuses every
     /// sequence number the exported window refused.
     pub(crate) fn into_window(self, size: u32) -> ReplayWindow {
-        match ReplayWindow::from_parts(self.top, self.words.into_boxed_slice()) {
+        match ReplayWindow::from_parts(self.top, &self.words) {
             Some(w) if w.size() == u64::from(size) => w,
             Some(w) => w.resized(size),
             None => ReplayWindow::new(size),
@@ -606,7 +606,13 @@ mod tests {
                 secret: s,
                 age_ms: 10,
                 peers: vec![
-                    PeerSnap { sender: 1, window: Some(WindowSnap { top: w.top(), words: w.words().to_vec() }) },
+                    PeerSnap {
+                        sender: 1,
+                        window: Some({
+                            let (top, words) = w.snapshot();
+                            WindowSnap { top, words }
+                        }),
+                    },
                     PeerSnap { sender: 9, window: None },
                 ],
             }],

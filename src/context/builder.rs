@@ -27,7 +27,7 @@ use crate::os::stack::scrubbed;
 use crate::os::{self, locked::Locked};
 use crate::replay::ReplayWindow;
 use crate::secret::Secret32;
-use crate::sync::{Mutex, RwLock};
+use crate::sync::RwLock;
 use crate::types::{Destroyed, Mode};
 
 /// Group id used inside a local context (its group secret is random).
@@ -294,11 +294,9 @@ impl ContextBuilder {
             let mut peers = Vec::with_capacity(e.peers.len());
             for p in e.peers.drain(..) {
                 let mut peer = SenderKeys::derive_locked(&ep.secret, p.sender, Peer::new);
-                peer.replay = (cfg.replay_window > 0).then(|| {
-                    Mutex::new(match p.window {
-                        Some(w) => w.into_window(cfg.replay_window),
-                        None => ReplayWindow::new(cfg.replay_window),
-                    })
+                peer.replay = (cfg.replay_window > 0).then(|| match p.window {
+                    Some(w) => w.into_window(cfg.replay_window),
+                    None => ReplayWindow::new(cfg.replay_window),
                 });
                 peers.push((p.sender, peer));
             }

@@ -87,9 +87,9 @@ impl Window {
                 .iter()
                 .map(|(id, p)| PeerSnap {
                     sender: *id,
-                    window: p.replay.as_ref().map(|m| {
-                        let w = m.lock();
-                        WindowSnap { top: w.top(), words: w.words().to_vec() }
+                    window: p.replay.as_ref().map(|w| {
+                        let (top, words) = w.snapshot();
+                        WindowSnap { top, words }
                     }),
                 })
                 .collect();

@@ -17,14 +17,13 @@ use crate::os::locked::Locked;
 use crate::os::stack::scrubbed;
 use crate::replay::ReplayWindow;
 use crate::secret::Secret32;
-use crate::sync::Mutex;
 use crate::types::{Mode, RotationReason};
 use crate::wire::{self, OVERHEAD};
 
 /// A foreign sender in one epoch.
 pub(super) struct Peer {
     pub(super) keys: SenderKeys,
-    pub(super) replay: Option<Mutex<ReplayWindow>>,
+    pub(super) replay: Option<ReplayWindow>,
 }
 
 impl Peer {
@@ -210,14 +209,16 @@ impl Context {
                     }
                     match ep.peer(h.sender) {
                         Some(peer) => {
+                            // Checked with no lock, recorded under the
+                            // window's lock (`ReplayWindow`).
                             if let Some(w) = &peer.replay {
-                                if !w.lock().check(h.seq) {
+                                if !w.check(h.seq) {
                                     return Err(st.replayed(*h));
                                 }
                             }
                             peer.keys.open(p, aad, out)?;
                             if let Some(w) = &peer.replay {
-                                if !w.lock().record(h.seq) {
+                                if !w.record(h.seq) {
                                     return Err(st.replayed(*h));
                                 }
                             }
@@ -361,13 +362,13 @@ impl Window {
                     Some(p) => p,
                     None => SenderKeys::derive_locked(&ep.secret, sender, Peer::new),
                 };
-                peer.replay = (window > 0).then(|| Mutex::new(ReplayWindow::new(window)));
+                peer.replay = (window > 0).then(|| ReplayWindow::new(window));
                 ep.peers.insert(at, (sender, peer));
                 at
             }
         };
         if let Some(w) = &ep.peers[at].1.replay {
-            if !w.lock().record(seq) {
+            if !w.record(seq) {
                 return Err(self.replayed(wire::Header { epoch, sender, seq }));
             }
         }
