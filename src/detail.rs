@@ -127,6 +127,22 @@ pub(crate) fn discard() {
     with_slot(|s| s.pending_code = 0);
 }
 
+/// Runs `f`, a host's code called from inside a call (an event sink), with
+/// this thread's pending note set aside and put back afterwards: a call
+/// `f` makes into the library must not take, or replace, the note of the
+/// call that is delivering the event (its detail would be lost).
+pub(crate) fn keeping_note<R>(f: impl FnOnce() -> R) -> R {
+    let saved = with_slot(|s| (core::mem::replace(&mut s.pending, Text::EMPTY), core::mem::take(&mut s.pending_code)));
+    let r = f();
+    if let Some((text, code)) = saved {
+        with_slot(|s| {
+            s.pending = text;
+            s.pending_code = code;
+        });
+    }
+    r
+}
+
 /// A call is returning status `code` (not 0): publishes the pending note if
 /// it explains `code`, the status's description otherwise, and clears the
 /// note. An authentication failure always gets its description, whatever

@@ -180,7 +180,11 @@ fn deliver(level: Level, json: &str) {
     let sink = with_sink_held_over_fork(|s| s.clone()).unwrap_or_else(|| SINK.read().clone());
     if let Some(sink) = sink {
         // A sink that panics must not take the library down with it.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(level, json)));
+        // The sink may call the library: the detail of the call that raised
+        // the event stays its own.
+        let _ = crate::detail::keeping_note(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(level, json)))
+        });
     }
 }
 

@@ -135,8 +135,9 @@ func (cfg *Config) lacksRequired() bool {
 func (cfg *Config) toC(out *C.tinymls_config) error {
 	ms := func(field string, d time.Duration) (C.uint64_t, error) {
 		if d < 0 || d%time.Millisecond != 0 {
-			return 0, fmt.Errorf("tinymls: Config.%s = %v is not a whole, non-negative number of milliseconds: %w",
-				field, d, ErrInvalidConfig)
+			// An *Error like the library's, with the field in its detail.
+			return 0, &Error{Status: ErrInvalidConfig,
+				Detail: fmt.Sprintf("Config.%s = %v is not a whole, non-negative number of milliseconds", field, d)}
 		}
 		return C.uint64_t(d / time.Millisecond), nil
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // wantDetail checks that err is the library's *Error for status want, with
@@ -59,6 +60,22 @@ func TestAConfigFieldOutOfRangeIsNamed(t *testing.T) {
 	_, err = Join(make([]byte, 32), []byte("g"), cfg)
 	wantDetail(t, err, ErrInvalidConfig,
 		"max_epochs must be at least 2 when epochs follow the clock (ratchet_period_ms > 0), got 1")
+}
+
+// A duration the library cannot carry is refused on the Go side, as an
+// *Error like the library's (errors.As finds it and its Detail names the
+// field), from Validate and from New alike.
+func TestADurationThatIsNoWholeMillisecondsIsAnError(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.GCInterval = 1500 * time.Microsecond
+	const want = "Config.GCInterval = 1.5ms is not a whole, non-negative number of milliseconds"
+	wantDetail(t, cfg.Validate(), ErrInvalidConfig, want)
+	_, err := New(cfg)
+	wantDetail(t, err, ErrInvalidConfig, want)
+	cfg = DefaultConfig()
+	cfg.MaxKeyAge = -time.Second
+	wantDetail(t, cfg.Validate(), ErrInvalidConfig,
+		"Config.MaxKeyAge = -1s is not a whole, non-negative number of milliseconds")
 }
 
 func TestAZeroConfigSaysToStartFromDefaultConfig(t *testing.T) {
