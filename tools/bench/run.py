@@ -428,8 +428,8 @@ def render(mach: list[tuple[str, str]], crit: dict[str, float], fp: dict[str, fl
     if peer and raw_open:
         L.append(f"A consumer reading a replica's 64-byte message runs at {raw_open / peer:.2f}x the raw AEAD "
                  "open (section 1's decrypt re-opens the context's own message, which is not replay-checked; "
-                 "a known sender's message also takes its replay window's lock twice: check before, record "
-                 "after the open).")
+                 "a known sender's message is also checked against its replay window before the open, with "
+                 "no lock, and recorded after it, under the window's lock).")
         L.append("")
     for what, key, bar in (("One rotation (local)", "rotation/rotate_local", 2000.0),
                            ("One rotation (shared, period 0)", "rotation/rotate_shared", 2000.0),
