@@ -593,7 +593,7 @@ mod tests {
     fn snap() -> Snapshot {
         let mut s = Secret32::zero();
         s.expose_mut().fill(7);
-        let mut w = ReplayWindow::new(128);
+        let w = ReplayWindow::new(128);
         assert!(w.record(3) && w.record(200));
         Snapshot {
             mode: Mode::Shared,
