@@ -98,7 +98,12 @@ thread_local! {
 /// takes the sink's lock last, after every other lock of the library, and
 /// the parent and child handlers release it first.
 pub(crate) fn install_fork_handlers() {
-    crate::os::at_fork_innermost(hold_sink_over_fork, release_sink_after_fork, release_sink_after_fork);
+    static SINK_OVER_FORK: crate::os::ForkHandlers = crate::os::ForkHandlers {
+        prepare: hold_sink_over_fork,
+        parent: release_sink_after_fork,
+        child: release_sink_after_fork,
+    };
+    crate::os::at_fork_innermost(&SINK_OVER_FORK);
 }
 
 /// For the `pthread_atfork` prepare handler: takes the sink's lock and

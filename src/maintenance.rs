@@ -318,7 +318,9 @@ pub(crate) fn install_fork_handlers() {
     // The event sink's first (its prepare handler runs last): contexts
     // deliver events.
     events::install_fork_handlers();
-    os::at_fork(before_fork, after_fork_parent, after_fork_child);
+    static LOCKS_OVER_FORK: os::ForkHandlers =
+        os::ForkHandlers { prepare: before_fork, parent: after_fork_parent, child: after_fork_child };
+    os::at_fork(&LOCKS_OVER_FORK);
 }
 
 type HeldLocks = (MutexGuard<'static, Registry>, Vec<Box<dyn std::any::Any>>, MutexGuard<'static, os::locked::Pool>);

@@ -18,22 +18,30 @@ pub(crate) mod locked;
 pub(crate) mod stack;
 
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Once, OnceLock};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::sync::{RwLock, RwLockWriteGuard};
 
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
-/// The handlers registered with [`at_fork`] (the first registration wins).
-static HANDLERS: OnceLock<ForkHandlers> = OnceLock::new();
+/// The handlers registered with [`at_fork`] (the first registration wins;
+/// null: none). Atomic pointers to statics, not `OnceLock`s: a fork while
+/// another thread is inside a `OnceLock`'s initialisation would leave it
+/// half-done in the child, where the next `set` would wait for ever.
+static HANDLERS: AtomicPtr<ForkHandlers> = AtomicPtr::new(core::ptr::null_mut());
 /// The handlers registered with [`at_fork_innermost`] (likewise).
-static INNERMOST: OnceLock<ForkHandlers> = OnceLock::new();
-static INSTALL: Once = Once::new();
+static INNERMOST: AtomicPtr<ForkHandlers> = AtomicPtr::new(core::ptr::null_mut());
+/// Whether TinyMLS's handlers are installed with `pthread_atfork`: 0 not
+/// yet, [`INSTALLED`], or the pid of the process one of whose threads is
+/// installing them (see [`install`]).
+static INSTALL: AtomicU64 = AtomicU64::new(0);
+const INSTALLED: u64 = u64::MAX;
 
-struct ForkHandlers {
-    prepare: fn(),
-    parent: fn(),
-    child: fn(),
+/// One registration's handlers, in a `static` of the registering module.
+pub(crate) struct ForkHandlers {
+    pub(crate) prepare: fn(),
+    pub(crate) parent: fn(),
+    pub(crate) child: fn(),
 }
 
 /// How many times this process's lineage has forked (0 in the original
@@ -46,10 +54,21 @@ pub fn fork_generation() -> u64 {
 /// Runs the handler `pick` chooses, if `handlers` were registered; a panic
 /// in it is caught (it must not unwind into libc, nor keep the other
 /// registration's handler from running).
-fn run(handlers: &OnceLock<ForkHandlers>, pick: fn(&ForkHandlers) -> fn()) {
-    if let Some(h) = handlers.get() {
-        let _ = std::panic::catch_unwind(pick(h));
+fn run(handlers: &AtomicPtr<ForkHandlers>, pick: fn(&ForkHandlers) -> fn()) {
+    let p = handlers.load(Ordering::Acquire);
+    if p.is_null() {
+        return;
     }
+    // SAFETY: a non-null pointer here was stored by `register` from a
+    // `&'static ForkHandlers`: valid, never written through, for ever.
+    let h = unsafe { &*p };
+    let _ = std::panic::catch_unwind(pick(h));
+}
+
+/// Stores `h` in `slot` unless another registration is there already.
+fn register(slot: &AtomicPtr<ForkHandlers>, h: &'static ForkHandlers) {
+    let p = (h as *const ForkHandlers).cast_mut();
+    let _ = slot.compare_exchange(core::ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire);
 }
 
 extern "C" fn prepare() {
@@ -72,6 +91,9 @@ extern "C" fn child() {
         // First, so that even a failure below cannot let the child reuse
         // the parent's sender id.
         FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+        // This handler runs, so it is installed here, even if the parent's
+        // installing thread had not said so yet when it forked.
+        INSTALL.store(INSTALLED, Ordering::Release);
         run(&INNERMOST, |h| h.child);
         run(&HANDLERS, |h| h.child);
     });
@@ -82,8 +104,8 @@ extern "C" fn child() {
 /// thread before `fork()`, `parent` after it in the parent, `child` in the
 /// child after the fork generation was bumped. Panics in them are caught
 /// (they never unwind into libc). A second registration does nothing.
-pub(crate) fn at_fork(prepare_fn: fn(), parent_fn: fn(), child_fn: fn()) {
-    let _ = HANDLERS.set(ForkHandlers { prepare: prepare_fn, parent: parent_fn, child: child_fn });
+pub(crate) fn at_fork(handlers: &'static ForkHandlers) {
+    register(&HANDLERS, handlers);
     install();
 }
 
@@ -92,24 +114,49 @@ pub(crate) fn at_fork(prepare_fn: fn(), parent_fn: fn(), child_fn: fn()) {
 /// and `child` before, those of [`at_fork`], whichever was registered first.
 /// Registered on its own so that a process that only sets the sink (no
 /// context yet) is covered too.
-pub(crate) fn at_fork_innermost(prepare_fn: fn(), parent_fn: fn(), child_fn: fn()) {
-    let _ = INNERMOST.set(ForkHandlers { prepare: prepare_fn, parent: parent_fn, child: child_fn });
+pub(crate) fn at_fork_innermost(handlers: &'static ForkHandlers) {
+    register(&INNERMOST, handlers);
     install();
 }
 
 fn install() {
-    // `call_once` makes every caller wait until the handlers are installed,
-    // so that nothing they protect exists in a process that could fork
-    // without them (each caller registered its own before).
-    INSTALL.call_once(|| {
-        // SAFETY: the three handlers are `extern "C"` functions with the
-        // signature pthread_atfork expects, live for the whole process (they
-        // are plain functions), and catch every panic before returning to libc.
-        let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
-        // ENOMEM is the only documented failure; without the handlers a
-        // child could reuse nonces, so refuse to go on silently.
-        assert_eq!(rc, 0, "pthread_atfork failed");
-    });
+    if INSTALL.load(Ordering::Acquire) == INSTALLED {
+        return;
+    }
+    // Not a `std::sync::Once`: a fork while another thread is inside it
+    // copies it into the child half-done, and the child's first caller would
+    // wait for a thread that does not exist there. Here a caller waits only
+    // for an installer of its own process; an installation a parent process
+    // left half-done is taken over (glibc serialises `pthread_atfork` and
+    // `fork`: a registration made before the fork runs `child`, which marks
+    // the handlers installed, so one left half-done was not made for this
+    // process).
+    let me = u64::from(std::process::id());
+    loop {
+        match INSTALL.load(Ordering::Acquire) {
+            INSTALLED => return,
+            pid if pid == me => std::thread::yield_now(),
+            other => {
+                if INSTALL.compare_exchange(other, me, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                    continue;
+                }
+                // SAFETY: the three handlers are `extern "C"` functions with
+                // the signature pthread_atfork expects, live for the whole
+                // process (they are plain functions), and catch every panic
+                // before returning to libc.
+                let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+                if rc != 0 {
+                    INSTALL.store(0, Ordering::Release);
+                    // ENOMEM is the only documented failure; without the
+                    // handlers a child could reuse nonces, so refuse to go on
+                    // silently.
+                    panic!("pthread_atfork failed: {rc}");
+                }
+                INSTALL.store(INSTALLED, Ordering::Release);
+                return;
+            }
+        }
+    }
 }
 
 /// A write guard that owns the `Arc` of its lock, so that it can be kept
