@@ -232,27 +232,16 @@ impl ContextBuilder {
         Ok(ctx)
     }
 
-    /// `InvalidConfig` unless what the snapshot holds fits this context's
-    /// limits, as it would had this context read it: at most `max_senders`
-    /// foreign senders in an epoch (plus the exporter's own sender id, which
-    /// a shared context replay-checks like any other), and no future epoch
-    /// more than `max_future_epochs` after the current one. Exported under a
-    /// larger limit, it would otherwise be kept past this one (each sender
-    /// with its keys and replay window: memory the limits exist to bound),
-    /// and dropping the excess would forget replay state.
+    /// `InvalidConfig` unless the snapshot's future epochs fit this
+    /// context's `max_future_epochs`, as if it had read them itself: none
+    /// more than that after the current one. Exported under a larger limit,
+    /// they would otherwise be kept past this one, and dropping them would
+    /// forget their replay state. (Senders are not held to `max_senders`:
+    /// an imported context's epochs may rightly hold more, the own sender
+    /// ids of every context along a chain of exports and imports, each of
+    /// which replay-checks its own id like any other.)
     fn holds_within_limits(&self, snap: &crate::blob::Snapshot) -> Result<()> {
         let cfg = &self.cfg;
-        let senders = snap.epochs.iter().chain(&snap.future).map(|e| e.peers.len()).max().unwrap_or(0);
-        if senders > cfg.max_senders as usize + 1 {
-            Event::new(Kind::ConfigRejected, None).label("field", "max_senders").emit(None);
-            return Err(fail(
-                Error::InvalidConfig,
-                format_args!(
-                    "max_senders = {} is too small for the blob: one of its epochs holds {senders} senders",
-                    cfg.max_senders
-                ),
-            ));
-        }
         let current = snap.epochs.last().map_or(0, |e| e.number);
         let ahead = snap.future.iter().map(|e| e.number.saturating_sub(current)).max().unwrap_or(0);
         if ahead > u64::from(cfg.max_future_epochs) {
