@@ -221,8 +221,8 @@ fn tinymls_status_name_names_every_status_as_the_header_spells_it() {
     }
 }
 
-/// `*out_len` inside `out` is refused (INVALID_ARGUMENT, nothing written)
-/// when `out` is large enough:
+/// `*out_len` inside `out` is refused (INVALID_ARGUMENT, nothing written),
+/// whatever `out`'s size:
 /// the length would overwrite what the call wrote (before, encrypt returned
 /// OK with the length in the tag, and decrypt OK with it in the plaintext).
 /// And a batch with `out` NULL but a capacity is NULL_POINTER with nothing
@@ -232,8 +232,7 @@ fn out_len_inside_out_is_refused_and_a_null_batch_out_writes_nothing() {
     let ctx = join(&Config::default());
     let ct = encrypt(ctx, &[0x50; 32], b"").unwrap();
     // 8-byte words, so that a `usize` anywhere in them is aligned; room
-    // for the state blob (a call that finds `out` too small writes the
-    // size needed to `*out_len`, wherever the caller put it).
+    // for the state blob.
     let mut words = vec![0x5555_5555_5555_5555usize; 2048];
     let (wp, bytes, cap) = (words.as_mut_ptr(), words.as_mut_ptr().cast::<u8>(), 2048 * 8);
     for at in [0, 6, 2047] {
@@ -247,6 +246,20 @@ fn out_len_inside_out_is_refused_and_a_null_batch_out_writes_nothing() {
         assert_eq!(st, TINYMLS_ERR_INVALID_ARGUMENT, "export, out_len at word {at}");
         let st = tinymls_metrics_prometheus(bytes, cap, len);
         assert_eq!(st, TINYMLS_ERR_INVALID_ARGUMENT, "metrics, out_len at word {at}");
+    }
+    assert!(words.iter().all(|&w| w == 0x5555_5555_5555_5555), "nothing written");
+    // The same with an `out` too small: the same status, and no size
+    // written inside `out` either.
+    for at in [0, 1, 3] {
+        let len = wp.wrapping_add(at);
+        let st = tinymls_encrypt(ctx, [1u8; 32].as_ptr(), 32, null(), 0, bytes, 32, len);
+        assert_eq!(st, TINYMLS_ERR_INVALID_ARGUMENT, "encrypt, small out, out_len at word {at}");
+        let st = tinymls_decrypt(ctx, ct.as_ptr(), ct.len(), null(), 0, bytes, 16, len.min(wp.wrapping_add(1)));
+        assert_eq!(st, TINYMLS_ERR_INVALID_ARGUMENT, "decrypt, small out, out_len at word {at}");
+        let st = tinymls_context_export(ctx, [9u8; 32].as_ptr(), 32, 0, bytes, 32, len);
+        assert_eq!(st, TINYMLS_ERR_INVALID_ARGUMENT, "export, small out, out_len at word {at}");
+        let st = tinymls_metrics_prometheus(bytes, 32, len);
+        assert_eq!(st, TINYMLS_ERR_INVALID_ARGUMENT, "metrics, small out, out_len at word {at}");
     }
     assert!(words.iter().all(|&w| w == 0x5555_5555_5555_5555), "nothing written");
     // Just outside `out`: fine.

@@ -427,10 +427,24 @@ impl OutBuf<'_> {
         )
     }
 
-    /// [`OutBuf::too_small`] if `out_cap < needed`.
+    /// [`OutBuf::too_small`] if `out_cap < needed` (after the check that
+    /// `*out_len` is outside `out`, so that the status does not depend on
+    /// the size).
     pub(crate) fn require(&mut self, needed: usize) -> FfiResult<()> {
+        self.len_outside_out()?;
         if self.cap < needed {
             return Err(self.too_small(needed));
+        }
+        Ok(())
+    }
+
+    /// `TINYMLS_ERR_INVALID_ARGUMENT` if `*out_len` lies inside `out`: the
+    /// length would overwrite what the call wrote (and be written through a
+    /// pointer into a live slice).
+    #[inline]
+    fn len_outside_out(&self) -> FfiResult<()> {
+        if overlaps(self.len.cast_const().cast(), core::mem::size_of::<usize>(), self.ptr, self.cap) {
+            return Err(overlap(self.names.len, self.names.out));
         }
         Ok(())
     }
@@ -445,11 +459,7 @@ impl OutBuf<'_> {
         if self.cap > isize::MAX as usize {
             return Err(beyond_ptrdiff(self.names.cap, self.cap));
         }
-        // `*out_len` inside `out`: the length would overwrite what the call
-        // wrote (and be written through a pointer into a live slice).
-        if overlaps(self.len.cast_const().cast(), core::mem::size_of::<usize>(), self.ptr, self.cap) {
-            return Err(overlap(self.names.len, self.names.out));
-        }
+        self.len_outside_out()?;
         // SAFETY: non-NULL, cap in range, `*out_len` outside it (just
         // checked); validity and exclusivity are the contract of `new`
         // (overlap with inputs is checked by callers with `disjoint` before
