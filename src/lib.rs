@@ -111,7 +111,7 @@ pub mod test_hooks {
     /// The crypto provider's test hooks: a failed module check, and the
     /// per-thread count of calls into the module's services.
     pub mod crypto {
-        pub use crate::crypto::{calls, force_check_failure};
+        pub use crate::crypto::{calls, force_check_failure, slow_first_check};
     }
 
     /// The sealed-state blob format, to craft blobs in tests and fuzzing.

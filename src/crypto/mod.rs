@@ -155,8 +155,25 @@ pub fn check() -> Result<()> {
     if forced_failure() {
         return Err(Error::Internal);
     }
-    static CHECKED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if *CHECKED.get_or_init(backend::module_ok) {
+    // 0: not checked yet, 1: passed, 2: failed. An atomic, not a `OnceLock`:
+    // a fork while another thread runs the (FIPS: slow) first check would
+    // leave a `OnceLock` half-initialised in the child, whose first context
+    // would wait for ever. Threads that check at once each run the module's
+    // check (it is idempotent) and agree.
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static CHECKED: AtomicU8 = AtomicU8::new(0);
+    let ok = match CHECKED.load(Ordering::Acquire) {
+        1 => true,
+        2 => false,
+        _ => {
+            #[cfg(feature = "test-hooks")]
+            std::thread::sleep(std::time::Duration::from_millis(SLOW_CHECK_MS.load(Ordering::SeqCst)));
+            let ok = backend::module_ok();
+            CHECKED.store(if ok { 1 } else { 2 }, Ordering::Release);
+            ok
+        }
+    };
+    if ok {
         Ok(())
     } else {
         Err(Error::Internal)
@@ -183,6 +200,16 @@ static FORCE_FAILURE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 #[cfg(feature = "test-hooks")]
 pub fn force_check_failure(fail: bool) {
     FORCE_FAILURE.store(fail, std::sync::atomic::Ordering::SeqCst);
+}
+
+#[cfg(feature = "test-hooks")]
+static SLOW_CHECK_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Test hook: the module's first check (before the first context) takes
+/// `ms` longer, so that a test can fork while another thread runs it.
+#[cfg(feature = "test-hooks")]
+pub fn slow_first_check(ms: u64) {
+    SLOW_CHECK_MS.store(ms, std::sync::atomic::Ordering::SeqCst);
 }
 
 #[inline]
