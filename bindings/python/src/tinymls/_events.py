@@ -109,7 +109,7 @@ def install(logger: logging.Logger | None = None, min_level: int = logging.INFO)
     Handlers run on whichever thread caused the event, the library's own
     maintenance thread included, and may call tinymls, closing the context
     an event is about included: the library delivers events with none of
-    its locks held, and ``close`` does not wait for calls in flight (the
+    its locks held, and ``close`` waits only for calls that hold them (the
     call that raised the event completes or raises :class:`ClosedError`,
     like any call racing a close; later calls raise :class:`ClosedError`).
 
