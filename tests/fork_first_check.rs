@@ -8,54 +8,26 @@
 //! a context itself), so that every attempt is a first check.
 #![cfg(feature = "test-hooks")]
 
+mod common;
+
+use common::fork::{code, in_child, Ended};
 use tinymls::test_hooks::crypto::slow_first_check;
 use tinymls::{Config, Context};
 
 /// In a process with no context yet: a thread creates the first one (its
 /// check made slow) while this one forks; the grandchild must be able to
-/// create a context. Exit status: 0 fine, 3 the grandchild hung, 4 it
-/// failed.
-#[allow(unsafe_code)]
+/// create a context.
 fn attempt() -> i32 {
     slow_first_check(300);
     let t = std::thread::spawn(|| Context::new(&Config::default()).is_ok());
     std::thread::sleep(std::time::Duration::from_millis(50));
-    // SAFETY: the grandchild creates a context and leaves with _exit;
-    // alarm(3) ends it if it hangs.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        unsafe { libc::alarm(3) };
-        let ok = Context::new(&Config::default()).is_ok();
-        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-    }
-    let mut status = 0;
-    // SAFETY: pid is our child.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    let grandchild = in_child(3, || i32::from(Context::new(&Config::default()).is_err()));
     assert!(t.join().unwrap());
-    if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGALRM {
-        3
-    } else if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
-        0
-    } else {
-        4
-    }
+    code(grandchild)
 }
 
 #[test]
-#[allow(unsafe_code)]
 fn a_fork_during_the_first_module_check_leaves_a_usable_child() {
-    let mut outcomes = Vec::new();
-    for _ in 0..3 {
-        // SAFETY: the child runs one attempt and leaves with _exit.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0);
-        if pid == 0 {
-            let code = attempt();
-            unsafe { libc::_exit(code) };
-        }
-        let mut status = 0;
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        outcomes.push(libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)));
-    }
-    assert_eq!(outcomes, [Some(0); 3], "3: the grandchild hung; 4: it failed; None: the child died");
+    let outcomes: Vec<Ended> = (0..3).map(|_| in_child(0, attempt)).collect();
+    assert_eq!(outcomes, [Ended::Exited(0); 3], "Exited(3): the grandchild hung; Exited(4): it failed");
 }

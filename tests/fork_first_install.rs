@@ -8,15 +8,17 @@
 //! Each attempt runs in a fresh child of this process (which never
 //! installs anything itself), so that every attempt is a first install.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use common::fork::{code, in_child, Ended};
 use tinymls::events::{set_sink, Level};
 
 /// In a process with nothing installed yet: a thread installs (its first
 /// `set_sink`) while this one forks; the grandchild must be able to set
-/// the sink. Exit status: 0 fine, 3 the grandchild hung, 4 it failed.
-#[allow(unsafe_code)]
+/// the sink.
 fn attempt() -> i32 {
     let started = Arc::new(AtomicBool::new(false));
     let t = {
@@ -29,47 +31,19 @@ fn attempt() -> i32 {
     while !started.load(Ordering::SeqCst) {
         std::hint::spin_loop();
     }
-    // SAFETY: the grandchild sets the sink and leaves with _exit; alarm(2)
-    // ends it if it hangs.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        unsafe { libc::alarm(2) };
+    let grandchild = in_child(2, || {
         set_sink(None, Level::Info);
-        unsafe { libc::_exit(0) };
-    }
-    let mut status = 0;
-    // SAFETY: pid is our child.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    t.join().unwrap();
-    if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGALRM {
-        3
-    } else if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
         0
-    } else {
-        4
-    }
+    });
+    t.join().unwrap();
+    code(grandchild)
 }
 
 #[test]
-#[allow(unsafe_code)]
 fn a_fork_racing_the_first_install_leaves_a_usable_child() {
-    let (mut hung, mut failed) = (0, 0);
     let attempts = 300;
-    for _ in 0..attempts {
-        // SAFETY: the child runs one attempt and leaves with _exit.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0);
-        if pid == 0 {
-            let code = attempt();
-            unsafe { libc::_exit(code) };
-        }
-        let mut status = 0;
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        match libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)) {
-            Some(0) => {}
-            Some(3) => hung += 1,
-            _ => failed += 1,
-        }
-    }
+    let outcomes: Vec<Ended> = (0..attempts).map(|_| in_child(0, attempt)).collect();
+    let hung = outcomes.iter().filter(|&&e| e == Ended::Exited(3)).count();
+    let failed = outcomes.iter().filter(|&&e| e != Ended::Exited(0) && e != Ended::Exited(3)).count();
     assert_eq!((hung, failed), (0, 0), "of {attempts} grandchildren forked during the first install");
 }

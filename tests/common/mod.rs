@@ -1,7 +1,8 @@
-//! Helpers shared by the integration tests: reading the vector files, and
-//! (`process`) tests of process-wide state.
+//! Helpers shared by the integration tests: reading the vector files,
+//! (`process`) tests of process-wide state, and (`fork`) fork tests.
 #![allow(dead_code)]
 
+pub mod fork;
 pub mod process;
 
 use serde_json::Value;

@@ -1,0 +1,82 @@
+//! Helpers for the fork tests (each is its own test binary, so that what
+//! the process has or has not done before the fork is known).
+#![allow(unsafe_code)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tinymls::events::{set_sink, Level};
+
+/// How a forked child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// `_exit` with this status.
+    Exited(i32),
+    /// Its alarm went off: it hung.
+    Hung,
+    /// Another signal.
+    Killed(i32),
+}
+
+/// Runs `f` in a forked child, whose exit status is `f`'s result, and waits
+/// for it. With `alarm_s > 0`, an alarm of that many seconds ends the child
+/// if it hangs.
+pub fn in_child(alarm_s: u32, f: impl FnOnce() -> i32) -> Ended {
+    // SAFETY: the child runs `f` and leaves with `_exit` (it never returns
+    // into the test harness); the alarm ends it if it hangs.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        if alarm_s > 0 {
+            unsafe { libc::alarm(alarm_s) };
+        }
+        let code = f();
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: `pid` is this process's child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    if libc::WIFEXITED(status) {
+        Ended::Exited(libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGALRM {
+        Ended::Hung
+    } else {
+        Ended::Killed(libc::WTERMSIG(status))
+    }
+}
+
+/// An exit status for a grandchild's [`Ended`], to pass it up through a
+/// child: 0 fine, 3 hung, 4 anything else.
+pub fn code(e: Ended) -> i32 {
+    match e {
+        Ended::Exited(0) => 0,
+        Ended::Hung => 3,
+        _ => 4,
+    }
+}
+
+/// Forks `n` children while another thread sets the event sink again and
+/// again, each child running `child` (true: fine) under a 2-second alarm;
+/// returns how many hung. A child that fails otherwise fails the test.
+pub fn hung_while_another_thread_sets_the_sink(n: usize, child: fn() -> bool) -> usize {
+    let stop = Arc::new(AtomicBool::new(false));
+    let setter = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                set_sink(Some(Arc::new(|_l: Level, _j: &str| {})), Level::Info);
+            }
+        })
+    };
+    let mut hung = 0;
+    for _ in 0..n {
+        match in_child(2, || if child() { 0 } else { 1 }) {
+            Ended::Exited(0) => {}
+            Ended::Hung => hung += 1,
+            other => panic!("child failed: {other:?}"),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    setter.join().unwrap();
+    hung
+}
