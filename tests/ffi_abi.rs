@@ -267,36 +267,27 @@ fn out_len_inside_out_is_refused_and_a_null_batch_out_writes_nothing() {
     assert_eq!(st, TINYMLS_OK);
     assert_eq!(words[9], 72);
 
-    let (msg, lens) = ([1u8; 4], [4usize]);
-    let (mut out_lens, mut statuses, mut total) = ([7usize], [TINYMLS_OK], 99usize);
-    let st = tinymls_encrypt_batch(
-        ctx,
-        1,
-        msg.as_ptr(),
-        lens.as_ptr(),
-        null(),
-        null(),
-        null_mut(),
-        1000,
-        out_lens.as_mut_ptr(),
-        statuses.as_mut_ptr(),
-        &mut total,
-    );
-    assert_eq!((st, total), (TINYMLS_ERR_NULL_POINTER, 99));
+    // A batch of one 4-byte message with `out` NULL and capacity `cap`.
+    let null_out_batch = |cap: usize| {
+        let (msg, lens) = ([1u8; 4], [4usize]);
+        let (mut out_lens, mut statuses, mut total) = ([7usize], [TINYMLS_OK], 99usize);
+        let st = tinymls_encrypt_batch(
+            ctx,
+            1,
+            msg.as_ptr(),
+            lens.as_ptr(),
+            null(),
+            null(),
+            null_mut(),
+            cap,
+            out_lens.as_mut_ptr(),
+            statuses.as_mut_ptr(),
+            &mut total,
+        );
+        (st, total)
+    };
+    assert_eq!(null_out_batch(1000), (TINYMLS_ERR_NULL_POINTER, 99));
     // NULL with capacity 0 is the size query: the size, BUFFER_TOO_SMALL.
-    let st = tinymls_encrypt_batch(
-        ctx,
-        1,
-        msg.as_ptr(),
-        lens.as_ptr(),
-        null(),
-        null(),
-        null_mut(),
-        0,
-        out_lens.as_mut_ptr(),
-        statuses.as_mut_ptr(),
-        &mut total,
-    );
-    assert_eq!((st, total), (TINYMLS_ERR_BUFFER_TOO_SMALL, 44));
+    assert_eq!(null_out_batch(0), (TINYMLS_ERR_BUFFER_TOO_SMALL, 44));
     tinymls_context_free(ctx);
 }
