@@ -5,9 +5,11 @@
 //!
 //! After `fork()` the child process must never reuse a nonce of its parent
 //! (SPEC §5). The child handler bumps a process-wide fork generation; every
-//! context compares it with the generation it last saw (one relaxed atomic
-//! load on the hot path) and, when it differs, draws a new sender id and
-//! fresh sequence numbers before its next encryption.
+//! context compares it with the generation it last saw (two atomic loads on
+//! the hot path) and, when it differs, draws a new sender id and fresh
+//! sequence numbers before its next encryption. A page the kernel zeroes in
+//! every child (`MADV_WIPEONFORK`) catches a fork whose child handler did
+//! not run (see [`fork_generation`]).
 //!
 //! This module imports nothing of the crate's upper layers: whoever must act
 //! around a fork (maintenance takes every context's lock, so that no lock is
@@ -46,9 +48,100 @@ pub(crate) struct ForkHandlers {
 
 /// How many times this process's lineage has forked (0 in the original
 /// process, incremented in each child).
+///
+/// Also in a child whose handler did not run: from glibc 2.36 on, `fork()`
+/// runs the child handlers only of registrations made before it began, and
+/// it lets go of its lock while it runs each prepare handler, so TinyMLS's
+/// first registration, made by another thread while another library's
+/// prepare handler runs, is copied into the child without its child handler
+/// having run there. The marker page (zeroed in every child by the kernel)
+/// tells: 0 means a fork happened since the marker was set, and the
+/// generation is bumped here before it is read.
 #[inline]
 pub fn fork_generation() -> u64 {
+    let m = MARKER.load(Ordering::Acquire);
+    // SAFETY: a non-null `MARKER` points into the marker page, mapped for
+    // the whole life of the process and never unmapped once published.
+    if !m.is_null() && unsafe { &*m }.load(Ordering::Acquire) == 0 {
+        unhandled_fork(m);
+    }
     FORK_GENERATION.load(Ordering::Relaxed)
+}
+
+/// A fork whose child handler did not run: bump the generation, then set
+/// the marker again (release: whoever sees it set sees the bump). Two
+/// threads may both bump: one more sender id change, nothing reused.
+#[cold]
+#[inline(never)]
+fn unhandled_fork(m: *mut AtomicU64) {
+    FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+    // SAFETY: as in `fork_generation`.
+    unsafe { &*m }.store(1, Ordering::Release);
+}
+
+/// The first word of a page the kernel zeroes in a child
+/// (`MADV_WIPEONFORK`, Linux 4.14 on), set to 1 in each process (null: no
+/// such page, the kernel refused it, or nothing installed yet).
+static MARKER: AtomicPtr<AtomicU64> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Maps the marker page and sets its marker, once per process lineage
+/// (before the first registration: before any context exists). Without
+/// `MADV_WIPEONFORK` there is no page, and the child handler alone bumps
+/// the generation.
+fn map_marker() {
+    if !MARKER.load(Ordering::Acquire).is_null() {
+        return;
+    }
+    const LEN: usize = 4096;
+    // SAFETY: an anonymous private read-write mapping, no address hint;
+    // the result is checked for MAP_FAILED before use.
+    let page = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            LEN,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if page == libc::MAP_FAILED {
+        return;
+    }
+    // SAFETY: `page` is the mapping just made, page-aligned, `LEN` bytes.
+    if unsafe { libc::madvise(page, LEN, libc::MADV_WIPEONFORK) } != 0 {
+        // SAFETY: the mapping just made, not published.
+        unsafe { libc::munmap(page, LEN) };
+        return;
+    }
+    let m = page.cast::<AtomicU64>();
+    // SAFETY: page-aligned, zero-filled, writable memory, large enough for
+    // an `AtomicU64`, not yet shared with anyone.
+    unsafe { &*m }.store(1, Ordering::Release);
+    if MARKER.compare_exchange(core::ptr::null_mut(), m, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        // Another thread published its page first.
+        // SAFETY: our mapping, not published.
+        unsafe { libc::munmap(page, LEN) };
+    }
+}
+
+/// Test-only (`test-hooks`): registers TinyMLS's handlers with
+/// `pthread_atfork` once more, as a child that took over an installation
+/// its parent had in fact made ends up with them (see [`install`]).
+#[cfg(feature = "test-hooks")]
+pub fn register_fork_handlers_again() {
+    // SAFETY: as in `install`.
+    assert_eq!(unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) }, 0);
+}
+
+thread_local! {
+    /// Whether this thread is inside `fork()`, between TinyMLS's prepare
+    /// handler and its parent or child handler. A registration may be
+    /// installed twice (a child that takes over an installation its parent
+    /// left half-done, when the parent's registration was in fact made):
+    /// the second run of each handler then does nothing (a second prepare
+    /// would wait for the locks the first one took).
+    static IN_FORK: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
 }
 
 /// Runs the handler `pick` chooses, if `handlers` were registered; a panic
@@ -74,6 +167,9 @@ fn register(slot: &AtomicPtr<ForkHandlers>, h: &'static ForkHandlers) {
 extern "C" fn prepare() {
     // A panic must not unwind into libc (`run` catches each handler's own).
     let _ = std::panic::catch_unwind(|| {
+        if IN_FORK.with(|f| f.replace(true)) {
+            return;
+        }
         run(&HANDLERS, |h| h.prepare);
         run(&INNERMOST, |h| h.prepare);
     });
@@ -81,6 +177,9 @@ extern "C" fn prepare() {
 
 extern "C" fn parent() {
     let _ = std::panic::catch_unwind(|| {
+        if !IN_FORK.with(|f| f.replace(false)) {
+            return;
+        }
         run(&INNERMOST, |h| h.parent);
         run(&HANDLERS, |h| h.parent);
     });
@@ -88,9 +187,18 @@ extern "C" fn parent() {
 
 extern "C" fn child() {
     let _ = std::panic::catch_unwind(|| {
+        if !IN_FORK.with(|f| f.replace(false)) {
+            return;
+        }
         // First, so that even a failure below cannot let the child reuse
-        // the parent's sender id.
+        // the parent's sender id; then the marker is set again (the kernel
+        // zeroed it), after the bump.
         FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+        let m = MARKER.load(Ordering::Acquire);
+        if !m.is_null() {
+            // SAFETY: as in `fork_generation`.
+            unsafe { &*m }.store(1, Ordering::Release);
+        }
         // This handler runs, so it is installed here, even if the parent's
         // installing thread had not said so yet when it forked.
         INSTALL.store(INSTALLED, Ordering::Release);
@@ -126,11 +234,13 @@ fn install() {
     // Not a `std::sync::Once`: a fork while another thread is inside it
     // copies it into the child half-done, and the child's first caller would
     // wait for a thread that does not exist there. Here a caller waits only
-    // for an installer of its own process; an installation a parent process
-    // left half-done is taken over (glibc serialises `pthread_atfork` and
-    // `fork`: a registration made before the fork runs `child`, which marks
-    // the handlers installed, so one left half-done was not made for this
-    // process).
+    // for an installer of its own process, and takes over an installation
+    // a parent process left half-done. The parent's registration may have
+    // been copied into the child all the same (glibc 2.36 on accepts
+    // registrations while a fork runs its prepare handlers, and runs no
+    // child handler for them): the handlers are then installed twice, and
+    // the second run of each does nothing (`IN_FORK`).
+    map_marker();
     let me = u64::from(std::process::id());
     loop {
         match INSTALL.load(Ordering::Acquire) {
