@@ -289,5 +289,31 @@ fn out_len_inside_out_is_refused_and_a_null_batch_out_writes_nothing() {
     assert_eq!(null_out_batch(1000), (TINYMLS_ERR_NULL_POINTER, 99));
     // NULL with capacity 0 is the size query: the size, BUFFER_TOO_SMALL.
     assert_eq!(null_out_batch(0), (TINYMLS_ERR_BUFFER_TOO_SMALL, 44));
+    // A batch of no message follows the same rules: `out` NULL with a
+    // capacity, or `*out_total` inside `out`, and nothing is written.
+    let mut total = 99usize;
+    let none = |out: *mut u8, cap: usize, total: *mut usize| {
+        let (mut out_lens, mut statuses) = ([7usize], [TINYMLS_OK]);
+        let (msg, lens) = ([0u8; 1], [0usize]);
+        tinymls_encrypt_batch(
+            ctx,
+            0,
+            msg.as_ptr(),
+            lens.as_ptr(),
+            null(),
+            null(),
+            out,
+            cap,
+            out_lens.as_mut_ptr(),
+            statuses.as_mut_ptr(),
+            total,
+        )
+    };
+    assert_eq!((none(null_mut(), 64, &mut total), total), (TINYMLS_ERR_NULL_POINTER, 99));
+    let mut words = [0x5555_5555_5555_5555usize; 4];
+    let wp = words.as_mut_ptr();
+    assert_eq!(none(wp.cast(), 32, wp.wrapping_add(1)), TINYMLS_ERR_INVALID_ARGUMENT);
+    assert!(words.iter().all(|&w| w == 0x5555_5555_5555_5555), "nothing written");
+    assert_eq!((none(null_mut(), 0, &mut total), total), (TINYMLS_OK, 0));
     tinymls_context_free(ctx);
 }

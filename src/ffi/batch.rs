@@ -45,10 +45,15 @@ unsafe fn batch(
     let ctx = unsafe { context_ref(ctx) }?;
     // SAFETY: `out` valid for `out_cap` bytes and `out_total` writable by
     // contract; the overlap with the inputs and the other outputs is
-    // checked below, before anything but the `count` 0 answer is written.
+    // checked below, before anything is written (`count` 0: `*out_total`
+    // against `out` only).
     let names = const { &OutNames::named("out", "out_cap", "out_total", "the output slots") };
     let mut out = unsafe { OutBuf::new(out, out_cap, out_total, names) }?;
     if count == 0 {
+        // The size needed, 0, under the same rules as any other count: not
+        // with `out` NULL and a capacity, nor inside `out`.
+        out.check_null()?;
+        out.require(0)?;
         out.set_len(0);
         return Ok(());
     }
