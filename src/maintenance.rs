@@ -333,6 +333,11 @@ thread_local! {
 /// write lock (waiting for calls in flight), so that the child starts with
 /// all of them free and consistent.
 fn before_fork() {
+    // The system clock's lazy static, which the child handler reads: forced
+    // here, it is not copied into the child half-initialised by a thread
+    // creating the first context (forcing waits for an initialisation in
+    // progress), as `global()` below is not.
+    let _ = system_now_ms();
     let reg = global().reg.lock();
     let mut live: Vec<(u64, Arc<dyn Maintained>)> =
         reg.entries.iter().filter_map(|(id, e)| e.ctx.upgrade().map(|c| (*id, c))).collect();

@@ -20,7 +20,9 @@ pub enum Ended {
 
 /// Runs `f` in a forked child, whose exit status is `f`'s result, and waits
 /// for it. With `alarm_s > 0`, an alarm of that many seconds ends the child
-/// if it hangs.
+/// if it hangs in `f`, and the parent kills it if it is still there two
+/// seconds later (a hang inside `fork()` itself, in a child handler, comes
+/// before the alarm is set).
 pub fn in_child(alarm_s: u32, f: impl FnOnce() -> i32) -> Ended {
     // SAFETY: the child runs `f` and leaves with `_exit` (it never returns
     // into the test harness); the alarm ends it if it hangs.
@@ -34,8 +36,28 @@ pub fn in_child(alarm_s: u32, f: impl FnOnce() -> i32) -> Ended {
         unsafe { libc::_exit(code) };
     }
     let mut status = 0;
-    // SAFETY: `pid` is this process's child.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    if alarm_s > 0 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(u64::from(alarm_s) + 2);
+        loop {
+            // SAFETY: `pid` is this process's child.
+            match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
+                0 if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(5)),
+                0 => {
+                    // SAFETY: our child, not yet reaped.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+                    return Ended::Hung;
+                }
+                p => {
+                    assert_eq!(p, pid);
+                    break;
+                }
+            }
+        }
+    } else {
+        // SAFETY: `pid` is this process's child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    }
     if libc::WIFEXITED(status) {
         Ended::Exited(libc::WEXITSTATUS(status))
     } else if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGALRM {
