@@ -3,6 +3,9 @@
 //! moment of the fork; parent and child both keep working and a peer reads
 //! both.
 
+mod common;
+
+use common::fork::vm_locked_kb;
 use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,13 +97,6 @@ fn child_gets_a_new_sender_id_even_while_threads_encrypt() {
     // (`before` first: by now `after`'s seq is far beyond the replay window.)
     assert_eq!(peer.decrypt_to_vec(&before, b"").unwrap(), b"before");
     assert_eq!(peer.decrypt_to_vec(&after, b"").unwrap(), b"after");
-}
-
-/// `VmLck` of /proc/self/status in kB (memory locked by this process).
-fn vm_locked_kb() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmLck:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Issue 14 (3): a forked child that never calls the library (a worker that

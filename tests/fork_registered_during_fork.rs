@@ -98,5 +98,10 @@ fn handlers_registered_twice_run_once() {
         ctx.encrypt_to_vec(b"after", b"").unwrap();
         code(grandchild)
     });
-    assert_eq!(outcome, Ended::Exited(0), "Hung or Exited(3): a fork with the handlers registered twice hung");
+    assert_eq!(
+        outcome,
+        Ended::Exited(0),
+        "Hung or Exited(3): a fork with the handlers registered twice hung; Exited(4): the grandchild reused the \
+         parent's sender id or failed"
+    );
 }

@@ -135,13 +135,32 @@ pub fn register_fork_handlers_again() {
 }
 
 thread_local! {
-    /// Whether this thread is inside `fork()`, between TinyMLS's prepare
-    /// handler and its parent or child handler. A registration may be
-    /// installed twice (a child that takes over an installation its parent
-    /// left half-done, when the parent's registration was in fact made):
-    /// the second run of each handler then does nothing (a second prepare
-    /// would wait for the locks the first one took).
-    static IN_FORK: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+    /// How deep this thread is inside `fork()`, between TinyMLS's prepare
+    /// handler and its parent or child handler. Only the outermost level
+    /// runs the registered handlers: a registration installed twice (a
+    /// child that takes over an installation its parent had in fact made)
+    /// runs them once per fork (a second prepare would wait for the locks
+    /// the first one took), and a fork nested in another library's fork
+    /// handler does not release the locks of the fork around it.
+    static FORK_DEPTH: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
+}
+
+/// Enters one level of `fork()`; whether it is the outermost.
+fn enter_fork() -> bool {
+    FORK_DEPTH.with(|d| {
+        let depth = d.get();
+        d.set(depth + 1);
+        depth == 0
+    })
+}
+
+/// Leaves one level of `fork()`; whether it was the outermost.
+fn leave_fork() -> bool {
+    FORK_DEPTH.with(|d| {
+        let depth = d.get();
+        d.set(depth.saturating_sub(1));
+        depth == 1
+    })
 }
 
 /// Runs the handler `pick` chooses, if `handlers` were registered; a panic
@@ -167,7 +186,7 @@ fn register(slot: &AtomicPtr<ForkHandlers>, h: &'static ForkHandlers) {
 extern "C" fn prepare() {
     // A panic must not unwind into libc (`run` catches each handler's own).
     let _ = std::panic::catch_unwind(|| {
-        if IN_FORK.with(|f| f.replace(true)) {
+        if !enter_fork() {
             return;
         }
         run(&HANDLERS, |h| h.prepare);
@@ -177,7 +196,7 @@ extern "C" fn prepare() {
 
 extern "C" fn parent() {
     let _ = std::panic::catch_unwind(|| {
-        if !IN_FORK.with(|f| f.replace(false)) {
+        if !leave_fork() {
             return;
         }
         run(&INNERMOST, |h| h.parent);
@@ -187,12 +206,10 @@ extern "C" fn parent() {
 
 extern "C" fn child() {
     let _ = std::panic::catch_unwind(|| {
-        if !IN_FORK.with(|f| f.replace(false)) {
-            return;
-        }
-        // First, so that even a failure below cannot let the child reuse
-        // the parent's sender id; then the marker is set again (the kernel
-        // zeroed it), after the bump.
+        // First, at every level and every time this runs, so that nothing
+        // can let the child reuse the parent's sender id (an extra bump
+        // only changes the sender id once more); then the marker is set
+        // again (the kernel zeroed it), after the bump.
         FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
         let m = MARKER.load(Ordering::Acquire);
         if !m.is_null() {
@@ -202,6 +219,9 @@ extern "C" fn child() {
         // This handler runs, so it is installed here, even if the parent's
         // installing thread had not said so yet when it forked.
         INSTALL.store(INSTALLED, Ordering::Release);
+        if !leave_fork() {
+            return;
+        }
         run(&INNERMOST, |h| h.child);
         run(&HANDLERS, |h| h.child);
     });
@@ -239,7 +259,7 @@ fn install() {
     // been copied into the child all the same (glibc 2.36 on accepts
     // registrations while a fork runs its prepare handlers, and runs no
     // child handler for them): the handlers are then installed twice, and
-    // the second run of each does nothing (`IN_FORK`).
+    // the second run of each does nothing (`FORK_DEPTH`).
     map_marker();
     let me = u64::from(std::process::id());
     loop {

@@ -18,7 +18,11 @@ pub enum Ended {
     Killed(i32),
 }
 
-/// Runs `f` in a forked child, whose exit status is `f`'s result, and waits
+/// The exit status of a child whose closure panicked.
+pub const PANICKED: i32 = 101;
+
+/// Runs `f` in a forked child, whose exit status is `f`'s result
+/// ([`PANICKED`] if it panics), and waits
 /// for it. With `alarm_s > 0`, an alarm of that many seconds ends the child
 /// if it hangs in `f`, and the parent kills it if it is still there two
 /// seconds later (a hang inside `fork()` itself, in a child handler, comes
@@ -32,7 +36,9 @@ pub fn in_child(alarm_s: u32, f: impl FnOnce() -> i32) -> Ended {
         if alarm_s > 0 {
             unsafe { libc::alarm(alarm_s) };
         }
-        let code = f();
+        // A panic must not unwind into the copy of the test harness (whose
+        // test thread would end there, and the child exit with status 0).
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(PANICKED);
         unsafe { libc::_exit(code) };
     }
     let mut status = 0;
@@ -101,4 +107,13 @@ pub fn hung_while_another_thread_sets_the_sink(n: usize, child: fn() -> bool) ->
     stop.store(true, Ordering::Relaxed);
     setter.join().unwrap();
     hung
+}
+
+/// `VmLck` of /proc/self/status in kB: memory this process has locked
+/// (Linux does not carry `mlock` over `fork()`: TinyMLS's child handler
+/// locks the key pages again).
+pub fn vm_locked_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmLck:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
