@@ -5,9 +5,9 @@
 //!
 //! After `fork()` the child process must never reuse a nonce of its parent
 //! (SPEC §5). The child handler bumps a process-wide fork generation; every
-//! context compares it with the generation it last saw (two atomic loads on
-//! the hot path) and, when it differs, draws a new sender id and fresh
-//! sequence numbers before its next encryption. A page the kernel zeroes in
+//! context compares it with the generation it last saw (three atomic loads,
+//! no read-modify-write, on the hot path) and, when it differs, draws a new
+//! sender id and fresh sequence numbers before its next encryption. A page the kernel zeroes in
 //! every child (`MADV_WIPEONFORK`) catches a fork whose child handler did
 //! not run (see [`fork_generation`]).
 //!
