@@ -108,6 +108,12 @@ impl ReplayWindow {
         self.bits[w].store(self.bits[w].load(Ordering::Relaxed) | m, Ordering::Relaxed);
     }
 
+    /// Clears `seq`'s slot (under `writer`).
+    fn clear_bit(&self, seq: u64) {
+        let (w, m) = self.bit(seq);
+        self.bits[w].store(self.bits[w].load(Ordering::Relaxed) & !m, Ordering::Relaxed);
+    }
+
     #[inline]
     fn load_top(&self) -> u128 {
         if self.full.load(Ordering::Acquire) {
@@ -163,8 +169,7 @@ impl ReplayWindow {
                 }
             } else {
                 for n in (top as u64)..=seq {
-                    let (w, m) = self.bit(n);
-                    self.bits[w].store(self.bits[w].load(Ordering::Relaxed) & !m, Ordering::Relaxed);
+                    self.clear_bit(n);
                 }
             }
             self.store_top(s + 1);

@@ -206,22 +206,7 @@ impl ContextBuilder {
             self.cfg = snap.cfg;
         }
         self.validate(snap.mode)?;
-        // A shared group's epochs are numbered by its period (SPEC v2 §7.2:
-        // every member uses the same one): imported under another, the
-        // blob's epochs would start at clock times that are not theirs (with
-        // a longer period, centuries ahead: never aging, never rotating).
-        let (want, got) = (snap.cfg.ratchet_period_ms, self.cfg.ratchet_period_ms);
-        if snap.mode == Mode::Shared && got != want {
-            Event::new(Kind::ConfigRejected, None).label("field", "ratchet_period_ms").emit(None);
-            return Err(fail(
-                Error::InvalidConfig,
-                format_args!(
-                    "ratchet_period_ms must be the group's, {want}, to import a shared context's state (its epochs \
-                     are numbered by it), got {got}"
-                ),
-            ));
-        }
-        self.holds_within_limits(&snap)?;
+        self.blob_fits_config(&snap)?;
         let generation = snap.generation;
         let (mode, group_id, fingerprint) =
             (snap.mode, core::mem::take(&mut snap.group_id).into_boxed_slice(), snap.fingerprint);
@@ -232,22 +217,39 @@ impl ContextBuilder {
         Ok(ctx)
     }
 
-    /// `InvalidConfig` unless the snapshot's future epochs fit this
-    /// context's `max_future_epochs`, as if it had read them itself: none
-    /// more than that after the current one. Exported under a larger limit,
-    /// they would otherwise be kept past this one, and dropping them would
-    /// forget their replay state. (Senders are not held to `max_senders`:
-    /// an imported context's epochs may rightly hold more, the own sender
-    /// ids of every context along a chain of exports and imports, each of
-    /// which replay-checks its own id like any other.)
-    fn holds_within_limits(&self, snap: &crate::blob::Snapshot) -> Result<()> {
+    /// `InvalidConfig` unless what the snapshot holds fits this context's
+    /// configuration:
+    ///
+    /// * a shared group's epochs are numbered by its period (SPEC v2 §7.2:
+    ///   every member uses the same one): imported under another, the blob's
+    ///   epochs would start at clock times that are not theirs (with a longer
+    ///   period, centuries ahead: never aging, never rotating);
+    /// * no future epoch more than `max_future_epochs` after the current one,
+    ///   as if this context had read it itself: exported under a larger
+    ///   limit, it would otherwise be kept past this one, and dropping it
+    ///   would forget its replay state.
+    ///
+    /// (Senders are not held to `max_senders`: an imported context's epochs
+    /// may rightly hold more, the own sender ids of every context along a
+    /// chain of exports and imports, each of which replay-checks its own id
+    /// like any other.)
+    fn blob_fits_config(&self, snap: &crate::blob::Snapshot) -> Result<()> {
         let cfg = &self.cfg;
+        let (want, got) = (snap.cfg.ratchet_period_ms, cfg.ratchet_period_ms);
+        if snap.mode == Mode::Shared && got != want {
+            return Err(config_rejected(
+                "ratchet_period_ms",
+                format_args!(
+                    "ratchet_period_ms must be the group's, {want}, to import a shared context's state (its epochs \
+                     are numbered by it), got {got}"
+                ),
+            ));
+        }
         let current = snap.epochs.last().map_or(0, |e| e.number);
         let ahead = snap.future.iter().map(|e| e.number.saturating_sub(current)).max().unwrap_or(0);
         if ahead > u64::from(cfg.max_future_epochs) {
-            Event::new(Kind::ConfigRejected, None).label("field", "max_future_epochs").emit(None);
-            return Err(fail(
-                Error::InvalidConfig,
+            return Err(config_rejected(
+                "max_future_epochs",
                 format_args!(
                     "max_future_epochs = {} is too small for the blob: it holds an epoch {ahead} after its current one",
                     cfg.max_future_epochs
@@ -476,11 +478,15 @@ pub(crate) fn validate_reporting_for(cfg: &Config, mode: Option<Mode>) -> Result
     };
     match bad {
         None => Ok(()),
-        Some(r) => {
-            Event::new(Kind::ConfigRejected, None).label("field", r.field).emit(None);
-            Err(fail(Error::InvalidConfig, format_args!("{r}")))
-        }
+        Some(r) => Err(config_rejected(r.field, format_args!("{r}"))),
     }
+}
+
+/// `InvalidConfig` with its detail, reported as a `config_rejected` event
+/// naming `field`.
+fn config_rejected(field: &'static str, detail: core::fmt::Arguments<'_>) -> Error {
+    Event::new(Kind::ConfigRejected, None).label("field", field).emit(None);
+    fail(Error::InvalidConfig, detail)
 }
 
 /// The group's public fingerprint for events: 8 bytes of

@@ -53,7 +53,7 @@ unsafe fn batch(
         // The size needed, 0, under the same rules as any other count: not
         // with `out` NULL and a capacity, nor inside `out`.
         out.check_null()?;
-        out.require(0)?;
+        out.len_outside_out()?;
         out.set_len(0);
         return Ok(());
     }

@@ -429,10 +429,10 @@ impl OutBuf<'_> {
 
     /// [`OutBuf::too_small`] if `out_cap < needed` (after the check that
     /// `*out_len` is outside `out`, so that the status does not depend on
-    /// the size).
+    /// the size; a buffer large enough is checked by [`OutBuf::bytes`]).
     pub(crate) fn require(&mut self, needed: usize) -> FfiResult<()> {
-        self.len_outside_out()?;
         if self.cap < needed {
+            self.len_outside_out()?;
             return Err(self.too_small(needed));
         }
         Ok(())
@@ -442,7 +442,7 @@ impl OutBuf<'_> {
     /// length would overwrite what the call wrote (and be written through a
     /// pointer into a live slice).
     #[inline]
-    fn len_outside_out(&self) -> FfiResult<()> {
+    pub(crate) fn len_outside_out(&self) -> FfiResult<()> {
         if overlaps(self.len.cast_const().cast(), core::mem::size_of::<usize>(), self.ptr, self.cap) {
             return Err(overlap(self.names.len, self.names.out));
         }

@@ -160,21 +160,7 @@ fn grow(pool: &mut Pool, c: usize) -> bool {
     if refuse & 2 != 0 {
         return false;
     }
-    // SAFETY: an anonymous private mapping with no address hint; the result
-    // is checked against MAP_FAILED before use.
-    let p = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            CHUNK,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return false;
-    }
+    let Some(p) = super::map_anonymous(CHUNK) else { return false };
     // SAFETY: `p..p+CHUNK` is the mapping just created, owned by the pool.
     if refuse & 1 != 0 || unsafe { libc::mlock(p, CHUNK) } != 0 {
         FAILURES.fetch_or(LOCK_FAILED, Ordering::Relaxed);

@@ -63,20 +63,25 @@ pub fn fork_generation() -> u64 {
     // SAFETY: a non-null `MARKER` points into the marker page, mapped for
     // the whole life of the process and never unmapped once published.
     if !m.is_null() && unsafe { &*m }.load(Ordering::Acquire) == 0 {
-        unhandled_fork(m);
+        new_fork_generation();
     }
     FORK_GENERATION.load(Ordering::Relaxed)
 }
 
-/// A fork whose child handler did not run: bump the generation, then set
-/// the marker again (release: whoever sees it set sees the bump). Two
-/// threads may both bump: one more sender id change, nothing reused.
+/// After a fork (from the child handler, or from [`fork_generation`] when
+/// the handler did not run): bump the generation, then set the marker again
+/// (the kernel zeroed it; release: whoever sees it set sees the bump). Two
+/// threads, or two handler runs, may both bump: one more sender id change,
+/// nothing reused.
 #[cold]
 #[inline(never)]
-fn unhandled_fork(m: *mut AtomicU64) {
+fn new_fork_generation() {
     FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
-    // SAFETY: as in `fork_generation`.
-    unsafe { &*m }.store(1, Ordering::Release);
+    let m = MARKER.load(Ordering::Acquire);
+    if !m.is_null() {
+        // SAFETY: as in `fork_generation`.
+        unsafe { &*m }.store(1, Ordering::Release);
+    }
 }
 
 /// The first word of a page the kernel zeroes in a child
@@ -93,21 +98,7 @@ fn map_marker() {
         return;
     }
     const LEN: usize = 4096;
-    // SAFETY: an anonymous private read-write mapping, no address hint;
-    // the result is checked for MAP_FAILED before use.
-    let page = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            LEN,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if page == libc::MAP_FAILED {
-        return;
-    }
+    let Some(page) = map_anonymous(LEN) else { return };
     // SAFETY: `page` is the mapping just made, page-aligned, `LEN` bytes.
     if unsafe { libc::madvise(page, LEN, libc::MADV_WIPEONFORK) } != 0 {
         // SAFETY: the mapping just made, not published.
@@ -123,6 +114,24 @@ fn map_marker() {
         // SAFETY: our mapping, not published.
         unsafe { libc::munmap(page, LEN) };
     }
+}
+
+/// `len` bytes of fresh anonymous private read-write memory (page-aligned,
+/// zero-filled), or `None` if the OS refuses.
+fn map_anonymous(len: usize) -> Option<*mut libc::c_void> {
+    // SAFETY: an anonymous private mapping with no address hint; the result
+    // is checked against MAP_FAILED before use.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    (p != libc::MAP_FAILED).then_some(p)
 }
 
 /// Test-only (`test-hooks`): registers TinyMLS's handlers with
@@ -208,14 +217,8 @@ extern "C" fn child() {
     let _ = std::panic::catch_unwind(|| {
         // First, at every level and every time this runs, so that nothing
         // can let the child reuse the parent's sender id (an extra bump
-        // only changes the sender id once more); then the marker is set
-        // again (the kernel zeroed it), after the bump.
-        FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
-        let m = MARKER.load(Ordering::Acquire);
-        if !m.is_null() {
-            // SAFETY: as in `fork_generation`.
-            unsafe { &*m }.store(1, Ordering::Release);
-        }
+        // only changes the sender id once more).
+        new_fork_generation();
         // This handler runs, so it is installed here, even if the parent's
         // installing thread had not said so yet when it forked.
         INSTALL.store(INSTALLED, Ordering::Release);
