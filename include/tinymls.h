@@ -119,6 +119,15 @@
 // (`tinymls_fips_mode() == 1`). Not a key-memory fact.
 #define TINYMLS_HEALTH_FIPS_MODE 16
 
+// `tinymls_health.flags`: the kernel wipes the library's fork-marker page
+// in every child (`MADV_WIPEONFORK`, Linux 4.14 on), so a child is
+// recognised, and never reuses its parent's nonces, even when no fork
+// handler of TinyMLS ran in it. Clear where the kernel refuses it (older
+// kernels, some seccomp profiles and sandboxes): fork safety then rests on
+// the `pthread_atfork` handlers alone (docs/SECURITY.md). Not a key-memory
+// fact.
+#define TINYMLS_HEALTH_FORK_MARKER 32
+
 // `tinymls_context_export` flag: export only the current epoch. The
 // importer reads every message from now on and none sent before.
 #define TINYMLS_EXPORT_CURRENT_EPOCH_ONLY 1
@@ -245,7 +254,9 @@ typedef struct tinymls_health {
   // Key memory of the process (`TINYMLS_HEALTH_KEYS_*` bits): the locked
   // slab locked against swapping, left out of core dumps; key material on
   // the heap, the AEAD backend's expanded keys among it. And
-  // `TINYMLS_HEALTH_FIPS_MODE`: the library runs in FIPS mode.
+  // `TINYMLS_HEALTH_FIPS_MODE`: the library runs in FIPS mode. And
+  // `TINYMLS_HEALTH_FORK_MARKER`: a child is recognised even when no fork
+  // handler ran in it.
   uint32_t flags;
   // The current epoch (48-bit).
   uint64_t current_epoch;

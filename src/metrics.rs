@@ -405,6 +405,13 @@ pub fn render() -> String {
     let _ = writeln!(s, "tinymls_fips_mode {}", u8::from(crate::crypto::fips_mode()));
     header(
         &mut s,
+        "tinymls_fork_marker",
+        "gauge",
+        "1 if the kernel wipes the fork-marker page in every child (MADV_WIPEONFORK), so a child is recognised even when no fork handler ran in it; 0 if fork safety rests on pthread_atfork alone (docs/SECURITY.md).",
+    );
+    let _ = writeln!(s, "tinymls_fork_marker {}", u8::from(crate::os::has_fork_marker()));
+    header(
+        &mut s,
         "tinymls_operation_duration_seconds",
         "histogram",
         "Latency of encrypt and decrypt calls (one in 16 per thread is timed).",

@@ -46,7 +46,11 @@ fn key_memory_flags_match_the_aead_backend() {
     // The C struct carries the same bits, and the FIPS-mode bit when the
     // library runs in FIPS mode (the `fips` build: tests/fips.rs).
     let fips = if tinymls::crypto::FIPS { TINYMLS_HEALTH_FIPS_MODE } else { 0 };
-    assert_eq!(out.flags, want | fips);
+    // And the fork-marker bit: this test runs on Linux 4.14 or later, whose
+    // kernel wipes the marker page in a child (tests/fork_marker_refused.rs
+    // has the other case).
+    assert_eq!(out.flags, want | fips | TINYMLS_HEALTH_FORK_MARKER);
+    assert!(a.health().fork_marker);
     assert_eq!(a.health().fips_mode, tinymls::crypto::FIPS);
     assert_eq!(tinymls_fips_mode(), i32::from(tinymls::crypto::FIPS));
     // The two descriptions of the backend agree: the AEAD bit is set

@@ -82,7 +82,8 @@ const (
 )
 
 // keyMemoryBits: the flags that are KeyMemory bits (the others, as
-// TINYMLS_HEALTH_FIPS_MODE, are facts of their own).
+// TINYMLS_HEALTH_FIPS_MODE and TINYMLS_HEALTH_FORK_MARKER, are facts of
+// their own).
 const keyMemoryBits = KeysLocked | KeysNotDumped | KeysOnHeap | KeysAEADOnHeap
 
 // Health is a snapshot of a context's state (tinymls_context_health). It
@@ -114,6 +115,13 @@ type Health struct {
 	// FIPSMode: the library runs in FIPS mode (TINYMLS_HEALTH_FIPS_MODE; as
 	// FIPSMode(), docs/FIPS.md).
 	FIPSMode bool
+	// ForkMarker: the kernel wipes the library's fork-marker page in every
+	// child (MADV_WIPEONFORK, Linux 4.14 on; TINYMLS_HEALTH_FORK_MARKER), so a
+	// forked child never reuses its parent's nonces even when no fork
+	// handler of TinyMLS ran in it. False where the kernel refuses it (older
+	// kernels, some seccomp profiles): fork safety then rests on the
+	// pthread_atfork handlers alone (docs/SECURITY.md).
+	ForkMarker bool
 	// ClockSkew, for a shared context whose epochs follow the clock
 	// (Config.RatchetPeriod > 0): how far the epoch of the last
 	// authenticated message was from this context's current epoch
@@ -152,6 +160,7 @@ func readHealth(h *C.tinymls_context) (Health, error) {
 		SenderID:       uint64(ch.sender_id),
 		KeyMemory:      KeyMemory(ch.flags) & keyMemoryBits,
 		FIPSMode:       ch.flags&C.TINYMLS_HEALTH_FIPS_MODE != 0,
+		ForkMarker:     ch.flags&C.TINYMLS_HEALTH_FORK_MARKER != 0,
 		ClockSkew:      skewDuration(int64(ch.clock_skew_ms)),
 	}
 	if ch.last_error != 0 {

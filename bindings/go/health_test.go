@@ -38,6 +38,9 @@ func TestHealthAcrossStates(t *testing.T) {
 	if h.FIPSMode != FIPSMode() || h.FIPSMode != (Backend() == "aws-lc-rs-fips") {
 		t.Errorf("health FIPSMode %v, FIPSMode() %v, backend %s", h.FIPSMode, FIPSMode(), Backend())
 	}
+	if !h.ForkMarker {
+		t.Error("health ForkMarker false: Linux 4.14 or later wipes the fork-marker page in a child")
+	}
 
 	ct := mustEncrypt(t, c, nil, []byte("x"), nil)
 	mustEncrypt(t, c, nil, []byte("y"), nil)

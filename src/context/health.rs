@@ -100,6 +100,15 @@ pub struct Health {
     /// `docs/FIPS.md`) and the module reports FIPS mode. A process-wide fact,
     /// the same for every context.
     pub fips_mode: bool,
+    /// Whether the kernel wipes the library's fork-marker page in every
+    /// child (`MADV_WIPEONFORK`, Linux 4.14 on), so that a child is
+    /// recognised, and never reuses its parent's nonces, even when no fork
+    /// handler of TinyMLS ran in it (glibc 2.36 on runs none for a
+    /// registration made while a fork was under way). False where the kernel
+    /// refuses it (older kernels, some seccomp profiles and sandboxes): fork
+    /// safety then rests on the `pthread_atfork` handlers alone
+    /// (`docs/SECURITY.md`). A process-wide fact, the same for every context.
+    pub fork_marker: bool,
     /// A shared group whose epochs follow the clock: how far the epoch of
     /// the last authenticated message was from this context's clock epoch
     /// (its current epoch, unless its wall clock stepped back or a manual
@@ -166,6 +175,7 @@ impl Context {
             sender_id: st.sender_id,
             key_memory: key_memory(),
             fips_mode: crate::crypto::fips_mode(),
+            fork_marker: crate::os::has_fork_marker(),
             clock_skew_ms: if st.follows_clock {
                 self.stats.clock_skew_epochs.load(Ordering::Relaxed).saturating_mul(st.cfg.ratchet_period_ms as i64)
             } else {

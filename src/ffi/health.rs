@@ -51,6 +51,14 @@ pub const TINYMLS_HEALTH_KEYS_AEAD_ON_HEAP: u32 = 8;
 /// module, docs/FIPS.md) and the module reports FIPS mode
 /// (`tinymls_fips_mode() == 1`). Not a key-memory fact.
 pub const TINYMLS_HEALTH_FIPS_MODE: u32 = 16;
+/// `tinymls_health.flags`: the kernel wipes the library's fork-marker page
+/// in every child (`MADV_WIPEONFORK`, Linux 4.14 on), so a child is
+/// recognised, and never reuses its parent's nonces, even when no fork
+/// handler of TinyMLS ran in it. Clear where the kernel refuses it (older
+/// kernels, some seccomp profiles and sandboxes): fork safety then rests on
+/// the `pthread_atfork` handlers alone (docs/SECURITY.md). Not a key-memory
+/// fact.
+pub const TINYMLS_HEALTH_FORK_MARKER: u32 = 32;
 
 const _: () = {
     assert!(TINYMLS_HEALTH_KEYS_LOCKED == crate::context::KEYS_LOCKED);
@@ -72,7 +80,9 @@ pub struct tinymls_health {
     /// Key memory of the process (`TINYMLS_HEALTH_KEYS_*` bits): the locked
     /// slab locked against swapping, left out of core dumps; key material on
     /// the heap, the AEAD backend's expanded keys among it. And
-    /// `TINYMLS_HEALTH_FIPS_MODE`: the library runs in FIPS mode.
+    /// `TINYMLS_HEALTH_FIPS_MODE`: the library runs in FIPS mode. And
+    /// `TINYMLS_HEALTH_FORK_MARKER`: a child is recognised even when no fork
+    /// handler ran in it.
     pub flags: u32,
     /// The current epoch (48-bit).
     pub current_epoch: u64,
@@ -111,7 +121,9 @@ impl From<Health> for tinymls_health {
             current_epoch: h.current_epoch,
             oldest_epoch: h.oldest_epoch,
             retained_epochs: h.retained_epochs,
-            flags: h.key_memory | if h.fips_mode { TINYMLS_HEALTH_FIPS_MODE } else { 0 },
+            flags: h.key_memory
+                | if h.fips_mode { TINYMLS_HEALTH_FIPS_MODE } else { 0 }
+                | if h.fork_marker { TINYMLS_HEALTH_FORK_MARKER } else { 0 },
             uptime_ms: h.uptime_ms,
             key_age_ms: h.key_age_ms,
             encrypt_count: h.encrypt_count,

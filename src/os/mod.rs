@@ -89,6 +89,25 @@ fn new_fork_generation() {
 /// such page, the kernel refused it, or nothing installed yet).
 static MARKER: AtomicPtr<AtomicU64> = AtomicPtr::new(core::ptr::null_mut());
 
+/// Whether this process has the marker page: the kernel wipes it in every
+/// child, so a child is recognised even when no TinyMLS fork handler ran in
+/// it. False before the first context or sink, and where the kernel refuses
+/// `MADV_WIPEONFORK` (before Linux 4.14, some seccomp profiles and
+/// sandboxes): fork safety then rests on the `pthread_atfork` handlers alone
+/// (`docs/SECURITY.md`). Reported by health (`TINYMLS_HEALTH_FORK_MARKER`).
+pub(crate) fn has_fork_marker() -> bool {
+    !MARKER.load(Ordering::Acquire).is_null()
+}
+
+/// Test-only (`test-hooks`): the next [`map_marker`] acts as a kernel that
+/// refuses `MADV_WIPEONFORK` (call it before the first context or sink).
+#[cfg(feature = "test-hooks")]
+pub fn refuse_fork_marker() {
+    REFUSE_MARKER.store(true, Ordering::SeqCst);
+}
+#[cfg(feature = "test-hooks")]
+static REFUSE_MARKER: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// Maps the marker page and sets its marker, once per process lineage
 /// (before the first registration: before any context exists). Without
 /// `MADV_WIPEONFORK` there is no page, and the child handler alone bumps
@@ -99,8 +118,12 @@ fn map_marker() {
     }
     const LEN: usize = 4096;
     let Some(page) = map_anonymous(LEN) else { return };
+    #[cfg(feature = "test-hooks")]
+    let refused = REFUSE_MARKER.load(Ordering::SeqCst);
+    #[cfg(not(feature = "test-hooks"))]
+    let refused = false;
     // SAFETY: `page` is the mapping just made, page-aligned, `LEN` bytes.
-    if unsafe { libc::madvise(page, LEN, libc::MADV_WIPEONFORK) } != 0 {
+    if refused || unsafe { libc::madvise(page, LEN, libc::MADV_WIPEONFORK) } != 0 {
         // SAFETY: the mapping just made, not published.
         unsafe { libc::munmap(page, LEN) };
         return;

@@ -96,6 +96,7 @@ FAMILIES = {
     "tinymls_contexts_created": "counter",
     "tinymls_retained_epochs": "gauge",
     "tinymls_fips_mode": "gauge",
+    "tinymls_fork_marker": "gauge",
     "tinymls_operation_duration_seconds": "histogram",
 }
 

@@ -30,6 +30,7 @@ def test_health_across_state_changes() -> None:
     }[tinymls.backend()]
     assert h.key_memory == expected, (h.key_memory, tinymls.backend())
     assert h.fips_mode == tinymls.fips_mode() == (tinymls.backend() == "aws-lc-rs-fips")
+    assert h.fork_marker, "Linux 4.14 or later wipes the fork-marker page in a child"
     with pytest.raises(AttributeError):
         h.state = HealthState.ERROR  # type: ignore[misc]  # frozen
 

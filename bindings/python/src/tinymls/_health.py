@@ -40,6 +40,12 @@ HEALTH_KEYS_AEAD_ON_HEAP = 8
 #: ``Health.fips_mode`` (bit 16 of the C flags, not a key-memory bit): the
 #: library runs in FIPS mode (see :func:`tinymls.fips_mode`).
 HEALTH_FIPS_MODE = 16
+#: ``Health.fork_marker`` (bit 32 of the C flags, not a key-memory bit): the
+#: kernel wipes the library's fork-marker page in every child
+#: (``MADV_WIPEONFORK``), so a forked child never reuses its parent's nonces
+#: even when no fork handler of TinyMLS ran in it. Clear where the kernel
+#: refuses it: fork safety then rests on ``pthread_atfork`` alone.
+HEALTH_FORK_MARKER = 32
 
 
 class HealthState(enum.IntEnum):
@@ -99,6 +105,12 @@ class Health:
     #: The library runs in FIPS mode: every cryptographic service from the
     #: AWS-LC FIPS module, in FIPS mode (docs/FIPS.md; as :func:`tinymls.fips_mode`).
     fips_mode: bool = False
+    #: The kernel wipes the library's fork-marker page in every child
+    #: (``MADV_WIPEONFORK``, Linux 4.14 on): a forked child is recognised even
+    #: when no fork handler ran in it. False where the kernel refuses it
+    #: (older kernels, some seccomp profiles): fork safety then rests on the
+    #: ``pthread_atfork`` handlers alone (docs/SECURITY.md).
+    fork_marker: bool = False
 
     @classmethod
     def _from_c(cls, h: _ffi.CHealth) -> Health:
@@ -122,6 +134,7 @@ class Health:
             key_memory=KeyMemory(h.flags & 15),
             clock_skew_ms=h.clock_skew_ms,
             fips_mode=bool(h.flags & HEALTH_FIPS_MODE),
+            fork_marker=bool(h.flags & HEALTH_FORK_MARKER),
         )
 
 
