@@ -163,7 +163,9 @@ impl Window {
                 self.push_epoch(e, true);
                 held_now += 1;
             }
-            let e = self.future.remove(0);
+            // It starts at its clock time, not when its message was read.
+            let mut e = self.future.remove(0);
+            e.since_ms = self.clock_start(e.number, now, wall);
             self.push_epoch(e, false);
             held_now += 1;
         }
@@ -183,9 +185,110 @@ impl Window {
             }
             self.push_epoch(Epoch::copied(target, &leaf, self.clock_start(target, now, wall)), true);
             held_now += 1;
+        } else if let Some(path) = self.path.as_deref_mut() {
+            // A future epoch became current: the path, still at the epoch
+            // before, derives the epochs between, which may have just left
+            // the window (§3.1). It moves to the target (its leaf is held
+            // already), or starts over at the next boundary.
+            let mut leaf = Secret32::zero();
+            if !path.advance(target, &mut leaf) {
+                path.clear();
+            }
         }
         // The entering epochs left to the frontier count as retained too.
         metrics::epochs_added((target - from + 1).saturating_sub(held_now) as i64);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A future epoch (read from a peer whose clock is ahead) that the clock
+    //! reaches: SPEC v2 §3.1's "nothing the context holds derives an epoch
+    //! older than its oldest retained one", and §7's epoch start.
+    use crate::clock::Clock;
+    use crate::config::Config;
+    use crate::context::Context;
+    use crate::secret::Secret32;
+
+    const SECRET: [u8; 32] = [0x42; 32];
+    const GID: &[u8] = b"advance";
+    const P: u64 = 100;
+    /// A wall time at the start of an epoch's period.
+    const T0: u64 = 1_764_547_200_000;
+
+    fn true_leaf(n: u64) -> Secret32 {
+        let root = crate::key_schedule::group_root(&SECRET, GID).unwrap();
+        crate::epoch_tree::descend(&root, 0, n)
+    }
+
+    /// Whether the context's path derives epoch `n` (its true secret).
+    /// Moves the path: the last check of a test.
+    fn path_derives(ctx: &Context, n: u64) -> bool {
+        let mut st = ctx.shared.write();
+        let Some(path) = st.path.as_deref_mut() else { return false };
+        let mut leaf = Secret32::zero();
+        path.advance(n, &mut leaf) && leaf.ct_eq(&true_leaf(n))
+    }
+
+    /// `a`, a member whose path is started (one clock boundary), reads a
+    /// message from a peer `ahead` epochs ahead; returns `a`, its clock and
+    /// its clock epoch at the start.
+    fn reader_of_the_future(cfg: Config, ahead: u64) -> (Context, Clock, u64) {
+        let clock = Clock::fake(T0 + 10);
+        let a = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().join(&SECRET, GID).unwrap();
+        let c = T0 / P;
+        clock.advance(P);
+        assert_eq!(a.current_epoch(), Ok(c + 1));
+        let fast = Clock::fake(T0 + 10 + P + ahead * P);
+        let b = Context::builder().config(cfg).clock(fast).manual_maintenance().join(&SECRET, GID).unwrap();
+        let ct = b.encrypt_to_vec(b"ahead", b"").unwrap();
+        assert_eq!(crate::wire::parse(&ct).unwrap().header.epoch, c + 1 + ahead);
+        assert_eq!(a.decrypt_to_vec(&ct, b"").unwrap(), b"ahead");
+        (a, clock, c)
+    }
+
+    #[test]
+    fn the_path_derives_no_destroyed_epoch_once_a_future_epoch_is_current() {
+        // Lifetime 250 ms: when the clock reaches the future epoch, most
+        // epochs between were destroyed.
+        let cfg = Config { ratchet_period_ms: P, state_lifetime_ms: 250, ..Config::default() };
+        let (a, clock, c) = reader_of_the_future(cfg, 10);
+        clock.advance(10 * P);
+        assert_eq!(a.run_maintenance(), Ok(()));
+        assert_eq!(a.current_epoch(), Ok(c + 11));
+        let (oldest, _) = a.retained_epochs().unwrap().unwrap();
+        assert!(c + 5 < oldest);
+        assert!(!a.has_epoch(c + 5));
+        assert!(!path_derives(&a, c + 5), "the path still derives destroyed epoch c+5");
+    }
+
+    #[test]
+    fn the_path_derives_no_epoch_outside_the_window_once_a_future_epoch_is_current() {
+        let (a, clock, c) = reader_of_the_future(Config::default(), 100);
+        clock.advance(100 * P);
+        assert_eq!(a.current_epoch(), Ok(c + 101));
+        let (oldest, _) = a.retained_epochs().unwrap().unwrap();
+        assert_eq!(oldest, c + 101 - 63);
+        assert!(!path_derives(&a, c + 20), "the path still derives epoch c+20, outside the window");
+        // The next boundaries are still derived right (from the moved path
+        // or from the frontier).
+        for k in 1..=3 {
+            clock.advance(P);
+            assert_eq!(a.current_epoch(), Ok(c + 101 + k));
+            let mut st = a.shared.write();
+            let cur = st.epochs.back_mut().unwrap();
+            assert!(cur.secret.ct_eq(&true_leaf(c + 101 + k)), "epoch c+{}", 101 + k);
+        }
+    }
+
+    #[test]
+    fn a_future_epoch_that_becomes_current_starts_at_its_clock_time() {
+        let (a, clock, c) = reader_of_the_future(Config::default(), 49);
+        // 5 s later, 20 ms into epoch c + 50.
+        clock.advance(49 * P);
+        assert_eq!(a.current_epoch(), Ok(c + 50));
+        let age = a.health().key_age_ms;
+        assert_eq!(age, 10, "key_age_ms for an epoch that started 10 ms ago");
     }
 }

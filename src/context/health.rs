@@ -177,7 +177,7 @@ impl Context {
             fips_mode: crate::crypto::fips_mode(),
             fork_marker: crate::os::has_fork_marker(),
             clock_skew_ms: if st.follows_clock {
-                self.stats.clock_skew_epochs.load(Ordering::Relaxed).saturating_mul(st.cfg.ratchet_period_ms as i64)
+                skew_ms(self.stats.clock_skew_epochs.load(Ordering::Relaxed), st.cfg.ratchet_period_ms)
             } else {
                 0
             },
@@ -195,11 +195,26 @@ impl Window {
     }
 }
 
+/// A clock skew of `epochs` epochs in milliseconds (saturating: a period
+/// beyond `i64::MAX` must not flip the sign).
+pub(super) fn skew_ms(epochs: i64, period_ms: u64) -> i64 {
+    epochs.saturating_mul(i64::try_from(period_ms).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
+    use super::skew_ms;
     use crate::clock::Clock;
     use crate::config::Config;
     use crate::context::Context;
+
+    #[test]
+    fn a_skew_in_milliseconds_saturates_and_keeps_its_sign() {
+        assert_eq!(skew_ms(-3, 100), -300);
+        assert_eq!(skew_ms(2, u64::MAX), i64::MAX);
+        assert_eq!(skew_ms(-2, 1 << 63), i64::MIN);
+        assert_eq!(skew_ms(0, u64::MAX), 0);
+    }
 
     #[test]
     fn the_encrypt_count_survives_destroyed_epochs_threads_and_close() {

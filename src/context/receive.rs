@@ -84,7 +84,7 @@ impl Context {
         };
         Event::new(Kind::ClockSkew, Some(origin))
             .int("skew_epochs", skew)
-            .int("skew_ms", skew.saturating_mul(period as i64))
+            .int("skew_ms", super::health::skew_ms(skew, period))
             .num("current_epoch", current)
             .emit(Some(&limiter));
     }
