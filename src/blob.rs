@@ -469,7 +469,15 @@ fn parse_body(body: &[u8], with_generation: bool) -> Result<Snapshot> {
         return Err(Error::Malformed);
     }
     let first = current - (count - 1);
-    let epochs = get_epochs(&mut r, count, |i, n| n == first + i)?;
+    let mut epochs = get_epochs(&mut r, count, |i, n| n == first + i)?;
+    // An epoch started before every later one, so it is at least as old.
+    // Ages as exported can disagree by a wall-clock step between two
+    // epochs' starts; each takes the largest age after it, so that a
+    // lifetime over for one epoch is over for every earlier one (an import
+    // checks the oldest first).
+    for i in (1..epochs.len()).rev() {
+        epochs[i - 1].age_ms = epochs[i - 1].age_ms.max(epochs[i].age_ms);
+    }
     let nfuture = r.u32()? as u64;
     if nfuture > u64::from(crate::config::MAX_FUTURE_EPOCHS_LIMIT) {
         return Err(Error::Malformed);
@@ -480,8 +488,25 @@ fn parse_body(body: &[u8], with_generation: bool) -> Result<Snapshot> {
         last = n;
         ok
     })?;
-    if mode == Mode::Local && !future.is_empty() {
-        return Err(Error::Malformed);
+    // Only a context whose epochs follow the clock holds future epochs
+    // (SPEC v2 §6 step 5), within its max_future_epochs of the current one.
+    if let Some(far) = future.last() {
+        if mode == Mode::Local || cfg.ratchet_period_ms == 0 {
+            return Err(fail(
+                Error::Malformed,
+                format_args!("the blob's body is inconsistent: future epochs in a context that does not follow the clock"),
+            ));
+        }
+        if far.number - current > u64::from(cfg.max_future_epochs) {
+            return Err(fail(
+                Error::Malformed,
+                format_args!(
+                    "the blob's body is inconsistent: future epoch {} is more than its max_future_epochs = {} after \
+                     its current epoch {current}",
+                    far.number, cfg.max_future_epochs
+                ),
+            ));
+        }
     }
     let frontier = match r.u8()? {
         0 => None,

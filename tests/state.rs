@@ -757,3 +757,112 @@ fn an_import_must_fit_the_future_limit_and_a_chain_of_imports_works() {
     assert_eq!(back.decrypt_to_vec(&early, b"").err(), Some(Error::Replay));
     assert_eq!(back.decrypt_to_vec(&fast.encrypt_to_vec(b"again", b"").unwrap(), b"").map(|v| v.len()), Ok(5));
 }
+
+/// Offsets in a body (docs/STATE.md layout): each retained epoch's number,
+/// and where the future epochs' count is.
+fn epoch_offsets(body: &[u8]) -> (Vec<usize>, usize) {
+    let u32_at = |o: usize| u32::from_be_bytes(body[o..o + 4].try_into().unwrap()) as usize;
+    let count_at = 2 + body[1] as usize + 8 + 76 + 8 + 8;
+    let mut o = count_at + 4;
+    let mut offs = Vec::new();
+    for _ in 0..u32_at(count_at) {
+        offs.push(o);
+        o += 8 + 32 + 8;
+        let peers = u32_at(o);
+        o += 4;
+        for _ in 0..peers {
+            let size = u32_at(o + 8);
+            o += 12 + if size != 0 { 16 + size / 8 } else { 0 };
+        }
+    }
+    (offs, o)
+}
+
+fn reseal(body: &[u8]) -> Vec<u8> {
+    state::seal_body(&KEK, FORMAT_VERSION, GENERATION_FLAG as u16, body).unwrap()
+}
+
+/// An epoch started before every later one: an authentic blob whose ages
+/// say otherwise (a middle epoch older than the lifetime, the oldest
+/// young) no longer keeps the expired epoch readable (SPEC v2 §7: every
+/// epoch older than `state_lifetime_ms` is destroyed); every epoch before
+/// it goes too.
+#[test]
+fn an_epoch_past_its_lifetime_is_destroyed_on_import_whatever_the_ages_before_it() {
+    let clock = Clock::fake(1_000_000_000);
+    let cfg = Config { state_lifetime_ms: 60 * MIN, max_key_age_ms: 1_000 * MIN, ..cfg() };
+    let (a, b) = (shared(cfg, &clock), shared(cfg, &clock));
+    let mut msgs = Vec::new();
+    for e in 0..3 {
+        if e > 0 {
+            a.rotate().unwrap();
+        }
+        msgs.push(a.encrypt_to_vec(b"m", b"").unwrap());
+    }
+    assert!(b.decrypt_to_vec(&msgs[2], b"").is_ok());
+    assert_eq!(b.retained_epochs(), Ok(Some((0, 2))));
+    let mut body = state_body(&b.export_state(&KEK, 0).unwrap());
+    let (offs, _) = epoch_offsets(&body);
+    assert_eq!(offs.len(), 3);
+    // Epoch 1 is two lifetimes old; epochs 0 and 2 are fresh.
+    let age_at = offs[1] + 8 + 32;
+    body[age_at..age_at + 8].copy_from_slice(&(120 * MIN).to_be_bytes());
+    let c = import(&reseal(&body), &clock, None).unwrap();
+    assert_eq!(c.retained_epochs(), Ok(Some((2, 2))));
+    assert_eq!(c.decrypt_to_vec(&msgs[1], b"").err(), Some(Error::EpochExpired));
+    assert_eq!(c.decrypt_to_vec(&msgs[0], b"").err(), Some(Error::EpochExpired));
+    // The same blob with the ages in order keeps all three.
+    let fresh = import(&b.export_state(&KEK, 0).unwrap(), &clock, None).unwrap();
+    assert_eq!(fresh.retained_epochs(), Ok(Some((0, 2))));
+}
+
+/// Only a context whose epochs follow the clock holds future epochs (SPEC
+/// v2 §6 step 5), and only within its `max_future_epochs`: a blob that says
+/// otherwise is inconsistent (`Malformed`, to `state_info` too). Before, a
+/// period-0 import held a crafted future epoch and read it without adopting
+/// it, unlike any period-0 context.
+#[test]
+fn future_epochs_only_in_a_clock_blob_and_within_its_limit() {
+    use tinymls::epoch_tree::descend;
+    use tinymls::key_schedule::group_root;
+    let clock = Clock::fake(1_000_000_000);
+    let root = group_root(&SECRET, GROUP).unwrap();
+    // Period 0, with a future epoch 3 (its true secret) spliced in.
+    let body = state_body(&shared(cfg(), &clock).export_state(&KEK, 0).unwrap());
+    let (_, end) = epoch_offsets(&body);
+    assert_eq!(&body[end..end + 4], &[0, 0, 0, 0], "no future epoch");
+    let mut crafted = body[..end].to_vec();
+    crafted.extend_from_slice(&1u32.to_be_bytes());
+    crafted.extend_from_slice(&3u64.to_be_bytes());
+    crafted.extend_from_slice(descend(&root, 0, 3).expose());
+    crafted.extend_from_slice(&0u64.to_be_bytes());
+    crafted.extend_from_slice(&0u32.to_be_bytes());
+    crafted.extend_from_slice(&body[end + 4..]);
+    let blob = reseal(&crafted);
+    assert_eq!(import(&blob, &clock, None).err(), Some(Error::Malformed));
+    assert_eq!(tinymls::state_info(&blob, &KEK).err(), Some(Error::Malformed));
+
+    // Following the clock, max_future_epochs 10: a future epoch read from a
+    // peer 5 epochs ahead is exported; moved to 10 ahead it is still
+    // consistent, to 11 ahead it is not.
+    let t0 = 1_767_225_600_000;
+    let (slow, fast) = (Clock::fake(t0), Clock::fake(t0 + 500));
+    let ccfg = Config { max_future_epochs: 10, ..Config::default() };
+    let a = Context::builder().config(ccfg).clock(slow.clone()).manual_maintenance().join(&SECRET, GROUP).unwrap();
+    let b = Context::builder().config(ccfg).clock(fast).manual_maintenance().join(&SECRET, GROUP).unwrap();
+    a.decrypt_to_vec(&b.encrypt_to_vec(b"ahead", b"").unwrap(), b"").unwrap();
+    let current = a.current_epoch().unwrap();
+    let body = state_body(&a.export_state(&KEK, 0).unwrap());
+    let (_, end) = epoch_offsets(&body);
+    assert_eq!(&body[end..end + 4], &1u32.to_be_bytes(), "one future epoch");
+    assert_eq!(body[end + 4..end + 12], (current + 5).to_be_bytes());
+    for (ahead, ok) in [(10, true), (11, false)] {
+        let mut moved = body.clone();
+        moved[end + 4..end + 12].copy_from_slice(&(current + ahead).to_be_bytes());
+        let blob = reseal(&moved);
+        assert_eq!(tinymls::state_info(&blob, &KEK).is_ok(), ok, "{ahead} ahead");
+        if !ok {
+            assert_eq!(import(&blob, &slow, None).err(), Some(Error::Malformed));
+        }
+    }
+}
