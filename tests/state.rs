@@ -756,6 +756,14 @@ fn an_import_must_fit_the_future_limit_and_a_chain_of_imports_works() {
     // The future epoch came with its replay state.
     assert_eq!(back.decrypt_to_vec(&early, b"").err(), Some(Error::Replay));
     assert_eq!(back.decrypt_to_vec(&fast.encrypt_to_vec(b"again", b"").unwrap(), b"").map(|v| v.len()), Ok(5));
+    // The distance counts from where the import starts, the clock epoch:
+    // 495 periods later the future epoch is 5 ahead of it, 550 periods
+    // later it is in the past (it was refused at both before).
+    for (later, epoch_now) in [(495, "5 ahead"), (550, "retained")] {
+        let then = Clock::fake(t0 + later * period);
+        let back = import(&blob, &then, Some(narrow)).unwrap_or_else(|e| panic!("{epoch_now}: {e:?}"));
+        assert_eq!(back.decrypt_to_vec(&early, b"").err(), Some(Error::Replay), "{epoch_now}");
+    }
 }
 
 /// Offsets in a body (docs/STATE.md layout): each retained epoch's number,

@@ -245,13 +245,20 @@ impl ContextBuilder {
                 ),
             ));
         }
-        let current = snap.epochs.last().map_or(0, |e| e.number);
+        // Counted from where the import starts: the blob's current epoch, or
+        // the clock epoch if it is later (SPEC v2 §7.2), where a future epoch
+        // of the blob may be current or retained already.
+        let mut current = snap.epochs.last().map_or(0, |e| e.number);
+        if snap.mode == Mode::Shared && cfg.follows_clock() {
+            current = current.max(self.clock.wall_ms() / cfg.ratchet_period_ms);
+        }
         let ahead = snap.future.iter().map(|e| e.number.saturating_sub(current)).max().unwrap_or(0);
         if ahead > u64::from(cfg.max_future_epochs) {
             return Err(config_rejected(
                 "max_future_epochs",
                 format_args!(
-                    "max_future_epochs = {} is too small for the blob: it holds an epoch {ahead} after its current one",
+                    "max_future_epochs = {} is too small for the blob: it holds an epoch {ahead} after the epoch the \
+                     import starts at, {current}",
                     cfg.max_future_epochs
                 ),
             ));
