@@ -494,7 +494,9 @@ fn parse_body(body: &[u8], with_generation: bool) -> Result<Snapshot> {
         if mode == Mode::Local || cfg.ratchet_period_ms == 0 {
             return Err(fail(
                 Error::Malformed,
-                format_args!("the blob's body is inconsistent: future epochs in a context that does not follow the clock"),
+                format_args!(
+                    "the blob's body is inconsistent: future epochs in a context that does not follow the clock"
+                ),
             ));
         }
         if far.number - current > u64::from(cfg.max_future_epochs) {
