@@ -135,3 +135,55 @@ fn export_carries_every_retained_epoch() {
     assert_eq!(span(&b), 64);
     assert_eq!(b.decrypt_to_vec(&late, b""), Err(Error::EpochExpired));
 }
+
+/// A late message in a retained epoch the context does not hold is
+/// authenticated with no lock held; the window may move meanwhile. It is
+/// read as long as its epoch is still in the window once it is
+/// authenticated. Before, any clock boundary during the authentication
+/// sent it round again (derive, open), so while boundaries came faster than
+/// one authentication (a large message, a short period) it was never read,
+/// and finally refused EPOCH_EXPIRED though its epoch was retained
+/// throughout (SPEC v2 §6 step 2). Here a boundary every millisecond, a
+/// 128 MiB message (tens of ms to open) and a window of 4 096 epochs (about
+/// four seconds of boundaries before its epoch leaves).
+#[test]
+fn a_late_message_is_read_while_boundaries_come_faster_than_its_authentication() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let _g = one_at_a_time();
+    let cfg = Config { ratchet_period_ms: P, max_epochs: 4096, ..Config::default() };
+    let clock = Clock::fake(T0);
+    let r = Arc::new(
+        Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().join(&SECRET, GROUP).unwrap(),
+    );
+    // A sender 10 epochs behind: its epoch is retained, not held.
+    let slow = Context::builder()
+        .config(cfg)
+        .clock(Clock::fake(T0 - 10 * P))
+        .manual_maintenance()
+        .join(&SECRET, GROUP)
+        .unwrap();
+    let big = slow.encrypt_to_vec(&vec![7u8; 128 << 20], b"").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let ticker = {
+        let (r, clock, stop) = (r.clone(), clock.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut ticks = 0u64;
+            // Until the read returns, or well after the epoch left the
+            // window (after 4 086 boundaries: the read had seconds).
+            while !stop.load(Ordering::SeqCst) && ticks < 5000 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                clock.advance(P);
+                r.run_maintenance().unwrap();
+                ticks += 1;
+            }
+            ticks
+        })
+    };
+    let got = r.decrypt_to_vec(&big, b"").map(|v| v.len());
+    stop.store(true, Ordering::SeqCst);
+    let ticks = ticker.join().unwrap();
+    assert_eq!(got, Ok(128 << 20), "after {ticks} boundaries");
+    assert!(ticks > 0, "the clock moved during the read");
+    assert_eq!(r.decrypt_to_vec(&big, b"").err(), Some(Error::Replay));
+}

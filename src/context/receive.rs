@@ -268,17 +268,18 @@ impl Context {
     /// authenticated, and only then is anything kept: a retained epoch is
     /// held from now on; a later one as a future epoch (when epochs follow
     /// the clock: a fast peer is read, not followed), or adopted as current
-    /// (period 0). Returns `Ok(false)` if the window moved meanwhile (the
-    /// caller starts again).
+    /// (period 0), where the window is once the message is authenticated.
+    /// Returns `Ok(false)` if the epoch is held by then, or left the window
+    /// (the caller starts again).
     pub(super) fn read_ahead(&self, p: &wire::Parsed<'_>, aad: &[u8], out: &mut [u8]) -> Result<bool> {
         let h = p.header;
         let mut secret = Secret32::zero();
         // Filled under the lock, in place: no copy of a tree node (which
         // derives later epochs) is moved through the stack.
         let mut node = Secret32::zero();
-        let (base, depth) = {
+        let depth = {
             let st = self.read_open()?;
-            let cur = st.current().ok_or_else(|| st.expired(h.epoch, None))?.number;
+            st.current().ok_or_else(|| st.expired(h.epoch, None))?;
             let oldest = st.epochs.front().ok_or_else(|| st.expired(h.epoch, None))?.number;
             if h.epoch < oldest || st.held_epoch(h.epoch).is_some() {
                 return Ok(false);
@@ -295,7 +296,7 @@ impl Context {
                     Some(frontier.node_above_into(h.epoch, &mut node).ok_or(Error::EpochUnknown)?)
                 }
             };
-            ((oldest, cur), depth)
+            depth
         };
         if let Some(depth) = depth {
             scrubbed(|| descend_into(&node, depth, h.epoch, &mut secret));
@@ -307,12 +308,20 @@ impl Context {
         if st.closed {
             return Err(Error::Closed);
         }
-        let window = (st.epochs.front().map(|e| e.number), st.current().map(|c| c.number));
-        if window != (Some(base.0), Some(base.1)) || st.held_epoch(h.epoch).is_some() {
+        // The window may have moved meanwhile (a clock boundary, a peer's
+        // epoch adopted): what counts is where it is now, not that it stayed
+        // put, or a message whose authentication takes longer than a period
+        // would start over at every boundary until its epoch expired. The
+        // secret is the epoch's whatever the window. Ok(false) sends the
+        // caller round again, where an expired epoch gets its status.
+        let (Some(oldest), Some(cur)) = (st.epochs.front().map(|e| e.number), st.current().map(|c| c.number)) else {
+            return Ok(false);
+        };
+        if h.epoch < oldest || st.held_epoch(h.epoch).is_some() {
             return Ok(false);
         }
         let now = st.clock.now_ms();
-        if h.epoch <= base.1 {
+        if h.epoch <= cur {
             let since = st.derived_since(h.epoch);
             st.hold(Epoch::copied(h.epoch, &secret, since));
         } else if st.follows_clock {
@@ -325,7 +334,7 @@ impl Context {
             // Period 0: the distance was checked under the read lock. A
             // foreign sender accepted since then ends the late joiner's
             // adoption of any distance (SPEC v2 §6 step 2): look again.
-            if h.epoch - base.1 > u64::from(st.cfg.max_future_epochs) && st.accepted_foreign.load(Ordering::Acquire) {
+            if h.epoch - cur > u64::from(st.cfg.max_future_epochs) && st.accepted_foreign.load(Ordering::Acquire) {
                 return Ok(false);
             }
             st.advance_to(now, h.epoch, RotationReason::Peer)?;
