@@ -426,8 +426,10 @@ tinymls_status tinymls_context_epoch(struct tinymls_context *ctx, uint64_t *out_
 tinymls_status tinymls_context_sender_id(struct tinymls_context *ctx, uint64_t *out_sender);
 
 // Closes the context: every key it holds is zeroized now, and every later
-// call on it (or one racing with this one) returns `TINYMLS_ERR_CLOSED`.
-// The handle stays valid until `tinymls_context_free`.
+// call on it (or one racing with this one) returns `TINYMLS_ERR_CLOSED`,
+// whatever its input (a malformed ciphertext, an output too small or a
+// size query); only a NULL pointer or overlapping buffers are reported
+// first. The handle stays valid until `tinymls_context_free`.
 //
 // Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`, or
 // `TINYMLS_ERR_CLOSED` if it was closed already. Thread-safe.

@@ -356,3 +356,29 @@ fn a_step_forward_ages_the_oldest_epoch_on_schedule() {
     assert_eq!(fresh.decrypt_to_vec(&m, b"").err(), Some(Error::EpochExpired));
     assert_eq!(r.decrypt_to_vec(&m, b"").err(), Some(Error::EpochExpired), "read 1.5 s past its lifetime");
 }
+
+/// A context that cannot rotate past the last epoch still reads it: a
+/// period-0 late joiner that adopted epoch 2^48 - 1 from a clock-following
+/// member, when its key age comes due, failed the decrypt of an authentic
+/// message of its current epoch with `EXHAUSTED` (the rotation the key age
+/// asked for), and read it on the next call. `EXHAUSTED` is about sending.
+#[test]
+fn a_reader_at_the_last_epoch_reads_when_its_key_age_comes_due() {
+    let last = tinymls::epoch_tree::MAX_EPOCH;
+    // A clock-following sender at the last epoch (1 ms period, wall set).
+    let sclock = Clock::fake(1_000);
+    sclock.set_wall(last - 1);
+    let sender = member_with(Config { ratchet_period_ms: 1, state_lifetime_ms: 10_000, ..Config::default() }, &sclock);
+    sclock.advance(1);
+    let m0 = sender.encrypt_to_vec(b"m0", b"").unwrap();
+    let m1 = sender.encrypt_to_vec(b"m1", b"").unwrap();
+    assert_eq!(epoch_of(&m0), last);
+    let rclock = Clock::fake(1_000);
+    let r = member_with(Config { ratchet_period_ms: 0, max_key_age_ms: 1_000, ..Config::default() }, &rclock);
+    assert_eq!(r.decrypt_to_vec(&m0, b"").as_deref(), Ok(&b"m0"[..]), "a late joiner adopts any distance");
+    assert_eq!(r.current_epoch(), Ok(last));
+    rclock.advance(1_000);
+    assert_eq!(r.decrypt_to_vec(&m1, b"").as_deref(), Ok(&b"m1"[..]));
+    assert_eq!(r.decrypt_to_vec(&m1, b"").err(), Some(Error::Replay));
+    assert_eq!(r.encrypt_to_vec(b"x", b"").err(), Some(Error::Exhausted), "it cannot send");
+}

@@ -117,6 +117,15 @@ fn a_full_round_through_the_c_abi() {
     assert_eq!(decrypt(a, &ct1, b""), Err(TINYMLS_ERR_CLOSED));
     assert_eq!(tinymls_rotate(a), TINYMLS_ERR_CLOSED);
     assert_eq!(tinymls_context_epoch(a, &mut epoch), TINYMLS_ERR_CLOSED);
+    // "Later calls: CLOSED" (SPEC §9), also before the input is looked at:
+    // a malformed ciphertext, and an output too small or a size query.
+    assert_eq!(decrypt(a, &[0u8; 10], b""), Err(TINYMLS_ERR_CLOSED));
+    let (mut small, mut n) = ([0u8; 1], 0usize);
+    let st = tinymls_decrypt(a, ct1.as_ptr(), ct1.len(), null(), 0, small.as_mut_ptr(), 0, &mut n);
+    assert_eq!(st, TINYMLS_ERR_CLOSED);
+    let st = tinymls_encrypt(a, b"x".as_ptr(), 1, null(), 0, small.as_mut_ptr(), 1, &mut n);
+    assert_eq!(st, TINYMLS_ERR_CLOSED);
+    assert_eq!(tinymls_encrypt(a, b"x".as_ptr(), 1, null(), 0, null_mut(), 0, &mut n), TINYMLS_ERR_CLOSED);
     tinymls_context_free(a);
     tinymls_context_free(b);
     tinymls_context_free(null_mut());

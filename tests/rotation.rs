@@ -276,6 +276,12 @@ fn closed_contexts_refuse_everything_and_forget_their_keys() {
     assert_eq!(a.close(), Err(Error::Closed));
     assert_eq!(a.encrypt_to_vec(b"x", b"").err(), Some(Error::Closed));
     assert_eq!(a.decrypt_to_vec(&m, b"").err(), Some(Error::Closed));
+    // Closed before the arguments are looked at (SPEC §9: later calls are
+    // CLOSED): a malformed ciphertext, an output too small.
+    let mut small = [0u8; 1];
+    assert_eq!(a.decrypt(b"not a message", b"", &mut small), Err(Error::Closed));
+    assert_eq!(a.decrypt(&m, b"", &mut small[..0]), Err(Error::Closed));
+    assert_eq!(a.encrypt(b"x", b"", &mut small), Err(Error::Closed));
     assert_eq!(a.rotate(), Err(Error::Closed));
     assert_eq!(a.current_epoch(), Err(Error::Closed));
     assert!(!a.has_epoch(0));

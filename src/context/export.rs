@@ -53,10 +53,7 @@ impl Context {
                 return Err(Error::Closed);
             }
             let now = st.clock.now_ms();
-            match st.maintain(now) {
-                Err(Error::Exhausted) if !st.epochs.is_empty() => {}
-                r => r?,
-            }
+            st.maintain_to_read(now)?;
             let mut snap = st.snapshot(now, flags & blob::CURRENT_EPOCH_ONLY != 0)?;
             // Under the lock: concurrent exports get distinct generations.
             // A failed seal below leaves a gap, never a repeat.

@@ -94,6 +94,18 @@ impl Context {
     }
 
     #[inline]
+    /// `e`, the error of a call's first checks (its arguments), unless the
+    /// context is closed: then `Closed`, which every call on a closed
+    /// context returns (SPEC §9). Off the hot path: only on such errors.
+    #[cold]
+    pub(super) fn closed_or(&self, e: Error) -> Error {
+        if self.is_closed() {
+            Error::Closed
+        } else {
+            e
+        }
+    }
+
     pub(super) fn read_open(&self) -> Result<RwLockReadGuard<'_, Window>> {
         // A call: a forked child's host runs code again (events flow).
         events::resume_after_fork();

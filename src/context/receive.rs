@@ -118,12 +118,12 @@ impl Context {
             Ok(p) => p,
             Err(e) => {
                 out.fill(0);
-                return Err(e);
+                return Err(self.closed_or(e));
             }
         };
         let n = parsed.body.len();
         if out.len() < n {
-            return Err(Error::BufferTooSmall { needed: n });
+            return Err(self.closed_or(Error::BufferTooSmall { needed: n }));
         }
         let r = self.decrypt_parsed(&parsed, aad, &mut out[..n]);
         match r {
@@ -256,7 +256,7 @@ impl Context {
             // A deadline passed (or the process forked): maintain, retry.
             let mut st = write_window(&self.shared);
             let now = st.clock.now_ms();
-            st.maintain(now)?;
+            st.maintain_to_read(now)?;
         }
     }
 

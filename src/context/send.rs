@@ -222,7 +222,7 @@ impl Context {
     }
 
     pub(super) fn encrypt_inner(&self, plaintext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<usize> {
-        let needed = sized_for_seal(plaintext, out)?;
+        let needed = sized_for_seal(plaintext, out).map_err(|e| self.closed_or(e))?;
         let out = &mut out[..needed];
         let cost = usage_cost(plaintext);
         loop {

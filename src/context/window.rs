@@ -653,6 +653,16 @@ impl Window {
         Ok(())
     }
 
+    /// [`Window::maintain`] for a caller that needs no new epoch (reading,
+    /// export): a context that cannot rotate past the last epoch
+    /// (`Exhausted`) still reads and exports the epochs it holds.
+    pub(super) fn maintain_to_read(&mut self, now: u64) -> Result<()> {
+        match self.maintain(now) {
+            Err(Error::Exhausted) if !self.epochs.is_empty() => Ok(()),
+            r => r,
+        }
+    }
+
     /// In a forked child: a new sender id, and no own key of the parent's.
     /// The parent's messages become a foreign sender's (replay-checked).
     pub(super) fn rekey_after_fork(&mut self) -> Result<()> {

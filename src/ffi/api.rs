@@ -238,7 +238,12 @@ pub extern "C" fn tinymls_encrypt(
         // must not land inside `pt` or `aad` (borrowed as slices above).
         out.disjoint(pt, pt_len, "pt")?;
         out.disjoint(aad, aad_len, "aad")?;
-        out.require(wire::ciphertext_len(pt_len).ok_or_else(|| too_long(pt_len))?)?;
+        let needed = wire::ciphertext_len(pt_len).ok_or_else(|| too_long(pt_len))?;
+        if !out.fits(needed) && ctx.is_closed() {
+            // Every later call is CLOSED (SPEC §9), a size query too.
+            return Err(Error::Closed.into());
+        }
+        out.require(needed)?;
         let n = ctx.encrypt(pt_s, aad_s, out.bytes()?)?;
         out.set_len(n);
         Ok(())
@@ -345,8 +350,10 @@ pub extern "C" fn tinymls_context_sender_id(ctx: *mut tinymls_context, out_sende
 }
 
 /// Closes the context: every key it holds is zeroized now, and every later
-/// call on it (or one racing with this one) returns `TINYMLS_ERR_CLOSED`.
-/// The handle stays valid until `tinymls_context_free`.
+/// call on it (or one racing with this one) returns `TINYMLS_ERR_CLOSED`,
+/// whatever its input (a malformed ciphertext, an output too small or a
+/// size query); only a NULL pointer or overlapping buffers are reported
+/// first. The handle stays valid until `tinymls_context_free`.
 ///
 /// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`, or
 /// `TINYMLS_ERR_CLOSED` if it was closed already. Thread-safe.
