@@ -409,6 +409,20 @@ impl Window {
                 ),
             );
         }
+        if self.follows_clock {
+            // Where in its epoch a message was sent decides the last
+            // period: what is sure is one period less (OPERATIONS.md).
+            let sure = u64::from(n.saturating_sub(1)).saturating_mul(period);
+            return fail(
+                e,
+                format_args!(
+                    "{head}; the window is max_epochs × ratchet_period_ms = {n} × {period} ms = {} of epochs (a \
+                     message stays readable at least {} after it was sent)",
+                    Millis(window),
+                    Millis(sure)
+                ),
+            );
+        }
         fail(
             e,
             format_args!(
@@ -506,7 +520,8 @@ mod tests {
         let ct = a.encrypt_to_vec(b"m", b"").unwrap();
         clock.advance(100 * 100);
         let want = "epoch 10000 is older than the oldest retained epoch 10037; the window is max_epochs × \
-                    ratchet_period_ms = 64 × 100 ms = 6.4 s";
+                    ratchet_period_ms = 64 × 100 ms = 6.4 s of epochs (a message stays readable at least 6.3 s \
+                    after it was sent)";
         assert_eq!(detail_of(b.decrypt_to_vec(&ct, b"")), (Error::EpochExpired, want.to_owned()));
 
         // Period 0: the window is counted in epochs.
