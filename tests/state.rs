@@ -851,19 +851,23 @@ fn future_epochs_only_in_a_clock_blob_and_within_its_limit() {
     assert_eq!(tinymls::state_info(&blob, &KEK).err(), Some(Error::Malformed));
 
     // Following the clock, max_future_epochs 10: a future epoch read from a
-    // peer 5 epochs ahead is exported; moved to 10 ahead it is still
-    // consistent, to 11 ahead it is not.
+    // peer 5 epochs ahead is exported; moved to 10 ahead of the blob's
+    // current epoch it is still consistent, to 11 ahead it is not.
     let t0 = 1_767_225_600_000;
     let (slow, fast) = (Clock::fake(t0), Clock::fake(t0 + 500));
     let ccfg = Config { max_future_epochs: 10, ..Config::default() };
     let a = Context::builder().config(ccfg).clock(slow.clone()).manual_maintenance().join(&SECRET, GROUP).unwrap();
     let b = Context::builder().config(ccfg).clock(fast).manual_maintenance().join(&SECRET, GROUP).unwrap();
     a.decrypt_to_vec(&b.encrypt_to_vec(b"ahead", b"").unwrap(), b"").unwrap();
+    // Two periods later it is still 3 ahead: not started, age 0 (it was
+    // exported as 200 ms old, the time since its message was read).
+    slow.advance(200);
     let current = a.current_epoch().unwrap();
     let body = state_body(&a.export_state(&KEK, 0).unwrap());
     let (_, end) = epoch_offsets(&body);
     assert_eq!(&body[end..end + 4], &1u32.to_be_bytes(), "one future epoch");
-    assert_eq!(body[end + 4..end + 12], (current + 5).to_be_bytes());
+    assert_eq!(body[end + 4..end + 12], (current + 3).to_be_bytes());
+    assert_eq!(body[end + 44..end + 52], 0u64.to_be_bytes(), "a future epoch's age");
     for (ahead, ok) in [(10, true), (11, false)] {
         let mut moved = body.clone();
         moved[end + 4..end + 12].copy_from_slice(&(current + ahead).to_be_bytes());

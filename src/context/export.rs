@@ -126,7 +126,10 @@ impl Window {
             return Err(Error::Internal);
         }
         let mut future = Vec::with_capacity(self.future.len());
-        future.extend(self.future.iter().map(snap_of));
+        // A future epoch has not started (SPEC v2 §7: it starts at its clock
+        // time, after the current epoch's): age 0, not the time since its
+        // message was read.
+        future.extend(self.future.iter().map(|e| EpochSnap { age_ms: 0, ..snap_of(e) }));
         // The blob carries the frontier of the current epoch (docs/STATE.md):
         // a copy, in locked memory, moved there.
         let frontier = self.frontier.as_deref().map(|f| {
