@@ -93,11 +93,11 @@ impl Context {
         wire::ciphertext_len(plaintext_len)
     }
 
-    #[inline]
     /// `e`, the error of a call's first checks (its arguments), unless the
     /// context is closed: then `Closed`, which every call on a closed
     /// context returns (SPEC §9). Off the hot path: only on such errors.
     #[cold]
+    #[inline(never)]
     pub(super) fn closed_or(&self, e: Error) -> Error {
         if self.is_closed() {
             Error::Closed
@@ -106,6 +106,7 @@ impl Context {
         }
     }
 
+    #[inline]
     pub(super) fn read_open(&self) -> Result<RwLockReadGuard<'_, Window>> {
         // A call: a forked child's host runs code again (events flow).
         events::resume_after_fork();

@@ -239,15 +239,26 @@ pub extern "C" fn tinymls_encrypt(
         out.disjoint(pt, pt_len, "pt")?;
         out.disjoint(aad, aad_len, "aad")?;
         let needed = wire::ciphertext_len(pt_len).ok_or_else(|| too_long(pt_len))?;
-        if !out.fits(needed) && ctx.is_closed() {
-            // Every later call is CLOSED (SPEC §9), a size query too.
-            return Err(Error::Closed.into());
+        if !out.fits(needed) {
+            return Err(too_small_unless_closed(ctx, &mut out, needed));
         }
-        out.require(needed)?;
         let n = ctx.encrypt(pt_s, aad_s, out.bytes()?)?;
         out.set_len(n);
         Ok(())
     })
+}
+
+/// `out` cannot hold `needed` bytes: `TINYMLS_ERR_CLOSED` on a closed
+/// context (every later call is, SPEC §9, a size query too), else
+/// `TINYMLS_ERR_BUFFER_TOO_SMALL` with the size in `*out_len`. Out of line:
+/// the hot path only compares.
+#[cold]
+#[inline(never)]
+fn too_small_unless_closed(ctx: &Context, out: &mut OutBuf<'_>, needed: usize) -> tinymls_status {
+    if ctx.is_closed() {
+        return Error::Closed.into();
+    }
+    out.require(needed).err().unwrap_or(TINYMLS_ERR_INTERNAL)
 }
 
 /// Decrypts and authenticates a TinyMLS ciphertext `ct[0..ct_len]` with the
