@@ -17,7 +17,7 @@ use crate::os::locked::Locked;
 use crate::os::stack::scrubbed;
 use crate::replay::ReplayWindow;
 use crate::secret::Secret32;
-use crate::types::{Mode, RotationReason};
+use crate::types::{Destroyed, Mode, RotationReason};
 use crate::wire::{self, OVERHEAD};
 
 /// A foreign sender in one epoch.
@@ -395,8 +395,26 @@ impl Window {
         };
         let (n, period, lifetime) = (self.cfg.max_epochs, self.cfg.ratchet_period_ms, self.cfg.state_lifetime_ms);
         let head = format_args!("epoch {epoch} is older than the oldest retained epoch {oldest}");
-        if period == 0 {
-            return fail(e, format_args!("{head}; the window is max_epochs = {n} epochs"));
+        if !self.follows_clock {
+            // Epochs counted by rotations: name what destroyed the oldest
+            // ones (the window does not say how long they last).
+            return match self.last_retired {
+                Some(Destroyed::Lifetime) => {
+                    fail(e, format_args!("{head}; it outlived state_lifetime_ms = {}", Millis(lifetime)))
+                }
+                None => fail(
+                    e,
+                    format_args!("{head}; this context never held it (it started at epoch {oldest}: import or join)"),
+                ),
+                Some(_) if period == 0 => fail(e, format_args!("{head}; the window is max_epochs = {n} epochs")),
+                Some(_) => fail(
+                    e,
+                    format_args!(
+                        "{head}; the window is max_epochs = {n} epochs (a new one every ratchet_period_ms = {period} \
+                         ms, or sooner by usage, key age or a manual rotation)"
+                    ),
+                ),
+            };
         }
         let window = u64::from(n).saturating_mul(period);
         if lifetime < window {
@@ -409,25 +427,16 @@ impl Window {
                 ),
             );
         }
-        if self.follows_clock {
-            // Where in its epoch a message was sent decides the last
-            // period: what is sure is one period less (OPERATIONS.md).
-            let sure = u64::from(n.saturating_sub(1)).saturating_mul(period);
-            return fail(
-                e,
-                format_args!(
-                    "{head}; the window is max_epochs × ratchet_period_ms = {n} × {period} ms = {} of epochs (a \
-                     message stays readable at least {} after it was sent)",
-                    Millis(window),
-                    Millis(sure)
-                ),
-            );
-        }
+        // Where in its epoch a message was sent decides the last period:
+        // what is sure is one period less (OPERATIONS.md).
+        let sure = u64::from(n.saturating_sub(1)).saturating_mul(period);
         fail(
             e,
             format_args!(
-                "{head}; the window is max_epochs × ratchet_period_ms = {n} × {period} ms = {}",
-                Millis(window)
+                "{head}; the window is max_epochs × ratchet_period_ms = {n} × {period} ms = {} of epochs (a message \
+                 stays readable at least {} after it was sent)",
+                Millis(window),
+                Millis(sure)
             ),
         )
     }
@@ -542,6 +551,34 @@ mod tests {
         let want = "epoch 10000 is older than the oldest retained epoch 10021; epochs last state_lifetime_ms = 1 s, \
                     less than max_epochs × ratchet_period_ms = 64 × 100 ms";
         assert_eq!(detail_of(b.decrypt_to_vec(&ct, b"")), (Error::EpochExpired, want.to_owned()));
+
+        // Epochs counted by rotations: what destroyed the oldest ones. The
+        // lifetime (period 0: it was blamed on max_epochs), ...
+        let clock = Clock::fake(1_000_000);
+        let cfg = Config { ratchet_period_ms: 0, state_lifetime_ms: 400, ..Config::default() };
+        let ctx = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().local().unwrap();
+        let ct = ctx.encrypt_to_vec(b"m", b"").unwrap();
+        for _ in 0..3 {
+            clock.advance(150);
+            ctx.rotate().unwrap();
+        }
+        clock.advance(150);
+        let want = "epoch 0 is older than the oldest retained epoch 2; it outlived state_lifetime_ms = 400 ms";
+        assert_eq!(detail_of(ctx.decrypt_to_vec(&ct, b"")), (Error::EpochExpired, want.to_owned()));
+        // ... or nothing: an import of the current epoch only.
+        let kek = [9u8; 32];
+        let blob = ctx.export_state(&kek, crate::blob::CURRENT_EPOCH_ONLY).unwrap();
+        let back = Context::builder().clock(clock.clone()).manual_maintenance().import_state(&blob, &kek).unwrap();
+        let ct3 = ctx.encrypt_to_vec(b"m", b"").unwrap();
+        ctx.rotate().unwrap();
+        let ct4 = ctx.encrypt_to_vec(b"m", b"").unwrap();
+        let blob = ctx.export_state(&kek, crate::blob::CURRENT_EPOCH_ONLY).unwrap();
+        let back4 = Context::builder().clock(clock.clone()).manual_maintenance().import_state(&blob, &kek).unwrap();
+        assert_eq!(back4.decrypt_to_vec(&ct4, b"").as_deref(), Ok(&b"m"[..]));
+        let want = "epoch 3 is older than the oldest retained epoch 4; this context never held it (it started at \
+                    epoch 4: import or join)";
+        assert_eq!(detail_of(back4.decrypt_to_vec(&ct3, b"")), (Error::EpochExpired, want.to_owned()));
+        drop(back);
     }
 
     #[test]

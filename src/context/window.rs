@@ -152,6 +152,9 @@ pub(crate) struct Window {
     /// Whether a message from another sender was accepted (a shared context
     /// with period 0 adopts any distance ahead until then, SPEC v2 §7.3).
     pub(super) accepted_foreign: AtomicBool,
+    /// Why the last epoch was retired from the front (`None`: none was, the
+    /// oldest is where the context started): the detail of `EpochExpired`.
+    pub(super) last_retired: Option<Destroyed>,
     /// The maintenance thread's last visit of this context panicked (health
     /// says `Degraded` until a visit succeeds).
     pub(super) maintenance_failed: AtomicBool,
@@ -217,6 +220,9 @@ impl Window {
         else {
             return;
         };
+        if lo > oldest {
+            self.last_retired = Some(reason);
+        }
         for n in oldest..lo.min(cur.saturating_add(1)) {
             if let Some(a) = self.archive.as_mut() {
                 a.pop(n);
