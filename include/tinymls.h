@@ -88,8 +88,10 @@
 
 // Working, but keys may not be destroyed on schedule while the context is
 // idle: the maintenance thread's last visit of it failed (reported by a
-// `maintenance_failed` event; retried every `gc_interval_ms`), or the
-// thread is not running (the next call starts it again).
+// `maintenance_failed` event; retried every `gc_interval_ms`), the thread
+// is not running (the next call starts it again), or it has been stuck in
+// one round of visits for more than `gc_interval_ms` (at least 100 ms): a
+// visit, or the event callback it delivers to, does not return.
 #define TINYMLS_HEALTH_DEGRADED 4
 
 // `tinymls_health.flags`: every page of the library's locked slab is locked
@@ -359,7 +361,9 @@ size_t tinymls_ciphertext_len(size_t plaintext_len);
 // `tinymls_ciphertext_len(pt_len)` bytes; if `out_cap` is smaller,
 // `*out_len` receives that size and nothing else is written. `out` and
 // `*out_len` must not overlap `pt`, `aad` or each other. On success
-// `*out_len` is the ciphertext length.
+// `*out_len` is the ciphertext length. On failure `out` holds no part of a
+// ciphertext: it is untouched, or zeroed (a seal that failed after the
+// header was written).
 // The caller owns every buffer.
 //
 // Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`,

@@ -12,7 +12,7 @@
 //! few comparisons unless something is due.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
 
 use crate::clock::system_now_ms;
@@ -223,7 +223,9 @@ impl Maintainer {
             let first = self.reg.lock().queue.first().map(|&(t, _)| t);
             match first {
                 Some(t) if t <= now => {
+                    VISITING_SINCE.store(now.saturating_add(1), Ordering::Release);
                     self.run_due(now);
+                    VISITING_SINCE.store(0, Ordering::Release);
                 }
                 _ => {
                     let reg = self.reg.lock();
@@ -246,6 +248,10 @@ static GLOBAL: LazyLock<Maintainer> = LazyLock::new(Maintainer::new);
 /// Whether the process-wide thread runs. Set before it is spawned, cleared
 /// when it dies (or did not survive a fork), so that the next call starts it.
 static THREAD_RUNNING: AtomicBool = AtomicBool::new(false);
+/// When the thread began its current round of visits, on the system clock
+/// plus 1 (0: not in a round). A round that does not end (a visit, or the
+/// event sink it delivers to, blocks) holds up every context's destruction.
+static VISITING_SINCE: AtomicU64 = AtomicU64::new(0);
 /// Flood control for the thread's own `maintenance_failed` events.
 static THREAD_EVENTS: LazyLock<Limiter> = LazyLock::new(Limiter::default);
 /// When a visit panicked and the context cannot say (its own report
@@ -288,6 +294,14 @@ fn thread_main() {
         drop(died);
         Event::new(Kind::MaintenanceFailed, None).label("reason", "thread_died").emit(Some(&THREAD_EVENTS));
     }));
+}
+
+/// Whether the thread has been in one round of visits for more than
+/// `limit_ms` (at least 100 ms, so that a busy machine does not flap):
+/// keys due meanwhile are not destroyed on schedule (health: `Degraded`).
+pub(crate) fn stalled(limit_ms: u64) -> bool {
+    let since = VISITING_SINCE.load(Ordering::Acquire);
+    since != 0 && system_now_ms().saturating_sub(since - 1) > limit_ms.max(100)
 }
 
 /// On a call into a context that uses the thread: start it if it is not
@@ -390,6 +404,8 @@ fn after_fork_parent() {
 /// started, `THREAD_RUNNING` stays false: health reports it (state
 /// `Degraded`) and the next call starts it.
 fn after_fork_child() {
+    // The parent's thread, maybe in a round, is not in the child.
+    VISITING_SINCE.store(0, Ordering::Release);
     let relocked = HELD_OVER_FORK.with(|h| match h.borrow().as_ref() {
         Some((_, _, pool)) => {
             os::locked::relock_after_fork(pool);

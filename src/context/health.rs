@@ -41,9 +41,11 @@ pub enum HealthState {
     /// Working, but keys may not be destroyed on schedule while the context
     /// is idle: the maintenance thread's last visit of it failed (a panic,
     /// reported by a `maintenance_failed` event; retried every
-    /// `gc_interval_ms`), or the thread is not running (it died, or could
-    /// not be started; the next call starts it). Calls still apply every
-    /// due rule themselves.
+    /// `gc_interval_ms`), the thread is not running (it died, or could not
+    /// be started; the next call starts it), or it has been stuck in one
+    /// round of visits for more than `gc_interval_ms` (a visit, or the event
+    /// sink it delivers to, does not return). Calls still apply every due
+    /// rule themselves.
     Degraded = 4,
 }
 
@@ -151,7 +153,9 @@ impl Context {
         } else if st.exhausted || st.epochs.is_empty() {
             HealthState::Error
         } else if st.maintenance
-            && (st.maintenance_failed.load(Ordering::Acquire) || !crate::maintenance::thread_running())
+            && (st.maintenance_failed.load(Ordering::Acquire)
+                || !crate::maintenance::thread_running()
+                || crate::maintenance::stalled(st.cfg.gc_interval_ms))
         {
             HealthState::Degraded
         } else if st.needs_attention(now) {

@@ -17,8 +17,10 @@ pub const TINYMLS_HEALTH_ERROR: u32 = 2;
 pub const TINYMLS_HEALTH_CLOSED: u32 = 3;
 /// Working, but keys may not be destroyed on schedule while the context is
 /// idle: the maintenance thread's last visit of it failed (reported by a
-/// `maintenance_failed` event; retried every `gc_interval_ms`), or the
-/// thread is not running (the next call starts it again).
+/// `maintenance_failed` event; retried every `gc_interval_ms`), the thread
+/// is not running (the next call starts it again), or it has been stuck in
+/// one round of visits for more than `gc_interval_ms` (at least 100 ms): a
+/// visit, or the event callback it delivers to, does not return.
 pub const TINYMLS_HEALTH_DEGRADED: u32 = 4;
 
 const _: () = {
