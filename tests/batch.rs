@@ -229,6 +229,13 @@ fn a_closed_context_fails_every_message() {
     let (outs, seen) = seal_all(&a, &msgs);
     assert_eq!(seen, (0..3).map(|i| (i, Err(Error::Closed))).collect::<Vec<_>>());
     assert!(outs.iter().flatten().all(|&x| x == 0));
+    // A message whose output is too small fails as a single call would:
+    // CLOSED (SPEC §9), not BUFFER_TOO_SMALL.
+    let mut outs = vec![vec![0xEEu8; 5], vec![0xEEu8; 50]];
+    let mut seen = Vec::new();
+    a.encrypt_batch(jobs(&msgs[..2], &mut outs), |i, r| seen.push((i, r)));
+    assert_eq!(a.encrypt(&msgs[0].0, b"", &mut [0u8; 5]), Err(Error::Closed));
+    assert_eq!(seen, vec![(0, Err(Error::Closed)), (1, Err(Error::Closed))]);
 }
 
 #[test]

@@ -154,6 +154,31 @@ fn batches_give_one_status_per_message() {
         ),
         TINYMLS_ERR_NULL_POINTER
     );
+    // A closed context answers CLOSED (SPEC §9), also to a size query, and
+    // writes nothing (not even *out_total); a batch of no message too.
+    assert_eq!(tinymls_context_close(a), TINYMLS_OK);
+    for encrypt in [true, false] {
+        let f = if encrypt { tinymls_encrypt_batch } else { tinymls_decrypt_batch };
+        let lens = if encrypt { lens.clone() } else { lens.iter().map(|l| l + 40).collect() };
+        let input = vec![0u8; lens.iter().sum()];
+        for count in [n, 0] {
+            total = 7;
+            let st = f(
+                a,
+                count,
+                input.as_ptr(),
+                lens.as_ptr(),
+                std::ptr::null(),
+                std::ptr::null(),
+                std::ptr::null_mut(),
+                0,
+                out_lens.as_mut_ptr(),
+                statuses.as_mut_ptr(),
+                &mut total,
+            );
+            assert_eq!((st, total), (TINYMLS_ERR_CLOSED, 7), "encrypt {encrypt}, count {count}");
+        }
+    }
     tinymls_context_free(a);
     tinymls_context_free(b);
 }

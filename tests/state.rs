@@ -363,6 +363,9 @@ fn export_refuses_bad_arguments_and_closed_contexts() {
     assert_eq!(s.b.export_state(&KEK, 2).err(), Some(Error::InvalidArgument));
     s.b.close().unwrap();
     assert_eq!(s.b.export_state(&KEK, 0).err(), Some(Error::Closed));
+    // Closed first (SPEC §9), whatever the arguments.
+    assert_eq!(s.b.export_state(&KEK[..16], 0).err(), Some(Error::Closed));
+    assert_eq!(s.b.export_state(&KEK, 2).err(), Some(Error::Closed));
 }
 
 #[test]

@@ -36,16 +36,16 @@ impl Context {
 
     fn export_unscrubbed(&self, kek: &[u8], flags: u32) -> Result<Vec<u8>> {
         crate::events::resume_after_fork();
-        blob::check_kek(kek)?;
+        blob::check_kek(kek).map_err(|e| self.closed_or(e))?;
         if flags & !blob::KNOWN_FLAGS != 0 {
-            return Err(fail(
+            return Err(self.closed_or(fail(
                 Error::InvalidArgument,
                 format_args!(
                     "flags {flags:#x} has bits this library does not know (it knows {:#x}, \
                      TINYMLS_EXPORT_CURRENT_EPOCH_ONLY)",
                     blob::KNOWN_FLAGS
                 ),
-            ));
+            )));
         }
         let snap = {
             let mut st = write_window(&self.shared);

@@ -233,7 +233,11 @@ impl Context {
                     let mut sealer = own.keys.sealer()?;
                     if own.reserve(cost, st.cfg.max_operations) {
                         let seq = own.counters.next_seq.fetch_add(1, Ordering::Relaxed);
-                        self.seal_reserved(&st, number, own, &mut sealer, seq, plaintext, aad, out)?;
+                        if let Err(e) = self.seal_reserved(&st, number, own, &mut sealer, seq, plaintext, aad, out) {
+                            // No header or partial ciphertext left behind.
+                            out.fill(0);
+                            return Err(e);
+                        }
                         return Ok(needed);
                     }
                 }
@@ -313,7 +317,7 @@ impl Context {
                 Ok(_) => usage_cost(plaintext),
                 Err(e) => {
                     let (i, (_, _, out)) = msgs.next().expect("peeked");
-                    done(i, self.fail_in_batch(&mut timer, out, e));
+                    done(i, self.fail_in_batch(&mut timer, out, self.closed_or(e)));
                     continue;
                 }
             };

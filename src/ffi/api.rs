@@ -202,7 +202,9 @@ pub extern "C" fn tinymls_ciphertext_len(plaintext_len: usize) -> usize {
 /// `tinymls_ciphertext_len(pt_len)` bytes; if `out_cap` is smaller,
 /// `*out_len` receives that size and nothing else is written. `out` and
 /// `*out_len` must not overlap `pt`, `aad` or each other. On success
-/// `*out_len` is the ciphertext length.
+/// `*out_len` is the ciphertext length. On failure `out` holds no part of a
+/// ciphertext: it is untouched, or zeroed (a seal that failed after the
+/// header was written).
 /// The caller owns every buffer.
 ///
 /// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`,

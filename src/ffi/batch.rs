@@ -54,6 +54,9 @@ unsafe fn batch(
         // with `out` NULL and a capacity, nor inside `out`.
         out.check_null()?;
         out.len_outside_out()?;
+        if ctx.is_closed() {
+            return Err(Error::Closed.into());
+        }
         out.set_len(0);
         return Ok(());
     }
@@ -114,6 +117,10 @@ unsafe fn batch(
     // A NULL `out` with a capacity first: it writes nothing, not even
     // `*out_total` (as `tinymls_encrypt`).
     out.check_null()?;
+    if !out.fits(needed) && ctx.is_closed() {
+        // Every later call is CLOSED (SPEC §9), a size query too.
+        return Err(Error::Closed.into());
+    }
     // `*out_total` is the size the slots need, whether or not they fit.
     out.set_len(needed);
     out.require(needed)?;

@@ -427,15 +427,15 @@ impl OutBuf<'_> {
         )
     }
 
-    /// [`OutBuf::too_small`] if `out_cap < needed` (after the check that
-    /// `*out_len` is outside `out`, so that the status does not depend on
-    /// the size; a buffer large enough is checked by [`OutBuf::bytes`]).
     /// Whether `out` holds `needed` bytes.
     #[inline]
     pub(crate) fn fits(&self, needed: usize) -> bool {
         self.cap >= needed
     }
 
+    /// [`OutBuf::too_small`] if `out_cap < needed` (after the check that
+    /// `*out_len` is outside `out`, so that the status does not depend on
+    /// the size; a buffer large enough is checked by [`OutBuf::bytes`]).
     pub(crate) fn require(&mut self, needed: usize) -> FfiResult<()> {
         if self.cap < needed {
             self.len_outside_out()?;

@@ -91,11 +91,14 @@ static MARKER: AtomicPtr<AtomicU64> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Whether this process has the marker page: the kernel wipes it in every
 /// child, so a child is recognised even when no TinyMLS fork handler ran in
-/// it. False before the first context or sink, and where the kernel refuses
+/// it. False where the kernel refuses
 /// `MADV_WIPEONFORK` (before Linux 4.14, some seccomp profiles and
 /// sandboxes): fork safety then rests on the `pthread_atfork` handlers alone
-/// (`docs/SECURITY.md`). Reported by health (`TINYMLS_HEALTH_FORK_MARKER`).
+/// (`docs/SECURITY.md`). Reported by health (`TINYMLS_HEALTH_FORK_MARKER`)
+/// and metrics, which ask the kernel first if nothing did yet (so that a
+/// scrape before the first context tells the truth too).
 pub(crate) fn has_fork_marker() -> bool {
+    map_marker();
     !MARKER.load(Ordering::Acquire).is_null()
 }
 
