@@ -266,9 +266,18 @@ impl Limiter {
     fn admit(&self, kind: Kind, now_ms: u64) -> (bool, u64) {
         let k = kind as usize;
         let second = now_ms / 1000;
-        let prev = self.window[k].swap(second, Ordering::AcqRel);
         let mut reported = 0;
-        if prev != second {
+        // The window moves forward only, and only the thread that moves it
+        // starts the count again: a reading taken just before a second
+        // boundary (and acted on after it) counts against the newer second
+        // instead of opening the old one again, which let the next caller
+        // reset the count. A wall clock stepped back by more than a second
+        // starts a new window (else nothing would be admitted until it
+        // caught up).
+        let prev = self.window[k].load(Ordering::Acquire);
+        if (second > prev || second.saturating_add(1) < prev)
+            && self.window[k].compare_exchange(prev, second, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        {
             self.count[k].store(0, Ordering::Release);
             reported = self.suppressed[k].swap(0, Ordering::AcqRel);
         }
@@ -481,6 +490,32 @@ mod tests {
         }
         assert_eq!(l.take_suppressed(Kind::Rotation, now, true), 5);
         assert_eq!(l.admit(Kind::Rotation, now + 1000), (true, 0), "not reported again");
+    }
+
+    /// A thread that read the clock just before a second boundary and
+    /// acts after it must not open the old second again (the next caller
+    /// then reset the count: 200 events admitted in one second).
+    #[test]
+    fn a_stale_clock_reading_does_not_reset_the_burst() {
+        let l = Limiter::default();
+        let mut admitted_in_6 = 0;
+        for _ in 0..10 {
+            l.admit(Kind::DecryptRejected, 5_999);
+            for _ in 0..BURST {
+                if l.admit(Kind::DecryptRejected, 6_000).0 {
+                    admitted_in_6 += 1;
+                }
+            }
+        }
+        assert_eq!(admitted_in_6, BURST);
+        // A second later, a new burst; a wall clock stepped back by
+        // seconds starts a new one too.
+        assert!(l.admit(Kind::DecryptRejected, 7_000).0);
+        for _ in 1..BURST {
+            l.admit(Kind::DecryptRejected, 7_000);
+        }
+        assert!(!l.admit(Kind::DecryptRejected, 7_500).0, "the burst of second 7 is spent");
+        assert!(l.admit(Kind::DecryptRejected, 0).0, "stepped back seven seconds");
     }
 
     #[test]

@@ -418,13 +418,16 @@ pub fn render() -> String {
     );
     for (i, op) in OPS.iter().enumerate() {
         let h = &r.latency[i];
+        // The count first, and no bucket above it: an observation counted
+        // in its bucket while this runs (the bucket is added before the
+        // count) must not make a finite bucket exceed +Inf.
+        let count = h.count.load(Ordering::Relaxed);
         let mut cumulative = 0u64;
         for (b, bound) in BUCKETS_NS.iter().enumerate() {
-            cumulative += h.buckets[b].load(Ordering::Relaxed);
+            cumulative = cumulative.saturating_add(h.buckets[b].load(Ordering::Relaxed)).min(count);
             let le = *bound as f64 / 1e9;
             let _ = writeln!(s, "tinymls_operation_duration_seconds_bucket{{op=\"{op}\",le=\"{le:e}\"}} {cumulative}");
         }
-        let count = h.count.load(Ordering::Relaxed);
         let _ = writeln!(s, "tinymls_operation_duration_seconds_bucket{{op=\"{op}\",le=\"+Inf\"}} {count}");
         let sum = h.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
         let _ = writeln!(s, "tinymls_operation_duration_seconds_sum{{op=\"{op}\"}} {sum:e}");

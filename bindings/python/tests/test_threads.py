@@ -253,3 +253,34 @@ def test_close_from_many_threads_frees_once(monkeypatch: pytest.MonkeyPatch) -> 
     del ctx, threads
     gc.collect()
     assert len(frees) == 1 and frees[0] != 0
+
+
+def test_every_close_asks_the_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A close() must not return before the keys are gone: one that found the
+    context already marked closed returned at once, while the first close()
+    could still be waiting in the library behind an encryption in flight
+    (which then completed with the key). Every close() now calls the
+    library, whose close waits (CLOSED back: another got there first)."""
+    calls: list[int] = []
+
+    class Lib(Interposer):
+        def tinymls_context_close(self, handle: Any) -> int:
+            calls.append(threading.get_ident())
+            return int(self.real.tinymls_context_close(handle))
+
+    monkeypatch.setattr(context_module, "_lib", Lib(context_module._lib))
+    ctx = tinymls.Context.new()
+    ctx.close()
+    ctx.close()  # CLOSED from the library: quiet
+    go = threading.Barrier(THREADS)
+
+    def close() -> None:
+        go.wait()
+        ctx.close()
+
+    threads = [threading.Thread(target=close) for _ in range(THREADS)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(calls) == 2 + THREADS

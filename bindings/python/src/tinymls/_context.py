@@ -428,12 +428,13 @@ class Context:
         The handle's memory (no key left in it) is
         released when the object is garbage-collected.
         """
-        if self._closed:
-            return
         self._closed = True
         handle = self._handle
         # Thread-safe in C: zeroizes now; calls in flight and later see CLOSED.
-        # CLOSED back means another thread's close() got there first.
+        # Always asked, also when another thread's close() came first: it may
+        # still be waiting behind an encryption in flight, and this close()
+        # must not return before the keys are gone (the library's own close
+        # waits for them). CLOSED back means another close() got there first.
         status = _lib.tinymls_context_close(handle)
         if status not in (Status.OK, Status.CLOSED):
             raise _ffi.failed(status)
