@@ -15,7 +15,7 @@
 //! and reported by one `events_suppressed` event when the next second opens.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::sync::RwLock;
@@ -60,6 +60,9 @@ impl Level {
 pub type Sink = Arc<dyn Fn(Level, &str) + Send + Sync>;
 
 static SINK: RwLock<Option<Sink>> = RwLock::new(None);
+/// Deliveries under way on all threads, counted from before the sink is
+/// read to after it returned ([`wait_for_deliveries`]).
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 /// The minimum level, or `NONE` when no sink is set (one load on hot paths).
 static MIN_LEVEL: AtomicU32 = AtomicU32::new(NONE);
 const NONE: u32 = u32::MAX;
@@ -101,7 +104,7 @@ pub(crate) fn install_fork_handlers() {
     static SINK_OVER_FORK: crate::os::ForkHandlers = crate::os::ForkHandlers {
         prepare: hold_sink_over_fork,
         parent: release_sink_after_fork,
-        child: release_sink_after_fork,
+        child: release_sink_in_child,
     };
     crate::os::at_fork_innermost(&SINK_OVER_FORK);
 }
@@ -115,11 +118,17 @@ fn hold_sink_over_fork() {
     SINK_HELD_OVER_FORK.with(|h| *h.borrow_mut() = Some(guard));
 }
 
-/// For the parent and child handlers: lets go of what
-/// [`hold_sink_over_fork`] took.
+/// For the parent handler: lets go of what [`hold_sink_over_fork`] took.
 fn release_sink_after_fork() {
     let guard = SINK_HELD_OVER_FORK.with(|h| h.borrow_mut().take());
     drop(guard);
+}
+
+/// For the child handler: as the parent's; and the deliveries other threads
+/// had under way are not in the child (only this thread's own are).
+fn release_sink_in_child() {
+    IN_FLIGHT.store(DELIVERING.try_with(std::cell::Cell::get).unwrap_or(0), Ordering::SeqCst);
+    release_sink_after_fork();
 }
 
 /// Runs `f` on the sink through the guard this thread holds over `fork()`,
@@ -149,6 +158,52 @@ static HELD_AFTER_FORK: AtomicBool = AtomicBool::new(false);
 thread_local! {
     /// Whether this thread is the library's own (the maintenance thread).
     static LIBRARY_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Deliveries under way on this thread (a sink that raises an event).
+    static DELIVERING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// One delivery under way, from before the sink is read to after it
+/// returned (or unwound).
+struct Delivering;
+
+impl Delivering {
+    fn start() -> Delivering {
+        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+        // `try_with`: an event raised while this thread's locals are being
+        // destroyed is counted process-wide only.
+        let _ = DELIVERING.try_with(|d| d.set(d.get() + 1));
+        Delivering
+    }
+}
+
+impl Drop for Delivering {
+    fn drop(&mut self) {
+        let _ = DELIVERING.try_with(|d| d.set(d.get().saturating_sub(1)));
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits until no event is being delivered on another thread (this
+/// thread's own deliveries, if it is inside a sink, do not count), or until
+/// `timeout` has passed; whether none is. After [`set_sink`], a sink that
+/// was replaced may still be running on other threads; once this returns
+/// true with nothing delivered to a replaced sink any more, what it uses may
+/// go (the C callback's `user_data`, an interpreter that is shutting down).
+/// A sink that waits for something the caller holds keeps it waiting until
+/// the timeout.
+pub fn wait_for_deliveries(timeout: std::time::Duration) -> bool {
+    // No deadline: a timeout past what the clock can hold waits for ever.
+    let deadline = std::time::Instant::now().checked_add(timeout);
+    loop {
+        let mine = DELIVERING.try_with(std::cell::Cell::get).unwrap_or(0);
+        if IN_FLIGHT.load(Ordering::SeqCst) <= mine {
+            return true;
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 /// Marks the calling thread as the library's own maintenance thread: its
@@ -182,6 +237,9 @@ fn deliver(level: Level, json: &str) {
     if HELD_AFTER_FORK.load(Ordering::Acquire) && LIBRARY_THREAD.with(|t| t.get()) {
         return;
     }
+    // Counted before the sink is read: a wait that begins after the sink
+    // was replaced sees every delivery that may still reach the old one.
+    let _under_way = Delivering::start();
     let sink = with_sink_held_over_fork(|s| s.clone()).unwrap_or_else(|| SINK.read().clone());
     if let Some(sink) = sink {
         // A sink that panics must not take the library down with it.

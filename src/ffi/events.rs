@@ -33,9 +33,12 @@ struct CSink {
 /// Sets the process-wide security-event callback, called for every event at
 /// or above `min_level` (`TINYMLS_LOG_*`), from whichever thread caused the
 /// event (including the maintenance thread), with no lock of the library
-/// held: it may call TinyMLS, but must be thread-safe and quick. `cb` NULL
-/// removes it. Replaces any previous callback; after this returns, the old
-/// one may still finish calls already in flight.
+/// held: it may call TinyMLS, but must be thread-safe and quick (one that
+/// blocks on the maintenance thread holds up the destruction of idle keys).
+/// `cb` NULL removes it. Replaces any previous callback; after this returns,
+/// the old one may still finish calls already in flight on other threads:
+/// `tinymls_event_callback_wait` waits for them before its `user_data` (or
+/// the code it lives in) goes.
 ///
 /// Events are JSON objects with `ts_ms`, `level`, `event` and, for a
 /// context, its `sender_id` and group fingerprint `group` (never the group
@@ -86,4 +89,21 @@ pub extern "C" fn tinymls_set_event_callback(
         }
         Ok(())
     })
+}
+
+/// Waits until no call of an event callback is under way on another thread,
+/// or until `timeout_ms` has passed (`UINT64_MAX`: no limit). Returns 1 if
+/// none is, 0 if the time ran out (or on an internal error).
+///
+/// After `tinymls_set_event_callback` replaced or removed a callback, the old
+/// one may still be running on other threads, the library's maintenance
+/// thread among them. Once this returns 1, no call of it is under way and
+/// none can start: free its `user_data`, unload its code, or let an
+/// interpreter shut down. Calls on the calling thread (this function called
+/// from inside the callback) do not count. A callback that waits for
+/// something the caller holds keeps this waiting until the timeout. Calls
+/// of a callback still installed count too. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tinymls_event_callback_wait(timeout_ms: u64) -> i32 {
+    ffi_boundary!({ i32::from(events::wait_for_deliveries(std::time::Duration::from_millis(timeout_ms))) })
 }

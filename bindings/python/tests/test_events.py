@@ -309,3 +309,38 @@ def test_clock_skew_event_and_48_bit_epochs(capture: tuple[logging.Logger, Captu
         sender = f"{ctx.sender_id:016x}"
         (rot,) = [r for r in cap.of("rotation") if fields(r)["sender_id"] == sender and fields(r)["reason"] == "manual"]
         assert type(fields(rot)["epoch"]) is int and before < fields(rot)["epoch"] <= after
+
+
+def test_uninstall_waits_for_a_handler_under_way_on_another_thread() -> None:
+    """uninstall() (also run at interpreter exit) returns once no handler
+    call is under way on another thread, or after its timeout: a handler
+    still running when the interpreter shut down needed the GIL there, and
+    the process aborted (SIGABRT, about 1 exit in 20 with a busy logger)."""
+    entered, release = threading.Event(), threading.Event()
+
+    class Blocking(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if getattr(record, "tinymls", {}).get("event") == "context_created" and not entered.is_set():
+                entered.set()
+                release.wait(30)
+
+    logger = logging.getLogger("tinymls.test.blocking")
+    logger.propagate = False
+    handler = Blocking()
+    logger.addHandler(handler)
+    try:
+        events.install(logger, logging.INFO)
+        worker = threading.Thread(target=lambda: tinymls.Context.new().close())
+        worker.start()
+        assert entered.wait(30)
+        started = time.monotonic()
+        assert events.uninstall(timeout=0.2) is False  # the handler is still running
+        assert time.monotonic() - started >= 0.2
+        release.set()
+        assert events.uninstall(timeout=30) is True
+        worker.join(30)
+        assert not worker.is_alive()
+    finally:
+        release.set()
+        events.uninstall()
+        logger.removeHandler(handler)

@@ -127,18 +127,27 @@ def install(logger: logging.Logger | None = None, min_level: int = logging.INFO)
         _ffi.check(_ffi.lib.tinymls_set_event_callback(_CALLBACK, None, _library_level(min_level)))
         if not _atexit_registered:
             # No event into an interpreter that is shutting down (the
-            # maintenance thread does not stop at exit).
+            # maintenance thread does not stop at exit), and none still
+            # under way when it does.
             atexit.register(uninstall)
             _atexit_registered = True
     return logger
 
 
-def uninstall() -> None:
-    """Stops delivering events (a call already in flight may still finish)."""
+def uninstall(timeout: float = 1.0) -> bool:
+    """Stops delivering events, then waits up to ``timeout`` seconds until
+    no handler call is under way on another thread (the library's
+    maintenance thread among them); returns whether none is. Runs at
+    interpreter exit: a handler still running once the interpreter shuts down
+    would need the GIL there, and the process aborts."""
     global _logger
     with _lock:
         _ffi.check(_ffi.lib.tinymls_set_event_callback(_NO_CALLBACK, None, LOG_ERROR))
         _logger = None
+    # Outside the lock (a handler may take it), with the GIL released by
+    # ctypes (so that a handler under way can finish).
+    millis = max(0, min(int(timeout * 1000), 2**64 - 1))
+    return bool(_ffi.lib.tinymls_event_callback_wait(millis))
 
 
 def installed() -> logging.Logger | None:

@@ -166,6 +166,7 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "tinymls_metrics_prometheus": (_Status, [POINTER(c_char), c_size_t, POINTER(c_size_t)]),
     "tinymls_metrics_enable": (None, [c_uint32]),
     "tinymls_set_event_callback": (_Status, [EventFn, c_void_p, c_uint32]),
+    "tinymls_event_callback_wait": (c_int32, [c_uint64]),
     "tinymls_context_health": (_Status, [ContextPtr, POINTER(CHealth)]),
     "tinymls_health_size": (c_size_t, []),
     "tinymls_encrypt_batch": (_Status, _BATCH_ARGS),
