@@ -228,46 +228,24 @@ def test_close_while_many_threads_encrypt() -> None:
 
 
 def test_close_from_many_threads_frees_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every close() asks the library, whose close waits for calls in flight
+    (CLOSED back: another got there first), so none returns before the keys
+    are gone: one that found the context already marked closed returned at
+    once while the first close() still waited behind an encryption, which
+    then completed with the key. The memory is freed once, with the object."""
     frees: list[int] = []
+    closes: list[int] = []
 
     class Lib(Interposer):
         def tinymls_context_free(self, handle: Any) -> None:
             frees.append(ctypes.cast(handle, ctypes.c_void_p).value or 0)
             self.real.tinymls_context_free(handle)
 
-    gc.collect()  # earlier tests' contexts are freed now, not counted below
-    monkeypatch.setattr(context_module, "_lib", Lib(context_module._lib))
-    ctx = tinymls.Context.new()
-    go = threading.Barrier(THREADS)
-
-    def close() -> None:
-        go.wait()
-        ctx.close()
-
-    threads = [threading.Thread(target=close) for _ in range(THREADS)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert ctx.closed and frees == []  # close() zeroizes; the memory goes with the object
-    del ctx, threads
-    gc.collect()
-    assert len(frees) == 1 and frees[0] != 0
-
-
-def test_every_close_asks_the_library(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A close() must not return before the keys are gone: one that found the
-    context already marked closed returned at once, while the first close()
-    could still be waiting in the library behind an encryption in flight
-    (which then completed with the key). Every close() now calls the
-    library, whose close waits (CLOSED back: another got there first)."""
-    calls: list[int] = []
-
-    class Lib(Interposer):
         def tinymls_context_close(self, handle: Any) -> int:
-            calls.append(threading.get_ident())
+            closes.append(threading.get_ident())
             return int(self.real.tinymls_context_close(handle))
 
+    gc.collect()  # earlier tests' contexts are freed now, not counted below
     monkeypatch.setattr(context_module, "_lib", Lib(context_module._lib))
     ctx = tinymls.Context.new()
     ctx.close()
@@ -283,4 +261,9 @@ def test_every_close_asks_the_library(monkeypatch: pytest.MonkeyPatch) -> None:
         th.start()
     for th in threads:
         th.join()
-    assert len(calls) == 2 + THREADS
+    assert len(closes) == 2 + THREADS
+    assert ctx.closed and frees == []  # close() zeroizes; the memory goes with the object
+    del ctx, threads
+    gc.collect()
+    assert len(frees) == 1 and frees[0] != 0
+
