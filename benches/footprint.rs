@@ -152,6 +152,28 @@ fn shared(cfg: &Config, busy: bool) {
     drop(ctxs);
 }
 
+/// A shared context that has only joined (no message yet), at a window of
+/// `max_epochs`: it holds its oldest and current epochs and the frontier,
+/// whatever the window's length (the rest is derived when a message needs
+/// it, SPEC v2 §3.1).
+fn joined(cfg: &Config) {
+    const T0: u64 = 1_767_225_600_000;
+    let clock = Clock::fake(T0);
+    let before = snapshot();
+    let ctxs: Vec<Context> = (0..N)
+        .map(|_| {
+            Context::builder()
+                .config(*cfg)
+                .clock(clock.clone())
+                .manual_maintenance()
+                .join(&[5u8; 32], b"footprint")
+                .expect("join")
+        })
+        .collect();
+    measure(&format!("joined_shared_m{}", cfg.max_epochs), before, N);
+    drop(ctxs);
+}
+
 /// VmRSS growth for 100 000 freshly created contexts: local ones, and
 /// shared ones joined from one group secret (each with its window and
 /// frontier).
@@ -228,6 +250,9 @@ fn main() {
     resident(&cfg, true);
     idle_local(&cfg, false);
     shared(&cfg, false);
+    for max_epochs in [16, 64, 4096] {
+        joined(&Config { max_epochs, ..cfg });
+    }
     idle_local(&cfg, true);
     shared(&cfg, true);
     maintenance_cpu(&cfg, if quick { 3 } else { 6 });

@@ -66,8 +66,8 @@
 // Lifecycle: context created or closed, rotations.
 #define TINYMLS_LOG_INFO 1
 
-// Rejected messages, forged future epochs, rejected configurations,
-// suppressed events.
+// Rejected messages, forged future epochs, rejected configurations, clock
+// skew, suppressed events.
 #define TINYMLS_LOG_WARN 2
 
 // Failures of the library itself.
@@ -231,7 +231,9 @@ typedef struct tinymls_config {
   uint64_t state_lifetime_ms;
   // How often the maintenance thread visits an idle context (>= 1). Default 1000.
   uint64_t gc_interval_ms;
-  // Replay window per foreign sender and epoch: 0 (off) or a multiple of 64 up to 4096. Default 128.
+  // Replay window per sender and epoch (a shared context checks its own
+  // id too; a local one only others'): 0 (off) or a multiple of 64 up to
+  // 4096. Default 128.
   uint32_t replay_window;
   // How many epochs ahead a shared context may read a peer (0..=2^20; at
   // least 1 for a shared group following the clock). Default 1024.
@@ -308,9 +310,13 @@ extern "C" {
 // NULL: `out` NULL is a no-op. Thread-safe.
 void tinymls_config_default(struct tinymls_config *out);
 
-// Checks a configuration without creating a context. A field out of range
-// is also reported as a `config_rejected` security event naming the field
-// (as context creation does).
+// Checks a configuration without creating a context: the ranges every
+// context has (SPEC §7.4). A shared group whose epochs follow the clock
+// (`ratchet_period_ms` > 0) has three more rules, checked when it is joined
+// or imported: `max_epochs` at least 2, `max_future_epochs` at least 1 and
+// `state_lifetime_ms` greater than `ratchet_period_ms`. A field out of
+// range is also reported as a `config_rejected` security event naming the
+// field (as context creation does).
 //
 // Returns `TINYMLS_OK`, `TINYMLS_ERR_INVALID_CONFIG` for a field out of
 // range, or `TINYMLS_ERR_NULL_POINTER` if `cfg` is NULL. Thread-safe.
@@ -331,9 +337,12 @@ tinymls_status tinymls_context_new(const struct tinymls_config *cfg, struct tiny
 
 // Creates a *shared* context joined to a group: every context joined with
 // the same `group_secret` (32..=1024 bytes) and `group_id` (1..=255 bytes)
-// derives the same epochs, reads the others' messages and follows their
-// epochs forward. The secret is copied and zeroized inside the library as
-// soon as epoch 0 exists; the caller keeps (and should wipe) its own copy.
+// derives the same epochs and reads the others' messages; with
+// `ratchet_period_ms` > 0 their epochs follow the wall clock (SPEC §7.2),
+// with 0 they follow each other forward (§7.3). The library's copy of the
+// secret is zeroized as soon as the context has derived what it holds (the
+// group's root, then its window and frontier, SPEC §3.1); the caller keeps
+// (and should wipe) its own copy.
 //
 // `cfg` may be NULL for the defaults. On success `*out` receives a handle
 // the caller owns; on failure `*out` is set to NULL.
@@ -411,7 +420,10 @@ tinymls_status tinymls_decrypt(struct tinymls_context *ctx,
 //
 // Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`,
 // `TINYMLS_ERR_RATE_LIMITED` (sooner than `min_rotation_interval_ms` after
-// the previous rotation), `TINYMLS_ERR_EXHAUSTED`, `TINYMLS_ERR_RNG`,
+// the previous rotation, or, in a shared group whose epochs follow the
+// clock, when the current epoch is already ahead of the clock's: a manual
+// rotation starts at most one epoch early, SPEC §7.2),
+// `TINYMLS_ERR_EXHAUSTED`, `TINYMLS_ERR_RNG`,
 // `TINYMLS_ERR_CLOSED`. Thread-safe.
 tinymls_status tinymls_rotate(struct tinymls_context *ctx);
 
@@ -560,8 +572,10 @@ tinymls_status tinymls_test_set_wall_offset_ms(int64_t offset_ms);
 // Returns `TINYMLS_OK` when every message was processed (check
 // `statuses`), or, with nothing processed: `TINYMLS_ERR_NULL_POINTER`,
 // `TINYMLS_ERR_INVALID_ARGUMENT` (sizes overflow, overlap),
-// `TINYMLS_ERR_BUFFER_TOO_SMALL`. `count` 0 is `TINYMLS_OK` with
-// `*out_total` 0. Thread-safe.
+// `TINYMLS_ERR_BUFFER_TOO_SMALL`, `TINYMLS_ERR_CLOSED` (a closed context,
+// when the output is too small or `count` is 0; with room for the output
+// the call returns `TINYMLS_OK` and every status is `TINYMLS_ERR_CLOSED`).
+// `count` 0 is `TINYMLS_OK` with `*out_total` 0. Thread-safe.
 tinymls_status tinymls_encrypt_batch(struct tinymls_context *ctx,
                                      size_t count,
                                      const uint8_t *input,

@@ -40,7 +40,9 @@ pub struct Config {
     pub state_lifetime_ms: u64,
     /// How often the maintenance thread visits an idle context (>= 1). Default 1000.
     pub gc_interval_ms: u64,
-    /// Replay window per foreign sender and epoch: 0 (off) or a multiple of 64 up to 4096. Default 128.
+    /// Replay window per sender and epoch (a shared context checks its own
+    /// id too; a local one only others'): 0 (off) or a multiple of 64 up to
+    /// 4096. Default 128.
     pub replay_window: u32,
     /// How many epochs ahead a shared context may read a peer (0..=2^20; at
     /// least 1 for a shared group following the clock). Default 1024.

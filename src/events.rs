@@ -3,11 +3,11 @@
 //! `logging` module in Python) at or above a minimum level.
 //!
 //! What an event may carry: its kind, a timestamp, the context's sender id,
-//! the group *fingerprint* (8 bytes of HKDF output under the label
-//! "fingerprint" from epoch 0's secret: the same for every member, revealing
-//! nothing about the group secret or id), epoch numbers, reasons, and the
-//! public header fields of a rejected message. Never a secret, a key, a
-//! plaintext, an AAD or a group id byte (`tests/events.rs` checks it).
+//! the group *fingerprint* (8 bytes of `ExpandLabel(root, "fingerprint", "",
+//! 8)` from the group's root: the same for every member, revealing nothing
+//! about the group secret or id), epoch numbers, reasons, and the public
+//! header fields of a rejected message. Never a secret, a key, a plaintext,
+//! an AAD or a group id byte (`tests/ffi_events.rs` checks it).
 //!
 //! Events are built and delivered with no lock of the library held, so a
 //! sink may call back into TinyMLS. Floods are bounded per context and kind

@@ -178,8 +178,8 @@ impl Maintainer {
         for (id, weak) in &due {
             // No lock of the books is held while a context is locked.
             if let Some(ctx) = weak.upgrade() {
-                // A panic in one context's visit (a bug, or a failing RNG
-                // where `rand` panics) must not stop destruction for every
+                // A panic in one context's visit (a bug; a failing RNG is an
+                // error, not a panic) must not stop destruction for every
                 // other context: it is caught here, reported, and the visit
                 // is tried again. The context's locks ignore poisoning, and
                 // what a panic can interrupt keeps its invariants (see

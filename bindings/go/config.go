@@ -64,7 +64,8 @@ type Config struct {
 	// GCInterval: how often the library's maintenance thread visits an idle
 	// context (>= 1ms). Default 1s.
 	GCInterval time.Duration
-	// ReplayWindow per foreign sender and epoch: 0 (off) or a multiple of
+	// ReplayWindow per sender and epoch (a shared context checks its own id
+	// too, a local one only others'): 0 (off) or a multiple of
 	// 64 up to 4096. Default 128.
 	ReplayWindow uint32
 	// MaxFutureEpochs: how many epochs ahead of its current one a shared

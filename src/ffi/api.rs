@@ -112,9 +112,13 @@ pub extern "C" fn tinymls_config_default(out: *mut Config) {
     })
 }
 
-/// Checks a configuration without creating a context. A field out of range
-/// is also reported as a `config_rejected` security event naming the field
-/// (as context creation does).
+/// Checks a configuration without creating a context: the ranges every
+/// context has (SPEC §7.4). A shared group whose epochs follow the clock
+/// (`ratchet_period_ms` > 0) has three more rules, checked when it is joined
+/// or imported: `max_epochs` at least 2, `max_future_epochs` at least 1 and
+/// `state_lifetime_ms` greater than `ratchet_period_ms`. A field out of
+/// range is also reported as a `config_rejected` security event naming the
+/// field (as context creation does).
 ///
 /// Returns `TINYMLS_OK`, `TINYMLS_ERR_INVALID_CONFIG` for a field out of
 /// range, or `TINYMLS_ERR_NULL_POINTER` if `cfg` is NULL. Thread-safe.
@@ -154,9 +158,12 @@ pub extern "C" fn tinymls_context_new(cfg: *const Config, out: *mut *mut tinymls
 
 /// Creates a *shared* context joined to a group: every context joined with
 /// the same `group_secret` (32..=1024 bytes) and `group_id` (1..=255 bytes)
-/// derives the same epochs, reads the others' messages and follows their
-/// epochs forward. The secret is copied and zeroized inside the library as
-/// soon as epoch 0 exists; the caller keeps (and should wipe) its own copy.
+/// derives the same epochs and reads the others' messages; with
+/// `ratchet_period_ms` > 0 their epochs follow the wall clock (SPEC §7.2),
+/// with 0 they follow each other forward (§7.3). The library's copy of the
+/// secret is zeroized as soon as the context has derived what it holds (the
+/// group's root, then its window and frontier, SPEC §3.1); the caller keeps
+/// (and should wipe) its own copy.
 ///
 /// `cfg` may be NULL for the defaults. On success `*out` receives a handle
 /// the caller owns; on failure `*out` is set to NULL.
@@ -322,7 +329,10 @@ pub extern "C" fn tinymls_decrypt(
 ///
 /// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`,
 /// `TINYMLS_ERR_RATE_LIMITED` (sooner than `min_rotation_interval_ms` after
-/// the previous rotation), `TINYMLS_ERR_EXHAUSTED`, `TINYMLS_ERR_RNG`,
+/// the previous rotation, or, in a shared group whose epochs follow the
+/// clock, when the current epoch is already ahead of the clock's: a manual
+/// rotation starts at most one epoch early, SPEC §7.2),
+/// `TINYMLS_ERR_EXHAUSTED`, `TINYMLS_ERR_RNG`,
 /// `TINYMLS_ERR_CLOSED`. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_rotate(ctx: *mut tinymls_context) -> tinymls_status {

@@ -195,8 +195,10 @@ unsafe fn batch(
 /// Returns `TINYMLS_OK` when every message was processed (check
 /// `statuses`), or, with nothing processed: `TINYMLS_ERR_NULL_POINTER`,
 /// `TINYMLS_ERR_INVALID_ARGUMENT` (sizes overflow, overlap),
-/// `TINYMLS_ERR_BUFFER_TOO_SMALL`. `count` 0 is `TINYMLS_OK` with
-/// `*out_total` 0. Thread-safe.
+/// `TINYMLS_ERR_BUFFER_TOO_SMALL`, `TINYMLS_ERR_CLOSED` (a closed context,
+/// when the output is too small or `count` is 0; with room for the output
+/// the call returns `TINYMLS_OK` and every status is `TINYMLS_ERR_CLOSED`).
+/// `count` 0 is `TINYMLS_OK` with `*out_total` 0. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_encrypt_batch(
     ctx: *mut tinymls_context,

@@ -13,8 +13,8 @@ use tinymls_status::*;
 pub const TINYMLS_LOG_DEBUG: u32 = 0;
 /// Lifecycle: context created or closed, rotations.
 pub const TINYMLS_LOG_INFO: u32 = 1;
-/// Rejected messages, forged future epochs, rejected configurations,
-/// suppressed events.
+/// Rejected messages, forged future epochs, rejected configurations, clock
+/// skew, suppressed events.
 pub const TINYMLS_LOG_WARN: u32 = 2;
 /// Failures of the library itself.
 pub const TINYMLS_LOG_ERROR: u32 = 3;

@@ -470,7 +470,10 @@ def render(mach: list[tuple[str, str]], crit: dict[str, float], fp: dict[str, fl
     def b(v: float | None) -> str:
         return "–" if v is None else f"{v:.0f} B"
     for tag, label in (("idle_local", "idle local context"), ("idle_shared_one_peer", "idle shared context, one peer"),
-                       ("busy_local", "busy local context"), ("busy_shared_one_peer", "busy shared context, one peer")):
+                       ("busy_local", "busy local context"), ("busy_shared_one_peer", "busy shared context, one peer"),
+                       ("joined_shared_m16", "shared context that only joined, `max_epochs` 16"),
+                       ("joined_shared_m64", "shared context that only joined, `max_epochs` 64"),
+                       ("joined_shared_m4096", "shared context that only joined, `max_epochs` 4096")):
         L.append(f"| {label} | {b(fp.get(f'heap_per_{tag}'))} | {b(fp.get(f'keys_per_{tag}'))} | "
                  f"{b(fp.get(f'total_per_{tag}'))} | {b(fp.get(f'malloc_per_{tag}'))} |")
     rss, rss_s = fp.get("rss_100k_contexts"), fp.get("rss_100k_shared_contexts")

@@ -48,7 +48,8 @@ class Config:
     state_lifetime_ms: int = 86_400_000
     #: How often the maintenance thread visits an idle context (>= 1).
     gc_interval_ms: int = 1000
-    #: Replay window per foreign sender and epoch: 0 (off) or a multiple of 64 up to 4096.
+    #: Replay window per sender and epoch (a shared context checks its own id too,
+    #: a local one only others'): 0 (off) or a multiple of 64 up to 4096.
     replay_window: int = 128
     #: How many epochs ahead of its current one a shared context reads (0..=2**20;
     #: >= 1 for a clock-following shared context).
