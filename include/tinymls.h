@@ -639,9 +639,10 @@ tinymls_status tinymls_decrypt_batch(struct tinymls_context *ctx,
 // Thread-safe.
 tinymls_status tinymls_set_event_callback(tinymls_event_fn cb, void *user_data, uint32_t min_level);
 
-// Waits until no call of an event callback is under way on another thread,
-// or until `timeout_ms` has passed (`UINT64_MAX`: no limit). Returns 1 if
-// none is, 0 if the time ran out (or on an internal error).
+// Waits until no call of an event callback that was replaced or removed is
+// under way on another thread, or until `timeout_ms` has passed
+// (`UINT64_MAX`: no limit). Returns 1 if none is, 0 if the time ran out (or
+// on an internal error).
 //
 // After `tinymls_set_event_callback` replaced or removed a callback, the old
 // one may still be running on other threads, the library's maintenance
@@ -650,7 +651,7 @@ tinymls_status tinymls_set_event_callback(tinymls_event_fn cb, void *user_data, 
 // interpreter shut down. Calls on the calling thread (this function called
 // from inside the callback) do not count. A callback that waits for
 // something the caller holds keeps this waiting until the timeout. Calls
-// of a callback still installed count too. Thread-safe.
+// of the callback installed now do not count. Thread-safe.
 int32_t tinymls_event_callback_wait(uint64_t timeout_ms);
 
 // Fills `*out` with the context's health. Works on a closed context

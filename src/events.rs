@@ -60,9 +60,17 @@ impl Level {
 pub type Sink = Arc<dyn Fn(Level, &str) + Send + Sync>;
 
 static SINK: RwLock<Option<Sink>> = RwLock::new(None);
-/// Deliveries under way on all threads, counted from before the sink is
-/// read to after it returned ([`wait_for_deliveries`]).
-static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+/// How many times the sink was set (under its write lock): a delivery
+/// belongs to the generation it read with the sink.
+static GENERATION: AtomicUsize = AtomicUsize::new(0);
+/// Slots for the deliveries under way, by generation modulo [`GENS`]: a
+/// wait for the sinks no longer installed waits for every slot but the
+/// current generation's (two generations [`GENS`] apart share a slot, which
+/// can only make a wait longer, never shorter).
+const GENS: usize = 16;
+/// Deliveries under way on all threads, per slot, counted from the moment
+/// the sink is read (under its lock) to after it returned.
+static IN_FLIGHT: [AtomicUsize; GENS] = [const { AtomicUsize::new(0) }; GENS];
 /// The minimum level, or `NONE` when no sink is set (one load on hot paths).
 static MIN_LEVEL: AtomicU32 = AtomicU32::new(NONE);
 const NONE: u32 = u32::MAX;
@@ -77,6 +85,7 @@ pub fn set_sink(sink: Option<Sink>, min_level: Level) {
     let on = sink.is_some();
     let mut new = Some(sink);
     let mut swap = |s: &mut Option<Sink>| {
+        GENERATION.fetch_add(1, Ordering::SeqCst);
         let old = std::mem::replace(s, new.take().flatten());
         MIN_LEVEL.store(if on { min_level as u32 } else { NONE }, Ordering::Release);
         old
@@ -127,7 +136,9 @@ fn release_sink_after_fork() {
 /// For the child handler: as the parent's; and the deliveries other threads
 /// had under way are not in the child (only this thread's own are).
 fn release_sink_in_child() {
-    IN_FLIGHT.store(DELIVERING.try_with(std::cell::Cell::get).unwrap_or(0), Ordering::SeqCst);
+    for (slot, n) in IN_FLIGHT.iter().enumerate() {
+        n.store(mine(slot), Ordering::SeqCst);
+    }
     release_sink_after_fork();
 }
 
@@ -158,45 +169,56 @@ static HELD_AFTER_FORK: AtomicBool = AtomicBool::new(false);
 thread_local! {
     /// Whether this thread is the library's own (the maintenance thread).
     static LIBRARY_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    /// Deliveries under way on this thread (a sink that raises an event).
-    static DELIVERING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Deliveries under way on this thread, per slot (a sink that raises an
+    /// event, or waits from inside a delivery).
+    static DELIVERING: [std::cell::Cell<usize>; GENS] = const { [const { std::cell::Cell::new(0) }; GENS] };
 }
 
-/// One delivery under way, from before the sink is read to after it
-/// returned (or unwound).
-struct Delivering;
+/// This thread's deliveries under way in `slot` (0 while its locals are
+/// being destroyed).
+fn mine(slot: usize) -> usize {
+    DELIVERING.try_with(|d| d[slot].get()).unwrap_or(0)
+}
+
+/// One delivery under way, counted in its generation's slot from the
+/// moment the sink is read (under the sink's lock, so that a `set_sink`
+/// that returned has seen it counted) to after it returned (or unwound).
+struct Delivering(usize);
 
 impl Delivering {
+    /// Call with the sink's lock held, before the sink is read.
     fn start() -> Delivering {
-        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+        let slot = GENERATION.load(Ordering::SeqCst) % GENS;
+        IN_FLIGHT[slot].fetch_add(1, Ordering::SeqCst);
         // `try_with`: an event raised while this thread's locals are being
         // destroyed is counted process-wide only.
-        let _ = DELIVERING.try_with(|d| d.set(d.get() + 1));
-        Delivering
+        let _ = DELIVERING.try_with(|d| d[slot].set(d[slot].get() + 1));
+        Delivering(slot)
     }
 }
 
 impl Drop for Delivering {
     fn drop(&mut self) {
-        let _ = DELIVERING.try_with(|d| d.set(d.get().saturating_sub(1)));
-        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+        let slot = self.0;
+        let _ = DELIVERING.try_with(|d| d[slot].set(d[slot].get().saturating_sub(1)));
+        IN_FLIGHT[slot].fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-/// Waits until no event is being delivered on another thread (this
-/// thread's own deliveries, if it is inside a sink, do not count), or until
-/// `timeout` has passed; whether none is. After [`set_sink`], a sink that
-/// was replaced may still be running on other threads; once this returns
-/// true with nothing delivered to a replaced sink any more, what it uses may
-/// go (the C callback's `user_data`, an interpreter that is shutting down).
-/// A sink that waits for something the caller holds keeps it waiting until
-/// the timeout.
+/// Waits until no sink that was replaced (or removed) by [`set_sink`] is
+/// still running on another thread (this thread's own deliveries, if it is
+/// inside a sink, do not count; nor do deliveries to the sink installed
+/// now), or until `timeout` has passed; whether none is. Once it returns
+/// true, what a replaced sink uses may go (the C callback's `user_data`, an
+/// interpreter that is shutting down). A sink that waits for something the
+/// caller holds keeps it waiting until the timeout.
 pub fn wait_for_deliveries(timeout: std::time::Duration) -> bool {
     // No deadline: a timeout past what the clock can hold waits for ever.
     let deadline = std::time::Instant::now().checked_add(timeout);
     loop {
-        let mine = DELIVERING.try_with(std::cell::Cell::get).unwrap_or(0);
-        if IN_FLIGHT.load(Ordering::SeqCst) <= mine {
+        let current = GENERATION.load(Ordering::SeqCst) % GENS;
+        let busy = (0..GENS).any(|slot| slot != current && IN_FLIGHT[slot].load(Ordering::SeqCst) > mine(slot));
+        if !busy {
             return true;
         }
         if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
@@ -237,10 +259,13 @@ fn deliver(level: Level, json: &str) {
     if HELD_AFTER_FORK.load(Ordering::Acquire) && LIBRARY_THREAD.with(|t| t.get()) {
         return;
     }
-    // Counted before the sink is read: a wait that begins after the sink
-    // was replaced sees every delivery that may still reach the old one.
-    let _under_way = Delivering::start();
-    let sink = with_sink_held_over_fork(|s| s.clone()).unwrap_or_else(|| SINK.read().clone());
+    // Counted with the sink read, under its lock: a wait that begins after
+    // the sink was replaced sees every delivery that may still reach the
+    // old one.
+    let (sink, _under_way) = with_sink_held_over_fork(|s| (s.clone(), Delivering::start())).unwrap_or_else(|| {
+        let s = SINK.read();
+        (s.clone(), Delivering::start())
+    });
     if let Some(sink) = sink {
         // A sink that panics must not take the library down with it.
         // The sink may call the library: the detail of the call that raised
@@ -313,37 +338,48 @@ pub const BURST: u32 = 20;
 /// Per-context flood control: per kind, a one-second window and a count.
 #[derive(Default)]
 pub(crate) struct Limiter {
+    /// Per kind, the current second (high 32 bits) and the events admitted
+    /// in it (low 32 bits), in one word: the window and its count change
+    /// together.
     window: [AtomicU64; KINDS],
-    count: [AtomicU32; KINDS],
     suppressed: [AtomicU64; KINDS],
 }
+
+/// A wall clock this many seconds behind the limiter's window has stepped
+/// back (a new window starts); less is a reading taken a little earlier by
+/// a thread that acted on it late, counted against the current window.
+const STEPPED_BACK_S: u64 = 3;
 
 impl Limiter {
     /// Whether to deliver an event of `kind` now; when a new second opens
     /// after suppression, returns how many were suppressed in the last one.
     fn admit(&self, kind: Kind, now_ms: u64) -> (bool, u64) {
         let k = kind as usize;
-        let second = now_ms / 1000;
-        let mut reported = 0;
-        // The window moves forward only, and only the thread that moves it
-        // starts the count again: a reading taken just before a second
-        // boundary (and acted on after it) counts against the newer second
-        // instead of opening the old one again, which let the next caller
-        // reset the count. A wall clock stepped back by more than a second
+        let second = (now_ms / 1000).min(u64::from(u32::MAX));
+        // The window moves forward only, and the count starts again with
+        // it, in one step: a reading taken just before a second boundary
+        // (and acted on after it) counts against the newer second instead
+        // of opening the old one again; no admission is lost to a reset
+        // racing it. A wall clock stepped back by STEPPED_BACK_S or more
         // starts a new window (else nothing would be admitted until it
         // caught up).
-        let prev = self.window[k].load(Ordering::Acquire);
-        if (second > prev || second.saturating_add(1) < prev)
-            && self.window[k].compare_exchange(prev, second, Ordering::AcqRel, Ordering::Acquire).is_ok()
-        {
-            self.count[k].store(0, Ordering::Release);
-            reported = self.suppressed[k].swap(0, Ordering::AcqRel);
-        }
-        if self.count[k].fetch_add(1, Ordering::AcqRel) < BURST {
-            (true, reported)
-        } else {
-            self.suppressed[k].fetch_add(1, Ordering::AcqRel);
-            (false, reported)
+        let mut cur = self.window[k].load(Ordering::Acquire);
+        loop {
+            let (window, count) = (cur >> 32, (cur & u64::from(u32::MAX)) as u32);
+            let new_window = second > window || second.saturating_add(STEPPED_BACK_S) <= window;
+            let next = if new_window {
+                second << 32 | 1
+            } else if count < BURST {
+                cur + 1
+            } else {
+                self.suppressed[k].fetch_add(1, Ordering::AcqRel);
+                return (false, 0);
+            };
+            match self.window[k].compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) if new_window => return (true, self.suppressed[k].swap(0, Ordering::AcqRel)),
+                Ok(_) => return (true, 0),
+                Err(now) => cur = now,
+            }
         }
     }
 }
@@ -356,7 +392,7 @@ impl Limiter {
         if self.suppressed[k].load(Ordering::Acquire) == 0 {
             return 0;
         }
-        if !all && self.window[k].load(Ordering::Acquire) == now_ms / 1000 {
+        if !all && self.window[k].load(Ordering::Acquire) >> 32 == now_ms / 1000 {
             return 0; // still its second: the next event or visit reports it
         }
         self.suppressed[k].swap(0, Ordering::AcqRel)

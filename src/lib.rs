@@ -107,7 +107,7 @@ pub mod ffi;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks {
     pub use crate::os::locked::refuse_key_memory;
-    pub use crate::os::{refuse_fork_marker, register_fork_handlers_again};
+    pub use crate::os::{fork_marker_probes, refuse_fork_marker, register_fork_handlers_again};
 
     /// The crypto provider's test hooks: a failed module check, and the
     /// per-thread count of calls into the module's services.

@@ -288,7 +288,9 @@ pub(crate) fn ensure_thread() {
 fn thread_main() {
     events::mark_library_thread();
     let died = std::panic::catch_unwind(|| global().serve());
-    // `serve` never returns: only a panic gets here.
+    // `serve` never returns: only a panic gets here, maybe in a round of
+    // visits: the next thread is not stuck in it.
+    VISITING_SINCE.store(0, Ordering::Release);
     THREAD_RUNNING.store(false, Ordering::Release);
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
         drop(died);

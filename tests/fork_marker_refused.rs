@@ -37,6 +37,13 @@ fn without_the_marker_page_health_and_metrics_say_so_and_the_handlers_still_work
     assert_eq!(tinymls_context_health(c, &mut h), tinymls::ffi::tinymls_status::TINYMLS_OK);
     assert_eq!(h.flags & TINYMLS_HEALTH_FORK_MARKER, 0);
     tinymls::ffi::tinymls_context_free(c);
+    // Asked once: health and metrics do not ask the kernel again (an mmap
+    // and munmap per scrape, and a log line where a profile logs them).
+    for _ in 0..10 {
+        assert!(!ctx.health().fork_marker);
+        assert_eq!(fork_marker_metric(), "0");
+    }
+    assert_eq!(tinymls::test_hooks::fork_marker_probes(), 1);
 
     let parent = parse(&ctx.encrypt_to_vec(b"parent", b"").unwrap()).unwrap().header.sender;
     let ended = in_child(5, || {

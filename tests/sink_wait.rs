@@ -71,10 +71,35 @@ fn a_wait_returns_once_no_delivery_is_under_way_on_another_thread() {
     while !ENTERED.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(1));
     }
-    assert!(!wait_for_deliveries(Duration::ZERO), "under way in the parent");
+    set_sink(None, Level::Error);
+    assert!(!wait_for_deliveries(Duration::ZERO), "the replaced sink is under way in the parent");
     let ended = in_child(5, || if wait_for_deliveries(Duration::from_millis(500)) { 0 } else { 7 });
     RELEASE.store(true, Ordering::SeqCst);
     t.join().unwrap();
     assert_eq!(ended, Ended::Exited(0), "the child waited for a delivery of a thread it does not have");
+
+    // The sink installed now does not count: while it runs (here, blocked
+    // on another thread), a wait for the replaced ones returns at once (it
+    // waited for every delivery, so a busy logger starved it).
+    ENTERED.store(false, Ordering::SeqCst);
+    RELEASE.store(false, Ordering::SeqCst);
+    set_sink(
+        Some(Arc::new(|_: Level, json: &str| {
+            if json.contains("\"context_created\"") && !ENTERED.swap(true, Ordering::SeqCst) {
+                while !RELEASE.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })),
+        Level::Info,
+    );
+    let t = std::thread::spawn(|| drop(Context::new(&tinymls::Config::default()).unwrap()));
+    while !ENTERED.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let replaced_sinks_idle = wait_for_deliveries(Duration::from_millis(200));
+    RELEASE.store(true, Ordering::SeqCst);
+    t.join().unwrap();
+    assert!(replaced_sinks_idle, "a wait for the replaced sinks waited for the installed one");
     set_sink(None, Level::Error);
 }

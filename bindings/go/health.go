@@ -39,7 +39,10 @@ const (
 	// HealthDegraded: working, but keys may not be destroyed on schedule
 	// while the context is idle: the maintenance thread's last visit of it
 	// failed (a maintenance_failed event says so; retried every
-	// GCInterval), or the thread is not running (the next call starts it).
+	// GCInterval), the thread is not running (the next call starts it), or
+	// it has been stuck in one round of visits for more than GCInterval (at
+	// least 100 ms): a visit, or the event handler it delivers to, does not
+	// return.
 	HealthDegraded HealthState = C.TINYMLS_HEALTH_DEGRADED
 )
 

@@ -387,7 +387,7 @@ impl ContextBuilder {
             archive,
             path: follows_clock.then(|| Locked::new(Path::empty())),
             accepted_foreign: AtomicBool::new(false),
-            last_retired: None,
+            retired: Default::default(),
             maintenance_failed: AtomicBool::new(false),
             next_boundary_wall: u64::MAX,
             period_deadline: u64::MAX,

@@ -398,7 +398,7 @@ impl Window {
         if !self.follows_clock {
             // Epochs counted by rotations: name what destroyed the oldest
             // ones (the window does not say how long they last).
-            return match self.last_retired {
+            return match self.retired.reason_of(epoch) {
                 Some(Destroyed::Lifetime) => {
                     fail(e, format_args!("{head}; it outlived state_lifetime_ms = {}", Millis(lifetime)))
                 }
@@ -579,6 +579,24 @@ mod tests {
                     epoch 4: import or join)";
         assert_eq!(detail_of(back4.decrypt_to_vec(&ct3, b"")), (Error::EpochExpired, want.to_owned()));
         drop(back);
+
+        // The reason is the epoch's own, not the last retirement's: epoch 0
+        // outlived its lifetime, epochs after it left the window later.
+        let clock = Clock::fake(1_000_000);
+        let cfg = Config { ratchet_period_ms: 0, max_epochs: 2, state_lifetime_ms: 400, ..Config::default() };
+        let ctx = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().local().unwrap();
+        let ct0 = ctx.encrypt_to_vec(b"m", b"").unwrap();
+        clock.advance(500);
+        ctx.run_maintenance().unwrap();
+        let ct1 = ctx.encrypt_to_vec(b"m", b"").unwrap();
+        assert_eq!(crate::wire::parse(&ct1).unwrap().header.epoch, 1, "the lifetime rotated first");
+        for _ in 0..3 {
+            ctx.rotate().unwrap();
+        }
+        let (_, lifetime) = detail_of(ctx.decrypt_to_vec(&ct0, b""));
+        assert!(lifetime.ends_with("it outlived state_lifetime_ms = 400 ms"), "{lifetime}");
+        let (_, window) = detail_of(ctx.decrypt_to_vec(&ct1, b""));
+        assert!(window.ends_with("the window is max_epochs = 2 epochs"), "{window}");
     }
 
     #[test]

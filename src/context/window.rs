@@ -152,9 +152,9 @@ pub(crate) struct Window {
     /// Whether a message from another sender was accepted (a shared context
     /// with period 0 adopts any distance ahead until then, SPEC v2 §7.3).
     pub(super) accepted_foreign: AtomicBool,
-    /// Why the last epoch was retired from the front (`None`: none was, the
-    /// oldest is where the context started): the detail of `EpochExpired`.
-    pub(super) last_retired: Option<Destroyed>,
+    /// Why the epochs before the oldest were retired, for the detail of
+    /// `EpochExpired`.
+    pub(super) retired: Retired,
     /// The maintenance thread's last visit of this context panicked (health
     /// says `Degraded` until a visit succeeds).
     pub(super) maintenance_failed: AtomicBool,
@@ -184,6 +184,41 @@ pub(crate) struct Window {
 
 /// The shared, lockable state of a context (what the maintenance thread sees).
 pub(crate) type Shared = RwLock<Window>;
+
+/// The last few runs of epochs retired from the front of the window, each
+/// with its reason (runs follow each other: each starts where the one
+/// before it ended). Enough to say why a recently destroyed epoch went.
+#[derive(Default)]
+pub(super) struct Retired {
+    /// Where each run ends (exclusive), oldest run first; 0: no run.
+    ends: [u64; 3],
+    reasons: [Option<Destroyed>; 3],
+}
+
+impl Retired {
+    /// Epochs up to `end` (exclusive) were retired for `reason`.
+    fn push(&mut self, end: u64, reason: Destroyed) {
+        let last = self.ends.len() - 1;
+        if self.reasons[last] != Some(reason) {
+            self.ends.rotate_left(1);
+            self.reasons.rotate_left(1);
+            self.reasons[last] = Some(reason);
+        }
+        self.ends[last] = self.ends[last].max(end);
+    }
+
+    /// Why `epoch` (before the oldest retained one) was retired: the run
+    /// that holds it, or the oldest run known for one older than them all;
+    /// `None` if none was ever retired (the context started after it).
+    pub(super) fn reason_of(&self, epoch: u64) -> Option<Destroyed> {
+        let known = || self.reasons.iter().flatten().next().copied();
+        self.ends
+            .iter()
+            .zip(&self.reasons)
+            .find(|(end, r)| r.is_some() && epoch < **end)
+            .map_or_else(known, |(_, r)| *r)
+    }
+}
 
 impl Window {
     /// Milliseconds from creation to `now`, frozen at close.
@@ -221,7 +256,7 @@ impl Window {
             return;
         };
         if lo > oldest {
-            self.last_retired = Some(reason);
+            self.retired.push(lo.min(cur.saturating_add(1)), reason);
         }
         for n in oldest..lo.min(cur.saturating_add(1)) {
             if let Some(a) = self.archive.as_mut() {

@@ -91,9 +91,10 @@ pub extern "C" fn tinymls_set_event_callback(
     })
 }
 
-/// Waits until no call of an event callback is under way on another thread,
-/// or until `timeout_ms` has passed (`UINT64_MAX`: no limit). Returns 1 if
-/// none is, 0 if the time ran out (or on an internal error).
+/// Waits until no call of an event callback that was replaced or removed is
+/// under way on another thread, or until `timeout_ms` has passed
+/// (`UINT64_MAX`: no limit). Returns 1 if none is, 0 if the time ran out (or
+/// on an internal error).
 ///
 /// After `tinymls_set_event_callback` replaced or removed a callback, the old
 /// one may still be running on other threads, the library's maintenance
@@ -102,7 +103,7 @@ pub extern "C" fn tinymls_set_event_callback(
 /// interpreter shut down. Calls on the calling thread (this function called
 /// from inside the callback) do not count. A callback that waits for
 /// something the caller holds keeps this waiting until the timeout. Calls
-/// of a callback still installed count too. Thread-safe.
+/// of the callback installed now do not count. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_event_callback_wait(timeout_ms: u64) -> i32 {
     ffi_boundary!({ i32::from(events::wait_for_deliveries(std::time::Duration::from_millis(timeout_ms))) })

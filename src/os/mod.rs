@@ -89,6 +89,9 @@ fn new_fork_generation() {
 /// such page, the kernel refused it, or nothing installed yet).
 static MARKER: AtomicPtr<AtomicU64> = AtomicPtr::new(core::ptr::null_mut());
 
+/// The kernel (or the OS) refused the marker page: not asked again.
+static MARKER_REFUSED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// Whether this process has the marker page: the kernel wipes it in every
 /// child, so a child is recognised even when no TinyMLS fork handler ran in
 /// it. False where the kernel refuses
@@ -110,17 +113,31 @@ pub fn refuse_fork_marker() {
 }
 #[cfg(feature = "test-hooks")]
 static REFUSE_MARKER: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+#[cfg(feature = "test-hooks")]
+static MARKER_PROBES: AtomicU64 = AtomicU64::new(0);
+
+/// Test-only (`test-hooks`): how many times the process asked for the
+/// marker page.
+#[cfg(feature = "test-hooks")]
+pub fn fork_marker_probes() -> u64 {
+    MARKER_PROBES.load(Ordering::SeqCst)
+}
 
 /// Maps the marker page and sets its marker, once per process lineage
 /// (before the first registration: before any context exists). Without
 /// `MADV_WIPEONFORK` there is no page, and the child handler alone bumps
 /// the generation.
 fn map_marker() {
-    if !MARKER.load(Ordering::Acquire).is_null() {
+    if !MARKER.load(Ordering::Acquire).is_null() || MARKER_REFUSED.load(Ordering::Acquire) {
         return;
     }
     const LEN: usize = 4096;
-    let Some(page) = map_anonymous(LEN) else { return };
+    #[cfg(feature = "test-hooks")]
+    MARKER_PROBES.fetch_add(1, Ordering::SeqCst);
+    let Some(page) = map_anonymous(LEN) else {
+        MARKER_REFUSED.store(true, Ordering::Release);
+        return;
+    };
     #[cfg(feature = "test-hooks")]
     let refused = REFUSE_MARKER.load(Ordering::SeqCst);
     #[cfg(not(feature = "test-hooks"))]
@@ -129,6 +146,8 @@ fn map_marker() {
     if refused || unsafe { libc::madvise(page, LEN, libc::MADV_WIPEONFORK) } != 0 {
         // SAFETY: the mapping just made, not published.
         unsafe { libc::munmap(page, LEN) };
+        // Asked once: health and metrics ask again on every call.
+        MARKER_REFUSED.store(true, Ordering::Release);
         return;
     }
     let m = page.cast::<AtomicU64>();

@@ -326,6 +326,8 @@ def test_uninstall_waits_for_a_handler_under_way_on_another_thread() -> None:
 
     logger = logging.getLogger("tinymls.test.blocking")
     logger.propagate = False
+    level = logger.level
+    logger.setLevel(logging.INFO)
     handler = Blocking()
     logger.addHandler(handler)
     try:
@@ -344,3 +346,16 @@ def test_uninstall_waits_for_a_handler_under_way_on_another_thread() -> None:
         release.set()
         events.uninstall()
         logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+@pytest.mark.parametrize("timeout", [-1, float("nan"), "1", True])
+def test_uninstall_refuses_a_bad_timeout_before_it_changes_anything(timeout: Any, capture: tuple[logging.Logger, Capture]) -> None:
+    logger, _ = capture
+    events.install(logger)
+    with pytest.raises(ValueError):
+        events.uninstall(timeout=timeout)
+    assert events.installed() is logger  # still installed
+    assert events.uninstall(timeout=None) is True  # no limit, nothing under way
+    events.install(logger)
+    assert events.uninstall(timeout=float("inf")) is True

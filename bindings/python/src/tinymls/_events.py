@@ -24,6 +24,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import math
 import threading
 from ctypes import string_at
 from typing import Any
@@ -134,19 +135,24 @@ def install(logger: logging.Logger | None = None, min_level: int = logging.INFO)
     return logger
 
 
-def uninstall(timeout: float = 1.0) -> bool:
-    """Stops delivering events, then waits up to ``timeout`` seconds until
-    no handler call is under way on another thread (the library's
-    maintenance thread among them); returns whether none is. Runs at
-    interpreter exit: a handler still running once the interpreter shuts down
-    would need the GIL there, and the process aborts."""
+def uninstall(timeout: float | None = 1.0) -> bool:
+    """Stops delivering events, then waits up to ``timeout`` seconds (None:
+    no limit) until no handler call is under way on another thread (the
+    library's maintenance thread among them); returns whether none is. Runs
+    at interpreter exit: a handler still running once the interpreter shuts
+    down would need the GIL there, and the process aborts."""
     global _logger
+    if timeout is None or timeout == math.inf:
+        millis = 2**64 - 1  # the library's "no limit"
+    elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout >= 0:
+        millis = min(int(timeout * 1000), 2**64 - 2)
+    else:  # negative, NaN, or not a number: refused before anything changes
+        raise ValueError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
     with _lock:
         _ffi.check(_ffi.lib.tinymls_set_event_callback(_NO_CALLBACK, None, LOG_ERROR))
         _logger = None
     # Outside the lock (a handler may take it), with the GIL released by
     # ctypes (so that a handler under way can finish).
-    millis = max(0, min(int(timeout * 1000), 2**64 - 1))
     return bool(_ffi.lib.tinymls_event_callback_wait(millis))
 
 

@@ -22,7 +22,8 @@ HEALTH_ERROR = 2
 HEALTH_CLOSED = 3
 #: ``Health.state``: working, but keys may not be destroyed on schedule while the
 #: context is idle (the maintenance thread's last visit failed, or the thread is
-#: not running; see the ``maintenance_failed`` event).
+#: not running, see the ``maintenance_failed`` event; or it has been stuck in one
+#: round of visits for more than ``gc_interval_ms``, e.g. in a handler that blocks).
 HEALTH_DEGRADED = 4
 #: ``Health.key_memory`` bit: every page of the library's locked slab (epoch
 #: secrets, sender keys and IVs, replay windows, the epoch-tree frontier; with
@@ -72,7 +73,8 @@ class Health:
     """A context's health (``tinymls_context_health``). No secret in it."""
 
     #: READY, ROTATING (a rotation or destruction is due), ERROR (cannot send), CLOSED,
-    #: DEGRADED (keys may not be destroyed on schedule while idle: maintenance failed).
+    #: DEGRADED (keys may not be destroyed on schedule while idle: maintenance failed,
+    #: its thread is not running, or it is stuck, e.g. in a handler that blocks).
     state: HealthState
     #: Milliseconds since the context was created (until it was closed).
     uptime_ms: int
