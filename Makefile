@@ -199,7 +199,7 @@ nightly:
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 
 CARGO_FUZZ   := $(TOOLS)/bin/cargo-fuzz
-FUZZ_TARGETS := decrypt header config state_import
+FUZZ_TARGETS := decrypt header config state_import session
 FUZZ_SECONDS ?= 60
 $(CARGO_FUZZ):
 	$(CARGO) install cargo-fuzz --version 0.13.1 --locked --root $(TOOLS)
@@ -209,11 +209,14 @@ fuzz-seeds:
 	TINYMLS_FUZZ_CORPUS=$(CURDIR)/fuzz/corpus $(TEST_CARGO) test --release --features test-hooks \
 	  --target-dir $(CURDIR)/target/testhooks --test fuzz_smoke write_seed_corpus -- --ignored
 
-## libFuzzer on every target for FUZZ_SECONDS each (crashes land in
-## fuzz/artifacts/; keep each as a regression in fuzz/regressions/<target>/).
+## libFuzzer on every target for FUZZ_SECONDS each, with debug assertions
+## and overflow checks on (crashes land in fuzz/artifacts/; keep each as a
+## regression in fuzz/regressions/<target>/). `session` drives a group of
+## contexts through a program of operations, so that messages authenticate.
 fuzz: nightly $(CARGO_FUZZ) fuzz-seeds
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
-	  RUSTUP_TOOLCHAIN=nightly $(CARGO_FUZZ) run $$t --release corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	  mkdir -p corpus/$$t && \
+	  RUSTUP_TOOLCHAIN=nightly $(CARGO_FUZZ) run $$t --release --debug-assertions corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
 
 ## Miri on the pure-Rust parts it can run (no FFI, no mmap): replay window,
