@@ -65,9 +65,27 @@ static SINK: RwLock<Option<Sink>> = RwLock::new(None);
 static GENERATION: AtomicUsize = AtomicUsize::new(0);
 /// Slots for the deliveries under way, by generation modulo [`GENS`]: a
 /// wait for the sinks no longer installed waits for every slot but the
-/// current generation's (two generations [`GENS`] apart share a slot, which
-/// can only make a wait longer, never shorter).
+/// current generation's. A new generation skips the slots where deliveries
+/// of older ones are still under way ([`new_generation`]), so the current
+/// slot never holds one; if every slot does, [`CURRENT_SHARED`] makes the
+/// waits count the current slot too.
 const GENS: usize = 16;
+/// The current generation's slot also holds deliveries of an older one.
+static CURRENT_SHARED: AtomicBool = AtomicBool::new(false);
+
+/// Moves to a new sink generation (with the sink's write lock held, so that
+/// no delivery starts meanwhile): the next one whose slot no older delivery
+/// occupies (this thread's own aside: a sink that sets the sink).
+fn new_generation() {
+    for _ in 0..GENS {
+        let slot = GENERATION.fetch_add(1, Ordering::SeqCst).wrapping_add(1) % GENS;
+        if IN_FLIGHT[slot].load(Ordering::SeqCst) <= mine(slot) {
+            CURRENT_SHARED.store(false, Ordering::SeqCst);
+            return;
+        }
+    }
+    CURRENT_SHARED.store(true, Ordering::SeqCst);
+}
 /// Deliveries under way on all threads, per slot, counted from the moment
 /// the sink is read (under its lock) to after it returned.
 static IN_FLIGHT: [AtomicUsize; GENS] = [const { AtomicUsize::new(0) }; GENS];
@@ -85,7 +103,7 @@ pub fn set_sink(sink: Option<Sink>, min_level: Level) {
     let on = sink.is_some();
     let mut new = Some(sink);
     let mut swap = |s: &mut Option<Sink>| {
-        GENERATION.fetch_add(1, Ordering::SeqCst);
+        new_generation();
         let old = std::mem::replace(s, new.take().flatten());
         MIN_LEVEL.store(if on { min_level as u32 } else { NONE }, Ordering::Release);
         old
@@ -217,7 +235,9 @@ pub fn wait_for_deliveries(timeout: std::time::Duration) -> bool {
     let deadline = std::time::Instant::now().checked_add(timeout);
     loop {
         let current = GENERATION.load(Ordering::SeqCst) % GENS;
-        let busy = (0..GENS).any(|slot| slot != current && IN_FLIGHT[slot].load(Ordering::SeqCst) > mine(slot));
+        let shared = CURRENT_SHARED.load(Ordering::SeqCst);
+        let busy =
+            (0..GENS).any(|slot| (slot != current || shared) && IN_FLIGHT[slot].load(Ordering::SeqCst) > mine(slot));
         if !busy {
             return true;
         }
@@ -338,12 +358,17 @@ pub const BURST: u32 = 20;
 /// Per-context flood control: per kind, a one-second window and a count.
 #[derive(Default)]
 pub(crate) struct Limiter {
-    /// Per kind, the current second (high 32 bits) and the events admitted
-    /// in it (low 32 bits), in one word: the window and its count change
-    /// together.
+    /// Per kind, the current second (high 56 bits) and the events admitted
+    /// in it (low 8 bits: at most [`BURST`]), in one word: the window and
+    /// its count change together.
     window: [AtomicU64; KINDS],
     suppressed: [AtomicU64; KINDS],
 }
+
+/// Low bits of a limiter word that hold the count (BURST fits).
+const COUNT_BITS: u32 = 8;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+const _: () = assert!(BURST as u64 <= COUNT_MASK);
 
 /// A wall clock this many seconds behind the limiter's window has stepped
 /// back (a new window starts); less is a reading taken a little earlier by
@@ -355,7 +380,7 @@ impl Limiter {
     /// after suppression, returns how many were suppressed in the last one.
     fn admit(&self, kind: Kind, now_ms: u64) -> (bool, u64) {
         let k = kind as usize;
-        let second = (now_ms / 1000).min(u64::from(u32::MAX));
+        let second = now_ms / 1000;
         // The window moves forward only, and the count starts again with
         // it, in one step: a reading taken just before a second boundary
         // (and acted on after it) counts against the newer second instead
@@ -365,10 +390,10 @@ impl Limiter {
         // caught up).
         let mut cur = self.window[k].load(Ordering::Acquire);
         loop {
-            let (window, count) = (cur >> 32, (cur & u64::from(u32::MAX)) as u32);
+            let (window, count) = (cur >> COUNT_BITS, (cur & COUNT_MASK) as u32);
             let new_window = second > window || second.saturating_add(STEPPED_BACK_S) <= window;
             let next = if new_window {
-                second << 32 | 1
+                second << COUNT_BITS | 1
             } else if count < BURST {
                 cur + 1
             } else {
@@ -392,7 +417,7 @@ impl Limiter {
         if self.suppressed[k].load(Ordering::Acquire) == 0 {
             return 0;
         }
-        if !all && self.window[k].load(Ordering::Acquire) >> 32 == now_ms / 1000 {
+        if !all && self.window[k].load(Ordering::Acquire) >> COUNT_BITS == now_ms / 1000 {
             return 0; // still its second: the next event or visit reports it
         }
         self.suppressed[k].swap(0, Ordering::AcqRel)
@@ -610,6 +635,17 @@ mod tests {
         }
         assert!(!l.admit(Kind::DecryptRejected, 7_500).0, "the burst of second 7 is spent");
         assert!(l.admit(Kind::DecryptRejected, 0).0, "stepped back seven seconds");
+    }
+
+    /// Seconds past 2^32 (a wall clock beyond 2106) still open new windows.
+    #[test]
+    fn seconds_beyond_32_bits_open_new_windows() {
+        let l = Limiter::default();
+        let t = (u64::from(u32::MAX) + 10) * 1000;
+        for _ in 0..30 {
+            l.admit(Kind::DecryptRejected, t);
+        }
+        assert_eq!(l.admit(Kind::DecryptRejected, t + 5_000), (true, 10));
     }
 
     #[test]

@@ -98,8 +98,22 @@ fn a_wait_returns_once_no_delivery_is_under_way_on_another_thread() {
         std::thread::sleep(Duration::from_millis(1));
     }
     let replaced_sinks_idle = wait_for_deliveries(Duration::from_millis(200));
+    // Replaced, then replaced again and again: however many generations
+    // later (the slots wrap at 16), that delivery is still waited for.
+    let mut returned_while_running = Vec::new();
+    for i in 1..=40 {
+        set_sink(None, Level::Error);
+        if wait_for_deliveries(Duration::from_millis(2)) {
+            returned_while_running.push(i);
+        }
+    }
     RELEASE.store(true, Ordering::SeqCst);
     t.join().unwrap();
     assert!(replaced_sinks_idle, "a wait for the replaced sinks waited for the installed one");
+    assert!(
+        returned_while_running.is_empty(),
+        "returned while a replaced sink ran, after {returned_while_running:?} set_sinks"
+    );
+    assert!(wait_for_deliveries(Duration::from_secs(5)));
     set_sink(None, Level::Error);
 }

@@ -12,7 +12,7 @@ use super::guard::write_window;
 use super::health::Stats;
 use super::keys::SenderKeys;
 use super::receive::Peer;
-use super::window::{Epoch, Peers, Shared, Window};
+use super::window::{Epoch, Peers, Retired, Shared, Window};
 use super::{fill_random, random_u64, Context};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -369,6 +369,7 @@ impl ContextBuilder {
             }
             Mode::Shared => None,
         };
+        let first = held.epochs.front().map_or(0, |e| e.number);
         let mut st = Window {
             clock: self.clock,
             cfg,
@@ -387,7 +388,7 @@ impl ContextBuilder {
             archive,
             path: follows_clock.then(|| Locked::new(Path::empty())),
             accepted_foreign: AtomicBool::new(false),
-            retired: Default::default(),
+            retired: Retired::starting_at(first),
             maintenance_failed: AtomicBool::new(false),
             next_boundary_wall: u64::MAX,
             period_deadline: u64::MAX,

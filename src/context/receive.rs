@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use super::guard::write_window;
 use super::keys::SenderKeys;
-use super::window::{Epoch, Window};
+use super::window::{Epoch, Gone, Window};
 use super::Context;
 use crate::detail::{fail, Millis};
 use crate::epoch_tree::descend_into;
@@ -399,15 +399,25 @@ impl Window {
             // Epochs counted by rotations: name what destroyed the oldest
             // ones (the window does not say how long they last).
             return match self.retired.reason_of(epoch) {
-                Some(Destroyed::Lifetime) => {
+                Gone::By(Destroyed::Lifetime) => {
                     fail(e, format_args!("{head}; it outlived state_lifetime_ms = {}", Millis(lifetime)))
                 }
-                None => fail(
+                Gone::NeverHeld => fail(
                     e,
-                    format_args!("{head}; this context never held it (it started at epoch {oldest}: import or join)"),
+                    format_args!(
+                        "{head}; this context never held it (it started at epoch {}: import or join)",
+                        self.retired.start()
+                    ),
                 ),
-                Some(_) if period == 0 => fail(e, format_args!("{head}; the window is max_epochs = {n} epochs")),
-                Some(_) => fail(
+                Gone::Forgotten => fail(
+                    e,
+                    format_args!(
+                        "{head}; the window is max_epochs = {n} epochs and epochs last state_lifetime_ms = {}",
+                        Millis(lifetime)
+                    ),
+                ),
+                Gone::By(_) if period == 0 => fail(e, format_args!("{head}; the window is max_epochs = {n} epochs")),
+                Gone::By(_) => fail(
                     e,
                     format_args!(
                         "{head}; the window is max_epochs = {n} epochs (a new one every ratchet_period_ms = {period} \
@@ -597,6 +607,75 @@ mod tests {
         assert!(lifetime.ends_with("it outlived state_lifetime_ms = 400 ms"), "{lifetime}");
         let (_, window) = detail_of(ctx.decrypt_to_vec(&ct1, b""));
         assert!(window.ends_with("the window is max_epochs = 2 epochs"), "{window}");
+    }
+
+    /// The reason of an epoch whose run was pushed out of the short log
+    /// is not guessed from another run (it blamed the oldest remembered
+    /// one): both limits are named.
+    #[test]
+    fn an_epoch_of_a_forgotten_run_names_both_limits() {
+        let clock = Clock::fake(1_000_000);
+        let cfg = Config { ratchet_period_ms: 0, max_epochs: 2, state_lifetime_ms: 400, ..Config::default() };
+        let ctx = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().local().unwrap();
+        let ct0 = ctx.encrypt_to_vec(b"m", b"").unwrap();
+        clock.advance(500);
+        ctx.run_maintenance().unwrap(); // epoch 0: lifetime
+        ctx.rotate().unwrap();
+        ctx.rotate().unwrap(); // epoch 1: window
+        clock.advance(500);
+        ctx.run_maintenance().unwrap(); // epochs 2, 3: lifetime
+        ctx.rotate().unwrap();
+        ctx.rotate().unwrap(); // epoch 4: window
+        let (_, d) = detail_of(ctx.decrypt_to_vec(&ct0, b""));
+        assert!(d.ends_with("the window is max_epochs = 2 epochs and epochs last state_lifetime_ms = 400 ms"), "{d}");
+    }
+
+    /// Epochs a jump skipped (a period-0 member adopting a peer's epoch
+    /// several ahead) left with the window, whatever went before them.
+    #[test]
+    fn an_epoch_skipped_by_a_jump_is_blamed_on_the_window() {
+        let clock = Clock::fake(1_000_000);
+        let cfg = Config {
+            ratchet_period_ms: 0,
+            max_epochs: 2,
+            max_future_epochs: 8,
+            state_lifetime_ms: 400,
+            ..Config::default()
+        };
+        let (a, b) = (join(&clock, cfg), join(&clock, cfg));
+        clock.advance(500);
+        a.run_maintenance().unwrap();
+        b.run_maintenance().unwrap(); // b: epoch 0 destroyed by the lifetime
+        assert_eq!(b.current_epoch().unwrap(), 1);
+        a.rotate().unwrap();
+        a.rotate().unwrap();
+        let ct3 = a.encrypt_to_vec(b"m", b"").unwrap();
+        for _ in 0..3 {
+            a.rotate().unwrap();
+        }
+        let ct6 = a.encrypt_to_vec(b"m", b"").unwrap();
+        assert_eq!(b.decrypt_to_vec(&ct6, b"").as_deref(), Ok(&b"m"[..]), "b jumps to 6");
+        let (_, d) = detail_of(b.decrypt_to_vec(&ct3, b""));
+        assert!(d.ends_with("the window is max_epochs = 2 epochs"), "{d}");
+    }
+
+    /// A context restored from a blob never held the epochs before the
+    /// blob's, whatever it retires later.
+    #[test]
+    fn an_import_never_held_the_epochs_before_it() {
+        let clock = Clock::fake(1_000_000);
+        let cfg = Config { ratchet_period_ms: 0, max_epochs: 2, state_lifetime_ms: 400, ..Config::default() };
+        let ctx = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance().local().unwrap();
+        let ct0 = ctx.encrypt_to_vec(b"m", b"").unwrap();
+        clock.advance(500);
+        ctx.run_maintenance().unwrap(); // epoch 0: lifetime, current 1
+        let kek = [9u8; 32];
+        let blob = ctx.export_state(&kek, 0).unwrap();
+        let back = Context::builder().clock(clock.clone()).manual_maintenance().import_state(&blob, &kek).unwrap();
+        back.rotate().unwrap();
+        back.rotate().unwrap(); // epoch 1: window
+        let (_, d) = detail_of(back.decrypt_to_vec(&ct0, b""));
+        assert!(d.ends_with("this context never held it (it started at epoch 1: import or join)"), "{d}");
     }
 
     #[test]

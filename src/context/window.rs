@@ -188,35 +188,74 @@ pub(crate) type Shared = RwLock<Window>;
 /// The last few runs of epochs retired from the front of the window, each
 /// with its reason (runs follow each other: each starts where the one
 /// before it ended). Enough to say why a recently destroyed epoch went.
-#[derive(Default)]
 pub(super) struct Retired {
-    /// Where each run ends (exclusive), oldest run first; 0: no run.
+    /// Epochs before this one were never held here (the context started at
+    /// it: created, joined or imported).
+    start: u64,
+    /// Epochs from `start` to this one went in runs no longer remembered.
+    forgotten: u64,
+    /// Where each run ends (exclusive), oldest run first.
     ends: [u64; 3],
     reasons: [Option<Destroyed>; 3],
 }
 
+/// Why an epoch before the oldest retained one is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Gone {
+    /// Destroyed for this reason.
+    By(Destroyed),
+    /// This context never held it (it started after it).
+    NeverHeld,
+    /// Destroyed, in a run no longer remembered.
+    Forgotten,
+}
+
 impl Retired {
+    /// For a context whose first retained epoch is `start`.
+    pub(super) fn starting_at(start: u64) -> Retired {
+        Retired { start, forgotten: start, ends: [start; 3], reasons: [None; 3] }
+    }
+
     /// Epochs up to `end` (exclusive) were retired for `reason`.
     fn push(&mut self, end: u64, reason: Destroyed) {
         let last = self.ends.len() - 1;
         if self.reasons[last] != Some(reason) {
+            if self.reasons[0].is_some() {
+                self.forgotten = self.ends[0];
+            }
+            let prev_end = self.ends[last];
             self.ends.rotate_left(1);
             self.reasons.rotate_left(1);
             self.reasons[last] = Some(reason);
+            self.ends[last] = prev_end;
         }
         self.ends[last] = self.ends[last].max(end);
     }
 
-    /// Why `epoch` (before the oldest retained one) was retired: the run
-    /// that holds it, or the oldest run known for one older than them all;
-    /// `None` if none was ever retired (the context started after it).
-    pub(super) fn reason_of(&self, epoch: u64) -> Option<Destroyed> {
-        let known = || self.reasons.iter().flatten().next().copied();
-        self.ends
-            .iter()
-            .zip(&self.reasons)
-            .find(|(end, r)| r.is_some() && epoch < **end)
-            .map_or_else(known, |(_, r)| *r)
+    /// The first epoch this context held.
+    pub(super) fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// Why `epoch` (before the oldest retained one) is gone.
+    pub(super) fn reason_of(&self, epoch: u64) -> Gone {
+        if epoch < self.start {
+            return Gone::NeverHeld;
+        }
+        if epoch < self.forgotten {
+            return Gone::Forgotten;
+        }
+        let runs = self.ends.iter().zip(&self.reasons).filter_map(|(end, r)| r.map(|r| (*end, r)));
+        let mut last = None;
+        for (end, r) in runs {
+            if epoch < end {
+                return Gone::By(r);
+            }
+            last = Some(r);
+        }
+        // Past every run's end (a jump retired epochs it never held): the
+        // newest run's reason.
+        last.map_or(Gone::NeverHeld, Gone::By)
     }
 }
 
@@ -256,7 +295,9 @@ impl Window {
             return;
         };
         if lo > oldest {
-            self.retired.push(lo.min(cur.saturating_add(1)), reason);
+            // Up to `lo`: epochs past the current one that a jump skips go
+            // for the same reason.
+            self.retired.push(lo, reason);
         }
         for n in oldest..lo.min(cur.saturating_add(1)) {
             if let Some(a) = self.archive.as_mut() {

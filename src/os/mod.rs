@@ -89,7 +89,7 @@ fn new_fork_generation() {
 /// such page, the kernel refused it, or nothing installed yet).
 static MARKER: AtomicPtr<AtomicU64> = AtomicPtr::new(core::ptr::null_mut());
 
-/// The kernel (or the OS) refused the marker page: not asked again.
+/// The kernel refused `MADV_WIPEONFORK`: not asked again.
 static MARKER_REFUSED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Whether this process has the marker page: the kernel wipes it in every
@@ -134,10 +134,9 @@ fn map_marker() {
     const LEN: usize = 4096;
     #[cfg(feature = "test-hooks")]
     MARKER_PROBES.fetch_add(1, Ordering::SeqCst);
-    let Some(page) = map_anonymous(LEN) else {
-        MARKER_REFUSED.store(true, Ordering::Release);
-        return;
-    };
+    // A failed mmap (memory short for a moment) is tried again next time;
+    // only the kernel's refusal of the advice is for good.
+    let Some(page) = map_anonymous(LEN) else { return };
     #[cfg(feature = "test-hooks")]
     let refused = REFUSE_MARKER.load(Ordering::SeqCst);
     #[cfg(not(feature = "test-hooks"))]

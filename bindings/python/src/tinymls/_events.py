@@ -25,6 +25,7 @@ import atexit
 import json
 import logging
 import math
+import numbers
 import threading
 from ctypes import string_at
 from typing import Any
@@ -144,7 +145,7 @@ def uninstall(timeout: float | None = 1.0) -> bool:
     global _logger
     if timeout is None or timeout == math.inf:
         millis = 2**64 - 1  # the library's "no limit"
-    elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout >= 0:
+    elif isinstance(timeout, numbers.Real) and not isinstance(timeout, bool) and timeout >= 0:
         millis = min(int(timeout * 1000), 2**64 - 2)
     else:  # negative, NaN, or not a number: refused before anything changes
         raise ValueError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
