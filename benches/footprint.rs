@@ -119,22 +119,27 @@ fn idle_local(cfg: &Config, busy: bool) {
     drop(ctxs);
 }
 
+/// The fake clock's start for the shared contexts (2026-01-01).
+const T0: u64 = 1_767_225_600_000;
+
+/// A member of the benchmark's group, on `clock`, maintained by hand.
+fn join(cfg: &Config, clock: &Clock) -> Context {
+    Context::builder()
+        .config(*cfg)
+        .clock(clock.clone())
+        .manual_maintenance()
+        .join(&[5u8; 32], b"footprint")
+        .expect("join")
+}
+
 /// A shared context that follows the clock (SPEC v2 §7.2), with one peer.
 /// It retains the window that ends at the clock epoch from the moment it
 /// joins. *idle*: it read the peer and sent once, in the current epoch;
 /// *busy*: in each of the `max_epochs` retained epochs (on a fake clock
 /// that the benchmark moves one period at a time).
 fn shared(cfg: &Config, busy: bool) {
-    const T0: u64 = 1_767_225_600_000;
     let clock = Clock::fake(T0);
-    let member = || {
-        Context::builder()
-            .config(*cfg)
-            .clock(clock.clone())
-            .manual_maintenance()
-            .join(&[5u8; 32], b"footprint")
-            .expect("join")
-    };
+    let member = || join(cfg, &clock);
     let peer = member();
     let before = snapshot();
     let ctxs: Vec<Context> = (0..N).map(|_| member()).collect();
@@ -157,19 +162,9 @@ fn shared(cfg: &Config, busy: bool) {
 /// whatever the window's length (the rest is derived when a message needs
 /// it, SPEC v2 §3.1).
 fn joined(cfg: &Config) {
-    const T0: u64 = 1_767_225_600_000;
     let clock = Clock::fake(T0);
     let before = snapshot();
-    let ctxs: Vec<Context> = (0..N)
-        .map(|_| {
-            Context::builder()
-                .config(*cfg)
-                .clock(clock.clone())
-                .manual_maintenance()
-                .join(&[5u8; 32], b"footprint")
-                .expect("join")
-        })
-        .collect();
+    let ctxs: Vec<Context> = (0..N).map(|_| join(cfg, &clock)).collect();
     measure(&format!("joined_shared_m{}", cfg.max_epochs), before, N);
     drop(ctxs);
 }

@@ -22,6 +22,29 @@ static ENTERED: AtomicBool = AtomicBool::new(false);
 static RELEASE: AtomicBool = AtomicBool::new(false);
 static INNER_WAIT: AtomicUsize = AtomicUsize::new(0);
 
+/// Installs a sink that blocks in the first `context_created` event it
+/// gets until [`RELEASE`], and has another thread raise one: returns that
+/// thread once it is inside the sink.
+fn blocked_in_sink() -> std::thread::JoinHandle<()> {
+    ENTERED.store(false, Ordering::SeqCst);
+    RELEASE.store(false, Ordering::SeqCst);
+    set_sink(
+        Some(Arc::new(|_: Level, json: &str| {
+            if json.contains("\"context_created\"") && !ENTERED.swap(true, Ordering::SeqCst) {
+                while !RELEASE.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })),
+        Level::Info,
+    );
+    let t = std::thread::spawn(|| drop(Context::new(&tinymls::Config::default()).unwrap()));
+    while !ENTERED.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    t
+}
+
 #[test]
 fn a_wait_returns_once_no_delivery_is_under_way_on_another_thread() {
     set_sink(
@@ -55,22 +78,7 @@ fn a_wait_returns_once_no_delivery_is_under_way_on_another_thread() {
 
     // A fork while another thread is inside the sink: that delivery is not
     // in the child, whose wait must not wait for it.
-    ENTERED.store(false, Ordering::SeqCst);
-    RELEASE.store(false, Ordering::SeqCst);
-    set_sink(
-        Some(Arc::new(|_: Level, json: &str| {
-            if json.contains("\"context_created\"") && !ENTERED.swap(true, Ordering::SeqCst) {
-                while !RELEASE.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            }
-        })),
-        Level::Info,
-    );
-    let t = std::thread::spawn(|| drop(Context::new(&tinymls::Config::default()).unwrap()));
-    while !ENTERED.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let t = blocked_in_sink();
     set_sink(None, Level::Error);
     assert!(!wait_for_deliveries(Duration::ZERO), "the replaced sink is under way in the parent");
     let ended = in_child(5, || if wait_for_deliveries(Duration::from_millis(500)) { 0 } else { 7 });
@@ -81,22 +89,7 @@ fn a_wait_returns_once_no_delivery_is_under_way_on_another_thread() {
     // The sink installed now does not count: while it runs (here, blocked
     // on another thread), a wait for the replaced ones returns at once (it
     // waited for every delivery, so a busy logger starved it).
-    ENTERED.store(false, Ordering::SeqCst);
-    RELEASE.store(false, Ordering::SeqCst);
-    set_sink(
-        Some(Arc::new(|_: Level, json: &str| {
-            if json.contains("\"context_created\"") && !ENTERED.swap(true, Ordering::SeqCst) {
-                while !RELEASE.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            }
-        })),
-        Level::Info,
-    );
-    let t = std::thread::spawn(|| drop(Context::new(&tinymls::Config::default()).unwrap()));
-    while !ENTERED.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let t = blocked_in_sink();
     let replaced_sinks_idle = wait_for_deliveries(Duration::from_millis(200));
     // Replaced, then replaced again and again: however many generations
     // later (the slots wrap at 16), that delivery is still waited for.
