@@ -72,6 +72,9 @@ static GENERATION: AtomicUsize = AtomicUsize::new(0);
 const GENS: usize = 16;
 /// The current generation's slot also holds deliveries of an older one.
 static CURRENT_SHARED: AtomicBool = AtomicBool::new(false);
+/// Deliveries under way on all threads, per slot, counted from the moment
+/// the sink is read (under its lock) to after it returned.
+static IN_FLIGHT: [AtomicUsize; GENS] = [const { AtomicUsize::new(0) }; GENS];
 
 /// Moves to a new sink generation (with the sink's write lock held, so that
 /// no delivery starts meanwhile): the next one whose slot no older delivery
@@ -86,9 +89,6 @@ fn new_generation() {
     }
     CURRENT_SHARED.store(true, Ordering::SeqCst);
 }
-/// Deliveries under way on all threads, per slot, counted from the moment
-/// the sink is read (under its lock) to after it returned.
-static IN_FLIGHT: [AtomicUsize; GENS] = [const { AtomicUsize::new(0) }; GENS];
 /// The minimum level, or `NONE` when no sink is set (one load on hot paths).
 static MIN_LEVEL: AtomicU32 = AtomicU32::new(NONE);
 const NONE: u32 = u32::MAX;

@@ -263,7 +263,7 @@ pub extern "C" fn tinymls_encrypt(
 /// the hot path only compares.
 #[cold]
 #[inline(never)]
-fn too_small_unless_closed(ctx: &Context, out: &mut OutBuf<'_>, needed: usize) -> tinymls_status {
+pub(super) fn too_small_unless_closed(ctx: &Context, out: &mut OutBuf<'_>, needed: usize) -> tinymls_status {
     if ctx.is_closed() {
         return Error::Closed.into();
     }

@@ -1,7 +1,7 @@
 //! Batch calls: many messages through one call, one status each, packed
 //! back to back in caller buffers. Same conventions as `api.rs`.
 
-use super::api::context_ref;
+use super::api::{context_ref, too_small_unless_closed};
 use super::boundary::{all_disjoint, fail, ffi_boundary, slice_in, FfiResult, OutBuf, OutNames, Region};
 use super::{tinymls_context, tinymls_status};
 use crate::detail;
@@ -117,13 +117,12 @@ unsafe fn batch(
     // A NULL `out` with a capacity first: it writes nothing, not even
     // `*out_total` (as `tinymls_encrypt`).
     out.check_null()?;
-    if !out.fits(needed) && ctx.is_closed() {
-        // Every later call is CLOSED (SPEC §9), a size query too.
-        return Err(Error::Closed.into());
+    // `*out_total` is the size the slots need, whether or not they fit (but
+    // on a closed context).
+    if !out.fits(needed) {
+        return Err(too_small_unless_closed(ctx, &mut out, needed));
     }
-    // `*out_total` is the size the slots need, whether or not they fit.
     out.set_len(needed);
-    out.require(needed)?;
     let out = out.bytes()?;
     // SAFETY: `out_lens` and `statuses` hold `count` elements by contract,
     // and overlap no input and no other output (`all_disjoint` above).

@@ -20,7 +20,7 @@ pub(crate) mod locked;
 pub(crate) mod stack;
 
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::sync::{RwLock, RwLockWriteGuard};
@@ -90,7 +90,7 @@ fn new_fork_generation() {
 static MARKER: AtomicPtr<AtomicU64> = AtomicPtr::new(core::ptr::null_mut());
 
 /// The kernel refused `MADV_WIPEONFORK`: not asked again.
-static MARKER_REFUSED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static MARKER_REFUSED: AtomicBool = AtomicBool::new(false);
 
 /// Whether this process has the marker page: the kernel wipes it in every
 /// child, so a child is recognised even when no TinyMLS fork handler ran in
@@ -112,7 +112,7 @@ pub fn refuse_fork_marker() {
     REFUSE_MARKER.store(true, Ordering::SeqCst);
 }
 #[cfg(feature = "test-hooks")]
-static REFUSE_MARKER: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static REFUSE_MARKER: AtomicBool = AtomicBool::new(false);
 #[cfg(feature = "test-hooks")]
 static MARKER_PROBES: AtomicU64 = AtomicU64::new(0);
 
