@@ -206,6 +206,16 @@ func (e *BatchError) done() *BatchError {
 	return e
 }
 
+// allClosed reports whether every status is TINYMLS_ERR_CLOSED.
+func allClosed(statuses []C.tinymls_status) bool {
+	for _, s := range statuses {
+		if s != C.TINYMLS_ERR_CLOSED {
+			return false
+		}
+	}
+	return len(statuses) > 0
+}
+
 // batch runs one batch call; its output goes to reuse when not nil, else to
 // new allocations.
 func (c *Context) batch(seal bool, reuse *BatchBuffer, msgs, aads [][]byte) ([][]byte, error) {
@@ -300,6 +310,14 @@ func (c *Context) batch(seal bool, reuse *BatchBuffer, msgs, aads [][]byte) ([][
 	}
 	if int(*total) != outTotal {
 		return nil, ErrInternal // the library sizes slots as documented
+	}
+	// A Close on another goroutine between c.handle() and the call: the
+	// library answers OK with every status CLOSED (it had room for the
+	// output). Nothing was processed: that is ErrClosed, not a BatchError.
+	// (A Close in the middle of the batch leaves a BatchError: the messages
+	// before it were processed.)
+	if allClosed(statuses) {
+		return nil, ErrClosed
 	}
 	// One pass over the slots; the error is made only when a message
 	// failed.

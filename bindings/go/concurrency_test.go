@@ -275,3 +275,71 @@ func TestManyContextsConcurrently(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestBatchRacingCloseReturnsErrClosed: a batch call that passed the closed
+// flag just before a Close on another goroutine reaches the library after it
+// closed. For a closed context with room for the output the library answers
+// TINYMLS_OK with every status TINYMLS_ERR_CLOSED; nothing was processed, so
+// the batch must return (nil, ErrClosed) as documented ("Any other error means
+// nothing was processed and out is nil: ErrClosed"), not a *BatchError that
+// reads as "some messages failed, the others are valid".
+func TestBatchRacingCloseReturnsErrClosed(t *testing.T) {
+	pts := [][]byte{[]byte("a"), []byte("b"), {}}
+	check := func(what string, out [][]byte, err error) {
+		t.Helper()
+		if !errors.Is(err, ErrClosed) || errors.As(err, new(*BatchError)) || out != nil {
+			t.Errorf("%s after a Close the call did not see: %d results, err %v (want nil, ErrClosed)", what, len(out), err)
+		}
+	}
+	// The interleaving made deterministic: the library's context is closed
+	// through a second Context on the same handle (no cleanup of its own),
+	// so c's closed flag is still clear when c's batch call checks it, as
+	// when Close runs between that check and the C call.
+	c := newLocal(t, nil)
+	cts, err := c.EncryptBatch(pts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Context{h: c.h}).Close(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.EncryptBatch(pts, nil)
+	check("EncryptBatch", out, err)
+	out, err = c.DecryptBatch(cts, nil)
+	check("DecryptBatch", out, err)
+	var buf BatchBuffer
+	out, err = c.EncryptBatchTo(&buf, pts, nil)
+	check("EncryptBatchTo", out, err)
+	out, err = c.DecryptBatchTo(&buf, cts, nil)
+	check("DecryptBatchTo", out, err)
+
+	// The real race: large inputs (packed before the C call) widen the
+	// window. A Close in the middle of the batch leaves a BatchError (the
+	// first messages were encrypted); one before the library saw any
+	// message must be ErrClosed.
+	msgs := make([][]byte, 32)
+	for i := range msgs {
+		msgs[i] = make([]byte, 32<<10)
+	}
+	for round := 0; round < 500 && !t.Failed(); round++ {
+		c, err := New(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			c.Close()
+		}()
+		close(start)
+		out, err := c.EncryptBatch(msgs, nil)
+		wg.Wait()
+		var be *BatchError
+		if errors.As(err, &be) && len(be.Failures) == len(msgs) {
+			check("EncryptBatch racing with Close", out, err)
+		}
+	}
+}
