@@ -162,3 +162,41 @@ def test_packed_batch_argument_errors(local: tinymls.Context) -> None:
         local.encrypt_packed(b"a", [1])
     with pytest.raises(tinymls.ClosedError):
         local.decrypt_packed(b"a" * 50, [50])
+
+
+def test_batch_lengths_are_measured_on_the_bytes_that_are_packed(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
+    # The library reads sum(lengths) bytes of the packed input: the lengths
+    # must be those of the very bytes packed. A bytes subclass may override
+    # len() (the per-message calls already ignore it), and a bytearray may
+    # be resized between its copy and its measure (another thread; here its
+    # own __len__): neither may misplace a message boundary, nor make the
+    # library read past the packed bytes.
+    a, b = pair
+
+    class Lying(bytes):
+        claimed = 0
+
+        def __len__(self) -> int:
+            return self.claimed
+
+    first, second = Lying(b"abc"), Lying(b"wxyz")
+    first.claimed, second.claimed = 4, 3  # the sum is right, each length wrong
+    cts = a.encrypt_many([first, second])
+    assert [b.decrypt(c) for c in cts] == [b"abc", b"wxyz"]
+    aad1, aad2 = Lying(b"ad1"), Lying(b"ad22")
+    aad1.claimed, aad2.claimed = 4, 3
+    cts = a.encrypt_many([b"m1", b"m2"], aad=[aad1, aad2])
+    assert [b.decrypt(c, ad) for c, ad in zip(cts, [b"ad1", b"ad22"])] == [b"m1", b"m2"]
+
+    class Growing(bytearray):
+        def __len__(self) -> int:
+            if bytearray.__len__(self) < 4096:
+                self.extend(bytes(4096))
+            return bytearray.__len__(self)
+
+    ct = a.encrypt(b"x" * 10)
+    # Before: the 4096 bytes appended after the copy were counted, so the
+    # library read 4096 bytes past the packed input (AuthenticationError).
+    got = b.decrypt_many([b"short", Growing(ct)])
+    assert isinstance(got[0], tinymls.MalformedError)
+    assert got[1] == b"x" * 10

@@ -24,27 +24,51 @@ _SIZE_T_CODE = "Q" if sizeof(c_size_t) == 8 else "I"
 
 
 def _pack(items: list[Any], what: str) -> tuple[bytes, array[int]]:
-    """Messages back to back, and their lengths in bytes (an array of size_t)."""
+    """Messages back to back, and their lengths in bytes (an array of size_t).
+
+    Each length is measured on the very bytes that are packed. The library
+    reads ``sum(lengths)`` bytes of the packed input and splits them by the
+    lengths: one off would misplace message boundaries, a larger sum would
+    read past the packed bytes. So ``len()`` is never asked: a ``bytes``
+    item (immutable) is measured by ``bytes.__len__`` (its true size, also
+    for a subclass that overrides ``len()``); any other item goes through a
+    byte view of it, held until both the copy and the measure are done, so
+    that a bytearray cannot be resized in between (by another thread, or by
+    its own ``__len__``) and an ``array`` of wider items or a
+    multi-dimensional view counts its bytes.
+    """
     try:
+        lens = array(_SIZE_T_CODE, map(bytes.__len__, items))
+    except TypeError:  # an item that is not bytes
+        pass
+    else:
         packed = b"".join(items)
-    except TypeError:  # not a buffer, or a non-contiguous one (copied here)
-        items = [_contiguous(x, what) for x in items]
-        packed = b"".join(items)
-    lens = array(_SIZE_T_CODE, map(len, items))
-    if sum(lens) != len(packed):  # a memoryview of items wider than a byte: len() is not its size
-        lens = array(_SIZE_T_CODE, [len(x) if type(x) is bytes else memoryview(x).nbytes for x in items])
-    return packed, lens
+        if len(packed) == sum(lens):
+            return packed, lens
+    views = [_byte_view(x, what) for x in items]
+    return b"".join(views), array(_SIZE_T_CODE, map(len, views))
 
 
-def _contiguous(item: object, what: str) -> object:
-    """A message ``b"".join`` takes: the item, or a copy of a non-contiguous buffer."""
-    if isinstance(item, bytes):
+def _byte_view(item: object, what: str) -> Any:
+    """An exact ``bytes`` item as it is; any other buffer as a one-dimensional
+    unsigned-byte memoryview of it (its ``len()`` is its size in bytes), or a
+    ``bytes`` copy of a non-contiguous one."""
+    if type(item) is bytes:
         return item
     try:
         view = memoryview(item)  # type: ignore[arg-type]
     except TypeError:
         raise not_a_buffer(what, item) from None
-    return item if view.c_contiguous else view.tobytes()
+    except (ValueError, BufferError) as e:  # a released view, a closed mmap
+        raise InvalidArgumentError(f"{what}: {e}") from None
+    if not view.nbytes:
+        return b""
+    if not view.c_contiguous:
+        return view.tobytes()
+    try:
+        return view.cast("B")
+    except TypeError:  # a format or shape cast() does not take
+        return view.tobytes()
 
 
 def _aads(aad: Buffer | Iterable[Buffer], n: int) -> tuple[bytes | None, array[int] | None]:
