@@ -359,3 +359,36 @@ def test_version_number_is_the_header_twin() -> None:
     expected = tinymls.VERSION_MAJOR * 10000 + tinymls.VERSION_MINOR * 100 + tinymls.VERSION_PATCH
     assert tinymls.version_number() == expected
     assert tinymls.version() == f"{tinymls.VERSION_MAJOR}.{tinymls.VERSION_MINOR}.{tinymls.VERSION_PATCH}"
+
+
+# Every function of the last ABI-1 header (include/tinymls.h before the v2
+# core): what a real v1 libtinymls exports. Seven functions the binding
+# declares came after it (tinymls_last_error_message, _version_number, ...).
+_V1_FUNCTIONS = """
+tinymls_abi_version tinymls_aead_backend tinymls_ciphertext_len tinymls_config_default
+tinymls_config_size tinymls_config_validate tinymls_context_close tinymls_context_epoch
+tinymls_context_export tinymls_context_free tinymls_context_health tinymls_context_import
+tinymls_context_join tinymls_context_new tinymls_context_sender_id tinymls_decrypt
+tinymls_decrypt_batch tinymls_encrypt tinymls_encrypt_batch tinymls_health_size
+tinymls_metrics_enable tinymls_metrics_prometheus tinymls_rotate tinymls_set_event_callback
+tinymls_state_format_version tinymls_status_name tinymls_status_str tinymls_version
+""".split()
+
+
+def test_a_real_v1_library_is_refused_by_its_version(tmp_path: Path) -> None:
+    # The README: "A v1 library (ABI 1) is refused by name ("implements C ABI
+    # version 1, but this binding needs version 2")". A v1 library lacks
+    # functions of ABI 2, so the version must be checked before the symbols.
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    values = {"tinymls_abi_version": 1, "tinymls_config_size": 80, "tinymls_health_size": 80}
+    src = tmp_path / "v1.c"
+    src.write_text(
+        "#include <stddef.h>\n" + "".join(f"size_t {name}(void) {{ return {values.get(name, 0)}; }}\n" for name in _V1_FUNCTIONS)
+    )
+    lib = tmp_path / "libtinymls.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    out = " ".join(_probe({"TINYMLS_LIBRARY": str(lib)}))
+    assert out.startswith("ImportError LibraryError"), out
+    assert "implements C ABI version 1, but this binding needs version 2" in out, out

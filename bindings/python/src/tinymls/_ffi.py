@@ -245,8 +245,11 @@ def declare(lib: Any, path: str) -> bool:
     return has_hooks
 
 
-def check_abi(lib: Any, path: str) -> None:
-    """Raises :class:`LibraryError` unless the library speaks this binding's ABI."""
+def check_abi_version(lib: Any, path: str) -> None:
+    """Raises :class:`LibraryError` unless ``tinymls_abi_version()`` is this
+    binding's. Asked before :func:`declare`: a library of another ABI lacks
+    functions of this one, and must be refused by its version, not by the
+    first function it does not export."""
     abi = int(lib.tinymls_abi_version())
     if abi != ABI_VERSION:
         raise LibraryError(
@@ -254,6 +257,11 @@ def check_abi(lib: Any, path: str) -> None:
             f"needs version {ABI_VERSION}; install matching versions",
             path=path,
         )
+
+
+def check_abi(lib: Any, path: str) -> None:
+    """Raises :class:`LibraryError` unless the library speaks this binding's ABI."""
+    check_abi_version(lib, path)
     size = int(lib.tinymls_config_size())
     if size != ctypes.sizeof(CConfig) or size != CONFIG_SIZE:
         raise LibraryError(
@@ -271,6 +279,12 @@ def check_abi(lib: Any, path: str) -> None:
 
 
 lib, library_path = _load()
+try:
+    lib.tinymls_abi_version.restype = c_uint32
+    lib.tinymls_abi_version.argtypes = []
+except AttributeError as _e:
+    raise LibraryError(f"tinymls: {library_path!r} does not export tinymls_abi_version", path=library_path) from _e
+check_abi_version(lib, library_path)
 has_test_hooks = declare(lib, library_path)
 check_abi(lib, library_path)
 
