@@ -556,3 +556,13 @@ def test_failed_decrypt_zeroes_the_output_through_the_raw_abi(local: tinymls.Con
     status = lib.tinymls_decrypt(local._handle, bytes(ct), len(ct), None, 0, small, 4, byref(n))
     assert status == tinymls.Status.BUFFER_TOO_SMALL
     assert n.value == len(MESSAGE) and small.raw == b"\xaa" * 4
+
+
+@pytest.mark.parametrize("number", [2**32 + 6, 2**32, 2**64, -(2**32) + 7, -1])
+def test_numbers_outside_32_bits_are_no_status(number: int) -> None:
+    # ctypes truncates a Python int to the c_uint32 argument without a word:
+    # 2**32 + 6 must not be AUTH, nor 2**64 OK.
+    assert tinymls.status_name(number) == "UNKNOWN"
+    assert tinymls.status_str(number) == "unknown status"
+    err = _ffi.error(number)
+    assert type(err) is tinymls.TinyMLSError and err.name == "UNKNOWN" and str(err) == "unknown status"

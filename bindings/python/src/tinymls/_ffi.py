@@ -289,10 +289,20 @@ has_test_hooks = declare(lib, library_path)
 check_abi(lib, library_path)
 
 
+# The library takes a status as a uint32_t, and ctypes would cut a wider
+# Python int to its low 32 bits (2**32 + 6 read as AUTH): a number that does
+# not fit is asked as one that is no status.
+_NO_STATUS = 0xFFFFFFFF
+
+
+def _c_status(status: int) -> int:
+    return status if 0 <= status <= 0xFFFFFFFF else _NO_STATUS
+
+
 @functools.lru_cache(maxsize=64)
 def status_str(status: int) -> str:
     """The library's description of a status (static strings, so cached)."""
-    raw = lib.tinymls_status_str(status)
+    raw = lib.tinymls_status_str(_c_status(status))
     return raw.decode("utf-8", "replace") if raw is not None else "unknown status"
 
 
@@ -300,7 +310,7 @@ def status_str(status: int) -> str:
 def status_name(status: int) -> str:
     """The library's short name of a status (``"AUTH"``, ``"REPLAY"``, ...;
     ``"UNKNOWN"`` for a number that is no status). Static strings, so cached."""
-    raw = lib.tinymls_status_name(status)
+    raw = lib.tinymls_status_name(_c_status(status))
     return raw.decode("ascii", "replace") if raw is not None else "UNKNOWN"
 
 
