@@ -127,8 +127,10 @@ type Health struct {
 	ForkMarker bool
 	// ClockSkew, for a shared context whose epochs follow the clock
 	// (Config.RatchetPeriod > 0): how far the epoch of the last
-	// authenticated message was from this context's current epoch
-	// (whole milliseconds; positive: the sender's clock is ahead). It shows
+	// authenticated message was from this context's clock epoch (its
+	// current epoch, unless its wall clock stepped back or a manual
+	// rotation started the current epoch early), in whole milliseconds
+	// (positive: the sender's clock is ahead). It shows
 	// an unsynchronised host before its messages are lost (SPEC v2 section
 	// 7.2). 0 for every other context.
 	ClockSkew time.Duration

@@ -28,9 +28,10 @@ type Status uint32
 
 // The sentinels, one per non-success status of the C ABI.
 //
-// ErrNullPointer and ErrBufferTooSmall are listed for completeness: this
-// binding never passes a NULL where the library needs a value and always
-// sizes its output buffers, so it does not return them.
+// ErrNullPointer is listed for completeness: this binding never passes a
+// NULL where the library needs a value, so it does not return it.
+// ErrBufferTooSmall is returned only wrapped, by Metrics and Export, when
+// their output kept growing through eight size queries in a row.
 const (
 	ErrNullPointer     Status = 1  // a required pointer was NULL
 	ErrInvalidArgument Status = 2  // a length or value out of range
