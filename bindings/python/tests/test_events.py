@@ -359,3 +359,41 @@ def test_uninstall_refuses_a_bad_timeout_before_it_changes_anything(timeout: Any
     assert events.uninstall(timeout=None) is True  # no limit, nothing under way
     events.install(logger)
     assert events.uninstall(timeout=float("inf")) is True
+
+
+def test_a_child_forked_while_install_held_the_lock_can_uninstall() -> None:
+    """install() and uninstall() take a lock of the module. A fork while
+    another thread holds it (inside install or uninstall) left the child a
+    lock that no thread of its own would release: the child's uninstall, run
+    at its exit, hung for ever. The child gets a fresh lock."""
+    import os
+    import signal
+
+    from tinymls import _events
+
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with _events._lock:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        pid = os.fork()
+        if pid == 0:  # the child: os._exit only, no pytest teardown
+            code = 1
+            try:
+                signal.alarm(10)  # a hang ends the child (SIGALRM kills it)
+                events.install(logging.getLogger("tinymls.test.child"))
+                code = 0 if events.uninstall(timeout=0) else 2
+            finally:
+                os._exit(code)
+    finally:
+        release.set()
+        holder.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"child: wait status {status} (SIGALRM is 14)"

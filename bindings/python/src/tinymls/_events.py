@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import numbers
+import os
 import threading
 from ctypes import string_at
 from typing import Any
@@ -59,6 +60,18 @@ _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | 
 _NOT_IN_MESSAGE = ("ts_ms", "level", "event")
 
 _lock = threading.Lock()
+
+
+def _new_lock_in_child() -> None:
+    # A fork while another thread held the lock (inside install or
+    # uninstall) would leave the child a lock no thread of its own releases,
+    # and its uninstall at exit would hang.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
+
 _logger: logging.Logger | None = None
 _handler_errors = 0
 _atexit_registered = False
