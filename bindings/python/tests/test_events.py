@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import threading
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 import tinymls
+from tinymls import _events as events_mod
 from tinymls import events
 
 from conftest import GROUP_SECRET, KAT
@@ -397,3 +399,21 @@ def test_a_child_forked_while_install_held_the_lock_can_uninstall() -> None:
         holder.join()
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"child: wait status {status} (SIGALRM is 14)"
+
+
+def test_min_level_above_error_filters_error_events_too(capture: tuple[logging.Logger, Capture]) -> None:
+    """``install(min_level=logging.CRITICAL)`` logs nothing: the library's
+    highest level is ERROR, which it still delivers (the lowest it can be
+    asked for), so the binding must drop what is below ``min_level`` itself,
+    whatever the logger's own level (DEBUG here), as the Go binding does."""
+    logger, cap = capture
+    events.install(logger, min_level=logging.CRITICAL)
+    # The library's ERROR event (maintenance_failed) as it calls the callback.
+    raw = b'{"ts_ms":1,"level":"error","event":"maintenance_failed","reason":"thread_died"}'
+    buf = ctypes.create_string_buffer(raw)
+    events_mod._CALLBACK(events_mod.LOG_ERROR, ctypes.addressof(buf), len(raw), None)
+    assert [fields(r)["event"] for r in cap.records] == []
+    # At ERROR it is logged.
+    events.install(logger, min_level=logging.ERROR)
+    events_mod._CALLBACK(events_mod.LOG_ERROR, ctypes.addressof(buf), len(raw), None)
+    assert [fields(r)["event"] for r in cap.records] == ["maintenance_failed"]

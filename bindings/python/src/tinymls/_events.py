@@ -73,6 +73,10 @@ def _new_lock_in_child() -> None:
 os.register_at_fork(after_in_child=_new_lock_in_child)
 
 _logger: logging.Logger | None = None
+# The logging level install() was given: the library is asked from the lowest
+# of its levels that reaches it, so an ERROR event still comes when min_level
+# is above ERROR (CRITICAL, say) and is dropped here.
+_min_level = logging.INFO
 _handler_errors = 0
 _atexit_registered = False
 
@@ -87,7 +91,7 @@ def _on_event(level: int, json_ptr: int | None, json_len: int, _user_data: int |
         if logger is None or not json_ptr:
             return
         py_level = LEVELS.get(level, logging.ERROR)
-        if not logger.isEnabledFor(py_level):
+        if py_level < _min_level or not logger.isEnabledFor(py_level):
             return
         fields: dict[str, Any] = json.loads(string_at(json_ptr, json_len))
         extra: dict[str, Any] = {("tinymls_" + k if k in _RESERVED else k): v for k, v in fields.items()}
@@ -134,11 +138,12 @@ def install(logger: logging.Logger | None = None, min_level: int = logging.INFO)
     and events suppressed are WARNING; maintenance failed is ERROR. Returns
     the logger.
     """
-    global _logger, _atexit_registered
+    global _logger, _min_level, _atexit_registered
     if logger is None:
         logger = logging.getLogger(DEFAULT_LOGGER)
     with _lock:
         _logger = logger
+        _min_level = min_level
         _ffi.check(_ffi.lib.tinymls_set_event_callback(_CALLBACK, None, _library_level(min_level)))
         if not _atexit_registered:
             # No event into an interpreter that is shutting down (the
