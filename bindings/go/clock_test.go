@@ -262,16 +262,11 @@ func TestClockSkewEvent(t *testing.T) {
 	}
 }
 
-// signed reads a numeric event attribute: uint64 when non-negative, int64
-// when negative (anything else reads as an impossible value).
+// signed reads a signed event attribute (skew_epochs, skew_ms): int64
+// whatever its sign (anything else reads as an impossible value).
 func signed(v slog.Value) int64 {
-	switch v.Kind() {
-	case slog.KindUint64:
-		return int64(v.Uint64())
-	case slog.KindInt64:
-		if v.Int64() < 0 {
-			return v.Int64()
-		}
+	if v.Kind() == slog.KindInt64 {
+		return v.Int64()
 	}
 	return -1 << 63
 }

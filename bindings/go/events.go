@@ -86,9 +86,9 @@ func EventHandlerPanics() int64 { return eventHandlerPanics.Load() }
 // forged_future_epoch, clock_skew, config_rejected and events_suppressed
 // are Warn; maintenance_failed is Error), and the event's fields as attributes in the library's order:
 // event, sender_id, group (a fingerprint, never the group id), then epoch,
-// reason, seq, ... Epoch numbers are 48-bit. Non-negative numbers are
-// uint64 attributes, negative ones (clock_skew's skew_ms) int64, the rest
-// strings. No event carries a secret, key, plaintext or AAD.
+// reason, seq, ... Epoch numbers are 48-bit. Numbers are uint64
+// attributes, but clock_skew's skew_epochs and skew_ms, which may be
+// negative, are int64 whatever their sign; the rest are strings. No event carries a secret, key, plaintext or AAD.
 //
 // Events come from whichever thread caused them, including the library's
 // maintenance thread, so the handler must be safe for concurrent use and
@@ -131,6 +131,10 @@ func (s *sink) deliver(level uint32, data []byte) {
 	_ = h.Handle(ctx, r)
 }
 
+// signedField: the library's signed fields (clock_skew's), int64 attributes
+// whatever their sign, so that a field's kind does not change with it.
+func signedField(key string) bool { return key == "skew_epochs" || key == "skew_ms" }
+
 // parseEvent turns one event object into attributes, in the order of its
 // fields: ts_ms becomes the record's time and level is dropped (the record
 // has its own); event stays as an attribute too.
@@ -159,10 +163,11 @@ func parseEvent(data []byte) (attrs []slog.Attr, event string, ts time.Time, err
 				}
 				continue
 			}
-			if u, err := strconv.ParseUint(string(v), 10, 64); err == nil {
+			if u, err := strconv.ParseUint(string(v), 10, 64); err == nil && !signedField(key) {
 				attrs = append(attrs, slog.Uint64(key, u))
 			} else if i, err := strconv.ParseInt(string(v), 10, 64); err == nil {
-				// Signed fields (clock_skew's skew_ms) when negative.
+				// The signed fields (clock_skew's skew_epochs and skew_ms),
+				// whatever their sign, and any other negative number.
 				attrs = append(attrs, slog.Int64(key, i))
 			} else {
 				attrs = append(attrs, slog.String(key, string(v)))

@@ -576,3 +576,30 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// skew_epochs and skew_ms are int64 attributes whatever their sign
+// (docs/OPERATIONS.md: "numbers as uint64, but skew_epochs and skew_ms,
+// which may be negative, as int64"): a handler or a log schema that goes by
+// the attribute's kind must not see the type of a field change with the
+// sign of the clock difference.
+func TestSkewFieldsAreInt64WhateverTheirSign(t *testing.T) {
+	for _, skew := range []int64{40, -40, 0} {
+		data := fmt.Sprintf(`{"ts_ms":1,"level":"warn","event":"clock_skew","sender_id":"00","group":"00","skew_epochs":%d,"skew_ms":%d,"current_epoch":7}`, skew, skew*100)
+		attrs, _, _, err := parseEvent([]byte(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range attrs {
+			switch a.Key {
+			case "skew_epochs", "skew_ms":
+				if a.Value.Kind() != slog.KindInt64 {
+					t.Errorf("skew %d: %s is a %v attribute, want Int64", skew, a.Key, a.Value.Kind())
+				}
+			case "current_epoch":
+				if a.Value.Kind() != slog.KindUint64 {
+					t.Errorf("current_epoch is a %v attribute, want Uint64", a.Value.Kind())
+				}
+			}
+		}
+	}
+}
