@@ -72,11 +72,12 @@ def _new_lock_in_child() -> None:
 
 os.register_at_fork(after_in_child=_new_lock_in_child)
 
-_logger: logging.Logger | None = None
-# The logging level install() was given: the library is asked from the lowest
-# of its levels that reaches it, so an ERROR event still comes when min_level
-# is above ERROR (CRITICAL, say) and is dropped here.
-_min_level = logging.INFO
+# Where events go: the logger and the logging level install() was given, in
+# one tuple so that the callback reads both from the same install(). The
+# library is asked from the lowest of its levels that reaches the level, so
+# an ERROR event still comes when it is above ERROR (CRITICAL, say): the
+# callback drops it.
+_sink: tuple[logging.Logger, int] | None = None
 _handler_errors = 0
 _atexit_registered = False
 
@@ -87,11 +88,12 @@ def _on_event(level: int, json_ptr: int | None, json_len: int, _user_data: int |
     even do that."""
     global _handler_errors
     try:
-        logger = _logger
-        if logger is None or not json_ptr:
+        sink = _sink
+        if sink is None or not json_ptr:
             return
+        logger, min_level = sink
         py_level = LEVELS.get(level, logging.ERROR)
-        if py_level < _min_level or not logger.isEnabledFor(py_level):
+        if py_level < min_level or not logger.isEnabledFor(py_level):
             return
         fields: dict[str, Any] = json.loads(string_at(json_ptr, json_len))
         extra: dict[str, Any] = {("tinymls_" + k if k in _RESERVED else k): v for k, v in fields.items()}
@@ -138,12 +140,11 @@ def install(logger: logging.Logger | None = None, min_level: int = logging.INFO)
     and events suppressed are WARNING; maintenance failed is ERROR. Returns
     the logger.
     """
-    global _logger, _min_level, _atexit_registered
+    global _sink, _atexit_registered
     if logger is None:
         logger = logging.getLogger(DEFAULT_LOGGER)
     with _lock:
-        _logger = logger
-        _min_level = min_level
+        _sink = (logger, min_level)
         _ffi.check(_ffi.lib.tinymls_set_event_callback(_CALLBACK, None, _library_level(min_level)))
         if not _atexit_registered:
             # No event into an interpreter that is shutting down (the
@@ -160,7 +161,7 @@ def uninstall(timeout: float | None = 1.0) -> bool:
     library's maintenance thread among them); returns whether none is. Runs
     at interpreter exit: a handler still running once the interpreter shuts
     down would need the GIL there, and the process aborts."""
-    global _logger
+    global _sink
     if timeout is None or timeout == math.inf:
         millis = 2**64 - 1  # the library's "no limit"
     elif isinstance(timeout, numbers.Real) and not isinstance(timeout, bool) and timeout >= 0:
@@ -169,7 +170,7 @@ def uninstall(timeout: float | None = 1.0) -> bool:
         raise ValueError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
     with _lock:
         _ffi.check(_ffi.lib.tinymls_set_event_callback(_NO_CALLBACK, None, LOG_ERROR))
-        _logger = None
+        _sink = None
     # Outside the lock (a handler may take it), with the GIL released by
     # ctypes (so that a handler under way can finish).
     return bool(_ffi.lib.tinymls_event_callback_wait(millis))
@@ -177,7 +178,8 @@ def uninstall(timeout: float | None = 1.0) -> bool:
 
 def installed() -> logging.Logger | None:
     """The logger events go to, or None."""
-    return _logger
+    sink = _sink
+    return sink[0] if sink is not None else None
 
 
 def handler_errors() -> int:
