@@ -171,6 +171,31 @@ def test_size_query_gives_up_on_an_output_that_keeps_growing(monkeypatch: pytest
     assert info.value.needed == calls[-1] + 2 * _buffers.SIZE_SLACK
 
 
+def test_an_error_on_the_last_try_is_raised_as_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The output grew at every try but the last, which failed otherwise
+    (INTERNAL here): that failure is raised, not BufferTooSmallError."""
+    calls: list[int] = []
+    real = tinymls._ffi.lib
+
+    class GrowsThenFails:
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        def tinymls_metrics_prometheus(self, out: object, cap: int, out_len: object) -> int:
+            calls.append(cap)
+            if len(calls) == 1 + _buffers.SIZE_TRIES:
+                return int(Status.INTERNAL)
+            out_len._obj.value = cap + 2 * _buffers.SIZE_SLACK  # type: ignore[attr-defined]  # a byref()
+            return int(Status.BUFFER_TOO_SMALL)
+
+    monkeypatch.setattr(tinymls._ffi, "lib", GrowsThenFails())
+    with pytest.raises(tinymls.TinyMLSError) as info:
+        tinymls.metrics_text()
+    assert len(calls) == 1 + _buffers.SIZE_TRIES
+    assert not isinstance(info.value, tinymls.BufferTooSmallError)
+    assert info.value.status == Status.INTERNAL
+
+
 def test_metrics_are_kept_free_of_hard_dependencies() -> None:
     # The core package imports no prometheus_client (an optional extra).
     code = "import sys, tinymls; tinymls.metrics_text(); print('prometheus_client' in sys.modules)"

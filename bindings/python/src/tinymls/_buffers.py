@@ -254,7 +254,7 @@ def read_sized(call: Callable[[Any, int, Any], int], what: str) -> bytes:
         status = call(buf, cap, byref(needed))
         if status == Status.OK:
             return buf.raw[: needed.value]
-    else:
+    if status == Status.BUFFER_TOO_SMALL:
         raise BufferTooSmallError(f"tinymls: {what} kept growing while it was read", needed=needed.value)
     if status == Status.OK:  # the size query succeeded: nothing to write
         return b""
