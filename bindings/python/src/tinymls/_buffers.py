@@ -132,7 +132,9 @@ def _gather(view: memoryview, n: int) -> Any:
     A one-dimensional view (a slice with a step, of any native format) is
     copied straight into the array's memory (a bytearray lent to it), with
     no other copy of its bytes. A multi-dimensional one (NumPy) cannot be
-    assigned through a memoryview, and goes through ``tobytes()``: an
+    assigned through a memoryview, nor can a view whose format cast() does
+    not take (one naming a byte order, ``'<H'``); they go through
+    ``tobytes()``: an
     intermediate ``bytes`` copy that is freed unwiped (bindings/python/README.md).
     """
     if view.ndim == 1:
