@@ -96,3 +96,44 @@ fn health_follows_the_state() {
     tinymls_context_free(c);
     assert_eq!(tinymls_health_size(), std::mem::size_of::<tinymls_health>());
 }
+
+/// An output too small is a failed call whichever call it is: counted in
+/// health (`error_count`, `last_error`) and in the metrics
+/// (`result="buffer_too_small"`) by `tinymls_encrypt` as by
+/// `tinymls_decrypt` and the Rust API (the C encrypt answered it before the
+/// context was asked, and counted it nowhere).
+#[test]
+fn an_output_too_small_counts_the_same_through_every_call() {
+    let _g = serial();
+    let too_small = Err(tinymls::Error::BufferTooSmall { needed: 0 });
+    let mut c = std::ptr::null_mut();
+    assert_eq!(tinymls_context_new(std::ptr::null(), &mut c), TINYMLS_OK);
+    let pt = b"hello";
+    let mut ct = [0u8; 45];
+    let mut n = 0usize;
+    let (enc0, dec0) = (
+        tinymls::metrics::operations(tinymls::metrics::Op::Encrypt, too_small),
+        tinymls::metrics::operations(tinymls::metrics::Op::Decrypt, too_small),
+    );
+    let s = tinymls_encrypt(c, pt.as_ptr(), pt.len(), std::ptr::null(), 0, std::ptr::null_mut(), 0, &mut n);
+    assert_eq!((s, n), (TINYMLS_ERR_BUFFER_TOO_SMALL, 45));
+    let mut h = tinymls_health::default();
+    assert_eq!(tinymls_context_health(c, &mut h), TINYMLS_OK);
+    assert_eq!((h.error_count, h.last_error), (1, TINYMLS_ERR_BUFFER_TOO_SMALL as u32));
+    assert_eq!(tinymls::metrics::operations(tinymls::metrics::Op::Encrypt, too_small), enc0 + 1);
+    let s = tinymls_encrypt(c, pt.as_ptr(), pt.len(), std::ptr::null(), 0, ct.as_mut_ptr(), ct.len(), &mut n);
+    assert_eq!(s, TINYMLS_OK);
+    let s = tinymls_decrypt(c, ct.as_ptr(), ct.len(), std::ptr::null(), 0, std::ptr::null_mut(), 0, &mut n);
+    assert_eq!((s, n), (TINYMLS_ERR_BUFFER_TOO_SMALL, 5));
+    assert_eq!(tinymls_context_health(c, &mut h), TINYMLS_OK);
+    assert_eq!((h.error_count, h.last_error), (2, TINYMLS_ERR_BUFFER_TOO_SMALL as u32));
+    assert_eq!(tinymls::metrics::operations(tinymls::metrics::Op::Decrypt, too_small), dec0 + 1);
+
+    // A closed context answers CLOSED, counted as such, as the Rust API does.
+    assert_eq!(tinymls_context_close(c), TINYMLS_OK);
+    let s = tinymls_encrypt(c, pt.as_ptr(), pt.len(), std::ptr::null(), 0, std::ptr::null_mut(), 0, &mut n);
+    assert_eq!(s, TINYMLS_ERR_CLOSED);
+    assert_eq!(tinymls_context_health(c, &mut h), TINYMLS_OK);
+    assert_eq!((h.error_count, h.last_error), (3, TINYMLS_ERR_CLOSED as u32));
+    tinymls_context_free(c);
+}

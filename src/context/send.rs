@@ -214,6 +214,15 @@ impl Context {
         r
     }
 
+    /// Counts an encryption the C ABI refused before asking
+    /// [`Context::encrypt`] (its output too small, or the context closed),
+    /// in the metrics and health, as `encrypt` counts it.
+    #[cold]
+    pub(crate) fn count_refused_encrypt(&self, e: Error) {
+        Timer::start(Op::Encrypt).finish(Op::Encrypt, Err(e), 0);
+        self.count_error(e);
+    }
+
     /// Counts a failed call for health.
     #[cold]
     pub(super) fn count_error(&self, e: Error) {

@@ -249,7 +249,13 @@ pub extern "C" fn tinymls_encrypt(
         out.disjoint(aad, aad_len, "aad")?;
         let needed = wire::ciphertext_len(pt_len).ok_or_else(|| too_long(pt_len))?;
         if !out.fits(needed) {
-            return Err(too_small_unless_closed(ctx, &mut out, needed));
+            let status = too_small_unless_closed(ctx, &mut out, needed);
+            ctx.count_refused_encrypt(if status == TINYMLS_ERR_CLOSED {
+                Error::Closed
+            } else {
+                Error::BufferTooSmall { needed }
+            });
+            return Err(status);
         }
         let n = ctx.encrypt(pt_s, aad_s, out.bytes()?)?;
         out.set_len(n);
