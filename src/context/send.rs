@@ -215,8 +215,8 @@ impl Context {
     }
 
     /// Counts an encryption the C ABI refused before asking
-    /// [`Context::encrypt`] (its output too small, or the context closed),
-    /// in the metrics and health, as `encrypt` counts it.
+    /// [`Context::encrypt`] (its output too small, its plaintext too long, or
+    /// the context closed), in the metrics and health, as `encrypt` counts it.
     #[cold]
     pub(crate) fn count_refused_encrypt(&self, e: Error) {
         Timer::start(Op::Encrypt).finish(Op::Encrypt, Err(e), 0);

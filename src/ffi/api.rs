@@ -14,10 +14,18 @@ use crate::wire;
 
 use tinymls_status::*;
 
-/// `INVALID_ARGUMENT` for a plaintext longer than one message may hold.
+/// A plaintext longer than one message may hold: `TINYMLS_ERR_CLOSED` on a
+/// closed context (every later call is, SPEC §9), else
+/// `TINYMLS_ERR_INVALID_ARGUMENT`; counted in the metrics and health as
+/// [`Context::encrypt`] counts it.
 #[cold]
 #[inline(never)]
-fn too_long(pt_len: usize) -> tinymls_status {
+fn too_long_unless_closed(ctx: &Context, pt_len: usize) -> tinymls_status {
+    if ctx.is_closed() {
+        ctx.count_refused_encrypt(Error::Closed);
+        return Error::Closed.into();
+    }
+    ctx.count_refused_encrypt(Error::InvalidArgument);
     fail(
         TINYMLS_ERR_INVALID_ARGUMENT,
         format_args!("pt_len is {pt_len}, more than one message may hold ({} bytes)", wire::MAX_PLAINTEXT_LEN),
@@ -247,7 +255,7 @@ pub extern "C" fn tinymls_encrypt(
         // must not land inside `pt` or `aad` (borrowed as slices above).
         out.disjoint(pt, pt_len, "pt")?;
         out.disjoint(aad, aad_len, "aad")?;
-        let needed = wire::ciphertext_len(pt_len).ok_or_else(|| too_long(pt_len))?;
+        let needed = wire::ciphertext_len(pt_len).ok_or_else(|| too_long_unless_closed(ctx, pt_len))?;
         if !out.fits(needed) {
             let status = too_small_unless_closed(ctx, &mut out, needed);
             ctx.count_refused_encrypt(if status == TINYMLS_ERR_CLOSED {

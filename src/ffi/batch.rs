@@ -88,10 +88,16 @@ unsafe fn batch(
         .map(|a| a.iter().try_fold(0usize, |a, &l| a.checked_add(l)))
         .unwrap_or(Some(0))
         .ok_or_else(|| too_long("aad_lens"))?;
-    let needed = lens
-        .iter()
-        .try_fold(0usize, |a, &l| slot(dir, l).and_then(|s| a.checked_add(s)))
-        .ok_or_else(|| too_long("the output slots (or a message is longer than one may be)"))?;
+    // A message longer than one may be is an input like any other: a
+    // closed context answers CLOSED first (SPEC §9).
+    let needed =
+        lens.iter().try_fold(0usize, |a, &l| slot(dir, l).and_then(|s| a.checked_add(s))).ok_or_else(|| {
+            if ctx.is_closed() {
+                Error::Closed.into()
+            } else {
+                too_long("the output slots (or a message is longer than one may be)")
+            }
+        })?;
     // SAFETY: pointer/length pairs valid for reads by contract.
     let input = unsafe { slice_in(input, in_total, &("input", "the sum of in_lens")) }?;
     // SAFETY: as above.

@@ -14,10 +14,13 @@
  *
  * Built with -DTINYMLS_TEST_HOOKS against the test-hooks library.
  */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MAP_NORESERVE */
+
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "testutil.h"
@@ -569,6 +572,50 @@ static void test_huge_lengths(void)
     CHECK(tu_all_bytes(out, sizeof out, 0xA5));
     OPEN_EXPECT(ctx, ct, ct_len, NULL, 0, msg, MSG_LEN);
     tinymls_context_free(ctx);
+}
+
+/* A plaintext one byte longer than a message may hold (SPEC section 5:
+ * 2^36 - 32 bytes), in a real (reserved, never touched) mapping: on an open
+ * context it is INVALID_ARGUMENT, counted in health as the Rust API counts
+ * it; on a closed one it is CLOSED, as every later call is (SPEC section 9),
+ * for tinymls_encrypt, its size query and tinymls_encrypt_batch alike. */
+static void test_too_long_plaintext(void)
+{
+    const size_t too_long = ((size_t)1 << 36) - 32 + 1;
+    uint8_t *big = mmap(NULL, too_long, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (big == MAP_FAILED) {
+        /* valgrind, or a 32-bit or tightly limited address space. */
+        printf("(too-long plaintext: no 64 GiB mapping here, skipped)\n");
+        return;
+    }
+    tinymls_context *ctx = tu_join(NULL);
+    uint8_t out[CT_MAX];
+    size_t n = 777;
+    size_t lens[2] = {MSG_LEN, too_long};
+    size_t out_lens[2];
+    tinymls_status statuses[2];
+
+    CHECK(tinymls_ciphertext_len(too_long) == 0);
+    tinymls_health before = tu_health(ctx);
+    CHECK_STATUS(tinymls_encrypt(ctx, big, too_long, NULL, 0, out, sizeof out, &n),
+                 TINYMLS_ERR_INVALID_ARGUMENT);
+    tinymls_health after = tu_health(ctx);
+    CHECK(after.error_count == before.error_count + 1);
+    CHECK(after.last_error == TINYMLS_ERR_INVALID_ARGUMENT);
+
+    CHECK_STATUS(tinymls_context_close(ctx), TINYMLS_OK);
+    memset(out, 0xA5, sizeof out);
+    CHECK_STATUS(tinymls_encrypt(ctx, big, too_long, NULL, 0, out, sizeof out, &n),
+                 TINYMLS_ERR_CLOSED);
+    CHECK_STATUS(tinymls_encrypt(ctx, big, too_long, NULL, 0, NULL, 0, &n), TINYMLS_ERR_CLOSED);
+    CHECK(n == 777);
+    CHECK_STATUS(tinymls_encrypt_batch(ctx, 2, big, lens, NULL, NULL, out, sizeof out, out_lens,
+                                       statuses, &n),
+                 TINYMLS_ERR_CLOSED);
+    CHECK(n == 777);
+    CHECK(tu_all_bytes(out, sizeof out, 0xA5));
+    tinymls_context_free(ctx);
+    munmap(big, too_long);
 }
 
 /* ---- output buffers -------------------------------------------------- */
@@ -1466,6 +1513,7 @@ int main(void)
     test_null_pointers();
     test_empty_messages();
     test_huge_lengths();
+    test_too_long_plaintext();
     test_buffer_too_small();
     test_error_details();
     test_overlap();
