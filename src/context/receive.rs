@@ -123,7 +123,13 @@ impl Context {
         };
         let n = parsed.body.len();
         if out.len() < n {
-            return Err(self.closed_or(Error::BufferTooSmall { needed: n }));
+            // Closed: a failure like any other, so `out` is zeroed (only
+            // `BufferTooSmall` leaves it untouched).
+            let e = self.closed_or(Error::BufferTooSmall { needed: n });
+            if e == Error::Closed {
+                out.fill(0);
+            }
+            return Err(e);
         }
         let r = self.decrypt_parsed(&parsed, aad, &mut out[..n]);
         match r {

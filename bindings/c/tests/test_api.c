@@ -1465,6 +1465,13 @@ static void test_closed(void)
     CHECK_STATUS(tinymls_encrypt(b, msg, MSG_LEN, NULL, 0, out, sizeof out, &n), TINYMLS_ERR_CLOSED);
     CHECK(tu_all_bytes(out, sizeof out, 0xA5));
     OPEN_FAILS(b, ct, len, NULL, 0, TINYMLS_ERR_CLOSED);
+    /* An output too small is CLOSED too and, like every failure but
+     * BUFFER_TOO_SMALL (tinymls.h), zeroes the first out_cap bytes. */
+    memset(out, 0xA5, sizeof out);
+    CHECK_STATUS(tinymls_decrypt(b, ct, len, NULL, 0, out, MSG_LEN - 1, &n), TINYMLS_ERR_CLOSED);
+    CHECK(n == 777);
+    CHECK(tu_all_bytes(out, MSG_LEN - 1, 0));
+    CHECK(tu_all_bytes(out + MSG_LEN - 1, sizeof out - (MSG_LEN - 1), 0xA5));
     CHECK_STATUS(tinymls_rotate(b), TINYMLS_ERR_CLOSED);
     CHECK_STATUS(tinymls_context_epoch(b, &e), TINYMLS_ERR_CLOSED);
     CHECK_STATUS(tinymls_context_sender_id(b, &sender), TINYMLS_ERR_CLOSED);
