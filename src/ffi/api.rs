@@ -255,8 +255,15 @@ pub extern "C" fn tinymls_encrypt(
         // must not land inside `pt` or `aad` (borrowed as slices above).
         out.disjoint(pt, pt_len, "pt")?;
         out.disjoint(aad, aad_len, "aad")?;
-        let needed = wire::ciphertext_len(pt_len).ok_or_else(|| too_long_unless_closed(ctx, pt_len))?;
+        // A NULL `out` with a capacity is refused before anything is
+        // written, `*out_len` included (as every other out-buffer call), on
+        // the cold paths below; a buffer that fits is checked by `bytes`.
+        let Some(needed) = wire::ciphertext_len(pt_len) else {
+            out.check_null()?;
+            return Err(too_long_unless_closed(ctx, pt_len));
+        };
         if !out.fits(needed) {
+            out.check_null()?;
             let status = too_small_unless_closed(ctx, &mut out, needed);
             ctx.count_refused_encrypt(if status == TINYMLS_ERR_CLOSED {
                 Error::Closed

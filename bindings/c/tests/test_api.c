@@ -486,6 +486,13 @@ static void test_null_pointers(void)
                  TINYMLS_ERR_NULL_POINTER);
     CHECK_STATUS(tinymls_encrypt(ctx, msg, MSG_LEN, NULL, 0, NULL, sizeof ct, &n),
                  TINYMLS_ERR_NULL_POINTER);
+    /* NULL out with a capacity too small for the ciphertext: NULL_POINTER
+     * and nothing written, not a size in *out_len (as tinymls_decrypt, the
+     * batches, export and metrics). */
+    n = 777;
+    CHECK_STATUS(tinymls_encrypt(ctx, msg, MSG_LEN, NULL, 0, NULL, 1, &n),
+                 TINYMLS_ERR_NULL_POINTER);
+    CHECK(n == 777);
     CHECK_STATUS(tinymls_encrypt(ctx, msg, MSG_LEN, NULL, 0, ct, sizeof ct, NULL),
                  TINYMLS_ERR_NULL_POINTER);
 
@@ -1464,6 +1471,8 @@ static void test_closed(void)
     memset(out, 0xA5, sizeof out);
     CHECK_STATUS(tinymls_encrypt(b, msg, MSG_LEN, NULL, 0, out, sizeof out, &n), TINYMLS_ERR_CLOSED);
     CHECK(tu_all_bytes(out, sizeof out, 0xA5));
+    /* A NULL pointer is reported before CLOSED. */
+    CHECK_STATUS(tinymls_encrypt(b, msg, MSG_LEN, NULL, 0, NULL, 1, &n), TINYMLS_ERR_NULL_POINTER);
     OPEN_FAILS(b, ct, len, NULL, 0, TINYMLS_ERR_CLOSED);
     /* An output too small is CLOSED too and, like every failure but
      * BUFFER_TOO_SMALL (tinymls.h), zeroes the first out_cap bytes. */
