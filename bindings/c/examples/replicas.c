@@ -85,7 +85,7 @@ int main(void)
     if (s == TINYMLS_OK) {
         s = tinymls_context_join(secret, sizeof secret, group_id, sizeof group_id - 1, &cfg, &b);
     }
-    wipe(secret, sizeof secret); /* the contexts keep their own copies */
+    wipe(secret, sizeof secret); /* the contexts keep no copy: they derived their keys */
     if (s != TINYMLS_OK) {
         ok = report("tinymls_context_join", s);
     }
