@@ -47,7 +47,7 @@ include mk/cargo.mk
         test-go test-python test-wheel wheel test-interop test-demo test-quickstart test-symbols test-soak soak \
         test-fips test-fips-full fips-deps \
         skew-member test-skew-soak skew-soak fuzz fuzz-seeds miri nightly check-all \
-        demo demo-c bench bench-hotpath install uninstall test-install dist-go test-dist-go clean lint \
+        demo demo-long demo-c bench bench-hotpath install uninstall test-install dist-go test-dist-go clean lint \
         test-state-cross test-state-example
 
 all: lib
@@ -259,7 +259,7 @@ test-fips-full:
 	$(CARGO) test --release $(FIPS_FEATURES),test-hooks --target-dir $(FIPS_DIR)
 
 ## Everything: make test, then the long runs kept out of it for time.
-check-all: test test-fips-full check-notice miri soak skew-soak
+check-all: test test-fips-full check-notice miri soak skew-soak demo-long
 	$(MAKE) fuzz FUZZ_SECONDS=$(or $(CHECK_FUZZ_SECONDS),60)
 
 ## The main job as a user sees it (examples/demo/, about 10 s): a busy and a
@@ -268,6 +268,12 @@ check-all: test test-fips-full check-notice miri soak skew-soak
 ## consumer joins late; no message may be lost, misread, duplicated or refused.
 demo: lib
 	$(MAKE) -C examples/demo run LIBDIR=$(RELEASE_DIR)
+
+## The demo for DEMO_LONG_SECONDS (default 600; in `make check-all`): the
+## defaults over a long run, the restart and late join at half time.
+DEMO_LONG_SECONDS ?= 600
+demo-long: lib
+	$(MAKE) -C examples/demo run LIBDIR=$(RELEASE_DIR) DEMO_SECONDS=$(DEMO_LONG_SECONDS)
 
 ## A 4-second run of the demo, in `make test`.
 test-demo: lib
