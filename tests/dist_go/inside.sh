@@ -6,6 +6,9 @@
 #
 #   inside.sh WORK REPO VERSION GO
 set -euo pipefail
+# At the end of a pipe, `grep PATTERN >/dev/null`, never `grep -q`: grep -q
+# exits at the first match, the writer may then die of SIGPIPE, and pipefail
+# makes that a failure (ldd | grep -q failed 1 run in 300 here).
 WORK=$1 REPO=$2 VERSION=$3 GO=$4
 PLATFORM=$("$GO" env GOOS)-$("$GO" env GOARCH)
 MOD=github.com/tinymls/tinymls/bindings/go
@@ -53,7 +56,7 @@ cd "$WORK/app"
 step "go vet, go build (default: static, lib/$PLATFORM/libtinymls.a)"
 "$GO" vet .
 build default -o distcheck .
-grep 'host link:' "$WORK/build-default.log" | grep -q -- "$WORK/tinymls-go/lib/$PLATFORM/libtinymls.a" ||
+grep 'host link:' "$WORK/build-default.log" | grep -- "$WORK/tinymls-go/lib/$PLATFORM/libtinymls.a" >/dev/null ||
     fail "the link did not use the module's archive"
 check_static distcheck
 
@@ -65,7 +68,7 @@ done
 mv "$WORK/tinymls-go" "$WORK/tinymls-go.away"
 build vendored -mod=vendor -o distcheck-vendored .
 mv "$WORK/tinymls-go.away" "$WORK/tinymls-go"
-grep 'host link:' "$WORK/build-vendored.log" | grep -q -- "vendor/$MOD/lib/$PLATFORM/libtinymls.a" ||
+grep 'host link:' "$WORK/build-vendored.log" | grep -- "vendor/$MOD/lib/$PLATFORM/libtinymls.a" >/dev/null ||
     fail "the vendored build did not link the vendored archive"
 check_static distcheck-vendored
 rm -rf vendor

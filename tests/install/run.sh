@@ -17,6 +17,9 @@
 #
 # usage: tests/install/run.sh   (from the top of the repository; MAKE, CC)
 set -euo pipefail
+# At the end of a pipe, `grep PATTERN >/dev/null`, never `grep -q`: grep -q
+# exits at the first match, the writer may then die of SIGPIPE, and pipefail
+# makes that a failure (ldd | grep -q failed 1 run in 300 here).
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 MAKE=${MAKE:-make}
@@ -68,14 +71,14 @@ echo "   $SOLIB: $so_bytes bytes; libtinymls.a: $ar_bytes bytes; debug info: $(s
 [ "$so_bytes" -lt "$MAX_SO_BYTES" ] || fail "$SOLIB is $so_bytes bytes (limit $MAX_SO_BYTES)"
 sections=$(readelf -SW "$so")
 grep -qE ' \.(symtab|debug_[a-z]+) ' <<<"$sections" && fail "$SOLIB is not stripped"
-file -L "$so" | grep -q ', stripped' || fail "file(1) does not call $SOLIB stripped"
-readelf -SW "$dbg" | grep -q ' \.debug_info ' || fail "$dbg has no .debug_info"
+file -L "$so" | grep ', stripped' >/dev/null || fail "file(1) does not call $SOLIB stripped"
+readelf -SW "$dbg" | grep ' \.debug_info ' >/dev/null || fail "$dbg has no .debug_info"
 so_id=$(readelf -n "$so" | sed -n 's/.*Build ID: //p')
 dbg_id=$(readelf -n "$dbg" | sed -n 's/.*Build ID: //p')
 [ -n "$so_id" ] && [ "$so_id" = "$dbg_id" ] || fail "build ids differ: $so_id / $dbg_id"
-readelf -p .gnu_debuglink "$so" | grep -qF "$SOLIB.debug" || fail "no .gnu_debuglink to $SOLIB.debug"
+readelf -p .gnu_debuglink "$so" | grep -F "$SOLIB.debug" >/dev/null || fail "no .gnu_debuglink to $SOLIB.debug"
 if command -v gdb >/dev/null; then
-    gdb -nx -batch -ex 'info line tinymls_version_number' "$so" 2>&1 | grep -q 'of "src/ffi/' ||
+    gdb -nx -batch -ex 'info line tinymls_version_number' "$so" 2>&1 | grep 'of "src/ffi/' >/dev/null ||
         fail "gdb does not find the debug info of $SOLIB"
     echo "   gdb finds the line info of tinymls_version_number through the debuglink"
 else
@@ -95,9 +98,9 @@ grep -qx 'libdir=${prefix}/lib' "$PKG_CONFIG_PATH/tinymls.pc" || fail "libdir is
 grep -qx 'includedir=${prefix}/include' "$PKG_CONFIG_PATH/tinymls.pc" || fail "includedir is not relative to \${prefix}"
 # shellcheck disable=SC2046 # pkg-config's output is a list of flags
 "$CC" "${STRICT[@]}" "$PROG" $(pkg-config --cflags --libs tinymls) -o "$WORK/dyn"
-ldd "$WORK/dyn" | grep -q "libtinymls.so.0 => $PREFIX/lib/libtinymls.so.0" && fail "found without LD_LIBRARY_PATH?"
+ldd "$WORK/dyn" | grep "libtinymls.so.0 => $PREFIX/lib/libtinymls.so.0" >/dev/null && fail "found without LD_LIBRARY_PATH?"
 LD_LIBRARY_PATH=$PREFIX/lib "$WORK/dyn"
-LD_LIBRARY_PATH=$PREFIX/lib ldd "$WORK/dyn" | grep -q "libtinymls.so.0 => $PREFIX/lib/libtinymls.so.0" ||
+LD_LIBRARY_PATH=$PREFIX/lib ldd "$WORK/dyn" | grep "libtinymls.so.0 => $PREFIX/lib/libtinymls.so.0" >/dev/null ||
     fail "not linked against $PREFIX/lib/libtinymls.so.0"
 
 step "with -Wl,-rpath (no LD_LIBRARY_PATH)"
@@ -111,10 +114,10 @@ step "static: cc -static ... \$(pkg-config --static --cflags --libs tinymls)"
     2>"$WORK/static.log" || { cat "$WORK/static.log"; fail "static link failed"; }
 # glibc warns that getaddrinfo/getpwuid_r (in Rust's std, unused here) need
 # its shared libraries at run time in a static binary; anything else is news.
-if grep -v -e "in statically linked applications requires at runtime" -e "in function \`" "$WORK/static.log" | grep -q .; then
+if grep -v -e "in statically linked applications requires at runtime" -e "in function \`" "$WORK/static.log" | grep . >/dev/null; then
     cat "$WORK/static.log"; fail "unexpected output from the static link"
 fi
-file "$WORK/static" | grep -q 'statically linked' || fail "not a static executable"
+file "$WORK/static" | grep 'statically linked' >/dev/null || fail "not a static executable"
 nm "$WORK/static" >"$WORK/static.nm"
 grep -q ' T tinymls_encrypt$' "$WORK/static.nm" || fail "tinymls_encrypt not linked in"
 env -u LD_LIBRARY_PATH "$WORK/static"
@@ -124,7 +127,7 @@ mv "$PREFIX" "$WORK/moved"
 # shellcheck disable=SC2046
 "$CC" "${STRICT[@]}" "$PROG" \
     $(PKG_CONFIG_PATH=$WORK/moved/lib/pkgconfig pkg-config --define-prefix --cflags --libs tinymls) -o "$WORK/moved-prog"
-LD_LIBRARY_PATH=$WORK/moved/lib ldd "$WORK/moved-prog" | grep -q "=> $WORK/moved/lib/libtinymls.so.0" ||
+LD_LIBRARY_PATH=$WORK/moved/lib ldd "$WORK/moved-prog" | grep "=> $WORK/moved/lib/libtinymls.so.0" >/dev/null ||
     fail "not linked against the moved library"
 LD_LIBRARY_PATH=$WORK/moved/lib "$WORK/moved-prog"
 mv "$WORK/moved" "$PREFIX"
