@@ -35,6 +35,10 @@ struct CSink {
 /// event (including the maintenance thread), with no lock of the library
 /// held: it may call TinyMLS, but must be thread-safe and quick (one that
 /// blocks on the maintenance thread holds up the destruction of idle keys).
+/// It must return normally: a `longjmp`, a C++ exception or a thread exit
+/// out of it unwinds through the library's frames, which is undefined
+/// behaviour (and leaves its call counted as in flight, so
+/// `tinymls_event_callback_wait` would wait for it).
 /// `cb` NULL removes it. Replaces any previous callback; after this returns,
 /// the old one may still finish calls already in flight on other threads:
 /// `tinymls_event_callback_wait` waits for them before its `user_data` (or
