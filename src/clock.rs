@@ -157,15 +157,27 @@ pub struct FakeTime {
     wall_offset: AtomicI64,
 }
 
+/// The largest reading of a fake clock: `u64::MAX` is every deadline's
+/// "never" (a lifetime or key age that saturates ends there), and a clock
+/// that read it would find each epoch it had just started expired already
+/// (the system clock starts at 2^40 ms and never gets near it).
+const FAKE_MAX_MS: u64 = u64::MAX - 1;
+
 impl FakeTime {
+    fn mono(&self) -> u64 {
+        self.mono.load(Ordering::Acquire).min(FAKE_MAX_MS)
+    }
+
     fn wall(&self) -> u64 {
         let m = self.mono.load(Ordering::Acquire);
-        m.saturating_add_signed(self.wall_offset.load(Ordering::Acquire))
+        m.saturating_add_signed(self.wall_offset.load(Ordering::Acquire)).min(FAKE_MAX_MS)
     }
 }
 
 impl Clock {
     /// A fake clock starting at `start_ms`, its wall clock reading the same.
+    /// Its readings stop at `u64::MAX - 1` (`u64::MAX` is the deadlines'
+    /// "never").
     pub fn fake(start_ms: u64) -> Self {
         Clock::Fake(Arc::new(FakeTime { mono: AtomicU64::new(start_ms), wall_offset: AtomicI64::new(0) }))
     }
@@ -175,7 +187,7 @@ impl Clock {
     pub fn now_ms(&self) -> u64 {
         match self {
             Clock::System => system_now_ms(),
-            Clock::Fake(t) => t.mono.load(Ordering::Acquire),
+            Clock::Fake(t) => t.mono(),
         }
     }
 
@@ -246,7 +258,7 @@ impl Clock {
     pub fn now_ms_upper_bound(&self) -> u64 {
         match self {
             Clock::System => system_now_ms_upper_bound(),
-            Clock::Fake(t) => t.mono.load(Ordering::Acquire),
+            Clock::Fake(t) => t.mono(),
         }
     }
 

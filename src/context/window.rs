@@ -1029,6 +1029,28 @@ mod tests {
         assert_eq!(archive.blocks_taken(), 2);
     }
 
+    /// A fake clock may be set to any reading, `u64::MAX` included: the
+    /// reading every deadline uses for "never" (a lifetime or key age that
+    /// saturates). Each look at the context then found the epoch it had just
+    /// started expired again and rotated, until the epoch space ran out (2^48
+    /// rotations under the write lock: a hang). Near the last epoch, so that
+    /// the old behaviour ends (exhausted) instead of hanging.
+    #[test]
+    fn a_clock_at_its_largest_reading_does_not_rotate_on_every_look() {
+        for shared in [false, true] {
+            let cfg = Config { ratchet_period_ms: 0, min_rotation_interval_ms: 0, ..Config::default() };
+            let clock = Clock::fake(u64::MAX - 1);
+            let b = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance();
+            let ctx = if shared { b.join(&[5; 32], b"end-of-time").unwrap() } else { b.local().unwrap() };
+            ctx.test_jump_to_epoch(crate::epoch_tree::MAX_EPOCH - 100);
+            clock.advance(1);
+            let ct = ctx.encrypt_to_vec(b"late", b"");
+            assert!(ct.is_ok(), "shared {shared}: {ct:?} after {} rotations", ctx.rotation_count());
+            assert!(ctx.encrypt_to_vec(b"later", b"").is_ok(), "shared {shared}");
+            assert!(ctx.rotation_count() <= 1, "shared {shared}: {} rotations", ctx.rotation_count());
+        }
+    }
+
     #[test]
     fn a_lifetime_rotation_with_a_one_epoch_window_keeps_the_new_epoch() {
         let cfg = Config { max_epochs: 1, ratchet_period_ms: 0, ..Config::default() };
