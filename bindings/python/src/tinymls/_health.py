@@ -101,8 +101,10 @@ class Health:
     #: How the process keeps key material (locked, not dumped, or partly on the heap).
     key_memory: KeyMemory
     #: A shared context whose epochs follow the clock: how far the epoch of the
-    #: last authenticated message was from this context's current epoch, in
-    #: milliseconds (positive: the sender's clock is ahead). 0 otherwise.
+    #: last authenticated message was from this context's clock epoch (its
+    #: current epoch, unless its wall clock stepped back or a manual rotation
+    #: started the current epoch early), in milliseconds (positive: the
+    #: sender's clock is ahead). 0 otherwise.
     clock_skew_ms: int
     #: The library runs in FIPS mode: every cryptographic service from the
     #: AWS-LC FIPS module, in FIPS mode (docs/FIPS.md; as :func:`tinymls.fips_mode`).
