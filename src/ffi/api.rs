@@ -255,15 +255,20 @@ pub extern "C" fn tinymls_encrypt(
         // must not land inside `pt` or `aad` (borrowed as slices above).
         out.disjoint(pt, pt_len, "pt")?;
         out.disjoint(aad, aad_len, "aad")?;
-        // A NULL `out` with a capacity is refused before anything is
-        // written, `*out_len` included (as every other out-buffer call), on
-        // the cold paths below; a buffer that fits is checked by `bytes`.
+        // A NULL `out` with a capacity, or `*out_len` inside `out`, is
+        // refused before anything is written, `*out_len` included (as every
+        // other out-buffer call), and before the context is asked (a NULL
+        // pointer or overlapping buffers come before CLOSED, and are no
+        // failed encryption to count), on the cold paths below; a buffer that
+        // fits is checked by `bytes`.
         let Some(needed) = wire::ciphertext_len(pt_len) else {
             out.check_null()?;
+            out.len_outside_out()?;
             return Err(too_long_unless_closed(ctx, pt_len));
         };
         if !out.fits(needed) {
             out.check_null()?;
+            out.len_outside_out()?;
             let status = too_small_unless_closed(ctx, &mut out, needed);
             ctx.count_refused_encrypt(if status == TINYMLS_ERR_CLOSED {
                 Error::Closed

@@ -773,6 +773,17 @@ static void test_overlap(void)
         CHECK_STATUS(tinymls_encrypt(a, in, sizeof in, NULL, 0, ct, 0, (size_t *)(void *)(in + 8)),
                      TINYMLS_ERR_INVALID_ARGUMENT);
         CHECK(memcmp(in, saved, sizeof in) == 0);
+        /* *out_len inside an out too small for the ciphertext: an argument
+         * refused like any other overlap, not counted as a failed
+         * encryption (let alone as BUFFER_TOO_SMALL, which it did not
+         * return). */
+        tinymls_health before = tu_health(a);
+        CHECK_STATUS(tinymls_encrypt(a, msg, MSG_LEN, NULL, 0, in, sizeof in, (size_t *)(void *)(in + 8)),
+                     TINYMLS_ERR_INVALID_ARGUMENT);
+        tinymls_health after = tu_health(a);
+        CHECK(after.error_count == before.error_count);
+        CHECK(after.last_error == before.last_error);
+        CHECK(memcmp(in, saved, sizeof in) == 0);
     }
     /* Adjacent is not overlapping. */
     size_t len = tu_seal(a, buf, MSG_LEN, NULL, 0, buf + MSG_LEN, CT_MAX);
@@ -1481,6 +1492,16 @@ static void test_closed(void)
     CHECK(n == 777);
     CHECK(tu_all_bytes(out, MSG_LEN - 1, 0));
     CHECK(tu_all_bytes(out + MSG_LEN - 1, sizeof out - (MSG_LEN - 1), 0xA5));
+    /* Overlapping buffers are reported before CLOSED, whatever the size:
+     * *out_len inside an out too small for the ciphertext. */
+    {
+        _Alignas(8) uint8_t small[16];
+        memset(small, 0xA5, sizeof small);
+        CHECK_STATUS(tinymls_encrypt(b, msg, MSG_LEN, NULL, 0, small, sizeof small,
+                                     (size_t *)(void *)(small + 8)),
+                     TINYMLS_ERR_INVALID_ARGUMENT);
+        CHECK(tu_all_bytes(small, sizeof small, 0xA5));
+    }
     CHECK_STATUS(tinymls_rotate(b), TINYMLS_ERR_CLOSED);
     CHECK_STATUS(tinymls_context_epoch(b, &e), TINYMLS_ERR_CLOSED);
     CHECK_STATUS(tinymls_context_sender_id(b, &sender), TINYMLS_ERR_CLOSED);
