@@ -88,16 +88,9 @@ unsafe fn batch(
         .map(|a| a.iter().try_fold(0usize, |a, &l| a.checked_add(l)))
         .unwrap_or(Some(0))
         .ok_or_else(|| too_long("aad_lens"))?;
-    // A message longer than one may be is an input like any other: a
-    // closed context answers CLOSED first (SPEC §9).
-    let needed =
-        lens.iter().try_fold(0usize, |a, &l| slot(dir, l).and_then(|s| a.checked_add(s))).ok_or_else(|| {
-            if ctx.is_closed() {
-                Error::Closed.into()
-            } else {
-                too_long("the output slots (or a message is longer than one may be)")
-            }
-        })?;
+    // `None`: a message longer than one may be, or slots beyond SIZE_MAX;
+    // answered after the NULL and overlap checks below.
+    let needed = lens.iter().try_fold(0usize, |a, &l| slot(dir, l).and_then(|s| a.checked_add(s)));
     // SAFETY: pointer/length pairs valid for reads by contract.
     let input = unsafe { slice_in(input, in_total, &("input", "the sum of in_lens")) }?;
     // SAFETY: as above.
@@ -123,6 +116,15 @@ unsafe fn batch(
     // A NULL `out` with a capacity first: it writes nothing, not even
     // `*out_total` (as `tinymls_encrypt`).
     out.check_null()?;
+    // A message longer than one may be is an input like any other: a closed
+    // context answers CLOSED (SPEC §9), once the NULL pointers and overlaps,
+    // which come first, are ruled out.
+    let Some(needed) = needed else {
+        if ctx.is_closed() {
+            return Err(Error::Closed.into());
+        }
+        return Err(too_long("the output slots (or a message is longer than one may be)"));
+    };
     // `*out_total` is the size the slots need, whether or not they fit (but
     // on a closed context).
     if !out.fits(needed) {

@@ -1502,6 +1502,18 @@ static void test_closed(void)
                      TINYMLS_ERR_INVALID_ARGUMENT);
         CHECK(tu_all_bytes(small, sizeof small, 0xA5));
     }
+    /* ...and a NULL message with a length, even one too long for a message
+     * (tinymls_encrypt_batch, whose slot sum is checked first). */
+    {
+        size_t lens[1] = {((size_t)1 << 36)};
+        size_t out_lens[1];
+        tinymls_status statuses[1];
+        n = 777;
+        CHECK_STATUS(tinymls_encrypt_batch(b, 1, NULL, lens, NULL, NULL, out, sizeof out, out_lens,
+                                           statuses, &n),
+                     TINYMLS_ERR_NULL_POINTER);
+        CHECK(n == 777);
+    }
     CHECK_STATUS(tinymls_rotate(b), TINYMLS_ERR_CLOSED);
     CHECK_STATUS(tinymls_context_epoch(b, &e), TINYMLS_ERR_CLOSED);
     CHECK_STATUS(tinymls_context_sender_id(b, &sender), TINYMLS_ERR_CLOSED);
