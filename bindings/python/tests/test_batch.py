@@ -200,3 +200,30 @@ def test_batch_lengths_are_measured_on_the_bytes_that_are_packed(pair: tuple[tin
     got = b.decrypt_many([b"short", Growing(ct)])
     assert isinstance(got[0], tinymls.MalformedError)
     assert got[1] == b"x" * 10
+
+
+def test_a_batch_a_racing_close_beat_raises_closed_error(pair: tuple[tinymls.Context, tinymls.Context]) -> None:
+    # close() on another thread between the closed check and the library
+    # call: the library answers OK with every status CLOSED (it had room for
+    # the output). Nothing was processed: decrypt_many and decrypt_packed
+    # raise ClosedError ("Raises ClosedError if the context is closed";
+    # close(): racing calls "either complete or raise ClosedError"), as
+    # encrypt_many does, not a list of ClosedError values that reads as "each
+    # message failed". The interleaving made deterministic: the library's
+    # context is closed behind the object's back, so its closed flag is
+    # still clear when the batch call checks it.
+    from tinymls import _ffi
+
+    a, b = pair
+    cts = a.encrypt_many([b"x", b"yy", b""])
+    packed, lens = a.encrypt_packed(b"xyy", [1, 2, 0])
+    assert _ffi.lib.tinymls_context_close(b._handle) == 0
+    assert not b.closed
+    with pytest.raises(tinymls.ClosedError):
+        b.decrypt_many(cts)
+    with pytest.raises(tinymls.ClosedError):
+        b.decrypt_packed(packed, lens)
+    with pytest.raises(tinymls.ClosedError):
+        b.encrypt_many([b"x"])
+    with pytest.raises(tinymls.ClosedError):
+        b.encrypt_packed(b"x", [1])

@@ -14,9 +14,10 @@ from typing import Any
 
 from . import _ffi
 from ._buffers import Buffer, OutLen, fast, finish, input_arg, is_buffer, new_output, not_a_buffer, sizes
-from ._errors import ArgumentTypeError, InvalidArgumentError, TinyMLSError
+from ._errors import ArgumentTypeError, InvalidArgumentError, Status, TinyMLSError
 
 _OVERHEAD = _ffi.OVERHEAD
+_CLOSED = int(Status.CLOSED)
 
 # size_t arrays are built as array("Q") (one C-speed pass) and handed to the
 # library through ctypes' from_buffer, not element by element.
@@ -164,6 +165,14 @@ def _batch_call(
         OutLen(),
     )
     _ffi.check(status)
+    # A close() on another thread between the context's closed check and
+    # this call: the library answers OK with every status CLOSED (it had room
+    # for the output). Nothing was processed: ClosedError, raised, for every
+    # batch call (decrypt_many would return one ClosedError per message). A
+    # close in the middle of the batch leaves per-message errors. (statuses[0]
+    # first: one comparison on the common path.)
+    if statuses[0] == _CLOSED and statuses.count(_CLOSED) == n:
+        raise _ffi.error(_CLOSED)
     raw = finish(out, total, total)
     return raw, out_lens, statuses
 
