@@ -192,10 +192,12 @@ impl Clock {
     }
 
     /// Moves a fake clock forward by `ms`, its wall clock with it (no effect
-    /// on the system clock).
+    /// on the system clock). Saturating: past its top the clock stays there
+    /// (a wrapping add would take it back to the start of time).
     pub fn advance(&self, ms: u64) {
         if let Clock::Fake(t) = self {
-            t.mono.fetch_add(ms, Ordering::AcqRel);
+            // The closure always returns `Some`: the update cannot fail.
+            let _ = t.mono.fetch_update(Ordering::AcqRel, Ordering::Acquire, |m| Some(m.saturating_add(ms)));
         }
     }
 
@@ -326,6 +328,19 @@ mod test_offset {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fake clock's readings stop at `u64::MAX - 1` (the deadlines'
+    /// "never" is `u64::MAX`): advancing past the top keeps it there, it
+    /// does not wrap round to the start of time (a monotonic clock that
+    /// went back to 0).
+    #[test]
+    fn a_fake_clock_advanced_past_its_top_stays_there() {
+        let c = Clock::fake(u64::MAX - 1);
+        c.advance(2);
+        assert_eq!((c.now_ms(), c.now_ms_upper_bound(), c.wall_ms()), (u64::MAX - 1, u64::MAX - 1, u64::MAX - 1));
+        c.advance(u64::MAX);
+        assert_eq!(c.now_ms(), u64::MAX - 1);
+    }
 
     #[test]
     fn fake_clock_moves_only_when_told() {
