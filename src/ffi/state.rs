@@ -67,6 +67,10 @@ pub extern "C" fn tinymls_context_export(
         // contract; the overlap with `kek` is checked below.
         let mut out = unsafe { OutBuf::new(out, out_cap, out_len, const { &OutNames::out("the state blob") }) }?;
         out.check_null()?;
+        // `*out_len` inside `out` is an overlap like the others: refused
+        // before the context is asked (before CLOSED, and before the blob
+        // takes a state generation).
+        out.len_outside_out()?;
         out.disjoint(kek, kek_len, "kek")?;
         // SAFETY: pointer/length pair valid for reads by contract.
         let kek_s = unsafe { slice_in(kek, kek_len, &KEK) }?;

@@ -89,9 +89,22 @@ static void test_size_query_and_null_rules(void) {
     bad.replay_window = 100;
     import_expect(buf, got, KEK, sizeof KEK, &bad, TINYMLS_ERR_INVALID_CONFIG);
 
+    /* *out_len inside out: refused before the blob is made, so no state
+     * generation is spent on it. */
+    uint64_t gen0 = 0, gen1 = 0;
+    CHECK_STATUS(tinymls_context_state_generation(ctx, &gen0), TINYMLS_OK);
+    CHECK_STATUS(tinymls_context_export(ctx, KEK, sizeof KEK, 0, buf, need, (size_t *)(void *)(buf + 8)),
+                 TINYMLS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(tinymls_context_state_generation(ctx, &gen1), TINYMLS_OK);
+    CHECK(gen1 == gen0);
+
     CHECK_STATUS(tinymls_context_close(ctx), TINYMLS_OK);
     CHECK_STATUS(tinymls_context_export(ctx, KEK, sizeof KEK, 0, buf, need, &got),
                  TINYMLS_ERR_CLOSED);
+    /* Overlapping buffers are reported before CLOSED (tinymls_context_close):
+     * *out_len inside out, as on an open context. */
+    CHECK_STATUS(tinymls_context_export(ctx, KEK, sizeof KEK, 0, buf, need, (size_t *)(void *)(buf + 8)),
+                 TINYMLS_ERR_INVALID_ARGUMENT);
     free(buf);
     tinymls_context_free(ctx);
 }
