@@ -30,7 +30,7 @@ type Status uint32
 //
 // ErrNullPointer is listed for completeness: this binding never passes a
 // NULL where the library needs a value, so it does not return it.
-// ErrBufferTooSmall is returned only wrapped, by Metrics and Export, when
+// ErrBufferTooSmall is returned only wrapped, by MetricsText and Export, when
 // their output kept growing through eight size queries in a row.
 const (
 	ErrNullPointer     Status = 1  // a required pointer was NULL
