@@ -382,3 +382,38 @@ fn a_reader_at_the_last_epoch_reads_when_its_key_age_comes_due() {
     assert_eq!(r.decrypt_to_vec(&m1, b"").err(), Some(Error::Replay));
     assert_eq!(r.encrypt_to_vec(b"x", b"").err(), Some(Error::Exhausted), "it cannot send");
 }
+
+/// SPEC v2 §7: when epochs follow the clock an epoch starts at its clock
+/// time `e * period`, and its age "saturates at 0 (an epoch whose start is
+/// after now, after the wall clock stepped back, has age 0)";
+/// docs/OPERATIONS.md: `key_age_ms` "counts from the start of the epoch on
+/// the wall clock". Health counted it on the monotonic clock from when the
+/// epoch was derived, so after the wall clock stepped forward 3 h and back
+/// 10 minutes later, a member reported a key age of 10 minutes (past the
+/// documented alert threshold, `ratchet_period_ms + gc_interval_ms`: "the
+/// maintenance thread is not rotating"), while its own state, imported at
+/// that moment, reported 0: two contexts in the same state disagreed.
+#[test]
+fn the_key_age_is_read_off_the_wall_clock_after_steps() {
+    const H: u64 = 3_600_000;
+    let kek = [7u8; 32];
+    let clock = Clock::fake(T0 + 50);
+    let a = member(&clock);
+    clock.set_wall(T0 + 50 + 3 * H);
+    let ahead = (T0 + 3 * H) / P;
+    assert_eq!(a.current_epoch(), Ok(ahead));
+    assert_eq!(a.health().key_age_ms, 50);
+    // Ten minutes later the wall clock is stepped back to the right time.
+    clock.advance(600_000);
+    clock.set_wall(T0 + 50 + 600_000);
+    assert_eq!(a.current_epoch(), Ok(ahead), "kept");
+    let blob = a.export_state(&kek, 0).unwrap();
+    let restored = Context::builder().clock(clock.clone()).manual_maintenance().import_state(&blob, &kek).unwrap();
+    assert_eq!(restored.current_epoch(), Ok(ahead));
+    assert_eq!(restored.health().key_age_ms, 0);
+    assert_eq!(a.health().key_age_ms, 0, "the epoch starts 3 h from now: age 0");
+    // The clock catches up: both count from the epoch's clock time.
+    clock.advance(3 * H - 600_000);
+    assert_eq!(a.current_epoch(), Ok(ahead));
+    assert_eq!((a.health().key_age_ms, restored.health().key_age_ms), (50, 50));
+}

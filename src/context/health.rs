@@ -58,7 +58,9 @@ pub struct Health {
     pub uptime_ms: u64,
     /// The current epoch (0 once closed).
     pub current_epoch: u64,
-    /// Milliseconds since the current epoch started.
+    /// Milliseconds since the current epoch started (SPEC v2 §7: when
+    /// epochs follow the clock, since its clock time on the wall clock, 0
+    /// while that is ahead of the wall clock).
     pub key_age_ms: u64,
     /// The oldest retained epoch.
     pub oldest_epoch: u64,
@@ -168,7 +170,7 @@ impl Context {
             state,
             uptime_ms: st.uptime_ms(now),
             current_epoch: cur.map_or(0, |c| c.number),
-            key_age_ms: cur.map_or(0, |c| now.saturating_sub(c.since_ms)),
+            key_age_ms: cur.map_or(0, |c| st.age_of(c.number, c.since_ms, now)),
             oldest_epoch: st.epochs.front().map_or(0, |e| e.number),
             retained_epochs: st.retained_count() as u32,
             encrypt_count: st.encrypt_count().saturating_sub(self.stats.seal_failures.load(Ordering::Relaxed)),
@@ -190,6 +192,19 @@ impl Context {
 }
 
 impl Window {
+    /// The age of epoch `number` that started at `since_ms` (monotonic):
+    /// when epochs follow the clock, read off the wall clock from its clock
+    /// time `number * period`, 0 while that is after now (SPEC v2 §7, as
+    /// the lifetime rule reads it), so that it does not depend on when the
+    /// epoch was derived (before or after a step of the wall clock).
+    fn age_of(&self, number: u64, since_ms: u64, now: u64) -> u64 {
+        if self.follows_clock {
+            self.clock.wall_ms().saturating_sub(number.saturating_mul(self.cfg.ratchet_period_ms))
+        } else {
+            now.saturating_sub(since_ms)
+        }
+    }
+
     /// Sequence numbers handed out by this context's own senders, retained
     /// or gone: its encryptions.
     pub(super) fn encrypt_count(&self) -> u64 {
