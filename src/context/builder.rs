@@ -63,7 +63,14 @@ impl ContextBuilder {
 
     /// Leave the context out of the maintenance thread's queue: nothing
     /// happens to it between calls unless [`Context::run_maintenance`] is
-    /// called. Rotation and destruction still happen lazily on every call.
+    /// called. Rotation and destruction still happen lazily on every call,
+    /// with one exception: after the machine was suspended, a deadline that
+    /// fell during the sleep is seen by a call only once something in the
+    /// process has read the clock precisely since the resume (the
+    /// maintenance thread does every `gc_interval_ms`; without it,
+    /// [`Context::run_maintenance`] and [`Context::health`] do): a process
+    /// whose contexts all take this option should call `run_maintenance`
+    /// on a timer, which also destroys the keys of idle contexts.
     pub fn manual_maintenance(mut self) -> Self {
         self.manual_maintenance = true;
         self
