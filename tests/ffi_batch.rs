@@ -322,3 +322,45 @@ fn a_single_call_refuses_an_out_len_that_aliases_its_input() {
     assert_eq!(words, before, "the input was not written");
     tinymls_context_free(ctx);
 }
+
+/// A capacity beyond `PTRDIFF_MAX` is `INVALID_ARGUMENT`, a call that
+/// processes nothing: like every refused call it writes nothing, not even
+/// `*out_total` (as `tinymls_encrypt` leaves `*out_len`).
+#[test]
+fn a_capacity_beyond_ptrdiff_max_is_refused_before_out_total_is_written() {
+    let _g = serial();
+    let secret = [6u8; 32];
+    let mut ctx = std::ptr::null_mut();
+    assert_eq!(
+        tinymls_context_join(secret.as_ptr(), 32, b"batch-cap".as_ptr(), 9, std::ptr::null(), &mut ctx),
+        TINYMLS_OK
+    );
+    // `out` last in the arena: its region reaches the top of the address
+    // space, so it overlaps nothing the call reads or writes below it.
+    let l = Layout { out: 600, ..APART };
+    for encrypt in [true, false] {
+        let mut a = arena(&l);
+        let before = a.clone();
+        let base = a.as_mut_ptr().cast::<u8>();
+        // SAFETY: every offset of `l` lies inside the arena; `out` is never
+        // written by a refused call.
+        let at = |off: usize| unsafe { base.add(off) };
+        let f = if encrypt { tinymls_encrypt_batch } else { tinymls_decrypt_batch };
+        let st = f(
+            ctx,
+            2,
+            at(l.input),
+            at(l.in_lens).cast(),
+            at(l.aad),
+            at(l.aad_lens).cast(),
+            at(l.out),
+            usize::MAX,
+            at(l.out_lens).cast(),
+            at(l.statuses).cast(),
+            at(l.out_total).cast(),
+        );
+        assert_eq!(st, TINYMLS_ERR_INVALID_ARGUMENT, "encrypt {encrypt}");
+        assert!(a == before, "encrypt {encrypt}: the refused call wrote into the arena (*out_total)");
+    }
+    tinymls_context_free(ctx);
+}

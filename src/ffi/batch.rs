@@ -130,6 +130,9 @@ unsafe fn batch(
     if !out.fits(needed) {
         return Err(too_small_unless_closed(ctx, &mut out, needed));
     }
+    // The buffer's last rule (a capacity beyond PTRDIFF_MAX) before the
+    // first write: a refused call writes nothing, `*out_total` included.
+    out.check()?;
     out.set_len(needed);
     let out = out.bytes()?;
     // SAFETY: `out_lens` and `statuses` hold `count` elements by contract,
