@@ -55,6 +55,14 @@ def test_batch_argument_errors(local: tinymls.Context) -> None:
         local.encrypt_many([b"ok", "text"])  # type: ignore[list-item]
     with pytest.raises(tinymls.InvalidArgumentError, match="2 values for 3 messages"):
         local.encrypt_many([b"a", b"b", b"c"], [b"x", b"y"])
+    # An empty batch is no exception (as in Go, and as encrypt_packed and
+    # decrypt_packed check it): the AADs are checked before it returns.
+    for call in (local.encrypt_many, local.decrypt_many):
+        with pytest.raises(tinymls.InvalidArgumentError, match="2 values for 0 messages"):
+            call([], [b"x", b"y"])
+        with pytest.raises(tinymls.ArgumentTypeError, match="aad must be"):
+            call([], 5)  # type: ignore[arg-type]
+        assert call([], [b""] * 0) == [] and call([], b"one for all") == []
     local.close()
     with pytest.raises(tinymls.ClosedError):
         local.encrypt_many([b"a"])

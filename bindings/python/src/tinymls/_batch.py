@@ -112,10 +112,12 @@ def _batch(
     what = "plaintexts" if encrypt else "ciphertexts"
     items = _listed(messages, what, "an iterable of bytes or other buffers")
     n = len(items)
+    # The AADs are checked also for an empty batch (a wrong number or type
+    # is an error whatever the count, as in encrypt_packed).
+    aad_packed, aad_lens = _aads(aad, n)
     if n == 0:
         return b"", array(_SIZE_T_CODE), array(_SIZE_T_CODE), array("I")
     packed, lens = _pack(items, what)
-    aad_packed, aad_lens = _aads(aad, n)
     raw, out_lens, statuses = _batch_call(handle, encrypt, packed or None, len(packed), lens, aad_packed, aad_lens)
     return raw, lens, out_lens, statuses
 
