@@ -284,7 +284,10 @@ impl Context {
     pub fn peer_count(&self, epoch: u64) -> Result<usize> {
         let st = self.read_open()?;
         match st.held_epoch(epoch) {
-            Some(e) => Ok(e.peers.len()),
+            // A shared context records its own id too, to replay-check it
+            // (SPEC v2 §6 step 3): not a foreign sender, as `max_senders`
+            // counts them.
+            Some(e) => Ok(e.peers.iter().filter(|(id, _)| *id != st.sender_id).count()),
             // Retained but left to the frontier: nobody read in it yet.
             None if st.epochs.front().is_some_and(|o| o.number <= epoch)
                 && st.current().is_some_and(|c| epoch <= c.number) =>
