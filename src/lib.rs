@@ -9,8 +9,8 @@
 //! Where things live:
 //!
 //! * [`key_schedule`]: labelled expansion, epoch chain, sender keys (SPEC §2-§3);
-//! * [`epoch_tree`]: SPEC v2 §3.1's epoch tree and frontier (not yet used by
-//!   the context: v2 lands in steps);
+//! * [`epoch_tree`]: SPEC v2 §3.1's epoch tree and frontier (a shared
+//!   context's epoch secrets);
 //! * [`wire`]: the 24-byte header and ciphertext layout (SPEC §4);
 //! * `replay`: the per-sender replay window (SPEC §6);
 //! * `context/`: one file per concern: `send.rs` (SPEC §5), `receive.rs`
