@@ -10,6 +10,12 @@
 //!
 //! Every secret here lives in a [`Secret32`] (zeroized on drop) and is
 //! derived in place: nothing is collected in a growable container.
+//!
+//! Arguments: epochs are at most [`MAX_EPOCH`] and depths in `0..=48` (the
+//! functions taking a child's depth: `1..=48`). The frontier's constructors
+//! panic on an epoch out of range; the path helpers check only with debug
+//! assertions (they are called per node), and give a meaningless result in
+//! a release build. A [`crate::Context`] never passes one out of range.
 
 use crate::key_schedule::Expander;
 use crate::secret::Secret32;
@@ -129,6 +135,9 @@ impl Frontier {
     /// The frontier of epoch `c` from the group's `root`, and `c`'s own
     /// secret: the path down to `c` and its right siblings, at most 96
     /// derivations (the root itself is not kept).
+    ///
+    /// # Panics
+    /// If `c` is above [`MAX_EPOCH`].
     pub fn from_root(root: &Secret32, c: u64) -> (Frontier, Secret32) {
         let mut f = Frontier::empty(c);
         let leaf = f.start_at(root, c);
@@ -144,6 +153,9 @@ impl Frontier {
 
     /// Makes this the frontier of `c` from the group's `root` (the path and
     /// its right siblings, at most 96 derivations); returns `c`'s secret.
+    ///
+    /// # Panics
+    /// If `c` is above [`MAX_EPOCH`].
     pub fn start_at(&mut self, root: &Secret32, c: u64) -> Secret32 {
         self.start_at_with_window(root, c, c, &mut |_, _| {})
     }
@@ -214,6 +226,9 @@ impl Frontier {
     /// `c`'s secret, and calls `f(n, leaf)` for every epoch `n` in
     /// `lo..c` (in order): a join's window and frontier in one walk, the
     /// path above both `lo` and `c` derived once.
+    ///
+    /// # Panics
+    /// If `c` is above [`MAX_EPOCH`] or `lo` above `c`.
     pub fn start_at_with_window(
         &mut self,
         root: &Secret32,

@@ -57,6 +57,9 @@ impl Expander {
 
     /// `ExpandLabel(secret, label, context, 32)` into `out`, for fixed
     /// labels of at most 247 bytes and contexts of at most 255.
+    ///
+    /// # Panics
+    /// If `label` is longer than 247 bytes or `context` than 255.
     pub fn secret_into(&self, label: &[u8], context: &[u8], out: &mut Secret32) {
         let full_label_len = LABEL_PREFIX.len() + label.len();
         assert!(full_label_len <= 255 && context.len() <= 255, "fixed labels are in range");
