@@ -1,11 +1,14 @@
 //! The fuzz targets of `fuzz/` on stable, bounded: every seed, every
 //! single-bit flip, every truncation, an extension, and seeded random
 //! mutations of each seed, plus every saved regression input in
-//! `fuzz/regressions/<target>/`. `make fuzz` runs the same harnesses under
-//! libFuzzer (cargo-fuzz, nightly) for longer.
+//! `fuzz/regressions/<target>/`; the `session` target's random programs.
+//! `make fuzz` runs the same harnesses under libFuzzer (cargo-fuzz,
+//! nightly) for longer.
 
 #[path = "../fuzz/harness.rs"]
 mod harness;
+#[path = "../fuzz/session.rs"]
+mod session;
 
 use std::path::Path;
 
@@ -107,6 +110,23 @@ fn state_import_target() {
     let n = run("state_import", harness::state_import, 500);
     assert_eq!(n, expected("state_import", 500));
     assert!(n > 15_000, "{n}");
+}
+
+/// The `session` target (a group of contexts driven by the input as a
+/// program of operations, with its own checks: `fuzz/session.rs`): every
+/// saved regression, and random programs, since any bytes are one.
+#[test]
+fn session_target() {
+    let mut rng = Rng(0x7365_7373_696f_6e21);
+    let mut inputs = regressions("session");
+    assert!(!inputs.is_empty());
+    for _ in 0..3000 {
+        let len = 1 + (rng.next() as usize) % 256;
+        inputs.push((0..len).map(|_| rng.next() as u8).collect());
+    }
+    for input in &inputs {
+        session::run(input);
+    }
 }
 
 /// The property of the issue, exactly: every mutation of a valid blob
