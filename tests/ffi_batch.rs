@@ -364,3 +364,45 @@ fn a_capacity_beyond_ptrdiff_max_is_refused_before_out_total_is_written() {
     }
     tinymls_context_free(ctx);
 }
+
+/// A batch of no message follows the out rules of any other count (the
+/// NULL rule, `*out_total` outside `out`): the capacity rule too. With
+/// `out_cap` beyond `PTRDIFF_MAX` a batch of two is `INVALID_ARGUMENT`,
+/// writing nothing; a batch of none answered `OK` and wrote `*out_total`.
+#[test]
+fn a_batch_of_no_message_refuses_a_capacity_beyond_ptrdiff_max() {
+    let _g = serial();
+    let secret = [6u8; 32];
+    let mut ctx = std::ptr::null_mut();
+    assert_eq!(
+        tinymls_context_join(secret.as_ptr(), 32, b"batch-cap0".as_ptr(), 10, std::ptr::null(), &mut ctx),
+        TINYMLS_OK
+    );
+    // `out` last in the arena, `*out_total` below it (outside its region).
+    let l = Layout { out: 600, ..APART };
+    for encrypt in [true, false] {
+        let mut a = arena(&l);
+        let before = a.clone();
+        let base = a.as_mut_ptr().cast::<u8>();
+        // SAFETY: every offset of `l` lies inside the arena; nothing is
+        // written by a refused call.
+        let at = |off: usize| unsafe { base.add(off) };
+        let f = if encrypt { tinymls_encrypt_batch } else { tinymls_decrypt_batch };
+        let st = f(
+            ctx,
+            0,
+            std::ptr::null(),
+            std::ptr::null(),
+            std::ptr::null(),
+            std::ptr::null(),
+            at(l.out),
+            usize::MAX,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            at(l.out_total).cast(),
+        );
+        assert_eq!(st, TINYMLS_ERR_INVALID_ARGUMENT, "encrypt {encrypt}: count 0, out_cap SIZE_MAX");
+        assert!(a == before, "encrypt {encrypt}: the refused call wrote *out_total");
+    }
+    tinymls_context_free(ctx);
+}

@@ -51,9 +51,9 @@ unsafe fn batch(
     let mut out = unsafe { OutBuf::new(out, out_cap, out_total, names) }?;
     if count == 0 {
         // The size needed, 0, under the same rules as any other count: not
-        // with `out` NULL and a capacity, nor inside `out`.
-        out.check_null()?;
-        out.len_outside_out()?;
+        // with `out` NULL and a capacity, nor a capacity beyond PTRDIFF_MAX,
+        // nor inside `out`.
+        out.check()?;
         if ctx.is_closed() {
             return Err(Error::Closed.into());
         }
