@@ -97,7 +97,9 @@ type Health struct {
 	Uptime time.Duration
 	// CurrentEpoch is the current epoch, a 48-bit number (0 once closed).
 	CurrentEpoch uint64
-	// KeyAge is the time since the current epoch became current.
+	// KeyAge is the time since the current epoch started: when it became
+	// current, or, when epochs follow the clock, its clock time on the wall
+	// clock (0 while that is ahead: docs/OPERATIONS.md).
 	KeyAge time.Duration
 	// OldestEpoch is the oldest retained epoch.
 	OldestEpoch uint64
