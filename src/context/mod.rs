@@ -280,7 +280,11 @@ impl Context {
         st.uptime_ms(st.clock.now_ms())
     }
 
-    /// The number of foreign senders known in `epoch` (for tests and health).
+    /// The number of foreign senders known in `epoch` (for tests and health),
+    /// as `max_senders` counts them: every sender recorded there but this
+    /// context's current sender id. An id it retired (a usage limit drew a
+    /// new one, SPEC v2 §5) counts, and so does an exporter's id in the
+    /// context imported from its blob.
     pub fn peer_count(&self, epoch: u64) -> Result<usize> {
         let st = self.read_open()?;
         match st.held_epoch(epoch) {
