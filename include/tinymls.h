@@ -224,7 +224,9 @@ typedef struct tinymls_config {
   // Rotate when the current key is this old (>= 1; not for a shared group
   // following the clock). Default 24 h.
   uint64_t max_key_age_ms;
-  // Refuse manual rotations closer than this to the previous rotation. Default 0.
+  // Refuse manual rotations closer than this to the previous rotation (in
+  // a shared group following the clock, the previous manual one: the
+  // clock's boundaries do not count). Default 0.
   uint64_t min_rotation_interval_ms;
   // Destroy every epoch that started longer ago than this (>= 1; more than
   // `ratchet_period_ms` for a shared group following the clock). Default 24 h.
@@ -421,8 +423,9 @@ tinymls_status tinymls_decrypt(struct tinymls_context *ctx,
 // Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`,
 // `TINYMLS_ERR_RATE_LIMITED` (sooner than `min_rotation_interval_ms` after
 // the previous rotation, or, in a shared group whose epochs follow the
-// clock, when the current epoch is already ahead of the clock's: a manual
-// rotation starts at most one epoch early, SPEC §7.2),
+// clock, after the previous manual rotation or when the current epoch is
+// already ahead of the clock's: a manual rotation starts at most one epoch
+// early, SPEC §7.2),
 // `TINYMLS_ERR_EXHAUSTED`, `TINYMLS_ERR_RNG`,
 // `TINYMLS_ERR_CLOSED`. Thread-safe.
 tinymls_status tinymls_rotate(struct tinymls_context *ctx);

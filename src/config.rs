@@ -33,7 +33,9 @@ pub struct Config {
     /// Rotate when the current key is this old (>= 1; not for a shared group
     /// following the clock). Default 24 h.
     pub max_key_age_ms: u64,
-    /// Refuse manual rotations closer than this to the previous rotation. Default 0.
+    /// Refuse manual rotations closer than this to the previous rotation (in
+    /// a shared group following the clock, the previous manual one: the
+    /// clock's boundaries do not count). Default 0.
     pub min_rotation_interval_ms: u64,
     /// Destroy every epoch that started longer ago than this (>= 1; more than
     /// `ratchet_period_ms` for a shared group following the clock). Default 24 h.

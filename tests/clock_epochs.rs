@@ -152,6 +152,60 @@ fn a_manual_rotation_starts_at_most_one_epoch_early() {
     assert_eq!(a.rotate(), Ok(()));
 }
 
+/// SPEC v2 §7.2: a manual rotation is refused "closer than
+/// min_rotation_interval_ms to the previous one", the previous manual
+/// rotation: the clock moving the epoch on is no rotation of the context's
+/// (§5: it "may not rotate on its own"). The clock's boundaries counted, so
+/// the rotation that was the first call to see a boundary was always
+/// refused (`rotate` moves to the clock epoch first), and with an interval
+/// of a period or more no manual rotation went through after the first
+/// boundary.
+#[test]
+fn min_rotation_interval_counts_manual_rotations_not_clock_boundaries() {
+    let c = T0 / P;
+    // Joined 10 ms into epoch c.
+    let clock = Clock::fake(T0 + 10);
+    let a = member_with(Config { min_rotation_interval_ms: 150, ..Config::default() }, &clock);
+    assert_eq!(a.rotate(), Ok(()), "joining is no rotation");
+    assert_eq!(a.current_epoch(), Ok(c + 1));
+    // 200 ms after that rotation the clock is at c + 2: this call moves the
+    // context there, then rotates once more, starting c + 3 early.
+    clock.advance(200);
+    assert_eq!(a.rotate(), Ok(()), "the clock's boundaries are no manual rotations");
+    assert_eq!(a.current_epoch(), Ok(c + 3));
+    // 100 ms later the clock reaches c + 3: not ahead, but 100 ms < 150 ms
+    // after the previous manual rotation.
+    clock.advance(100);
+    assert_eq!(a.current_epoch(), Ok(c + 3));
+    assert_eq!(a.rotate(), Err(Error::RateLimited));
+    clock.advance(50);
+    assert_eq!(a.rotate(), Ok(()), "150 ms after the previous manual rotation");
+    assert_eq!(a.current_epoch(), Ok(c + 4));
+
+    // An interval of several periods: a member that never rotated rotates
+    // after the clock moved it on, and once more 1 s after that.
+    let clock = Clock::fake(T0 + 10);
+    let b = member_with(Config { min_rotation_interval_ms: 1_000, ..Config::default() }, &clock);
+    clock.advance(5 * P);
+    assert_eq!(b.rotate(), Ok(()));
+    assert_eq!(b.current_epoch(), Ok(c + 6));
+    clock.advance(999);
+    assert_eq!(b.rotate(), Err(Error::RateLimited));
+    clock.advance(1);
+    assert_eq!(b.rotate(), Ok(()));
+    assert_eq!(b.current_epoch(), Ok(c + 16));
+
+    // Importing is no rotation either: a context restored (in the same
+    // epoch) from a member that never rotated rotates at once.
+    let clock = Clock::fake(T0 + 10);
+    let cfg = Config { min_rotation_interval_ms: 1_000, ..Config::default() };
+    let blob = member_with(cfg, &clock).export_state(&[7; 32], 0).unwrap();
+    let d = Context::builder().clock(clock.clone()).manual_maintenance().import_state(&blob, &[7; 32]).unwrap();
+    assert_eq!(d.current_epoch(), Ok(c));
+    assert_eq!(d.rotate(), Ok(()), "importing is no rotation");
+    assert_eq!(d.current_epoch(), Ok(c + 1));
+}
+
 #[test]
 fn the_usage_limit_draws_a_new_sender_id_in_the_same_epoch() {
     let clock = Clock::fake(T0);

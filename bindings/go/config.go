@@ -55,7 +55,9 @@ type Config struct {
 	// applied to a shared group following the clock). Default 24h.
 	MaxKeyAge time.Duration
 	// MinRotationInterval: Rotate returns ErrRateLimited when called closer
-	// than this to the previous rotation. Default 0 (no limit).
+	// than this to the previous rotation (in a shared group following the
+	// clock, the previous Rotate: the clock's boundaries do not count).
+	// Default 0 (no limit).
 	MinRotationInterval time.Duration
 	// StateLifetime: destroy every epoch that became current longer ago
 	// than this (>= 1ms; more than RatchetPeriod for a shared group

@@ -372,7 +372,8 @@ func (c *Context) decrypt(ct, aad, out []byte) (uint64, error) {
 // clock.
 //
 // Errors: ErrRateLimited (sooner than Config.MinRotationInterval after the
-// previous rotation, or ahead of the clock), ErrExhausted, ErrRNG,
+// previous rotation, the previous Rotate when epochs follow the clock, or
+// ahead of the clock), ErrExhausted, ErrRNG,
 // ErrClosed, ErrInternal.
 func (c *Context) Rotate() error {
 	h, err := c.handle()

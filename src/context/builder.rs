@@ -427,7 +427,12 @@ impl ContextBuilder {
                 // whatever is overdue (an epoch past its lifetime, a due
                 // rotation, the clock epoch) happens now, before anyone can
                 // use the context.
-                st.last_rotation_ms = Some(since);
+                // The previous rotation: when the current epoch began (when
+                // epochs follow the clock, a restored epoch began by the
+                // clock, no manual rotation: SPEC v2 §7.2).
+                if !st.follows_clock {
+                    st.last_rotation_ms = Some(since);
+                }
                 st.start_timers(since);
                 match st.maintain(now) {
                     Err(Error::Exhausted) if !st.epochs.is_empty() => {}

@@ -122,10 +122,11 @@ impl Context {
     }
 
     /// Rotates now (epoch n -> n+1). `RateLimited` inside
-    /// `min_rotation_interval_ms` of the previous rotation, and, in a shared
-    /// group whose epochs follow the clock, when the current epoch is already
-    /// ahead of the clock (a manual rotation starts at most one epoch early,
-    /// SPEC v2 §7.2); `Exhausted` at epoch 2^48 - 1.
+    /// `min_rotation_interval_ms` of the previous rotation (in a shared
+    /// group whose epochs follow the clock, of the previous manual rotation:
+    /// the clock's boundaries do not count), and, in such a group, when the
+    /// current epoch is already ahead of the clock (a manual rotation starts
+    /// at most one epoch early, SPEC v2 §7.2); `Exhausted` at epoch 2^48 - 1.
     pub fn rotate(&self) -> Result<()> {
         events::resume_after_fork();
         let mut st = write_window(&self.shared);

@@ -166,6 +166,9 @@ pub(crate) struct Window {
     /// Earliest of the period, key-age and lifetime deadlines: before it, no
     /// timing rule needs the exclusive lock.
     pub(super) next_deadline: u64,
+    /// When the previous rotation was, for `min_rotation_interval_ms`:
+    /// every epoch change, but when epochs follow the clock only manual
+    /// rotations (SPEC v2 §7.2). `None` before the first.
     pub(super) last_rotation_ms: Option<u64>,
     pub(super) created_ms: u64,
     /// When it was closed (`u64::MAX` while open): uptime stops there.
@@ -657,7 +660,13 @@ impl Window {
         while self.retained_count() > u64::from(self.cfg.max_epochs) {
             self.destroy_oldest(Destroyed::Window);
         }
-        self.last_rotation_ms = Some(now);
+        // What `min_rotation_interval_ms` counts from (SPEC v2 §7.1,
+        // §7.2): the previous rotation; when epochs follow the clock, the
+        // previous manual one (the clock moving the epoch on is no rotation
+        // of the context's, §5).
+        if !self.follows_clock || reason == RotationReason::Manual {
+            self.last_rotation_ms = Some(now);
+        }
         self.rotations += 1;
         metrics::rotation(reason);
         if let Some(cur) = self.epochs.back() {

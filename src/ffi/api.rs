@@ -356,8 +356,9 @@ pub extern "C" fn tinymls_decrypt(
 /// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`,
 /// `TINYMLS_ERR_RATE_LIMITED` (sooner than `min_rotation_interval_ms` after
 /// the previous rotation, or, in a shared group whose epochs follow the
-/// clock, when the current epoch is already ahead of the clock's: a manual
-/// rotation starts at most one epoch early, SPEC §7.2),
+/// clock, after the previous manual rotation or when the current epoch is
+/// already ahead of the clock's: a manual rotation starts at most one epoch
+/// early, SPEC §7.2),
 /// `TINYMLS_ERR_EXHAUSTED`, `TINYMLS_ERR_RNG`,
 /// `TINYMLS_ERR_CLOSED`. Thread-safe.
 #[no_mangle]

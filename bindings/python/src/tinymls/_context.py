@@ -311,8 +311,9 @@ class Context:
         clock may start the next epoch at most one epoch early.
 
         Raises :class:`RateLimitedError` (sooner than ``min_rotation_interval_ms``
-        after the previous rotation, or a clock-following shared context
-        already ahead of the clock), :class:`ExhaustedError`, :class:`RngError`,
+        after the previous rotation, the previous manual one for a
+        clock-following shared context, or such a context already ahead of
+        the clock), :class:`ExhaustedError`, :class:`RngError`,
         :class:`ClosedError`.
         """
         self._check_open()
