@@ -261,6 +261,35 @@ fn ages_survive_the_round_trip() {
     assert_eq!(h.decrypt_to_vec(&old, b""), Err(Error::EpochExpired));
 }
 
+/// SPEC v2 §7: "Creating, joining or importing a context is not a
+/// rotation", and `min_rotation_interval_ms` counts from the previous
+/// rotation (§7.1). An importer of a context that never rotated (epoch 0)
+/// rotates at once, as the exporter does; one of a context whose current
+/// epoch began by a rotation keeps the interval from that rotation. The
+/// import counted the creation of epoch 0 as a rotation.
+#[test]
+fn an_import_is_no_rotation_for_the_rotation_interval() {
+    let cfg = Config { min_rotation_interval_ms: 5_000, ..cfg() };
+    let clock = Clock::fake(1_000_000);
+    for shared_group in [false, true] {
+        let b = Context::builder().config(cfg).clock(clock.clone()).manual_maintenance();
+        let a = if shared_group { b.join(&SECRET, GROUP).unwrap() } else { b.local().unwrap() };
+        clock.advance(100);
+        let at_creation = a.export_state(&KEK, 0).unwrap();
+        let c = import(&at_creation, &clock, None).unwrap();
+        assert_eq!(c.rotation_count(), 0);
+        assert_eq!(c.rotate(), Ok(()), "shared {shared_group}: importing is no rotation");
+        assert_eq!(a.rotate(), Ok(()), "shared {shared_group}: nor is creating");
+        // `a` rotated 100 ms before this export: its importer waits too.
+        clock.advance(100);
+        let after_rotation = a.export_state(&KEK, 0).unwrap();
+        let d = import(&after_rotation, &clock, None).unwrap();
+        assert_eq!(d.rotate(), Err(Error::RateLimited), "shared {shared_group}");
+        clock.advance(4_900);
+        assert_eq!(d.rotate(), Ok(()), "shared {shared_group}");
+    }
+}
+
 #[test]
 fn the_importer_config_is_validated_and_applied() {
     let s = scene();

@@ -427,10 +427,12 @@ impl ContextBuilder {
                 // whatever is overdue (an epoch past its lifetime, a due
                 // rotation, the clock epoch) happens now, before anyone can
                 // use the context.
-                // The previous rotation: when the current epoch began (when
-                // epochs follow the clock, a restored epoch began by the
-                // clock, no manual rotation: SPEC v2 §7.2).
-                if !st.follows_clock {
+                // The previous rotation: when the current epoch began, if a
+                // rotation began it. Epoch 0 of a local or period-0 context
+                // began with its creation or join, no rotation (SPEC v2 §7);
+                // when epochs follow the clock, a restored epoch began by the
+                // clock, no manual rotation (§7.2).
+                if !st.follows_clock && st.current().is_some_and(|c| c.number > 0) {
                     st.last_rotation_ms = Some(since);
                 }
                 st.start_timers(since);
