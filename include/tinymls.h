@@ -463,7 +463,7 @@ void tinymls_context_free(struct tinymls_context *ctx);
 // A static, NUL-terminated English description of a status (never NULL;
 // unknown numbers get "unknown status"). The caller must not free it.
 // Thread-safe.
-const char *tinymls_status_str(uint32_t status);
+const char *tinymls_status_str(tinymls_status status);
 
 // The short name of a status as SPEC section 9 spells it without its
 // `TINYMLS_ERR_` prefix (`"OK"`, `"AUTH"`, `"REPLAY"`, ...): static,

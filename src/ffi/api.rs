@@ -6,7 +6,7 @@ use core::ffi::c_char;
 use super::boundary::{
     cstr, fail, ffi_boundary, null_arg, slice_in, write_out, FfiResult, OutBuf, OutNames, StatusDescription, StatusName,
 };
-use super::{tinymls_context, tinymls_status, TINYMLS_ABI_VERSION, TINYMLS_VERSION_NUMBER};
+use super::{tinymls_context, tinymls_status, tinymls_status_number, TINYMLS_ABI_VERSION, TINYMLS_VERSION_NUMBER};
 use crate::config::Config;
 use crate::context::Context;
 use crate::error::Error;
@@ -436,7 +436,7 @@ pub extern "C" fn tinymls_context_free(ctx: *mut tinymls_context) {
 /// unknown numbers get "unknown status"). The caller must not free it.
 /// Thread-safe.
 #[no_mangle]
-pub extern "C" fn tinymls_status_str(status: u32) -> *const c_char {
+pub extern "C" fn tinymls_status_str(status: tinymls_status_number) -> *const c_char {
     ffi_boundary!({ StatusDescription(crate::error::status_description_nul(status)) })
 }
 

@@ -92,6 +92,14 @@ impl tinymls_status {
     }
 }
 
+/// The status `tinymls_status_str` takes, read as any 32-bit number, so that
+/// an unknown one is never undefined behaviour. The header spells it
+/// `tinymls_status`, as SPEC §9 declares `tinymls_status_str(tinymls_status
+/// s)` (cbindgen.toml renames it and leaves this alias out): in C up to C17
+/// that is `uint32_t`; in C23 and C++ the enum, whose underlying type
+/// `uint32_t` holds every number.
+pub type tinymls_status_number = u32;
+
 const _: () = {
     assert!(tinymls_status::TINYMLS_OK as u32 == 0);
     assert!(tinymls_status::TINYMLS_ERR_INTERNAL as u32 == crate::error::MAX_STATUS);
