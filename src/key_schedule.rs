@@ -181,6 +181,33 @@ mod tests {
         assert_eq!(nonce(&iv, 0), iv);
     }
 
+    /// SPEC v2 §3.2, written out byte by byte over RustCrypto's HKDF (not
+    /// this module's label code): `salt = ExpandLabel(epoch_secret[n],
+    /// "epoch upd", u48(n+1), 32)`, `epoch_secret[n+1] = HKDF-Extract(salt,
+    /// entropy)`. No known-answer vector covers the local chain (its entropy
+    /// is fresh).
+    #[test]
+    fn a_local_chain_step_is_the_spec_formula() {
+        use ::hkdf::Hkdf;
+        use sha2::Sha256;
+        let mut current = Secret32::zero();
+        current.expose_mut().copy_from_slice(&[0x11; 32]);
+        let entropy = [0x22u8; 32];
+        let next_epoch = 0x0000_0102_0304_0506u64;
+        // HkdfLabel = u16(32) || u8(len("tinymls epoch upd")) || "tinymls epoch upd" || u8(6) || u48(n+1)
+        let mut info = vec![0x00, 0x20, 17];
+        info.extend_from_slice(b"tinymls epoch upd");
+        info.extend_from_slice(&[6, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06]);
+        let mut salt = [0u8; 32];
+        Hkdf::<Sha256>::from_prk(&[0x11; 32]).unwrap().expand(&info, &mut salt).unwrap();
+        let (want, _) = Hkdf::<Sha256>::extract(Some(&salt), &entropy);
+        let got = next_local_epoch_secret(&current, next_epoch, &entropy);
+        assert_eq!(got.expose().as_slice(), want.as_slice());
+        // Another epoch number or other entropy gives another secret.
+        assert_ne!(next_local_epoch_secret(&current, next_epoch + 1, &entropy).expose(), got.expose());
+        assert_ne!(next_local_epoch_secret(&current, next_epoch, &[0x23; 32]).expose(), got.expose());
+    }
+
     #[test]
     fn group_inputs_out_of_range_are_rejected() {
         assert_eq!(group_root(&[0; 31], b"g").err(), Some(Error::InvalidArgument));

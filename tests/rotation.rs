@@ -89,7 +89,8 @@ fn usage_limit_rotates_before_the_key_is_overused() {
     let ct = a.encrypt_to_vec(b"small", b"").unwrap();
     let h = parse(&ct).unwrap().header;
     assert_eq!((h.epoch, h.seq), (1, 0), "rotates first, sequence restarts");
-    // A 64 KiB message counts 2: 8 small + 1 large fill 10, then rotate.
+    // A 64 KiB message counts 1 + 65536 / 16384 = 5: after 9 small ones
+    // it would pass 10, so the context rotates first.
     for _ in 0..8 {
         a.encrypt_to_vec(b"", b"").unwrap();
     }
@@ -97,6 +98,94 @@ fn usage_limit_rotates_before_the_key_is_overused() {
     // A message that alone exceeds the limit can never be sent.
     let b = shared(Config { max_operations: 1, ..cfg() }, &clock);
     assert_eq!(b.encrypt_to_vec(&vec![0u8; 65_536], b"").err(), Some(Error::InvalidArgument));
+}
+
+/// SPEC v2 §5: a message costs `1 + floor(len / 16384)` of its key's usage
+/// (16 KiB units), at the edges of a unit: a local and a period-0 shared
+/// context rotate before the next message would take the key past
+/// `max_operations`, a clock-following one draws a new sender id, and a
+/// message whose cost alone passes it is `INVALID_ARGUMENT`.
+#[test]
+fn usage_is_counted_in_16_kib_units() {
+    const UNIT: usize = 16_384;
+    let clock = Clock::fake(1_764_547_200_000);
+    let c = Config { max_operations: 3, ..cfg() };
+    for ctx in [local(c, &clock), shared(c, &clock)] {
+        // 16383 bytes cost 1, 16384 cost 2: 1 + 2 = 3 fills the key.
+        assert_eq!(epoch_of(&ctx.encrypt_to_vec(&vec![0; UNIT - 1], b"").unwrap()), 0);
+        assert_eq!(epoch_of(&ctx.encrypt_to_vec(&vec![0; UNIT], b"").unwrap()), 0);
+        // The next message, of cost 1, rotates first.
+        assert_eq!(epoch_of(&ctx.encrypt_to_vec(b"", b"").unwrap()), 1);
+        // 2 * 16384 - 1 bytes cost 2: 1 + 2 = 3, the same key.
+        assert_eq!(epoch_of(&ctx.encrypt_to_vec(&vec![0; 2 * UNIT - 1], b"").unwrap()), 1);
+        // 3 * 16384 - 1 bytes cost 3: after a rotation, it fits alone.
+        assert_eq!(epoch_of(&ctx.encrypt_to_vec(&vec![0; 3 * UNIT - 1], b"").unwrap()), 2);
+        // 3 * 16384 bytes cost 4 > 3: no key can take it.
+        assert_eq!(ctx.encrypt_to_vec(&vec![0; 3 * UNIT], b"").err(), Some(Error::InvalidArgument));
+        assert_eq!(ctx.current_epoch(), Ok(2), "a refused message rotates nothing");
+    }
+    // Epochs that follow the clock: a new sender id, seq 0, the same epoch.
+    let clocked = Context::builder()
+        .config(Config { max_operations: 3, ..Config::default() })
+        .clock(clock.clone())
+        .manual_maintenance()
+        .join(&SECRET, b"rotation-tests")
+        .unwrap();
+    let h: Vec<_> = [UNIT - 1, UNIT, 0]
+        .iter()
+        .map(|&n| parse(&clocked.encrypt_to_vec(&vec![0; n], b"").unwrap()).unwrap().header)
+        .collect();
+    assert_eq!(h.iter().map(|x| (x.epoch - h[0].epoch, x.seq)).collect::<Vec<_>>(), [(0, 0), (0, 1), (0, 0)]);
+    assert!(h[0].sender == h[1].sender && h[1].sender != h[2].sender);
+    assert_eq!(clocked.encrypt_to_vec(&vec![0; 3 * UNIT], b"").err(), Some(Error::InvalidArgument));
+}
+
+/// SPEC v2 §6 checks a message in steps: the header (MALFORMED), the epoch
+/// (EPOCH_EXPIRED, EPOCH_UNKNOWN), the sender (SENDER_LIMIT, REPLAY), and
+/// only then the AEAD (AUTH). A message that breaks several rules gets the
+/// status of the first step it fails: tampering is found last.
+#[test]
+fn a_message_gets_the_status_of_the_first_receive_step_it_fails() {
+    let clock = Clock::fake(0);
+    let c = Config { max_senders: 1, max_epochs: 2, max_future_epochs: 4, ..cfg() };
+    let (r, s1, s2, s3) = (shared(c, &clock), shared(c, &clock), shared(c, &clock), shared(c, &clock));
+    let tampered = |ct: &[u8]| {
+        let mut v = ct.to_vec();
+        *v.last_mut().unwrap() ^= 1;
+        v
+    };
+    let m1 = s1.encrypt_to_vec(b"1", b"").unwrap();
+    assert_eq!(r.decrypt_to_vec(&m1, b"").unwrap(), b"1");
+    // Step 3 before step 4: a tampered replay is a replay; a tampered
+    // message (or one with the wrong AAD) of a new sender in a full epoch
+    // meets the sender limit.
+    assert_eq!(r.decrypt_to_vec(&tampered(&m1), b"").err(), Some(Error::Replay));
+    let m2 = s2.encrypt_to_vec(b"2", b"").unwrap();
+    assert_eq!(r.decrypt_to_vec(&tampered(&m2), b"").err(), Some(Error::SenderLimit));
+    assert_eq!(r.decrypt_to_vec(&m2, b"wrong aad").err(), Some(Error::SenderLimit));
+    // Step 2 before step 3: five epochs ahead (r read a foreign sender, so
+    // max_future_epochs = 4 holds), from the sender r knows, tampered.
+    for _ in 0..5 {
+        s1.rotate().unwrap();
+    }
+    let m5 = s1.encrypt_to_vec(b"5", b"").unwrap();
+    assert_eq!(r.decrypt_to_vec(&tampered(&m5), b"").err(), Some(Error::EpochUnknown));
+    assert_eq!(r.decrypt_to_vec(&m5, b"").err(), Some(Error::EpochUnknown));
+    // r adopts epoch 3 (window [2, 3]): the tampered replay of m1 is now
+    // expired, not a replay.
+    for _ in 0..3 {
+        s3.rotate().unwrap();
+    }
+    assert_eq!(r.decrypt_to_vec(&s3.encrypt_to_vec(b"3", b"").unwrap(), b"").unwrap(), b"3");
+    assert_eq!(r.retained_epochs(), Ok(Some((2, 3))));
+    assert_eq!(r.decrypt_to_vec(&tampered(&m1), b"").err(), Some(Error::EpochExpired));
+    // Step 1 before everything: a v1 header on any of them.
+    for m in [&m1, &m2, &m5] {
+        let mut v1 = tampered(m);
+        v1[0] = 1;
+        assert_eq!(r.decrypt_to_vec(&v1, b"").err(), Some(Error::Malformed));
+    }
+    assert_eq!(r.current_epoch(), Ok(3));
 }
 
 #[test]
