@@ -110,7 +110,7 @@ func (s Status) Error() string {
 
 // statusText is Error's text for s, whose short name is name.
 func statusText(s Status, name string) string {
-	msg := "tinymls: " + C.GoString(C.tinymls_status_str(C.uint32_t(s)))
+	msg := "tinymls: " + C.GoString(C.tinymls_status_str(C.tinymls_status(s)))
 	switch name {
 	case "OK":
 		return msg + " (TINYMLS_OK)"
@@ -174,7 +174,7 @@ func failedCall(r C.tinymls_go_result) error {
 	if r.detail != nil {
 		e.Detail = C.GoString(r.detail)
 		C.free(unsafe.Pointer(r.detail))
-		if e.Detail == C.GoString(C.tinymls_status_str(C.uint32_t(st))) {
+		if e.Detail == C.GoString(C.tinymls_status_str(C.tinymls_status(st))) {
 			e.Detail = ""
 		}
 	}
