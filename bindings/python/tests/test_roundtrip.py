@@ -315,10 +315,18 @@ def test_encrypt_into_writes_the_callers_buffer(local: tinymls.Context) -> None:
 
 
 def test_encrypt_into_refuses_bad_outputs(local: tinymls.Context) -> None:
+    # An out too small is BUFFER_TOO_SMALL with the size needed, as in C
+    # (tinymls_encrypt) and as decrypt_into raises: not INVALID_ARGUMENT.
     small = bytearray(len(MESSAGE) + tinymls.OVERHEAD - 1)
-    with pytest.raises(tinymls.InvalidArgumentError):
+    with pytest.raises(tinymls.BufferTooSmallError) as ei:
         local.encrypt_into(MESSAGE, small)
+    assert ei.value.status == tinymls.Status.BUFFER_TOO_SMALL and ei.value.name == "BUFFER_TOO_SMALL"
+    assert ei.value.needed == len(MESSAGE) + tinymls.OVERHEAD
+    assert str(ei.value.needed) in ei.value.detail
     assert small == bytes(len(small))  # nothing written
+    with pytest.raises(tinymls.BufferTooSmallError) as ei:
+        local.encrypt_into(b"", bytearray(0))
+    assert ei.value.needed == tinymls.OVERHEAD
     with pytest.raises(tinymls.InvalidArgumentError):
         local.encrypt_into(MESSAGE, memoryview(bytes(200)))  # read-only
     with pytest.raises(tinymls.ArgumentTypeError):

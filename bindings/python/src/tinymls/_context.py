@@ -213,21 +213,35 @@ class Context:
         copying the output for large messages.
 
         ``out`` must not overlap the plaintext or the AAD. Raises what
-        :meth:`encrypt` raises, :class:`InvalidArgumentError` for an ``out``
-        too small (nothing written), read-only or not contiguous, and
-        :class:`ArgumentTypeError` for one that is no writable buffer.
+        :meth:`encrypt` raises; for an ``out`` too small,
+        :class:`BufferTooSmallError` with ``needed``, the size it must have
+        (nothing written, no sequence number spent), as
+        :meth:`decrypt_into` and the C ABI's ``TINYMLS_ERR_BUFFER_TOO_SMALL``
+        do; :class:`InvalidArgumentError` for one read-only or not
+        contiguous, and :class:`ArgumentTypeError` for one that is no
+        writable buffer.
         """
         self._check_open()
         pt, pt_arg = _fast_input(plaintext, "plaintext")
         pt_len = pt_arg.value
         ad, ad_arg = _fast_input(aad, "aad")
         out_buf, cap = _out_arg(out)
-        need = pt_len + OVERHEAD if pt_len < _FAST_LEN_LIMIT else _ciphertext_len(pt_len)
-        if cap < need:
-            raise InvalidArgumentError(f"out has {cap} bytes; the ciphertext needs {need}")
+        if pt_len >= _FAST_LEN_LIMIT:
+            _ciphertext_len(pt_len)  # InvalidArgumentError past the library's limit
         out_len = _OutLen()
+        # An out too small is the library's to answer, as for decrypt_into:
+        # TINYMLS_ERR_BUFFER_TOO_SMALL before anything is written or spent.
         status = _fast.tinymls_encrypt(self._handle, pt, pt_arg, ad, ad_arg, out_buf, _sizes[cap], out_len)
         del out_buf  # the export of the caller's buffer ends here
+        if status == Status.BUFFER_TOO_SMALL:
+            needed = int(out_len[0])
+            raise BufferTooSmallError(
+                f"{_ffi.status_str(status)}: out has {cap} bytes, the ciphertext needs {needed}",
+                status,
+                name=_ffi.status_name(status),
+                needed=needed,
+                detail=_ffi.last_error_message(),
+            )
         if status:
             raise _ffi.failed(status)
         return int(out_len[0])
@@ -281,8 +295,7 @@ class Context:
         context :class:`ClosedError` comes first, and ``out`` is zeroed too
         (when it is a writable contiguous buffer), as the library zeroes it
         when it refuses a closed handle. Raises what :meth:`decrypt` raises,
-        and what :meth:`encrypt_into` raises for a wrong ``out`` (but its
-        size).
+        and what :meth:`encrypt_into` raises for a wrong ``out``.
         """
         if self._closed:
             _zero_out(out)

@@ -111,9 +111,9 @@ class InvalidConfigError(TinyMLSError, ValueError):
 
 
 class BufferTooSmallError(TinyMLSError):
-    """An output buffer was too small: the ``out`` of :meth:`Context.decrypt_into`
-    (``needed`` says how many bytes it must have), or an output that kept
-    growing while it was read."""
+    """An output buffer was too small: the ``out`` of :meth:`Context.encrypt_into`
+    or :meth:`Context.decrypt_into` (``needed`` says how many bytes it must
+    have), or an output that kept growing while it was read."""
 
     STATUS = Status.BUFFER_TOO_SMALL
 
