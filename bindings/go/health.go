@@ -196,14 +196,21 @@ func skewDuration(ms int64) time.Duration {
 // uptime at which the context closed.
 //
 // Errors: ErrClosed for a nil or zero Context, ErrIncompatibleLibrary,
-// ErrInternal.
+// ErrInternal. With an error the Health returned is never ready (the zero
+// HealthState is HealthReady): its State is HealthClosed for a nil or zero
+// Context, as for a closed one, and HealthError otherwise, so that a probe
+// that looks only at State does not report a context it could not read as
+// ready.
 func (c *Context) Health() (Health, error) {
 	// Not c.handle(): a closed context's handle stays valid until the
 	// cleanup releases it, and the library reports its closed state.
 	if c == nil || c.h == nil {
-		return Health{}, ErrClosed
+		return Health{State: HealthClosed}, ErrClosed
 	}
 	h, err := readHealth(c.h)
 	runtime.KeepAlive(c)
-	return h, err
+	if err != nil {
+		return Health{State: HealthError}, err
+	}
+	return h, nil
 }

@@ -92,8 +92,14 @@ func TestHealthAcrossStates(t *testing.T) {
 	if h.State.String() != "closed" || HealthRotating.String() != "rotating" || HealthDegraded.String() != "degraded" {
 		t.Errorf("String: %q %q", h.State, HealthRotating)
 	}
+	// A nil or zero Context behaves as a closed one: its Health says
+	// closed (with ErrClosed), never the zero State, HealthReady, which a
+	// probe that ignores the error would take for a working context.
 	var zero Context
-	if _, err := zero.Health(); !errors.Is(err, ErrClosed) {
-		t.Errorf("zero Context: %v", err)
+	var nilCtx *Context
+	for name, ctx := range map[string]*Context{"zero Context": &zero, "nil *Context": nilCtx} {
+		if h, err := ctx.Health(); !errors.Is(err, ErrClosed) || h.State != HealthClosed {
+			t.Errorf("%s: Health() = %+v, %v; want State closed, ErrClosed", name, h, err)
+		}
 	}
 }
