@@ -722,12 +722,16 @@ tinymls_status tinymls_context_export(struct tinymls_context *ctx,
 
 // Restores a context from a blob of `tinymls_context_export` sealed under
 // `kek` (32 bytes). `cfg` may be NULL to keep the exported configuration;
-// otherwise it is validated and used (its `max_epochs` keeps the newest
-// epochs, its `replay_window` resizes the windows without accepting again
-// anything they refused). The new context draws a new sender id and fresh
-// sequence numbers, so it never reuses a nonce even if the exporter is
-// still running; epochs keep their ages, and one past `state_lifetime_ms`
-// is destroyed before this returns.
+// otherwise it is validated and used (a shared context's
+// `ratchet_period_ms` must be the blob's, else `TINYMLS_ERR_INVALID_CONFIG`;
+// its `max_epochs` keeps the newest epochs, its `replay_window` resizes
+// the windows without accepting again anything they refused). The new
+// context draws a new sender id and fresh sequence numbers, so it never
+// reuses a nonce even if the exporter is still running. Epochs keep their
+// ages (the time in storage counts), except in a shared group whose epochs
+// follow the clock: it dates them by the clock and moves to the clock
+// epoch (docs/STATE.md, "Import"); one past `state_lifetime_ms` is
+// destroyed before this returns.
 //
 // On success `*out_ctx` receives a handle the caller owns
 // (`tinymls_context_free`); on any failure it is set to NULL: no partial
