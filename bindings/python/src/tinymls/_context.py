@@ -143,8 +143,10 @@ class Context:
         ``ratchet_period_ms = 0`` it starts at epoch 0 and adopts a peer's
         authenticated later epoch.
 
-        The library keeps (and later zeroizes) its own copy of the secret; pass
-        a ``bytearray`` and wipe it afterwards if you need to. Raises
+        The context keeps no copy of the secret (the library zeroizes the
+        values it derives on the way to the context's keys before this
+        returns, SPEC section 3.1); the caller's copy is the caller's to wipe:
+        pass a ``bytearray`` and wipe it afterwards if you need to. Raises
         :class:`InvalidArgumentError` (a length out of range),
         :class:`ArgumentTypeError`, :class:`RngError`.
         """
