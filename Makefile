@@ -281,9 +281,12 @@ test-demo: lib
 
 ## The quick starts of docs/QUICKSTART.md, pasted as written into a shell in
 ## an empty directory, output compared; README.md's short examples must be
-## excerpts of the programs they run.
+## excerpts of the programs they run. The complete Go and Python programs of
+## docs/OPERATIONS.md run too, their output compared with what the page shows
+## once times, ids and numbers are normalised (tests/docs/check_programs.py).
 test-quickstart: lib
 	$(PYTHON) tests/docs/check_quickstart.py --excerpts README.md docs/QUICKSTART.md
+	$(PYTHON) tests/docs/check_programs.py docs/OPERATIONS.md
 
 ## The C-only demo (bindings/c/demo.c).
 demo-c: lib
