@@ -9,7 +9,9 @@
  * held can). Typical use: sealing data that sits in a queue, a cache or a
  * temporary file until this process reads it back.
  *
- * Build:  cc -std=c11 local_encrypt.c -I<include dir> -L<lib dir> -ltinymls
+ * Build:  cc -std=c11 local_encrypt.c -I<include dir> -L<lib dir> -ltinymls -Wl,-rpath,<lib dir>
+ *         (the rpath lets it find libtinymls.so at run time; after make install:
+ *         cc local_encrypt.c $(pkg-config --cflags --libs tinymls), see the README)
  */
 #include <stdio.h>
 #include <stdlib.h>

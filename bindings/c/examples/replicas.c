@@ -10,7 +10,9 @@
  * production each process calls tinymls_context_join with the secret from
  * your secret store, and can join or restart at any time.
  *
- * Build:  cc -std=c11 replicas.c -I<include dir> -L<lib dir> -ltinymls
+ * Build:  cc -std=c11 replicas.c -I<include dir> -L<lib dir> -ltinymls -Wl,-rpath,<lib dir>
+ *         (the rpath lets it find libtinymls.so at run time; after make install:
+ *         cc replicas.c $(pkg-config --cflags --libs tinymls), see the README)
  */
 #define _POSIX_C_SOURCE 200809L /* nanosleep */
 
