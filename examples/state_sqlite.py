@@ -15,6 +15,15 @@ trade-off" and "Rollback"; the Python calls: bindings/python/README.md):
 * On restart it imports the blob (``Context.from_state``): a new sender id and
   fresh sequence numbers (no nonce is ever reused), the epochs it had, with
   their ages, so it reads every message sent to it while it was down.
+* Against rollback (docs/STATE.md, "Rollback"): whoever can write the
+  database could put back an older sealed blob, and the restarted service
+  would accept again every message it had read since. After each save the
+  service records the blob's generation (``tinymls.state_info``) outside the
+  database, in ``--generation-file`` (standing in for storage the database's
+  writer cannot roll back: a TPM or KMS counter, another database), only
+  ever moving it up, and imports with ``min_generation`` set to it: a
+  rolled-back blob is refused (``StateError``) and the service stops with an
+  alert instead of falling back to an unchecked import.
 
 Where the KEK comes from: the environment variable ``TINYMLS_STATE_KEK``
 (64 hex characters) or ``--kek-file PATH`` (32 raw bytes, or 64 hex
@@ -32,7 +41,9 @@ Run the self-test (what ``make test-state-example`` does)::
 
 It starts the service, sends it messages, kills it with SIGKILL, sends more
 (in the old epoch and a newer one) while it is down, restarts it, and checks
-that it read every message exactly once and refused a replayed one.
+that it read every message exactly once and refused a replayed one; then it
+puts an older blob back into the database and checks that the service
+refuses to start from it.
 """
 
 from __future__ import annotations
@@ -104,25 +115,57 @@ def connect(db: str) -> sqlite3.Connection:
     return conn
 
 
-def load_or_join(conn: sqlite3.Connection, kek: bytes, group_secret_file: str) -> tinymls.Context:
+def recorded_generation(generation_file: str) -> int:
+    """The highest generation recorded so far (0 before the first save)."""
+    try:
+        with open(generation_file, encoding="ascii") as f:
+            return int(f.read().strip() or 0)
+    except FileNotFoundError:
+        return 0
+
+
+def record_generation(generation_file: str, blob: bytes, kek: bytes) -> None:
+    """Records the generation of a blob just committed, never moving down.
+    Called after the COMMIT: a crash in between leaves the record lower than
+    the stored blob's, never higher (docs/STATE.md, "Rollback", step 3)."""
+    generation = tinymls.state_info(blob, kek).generation
+    if generation <= recorded_generation(generation_file):
+        return
+    tmp = generation_file + ".tmp"
+    with open(tmp, "w", encoding="ascii") as f:
+        f.write(f"{generation}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, generation_file)
+
+
+def load_or_join(conn: sqlite3.Connection, kek: bytes, group_secret_file: str, generation_file: str) -> tinymls.Context:
     """The saved state if there is one, else a first join (saved at once)."""
     row = conn.execute("SELECT blob FROM state WHERE id = 1").fetchone()
     if row is not None:
-        ctx = tinymls.Context.from_state(row[0], kek)
+        minimum = recorded_generation(generation_file)
+        try:
+            ctx = tinymls.Context.from_state(row[0], kek, min_generation=minimum)
+        except tinymls.StateError as e:
+            # A wrong KEK, a tampered blob, or an authentic blob older than
+            # the last one saved (rolled back): no unchecked import.
+            sys.exit(f"[service {os.getpid()}] ALERT: refusing the saved state: {e}")
         print(f"[service {os.getpid()}] restored from SQLite: epoch {ctx.epoch}, new sender id {ctx.sender_id:016x}")
         return ctx
     with open(group_secret_file, "rb") as f:
         ctx = tinymls.Context.join(f.read(), GROUP_ID, CONFIG)
+    blob = ctx.export_state(kek)
     conn.execute("BEGIN IMMEDIATE")
-    conn.execute("INSERT INTO state (id, blob, saved_at) VALUES (1, ?, ?)", (ctx.export_state(kek), time.time()))
+    conn.execute("INSERT INTO state (id, blob, saved_at) VALUES (1, ?, ?)", (blob, time.time()))
     conn.execute("COMMIT")
+    record_generation(generation_file, blob, kek)
     print(f"[service {os.getpid()}] joined the group; state saved")
     return ctx
 
 
-def serve(db: str, kek: bytes, group_secret_file: str, stop_file: str) -> None:
+def serve(db: str, kek: bytes, group_secret_file: str, stop_file: str, generation_file: str) -> None:
     conn = connect(db)
-    with load_or_join(conn, kek, group_secret_file) as ctx:
+    with load_or_join(conn, kek, group_secret_file, generation_file) as ctx:
         print(f"[service {os.getpid()}] ready", flush=True)
         while not os.path.exists(stop_file):
             rows = conn.execute("SELECT id, ciphertext FROM inbox WHERE done = 0 ORDER BY id").fetchall()
@@ -146,6 +189,7 @@ def serve(db: str, kek: bytes, group_secret_file: str, stop_file: str) -> None:
             conn.execute("UPDATE state SET blob = ?, saved_at = ? WHERE id = 1", (blob, time.time()))
             conn.executemany("UPDATE inbox SET done = 1 WHERE id = ?", [(i,) for i, _, _ in results])
             conn.execute("COMMIT")
+            record_generation(generation_file, blob, kek)
     print(f"[service {os.getpid()}] stopped", flush=True)
 
 
@@ -166,7 +210,8 @@ def self_test(workdir: str) -> None:
     kek_file = os.path.join(workdir, "kek")
     secret_file = os.path.join(workdir, "group_secret")
     stop_file = os.path.join(workdir, "stop")
-    for path in (db, db + "-wal", db + "-shm", stop_file):
+    generation_file = os.path.join(workdir, "generation")
+    for path in (db, db + "-wal", db + "-shm", stop_file, generation_file):
         if os.path.exists(path):
             os.remove(path)
     # A fresh KEK and group secret, readable by this user only.
@@ -176,7 +221,7 @@ def self_test(workdir: str) -> None:
             out.write(os.urandom(32).hex().encode() if path == kek_file else os.urandom(32))
 
     cmd = [sys.executable, os.path.abspath(__file__), "serve", "--db", db, "--kek-file", kek_file,
-           "--group-secret-file", secret_file, "--stop-file", stop_file]
+           "--group-secret-file", secret_file, "--stop-file", stop_file, "--generation-file", generation_file]
     conn = connect(db)
 
     def send(ct: bytes) -> int:
@@ -198,6 +243,8 @@ def self_test(workdir: str) -> None:
     batch1 = [sender.encrypt(f"before the crash #{i}".encode()) for i in range(5)]
     ids1 = [send(ct) for ct in batch1]
     wait_until("the first batch", lambda: processed(ids1))
+    # What an attacker with write access to the database could copy now.
+    old_blob: bytes = conn.execute("SELECT blob FROM state WHERE id = 1").fetchone()[0]
 
     # 2. SIGKILL: no clean shutdown, no last save.
     first.send_signal(signal.SIGKILL)
@@ -234,10 +281,20 @@ def self_test(workdir: str) -> None:
         sys.exit("self-test: the messages sent while it was down were not read by the restarted service")
     if rows[replay_id][:2] != (None, "ReplayError"):
         sys.exit(f"self-test: the replayed message was not refused: {rows[replay_id]}")
+
+    # 5. Rollback: the older (authentic) blob put back in place of the newest.
+    #    Imported, it would accept batch 2 again; the service must refuse it
+    #    (the stop file is still there: a service that started would stop at
+    #    once, exit 0, and fail the check).
+    conn.execute("UPDATE state SET blob = ? WHERE id = 1", (old_blob,))
+    third = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if third.returncode == 0 or "ALERT: refusing the saved state" not in third.stderr:
+        sys.exit(f"self-test: a rolled-back blob was not refused (exit {third.returncode}): {third.stderr}")
+    print("[self-test] " + third.stderr.strip().splitlines()[-1])
     sender.close()
     conn.close()
     print(f"[self-test] ok: {len(ids1)} messages before the crash, {len(ids2)} sent while it was down "
-          "(epochs 0 and 1) read after the restart, 1 replay refused")
+          "(epochs 0 and 1) read after the restart, 1 replay refused, a rolled-back blob refused")
 
 
 def main() -> None:
@@ -249,11 +306,15 @@ def main() -> None:
     ap.add_argument("--kek-file", help="serve: file with the 32-byte KEK (else $TINYMLS_STATE_KEK)")
     ap.add_argument("--group-secret-file", help="serve: the group secret, used only on the first start")
     ap.add_argument("--stop-file", default="", help="serve: stop when this file exists")
+    ap.add_argument("--generation-file", default="",
+                    help="serve: where the highest state generation saved is recorded (default: DB.generation; "
+                    "in production, storage the database's writer cannot roll back)")
     args = ap.parse_args()
     if args.self_test:
         self_test(args.workdir)
     elif args.mode == "serve" and args.db and args.group_secret_file:
-        serve(args.db, read_kek(args.kek_file), args.group_secret_file, args.stop_file or args.db + ".stop")
+        serve(args.db, read_kek(args.kek_file), args.group_secret_file, args.stop_file or args.db + ".stop",
+              args.generation_file or args.db + ".generation")
     else:
         ap.error("use --self-test, or serve --db DB --group-secret-file FILE")
 
