@@ -438,7 +438,9 @@ tinymls_status tinymls_context_epoch(struct tinymls_context *ctx, uint64_t *out_
 
 // This context's sender id (public: it is in every ciphertext header),
 // into `*out_sender`. It changes in a forked child before the child's first
-// encryption.
+// encryption, and, in a shared group whose epochs follow the clock, when
+// the key reaches `max_operations` (such a context may not rotate on its
+// own, so it draws a new sender id: SPEC §5).
 //
 // Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`, `TINYMLS_ERR_CLOSED`.
 // Thread-safe.

@@ -408,7 +408,10 @@ func (c *Context) Epoch() (uint64, error) {
 
 // SenderID returns this context's random 64-bit sender id
 // (tinymls_context_sender_id). It is public: every ciphertext header
-// carries it. It changes in a forked child before its first encryption.
+// carries it. It changes in a forked child before its first encryption,
+// and, in a shared group whose epochs follow the clock, when the key
+// reaches MaxOperations (such a context draws a new sender id instead of
+// rotating: SPEC §5).
 //
 // Errors: ErrClosed, ErrInternal.
 func (c *Context) SenderID() (uint64, error) {

@@ -386,7 +386,9 @@ pub extern "C" fn tinymls_context_epoch(ctx: *mut tinymls_context, out_epoch: *m
 
 /// This context's sender id (public: it is in every ciphertext header),
 /// into `*out_sender`. It changes in a forked child before the child's first
-/// encryption.
+/// encryption, and, in a shared group whose epochs follow the clock, when
+/// the key reaches `max_operations` (such a context may not rotate on its
+/// own, so it draws a new sender id: SPEC §5).
 ///
 /// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`, `TINYMLS_ERR_CLOSED`.
 /// Thread-safe.

@@ -348,8 +348,10 @@ class Context:
     @property
     def sender_id(self) -> int:
         """This context's sender id (public: bytes 8..16 of every ciphertext it
-        makes). It changes in a forked child before the child's first encryption.
-        Raises :class:`ClosedError`."""
+        makes). It changes in a forked child before the child's first encryption,
+        and, in a shared group whose epochs follow the clock, when the key
+        reaches ``max_operations`` (such a context draws a new sender id
+        instead of rotating: SPEC section 5). Raises :class:`ClosedError`."""
         self._check_open()
         value = c_uint64()
         _ffi.check(_lib.tinymls_context_sender_id(self._handle, byref(value)))
