@@ -601,3 +601,76 @@ fn state_info_leaves_no_epoch_secret_or_frontier_node_on_the_stack() {
     let found = scan(&needles, &mask);
     assert!(found.is_empty(), "state_info left secrets of the blob behind: {found:?}");
 }
+
+/// The SHA-256 state after one block (FIPS 180-4 §6.2.2, the test's own
+/// compression), as `sha2` keeps it in memory (eight native-endian words):
+/// an HMAC key's inner or outer midstate.
+fn sha256_midstate(block: &[u8; 64]) -> [u8; 32] {
+    // The round constants: the first 32 bits of the fractional parts of the
+    // cube roots of the first 64 primes; the initial state, of the square
+    // roots of the first 8.
+    let primes: Vec<u64> = (2u64..).filter(|n| (2..*n).all(|d| n % d != 0)).take(64).collect();
+    let frac = |x: f64| ((x - x.floor()) * 4_294_967_296.0) as u32;
+    let k: Vec<u32> = primes.iter().map(|&p| frac((p as f64).cbrt())).collect();
+    let mut state: [u32; 8] = core::array::from_fn(|i| frac((primes[i] as f64).sqrt()));
+    assert_eq!((state[0], k[63]), (0x6a09e667, 0xc67178f2), "the constants");
+    let mut w = [0u32; 64];
+    for t in 0..64 {
+        w[t] = if t < 16 {
+            u32::from_be_bytes(block[4 * t..4 * t + 4].try_into().unwrap())
+        } else {
+            let s0 = w[t - 15].rotate_right(7) ^ w[t - 15].rotate_right(18) ^ (w[t - 15] >> 3);
+            let s1 = w[t - 2].rotate_right(17) ^ w[t - 2].rotate_right(19) ^ (w[t - 2] >> 10);
+            w[t - 16].wrapping_add(s0).wrapping_add(w[t - 7]).wrapping_add(s1)
+        };
+    }
+    let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = state;
+    for t in 0..64 {
+        let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+        let ch = (e & f) ^ (!e & g);
+        let t1 = h.wrapping_add(s1).wrapping_add(ch).wrapping_add(k[t]).wrapping_add(w[t]);
+        let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
+        let maj = (a & b) ^ (a & c) ^ (b & c);
+        let t2 = s0.wrapping_add(maj);
+        (h, g, f, e, d, c, b, a) = (g, f, e, d.wrapping_add(t1), c, b, a, t1.wrapping_add(t2));
+    }
+    for (s, v) in state.iter_mut().zip([a, b, c, d, e, f, g, h]) {
+        *s = s.wrapping_add(v);
+    }
+    let mut out = [0u8; 32];
+    for (o, w) in out.chunks_exact_mut(4).zip(state) {
+        o.copy_from_slice(&w.to_ne_bytes());
+    }
+    out
+}
+
+/// An [`Expander`](tinymls::key_schedule::Expander) keeps what HKDF-Expand
+/// under its secret needs: with `hkdf`/`sha2` (the default and `rust-crypto`
+/// providers) the secret's HMAC-SHA-256 inner and outer midstates (either
+/// pair derives every child of the secret, as the secret does), with `fips`
+/// the secret itself. Like every type that holds a secret it must wipe it
+/// when dropped; the allocation that held one is read back after the drop.
+#[test]
+fn a_dropped_expander_leaves_no_secret_state_behind() {
+    use tinymls::key_schedule::Expander;
+    let key: [u8; 32] = core::array::from_fn(|i| (i as u8).wrapping_mul(7) ^ 0x6d);
+    let mut secret = Secret32::zero();
+    secret.expose_mut().copy_from_slice(&key);
+    let [inner, outer] = [0x36u8, 0x5c].map(|pad| {
+        let mut block = [pad; 64];
+        block.iter_mut().zip(key).for_each(|(b, k)| *b ^= k);
+        sha256_midstate(&block)
+    });
+    let needles = [key, inner, outer];
+    let holds_one = |bytes: &[u8]| bytes.windows(32).any(|w| needles.iter().any(|n| w == n));
+    let mem = File::open("/proc/self/mem").unwrap();
+    let len = core::mem::size_of::<Expander>();
+    let mut seen = vec![0u8; len];
+    let boxed = Box::new(Expander::new(&secret));
+    let at = &*boxed as *const Expander as u64;
+    mem.read_exact_at(&mut seen, at).unwrap();
+    assert!(holds_one(&seen), "a live expander holds its secret or a midstate: the test reads the right bytes");
+    drop(boxed);
+    mem.read_exact_at(&mut seen, at).unwrap();
+    assert!(!holds_one(&seen), "a dropped expander left its secret or an HMAC midstate in freed memory");
+}

@@ -42,8 +42,34 @@ pub fn extract_expand(salt: &[u8], ikm: &[u8], info: &[&[u8]], out: &mut [u8]) -
 
 /// One secret's HMAC key set up once for several expansions (the epoch
 /// tree derives both children of a node): each expansion then costs two
-/// SHA-256 compressions fewer.
+/// SHA-256 compressions fewer. What it keeps, the HMAC's inner and outer
+/// SHA-256 states under the secret, derives every expansion of the secret
+/// as the secret does: it is overwritten when the expander is dropped
+/// (`hkdf` and `sha2` do not zeroize).
 pub struct Expander(Hkdf<Sha256>);
+
+thread_local! {
+    /// The HMAC states of the all-zero PRK (public): what a dropped
+    /// [`Expander`] is overwritten with, by a copy (setting up a key again
+    /// costs two SHA-256 compressions a drop). Per thread, so that no lock
+    /// or one-time initialisation is shared with a thread that may not exist
+    /// after `fork()`.
+    static WIPED: Hkdf<Sha256> = Hkdf::<Sha256>::from_prk(&[0u8; 32]).expect("a 32-byte PRK is valid");
+}
+
+impl Drop for Expander {
+    fn drop(&mut self) {
+        // Every byte of the states is overwritten (plain words, no padding,
+        // no pointer). `black_box` keeps the compiler from dropping the
+        // store as dead before the memory is freed.
+        match WIPED.try_with(|wiped| self.0.clone_from(wiped)) {
+            Ok(()) => {}
+            // This thread's locals are being destroyed: set one up.
+            Err(_) => self.0 = Hkdf::<Sha256>::from_prk(&[0u8; 32]).expect("a 32-byte PRK is valid"),
+        }
+        core::hint::black_box(&mut self.0);
+    }
+}
 
 impl Expander {
     /// An expander for a 32-byte secret.
