@@ -9,11 +9,23 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable
-from ctypes import c_size_t, c_void_p, sizeof
+from ctypes import c_char, c_size_t, c_void_p, sizeof
 from typing import Any
 
 from . import _ffi
-from ._buffers import Buffer, OutLen, fast, finish, input_arg, is_buffer, new_output, not_a_buffer, sizes
+from ._buffers import (
+    Buffer,
+    OutLen,
+    copy_into,
+    fast,
+    finish,
+    input_arg,
+    is_buffer,
+    new_output,
+    not_a_buffer,
+    sizes,
+    wipe,
+)
 from ._errors import ArgumentTypeError, InvalidArgumentError, Status, TinyMLSError
 
 _OVERHEAD = _ffi.OVERHEAD
@@ -48,6 +60,44 @@ def _pack(items: list[Any], what: str) -> tuple[bytes, array[int]]:
             return packed, lens
     views = [_byte_view(x, what) for x in items]
     return b"".join(views), array(_SIZE_T_CODE, map(len, views))
+
+
+def _pack_plaintexts(items: list[Any]) -> tuple[bytearray, array[int]]:
+    """The plaintexts of an encryption back to back, and their lengths, as
+    ``_pack`` packs them, but into a bytearray that the caller wipes after the
+    call (``_wiped_after``): the packed plaintexts are secret, and a ``bytes``
+    could not be wiped. The bytes of an item that is not a ``bytes`` are copied
+    from the very view they are measured on (see ``_pack``), straight in
+    (``copy_into``)."""
+    try:
+        lens = array(_SIZE_T_CODE, map(bytes.__len__, items))
+    except TypeError:  # an item that is not bytes
+        pass
+    else:
+        packed = bytearray().join(items)
+        if len(packed) == sum(lens):
+            return packed, lens
+        packed[:] = bytes(len(packed))
+    views = [_plain_view(x) for x in items]
+    lens = array(_SIZE_T_CODE, (v.nbytes for v in views))
+    packed = bytearray(sum(lens))
+    with memoryview(packed) as dst:
+        at = 0
+        for v, n in zip(views, lens):
+            if n:
+                copy_into(dst[at : at + n], v)
+            at += n
+    return packed, lens
+
+
+def _plain_view(item: object) -> memoryview:
+    """A plaintext item as a memoryview (held while it is measured and copied)."""
+    try:
+        return memoryview(item)  # type: ignore[arg-type]
+    except TypeError:
+        raise not_a_buffer("plaintexts", item) from None
+    except (ValueError, BufferError) as e:  # a released view, a closed mmap
+        raise InvalidArgumentError(f"plaintexts: {e}") from None
 
 
 def _byte_view(item: object, what: str) -> Any:
@@ -117,8 +167,18 @@ def _batch(
     aad_packed, aad_lens = _aads(aad, n)
     if n == 0:
         return b"", array(_SIZE_T_CODE), array(_SIZE_T_CODE), array("I")
-    packed, lens = _pack(items, what)
-    raw, out_lens, statuses = _batch_call(handle, encrypt, packed or None, len(packed), lens, aad_packed, aad_lens)
+    if not encrypt:
+        packed, lens = _pack(items, what)
+        raw, out_lens, statuses = _batch_call(handle, False, packed or None, len(packed), lens, aad_packed, aad_lens)
+        return raw, lens, out_lens, statuses
+    plain, lens = _pack_plaintexts(items)
+    size = len(plain)
+    arg = (c_char * size).from_buffer(plain) if size else None
+    try:
+        raw, out_lens, statuses = _batch_call(handle, True, arg, size, lens, aad_packed, aad_lens)
+    finally:
+        wipe(arg, size)
+        del arg  # the export of the bytearray ends here
     return raw, lens, out_lens, statuses
 
 
@@ -181,10 +241,23 @@ def _batch_call(
 
 def _packed_args(
     data: Buffer, lengths: Iterable[int], aad: Buffer
-) -> tuple[Any, int, array[int], bytes | None, array[int] | None]:
+) -> tuple[Any, int, array[int], bytes | None, array[int] | None, bool]:
     """Checks the arguments of encrypt_packed/decrypt_packed: (data as a ctypes
-    argument, its size, lengths as size_t, packed AAD, AAD lengths)."""
-    arg, size, _ = input_arg(data, "data")
+    argument, its size, lengths as size_t, packed AAD, AAD lengths, whether
+    data is the binding's copy). encrypt_packed wipes such a copy after the
+    call, also when it raises (here too: ``_checked_packed_args``)."""
+    arg, size, copied = input_arg(data, "data")
+    try:
+        return _checked_packed_args(arg, size, copied, lengths, aad)
+    except BaseException:
+        if copied:
+            wipe(arg, size)
+        raise
+
+
+def _checked_packed_args(
+    arg: Any, size: int, copied: bool, lengths: Iterable[int], aad: Buffer
+) -> tuple[Any, int, array[int], bytes | None, array[int] | None, bool]:
     if isinstance(lengths, (bytes, bytearray, memoryview, str)):
         # array() would read bytes as raw machine words.
         raise ArgumentTypeError(f"lengths must be integers, not {type(lengths).__name__}")
@@ -198,14 +271,18 @@ def _packed_args(
     if not is_buffer(aad):
         raise not_a_buffer("aad", aad)
     aad_packed, aad_lens = _aads(aad, len(lens))
-    return (arg if size else None), size, lens, aad_packed, aad_lens
+    return (arg if size else None), size, lens, aad_packed, aad_lens, copied
 
 
 def encrypt_packed(handle: Any, data: Buffer, lengths: Iterable[int], aad: Buffer = b"") -> tuple[bytes, array[int]]:
-    packed, size, lens, aad_packed, aad_lens = _packed_args(data, lengths, aad)
-    if not lens:
-        return b"", array(_SIZE_T_CODE)
-    raw, out_lens, statuses = _batch_call(handle, True, packed, size, lens, aad_packed, aad_lens)
+    packed, size, lens, aad_packed, aad_lens, copied = _packed_args(data, lengths, aad)
+    try:
+        if not lens:
+            return b"", array(_SIZE_T_CODE)
+        raw, out_lens, statuses = _batch_call(handle, True, packed, size, lens, aad_packed, aad_lens)
+    finally:
+        if copied:  # the binding's copy of the plaintexts (a strided or read-only buffer)
+            wipe(packed, size)
     if statuses.count(0) != len(statuses):
         raise _ffi.error(next(st for st in statuses if st))
     return raw, out_lens
@@ -214,7 +291,7 @@ def encrypt_packed(handle: Any, data: Buffer, lengths: Iterable[int], aad: Buffe
 def decrypt_packed(
     handle: Any, data: Buffer, lengths: Iterable[int], aad: Buffer = b""
 ) -> tuple[bytes, array[int], list[TinyMLSError | None] | None]:
-    packed, size, lens, aad_packed, aad_lens = _packed_args(data, lengths, aad)
+    packed, size, lens, aad_packed, aad_lens, _ = _packed_args(data, lengths, aad)
     if not lens:
         return b"", array(_SIZE_T_CODE), None
     raw, out_lens, statuses = _batch_call(handle, False, packed, size, lens, aad_packed, aad_lens)

@@ -137,18 +137,35 @@ def _gather(view: memoryview, n: int) -> Any:
     ``tobytes()``: an
     intermediate ``bytes`` copy that is freed unwiped (bindings/python/README.md).
     """
-    if view.ndim == 1:
-        store = bytearray(n)
-        try:
-            dst: Any = memoryview(store)
-            if view.format != "B":
-                dst = dst.cast(view.format)  # any native format
-            dst[:] = view
-        except (TypeError, ValueError, NotImplementedError):
-            store[:] = bytes(n)  # (nothing copied yet) a format cast() does not take: below
-        else:
-            return (c_char * n).from_buffer(store)
-    return (c_char * n).from_buffer_copy(view.tobytes())
+    store = bytearray(n)
+    copy_into(memoryview(store), view)
+    return (c_char * n).from_buffer(store)
+
+
+def copy_into(dst: memoryview, view: memoryview) -> None:
+    """Copies the bytes of ``view`` (any buffer's view, ``dst.nbytes`` bytes),
+    in C order, into ``dst``, a one-dimensional unsigned-byte view (of a
+    bytearray). A contiguous view, and a one-dimensional one of a native
+    format, are copied straight in; anything else (see ``_gather``) through an
+    intermediate ``bytes`` that is freed unwiped."""
+    try:
+        if view.c_contiguous:
+            dst[:] = view if view.format == "B" and view.ndim == 1 else view.cast("B")
+            return
+        if view.ndim == 1:
+            target: Any = dst  # cast() to any native format
+            (target if view.format == "B" else target.cast(view.format))[:] = view
+            return
+    except (TypeError, ValueError, NotImplementedError):
+        pass  # (nothing copied yet) a format or shape cast() does not take: below
+    dst[:] = view.tobytes()
+
+
+def wipe(arg: Any, n: int) -> None:
+    """Zeroes ``n`` bytes of ``arg``, the binding's own copy of a plaintext (a
+    ctypes array from ``input_arg`` or ``secret_input``), after the call."""
+    if n:
+        ctypes.memset(arg, 0, n)
 
 
 def is_buffer(obj: object) -> bool:
@@ -176,6 +193,16 @@ def fast_input(data: object, what: str) -> tuple[Any, Any]:
         return (data if data else None), sizes[bytes.__len__(data)]
     arg, n, _ = input_arg(data, what)
     return arg, sizes[n]
+
+
+def secret_input(data: object, what: str) -> tuple[Any, Any, bool]:
+    """``fast_input`` for a plaintext: also whether the argument is the
+    binding's own copy of it, which the caller wipes (``wipe``) after the call,
+    also when it raises."""
+    if type(data) is bytes:
+        return (data if data else None), sizes[bytes.__len__(data)], False
+    arg, n, copied = input_arg(data, what)
+    return arg, sizes[n], copied
 
 
 def out_arg(out: object) -> tuple[Any, int]:

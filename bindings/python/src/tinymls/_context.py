@@ -29,7 +29,9 @@ from ._buffers import (
     new_output as _new_output,
     out_arg as _out_arg,
     output as _output,
+    secret_input as _secret_input,
     sizes as _sizes,
+    wipe as _wipe,
 )
 from ._config import Config, config_arg
 from ._errors import BufferTooSmallError, InvalidArgumentError, Status, TinyMLSError
@@ -183,13 +185,20 @@ class Context:
         Raises :class:`ClosedError`, :class:`ExhaustedError`, :class:`RngError`,
         :class:`InvalidArgumentError` (too long), :class:`ArgumentTypeError`.
         """
-        # bytes (the common case) inline; everything else through _fast_input.
+        # bytes (the common case) inline; everything else through _secret_input.
         if type(plaintext) is bytes:
             pt_len = len(plaintext)
             pt: Any = plaintext if pt_len else None
             pt_arg = _sizes[pt_len]
         else:
-            pt, pt_arg = _fast_input(plaintext, "plaintext")
+            pt, pt_arg, copied = _secret_input(plaintext, "plaintext")
+            if copied:
+                # The binding's own copy (of a strided or read-only buffer):
+                # encrypted from there in place, then wiped, also on error.
+                try:
+                    return self.encrypt(pt, aad)
+                finally:
+                    _wipe(pt, pt_arg.value)
             pt_len = pt_arg.value
         if type(aad) is bytes:
             ad: Any = aad if aad else None
@@ -224,7 +233,13 @@ class Context:
         writable buffer.
         """
         self._check_open()
-        pt, pt_arg = _fast_input(plaintext, "plaintext")
+        pt, pt_arg, copied = _secret_input(plaintext, "plaintext")
+        if copied:
+            # As in encrypt: the binding's copy is encrypted in place, then wiped.
+            try:
+                return self.encrypt_into(pt, out, aad)
+            finally:
+                _wipe(pt, pt_arg.value)
         pt_len = pt_arg.value
         ad, ad_arg = _fast_input(aad, "aad")
         out_buf, cap = _out_arg(out)
