@@ -180,8 +180,9 @@ fn grow(pool: &mut Pool, c: usize) -> bool {
 /// zeroized (after its own `Drop`) before the memory is reused.
 ///
 /// One word: the slot's size class follows from `T`, and the rare heap
-/// fallback is marked in bit 0 of the address (slots and fallback
-/// allocations are both 64-byte aligned, so the bit is otherwise 0). Every
+/// fallback is marked in bit 0 of the address (slots are aligned to at
+/// least 32 bytes and fallback allocations to 64, so the bit is otherwise
+/// 0). Every
 /// epoch holds one or two of these, so the word matters: it keeps an idle
 /// context's window small.
 pub struct Locked<T> {
@@ -233,12 +234,15 @@ impl<T> Locked<T> {
                 }
             }
         };
-        // SAFETY: `ptr` is valid for writes of `T` and aligned (slots are
-        // 64-byte aligned and at least `size_of::<T>()`; the fallback comes
-        // from the global allocator with `fallback_layout::<T>()`).
+        // SAFETY: `ptr` is valid for writes of `T` and aligned: a slot of
+        // class `c` is at least `size_of::<T>()` bytes and aligned to
+        // `class_align(c)`, which `class_of` chose at least `align_of::<T>()`;
+        // the fallback comes from the global allocator with
+        // `fallback_layout::<T>()`.
         unsafe { ptr.write(value) };
         // SAFETY: not null (a slot address, an allocation, or 64 for a ZST);
-        // bit 0 of each is 0 (64-byte aligned), so setting it keeps it so.
+        // bit 0 of each is 0 (aligned to at least 32 bytes), so setting it
+        // keeps it so.
         let tagged = unsafe { NonNull::new_unchecked(ptr.cast::<u8>().wrapping_add(tag)) };
         Locked { tagged, _owns: PhantomData }
     }
