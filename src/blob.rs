@@ -617,6 +617,9 @@ impl WindowSnap {
 mod tests {
     use super::*;
 
+    // What carries a blob's secrets in the clear.
+    crate::secret::assert_no_leaky_traits!(EpochSnap, FrontierSnap, Snapshot);
+
     fn snap() -> Snapshot {
         let mut s = Secret32::zero();
         s.expose_mut().fill(7);

@@ -48,9 +48,40 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     core::hint::black_box(acc) == 0
 }
 
+/// Compile-time check (tests): none of the types given implements `Debug`,
+/// `Display`, `Clone` (nor so `Copy`) or `PartialEq`, derived or by hand: a
+/// secret could then be printed, copied by accident or compared in variable
+/// time. With `only` and a list of traits, just those (a type with a `Debug`
+/// of its own that shows public facts only). A type that has one fails to
+/// compile ("type annotations needed": both impls of a helper trait apply).
+#[cfg(test)]
+macro_rules! assert_no_leaky_traits {
+    ($($ty:ty),* $(,)?) => {$(
+        $crate::secret::assert_no_leaky_traits!(only [core::fmt::Debug, core::fmt::Display, Clone, PartialEq] $ty);
+    )*};
+    (only [$($tr:path),*] $ty:ty) => {$(
+        const _: fn() = || {
+            trait AmbiguousIfImpl<A> {
+                fn some_item() {}
+            }
+            impl<T: ?Sized> AmbiguousIfImpl<()> for T {}
+            #[allow(dead_code)]
+            struct Invalid;
+            impl<T: ?Sized + $tr> AmbiguousIfImpl<Invalid> for T {}
+            let _ = <$ty as AmbiguousIfImpl<_>>::some_item;
+        };
+    )*};
+}
+#[cfg(test)]
+pub(crate) use assert_no_leaky_traits;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Every type that holds a secret, checked where the layers allow it to be
+    // named (`context`, and `blob` for the state blob's).
+    assert_no_leaky_traits!(Secret<32>, Secret<12>);
 
     #[test]
     fn ct_eq_compares_bytes_and_lengths() {

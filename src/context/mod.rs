@@ -380,6 +380,29 @@ mod tests {
     use super::window::Epoch;
     use super::*;
 
+    // Everything that holds a key below the context, and everything a context
+    // keeps its keys in. `Context` has a `Debug` of its own, with public
+    // facts only (mode, closed, sender id, epoch numbers).
+    crate::secret::assert_no_leaky_traits!(
+        crate::key_schedule::SenderSecrets,
+        crate::key_schedule::Expander,
+        crate::crypto::hkdf::Expander,
+        crate::crypto::aead::Key,
+        crate::crypto::aead::Sealer<'static>,
+        crate::epoch_tree::Frontier,
+        crate::epoch_tree::Path,
+        crate::os::locked::Locked<crate::secret::Secret32>,
+        Epoch,
+        window::Peers,
+        Window,
+        super::archive::Archive,
+        super::builder::Held,
+        super::keys::SenderKeys,
+        super::receive::Peer,
+        super::send::OwnSender,
+    );
+    crate::secret::assert_no_leaky_traits!(only [core::fmt::Display, Clone, PartialEq] Context);
+
     #[test]
     fn hot_fields_sit_on_cache_lines_of_their_own_and_epochs_stay_small() {
         assert_eq!(std::mem::align_of::<Window>(), 64);
