@@ -1,11 +1,13 @@
 """Copies of a plaintext the binding makes on its way to the library (a
 batch's packed messages; a strided or read-only buffer gathered into one
 piece) are wiped once the library has read them, as the Go binding wipes
-its packed plaintexts: otherwise each is freed with the plaintext in it.
+its packed plaintexts: otherwise each is freed with the plaintext in it. So
+is the library's packed output of a batch decryption once the plaintexts
+are sliced apart from it (unless it is itself the result).
 
 The tests stand between the binding and the library and keep what the
-binding passed as the plaintext (so it is not freed), then look at it after
-the call."""
+binding passed as the plaintext, or as the output of a batch decryption (so
+it is not freed), then look at it after the call."""
 
 from __future__ import annotations
 
@@ -28,16 +30,21 @@ class Keep:
     def __init__(self, real: Any) -> None:
         self.real = real
         self.kept: list[Any] = []
+        self.outputs: list[Any] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
 
-    def _keeping(self, name: str, at: int) -> Callable[..., Any]:
+    def _keeping(self, name: str, at: int, into: list[Any] | None = None) -> Callable[..., Any]:
         def call(*args: Any) -> Any:
-            self.kept.append(args[at])
+            (self.kept if into is None else into).append(args[at])
             return getattr(self.real, name)(*args)
 
         return call
+
+    @property
+    def tinymls_decrypt_batch(self) -> Callable[..., Any]:
+        return self._keeping("tinymls_decrypt_batch", 6, self.outputs)
 
     @property
     def tinymls_encrypt(self) -> Callable[..., Any]:
@@ -103,3 +110,36 @@ def test_a_plaintext_read_in_place_is_not_touched(local: tinymls.Context, keep: 
     local.encrypt_packed(mine, [32, 32])
     assert pt == bytes(mine) and len(keep.kept) == 3
     assert contents(keep.kept[0]) == pt and contents(keep.kept[1]) == pt
+
+
+def test_decrypt_many_wipes_the_packed_plaintexts_it_sliced_apart(
+    pair: tuple[tinymls.Context, tinymls.Context], keep: Keep
+) -> None:
+    a, b = pair
+    pts = [os.urandom(64), os.urandom(64)]
+    cts = a.encrypt_many(pts)
+    assert b.decrypt_many(cts) == pts
+    # One message fails: the others are sliced apart all the same.
+    cts = a.encrypt_many(pts)
+    forged = cts[1][:-1] + bytes([cts[1][-1] ^ 1])
+    result = b.decrypt_many([cts[0], forged])
+    assert result[0] == pts[0] and isinstance(result[1], tinymls.AuthenticationError)
+    # decrypt_packed with a failure: the rest is joined again, without it.
+    cts = a.encrypt_many(pts)
+    data, _, errors = b.decrypt_packed(cts[0] + forged, [len(cts[0]), len(forged)])
+    assert data == pts[0] and errors is not None and errors[1] is not None
+    assert len(keep.outputs) == 3
+    for i, out in enumerate(keep.outputs):
+        assert contents(out) == bytes(128), f"batch {i} left its packed plaintexts as they were"
+
+
+def test_a_batch_output_that_is_the_result_is_not_wiped(
+    pair: tuple[tinymls.Context, tinymls.Context], keep: Keep
+) -> None:
+    a, b = pair
+    pt = os.urandom(64)
+    (ct,) = a.encrypt_many([pt])
+    assert b.decrypt_many([ct]) == [pt]
+    (ct,) = a.encrypt_many([pt])
+    data, _, errors = b.decrypt_packed(ct, [len(ct)])
+    assert data == pt and errors is None

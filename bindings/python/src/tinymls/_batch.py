@@ -298,14 +298,20 @@ def decrypt_packed(
     if statuses.count(0) == len(statuses):
         return raw, out_lens, None
     # A failed message's slot is zeroed and cut out: the plaintexts stay back
-    # to back, each out_lens[i] long (0 for a failed one).
+    # to back, each out_lens[i] long (0 for a failed one). Joined from views
+    # of the output (no copy of each), which is then wiped.
     parts = []
     at = 0
-    for m, written in zip(lens, out_lens):
-        parts.append(raw[at : at + written])
-        at += m - _OVERHEAD if m > _OVERHEAD else 0
+    with memoryview(raw) as whole:
+        for m, written in zip(lens, out_lens):
+            parts.append(whole[at : at + written])
+            at += m - _OVERHEAD if m > _OVERHEAD else 0
+        joined = b"".join(parts)
+        for part in parts:
+            part.release()
+    _wipe_spent(raw, 0)  # joined is a new bytes
     errors: list[TinyMLSError | None] = [_ffi.error(st) if st else None for st in statuses]
-    return b"".join(parts), out_lens, errors
+    return joined, out_lens, errors
 
 
 def encrypt_many(handle: Any, plaintexts: Iterable[Buffer], aad: Buffer | Iterable[Buffer] = b"") -> list[bytes]:
@@ -322,14 +328,31 @@ def decrypt_many(
     handle: Any, ciphertexts: Iterable[Buffer], aad: Buffer | Iterable[Buffer] = b""
 ) -> list[bytes | TinyMLSError]:
     raw, lens, out_lens, statuses = _batch(handle, False, ciphertexts, aad)
+    result: list[bytes | TinyMLSError]
     if statuses.count(0) == len(statuses) and sum(out_lens) == len(raw):
         # Every message opened and filled its slot (a plaintext is its
         # ciphertext's length - OVERHEAD): one slice per message.
         at = 0
-        return [raw[at : (at := at + m - _OVERHEAD)] for m in lens]
-    result: list[bytes | TinyMLSError] = []
-    at = 0
-    for m, written, st in zip(lens, out_lens, statuses):
-        result.append(_ffi.error(st) if st else raw[at : at + written])
-        at += m - _OVERHEAD if m > _OVERHEAD else 0
+        result = [raw[at : (at := at + m - _OVERHEAD)] for m in lens]
+    else:
+        result = []
+        at = 0
+        for m, written, st in zip(lens, out_lens, statuses):
+            result.append(_ffi.error(st) if st else raw[at : at + written])
+            at += m - _OVERHEAD if m > _OVERHEAD else 0
+    # A plaintext as long as all of them is a slice of all of raw: raw itself.
+    _wipe_spent(raw, max(out_lens, default=0))
     return result
+
+
+def _wipe_spent(raw: bytes, longest: int) -> None:
+    """Wipes ``raw``, the packed plaintexts a batch decryption wrote, once the
+    results are copied out of it, unless one of them is ``raw`` itself (a
+    slice of all of it, ``longest`` being the length of the longest result,
+    is the same object). A new ``bytes`` the library wrote into, and nobody
+    else has seen (see ``_buffers.output``), is wiped the same way, through a
+    pointer to its bytes; the plaintexts would otherwise be freed in it.
+    Never one of a single byte: CPython may hand out a 1-byte ``bytes`` it
+    shares process-wide (``.raw`` of a 1-byte buffer)."""
+    if len(raw) > 1 and longest < len(raw):
+        wipe(raw, len(raw))
