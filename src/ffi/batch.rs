@@ -1,6 +1,8 @@
 //! Batch calls: many messages through one call, one status each, packed
 //! back to back in caller buffers. Same conventions as `api.rs`.
 
+use core::mem::MaybeUninit;
+
 use super::api::{context_ref, too_small_unless_closed};
 use super::boundary::{all_disjoint, fail, ffi_boundary, slice_in, FfiResult, OutBuf, OutNames, Region};
 use super::{tinymls_context, tinymls_status};
@@ -135,11 +137,17 @@ unsafe fn batch(
     out.check()?;
     out.set_len(needed);
     let out = out.bytes()?;
-    // SAFETY: `out_lens` and `statuses` hold `count` elements by contract,
-    // and overlap no input and no other output (`all_disjoint` above).
-    let out_lens = unsafe { core::slice::from_raw_parts_mut(out_lens, count) };
+    // Both arrays are written, never read, and the caller need not have
+    // initialised them (a `malloc`'d array): seen as `MaybeUninit`, so that
+    // no reference claims a valid `tinymls_status` (an enum) or `usize` is
+    // there before one is written.
+    // SAFETY: `out_lens` and `statuses` are aligned and valid for writes of
+    // `count` elements by contract, not NULL (checked above), and overlap
+    // no input and no other output (`all_disjoint` above); `MaybeUninit<T>`
+    // has `T`'s layout and holds any bytes.
+    let out_lens = unsafe { core::slice::from_raw_parts_mut(out_lens.cast::<MaybeUninit<usize>>(), count) };
     // SAFETY: as above.
-    let statuses = unsafe { core::slice::from_raw_parts_mut(statuses, count) };
+    let statuses = unsafe { core::slice::from_raw_parts_mut(statuses.cast::<MaybeUninit<tinymls_status>>(), count) };
     // The messages, AADs and output slots, each cut from the front of its
     // packed buffer in turn (the totals above bound every cut).
     let (mut rest_in, mut rest_aad, mut rest_out) = (input, aad, &mut out[..needed]);
@@ -154,14 +162,14 @@ unsafe fn batch(
     });
     let mut report = |i: usize, r: Result<usize, Error>| match r {
         Ok(n) => {
-            out_lens[i] = n;
-            statuses[i] = TINYMLS_OK;
+            out_lens[i].write(n);
+            statuses[i].write(TINYMLS_OK);
         }
         Err(e) => {
             // The call itself succeeds: a message's status has no detail.
             detail::discard();
-            out_lens[i] = 0;
-            statuses[i] = tinymls_status::from(e);
+            out_lens[i].write(0);
+            statuses[i].write(tinymls_status::from(e));
         }
     };
     match dir {
