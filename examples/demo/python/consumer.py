@@ -213,7 +213,7 @@ def main() -> int:
     secret = bytearray.fromhex(sys.stdin.readline().strip())
     # The defaults, as every member: ratchet_period_ms = 100, epochs follow the clock.
     with tinymls.Context.join(secret, GROUP_ID) as ctx, socket.socket(socket.AF_UNIX) as srv:
-        secret[:] = bytes(len(secret))  # the library keeps its own copy
+        secret[:] = bytes(len(secret))  # wipe it: the context keeps no copy of it
         consumer = Consumer(name, ctx)
         srv.bind(path)
         srv.listen(8)
