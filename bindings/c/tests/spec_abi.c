@@ -3,9 +3,11 @@
  * assigned to a pointer of the type the spec declares, spelled as the spec
  * spells it (names, argument types, constness, return type), and the status
  * numbers of its table. `make test` compiles this file as C11 and as C++17
- * (cxx-check): in C++ (and C23) `tinymls_status` and `uint32_t` are distinct
+ * (cxx-check): in C++ `tinymls_status` (the enum) and `uint32_t` are distinct
  * types, so a parameter declared with one where the spec says the other
- * fails to compile there. Nothing here runs.
+ * fails to compile there. (In C the two are the same type up to C17, and
+ * compatible types in C23, where the enum's underlying type is uint32_t.)
+ * Nothing here runs.
  */
 #include "tinymls.h"
 
