@@ -469,6 +469,10 @@ impl Path {
 mod tests {
     use super::*;
 
+    // A node's HMAC key, set up for both its children (the public types are
+    // checked with the context's).
+    crate::secret::assert_no_leaky_traits!(Parent);
+
     #[test]
     fn a_path_gives_the_leaves_a_frontier_gives() {
         // From the window frontier of epoch `lo`, along epochs after it:
