@@ -39,7 +39,7 @@ int tu_check_status(tinymls_status got, tinymls_status want, const char *what, c
     }
     atomic_fetch_add(&failed, 1u);
     fprintf(stderr, "FAIL %s:%d: %s returned %s (%s), expected %s\n", file, line, what,
-            tinymls_status_name((uint32_t)got), tinymls_status_str((uint32_t)got),
+            tinymls_status_name((uint32_t)got), tinymls_status_str(got),
             tinymls_status_name((uint32_t)want));
     return 0;
 }
