@@ -46,7 +46,7 @@ include mk/cargo.mk
 .PHONY: all lib testlib header check-header test test-rust test-rust-rustcrypto test-c \
         test-go test-python test-wheel wheel test-interop test-demo test-quickstart test-symbols test-soak soak \
         test-fips test-fips-full fips-deps \
-        skew-member test-skew-soak skew-soak fuzz fuzz-seeds miri nightly check-all \
+        skew-member test-skew-soak skew-soak fuzz fuzz-seeds miri tsan nightly check-all \
         demo demo-long demo-c bench bench-hotpath install uninstall test-install dist-go test-dist-go clean lint \
         test-state-cross test-state-example
 
@@ -226,6 +226,30 @@ miri: nightly
 	MIRIFLAGS=-Zmiri-disable-isolation $(CARGO) +nightly miri test --lib --no-default-features --features rust-crypto --target-dir $(CURDIR)/target/miri \
 	  -- replay:: wire:: secret:: config:: key_schedule:: events:: metrics::
 
+## ThreadSanitizer on the Rust tests (in `make check-all`): nightly with the
+## standard library rebuilt instrumented (-Zbuild-std), on the rust-crypto
+## backend (no C code left uninstrumented), in target/tsan. Any report fails
+## the run (the test binary exits 66). Not run: the fork tests
+## (tests/fork*.rs: the library's child handler starts a thread in the child
+## of a multithreaded fork, which TSAN does not support), tests/memory_scan.rs
+## (it reads the whole address space, TSAN's shadow memory included), and two
+## unit tests whose premise TSAN breaks: its mlock() interceptor locks
+## nothing, and its unwinding rewrites the dead frames the stack test looks
+## for. tests/sink_wait.rs forks too, once, to a child that only waits and
+## exits: it runs on its own with TSAN's die_after_fork off.
+TSAN_TARGET  = $(shell rustc -vV | sed -n 's/^host: //p')
+TSAN_CARGO   = RUSTFLAGS=-Zsanitizer=thread RUSTDOCFLAGS=-Zsanitizer=thread $(TEST_CARGO) +nightly test --release \
+               -Zbuild-std --target $(TSAN_TARGET) --no-default-features --features rust-crypto,test-hooks \
+               --target-dir $(CURDIR)/target/tsan
+TSAN_SKIP    := fork% memory_scan sink_wait
+TSAN_TESTS   := $(filter-out $(TSAN_SKIP),$(basename $(notdir $(wildcard tests/*.rs))))
+tsan: nightly
+	rustup component add --toolchain nightly rust-src
+	TSAN_OPTIONS=second_deadlock_stack=1 $(TSAN_CARGO) --lib $(addprefix --test ,$(TSAN_TESTS)) -- \
+	  --skip os::locked::tests::the_kernel_agrees_with_the_status \
+	  --skip os::stack::tests::a_derivation_that_panics_leaves_nothing_on_the_stack
+	TSAN_OPTIONS=die_after_fork=0 $(TSAN_CARGO) --test sink_wait
+
 ## The FIPS build (docs/FIPS.md), the short pass of `make test`: the library
 ## against aws-lc-fips-sys (built once, in target/fips); no crate outside
 ## FIPS_DEPS linked into it; its exports; the KAT (both sequences), the public
@@ -259,7 +283,7 @@ test-fips-full:
 	$(CARGO) test --release $(FIPS_FEATURES),test-hooks --target-dir $(FIPS_DIR)
 
 ## Everything: make test, then the long runs kept out of it for time.
-check-all: test test-fips-full check-notice miri soak skew-soak demo-long
+check-all: test test-fips-full check-notice miri tsan soak skew-soak demo-long
 	$(MAKE) fuzz FUZZ_SECONDS=$(or $(CHECK_FUZZ_SECONDS),60)
 
 ## The main job as a user sees it (examples/demo/, about 10 s): a busy and a
