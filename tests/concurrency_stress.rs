@@ -168,9 +168,19 @@ fn a_clock_following_context_under_every_call_at_once_never_reuses_a_nonce() {
         let (a, b, stop, start) = (a.clone(), b.clone(), stop.clone(), start.clone());
         thread::spawn(move || {
             start.wait();
+            // Health's counts never go down (a batch's reserved numbers are
+            // not counted before they are used).
+            let mut counts = [0u64; 2];
             while !stop.load(Ordering::Relaxed) {
-                for ctx in [&a, &b] {
+                for (i, ctx) in [&a, &b].into_iter().enumerate() {
                     let h = ctx.health();
+                    assert!(
+                        h.encrypt_count >= counts[i],
+                        "encrypt_count went down: {} then {}",
+                        counts[i],
+                        h.encrypt_count
+                    );
+                    counts[i] = h.encrypt_count;
                     assert!(h.oldest_epoch <= h.current_epoch);
                     let _ = ctx.current_epoch().unwrap();
                     let _ = ctx.retained_epochs().unwrap();

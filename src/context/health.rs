@@ -146,9 +146,16 @@ pub(crate) fn key_memory() -> u32 {
 
 impl Context {
     /// A health snapshot (also for a closed context: state `Closed`).
+    ///
+    /// Taken with the context's lock held exclusively (as a rotation takes
+    /// it; it changes nothing): it waits for the calls in flight, so that
+    /// no encryption is between taking its sequence number and sealing and
+    /// no batch holds numbers it reserved and may give back. The
+    /// encryption count is then exactly the successful encryptions, and
+    /// never goes down from one snapshot to the next.
     pub fn health(&self) -> Health {
         crate::events::resume_after_fork();
-        let st = self.shared.read();
+        let st = self.shared.write();
         let now = st.clock.now_ms();
         let state = if st.closed {
             HealthState::Closed
@@ -263,6 +270,61 @@ mod tests {
         assert_eq!((h.encrypt_count, h.error_count), (1006, 1));
         ctx.close().unwrap();
         assert_eq!(ctx.health().encrypt_count, 1006);
+    }
+
+    /// Health's encryption count is the successful encryptions, also while
+    /// a batch runs on another thread. A run reserves its sequence numbers
+    /// at once and gives back those it does not use; health counted the
+    /// reserved numbers, then fewer once they went back, so the count went
+    /// down between two reads. Here health is asked while a run is paused
+    /// in its iterator (one message sealed, six numbers reserved, the third
+    /// message's output too small: the run gives four back): it must answer
+    /// 1, or wait for the run and answer what was sealed by then.
+    #[test]
+    fn health_does_not_count_numbers_a_running_batch_reserved() {
+        use std::sync::mpsc;
+        let cfg = Config { ratchet_period_ms: 0, ..Config::default() };
+        let ctx = Context::builder().config(cfg).manual_maintenance().local().unwrap();
+        let (paused_tx, paused_rx) = mpsc::channel();
+        let (resume_tx, resume_rx) = mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            let ctx = &ctx;
+            let batch = s.spawn(move || {
+                let pts = [[7u8; 5]; 6];
+                let mut outs: Vec<Vec<u8>> = (0..6).map(|i| vec![0u8; if i == 2 { 8 } else { 45 }]).collect();
+                let mut ok = 0u64;
+                ctx.encrypt_batch(
+                    pts.iter().zip(outs.iter_mut()).enumerate().map(|(i, (p, o))| {
+                        if i == 1 {
+                            // Asked for the second message: the first is
+                            // sealed, the run holds its six numbers.
+                            paused_tx.send(()).unwrap();
+                            resume_rx.recv().unwrap();
+                        }
+                        (&p[..], &b""[..], o.as_mut_slice())
+                    }),
+                    |_, r| ok += u64::from(r.is_ok()),
+                );
+                ok
+            });
+            paused_rx.recv().unwrap();
+            let (count_tx, count_rx) = mpsc::channel();
+            s.spawn(move || count_tx.send(ctx.health().encrypt_count).unwrap());
+            // Health answers while the run is paused, or waits for it (then
+            // the wait below ends and the run goes on).
+            let mid = count_rx.recv_timeout(std::time::Duration::from_millis(500));
+            resume_tx.send(()).unwrap();
+            let ok = batch.join().unwrap();
+            if let Ok(n) = mid {
+                assert_eq!(n, 1, "health during the run: one message sealed so far");
+            }
+            assert_eq!(ok, 5);
+            if mid.is_err() {
+                let n = count_rx.recv().unwrap();
+                assert!((1..=5).contains(&n), "health after waiting for the run: {n}");
+            }
+            assert_eq!(ctx.health().encrypt_count, 5);
+        });
     }
 
     #[test]
