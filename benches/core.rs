@@ -410,6 +410,28 @@ fn shared_v2(c: &mut Criterion) {
         forged[8] ^= 0x5a; // another sender id
         g.bench_function(name, |b| b.iter(|| assert!(victim.decrypt(black_box(&forged), b"", &mut out).is_err())));
     }
+
+    // State: exporting a member (64 retained epochs, the frontier, one
+    // peer's replay window) and importing the blob (a restarted replica's
+    // way back in). Both go through locked memory for the secrets they
+    // carry. The imported context's drop is not timed.
+    let kek = [0x17u8; 32];
+    let clock = Clock::fake(T0);
+    let (exporter, peer) = (member(&clock), member(&clock));
+    let from_peer = peer.encrypt_to_vec(&[5u8; 64], b"").expect("encrypt");
+    exporter.decrypt(&from_peer, b"", &mut out).expect("decrypt");
+    g.bench_function("export", |b| b.iter(|| exporter.export_state(black_box(&kek), 0).expect("export")));
+    let blob = exporter.export_state(&kek, 0).expect("export");
+    g.bench_function("import", |b| {
+        b.iter_with_large_drop(|| {
+            Context::builder()
+                .config(cfg)
+                .clock(clock.clone())
+                .manual_maintenance()
+                .import_state(black_box(&blob), &kek)
+                .expect("import")
+        })
+    });
     g.finish();
 }
 

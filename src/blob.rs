@@ -48,14 +48,13 @@
 //! [`Context::export_state`]: crate::Context::export_state
 //! [`Context::import_state`]: crate::Context::import_state
 
-use zeroize::Zeroizing;
-
 use crate::config::Config;
 use crate::crypto::aead::{self, NONCE_LEN, TAG_LEN};
 use crate::detail::fail;
 use crate::epoch_tree::{EPOCH_BITS, MAX_EPOCH};
 use crate::error::{Error, Result};
 use crate::key_schedule;
+use crate::os::locked::LockedVec;
 use crate::replay::ReplayWindow;
 use crate::secret::Secret32;
 use crate::types::Mode;
@@ -127,9 +126,9 @@ pub(crate) struct Snapshot {
     /// Wall-clock time of the export (Unix ms, [`crate::Clock::wall_ms`]).
     pub(crate) exported_at_ms: u64,
     /// Contiguous, oldest first; the last one is current. Never empty.
-    pub(crate) epochs: Vec<EpochSnap>,
+    pub(crate) epochs: LockedVec<EpochSnap>,
     /// Future epochs (after the current one), increasing.
-    pub(crate) future: Vec<EpochSnap>,
+    pub(crate) future: LockedVec<EpochSnap>,
     /// A shared group's frontier of the current epoch.
     pub(crate) frontier: Option<FrontierSnap>,
     /// The export generation (0 in a blob without [`GENERATION_FLAG`]).
@@ -149,7 +148,7 @@ pub struct StateInfo {
 /// A frontier: its epoch and its nodes, `(depth, secret)`, shallowest first.
 pub(crate) struct FrontierSnap {
     pub(crate) epoch: u64,
-    pub(crate) nodes: Vec<(u32, Secret32)>,
+    pub(crate) nodes: LockedVec<(u32, Secret32)>,
 }
 
 /// `InvalidArgument` unless `kek` is [`KEK_LEN`] bytes (the detail gives
@@ -182,7 +181,7 @@ fn body_len(s: &Snapshot) -> usize {
     1 + 1 + s.group_id.len() + 8 + CONFIG_LEN + 8 + 8 + 4 + 4 + epochs + frontier + 8
 }
 
-fn put_epoch(v: &mut Vec<u8>, e: &EpochSnap) {
+fn put_epoch(v: &mut LockedVec<u8>, e: &EpochSnap) {
     v.extend_from_slice(&e.number.to_be_bytes());
     v.extend_from_slice(e.secret.expose());
     v.extend_from_slice(&e.age_ms.to_be_bytes());
@@ -202,7 +201,7 @@ fn put_epoch(v: &mut Vec<u8>, e: &EpochSnap) {
     }
 }
 
-fn put_config(v: &mut Vec<u8>, c: &Config) {
+fn put_config(v: &mut LockedVec<u8>, c: &Config) {
     v.extend_from_slice(&c.key_size.to_be_bytes());
     v.extend_from_slice(&c.nonce_size.to_be_bytes());
     v.extend_from_slice(&c.ratchet_period_ms.to_be_bytes());
@@ -218,12 +217,13 @@ fn put_config(v: &mut Vec<u8>, c: &Config) {
     v.extend_from_slice(&c.max_senders.to_be_bytes());
 }
 
-/// The plaintext body, in a buffer allocated once at its exact size (so no
-/// reallocation leaves a copy behind) and zeroized on drop.
-fn encode_body(s: &Snapshot) -> Result<Zeroizing<Vec<u8>>> {
+/// The plaintext body, in locked key memory allocated once at its exact
+/// size (nothing reallocates, so no copy is left behind) and zeroized on
+/// drop.
+fn encode_body(s: &Snapshot) -> Result<LockedVec<u8>> {
     let last = s.epochs.last().ok_or(Error::Internal)?;
     let len = body_len(s);
-    let mut v = Zeroizing::new(Vec::with_capacity(len));
+    let mut v = LockedVec::with_capacity(len);
     v.push(match s.mode {
         Mode::Local => MODE_LOCAL,
         Mode::Shared => MODE_SHARED,
@@ -373,7 +373,7 @@ pub(crate) fn open(blob: &[u8], kek: &[u8]) -> Result<(u32, Snapshot)> {
     // they are in it, so a flipped bit fails the tag.
     let flags = u32::from(u16::from_be_bytes([head[10], head[11]]));
     let aad = if flags & MODULE_NONCE_FLAG != 0 { &head[..PRE_NONCE_LEN] } else { head };
-    let mut body = Zeroizing::new(vec![0u8; ct.len()]);
+    let mut body = LockedVec::zeroed(ct.len());
     // One detail for every cause: which one it was is no business of the text.
     key.open(nonce, aad, ct, tag, &mut body).map_err(|_| {
         fail(Error::State, format_args!("the state blob failed to unseal: a wrong KEK, or a changed blob"))
@@ -518,7 +518,7 @@ fn parse_body(body: &[u8], with_generation: bool) -> Result<Snapshot> {
             if n > EPOCH_BITS as usize || r.0.len() < n * 33 {
                 return Err(Error::Malformed);
             }
-            let mut nodes = Vec::with_capacity(n);
+            let mut nodes = LockedVec::with_capacity(n);
             for _ in 0..n {
                 let depth = u32::from(r.u8()?);
                 let mut node = Secret32::zero();
@@ -553,12 +553,16 @@ fn parse_body(body: &[u8], with_generation: bool) -> Result<Snapshot> {
 }
 
 /// `count` epochs, each numbered as `numbered(i, number)` accepts.
-fn get_epochs(r: &mut Reader<'_>, count: u64, mut numbered: impl FnMut(u64, u64) -> bool) -> Result<Vec<EpochSnap>> {
+fn get_epochs(
+    r: &mut Reader<'_>,
+    count: u64,
+    mut numbered: impl FnMut(u64, u64) -> bool,
+) -> Result<LockedVec<EpochSnap>> {
     // An epoch takes at least 52 bytes.
     if (r.0.len() as u64) < count.saturating_mul(52) {
         return Err(Error::Malformed);
     }
-    let mut epochs = Vec::with_capacity(count as usize);
+    let mut epochs = LockedVec::with_capacity(count as usize);
     for i in 0..count {
         let number = r.u64()?;
         if !numbered(i, number) {
@@ -631,7 +635,7 @@ mod tests {
             fingerprint: 42,
             cfg: Config::default(),
             exported_at_ms: 1_700_000_000_000,
-            epochs: vec![EpochSnap {
+            epochs: [EpochSnap {
                 number: 5,
                 secret: s,
                 age_ms: 10,
@@ -645,11 +649,37 @@ mod tests {
                     },
                     PeerSnap { sender: 9, window: None },
                 ],
-            }],
-            future: vec![EpochSnap { number: 9, secret: node(9), age_ms: 0, peers: vec![] }],
+            }]
+            .into_iter()
+            .collect(),
+            future: [EpochSnap { number: 9, secret: node(9), age_ms: 0, peers: vec![] }].into_iter().collect(),
             // Epoch 5's frontier: a node at every depth where its bit is 0.
             frontier: Some(FrontierSnap { epoch: 5, nodes: frontier_depths(5).map(|d| (d, node(d as u8))).collect() }),
             generation: 77,
+        }
+    }
+
+    #[test]
+    fn a_blobs_secrets_in_the_clear_live_in_locked_undumped_pages() {
+        use crate::os::locked::{status, tests::vm_flags, DONTDUMP, LOCKED};
+        let s = snap();
+        let body = encode_body(&s).unwrap();
+        let p = parse_body(&body, true).unwrap();
+        let st = status();
+        // The ordinary heap is neither (so the checks below tell them apart).
+        let heap = Box::new([0u8; 64]);
+        assert!(!vm_flags(heap.as_ptr() as usize).iter().any(|f| f == "dd" || f == "lo"));
+        let frontier = p.frontier.as_ref().map(|f| f.nodes.as_ptr() as usize).unwrap();
+        for (what, addr) in [
+            ("the encoded body", body.as_ptr() as usize),
+            ("the parsed epochs", p.epochs.as_ptr() as usize),
+            ("the parsed future epochs", p.future.as_ptr() as usize),
+            ("the parsed frontier", frontier),
+            ("the exported epochs", s.epochs.as_ptr() as usize),
+        ] {
+            let flags = vm_flags(addr);
+            assert_eq!(flags.iter().any(|f| f == "lo"), st & LOCKED != 0, "{what}: {flags:?}, status {st}");
+            assert_eq!(flags.iter().any(|f| f == "dd"), st & DONTDUMP != 0, "{what}: {flags:?}, status {st}");
         }
     }
 

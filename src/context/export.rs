@@ -9,7 +9,7 @@ use crate::blob::{self, EpochSnap, FrontierSnap, PeerSnap, Snapshot, WindowSnap}
 use crate::detail::fail;
 use crate::epoch_tree::Frontier;
 use crate::error::{Error, Result};
-use crate::os::locked::Locked;
+use crate::os::locked::{Locked, LockedVec};
 use crate::secret::Secret32;
 
 impl Context {
@@ -100,32 +100,36 @@ impl Window {
         // Every retained epoch from `first`, in order: the held ones as they
         // are, the ones left to the frontier derived and those left to the
         // archive copied (they have no peers).
-        let mut epochs = Vec::with_capacity((cur - first + 1) as usize);
+        // In locked memory of exactly the size counted; an epoch that does
+        // not fit (a miscount) is refused below, not pushed.
+        let mut epochs = LockedVec::with_capacity((cur - first + 1) as usize);
+        let mut overflow = false;
+        let mut add = |e: EpochSnap| overflow |= epochs.push_within_capacity(e).is_err();
         if let Some(archive) = self.archive.as_ref() {
             for n in first..=cur {
                 match self.epoch_index(n) {
-                    Some(i) => epochs.push(snap_of(&self.epochs[i])),
+                    Some(i) => add(snap_of(&self.epochs[i])),
                     None => {
                         let (secret, since) = archive.get(n).ok_or(Error::Internal)?;
-                        epochs.push(unheld(n, secret, since));
+                        add(unheld(n, secret, since));
                     }
                 }
             }
         } else {
             let f = self.frontier.as_deref().map_or(cur, |f| f.epoch());
-            epochs.extend(self.epochs.iter().filter(|e| e.number >= first && e.number <= f).map(snap_of));
+            self.epochs.iter().filter(|e| e.number >= first && e.number <= f).for_each(|e| add(snap_of(e)));
         }
         if let Some(frontier) = self.frontier.as_deref() {
             let wall = self.clock.wall_ms();
             frontier.for_each_leaf(first, cur, &mut |n, leaf| match self.epoch_index(n) {
-                Some(i) => epochs.push(snap_of(&self.epochs[i])),
-                None => epochs.push(unheld(n, leaf, self.clock_start(n, now, wall))),
+                Some(i) => add(snap_of(&self.epochs[i])),
+                None => add(unheld(n, leaf, self.clock_start(n, now, wall))),
             });
         }
-        if epochs.len() as u64 != cur - first + 1 {
+        if overflow || epochs.len() as u64 != cur - first + 1 {
             return Err(Error::Internal);
         }
-        let mut future = Vec::with_capacity(self.future.len());
+        let mut future = LockedVec::with_capacity(self.future.len());
         // A future epoch has not started (SPEC v2 §7: it starts at its clock
         // time, after the current epoch's): age 0, not the time since its
         // message was read.
@@ -138,7 +142,7 @@ impl Window {
             if at_current.epoch() < cur {
                 drop(at_current.advance(cur));
             }
-            let mut nodes = Vec::with_capacity(at_current.len());
+            let mut nodes = LockedVec::with_capacity(at_current.len());
             for (depth, _, node) in at_current.nodes() {
                 let mut copy = Secret32::zero();
                 copy.expose_mut().copy_from_slice(node.expose());

@@ -66,10 +66,20 @@ pub(crate) struct Pool {
     chunks: Vec<usize>,
     /// Bytes of the slots handed out and not yet returned.
     in_use: usize,
+    /// Mappings of dropped [`LockedVec`]s kept for the next one, zeroized,
+    /// locked and marked as when they were made: `(base, len)`, at most
+    /// [`SPARE_BYTES`] in all. Mapping, locking and unmapping cost an export
+    /// or an import more than its cryptography.
+    spare: Vec<(usize, usize)>,
 }
 
+/// The most bytes of [`LockedVec`] mappings the pool keeps for reuse (an
+/// export's or an import's buffers for a default configuration, a few
+/// pages each, fit; a larger one maps and unmaps its own).
+const SPARE_BYTES: usize = 64 * 1024;
+
 static POOL: Mutex<Pool> =
-    Mutex::new(Pool { free: [const { Vec::new() }; CLASSES.len()], chunks: Vec::new(), in_use: 0 });
+    Mutex::new(Pool { free: [const { Vec::new() }; CLASSES.len()], chunks: Vec::new(), in_use: 0, spare: Vec::new() });
 
 /// Bytes of locked key memory in use (the slots' sizes, rounded up to their
 /// size classes; the heap fallback is not counted), for the footprint
@@ -104,11 +114,12 @@ pub(crate) fn relock_after_fork(pool: &Pool) {
     let refused = REFUSE.load(Ordering::SeqCst) & 1 != 0;
     #[cfg(not(feature = "test-hooks"))]
     let refused = false;
-    for &base in &pool.chunks {
-        // SAFETY: `base..base+CHUNK` is a chunk mapped by `grow` and never
-        // unmapped (the child inherited the mapping); mlock only changes how
-        // the kernel treats the range.
-        if refused || unsafe { libc::mlock(base as *const libc::c_void, CHUNK) } != 0 {
+    let chunks = pool.chunks.iter().map(|&base| (base, CHUNK));
+    for (base, len) in chunks.chain(pool.spare.iter().copied()) {
+        // SAFETY: `base..base+len` is a chunk mapped by `grow` and never
+        // unmapped, or a spare mapping the pool owns (the child inherited
+        // both); mlock only changes how the kernel treats the range.
+        if refused || unsafe { libc::mlock(base as *const libc::c_void, len) } != 0 {
             FAILURES.fetch_or(LOCK_FAILED, Ordering::Relaxed);
         }
     }
@@ -297,8 +308,248 @@ impl<T> Drop for Locked<T> {
     }
 }
 
+/// A vector of `T` with a capacity fixed when it is made, in pages of its
+/// own that are locked and left out of core dumps as the pool's chunks are,
+/// and zeroized (all of its capacity, after the elements' own `Drop`) when
+/// it drops, its pages then kept for the next one (up to [`SPARE_BYTES`] in
+/// all) or unmapped: for the passing secrets of an export or an
+/// import (a snapshot's epoch secrets and frontier, a blob's plaintext
+/// body), too many and too varied in size for the pool's slots. It never
+/// reallocates, so no copy is left behind: filling it past its capacity is a
+/// bug, and panics.
+///
+/// Where the OS refuses to map, it lives on the ordinary heap (zeroized
+/// all the same) and [`status`] adds `FALLBACK`; where it refuses to lock or
+/// to leave the pages out of dumps, [`status`] stops claiming `LOCKED` or
+/// `DONTDUMP`, as for a chunk.
+pub struct LockedVec<T> {
+    ptr: NonNull<T>,
+    len: usize,
+    cap: usize,
+    /// Bytes mapped; 0 for the heap fallback (or nothing allocated).
+    mapped: usize,
+    _owns: PhantomData<T>,
+}
+
+// SAFETY: `LockedVec<T>` owns its `T`s exactly like `Vec<T>` does.
+unsafe impl<T: Send> Send for LockedVec<T> {}
+// SAFETY: shared access only hands out `&[T]`, as `Vec<T>` does.
+unsafe impl<T: Sync> Sync for LockedVec<T> {}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf only reads a system value.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(p).ok().filter(|p| p.is_power_of_two()).unwrap_or(4096)
+}
+
+impl<T> LockedVec<T> {
+    /// An empty vector with room for exactly `cap` elements.
+    pub fn with_capacity(cap: usize) -> LockedVec<T> {
+        let layout = Layout::array::<T>(cap).expect("a LockedVec's capacity fits in memory");
+        let empty = |ptr| LockedVec { ptr, len: 0, cap, mapped: 0, _owns: PhantomData };
+        if layout.size() == 0 {
+            return empty(NonNull::dangling());
+        }
+        #[cfg(feature = "test-hooks")]
+        let refuse = REFUSE.load(Ordering::SeqCst);
+        #[cfg(not(feature = "test-hooks"))]
+        let refuse = 0u32;
+        let page = page_size();
+        let len = layout.size().div_ceil(page) * page;
+        if layout.align() <= page {
+            let mut pool = POOL.lock();
+            if let Some(i) = pool.spare.iter().position(|&(_, l)| l == len) {
+                let (base, _) = pool.spare.swap_remove(i);
+                // SAFETY: a spare mapping is non-NULL and page-aligned (at
+                // least `T`'s alignment, checked above), `len` bytes, zeroed
+                // and owned by the pool, which hands it over.
+                let ptr = unsafe { NonNull::new_unchecked(base as *mut T) };
+                return LockedVec { ptr, len: 0, cap, mapped: len, _owns: PhantomData };
+            }
+        }
+        let mapping = if refuse & 2 != 0 || layout.align() > page { None } else { super::map_anonymous(len) };
+        match mapping {
+            Some(p) => {
+                // SAFETY: `p..p+len` is the mapping just created, owned by
+                // the vector; mlock and madvise only change how the kernel
+                // treats the range.
+                if refuse & 1 != 0 || unsafe { libc::mlock(p, len) } != 0 {
+                    FAILURES.fetch_or(LOCK_FAILED, Ordering::Relaxed);
+                }
+                // SAFETY: as above.
+                if unsafe { libc::madvise(p, len, libc::MADV_DONTDUMP) } != 0 {
+                    FAILURES.fetch_or(DONTDUMP_FAILED, Ordering::Relaxed);
+                }
+                // SAFETY: mmap never returns NULL on success; a page is
+                // aligned for `T` (checked above).
+                let ptr = unsafe { NonNull::new_unchecked(p.cast::<T>()) };
+                LockedVec { ptr, len: 0, cap, mapped: len, _owns: PhantomData }
+            }
+            None => {
+                FAILURES.fetch_or(FALLBACK, Ordering::Relaxed);
+                // SAFETY: the layout's size is not zero (checked above).
+                let p = unsafe { std::alloc::alloc(layout) }.cast::<T>();
+                let Some(ptr) = NonNull::new(p) else { std::alloc::handle_alloc_error(layout) };
+                empty(ptr)
+            }
+        }
+    }
+
+    /// Appends `value`. Panics if the vector is full (its capacity was
+    /// computed wrong: a bug).
+    pub fn push(&mut self, value: T) {
+        assert!(self.len < self.cap, "a LockedVec filled past the capacity it was made with");
+        // SAFETY: `len < cap`, so the slot is inside the allocation, aligned
+        // and not yet initialized.
+        unsafe { self.ptr.as_ptr().add(self.len).write(value) };
+        self.len += 1;
+    }
+
+    /// Appends `value` if there is room; gives it back if the vector is full.
+    pub fn push_within_capacity(&mut self, value: T) -> Result<(), T> {
+        if self.len == self.cap {
+            return Err(value);
+        }
+        self.push(value);
+        Ok(())
+    }
+
+    /// Removes the last element (its bytes stay until the vector drops,
+    /// and are zeroized then).
+    pub fn pop(&mut self) -> Option<T> {
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        // SAFETY: the element at `len` was initialized and is no longer
+        // counted, so it is read (moved out) exactly once.
+        Some(unsafe { self.ptr.as_ptr().add(self.len).read() })
+    }
+}
+
+impl<T: Copy> LockedVec<T> {
+    /// Appends every element of `src`. Panics as [`LockedVec::push`] does.
+    pub fn extend_from_slice(&mut self, src: &[T]) {
+        assert!(src.len() <= self.cap - self.len, "a LockedVec filled past the capacity it was made with");
+        // SAFETY: room for `src.len()` more (checked); `src` cannot overlap
+        // the uninitialized tail (`&mut self` excludes a borrow of it).
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(self.len), src.len()) };
+        self.len += src.len();
+    }
+}
+
+impl LockedVec<u8> {
+    /// `len` zero bytes.
+    pub fn zeroed(len: usize) -> LockedVec<u8> {
+        let mut v = LockedVec::with_capacity(len);
+        // SAFETY: the allocation holds `len` bytes; writing zeros initializes them.
+        unsafe { core::ptr::write_bytes(v.ptr.as_ptr(), 0, len) };
+        v.len = len;
+        v
+    }
+}
+
+impl<T> Extend<T> for LockedVec<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
+        for x in iter {
+            self.push(x);
+        }
+    }
+}
+
+/// Collects an iterator that knows its length (its `size_hint`'s upper
+/// bound is the capacity).
+impl<T> FromIterator<T> for LockedVec<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> LockedVec<T> {
+        let iter = iter.into_iter();
+        let mut v = LockedVec::with_capacity(iter.size_hint().1.expect("an iterator of known length"));
+        v.extend(iter);
+        v
+    }
+}
+
+impl<T> core::ops::Deref for LockedVec<T> {
+    type Target = [T];
+    #[inline]
+    fn deref(&self) -> &[T] {
+        // SAFETY: the first `len` elements are initialized and owned by `self`.
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> core::ops::DerefMut for LockedVec<T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as above, and `&mut self` makes the access unique.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<'a, T> IntoIterator for &'a LockedVec<T> {
+    type Item = &'a T;
+    type IntoIter = core::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a mut LockedVec<T> {
+    type Item = &'a mut T;
+    type IntoIter = core::slice::IterMut<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter_mut()
+    }
+}
+
+impl<T> LockedVec<T> {
+    /// Drops every element, then zeroizes the whole capacity (the bytes of
+    /// elements popped or moved out included).
+    fn clear_and_wipe(&mut self) {
+        let p = self.ptr.as_ptr();
+        let len = core::mem::replace(&mut self.len, 0);
+        // SAFETY: the first `len` elements were initialized; `self.len` is
+        // 0 before they drop, so each drops exactly once, here.
+        unsafe { core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(p, len)) };
+        let size = Layout::array::<T>(self.cap).map_or(0, |l| l.size());
+        if size > 0 {
+            // SAFETY: the allocation holds `size` bytes; no element is alive
+            // any more, so they are plain bytes to be wiped.
+            let bytes = unsafe { core::slice::from_raw_parts_mut(p.cast::<u8>(), size) };
+            zeroize::Zeroize::zeroize(bytes);
+        }
+    }
+}
+
+impl<T> Drop for LockedVec<T> {
+    fn drop(&mut self) {
+        self.clear_and_wipe();
+        let p = self.ptr.as_ptr();
+        let Ok(layout) = Layout::array::<T>(self.cap) else { return };
+        if layout.size() == 0 {
+            return;
+        }
+        if self.mapped > 0 {
+            let mut pool = POOL.lock();
+            let kept: usize = pool.spare.iter().map(|&(_, l)| l).sum();
+            if kept + self.mapped <= SPARE_BYTES {
+                // Wiped above: the next LockedVec of this size takes it.
+                pool.spare.push((p as usize, self.mapped));
+                return;
+            }
+            drop(pool);
+            // SAFETY: `p..p+mapped` is the mapping `with_capacity` made (or
+            // took from the spares), owned by this vector and used by
+            // nothing after this.
+            unsafe { libc::munmap(p.cast::<libc::c_void>(), self.mapped) };
+        } else {
+            // SAFETY: allocated in `with_capacity` with this very layout.
+            unsafe { std::alloc::dealloc(p.cast::<u8>(), layout) }
+        }
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -317,8 +568,8 @@ mod tests {
         assert!(bytes.iter().all(|&b| b == 0), "slot zeroized");
     }
 
-    /// The kernel's view of the chunk holding `addr`: its `VmFlags`.
-    fn vm_flags(addr: usize) -> Vec<String> {
+    /// The kernel's view of the mapping holding `addr`: its `VmFlags`.
+    pub(crate) fn vm_flags(addr: usize) -> Vec<String> {
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
         let mut inside = false;
         for line in smaps.lines() {
@@ -392,6 +643,112 @@ mod tests {
     fn a_locked_box_is_one_word_and_option_keeps_the_niche() {
         assert_eq!(core::mem::size_of::<Locked<[u8; 32]>>(), core::mem::size_of::<usize>());
         assert_eq!(core::mem::size_of::<Option<Locked<[u8; 32]>>>(), core::mem::size_of::<usize>());
+    }
+
+    #[test]
+    fn a_locked_vec_lives_in_locked_undumped_pages() {
+        let mut v: LockedVec<[u8; 32]> = LockedVec::with_capacity(300);
+        v.push([0xA5; 32]);
+        v.extend([[1; 32], [2; 32]]);
+        assert_eq!((v.len(), v[0][0], v[2][31]), (3, 0xA5, 2));
+        assert_eq!(v.as_ptr() as usize % page_size(), 0, "its own pages");
+        let flags = vm_flags(v.as_ptr() as usize);
+        let st = status();
+        assert_eq!(flags.iter().any(|f| f == "lo"), st & LOCKED != 0, "{flags:?} vs status {st}");
+        assert_eq!(flags.iter().any(|f| f == "dd"), st & DONTDUMP != 0, "{flags:?} vs status {st}");
+        let bytes = LockedVec::zeroed(5000);
+        assert_eq!(bytes.len(), 5000);
+        assert!(bytes.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn a_locked_vec_drops_its_elements_and_wipes_its_whole_capacity() {
+        use std::sync::atomic::AtomicUsize;
+        static DROPS: AtomicUsize = AtomicUsize::new(0);
+        struct D([u8; 40]);
+        impl Drop for D {
+            fn drop(&mut self) {
+                DROPS.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let mut v = LockedVec::with_capacity(4);
+        v.push(D([0x5A; 40]));
+        v.push(D([0x5B; 40]));
+        v.push(D([0x5C; 40]));
+        let popped = v.pop().expect("three pushed");
+        assert_eq!(popped.0[0], 0x5C);
+        drop(popped);
+        assert_eq!(DROPS.load(Ordering::Relaxed), 1);
+        // The popped element's bytes are still in the buffer until the wipe.
+        // SAFETY: the buffer holds 4 * 40 bytes, mapped until `v` drops.
+        let raw = unsafe { core::slice::from_raw_parts(v.as_ptr().cast::<u8>(), 4 * 40) };
+        assert_eq!(raw[80], 0x5C);
+        v.clear_and_wipe();
+        assert_eq!(DROPS.load(Ordering::Relaxed), 3, "each element dropped once");
+        assert_eq!(v.len(), 0);
+        // SAFETY: as above (`v` is alive).
+        let raw = unsafe { core::slice::from_raw_parts(v.as_ptr().cast::<u8>(), 4 * 40) };
+        assert!(raw.iter().all(|&b| b == 0), "the whole capacity zeroized");
+        drop(v);
+        assert_eq!(DROPS.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn a_dropped_locked_vecs_mapping_is_kept_wiped_reused_and_locked_again_after_fork() {
+        // A size no other test uses, so nobody else takes the spare.
+        let len = 5 * page_size();
+        {
+            // Room in the spares (another test's may fill them): they are a
+            // cache, emptying it only costs the next ones a mapping.
+            let mut pool = POOL.lock();
+            for (base, l) in pool.spare.drain(..) {
+                // SAFETY: a spare mapping is owned by the pool, used by nobody.
+                unsafe { libc::munmap(base as *mut libc::c_void, l) };
+            }
+        }
+        let mut v: LockedVec<u8> = LockedVec::with_capacity(len);
+        v.extend_from_slice(&[0xC3; 100]);
+        let base = v.as_ptr() as usize;
+        drop(v);
+        {
+            let pool = POOL.lock();
+            assert!(pool.spare.contains(&(base, len)), "kept for reuse");
+            // SAFETY: a spare mapping stays mapped while the pool holds it.
+            let bytes = unsafe { core::slice::from_raw_parts(base as *const u8, len) };
+            assert!(bytes.iter().all(|&b| b == 0), "wiped before it was kept");
+            // As in a forked child, where mlock is not inherited.
+            // SAFETY: munlock only changes how the kernel treats the range.
+            assert_eq!(unsafe { libc::munlock(base as *const libc::c_void, len) }, 0);
+            assert!(!vm_flags(base).iter().any(|f| f == "lo"));
+            relock_after_fork(&pool);
+            assert_eq!(vm_flags(base).iter().any(|f| f == "lo"), status() & LOCKED != 0, "locked again");
+            assert!(vm_flags(base).iter().any(|f| f == "dd") || status() & DONTDUMP == 0);
+        }
+        let again: LockedVec<u8> = LockedVec::with_capacity(len);
+        assert_eq!(again.as_ptr() as usize, base, "the next one of its size takes it");
+        // Larger than the spares may hold: mapped and unmapped on its own.
+        let big: LockedVec<u8> = LockedVec::zeroed(SPARE_BYTES + 1);
+        let big_base = big.as_ptr() as usize;
+        drop(big);
+        assert!(!POOL.lock().spare.iter().any(|&(b, _)| b == big_base), "not kept");
+    }
+
+    #[test]
+    fn a_locked_vec_never_grows() {
+        let mut v = LockedVec::with_capacity(2);
+        assert!(v.push_within_capacity(1u64).is_ok());
+        assert!(v.push_within_capacity(2u64).is_ok());
+        assert_eq!(v.push_within_capacity(3u64), Err(3));
+        assert_eq!(&v[..], &[1, 2]);
+        let full = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| v.push(3)));
+        assert!(full.is_err(), "push past the capacity panics");
+        let mut b = LockedVec::with_capacity(3);
+        b.extend_from_slice(&[1u8, 2]);
+        let over = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.extend_from_slice(&[3, 4])));
+        assert!(over.is_err(), "extend past the capacity panics");
+        assert_eq!(&b[..], &[1, 2]);
+        let empty: LockedVec<u64> = LockedVec::with_capacity(0);
+        assert!(empty.is_empty());
     }
 
     #[test]

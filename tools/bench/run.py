@@ -420,6 +420,8 @@ def render(mach: list[tuple[str, str]], crit: dict[str, float], fp: dict[str, fl
         ("forged header, current epoch", "v2/forged_current"),
         ("forged header, 1 000 epochs ahead", "v2/forged_1000_ahead"),
         ("forged header, `max_future_epochs` ahead", "v2/forged_max_future"),
+        ("export a member's state (64 epochs, frontier, one peer)", "v2/export"),
+        ("import that state (a restarted replica)", "v2/import"),
     )
     for label, key in rows:
         L.append(f"| {label} | {ns(g(key))} |")
