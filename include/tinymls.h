@@ -666,6 +666,12 @@ int32_t tinymls_event_callback_wait(uint64_t timeout_ms);
 // Fills `*out` with the context's health. Works on a closed context
 // (state `TINYMLS_HEALTH_CLOSED`).
 //
+// It waits for the calls in flight on this context (so that
+// `encrypt_count` is exact and never goes down), and new calls on this
+// context wait behind it: next to a long call (a message of hundreds of
+// MiB) a health check pauses the context's other calls until that call
+// ends. Other contexts are not affected.
+//
 // Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`. Thread-safe.
 tinymls_status tinymls_context_health(struct tinymls_context *ctx, struct tinymls_health *out);
 

@@ -201,6 +201,11 @@ func skewDuration(ms int64) time.Duration {
 // Context, as for a closed one, and HealthError otherwise, so that a probe
 // that looks only at State does not report a context it could not read as
 // ready.
+//
+// Health waits for the calls in flight on this context (so that
+// EncryptCount is exact and never goes down), and the context's new calls
+// wait behind it: next to a very long call (a message of hundreds of MiB)
+// a health check pauses the context's other calls until that call ends.
 func (c *Context) Health() (Health, error) {
 	// Not c.handle(): a closed context's handle stays valid until the
 	// cleanup releases it, and the library reports its closed state.

@@ -153,6 +153,13 @@ impl Context {
     /// no batch holds numbers it reserved and may give back. The
     /// encryption count is then exactly the successful encryptions, and
     /// never goes down from one snapshot to the next.
+    ///
+    /// The price: while it waits, new calls on this context wait behind it
+    /// (the lock lets no reader past a waiting writer), so a health check
+    /// next to a long call (a 256 MiB message) pauses this context's other
+    /// calls until that call ends. Other contexts are not affected. Do not
+    /// call it from inside an [`Context::encrypt_batch`] iterator: it would
+    /// wait for the batch that calls it, for ever.
     pub fn health(&self) -> Health {
         crate::events::resume_after_fork();
         let st = self.shared.write();

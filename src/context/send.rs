@@ -303,7 +303,9 @@ impl Context {
     /// slice iterator, as in the C ABI, is the intended use). A call into
     /// another context from there takes a second context's lock under the
     /// first, which can deadlock with a rotation or a `fork()` waiting for
-    /// both.
+    /// both; a call into this context that takes its lock exclusively
+    /// ([`Context::health`], [`Context::rotate`], an export) waits for the
+    /// batch itself and never returns.
     ///
     /// Each run reserves its sequence numbers together, so threads that
     /// batch on one context at once interleave by runs, not by messages: if

@@ -141,6 +141,12 @@ impl From<Health> for tinymls_health {
 /// Fills `*out` with the context's health. Works on a closed context
 /// (state `TINYMLS_HEALTH_CLOSED`).
 ///
+/// It waits for the calls in flight on this context (so that
+/// `encrypt_count` is exact and never goes down), and new calls on this
+/// context wait behind it: next to a long call (a message of hundreds of
+/// MiB) a health check pauses the context's other calls until that call
+/// ends. Other contexts are not affected.
+///
 /// Returns `TINYMLS_OK`, `TINYMLS_ERR_NULL_POINTER`. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tinymls_context_health(ctx: *mut tinymls_context, out: *mut tinymls_health) -> tinymls_status {

@@ -379,7 +379,9 @@ class Context:
         current epoch and its key age, retained epochs, counters, the last
         error, the sender id. No secret in it. After :meth:`close` the library
         still answers: state ``CLOSED``, the final counters, the uptime frozen
-        at close."""
+        at close. It waits for the calls in flight on this context (so that
+        ``encrypt_count`` is exact), and the context's new calls wait behind
+        it: next to a very long call, a health check pauses the others."""
         return _health.read_health(self._handle)
 
     def encrypt_many(self, plaintexts: Iterable[Buffer], aad: Buffer | Iterable[Buffer] = b"") -> list[bytes]:
