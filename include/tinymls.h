@@ -97,7 +97,8 @@
 // `tinymls_health.flags`: every page of the library's locked slab is locked
 // against swapping (`mlock`). The slab holds every epoch secret, sender key
 // and IV, replay window and epoch-tree frontier, and with the rust-crypto
-// backend the expanded AES keys too.
+// backend the expanded AES keys too. Also clear once a page a state export
+// or import held its secrets in could not be locked (it stays clear).
 #define TINYMLS_HEALTH_KEYS_LOCKED 1
 
 // `tinymls_health.flags`: every page of the locked slab is left out of core

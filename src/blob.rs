@@ -278,7 +278,12 @@ pub fn seal_body(kek: &[u8], version: u16, flags: u16, body: &[u8]) -> Result<Ve
     let (ct, tag) = rest.split_at_mut(body.len());
     let tag: &mut [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Internal)?;
     if u32::from(flags) & MODULE_NONCE_FLAG != 0 {
-        let nonce = aead::Key::module_nonce(&key).seal_with_module_nonce(&head[..PRE_NONCE_LEN], body, ct, tag)?;
+        // The FIPS module seals in place: copy the body into locked memory,
+        // not into the blob, and only the ciphertext into the blob.
+        let mut sealed = LockedVec::zeroed(body.len());
+        let nonce =
+            aead::Key::module_nonce(&key).seal_with_module_nonce(&head[..PRE_NONCE_LEN], body, &mut sealed, tag)?;
+        ct.copy_from_slice(&sealed);
         head[PRE_NONCE_LEN..].copy_from_slice(&nonce);
     } else {
         let mut nonce = [0u8; NONCE_LEN];

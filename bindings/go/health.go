@@ -70,7 +70,8 @@ const (
 	// KeysLocked: every page of the library's locked slab (epoch secrets,
 	// sender keys and IVs, replay windows, the epoch-tree frontier; with the
 	// rust-crypto backend the expanded AES keys too) is locked against
-	// swapping.
+	// swapping, and so was every page a state export or import held its
+	// secrets in; once the OS refused, it stays clear.
 	KeysLocked KeyMemory = C.TINYMLS_HEALTH_KEYS_LOCKED
 	// KeysNotDumped: every page of the locked slab is left out of core dumps.
 	KeysNotDumped KeyMemory = C.TINYMLS_HEALTH_KEYS_NOT_DUMPED

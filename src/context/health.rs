@@ -82,9 +82,13 @@ pub struct Health {
     ///
     /// * [`KEYS_LOCKED`], [`KEYS_NOT_DUMPED`]: every page of the library's
     ///   locked slab is locked against swapping (`mlock`) / left out of core
-    ///   dumps (`MADV_DONTDUMP`). The slab holds every epoch secret, sender
-    ///   key and IV, replay window and epoch-tree frontier, and with the
-    ///   `rust-crypto` backend the expanded AES keys too.
+    ///   dumps (`MADV_DONTDUMP`), and so was every page a state export or
+    ///   import so far held its secrets in. The slab holds every epoch
+    ///   secret, sender key and IV, replay window and epoch-tree frontier,
+    ///   and with the `rust-crypto` backend the expanded AES keys too. Once
+    ///   the OS refused (`RLIMIT_MEMLOCK` too low for the contexts, or for
+    ///   an export or import of a large state), the bit stays clear: raise
+    ///   the limit and restart.
     /// * [`KEYS_ON_HEAP`]: some key material lives on the ordinary heap
     ///   (unlocked, dumpable, wiped when freed): always with the aws-lc-rs
     ///   backend (its expanded AES keys, [`KEYS_AEAD_ON_HEAP`]), and with

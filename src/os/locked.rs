@@ -162,6 +162,25 @@ pub fn refuse_key_memory(lock: bool, map: bool) {
     REFUSE.store(u32::from(lock) | (u32::from(map) << 1), Ordering::SeqCst);
 }
 
+/// Locks `p..p+len` (a mapping of the caller's); where the OS refuses
+/// (`RLIMIT_MEMLOCK`), unmaps the spare `LockedVec` mappings, locked memory
+/// kept only as a cache, and tries once more.
+fn mlock_or_drop_spares(spare: &mut Vec<(usize, usize)>, p: *mut libc::c_void, len: usize) -> bool {
+    // SAFETY: mlock only changes how the kernel treats the range.
+    if unsafe { libc::mlock(p, len) } == 0 {
+        return true;
+    }
+    if spare.is_empty() {
+        return false;
+    }
+    for (base, l) in spare.drain(..) {
+        // SAFETY: a spare mapping is owned by the pool and used by nobody.
+        unsafe { libc::munmap(base as *mut libc::c_void, l) };
+    }
+    // SAFETY: as above.
+    unsafe { libc::mlock(p, len) == 0 }
+}
+
 /// A new chunk carved into slots of class `c`, pushed on its free list.
 fn grow(pool: &mut Pool, c: usize) -> bool {
     #[cfg(feature = "test-hooks")]
@@ -172,8 +191,7 @@ fn grow(pool: &mut Pool, c: usize) -> bool {
         return false;
     }
     let Some(p) = super::map_anonymous(CHUNK) else { return false };
-    // SAFETY: `p..p+CHUNK` is the mapping just created, owned by the pool.
-    if refuse & 1 != 0 || unsafe { libc::mlock(p, CHUNK) } != 0 {
+    if refuse & 1 != 0 || !mlock_or_drop_spares(&mut pool.spare, p, CHUNK) {
         FAILURES.fetch_or(LOCK_FAILED, Ordering::Relaxed);
     }
     // SAFETY: as above; madvise only changes how the kernel treats the range.
@@ -328,6 +346,8 @@ pub struct LockedVec<T> {
     cap: usize,
     /// Bytes mapped; 0 for the heap fallback (or nothing allocated).
     mapped: usize,
+    /// A mapping the OS refused to lock: never kept as a spare.
+    unlocked: bool,
     _owns: PhantomData<T>,
 }
 
@@ -346,7 +366,7 @@ impl<T> LockedVec<T> {
     /// An empty vector with room for exactly `cap` elements.
     pub fn with_capacity(cap: usize) -> LockedVec<T> {
         let layout = Layout::array::<T>(cap).expect("a LockedVec's capacity fits in memory");
-        let empty = |ptr| LockedVec { ptr, len: 0, cap, mapped: 0, _owns: PhantomData };
+        let empty = |ptr| LockedVec { ptr, len: 0, cap, mapped: 0, unlocked: false, _owns: PhantomData };
         if layout.size() == 0 {
             return empty(NonNull::dangling());
         }
@@ -364,7 +384,7 @@ impl<T> LockedVec<T> {
                 // least `T`'s alignment, checked above), `len` bytes, zeroed
                 // and owned by the pool, which hands it over.
                 let ptr = unsafe { NonNull::new_unchecked(base as *mut T) };
-                return LockedVec { ptr, len: 0, cap, mapped: len, _owns: PhantomData };
+                return LockedVec { ptr, len: 0, cap, mapped: len, unlocked: false, _owns: PhantomData };
             }
         }
         let mapping = if refuse & 2 != 0 || layout.align() > page { None } else { super::map_anonymous(len) };
@@ -373,7 +393,10 @@ impl<T> LockedVec<T> {
                 // SAFETY: `p..p+len` is the mapping just created, owned by
                 // the vector; mlock and madvise only change how the kernel
                 // treats the range.
-                if refuse & 1 != 0 || unsafe { libc::mlock(p, len) } != 0 {
+                // A refusal is remembered, as for a chunk: the secrets this
+                // vector is made for passed through unlocked memory.
+                let unlocked = refuse & 1 != 0 || !mlock_or_drop_spares(&mut POOL.lock().spare, p, len);
+                if unlocked {
                     FAILURES.fetch_or(LOCK_FAILED, Ordering::Relaxed);
                 }
                 // SAFETY: as above.
@@ -383,7 +406,7 @@ impl<T> LockedVec<T> {
                 // SAFETY: mmap never returns NULL on success; a page is
                 // aligned for `T` (checked above).
                 let ptr = unsafe { NonNull::new_unchecked(p.cast::<T>()) };
-                LockedVec { ptr, len: 0, cap, mapped: len, _owns: PhantomData }
+                LockedVec { ptr, len: 0, cap, mapped: len, unlocked, _owns: PhantomData }
             }
             None => {
                 FAILURES.fetch_or(FALLBACK, Ordering::Relaxed);
@@ -505,24 +528,42 @@ impl<T> LockedVec<T> {
     /// Drops every element, then zeroizes the whole capacity (the bytes of
     /// elements popped or moved out included).
     fn clear_and_wipe(&mut self) {
+        /// Wipes the capacity even when an element's `Drop` panics.
+        struct Wipe(*mut u8, usize);
+        impl Drop for Wipe {
+            fn drop(&mut self) {
+                if self.1 > 0 {
+                    // SAFETY: the allocation holds `self.1` bytes; no element
+                    // is alive any more, so they are plain bytes to be wiped.
+                    zeroize::Zeroize::zeroize(unsafe { core::slice::from_raw_parts_mut(self.0, self.1) });
+                }
+            }
+        }
         let p = self.ptr.as_ptr();
         let len = core::mem::replace(&mut self.len, 0);
+        let _wipe = Wipe(p.cast::<u8>(), Layout::array::<T>(self.cap).map_or(0, |l| l.size()));
         // SAFETY: the first `len` elements were initialized; `self.len` is
         // 0 before they drop, so each drops exactly once, here.
         unsafe { core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(p, len)) };
-        let size = Layout::array::<T>(self.cap).map_or(0, |l| l.size());
-        if size > 0 {
-            // SAFETY: the allocation holds `size` bytes; no element is alive
-            // any more, so they are plain bytes to be wiped.
-            let bytes = unsafe { core::slice::from_raw_parts_mut(p.cast::<u8>(), size) };
-            zeroize::Zeroize::zeroize(bytes);
-        }
     }
 }
 
 impl<T> Drop for LockedVec<T> {
     fn drop(&mut self) {
-        self.clear_and_wipe();
+        /// Wiped and released even when an element's `Drop` panics.
+        struct Release<'a, T>(&'a mut LockedVec<T>);
+        impl<T> Drop for Release<'_, T> {
+            fn drop(&mut self) {
+                self.0.release();
+            }
+        }
+        Release(self).0.clear_and_wipe();
+    }
+}
+
+impl<T> LockedVec<T> {
+    /// Gives the wiped memory back: to the spares, the OS or the heap.
+    fn release(&mut self) {
         let p = self.ptr.as_ptr();
         let Ok(layout) = Layout::array::<T>(self.cap) else { return };
         if layout.size() == 0 {
@@ -531,7 +572,7 @@ impl<T> Drop for LockedVec<T> {
         if self.mapped > 0 {
             let mut pool = POOL.lock();
             let kept: usize = pool.spare.iter().map(|&(_, l)| l).sum();
-            if kept + self.mapped <= SPARE_BYTES {
+            if !self.unlocked && kept + self.mapped <= SPARE_BYTES {
                 // Wiped above: the next LockedVec of this size takes it.
                 pool.spare.push((p as usize, self.mapped));
                 return;
@@ -731,6 +772,52 @@ pub(crate) mod tests {
         let big_base = big.as_ptr() as usize;
         drop(big);
         assert!(!POOL.lock().spare.iter().any(|&(b, _)| b == big_base), "not kept");
+    }
+
+    #[test]
+    fn a_panicking_element_drop_still_wipes_and_releases() {
+        struct P(#[allow(dead_code)] [u8; 40], bool);
+        impl Drop for P {
+            fn drop(&mut self) {
+                if self.1 {
+                    panic!("element drop panics");
+                }
+            }
+        }
+        // A size no other test uses; room in the spares (see above).
+        let len = 7 * page_size();
+        {
+            let mut pool = POOL.lock();
+            for (base, l) in pool.spare.drain(..) {
+                // SAFETY: a spare mapping is owned by the pool, used by nobody.
+                unsafe { libc::munmap(base as *mut libc::c_void, l) };
+            }
+        }
+        let mut v = LockedVec::with_capacity(len / core::mem::size_of::<P>());
+        v.push(P([0x5A; 40], true));
+        v.push(P([0x5B; 40], false));
+        let base = v.as_ptr() as usize;
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(v)));
+        assert!(r.is_err());
+        // Released (kept, as it fits) and wiped all the same.
+        let pool = POOL.lock();
+        let kept = pool.spare.iter().find(|&&(b, _)| b == base).map(|&(_, l)| l);
+        let kept = kept.expect("released to the spares despite the panic");
+        // SAFETY: a spare mapping stays mapped while the pool holds it.
+        let bytes = unsafe { core::slice::from_raw_parts(base as *const u8, kept) };
+        assert!(bytes.iter().all(|&b| b == 0), "wiped despite the panic");
+    }
+
+    #[test]
+    fn a_mapping_the_os_would_not_lock_is_not_kept_for_reuse() {
+        let len = 6 * page_size();
+        let mut v: LockedVec<u8> = LockedVec::with_capacity(len);
+        // As `with_capacity` marks it when mlock is refused (as root, where
+        // this runs, mlock is never refused).
+        v.unlocked = true;
+        let base = v.as_ptr() as usize;
+        drop(v);
+        assert!(!POOL.lock().spare.iter().any(|&(b, _)| b == base), "an unlocked mapping is unmapped, not kept");
     }
 
     #[test]

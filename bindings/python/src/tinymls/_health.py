@@ -27,7 +27,9 @@ HEALTH_CLOSED = 3
 HEALTH_DEGRADED = 4
 #: ``Health.key_memory`` bit: every page of the library's locked slab (epoch
 #: secrets, sender keys and IVs, replay windows, the epoch-tree frontier; with
-#: the rust-crypto backend the expanded AES keys too) is locked against swapping.
+#: the rust-crypto backend the expanded AES keys too) is locked against swapping,
+#: and so was every page a state export or import held its secrets in; once the
+#: OS refused, it stays clear.
 HEALTH_KEYS_LOCKED = 1
 #: ``Health.key_memory`` bit: every page of the locked slab is left out of core dumps.
 HEALTH_KEYS_NOT_DUMPED = 2
