@@ -84,6 +84,19 @@ def _free(handle: Any) -> None:
     _lib.tinymls_context_free(handle)
 
 
+def _out_too_small(cap: int, needed: int, what: str) -> BufferTooSmallError:
+    """The error of an ``*_into`` call whose ``out`` (``cap`` bytes) cannot hold
+    the ``what`` (``needed`` bytes, as the library reported)."""
+    status = Status.BUFFER_TOO_SMALL
+    return BufferTooSmallError(
+        f"{_ffi.status_str(status)}: out has {cap} bytes, the {what} needs {needed}",
+        status,
+        name=_ffi.status_name(status),
+        needed=needed,
+        detail=_ffi.last_error_message(),
+    )
+
+
 class Context:
     """A TinyMLS context. Create one with :meth:`new` or :meth:`join`.
 
@@ -251,14 +264,7 @@ class Context:
         status = _fast.tinymls_encrypt(self._handle, pt, pt_arg, ad, ad_arg, out_buf, _sizes[cap], out_len)
         del out_buf  # the export of the caller's buffer ends here
         if status == Status.BUFFER_TOO_SMALL:
-            needed = int(out_len[0])
-            raise BufferTooSmallError(
-                f"{_ffi.status_str(status)}: out has {cap} bytes, the ciphertext needs {needed}",
-                status,
-                name=_ffi.status_name(status),
-                needed=needed,
-                detail=_ffi.last_error_message(),
-            )
+            raise _out_too_small(cap, int(out_len[0]), "ciphertext")
         if status:
             raise _ffi.failed(status)
         return int(out_len[0])
@@ -324,14 +330,7 @@ class Context:
         status = _fast.tinymls_decrypt(self._handle, ct, ct_arg, ad, ad_arg, out_buf, _sizes[cap], out_len)
         del out_buf  # the export of the caller's buffer ends here
         if status == Status.BUFFER_TOO_SMALL:
-            needed = int(out_len[0])
-            raise BufferTooSmallError(
-                f"{_ffi.status_str(status)}: out has {cap} bytes, the plaintext needs {needed}",
-                status,
-                name=_ffi.status_name(status),
-                needed=needed,
-                detail=_ffi.last_error_message(),
-            )
+            raise _out_too_small(cap, int(out_len[0]), "plaintext")
         if status:
             raise _ffi.failed(status)
         return int(out_len[0])
