@@ -408,7 +408,7 @@ fn after_fork_parent() {
 fn after_fork_child() {
     // The parent's thread, maybe in a round, is not in the child.
     VISITING_SINCE.store(0, Ordering::Release);
-    let relocked = HELD_OVER_FORK.with(|h| match h.borrow().as_ref() {
+    let relocked = HELD_OVER_FORK.with(|h| match h.borrow_mut().as_mut() {
         Some((_, _, pool)) => {
             os::locked::relock_after_fork(pool);
             true

@@ -71,6 +71,40 @@ pub(crate) struct Pool {
     /// [`SPARE_BYTES`] in all. Mapping, locking and unmapping cost an export
     /// or an import more than its cryptography.
     spare: Vec<(usize, usize)>,
+    /// Every [`LockedVec`] alive, and the thread that made it: a forked
+    /// child wipes those of the threads it does not have.
+    live: Vec<Live>,
+}
+
+impl Pool {
+    const fn new() -> Pool {
+        Pool {
+            free: [const { Vec::new() }; CLASSES.len()],
+            chunks: Vec::new(),
+            in_use: 0,
+            spare: Vec::new(),
+            live: Vec::new(),
+        }
+    }
+
+    /// A [`LockedVec`] at `base` is gone.
+    fn forget_live(&mut self, base: usize) {
+        if let Some(i) = self.live.iter().position(|v| v.base == base) {
+            self.live.swap_remove(i);
+        }
+    }
+}
+
+/// A [`LockedVec`]'s memory, as the pool knows it.
+#[derive(Clone, Copy)]
+pub(crate) struct Live {
+    base: usize,
+    /// Its capacity in bytes.
+    bytes: usize,
+    /// Bytes mapped; 0 on the heap.
+    mapped: usize,
+    /// The thread that made it and alone uses it (a `LockedVec` is not `Send`).
+    owner: libc::pthread_t,
 }
 
 /// The most bytes of [`LockedVec`] mappings the pool keeps for reuse (an
@@ -78,8 +112,7 @@ pub(crate) struct Pool {
 /// pages each, fit; a larger one maps and unmaps its own).
 const SPARE_BYTES: usize = 64 * 1024;
 
-static POOL: Mutex<Pool> =
-    Mutex::new(Pool { free: [const { Vec::new() }; CLASSES.len()], chunks: Vec::new(), in_use: 0, spare: Vec::new() });
+static POOL: Mutex<Pool> = Mutex::new(Pool::new());
 
 /// Bytes of locked key memory in use (the slots' sizes, rounded up to their
 /// size classes; the heap fallback is not counted), for the footprint
@@ -109,7 +142,7 @@ pub fn chunks() -> usize {
 /// copies are made now, at most the pool's size). Only system calls, no
 /// allocation. Where the OS refuses, [`status`] stops claiming `LOCKED`, so
 /// that the child's health tells the truth.
-pub(crate) fn relock_after_fork(pool: &Pool) {
+pub(crate) fn relock_after_fork(pool: &mut Pool) {
     #[cfg(feature = "test-hooks")]
     let refused = REFUSE.load(Ordering::SeqCst) & 1 != 0;
     #[cfg(not(feature = "test-hooks"))]
@@ -123,6 +156,33 @@ pub(crate) fn relock_after_fork(pool: &Pool) {
             FAILURES.fetch_or(LOCK_FAILED, Ordering::Relaxed);
         }
     }
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() };
+    pool.live.retain(|v| {
+        // SAFETY: pthread_equal only compares two thread ids.
+        if unsafe { libc::pthread_equal(v.owner, me) } != 0 {
+            // This thread's own (an export or import under way in it): it
+            // goes on with it, locked again.
+            // SAFETY: as for a chunk: a mapping this thread's vector owns.
+            if v.mapped > 0 && (refused || unsafe { libc::mlock(v.base as *const libc::c_void, v.mapped) } != 0) {
+                FAILURES.fetch_or(LOCK_FAILED, Ordering::Relaxed);
+            }
+            return true;
+        }
+        // A vector of a thread the child does not have (it was exporting or
+        // importing at the fork): nobody here will use or drop it, so its
+        // secrets are wiped now and its pages given back. Heap memory is
+        // wiped and left (freeing it is the allocator's business).
+        // SAFETY: `base..base+bytes` is that vector's memory, inherited by
+        // the child and used by no thread of it.
+        zeroize::Zeroize::zeroize(unsafe { core::slice::from_raw_parts_mut(v.base as *mut u8, v.bytes) });
+        if v.mapped > 0 {
+            // SAFETY: the vector's own mapping (not a chunk, not a spare),
+            // used by nothing in the child.
+            unsafe { libc::munmap(v.base as *mut libc::c_void, v.mapped) };
+        }
+        false
+    });
 }
 
 /// Records that the chunks may not be locked (a forked child that could not
@@ -351,10 +411,10 @@ pub struct LockedVec<T> {
     _owns: PhantomData<T>,
 }
 
-// SAFETY: `LockedVec<T>` owns its `T`s exactly like `Vec<T>` does.
-unsafe impl<T: Send> Send for LockedVec<T> {}
-// SAFETY: shared access only hands out `&[T]`, as `Vec<T>` does.
-unsafe impl<T: Sync> Sync for LockedVec<T> {}
+// Neither `Send` nor `Sync` (its raw pointer makes it neither): the thread
+// that makes a `LockedVec` is the one that uses and drops it, which is what
+// lets a forked child tell the vectors of the threads it lost
+// (`relock_after_fork`).
 
 fn page_size() -> usize {
     // SAFETY: sysconf only reads a system value.
@@ -365,6 +425,19 @@ fn page_size() -> usize {
 impl<T> LockedVec<T> {
     /// An empty vector with room for exactly `cap` elements.
     pub fn with_capacity(cap: usize) -> LockedVec<T> {
+        let v = Self::allocate(cap);
+        let bytes = Layout::array::<T>(cap).map_or(0, |l| l.size());
+        if bytes > 0 {
+            // SAFETY: pthread_self has no preconditions.
+            let owner = unsafe { libc::pthread_self() };
+            POOL.lock().live.push(Live { base: v.ptr.as_ptr() as usize, bytes, mapped: v.mapped, owner });
+        }
+        v
+    }
+
+    /// The memory of [`LockedVec::with_capacity`]: a spare mapping of the
+    /// right size, a new one, or the heap.
+    fn allocate(cap: usize) -> LockedVec<T> {
         let layout = Layout::array::<T>(cap).expect("a LockedVec's capacity fits in memory");
         let empty = |ptr| LockedVec { ptr, len: 0, cap, mapped: 0, unlocked: false, _owns: PhantomData };
         if layout.size() == 0 {
@@ -390,16 +463,14 @@ impl<T> LockedVec<T> {
         let mapping = if refuse & 2 != 0 || layout.align() > page { None } else { super::map_anonymous(len) };
         match mapping {
             Some(p) => {
-                // SAFETY: `p..p+len` is the mapping just created, owned by
-                // the vector; mlock and madvise only change how the kernel
-                // treats the range.
                 // A refusal is remembered, as for a chunk: the secrets this
                 // vector is made for passed through unlocked memory.
                 let unlocked = refuse & 1 != 0 || !mlock_or_drop_spares(&mut POOL.lock().spare, p, len);
                 if unlocked {
                     FAILURES.fetch_or(LOCK_FAILED, Ordering::Relaxed);
                 }
-                // SAFETY: as above.
+                // SAFETY: `p..p+len` is the mapping just created, owned by
+                // the vector; madvise only changes how the kernel treats it.
                 if unsafe { libc::madvise(p, len, libc::MADV_DONTDUMP) } != 0 {
                     FAILURES.fetch_or(DONTDUMP_FAILED, Ordering::Relaxed);
                 }
@@ -571,6 +642,7 @@ impl<T> LockedVec<T> {
         }
         if self.mapped > 0 {
             let mut pool = POOL.lock();
+            pool.forget_live(p as usize);
             let kept: usize = pool.spare.iter().map(|&(_, l)| l).sum();
             if !self.unlocked && kept + self.mapped <= SPARE_BYTES {
                 // Wiped above: the next LockedVec of this size takes it.
@@ -583,6 +655,7 @@ impl<T> LockedVec<T> {
             // nothing after this.
             unsafe { libc::munmap(p.cast::<libc::c_void>(), self.mapped) };
         } else {
+            POOL.lock().forget_live(p as usize);
             // SAFETY: allocated in `with_capacity` with this very layout.
             unsafe { std::alloc::dealloc(p.cast::<u8>(), layout) }
         }
@@ -757,14 +830,19 @@ pub(crate) mod tests {
             // SAFETY: a spare mapping stays mapped while the pool holds it.
             let bytes = unsafe { core::slice::from_raw_parts(base as *const u8, len) };
             assert!(bytes.iter().all(|&b| b == 0), "wiped before it was kept");
-            // As in a forked child, where mlock is not inherited.
-            // SAFETY: munlock only changes how the kernel treats the range.
-            assert_eq!(unsafe { libc::munlock(base as *const libc::c_void, len) }, 0);
-            assert!(!vm_flags(base).iter().any(|f| f == "lo"));
-            relock_after_fork(&pool);
-            assert_eq!(vm_flags(base).iter().any(|f| f == "lo"), status() & LOCKED != 0, "locked again");
-            assert!(vm_flags(base).iter().any(|f| f == "dd") || status() & DONTDUMP == 0);
         }
+        // As in a forked child, where mlock is not inherited: the child
+        // handler's pass over a pool that holds this spare (a pool of its
+        // own: the global one lists other tests' live vectors, which the
+        // pass would take for a lost thread's).
+        let mut child = Pool::new();
+        child.spare.push((base, len));
+        // SAFETY: munlock only changes how the kernel treats the range.
+        assert_eq!(unsafe { libc::munlock(base as *const libc::c_void, len) }, 0);
+        assert!(!vm_flags(base).iter().any(|f| f == "lo"));
+        relock_after_fork(&mut child);
+        assert_eq!(vm_flags(base).iter().any(|f| f == "lo"), status() & LOCKED != 0, "locked again");
+        assert!(vm_flags(base).iter().any(|f| f == "dd") || status() & DONTDUMP == 0);
         let again: LockedVec<u8> = LockedVec::with_capacity(len);
         assert_eq!(again.as_ptr() as usize, base, "the next one of its size takes it");
         // Larger than the spares may hold: mapped and unmapped on its own.
@@ -806,6 +884,48 @@ pub(crate) mod tests {
         // SAFETY: a spare mapping stays mapped while the pool holds it.
         let bytes = unsafe { core::slice::from_raw_parts(base as *const u8, kept) };
         assert!(bytes.iter().all(|&b| b == 0), "wiped despite the panic");
+    }
+
+    #[test]
+    fn a_forked_child_wipes_the_vectors_of_the_threads_it_lost_and_keeps_its_own() {
+        // The pass of the child handler over a pool of its own (see above):
+        // one vector of this thread, mapped and filled, and one of a thread
+        // the "child" does not have, on the heap (so that the test can read
+        // it after the pass; a mapped one is also unmapped).
+        let page = page_size();
+        let own = super::super::map_anonymous(page).expect("a page") as usize;
+        // SAFETY: the page just mapped, owned by this test.
+        unsafe { core::ptr::write_bytes(own as *mut u8, 0xA1, page) };
+        let lost_layout = Layout::from_size_align(96, 16).unwrap();
+        // SAFETY: a non-zero size.
+        let lost = unsafe { std::alloc::alloc(lost_layout) } as usize;
+        assert_ne!(lost, 0);
+        // SAFETY: 96 bytes just allocated.
+        unsafe { core::ptr::write_bytes(lost as *mut u8, 0xB2, 96) };
+        // SAFETY: pthread_self has no preconditions.
+        let other = std::thread::spawn(|| unsafe { libc::pthread_self() } as usize).join().unwrap();
+        let mut child = Pool::new();
+        // SAFETY: pthread_self has no preconditions.
+        let me = unsafe { libc::pthread_self() };
+        child.live.push(Live { base: own, bytes: page, mapped: page, owner: me });
+        child.live.push(Live { base: lost, bytes: 96, mapped: 0, owner: other as libc::pthread_t });
+        // SAFETY: munlock only changes how the kernel treats the range.
+        unsafe { libc::munlock(own as *const libc::c_void, page) };
+        relock_after_fork(&mut child);
+        assert_eq!(child.live.len(), 1, "the lost thread's vector is forgotten");
+        assert_eq!(child.live[0].base, own);
+        // SAFETY: the lost vector's heap memory, still allocated (wiped only).
+        let wiped = unsafe { core::slice::from_raw_parts(lost as *const u8, 96) };
+        assert!(wiped.iter().all(|&b| b == 0), "the lost thread's secrets are wiped");
+        // SAFETY: this thread's mapping, left mapped by the pass.
+        let kept = unsafe { core::slice::from_raw_parts(own as *const u8, page) };
+        assert!(kept.iter().all(|&b| b == 0xA1), "this thread's own vector is left as it is");
+        assert_eq!(vm_flags(own).iter().any(|f| f == "lo"), status() & LOCKED != 0, "and locked again");
+        // SAFETY: both owned by this test, used by nothing else.
+        unsafe {
+            libc::munmap(own as *mut libc::c_void, page);
+            std::alloc::dealloc(lost as *mut u8, lost_layout);
+        }
     }
 
     #[test]
