@@ -135,6 +135,12 @@ pub(crate) struct Snapshot {
     pub(crate) generation: u64,
 }
 
+// A snapshot stays on the thread that made it (its `LockedVec`s must: see
+// `os::locked::relock_after_fork`).
+const _: () = {
+    let () = <Snapshot as crate::os::locked::NotSendOrSync<_>>::OK;
+};
+
 /// What [`state_info`] reads from an authentic blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StateInfo {

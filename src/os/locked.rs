@@ -170,16 +170,18 @@ pub(crate) fn relock_after_fork(pool: &mut Pool) {
             return true;
         }
         // A vector of a thread the child does not have (it was exporting or
-        // importing at the fork): nobody here will use or drop it, so its
-        // secrets are wiped now and its pages given back. Heap memory is
-        // wiped and left (freeing it is the allocator's business).
-        // SAFETY: `base..base+bytes` is that vector's memory, inherited by
-        // the child and used by no thread of it.
-        zeroize::Zeroize::zeroize(unsafe { core::slice::from_raw_parts_mut(v.base as *mut u8, v.bytes) });
+        // importing at the fork): nobody here will use or drop it. A mapping
+        // is given back (the child's copy of its pages goes with it; wiping
+        // first would only make the child copy them), heap memory is wiped
+        // and left (freeing it is the allocator's business).
         if v.mapped > 0 {
             // SAFETY: the vector's own mapping (not a chunk, not a spare),
             // used by nothing in the child.
             unsafe { libc::munmap(v.base as *mut libc::c_void, v.mapped) };
+        } else {
+            // SAFETY: `base..base+bytes` is that vector's heap memory,
+            // inherited by the child and used by no thread of it.
+            zeroize::Zeroize::zeroize(unsafe { core::slice::from_raw_parts_mut(v.base as *mut u8, v.bytes) });
         }
         false
     });
@@ -414,7 +416,22 @@ pub struct LockedVec<T> {
 // Neither `Send` nor `Sync` (its raw pointer makes it neither): the thread
 // that makes a `LockedVec` is the one that uses and drops it, which is what
 // lets a forked child tell the vectors of the threads it lost
-// (`relock_after_fork`).
+// (`relock_after_fork`). Checked at compile time (here, and in `blob` for
+// the snapshot that holds them): an `impl Send` or `impl Sync` makes the
+// `NotSendOrSync` call ambiguous (E0283).
+const _: () = {
+    let () = <LockedVec<u8> as NotSendOrSync<_>>::OK;
+};
+
+/// For a compile-time check that a type is neither `Send` nor `Sync`:
+/// `let () = <T as NotSendOrSync<_>>::OK;` compiles only then (for any
+/// other type two impls apply and the call is ambiguous).
+pub(crate) trait NotSendOrSync<A> {
+    const OK: () = ();
+}
+impl<T: ?Sized> NotSendOrSync<()> for T {}
+impl<T: ?Sized + Send> NotSendOrSync<u8> for T {}
+impl<T: ?Sized + Sync> NotSendOrSync<u16> for T {}
 
 fn page_size() -> usize {
     // SAFETY: sysconf only reads a system value.
@@ -891,7 +908,7 @@ pub(crate) mod tests {
         // The pass of the child handler over a pool of its own (see above):
         // one vector of this thread, mapped and filled, and one of a thread
         // the "child" does not have, on the heap (so that the test can read
-        // it after the pass; a mapped one is also unmapped).
+        // it after the pass; a mapped one is unmapped instead).
         let page = page_size();
         let own = super::super::map_anonymous(page).expect("a page") as usize;
         // SAFETY: the page just mapped, owned by this test.
