@@ -243,23 +243,34 @@ fn mlock_or_drop_spares(spare: &mut Vec<(usize, usize)>, p: *mut libc::c_void, l
     unsafe { libc::mlock(p, len) == 0 }
 }
 
-/// A new chunk carved into slots of class `c`, pushed on its free list.
-fn grow(pool: &mut Pool, c: usize) -> bool {
+/// `len` bytes of new key memory (a chunk, or a [`LockedVec`]'s pages):
+/// mapped, locked and left out of core dumps, and whether it is locked.
+/// Where the OS refuses to lock (after the spares are given back) or to
+/// mark, [`status`] remembers it; `None` where it maps nothing.
+fn map_key_memory(spare: &mut Vec<(usize, usize)>, len: usize) -> Option<(*mut libc::c_void, bool)> {
     #[cfg(feature = "test-hooks")]
     let refuse = REFUSE.load(Ordering::SeqCst);
     #[cfg(not(feature = "test-hooks"))]
     let refuse = 0u32;
     if refuse & 2 != 0 {
-        return false;
+        return None;
     }
-    let Some(p) = super::map_anonymous(CHUNK) else { return false };
-    if refuse & 1 != 0 || !mlock_or_drop_spares(&mut pool.spare, p, CHUNK) {
+    let p = super::map_anonymous(len)?;
+    let locked = refuse & 1 == 0 && mlock_or_drop_spares(spare, p, len);
+    if !locked {
         FAILURES.fetch_or(LOCK_FAILED, Ordering::Relaxed);
     }
-    // SAFETY: as above; madvise only changes how the kernel treats the range.
-    if unsafe { libc::madvise(p, CHUNK, libc::MADV_DONTDUMP) } != 0 {
+    // SAFETY: `p..p+len` is the mapping just created, owned by the caller;
+    // madvise only changes how the kernel treats the range.
+    if unsafe { libc::madvise(p, len, libc::MADV_DONTDUMP) } != 0 {
         FAILURES.fetch_or(DONTDUMP_FAILED, Ordering::Relaxed);
     }
+    Some((p, locked))
+}
+
+/// A new chunk carved into slots of class `c`, pushed on its free list.
+fn grow(pool: &mut Pool, c: usize) -> bool {
+    let Some((p, _)) = map_key_memory(&mut pool.spare, CHUNK) else { return false };
     let size = CLASSES[c];
     let base = p as usize;
     pool.free[c].extend((0..CHUNK / size).rev().map(|i| base + i * size));
@@ -440,70 +451,44 @@ fn page_size() -> usize {
 }
 
 impl<T> LockedVec<T> {
-    /// An empty vector with room for exactly `cap` elements.
+    /// An empty vector with room for exactly `cap` elements: a spare
+    /// mapping of the right size, a new one, or the heap; recorded as live
+    /// (for a forked child, `relock_after_fork`).
     pub fn with_capacity(cap: usize) -> LockedVec<T> {
-        let v = Self::allocate(cap);
-        let bytes = Layout::array::<T>(cap).map_or(0, |l| l.size());
-        if bytes > 0 {
-            // SAFETY: pthread_self has no preconditions.
-            let owner = unsafe { libc::pthread_self() };
-            POOL.lock().live.push(Live { base: v.ptr.as_ptr() as usize, bytes, mapped: v.mapped, owner });
-        }
-        v
-    }
-
-    /// The memory of [`LockedVec::with_capacity`]: a spare mapping of the
-    /// right size, a new one, or the heap.
-    fn allocate(cap: usize) -> LockedVec<T> {
         let layout = Layout::array::<T>(cap).expect("a LockedVec's capacity fits in memory");
-        let empty = |ptr| LockedVec { ptr, len: 0, cap, mapped: 0, unlocked: false, _owns: PhantomData };
+        let at = |ptr, mapped, unlocked| LockedVec { ptr, len: 0, cap, mapped, unlocked, _owns: PhantomData };
         if layout.size() == 0 {
-            return empty(NonNull::dangling());
+            return at(NonNull::dangling(), 0, false);
         }
-        #[cfg(feature = "test-hooks")]
-        let refuse = REFUSE.load(Ordering::SeqCst);
-        #[cfg(not(feature = "test-hooks"))]
-        let refuse = 0u32;
         let page = page_size();
         let len = layout.size().div_ceil(page) * page;
-        if layout.align() <= page {
-            let mut pool = POOL.lock();
-            if let Some(i) = pool.spare.iter().position(|&(_, l)| l == len) {
-                let (base, _) = pool.spare.swap_remove(i);
-                // SAFETY: a spare mapping is non-NULL and page-aligned (at
-                // least `T`'s alignment, checked above), `len` bytes, zeroed
-                // and owned by the pool, which hands it over.
-                let ptr = unsafe { NonNull::new_unchecked(base as *mut T) };
-                return LockedVec { ptr, len: 0, cap, mapped: len, unlocked: false, _owns: PhantomData };
-            }
-        }
-        let mapping = if refuse & 2 != 0 || layout.align() > page { None } else { super::map_anonymous(len) };
-        match mapping {
-            Some(p) => {
-                // A refusal is remembered, as for a chunk: the secrets this
-                // vector is made for passed through unlocked memory.
-                let unlocked = refuse & 1 != 0 || !mlock_or_drop_spares(&mut POOL.lock().spare, p, len);
-                if unlocked {
-                    FAILURES.fetch_or(LOCK_FAILED, Ordering::Relaxed);
-                }
-                // SAFETY: `p..p+len` is the mapping just created, owned by
-                // the vector; madvise only changes how the kernel treats it.
-                if unsafe { libc::madvise(p, len, libc::MADV_DONTDUMP) } != 0 {
-                    FAILURES.fetch_or(DONTDUMP_FAILED, Ordering::Relaxed);
-                }
-                // SAFETY: mmap never returns NULL on success; a page is
-                // aligned for `T` (checked above).
-                let ptr = unsafe { NonNull::new_unchecked(p.cast::<T>()) };
-                LockedVec { ptr, len: 0, cap, mapped: len, unlocked, _owns: PhantomData }
-            }
-            None => {
-                FAILURES.fetch_or(FALLBACK, Ordering::Relaxed);
-                // SAFETY: the layout's size is not zero (checked above).
-                let p = unsafe { std::alloc::alloc(layout) }.cast::<T>();
-                let Some(ptr) = NonNull::new(p) else { std::alloc::handle_alloc_error(layout) };
-                empty(ptr)
-            }
-        }
+        let mut pool = POOL.lock();
+        let spare = pool.spare.iter().position(|&(_, l)| l == len);
+        let v = if layout.align() > page {
+            // A page would not be aligned for `T`.
+            None
+        } else if let Some(i) = spare {
+            let (base, _) = pool.spare.swap_remove(i);
+            // SAFETY: a spare mapping is non-NULL and page-aligned, `len`
+            // bytes, zeroed, locked and owned by the pool, which hands it over.
+            Some(at(unsafe { NonNull::new_unchecked(base as *mut T) }, len, false))
+        } else {
+            map_key_memory(&mut pool.spare, len).map(|(p, locked)| {
+                // SAFETY: mmap never returns NULL on success.
+                at(unsafe { NonNull::new_unchecked(p.cast::<T>()) }, len, !locked)
+            })
+        };
+        let v = v.unwrap_or_else(|| {
+            FAILURES.fetch_or(FALLBACK, Ordering::Relaxed);
+            // SAFETY: the layout's size is not zero (checked above).
+            let p = unsafe { std::alloc::alloc(layout) }.cast::<T>();
+            let Some(ptr) = NonNull::new(p) else { std::alloc::handle_alloc_error(layout) };
+            at(ptr, 0, false)
+        });
+        // SAFETY: pthread_self has no preconditions.
+        let owner = unsafe { libc::pthread_self() };
+        pool.live.push(Live { base: v.ptr.as_ptr() as usize, bytes: layout.size(), mapped: v.mapped, owner });
+        v
     }
 
     /// Appends `value`. Panics if the vector is full (its capacity was
