@@ -135,12 +135,6 @@ pub(crate) struct Snapshot {
     pub(crate) generation: u64,
 }
 
-// A snapshot stays on the thread that made it (its `LockedVec`s must: see
-// `os::locked::relock_after_fork`).
-const _: () = {
-    let () = <Snapshot as crate::os::locked::NotSendOrSync<_>>::OK;
-};
-
 /// What [`state_info`] reads from an authentic blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StateInfo {
@@ -634,6 +628,10 @@ mod tests {
 
     // What carries a blob's secrets in the clear.
     crate::secret::assert_no_leaky_traits!(EpochSnap, FrontierSnap, Snapshot);
+    // A snapshot and its `LockedVec`s stay on the thread that made them (see
+    // `os::locked::relock_after_fork`).
+    crate::secret::assert_no_leaky_traits!(only [Send, Sync] Snapshot);
+    crate::secret::assert_no_leaky_traits!(only [Send, Sync] LockedVec<u8>);
 
     fn snap() -> Snapshot {
         let mut s = Secret32::zero();

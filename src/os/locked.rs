@@ -427,22 +427,8 @@ pub struct LockedVec<T> {
 // Neither `Send` nor `Sync` (its raw pointer makes it neither): the thread
 // that makes a `LockedVec` is the one that uses and drops it, which is what
 // lets a forked child tell the vectors of the threads it lost
-// (`relock_after_fork`). Checked at compile time (here, and in `blob` for
-// the snapshot that holds them): an `impl Send` or `impl Sync` makes the
-// `NotSendOrSync` call ambiguous (E0283).
-const _: () = {
-    let () = <LockedVec<u8> as NotSendOrSync<_>>::OK;
-};
-
-/// For a compile-time check that a type is neither `Send` nor `Sync`:
-/// `let () = <T as NotSendOrSync<_>>::OK;` compiles only then (for any
-/// other type two impls apply and the call is ambiguous).
-pub(crate) trait NotSendOrSync<A> {
-    const OK: () = ();
-}
-impl<T: ?Sized> NotSendOrSync<()> for T {}
-impl<T: ?Sized + Send> NotSendOrSync<u8> for T {}
-impl<T: ?Sized + Sync> NotSendOrSync<u16> for T {}
+// (`relock_after_fork`). Checked at compile time, with the snapshot that
+// holds them, in `blob`'s tests.
 
 fn page_size() -> usize {
     // SAFETY: sysconf only reads a system value.
