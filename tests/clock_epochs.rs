@@ -280,6 +280,35 @@ fn a_restart_from_an_exported_state_moves_on_to_the_clock_epoch() {
     assert_eq!(fresh.decrypt_to_vec(&a.encrypt_to_vec(b"now", b"").unwrap(), b"").unwrap(), b"now");
 }
 
+/// What a reader restarted from the group secret alone remembers of what it
+/// read before: nothing. A message it had accepted, still inside the window,
+/// is accepted once more (then refused as a replay again); a restart from an
+/// exported state refuses it. docs/OPERATIONS.md ("Restarting a member") and
+/// docs/SECURITY.md say so; this pins it.
+#[test]
+fn a_restart_from_the_group_secret_alone_forgets_what_was_read() {
+    let kek = [9u8; 32];
+    let clock = Clock::fake(T0);
+    let (sender, reader) = (member(&clock), member(&clock));
+    let m = sender.encrypt_to_vec(b"read before the restart", b"").unwrap();
+    assert_eq!(reader.decrypt_to_vec(&m, b"").unwrap(), b"read before the restart");
+    assert_eq!(reader.decrypt_to_vec(&m, b"").err(), Some(Error::Replay));
+    let blob = reader.export_state(&kek, 0).unwrap();
+    drop(reader);
+    clock.advance(2_000);
+
+    let from_secret = member(&clock);
+    assert_eq!(from_secret.decrypt_to_vec(&m, b"").unwrap(), b"read before the restart");
+    assert_eq!(from_secret.decrypt_to_vec(&m, b"").err(), Some(Error::Replay));
+    let from_blob = Context::builder().clock(clock.clone()).manual_maintenance().import_state(&blob, &kek).unwrap();
+    assert_eq!(from_blob.decrypt_to_vec(&m, b"").err(), Some(Error::Replay));
+
+    // Once the message's epoch has left the window, neither reads it.
+    clock.advance(64 * P);
+    let late = member(&clock);
+    assert_eq!(late.decrypt_to_vec(&m, b"").err(), Some(Error::EpochExpired));
+}
+
 /// A first message from a new sender in a held epoch is authenticated under
 /// the read lock; the receiver then lets the read lock go and takes the
 /// write lock to record the sender. A clock boundary applied in between
