@@ -641,9 +641,10 @@ tinymls_status tinymls_decrypt_batch(struct tinymls_context *ctx,
 // maintenance thread died, `reason` `thread_died`, no context, restarted by
 // the next call; health says `TINYMLS_HEALTH_DEGRADED` meanwhile),
 // `events_suppressed` (past 20
-// events of one kind in one second from one context, the rest are counted,
-// and reported with `kind` and `count` once that second is over: by the
-// next event of the kind, the maintenance thread's next visit, or close).
+// events of one kind in one second from one context, or from the process
+// for the events about no context, the rest are counted, and reported
+// with `kind` and `count` once that second is over: by the next event of
+// the kind, the maintenance thread's next visit, or close).
 //
 // Returns `TINYMLS_OK`, `TINYMLS_ERR_INVALID_ARGUMENT` (`min_level` > 3).
 // Thread-safe.

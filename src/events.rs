@@ -11,7 +11,7 @@
 //!
 //! Events are built and delivered with no lock of the library held, so a
 //! sink may call back into TinyMLS. Floods are bounded per context and kind
-//! ([`Limiter`]): past [`BURST`] events in one second the rest are counted
+//! ([`Limiter`]; per process for the events about no context): past [`BURST`] events in one second the rest are counted
 //! and reported by one `events_suppressed` event when the next second opens.
 
 use std::fmt::Write as _;
@@ -424,6 +424,12 @@ impl Limiter {
     }
 }
 
+/// Flood control for the events about no context (`config_rejected`, the
+/// maintenance thread's `thread_died`): bounded per process and kind, like a
+/// context's, and their suppressed counts are reported by the maintenance
+/// thread's visits or the next such event in a later second.
+pub(crate) static PROCESS_EVENTS: std::sync::LazyLock<Limiter> = std::sync::LazyLock::new(Limiter::default);
+
 /// Who an event is about: the context's public identity.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Origin {
@@ -514,8 +520,9 @@ fn report_suppressed(now_ms: u64, origin: Option<Origin>, kind: Kind, count: u64
 /// Reports what `limiter` suppressed in seconds that are over, even if no
 /// event of that kind came since (a flood that stopped): the maintenance
 /// thread calls it on its visits, and closing a context calls it with
-/// `all` (everything still counted). Call it with no lock held.
-pub(crate) fn flush_suppressed(limiter: &Limiter, origin: Origin, all: bool) {
+/// `all` (everything still counted). `origin`: `None` for
+/// [`PROCESS_EVENTS`]. Call it with no lock held.
+pub(crate) fn flush_suppressed(limiter: &Limiter, origin: Option<Origin>, all: bool) {
     const KIND_LIST: [Kind; KINDS] = [
         Kind::ContextCreated,
         Kind::ContextClosed,
@@ -531,7 +538,7 @@ pub(crate) fn flush_suppressed(limiter: &Limiter, origin: Origin, all: bool) {
     for kind in KIND_LIST {
         let n = limiter.take_suppressed(kind, now, all);
         if n > 0 {
-            report_suppressed(now, Some(origin), kind, n);
+            report_suppressed(now, origin, kind, n);
         }
     }
 }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
 
 use crate::clock::system_now_ms;
-use crate::events::{self, Event, Kind, Limiter};
+use crate::events::{self, Event, Kind};
 use crate::os;
 use crate::sync::{Condvar, Mutex, MutexGuard};
 
@@ -226,6 +226,7 @@ impl Maintainer {
                     VISITING_SINCE.store(now.saturating_add(1), Ordering::Release);
                     self.run_due(now);
                     VISITING_SINCE.store(0, Ordering::Release);
+                    events::flush_suppressed(&events::PROCESS_EVENTS, None, false);
                 }
                 _ => {
                     let reg = self.reg.lock();
@@ -252,8 +253,6 @@ static THREAD_RUNNING: AtomicBool = AtomicBool::new(false);
 /// plus 1 (0: not in a round). A round that does not end (a visit, or the
 /// event sink it delivers to, blocks) holds up every context's destruction.
 static VISITING_SINCE: AtomicU64 = AtomicU64::new(0);
-/// Flood control for the thread's own `maintenance_failed` events.
-static THREAD_EVENTS: LazyLock<Limiter> = LazyLock::new(Limiter::default);
 /// When a visit panicked and the context cannot say (its own report
 /// panicked too): try again after this many milliseconds.
 const RETRY_AFTER_FAILURE_MS: u64 = 1000;
@@ -294,7 +293,7 @@ fn thread_main() {
     THREAD_RUNNING.store(false, Ordering::Release);
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
         drop(died);
-        Event::new(Kind::MaintenanceFailed, None).label("reason", "thread_died").emit(Some(&THREAD_EVENTS));
+        Event::new(Kind::MaintenanceFailed, None).label("reason", "thread_died").emit(Some(&events::PROCESS_EVENTS));
     }));
 }
 

@@ -152,6 +152,34 @@ fn config_validate_reports_a_rejected_config() {
     assert_eq!(events[0].0, Level::Warn);
 }
 
+/// `config_rejected` is about no context: a process that validates bad
+/// configurations in a loop is bounded per process, like a context's
+/// events, and what was suppressed is still counted.
+#[test]
+fn a_flood_of_rejected_configs_is_bounded_and_still_counted() {
+    let _g = serial();
+    let got = capture(Level::Warn);
+    let bad = Config { replay_window: 100, ..Config::default() };
+    for _ in 0..200 {
+        assert_eq!(tinymls_config_validate(&bad), TINYMLS_ERR_INVALID_CONFIG);
+    }
+    // One more in a later second opens a new window and reports the last.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1020 - u64::from(now.subsec_millis())));
+    assert_eq!(tinymls_config_validate(&bad), TINYMLS_ERR_INVALID_CONFIG);
+    events::set_sink(None, Level::Debug);
+    let events = got.lock().unwrap().clone();
+    let delivered = events.iter().filter(|(_, j)| j.contains(r#""event":"config_rejected""#)).count();
+    let suppressed: u64 = events
+        .iter()
+        .filter(|(_, j)| j.contains(r#""event":"events_suppressed""#) && j.contains(r#""kind":"config_rejected""#))
+        .map(|(_, j)| serde_json::from_str::<serde_json::Value>(j).unwrap()["count"].as_u64().unwrap())
+        .sum();
+    // At most one burst per second the loop spanned, plus the last call.
+    assert!(delivered <= 3 * events::BURST as usize + 1, "{delivered} events for 201 rejected configs");
+    assert_eq!(delivered as u64 + suppressed, 201, "{events:?}");
+}
+
 #[test]
 fn a_flood_that_stopped_still_gets_its_summary() {
     let _g = serial();

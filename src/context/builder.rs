@@ -508,7 +508,7 @@ pub(crate) fn validate_reporting_for(cfg: &Config, mode: Option<Mode>) -> Result
 /// `InvalidConfig` with its detail, reported as a `config_rejected` event
 /// naming `field`.
 fn config_rejected(field: &'static str, detail: core::fmt::Arguments<'_>) -> Error {
-    Event::new(Kind::ConfigRejected, None).label("field", field).emit(None);
+    Event::new(Kind::ConfigRejected, None).label("field", field).emit(Some(&events::PROCESS_EVENTS));
     fail(Error::InvalidConfig, detail)
 }
 

@@ -191,7 +191,7 @@ impl Context {
         drop(st);
         maintenance::global().unregister(self.id);
         metrics::context_gone();
-        events::flush_suppressed(&limiter, origin, true);
+        events::flush_suppressed(&limiter, Some(origin), true);
         Event::new(Kind::ContextClosed, Some(origin)).emit(Some(&limiter));
         true
     }
@@ -210,7 +210,7 @@ impl Context {
             let now = st.clock.now_ms();
             (st.maintain(now), st.origin(), st.limiter.clone())
         };
-        events::flush_suppressed(&limiter, origin, false);
+        events::flush_suppressed(&limiter, Some(origin), false);
         r
     }
 

@@ -808,7 +808,7 @@ fn maintain_visit(shared: &Shared) -> Option<u64> {
     };
     // A flood that stopped still gets its events_suppressed summary (no lock
     // held: the sink may call back into the library).
-    events::flush_suppressed(&limiter, origin, false);
+    events::flush_suppressed(&limiter, Some(origin), false);
     Some(delay)
 }
 
