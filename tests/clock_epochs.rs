@@ -280,6 +280,44 @@ fn a_restart_from_an_exported_state_moves_on_to_the_clock_epoch() {
     assert_eq!(fresh.decrypt_to_vec(&a.encrypt_to_vec(b"now", b"").unwrap(), b"").unwrap(), b"now");
 }
 
+/// docs/STATE.md: an import keeps the window that ends at the clock epoch,
+/// as a join does, but nothing older than the oldest epoch the blob carries.
+#[test]
+fn an_old_blob_reads_the_last_window_and_a_current_only_one_nothing_before_its_epoch() {
+    let kek = [9u8; 32];
+    let clock = Clock::fake(T0 + 50);
+    let (sender, reader) = (member(&clock), member(&clock));
+    let before_export = sender.encrypt_to_vec(b"before the export", b"").unwrap();
+    clock.advance(P);
+    let full = reader.export_state(&kek, 0).unwrap();
+    let now_only = reader.export_state(&kek, 1).unwrap();
+    let import =
+        |blob: &[u8]| Context::builder().clock(clock.clone()).manual_maintenance().import_state(blob, &kek).unwrap();
+
+    // A current-epoch-only blob, 2 s later: what was sent after the
+    // export is read, what was sent in the epoch before it is not, though a
+    // join from the group secret reads it.
+    clock.advance(1_000);
+    let after_export = sender.encrypt_to_vec(b"after the export", b"").unwrap();
+    clock.advance(1_000);
+    let b = import(&now_only);
+    assert_eq!(b.decrypt_to_vec(&after_export, b"").unwrap(), b"after the export");
+    assert_eq!(b.decrypt_to_vec(&before_export, b"").err(), Some(Error::EpochExpired));
+    assert_eq!(member(&clock).decrypt_to_vec(&before_export, b"").unwrap(), b"before the export");
+
+    // A full blob 11 s old: none of its own epochs is left in the window;
+    // what was sent 2 s before the import is read, 8 s before is not.
+    clock.advance(1_000);
+    let eight_before = sender.encrypt_to_vec(b"8 s before", b"").unwrap();
+    clock.advance(6_000);
+    let two_before = sender.encrypt_to_vec(b"2 s before", b"").unwrap();
+    clock.advance(2_000);
+    let c = import(&full);
+    assert_eq!(c.decrypt_to_vec(&before_export, b"").err(), Some(Error::EpochExpired));
+    assert_eq!(c.decrypt_to_vec(&eight_before, b"").err(), Some(Error::EpochExpired));
+    assert_eq!(c.decrypt_to_vec(&two_before, b"").unwrap(), b"2 s before");
+}
+
 /// What a reader restarted from the group secret alone remembers of what it
 /// read before: nothing. A message it had accepted, still inside the window,
 /// is accepted once more (then refused as a replay again); a restart from an
