@@ -394,7 +394,7 @@ pub fn render() -> String {
     let _ = writeln!(s, "tinymls_contexts {}", r.contexts.load(Ordering::Relaxed).max(0));
     header(&mut s, "tinymls_contexts_created_total", "counter", "Contexts created.");
     let _ = writeln!(s, "tinymls_contexts_created_total {}", r.contexts_created.load(Ordering::Relaxed));
-    header(&mut s, "tinymls_retained_epochs", "gauge", "Epochs whose keys are held, over all contexts.");
+    header(&mut s, "tinymls_retained_epochs", "gauge", "Epochs in the contexts' windows, over all contexts.");
     let _ = writeln!(s, "tinymls_retained_epochs {}", r.retained_epochs.load(Ordering::Relaxed).max(0));
     header(
         &mut s,
@@ -410,6 +410,21 @@ pub fn render() -> String {
         "1 if the kernel wipes the fork-marker page in every child (MADV_WIPEONFORK), so a child is recognised even when no fork handler ran in it; 0 if fork safety rests on pthread_atfork alone (docs/SECURITY.md).",
     );
     let _ = writeln!(s, "tinymls_fork_marker {}", u8::from(crate::os::has_fork_marker()));
+    let key_memory = crate::os::locked::status();
+    header(
+        &mut s,
+        "tinymls_keys_locked",
+        "gauge",
+        "1 while every page of the library's key memory has been locked against swapping (mlock); 0 for good once the OS refused (RLIMIT_MEMLOCK).",
+    );
+    let _ = writeln!(s, "tinymls_keys_locked {}", u8::from(key_memory & crate::os::locked::LOCKED != 0));
+    header(
+        &mut s,
+        "tinymls_keys_not_dumped",
+        "gauge",
+        "1 while every page of the library's key memory has been left out of core dumps (MADV_DONTDUMP); 0 for good once the OS refused.",
+    );
+    let _ = writeln!(s, "tinymls_keys_not_dumped {}", u8::from(key_memory & crate::os::locked::DONTDUMP != 0));
     header(
         &mut s,
         "tinymls_operation_duration_seconds",

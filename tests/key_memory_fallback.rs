@@ -18,6 +18,13 @@ fn aead_bits() -> u32 {
     }
 }
 
+/// A process-wide gauge's value.
+fn gauge(name: &str) -> u8 {
+    let text = tinymls::metrics::render();
+    let line = text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')).expect(name);
+    line.parse().unwrap()
+}
+
 const SECRET: [u8; 32] = [0x5a; 32];
 const GROUP: &[u8] = b"key-memory-fallback";
 
@@ -45,6 +52,7 @@ fn refused_key_memory_falls_back_and_is_reported() {
     let (a, b) = pair(&cfg);
     exchange(&a, &b);
     assert_eq!(a.health().key_memory, KEYS_LOCKED | KEYS_NOT_DUMPED | aead_bits());
+    assert_eq!((gauge("tinymls_keys_locked"), gauge("tinymls_keys_not_dumped")), (1, 1));
 
     // 2. mlock refused (RLIMIT_MEMLOCK reached): new chunks are used
     //    unlocked, and health stops claiming "locked". Enough contexts to
@@ -56,6 +64,8 @@ fn refused_key_memory_falls_back_and_is_reported() {
     }
     let flags = many[599].0.health().key_memory;
     assert_eq!(flags & KEYS_LOCKED, 0, "health must not claim locked memory: {flags:#x}");
+    // The metrics say it too, for an operator who alerts on them.
+    assert_eq!((gauge("tinymls_keys_locked"), gauge("tinymls_keys_not_dumped")), (0, 1));
     assert_eq!(flags & KEYS_ON_HEAP, aead_bits() & KEYS_ON_HEAP, "only the backend's keys on the heap: {flags:#x}");
     assert_eq!(flags & KEYS_AEAD_ON_HEAP, aead_bits() & KEYS_AEAD_ON_HEAP);
     exchange(&many[599].0, &many[599].1);

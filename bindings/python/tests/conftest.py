@@ -97,6 +97,8 @@ FAMILIES = {
     "tinymls_retained_epochs": "gauge",
     "tinymls_fips_mode": "gauge",
     "tinymls_fork_marker": "gauge",
+    "tinymls_keys_locked": "gauge",
+    "tinymls_keys_not_dumped": "gauge",
     "tinymls_operation_duration_seconds": "histogram",
 }
 
