@@ -447,8 +447,9 @@ impl Window {
 
     /// The current epoch's number and own sender, when a message can be
     /// sealed right now without the write lock: nothing is due, the context
-    /// is not exhausted and the own key exists.
-    #[inline]
+    /// is not exhausted and the own key exists. Inlined, as the deadline
+    /// check in it.
+    #[inline(always)]
     pub(super) fn ready_to_send(&self) -> Option<(u64, &OwnSender)> {
         if self.needs_attention_now() || self.exhausted {
             return None;
@@ -600,7 +601,11 @@ impl Window {
     /// [`Window::needs_attention_now`]), with the coarse wall clock's upper
     /// bound it read for a context that follows the clock (0 otherwise),
     /// which the receive path reuses for the clock skew.
-    #[inline]
+    ///
+    /// Inlined into the hot paths (encrypt, decrypt): as a call of its own
+    /// it saved and restored four registers around its clock read on every
+    /// call. The precise reading near a deadline stays out of line.
+    #[inline(always)]
     pub(super) fn nothing_due_now(&self) -> Option<u64> {
         let wall = if self.follows_clock { self.clock.wall_ms_upper_bound() } else { 0 };
         if self.clock.now_ms_upper_bound() < self.next_deadline
@@ -609,6 +614,14 @@ impl Window {
         {
             return Some(wall);
         }
+        self.nothing_due_precisely(wall)
+    }
+
+    /// [`Window::nothing_due_now`] when the cheap bound says "maybe": the
+    /// precise clock decides.
+    #[cold]
+    #[inline(never)]
+    fn nothing_due_precisely(&self, wall: u64) -> Option<u64> {
         (!self.needs_attention(self.clock.now_ms())).then_some(wall)
     }
 
