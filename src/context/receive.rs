@@ -161,15 +161,19 @@ impl Context {
             {
                 let st = self.read_open()?;
                 if let Some(wall) = st.nothing_due_now() {
-                    let (oldest, cur) = match (st.epochs.front(), st.epochs.back()) {
-                        (Some(o), Some(c)) => (o.number, c.number),
+                    let (oldest, current) = match (st.epochs.front(), st.epochs.back()) {
+                        (Some(o), Some(c)) => (o.number, c),
                         _ => return Err(st.expired(h.epoch, None)),
                     };
+                    let cur = current.number;
                     if h.epoch < oldest {
                         return Err(st.expired(h.epoch, Some(oldest)));
                     }
                     let skew = st.follows_clock.then(|| h.epoch as i64 - st.clock_epoch_at_most(cur, wall) as i64);
-                    let ep = if h.epoch <= cur {
+                    let ep = if h.epoch == cur {
+                        // The usual case, already at hand: no second lookup.
+                        current
+                    } else if h.epoch < cur {
                         match st.epoch_index(h.epoch) {
                             Some(i) => &st.epochs[i],
                             // Retained but not held: derived from the
