@@ -83,9 +83,9 @@ impl SenderKeys {
         tag: &mut [u8; TAG_LEN],
     ) -> Result<()> {
         // With no application AAD (the common case) the header is the AAD,
-        // and the seal is inlined whole into the encrypt path. Through one
-        // closure for both cases (as `open`), it was a function of its own,
-        // called with its eight captures packed on the stack.
+        // and the seal inlines whole into the encrypt path. (Through one
+        // closure for both cases, it was a function of its own, called with
+        // its eight captures packed on the stack.)
         if aad.is_empty() {
             return self.seal_under(sealer, seq, header, plaintext, body, tag);
         }
@@ -113,12 +113,25 @@ impl SenderKeys {
     }
 
     /// Opens the parsed message `p` with the caller's `aad` into `out`
-    /// (the body's length); `Auth` unless it authenticates.
+    /// (the body's length); `Auth` unless it authenticates. As
+    /// [`SenderKeys::seal`]: with no application AAD, inlined whole into a
+    /// caller that opens at one site (decrypt).
     #[inline]
     pub(super) fn open(&self, p: &Parsed<'_>, aad: &[u8], out: &mut [u8]) -> Result<()> {
-        with_full_aad(p.header_bytes, aad, |full| {
-            on_aead_stack(|| self.key.open(&self.nonce(p.header.seq), full, p.body, p.tag, out))
-        })
+        if aad.is_empty() {
+            return self.open_under(p, p.header_bytes, out);
+        }
+        with_joined_aad(p.header_bytes, aad, |full| self.open_under(p, full, out))
+    }
+
+    /// [`SenderKeys::open`] under the full AAD `full_aad` (its closure
+    /// inlined too, as [`SenderKeys::seal_under`]'s).
+    #[inline(always)]
+    fn open_under(&self, p: &Parsed<'_>, full_aad: &[u8], out: &mut [u8]) -> Result<()> {
+        on_aead_stack(
+            #[inline(always)]
+            || self.key.open(&self.nonce(p.header.seq), full_aad, p.body, p.tag, out),
+        )
     }
 }
 
@@ -136,19 +149,10 @@ fn on_aead_stack<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// AAD = header || app_aad. With no application AAD (the common case) the
-/// header is the AAD: that test is inlined into the callers (the hot path),
-/// the joining is not.
-#[inline(always)]
-fn with_full_aad<R>(header: &[u8; HEADER_LEN], app_aad: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
-    if app_aad.is_empty() {
-        return f(header);
-    }
-    with_joined_aad(header, app_aad, f)
-}
-
-/// [`with_full_aad`] with application AAD: joined without allocating up to
-/// 232 bytes, and in a reused per-thread buffer above that.
+/// Runs `f` on the full AAD, header || app_aad (SPEC §4), when there is
+/// application AAD (with none the header is the AAD, and the callers, the
+/// hot path, use it as it is): joined without allocating up to 232 bytes,
+/// and in a reused per-thread buffer above that. Out of line.
 #[inline(never)]
 fn with_joined_aad<R>(header: &[u8; HEADER_LEN], app_aad: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
     const STACK: usize = 256;
