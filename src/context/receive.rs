@@ -55,6 +55,15 @@ impl Context {
     /// error but `BufferTooSmall`, `out` is zeroed. Follows a peer's newer
     /// epoch (shared contexts) only once its message authenticates.
     pub fn decrypt(&self, ciphertext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<usize> {
+        self.decrypt_inline(ciphertext, aad, out)
+    }
+
+    /// [`Context::decrypt`], inlined whole into its caller: the C ABI's
+    /// `tinymls_decrypt` (the hot path) has its copy, which spares the call
+    /// and lets the compiler merge the two functions' work (per call,
+    /// callgrind: about 30 instructions). Everyone else calls `decrypt`.
+    #[inline(always)]
+    pub(crate) fn decrypt_inline(&self, ciphertext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<usize> {
         let timer = Timer::start(Op::Decrypt);
         let r = self.decrypt_inner(ciphertext, aad, out);
         let n = r.as_ref().map_or(0, |&(n, _)| n);
@@ -129,6 +138,7 @@ impl Context {
         ev.emit(Some(&limiter));
     }
 
+    #[inline(always)]
     pub(super) fn decrypt_inner(&self, ciphertext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<(usize, Option<i64>)> {
         let parsed = match wire::parse(ciphertext) {
             Ok(p) => p,
@@ -171,6 +181,7 @@ impl Context {
     /// how many epochs the message's epoch is from this context's clock
     /// epoch (the sender's clock skew, for health and the `clock_skew`
     /// event).
+    #[inline(always)]
     pub(super) fn decrypt_parsed(&self, p: &wire::Parsed<'_>, aad: &[u8], out: &mut [u8]) -> Result<Option<i64>> {
         let h = &p.header;
         loop {

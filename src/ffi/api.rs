@@ -277,7 +277,7 @@ pub extern "C" fn tinymls_encrypt(
             });
             return Err(status);
         }
-        let n = ctx.encrypt(pt_s, aad_s, out.bytes()?)?;
+        let n = ctx.encrypt_inline(pt_s, aad_s, out.bytes()?)?;
         out.set_len(n);
         Ok(())
     })
@@ -340,7 +340,7 @@ pub extern "C" fn tinymls_decrypt(
         let aad_s = unsafe { slice_in(aad, aad_len, &("aad", "aad_len")) }?;
         out.disjoint(ct, ct_len, "ct")?;
         out.disjoint(aad, aad_len, "aad")?;
-        match ctx.decrypt(ct_s, aad_s, out.bytes()?) {
+        match ctx.decrypt_inline(ct_s, aad_s, out.bytes()?) {
             Ok(n) => {
                 out.set_len(n);
                 Ok(())
