@@ -644,7 +644,7 @@ tinymls_status tinymls_decrypt_batch(struct tinymls_context *ctx,
 // events of one kind in one second from one context, or from the process
 // for the events about no context, the rest are counted, and reported
 // with `kind` and `count` once that second is over: by the next event of
-// the kind, the maintenance thread's next visit, or close).
+// the kind, the maintenance thread's next visit, or a close).
 //
 // Returns `TINYMLS_OK`, `TINYMLS_ERR_INVALID_ARGUMENT` (`min_level` > 3).
 // Thread-safe.

@@ -152,11 +152,13 @@ fn release_sink_after_fork() {
 }
 
 /// For the child handler: as the parent's; and the deliveries other threads
-/// had under way are not in the child (only this thread's own are).
+/// had under way are not in the child (only this thread's own are), nor
+/// the events about no context the parent suppressed.
 fn release_sink_in_child() {
     for (slot, n) in IN_FLIGHT.iter().enumerate() {
         n.store(mine(slot), Ordering::SeqCst);
     }
+    PROCESS_EVENTS.forget_suppressed();
     release_sink_after_fork();
 }
 
@@ -376,6 +378,18 @@ const _: () = assert!(BURST as u64 <= COUNT_MASK);
 const STEPPED_BACK_S: u64 = 3;
 
 impl Limiter {
+    pub(crate) const fn new() -> Limiter {
+        Limiter { window: [const { AtomicU64::new(0) }; KINDS], suppressed: [const { AtomicU64::new(0) }; KINDS] }
+    }
+
+    /// In a forked child: what the parent suppressed is the parent's to
+    /// report (else both would). Atomics only: safe in a fork handler.
+    pub(crate) fn forget_suppressed(&self) {
+        for n in &self.suppressed {
+            n.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// Whether to deliver an event of `kind` now; when a new second opens
     /// after suppression, returns how many were suppressed in the last one.
     fn admit(&self, kind: Kind, now_ms: u64) -> (bool, u64) {
@@ -427,8 +441,10 @@ impl Limiter {
 /// Flood control for the events about no context (`config_rejected`, the
 /// maintenance thread's `thread_died`): bounded per process and kind, like a
 /// context's, and their suppressed counts are reported by the maintenance
-/// thread's visits or the next such event in a later second.
-pub(crate) static PROCESS_EVENTS: std::sync::LazyLock<Limiter> = std::sync::LazyLock::new(Limiter::default);
+/// thread's rounds, by a context's close, or by the next such event in a
+/// later second. A forked child starts with none suppressed (the parent
+/// reports its own).
+pub(crate) static PROCESS_EVENTS: Limiter = Limiter::new();
 
 /// Who an event is about: the context's public identity.
 #[derive(Clone, Copy, Debug, Default)]

@@ -225,8 +225,9 @@ impl Maintainer {
                 Some(t) if t <= now => {
                     VISITING_SINCE.store(now.saturating_add(1), Ordering::Release);
                     self.run_due(now);
-                    VISITING_SINCE.store(0, Ordering::Release);
+                    // In the round: a sink that blocks on it shows as a stall.
                     events::flush_suppressed(&events::PROCESS_EVENTS, None, false);
+                    VISITING_SINCE.store(0, Ordering::Release);
                 }
                 _ => {
                     let reg = self.reg.lock();

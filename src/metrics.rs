@@ -415,16 +415,23 @@ pub fn render() -> String {
         &mut s,
         "tinymls_keys_locked",
         "gauge",
-        "1 while every page of the library's key memory has been locked against swapping (mlock); 0 for good once the OS refused (RLIMIT_MEMLOCK).",
+        "1 while every page of the library's locked key memory has been locked against swapping (mlock); 0 for good once the OS refused (RLIMIT_MEMLOCK). Not aws-lc's expanded AES keys, which live on its heap (docs/OPERATIONS.md).",
     );
     let _ = writeln!(s, "tinymls_keys_locked {}", u8::from(key_memory & crate::os::locked::LOCKED != 0));
     header(
         &mut s,
         "tinymls_keys_not_dumped",
         "gauge",
-        "1 while every page of the library's key memory has been left out of core dumps (MADV_DONTDUMP); 0 for good once the OS refused.",
+        "1 while every page of the library's locked key memory has been left out of core dumps (MADV_DONTDUMP); 0 for good once the OS refused.",
     );
     let _ = writeln!(s, "tinymls_keys_not_dumped {}", u8::from(key_memory & crate::os::locked::DONTDUMP != 0));
+    header(
+        &mut s,
+        "tinymls_keys_heap_fallback",
+        "gauge",
+        "1 once key material that belongs in the locked key memory had to live on the ordinary heap (the OS mapped no more memory, or a value too large for a slot); else 0.",
+    );
+    let _ = writeln!(s, "tinymls_keys_heap_fallback {}", u8::from(key_memory & crate::os::locked::FALLBACK != 0));
     header(
         &mut s,
         "tinymls_operation_duration_seconds",

@@ -320,9 +320,10 @@ fn an_old_blob_reads_the_last_window_and_a_current_only_one_nothing_before_its_e
 
 /// What a reader restarted from the group secret alone remembers of what it
 /// read before: nothing. A message it had accepted, still inside the window,
-/// is accepted once more (then refused as a replay again); a restart from an
-/// exported state refuses it. docs/OPERATIONS.md ("Restarting a member") and
-/// docs/SECURITY.md say so; this pins it.
+/// is accepted once more (then refused as a replay again), and so is one it
+/// had sent itself; a restart from an exported state refuses both.
+/// docs/OPERATIONS.md ("Restarting a member") and the README say so; this
+/// pins it.
 #[test]
 fn a_restart_from_the_group_secret_alone_forgets_what_was_read() {
     let kek = [9u8; 32];
@@ -331,20 +332,29 @@ fn a_restart_from_the_group_secret_alone_forgets_what_was_read() {
     let m = sender.encrypt_to_vec(b"read before the restart", b"").unwrap();
     assert_eq!(reader.decrypt_to_vec(&m, b"").unwrap(), b"read before the restart");
     assert_eq!(reader.decrypt_to_vec(&m, b"").err(), Some(Error::Replay));
+    // A shared member reads its own message once, as any other (SPEC v2 §6).
+    let own = reader.encrypt_to_vec(b"its own", b"").unwrap();
+    assert_eq!(reader.decrypt_to_vec(&own, b"").unwrap(), b"its own");
+    assert_eq!(reader.decrypt_to_vec(&own, b"").err(), Some(Error::Replay));
     let blob = reader.export_state(&kek, 0).unwrap();
     drop(reader);
     clock.advance(2_000);
 
     let from_secret = member(&clock);
-    assert_eq!(from_secret.decrypt_to_vec(&m, b"").unwrap(), b"read before the restart");
-    assert_eq!(from_secret.decrypt_to_vec(&m, b"").err(), Some(Error::Replay));
+    for (msg, pt) in [(&m, &b"read before the restart"[..]), (&own, b"its own")] {
+        assert_eq!(from_secret.decrypt_to_vec(msg, b"").unwrap(), pt);
+        assert_eq!(from_secret.decrypt_to_vec(msg, b"").err(), Some(Error::Replay));
+    }
     let from_blob = Context::builder().clock(clock.clone()).manual_maintenance().import_state(&blob, &kek).unwrap();
     assert_eq!(from_blob.decrypt_to_vec(&m, b"").err(), Some(Error::Replay));
+    assert_eq!(from_blob.decrypt_to_vec(&own, b"").err(), Some(Error::Replay));
 
-    // Once the message's epoch has left the window, neither reads it.
+    // Once the message's epoch has left the window, none reads it.
     clock.advance(64 * P);
     let late = member(&clock);
-    assert_eq!(late.decrypt_to_vec(&m, b"").err(), Some(Error::EpochExpired));
+    for ctx in [&late, &from_secret, &from_blob] {
+        assert_eq!(ctx.decrypt_to_vec(&m, b"").err(), Some(Error::EpochExpired));
+    }
 }
 
 /// A first message from a new sender in a held epoch is authenticated under

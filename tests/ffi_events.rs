@@ -180,6 +180,48 @@ fn a_flood_of_rejected_configs_is_bounded_and_still_counted() {
     assert_eq!(delivered as u64 + suppressed, 201, "{events:?}");
 }
 
+/// A flood of events about no context that stopped: the maintenance
+/// thread's next round reports what was suppressed (there is no next event
+/// of the kind to carry it).
+#[test]
+fn the_maintenance_thread_reports_a_stopped_flood_of_rejected_configs() {
+    let _g = serial();
+    // A context the maintenance thread visits (every 100 ms).
+    let cfg = Config { gc_interval_ms: 100, ..Config::default() };
+    let ctx = Context::new(&cfg).unwrap();
+    let got = capture(Level::Warn);
+    let bad = Config { replay_window: 100, ..Config::default() };
+    for _ in 0..50 {
+        assert_eq!(tinymls_config_validate(&bad), TINYMLS_ERR_INVALID_CONFIG);
+    }
+    let count = |events: &[(Level, String)]| -> (u64, u64) {
+        let delivered = events.iter().filter(|(_, j)| j.contains(r#""event":"config_rejected""#)).count() as u64;
+        let suppressed = events
+            .iter()
+            .filter(|(_, j)| j.contains(r#""event":"events_suppressed""#) && j.contains(r#""kind":"config_rejected""#))
+            .map(|(_, j)| {
+                let v: serde_json::Value = serde_json::from_str(j).unwrap();
+                assert!(v.get("sender_id").is_none(), "about no context: {j}");
+                v["count"].as_u64().unwrap()
+            })
+            .sum();
+        (delivered, suppressed)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let total = || {
+        let (delivered, suppressed) = count(&got.lock().unwrap());
+        delivered + suppressed
+    };
+    while total() < 50 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    events::set_sink(None, Level::Debug);
+    drop(ctx);
+    let (delivered, suppressed) = count(&got.lock().unwrap());
+    assert!(suppressed > 0, "nothing suppressed ({delivered} delivered)");
+    assert_eq!(delivered + suppressed, 50);
+}
+
 #[test]
 fn a_flood_that_stopped_still_gets_its_summary() {
     let _g = serial();

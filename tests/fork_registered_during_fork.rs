@@ -43,8 +43,9 @@ fn sender_of(ct: &[u8]) -> u64 {
 
 /// In a process with no context yet: while this thread's fork runs the
 /// host's prepare handler, another creates the first context and encrypts.
-/// Exit status: 0 the child used another sender id, 7 the same, 3 the
-/// child hung, 4 anything else.
+/// Exit status: 0 the child used another sender id and does not claim
+/// locked key memory, 7 the same id, 8 it claims locked memory, 3 the child
+/// hung, 4 anything else.
 fn attempt() -> i32 {
     // SAFETY: a plain extern "C" function that never unwinds.
     assert_eq!(unsafe { libc::pthread_atfork(Some(host_prepare), None, None) }, 0);
@@ -63,6 +64,9 @@ fn attempt() -> i32 {
         let Some((ctx, parent_sender)) = held.as_ref() else { return 9 };
         if sender_of(&ctx.encrypt_to_vec(b"child", b"").unwrap()) == *parent_sender {
             7
+        } else if ctx.health().key_memory & tinymls::KEYS_LOCKED != 0 {
+            // No handler locked the key memory again in this child.
+            8
         } else {
             0
         }
@@ -80,7 +84,8 @@ fn a_child_of_a_fork_that_ran_no_child_handler_draws_a_new_sender_id() {
     assert_eq!(
         outcomes,
         [Ended::Exited(0); 3],
-        "Exited(7): the child encrypted under the parent's sender id; 3: it hung; 9: the context was not copied"
+        "Exited(7): the child encrypted under the parent's sender id; 8: its health claims locked key memory that \
+         no handler locked again; 3: it hung; 9: the context was not copied"
     );
 }
 

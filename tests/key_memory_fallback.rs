@@ -53,6 +53,7 @@ fn refused_key_memory_falls_back_and_is_reported() {
     exchange(&a, &b);
     assert_eq!(a.health().key_memory, KEYS_LOCKED | KEYS_NOT_DUMPED | aead_bits());
     assert_eq!((gauge("tinymls_keys_locked"), gauge("tinymls_keys_not_dumped")), (1, 1));
+    assert_eq!(gauge("tinymls_keys_heap_fallback"), 0);
 
     // 2. mlock refused (RLIMIT_MEMLOCK reached): new chunks are used
     //    unlocked, and health stops claiming "locked". Enough contexts to
@@ -66,6 +67,7 @@ fn refused_key_memory_falls_back_and_is_reported() {
     assert_eq!(flags & KEYS_LOCKED, 0, "health must not claim locked memory: {flags:#x}");
     // The metrics say it too, for an operator who alerts on them.
     assert_eq!((gauge("tinymls_keys_locked"), gauge("tinymls_keys_not_dumped")), (0, 1));
+    assert_eq!(gauge("tinymls_keys_heap_fallback"), 0);
     assert_eq!(flags & KEYS_ON_HEAP, aead_bits() & KEYS_ON_HEAP, "only the backend's keys on the heap: {flags:#x}");
     assert_eq!(flags & KEYS_AEAD_ON_HEAP, aead_bits() & KEYS_AEAD_ON_HEAP);
     exchange(&many[599].0, &many[599].1);
@@ -81,6 +83,9 @@ fn refused_key_memory_falls_back_and_is_reported() {
     // (With aws-lc-rs the bit was set already, for the backend's keys.)
     assert_ne!(flags & KEYS_ON_HEAP, 0, "health must report key material on the heap: {flags:#x}");
     assert_eq!(flags & KEYS_AEAD_ON_HEAP, aead_bits() & KEYS_AEAD_ON_HEAP);
+    // The gauge shows the fallback, which the health bit cannot with
+    // aws-lc-rs (set for the backend's keys all along).
+    assert_eq!(gauge("tinymls_keys_heap_fallback"), 1);
     // The first contexts still work, and everything is released cleanly
     // (slots and heap fallbacks alike: Drop wipes and frees each).
     exchange(&a, &b);

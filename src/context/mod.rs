@@ -192,6 +192,7 @@ impl Context {
         maintenance::global().unregister(self.id);
         metrics::context_gone();
         events::flush_suppressed(&limiter, Some(origin), true);
+        events::flush_suppressed(&events::PROCESS_EVENTS, None, false);
         Event::new(Kind::ContextClosed, Some(origin)).emit(Some(&limiter));
         true
     }

@@ -769,8 +769,10 @@ impl Window {
 
     /// In a forked child: a new sender id, and no own key of the parent's.
     /// The parent's messages become a foreign sender's (replay-checked).
+    /// The events the parent suppressed are the parent's to report.
     pub(super) fn rekey_after_fork(&mut self) -> Result<()> {
         self.new_sender_id()?;
+        self.limiter.forget_suppressed();
         self.fork_generation = os::fork_generation();
         maintenance::ensure_thread_if(self.maintenance);
         Ok(())

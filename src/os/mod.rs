@@ -63,9 +63,21 @@ pub fn fork_generation() -> u64 {
     // SAFETY: a non-null `MARKER` points into the marker page, mapped for
     // the whole life of the process and never unmapped once published.
     if !m.is_null() && unsafe { &*m }.load(Ordering::Acquire) == 0 {
-        new_fork_generation();
+        child_without_handler();
     }
     FORK_GENERATION.load(Ordering::Relaxed)
+}
+
+/// A child in which no fork handler of TinyMLS ran (the marker says so):
+/// a new generation, and no claim that the key memory is locked (the kernel
+/// does not carry `mlock` into a child, and the handler that would lock it
+/// again did not run; the pool's lock may be held by a thread the child
+/// does not have, so it is not locked again here).
+#[cold]
+#[inline(never)]
+fn child_without_handler() {
+    locked::mark_unlocked();
+    new_fork_generation();
 }
 
 /// After a fork (from the child handler, or from [`fork_generation`] when

@@ -99,6 +99,7 @@ FAMILIES = {
     "tinymls_fork_marker": "gauge",
     "tinymls_keys_locked": "gauge",
     "tinymls_keys_not_dumped": "gauge",
+    "tinymls_keys_heap_fallback": "gauge",
     "tinymls_operation_duration_seconds": "histogram",
 }
 
