@@ -11,8 +11,9 @@
 //!
 //! Events are built and delivered with no lock of the library held, so a
 //! sink may call back into TinyMLS. Floods are bounded per context and kind
-//! ([`Limiter`]; per process for the events about no context): past [`BURST`] events in one second the rest are counted
-//! and reported by one `events_suppressed` event when the next second opens.
+//! ([`Limiter`]; per process for the events about no context): past
+//! [`BURST`] events in one second the rest are counted and reported by one
+//! `events_suppressed` event when the next second opens.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -358,7 +359,6 @@ impl Kind {
 pub const BURST: u32 = 20;
 
 /// Per-context flood control: per kind, a one-second window and a count.
-#[derive(Default)]
 pub(crate) struct Limiter {
     /// Per kind, the current second (high 56 bits) and the events admitted
     /// in it (low 8 bits: at most [`BURST`]), in one word: the window and
@@ -603,7 +603,7 @@ mod tests {
 
     #[test]
     fn the_limiter_admits_a_burst_per_second_and_reports_the_rest() {
-        let l = Limiter::default();
+        let l = Limiter::new();
         let admitted = (0..50).filter(|_| l.admit(Kind::DecryptRejected, 5_000).0).count();
         assert_eq!(admitted, BURST as usize);
         // Other kinds have their own budget.
@@ -616,7 +616,7 @@ mod tests {
 
     #[test]
     fn a_flood_that_stopped_is_reported_by_a_flush() {
-        let l = Limiter::default();
+        let l = Limiter::new();
         let now = unix_ms();
         for _ in 0..30 {
             l.admit(Kind::DecryptRejected, now);
@@ -639,7 +639,7 @@ mod tests {
     /// then reset the count: 200 events admitted in one second).
     #[test]
     fn a_stale_clock_reading_does_not_reset_the_burst() {
-        let l = Limiter::default();
+        let l = Limiter::new();
         let mut admitted_in_6 = 0;
         for _ in 0..10 {
             l.admit(Kind::DecryptRejected, 5_999);
@@ -663,7 +663,7 @@ mod tests {
     /// Seconds past 2^32 (a wall clock beyond 2106) still open new windows.
     #[test]
     fn seconds_beyond_32_bits_open_new_windows() {
-        let l = Limiter::default();
+        let l = Limiter::new();
         let t = (u64::from(u32::MAX) + 10) * 1000;
         for _ in 0..30 {
             l.admit(Kind::DecryptRejected, t);

@@ -410,28 +410,28 @@ pub fn render() -> String {
         "1 if the kernel wipes the fork-marker page in every child (MADV_WIPEONFORK), so a child is recognised even when no fork handler ran in it; 0 if fork safety rests on pthread_atfork alone (docs/SECURITY.md).",
     );
     let _ = writeln!(s, "tinymls_fork_marker {}", u8::from(crate::os::has_fork_marker()));
+    // Health's key-memory bits, process-wide facts.
     let key_memory = crate::os::locked::status();
-    header(
-        &mut s,
-        "tinymls_keys_locked",
-        "gauge",
-        "1 while every page of the library's locked key memory has been locked against swapping (mlock); 0 for good once the OS refused (RLIMIT_MEMLOCK). Not aws-lc's expanded AES keys, which live on its heap (docs/OPERATIONS.md).",
-    );
-    let _ = writeln!(s, "tinymls_keys_locked {}", u8::from(key_memory & crate::os::locked::LOCKED != 0));
-    header(
-        &mut s,
-        "tinymls_keys_not_dumped",
-        "gauge",
-        "1 while every page of the library's locked key memory has been left out of core dumps (MADV_DONTDUMP); 0 for good once the OS refused.",
-    );
-    let _ = writeln!(s, "tinymls_keys_not_dumped {}", u8::from(key_memory & crate::os::locked::DONTDUMP != 0));
-    header(
-        &mut s,
-        "tinymls_keys_heap_fallback",
-        "gauge",
-        "1 once key material that belongs in the locked key memory had to live on the ordinary heap (the OS mapped no more memory, or a value too large for a slot); else 0.",
-    );
-    let _ = writeln!(s, "tinymls_keys_heap_fallback {}", u8::from(key_memory & crate::os::locked::FALLBACK != 0));
+    for (name, bit, help) in [
+        (
+            "tinymls_keys_locked",
+            crate::os::locked::LOCKED,
+            "1 while every page of the library's locked key memory has been locked against swapping (mlock); 0 for good once the OS refused (RLIMIT_MEMLOCK). Not aws-lc's expanded AES keys, which live on its heap (docs/OPERATIONS.md).",
+        ),
+        (
+            "tinymls_keys_not_dumped",
+            crate::os::locked::DONTDUMP,
+            "1 while every page of the library's locked key memory has been left out of core dumps (MADV_DONTDUMP); 0 for good once the OS refused.",
+        ),
+        (
+            "tinymls_keys_heap_fallback",
+            crate::os::locked::FALLBACK,
+            "1 once key material that belongs in the locked key memory had to live on the ordinary heap (the OS mapped no more memory, or a value too large for a slot); else 0.",
+        ),
+    ] {
+        header(&mut s, name, "gauge", help);
+        let _ = writeln!(s, "{name} {}", u8::from(key_memory & bit != 0));
+    }
     header(
         &mut s,
         "tinymls_operation_duration_seconds",

@@ -408,7 +408,7 @@ impl ContextBuilder {
             retired_encrypts: 0,
             fingerprint,
             pending: Vec::new(),
-            limiter: Arc::new(Limiter::default()),
+            limiter: Arc::new(Limiter::new()),
         };
         metrics::epochs_added(count as i64);
         if st.current().is_some_and(|c| c.number == MAX_EPOCH) {
