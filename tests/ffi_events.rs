@@ -135,6 +135,41 @@ fn a_flood_of_rejections_is_bounded_and_still_counted() {
     assert!(n >= 1 && n <= 2 * events::BURST as usize, "{n} events for 500 rejections");
 }
 
+/// `clock_skew` is bounded like the other kinds: a member whose clock runs
+/// 4 s ahead sends 200 messages in a burst, each read and each past the
+/// threshold; at most a burst per second is delivered, and the rest is
+/// counted in the `events_suppressed` summaries.
+#[test]
+fn a_flood_of_clock_skew_is_bounded_and_still_counted() {
+    let _g = serial();
+    let got = capture(Level::Warn);
+    let (on_time, ahead) = (Clock::fake(1_764_547_200_000), Clock::fake(1_764_547_204_000));
+    let member = |c: &Clock| Context::builder().clock(c.clone()).manual_maintenance().join(&[4; 32], b"skew").unwrap();
+    let (reader, fast) = (member(&on_time), member(&ahead));
+    let read = || {
+        let m = fast.encrypt_to_vec(b"x", b"").unwrap();
+        assert_eq!(reader.decrypt_to_vec(&m, b"").as_deref(), Ok(&b"x"[..]));
+    };
+    for _ in 0..200 {
+        read();
+    }
+    // One more in a later second opens a new window and reports the last.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1020 - u64::from(now.subsec_millis())));
+    read();
+    events::set_sink(None, Level::Debug);
+    let events = got.lock().unwrap().clone();
+    let delivered = events.iter().filter(|(_, j)| j.contains(r#""event":"clock_skew""#)).count();
+    let suppressed: u64 = events
+        .iter()
+        .filter(|(_, j)| j.contains(r#""event":"events_suppressed""#) && j.contains(r#""kind":"clock_skew""#))
+        .map(|(_, j)| serde_json::from_str::<serde_json::Value>(j).unwrap()["count"].as_u64().unwrap())
+        .sum();
+    assert!(delivered >= 2 && delivered <= 3 * events::BURST as usize + 1, "{delivered} events for 201 skewed reads");
+    assert_eq!(delivered as u64 + suppressed, 201, "{events:?}");
+    assert_eq!(reader.health().clock_skew_ms, 4_000);
+}
+
 #[test]
 fn config_validate_reports_a_rejected_config() {
     let _g = serial();

@@ -124,8 +124,12 @@ type StateInfo struct {
 // store's writer cannot roll it back.
 //
 // Errors: ErrInvalidArgument (kek not KEKLen bytes), ErrMalformed, ErrState
-// (wrong kek or a tampered blob), ErrInternal.
+// (wrong kek or a tampered blob), ErrInternal, ErrIncompatibleLibrary (the
+// info struct is the ABI's).
 func ReadStateInfo(blob, kek []byte) (StateInfo, error) {
+	if err := checkABI(); err != nil {
+		return StateInfo{}, err
+	}
 	var info C.tinymls_state_info
 	r := C.tinymls_go_state_get_info(bytePtr(blob), C.size_t(len(blob)), bytePtr(kek), C.size_t(len(kek)), &info)
 	runtime.KeepAlive(blob)

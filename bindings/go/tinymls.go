@@ -88,10 +88,10 @@ const (
 )
 
 // ErrIncompatibleLibrary is returned (wrapped, with both versions) by New,
-// Join and Config.Validate when the loaded libtinymls implements a different
-// C ABI than this binding: its tinymls_abi_version() or
-// tinymls_config_size() differs. It is not a library status, so it is not
-// a Status.
+// Join, Import, ReadStateInfo and Config.Validate when the loaded
+// libtinymls implements a different C ABI than this binding: its
+// tinymls_abi_version() or tinymls_config_size() differs. It is not a
+// library status, so it is not a Status.
 var ErrIncompatibleLibrary = errors.New("tinymls: incompatible libtinymls")
 
 // checkABI compares the loaded library with this binding, once.
