@@ -910,3 +910,39 @@ fn future_epochs_only_in_a_clock_blob_and_within_its_limit() {
         }
     }
 }
+
+/// A shared blob carries what the context holds (retained epochs, the
+/// frontier, replay windows), never the group secret or the root (issue 13,
+/// docs/STATE.md): neither is in the body of a period-0 member's blob nor in
+/// a clock-following member's, at join, after reading a peer, and after
+/// the clock moved on by a day. The blob still restores a member that
+/// reads what the exporter could.
+#[test]
+fn a_shared_blob_carries_neither_the_group_secret_nor_the_root() {
+    let root = tinymls::key_schedule::group_root(&SECRET, GROUP).unwrap();
+    let contains = |body: &[u8], needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    let clock = Clock::fake(1_764_547_200_000);
+    let clocked = Config { ratchet_period_ms: 100, ..Config::default() };
+    for c in [cfg(), clocked] {
+        let (a, b) = (shared(c, &clock), shared(c, &clock));
+        let check = |when: &str| {
+            let body = state_body(&a.export_state(&KEK, 0).unwrap());
+            assert!(!contains(&body, &SECRET), "{when}: the group secret is in the blob");
+            assert!(!contains(&body, root.expose()), "{when}: the root is in the blob");
+            // The scan finds a secret that belongs there: the current
+            // epoch's (a leaf of the tree under the root).
+            let leaf = tinymls::epoch_tree::descend(&root, 0, a.current_epoch().unwrap());
+            assert!(contains(&body, leaf.expose()), "{when}: the current epoch's secret is not in the blob");
+        };
+        check("at join");
+        let m = b.encrypt_to_vec(b"from b", b"").unwrap();
+        assert!(a.decrypt_to_vec(&m, b"").is_ok());
+        check("after reading a peer");
+        clock.advance(86_400_000);
+        a.rotate().unwrap();
+        check("a day on");
+        let m = b.encrypt_to_vec(b"later", b"").unwrap();
+        let restored = import(&a.export_state(&KEK, 0).unwrap(), &clock, Some(c)).unwrap();
+        assert_eq!(restored.decrypt_to_vec(&m, b"").as_deref(), Ok(&b"later"[..]));
+    }
+}
