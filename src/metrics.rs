@@ -14,7 +14,7 @@
 
 use std::cell::Cell;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::error::Error;
@@ -117,6 +117,30 @@ thread_local! {
     /// Per operation kind, so that a thread alternating encrypt and decrypt
     /// (request/response) still times one in `LATENCY_SAMPLE` of each.
     static SAMPLE: [Cell<u32>; 2] = const { [Cell::new(0), Cell::new(0)] };
+}
+
+/// Sampling counters started so far (see [`sample_count`]).
+static SAMPLE_STARTS: AtomicU32 = AtomicU32::new(0);
+
+/// A thread's sampling counter for one kind, as it stands before this
+/// call. A new thread's is 0: it starts at an offset in
+/// `1..=LATENCY_SAMPLE`, different from one thread to the next (41 is
+/// odd, so consecutive starts run through every offset), so that threads
+/// which live for fewer than `LATENCY_SAMPLE` calls (a thread per request)
+/// are timed in proportion, not never. (It is 0 again after 2^32 calls,
+/// and starts again.)
+#[inline(always)]
+fn sample_count(c: &Cell<u32>) -> u32 {
+    match c.get() {
+        0 => sample_start(),
+        n => n,
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn sample_start() -> u32 {
+    SAMPLE_STARTS.fetch_add(1, Ordering::Relaxed).wrapping_mul(41) % LATENCY_SAMPLE + 1
 }
 
 /// Counts one successful operation of `op` on `bytes` bytes.
@@ -232,7 +256,7 @@ impl Timer {
         }
         let timed = SAMPLE.with(|c| {
             let c = &c[op as usize];
-            let n = c.get().wrapping_add(1);
+            let n = sample_count(c).wrapping_add(1);
             c.set(n);
             n % LATENCY_SAMPLE == 0
         });
@@ -311,7 +335,7 @@ impl BatchTimer {
         }
         let sampled = SAMPLE.with(|c| {
             let c = &c[i];
-            let before = c.get();
+            let before = sample_count(c);
             let after = before.wrapping_add(n.min(u32::MAX as u64) as u32);
             c.set(after);
             // How many multiples of LATENCY_SAMPLE were crossed.
@@ -500,6 +524,26 @@ mod tests {
         assert!(c.exclusive);
         c.add(1, 2, 5);
         assert_eq!((lanes.ok(1), lanes.bytes(1)), (1000 * (LANES as u64 + 8) + 2, 1000 * (LANES as u64 + 8) + 5));
+    }
+
+    #[test]
+    fn threads_that_live_for_a_few_calls_are_timed_in_proportion() {
+        // 64 threads each call until one of their calls is timed: where that
+        // falls differs from thread to thread (a counter starting at 0 in
+        // every thread timed each one's 64th call, and a thread that made
+        // fewer was never timed), and is never past the 64th.
+        let firsts: Vec<u32> = (0..64)
+            .map(|_| {
+                std::thread::spawn(|| (1..).find(|_| Timer::start(Op::Encrypt).0.is_some()).unwrap()).join().unwrap()
+            })
+            .collect();
+        assert!(firsts.iter().all(|&k| (1..=LATENCY_SAMPLE).contains(&k)), "{firsts:?}");
+        let distinct: std::collections::HashSet<_> = firsts.iter().collect();
+        assert!(distinct.len() >= 16, "{} distinct first samples: {firsts:?}", distinct.len());
+        // One call per thread: timed in about one thread in 64.
+        let one_call =
+            (0..256).filter(|_| std::thread::spawn(|| Timer::start(Op::Decrypt).0.is_some()).join().unwrap());
+        assert!((1..=16).contains(&one_call.count()));
     }
 
     #[test]
