@@ -135,6 +135,29 @@ fn a_flood_of_rejections_is_bounded_and_still_counted() {
     assert!(n >= 1 && n <= 2 * events::BURST as usize, "{n} events for 500 rejections");
 }
 
+/// Calls `raise` 200 times (an event of `kind` each), then once more in a
+/// later second (which opens a new window and reports what the last one
+/// suppressed), and stops capturing: the events of `kind` delivered, the
+/// count the `events_suppressed` summaries give for it, and everything
+/// captured.
+fn flood(got: &common::process::Captured, kind: &str, mut raise: impl FnMut()) -> (usize, u64, Vec<(Level, String)>) {
+    for _ in 0..200 {
+        raise();
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1020 - u64::from(now.subsec_millis())));
+    raise();
+    events::set_sink(None, Level::Debug);
+    let events = got.lock().unwrap().clone();
+    let delivered = events.iter().filter(|(_, j)| j.contains(&format!(r#""event":"{kind}""#))).count();
+    let suppressed = events
+        .iter()
+        .filter(|(_, j)| j.contains(r#""event":"events_suppressed""#) && j.contains(&format!(r#""kind":"{kind}""#)))
+        .map(|(_, j)| serde_json::from_str::<serde_json::Value>(j).unwrap()["count"].as_u64().unwrap())
+        .sum();
+    (delivered, suppressed, events)
+}
+
 /// `clock_skew` is bounded like the other kinds: a member whose clock runs
 /// 4 s ahead sends 200 messages in a burst, each read and each past the
 /// threshold; at most a burst per second is delivered, and the rest is
@@ -150,21 +173,7 @@ fn a_flood_of_clock_skew_is_bounded_and_still_counted() {
         let m = fast.encrypt_to_vec(b"x", b"").unwrap();
         assert_eq!(reader.decrypt_to_vec(&m, b"").as_deref(), Ok(&b"x"[..]));
     };
-    for _ in 0..200 {
-        read();
-    }
-    // One more in a later second opens a new window and reports the last.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1020 - u64::from(now.subsec_millis())));
-    read();
-    events::set_sink(None, Level::Debug);
-    let events = got.lock().unwrap().clone();
-    let delivered = events.iter().filter(|(_, j)| j.contains(r#""event":"clock_skew""#)).count();
-    let suppressed: u64 = events
-        .iter()
-        .filter(|(_, j)| j.contains(r#""event":"events_suppressed""#) && j.contains(r#""kind":"clock_skew""#))
-        .map(|(_, j)| serde_json::from_str::<serde_json::Value>(j).unwrap()["count"].as_u64().unwrap())
-        .sum();
+    let (delivered, suppressed, events) = flood(&got, "clock_skew", read);
     assert!(delivered >= 2 && delivered <= 3 * events::BURST as usize + 1, "{delivered} events for 201 skewed reads");
     assert_eq!(delivered as u64 + suppressed, 201, "{events:?}");
     assert_eq!(reader.health().clock_skew_ms, 4_000);
@@ -195,21 +204,8 @@ fn a_flood_of_rejected_configs_is_bounded_and_still_counted() {
     let _g = serial();
     let got = capture(Level::Warn);
     let bad = Config { replay_window: 100, ..Config::default() };
-    for _ in 0..200 {
-        assert_eq!(tinymls_config_validate(&bad), TINYMLS_ERR_INVALID_CONFIG);
-    }
-    // One more in a later second opens a new window and reports the last.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1020 - u64::from(now.subsec_millis())));
-    assert_eq!(tinymls_config_validate(&bad), TINYMLS_ERR_INVALID_CONFIG);
-    events::set_sink(None, Level::Debug);
-    let events = got.lock().unwrap().clone();
-    let delivered = events.iter().filter(|(_, j)| j.contains(r#""event":"config_rejected""#)).count();
-    let suppressed: u64 = events
-        .iter()
-        .filter(|(_, j)| j.contains(r#""event":"events_suppressed""#) && j.contains(r#""kind":"config_rejected""#))
-        .map(|(_, j)| serde_json::from_str::<serde_json::Value>(j).unwrap()["count"].as_u64().unwrap())
-        .sum();
+    let (delivered, suppressed, events) =
+        flood(&got, "config_rejected", || assert_eq!(tinymls_config_validate(&bad), TINYMLS_ERR_INVALID_CONFIG));
     // At most one burst per second the loop spanned, plus the last call.
     assert!(delivered <= 3 * events::BURST as usize + 1, "{delivered} events for 201 rejected configs");
     assert_eq!(delivered as u64 + suppressed, 201, "{events:?}");
