@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::process::{capture, delta, scrape, serial};
+use common::process::{capture, delta, flood_counts, next_second, scrape, serial};
 use common::{hex, vectors};
 use tinymls::events::{self, Level};
 use tinymls::ffi::tinymls_status::*;
@@ -144,17 +144,11 @@ fn flood(got: &common::process::Captured, kind: &str, mut raise: impl FnMut()) -
     for _ in 0..200 {
         raise();
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1020 - u64::from(now.subsec_millis())));
+    next_second();
     raise();
     events::set_sink(None, Level::Debug);
     let events = got.lock().unwrap().clone();
-    let delivered = events.iter().filter(|(_, j)| j.contains(&format!(r#""event":"{kind}""#))).count();
-    let suppressed = events
-        .iter()
-        .filter(|(_, j)| j.contains(r#""event":"events_suppressed""#) && j.contains(&format!(r#""kind":"{kind}""#)))
-        .map(|(_, j)| serde_json::from_str::<serde_json::Value>(j).unwrap()["count"].as_u64().unwrap())
-        .sum();
+    let (delivered, suppressed) = flood_counts(events.iter().map(|(_, j)| j.as_str()), kind);
     (delivered, suppressed, events)
 }
 
@@ -266,8 +260,7 @@ fn a_flood_that_stopped_still_gets_its_summary() {
     }
     // No further event: the next maintenance visit in a later second reports
     // what was suppressed.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1020 - u64::from(now.subsec_millis())));
+    next_second();
     ctx.run_maintenance().unwrap();
     let count = |events: &[(Level, String)]| -> (usize, u64) {
         let delivered = events.iter().filter(|(_, j)| j.contains(r#""event":"decrypt_rejected""#)).count();

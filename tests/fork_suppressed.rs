@@ -11,17 +11,12 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::fork::{in_child, Ended};
+use common::process::{flood_counts, next_second};
 use tinymls::events::{set_sink, Level};
 use tinymls::ffi::tinymls_config_validate;
 use tinymls::{Config, Context};
 
 type Seen = Arc<Mutex<Vec<String>>>;
-
-/// Sleeps into the next wall-clock second (the limiters' windows).
-fn next_second() {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1020 - u64::from(now.subsec_millis())));
-}
 
 /// One more of each kind, in a new second: (config_rejected delivered,
 /// decrypt_rejected delivered, suppressed config_rejected reported,
@@ -33,19 +28,10 @@ fn one_more_of_each(seen: &Seen, ctx: &Context, bad_ct: &[u8]) -> (usize, usize,
     assert_ne!(tinymls_config_validate(&bad), tinymls::ffi::tinymls_status::TINYMLS_OK);
     assert!(ctx.decrypt_to_vec(bad_ct, b"").is_err());
     let got = seen.lock().unwrap().clone();
-    let delivered = |kind: &str| got.iter().filter(|j| j.contains(&format!("\"event\":\"{kind}\""))).count();
-    let suppressed = |kind: &str| -> u64 {
-        got.iter()
-            .filter(|j| j.contains("\"event\":\"events_suppressed\"") && j.contains(&format!("\"kind\":\"{kind}\"")))
-            .map(|j| serde_json::from_str::<serde_json::Value>(j).unwrap()["count"].as_u64().unwrap())
-            .sum()
-    };
-    (
-        delivered("config_rejected"),
-        delivered("decrypt_rejected"),
-        suppressed("config_rejected"),
-        suppressed("decrypt_rejected"),
-    )
+    let count = |kind: &str| flood_counts(got.iter().map(String::as_str), kind);
+    let ((cfg_delivered, cfg_suppressed), (dec_delivered, dec_suppressed)) =
+        (count("config_rejected"), count("decrypt_rejected"));
+    (cfg_delivered, dec_delivered, cfg_suppressed, dec_suppressed)
 }
 
 #[test]
@@ -68,13 +54,8 @@ fn a_forked_child_does_not_report_what_its_parent_suppressed() {
     // Not delivered, and not yet reported (by the first event of a second
     // second, if the loop spanned two).
     let left = |kind: &str| {
-        let delivered = flood.iter().filter(|j| j.contains(&format!("\"event\":\"{kind}\""))).count() as u64;
-        let reported: u64 = flood
-            .iter()
-            .filter(|j| j.contains("\"event\":\"events_suppressed\"") && j.contains(&format!("\"kind\":\"{kind}\"")))
-            .map(|j| serde_json::from_str::<serde_json::Value>(j).unwrap()["count"].as_u64().unwrap())
-            .sum();
-        50 - delivered - reported
+        let (delivered, reported) = flood_counts(flood.iter().map(String::as_str), kind);
+        50 - delivered as u64 - reported
     };
     let (cfg_left, dec_left) = (left("config_rejected"), left("decrypt_rejected"));
     assert!(cfg_left > 0 && dec_left > 0, "nothing suppressed: {flood:?}");

@@ -43,3 +43,26 @@ pub fn capture(min: Level) -> Captured {
     events::set_sink(Some(Arc::new(move |lvl, json: &str| sink.lock().unwrap().push((lvl, json.to_string())))), min);
     got
 }
+
+/// Sleeps into the next wall-clock second, 20 ms in: the event limiters'
+/// windows are wall-clock seconds.
+pub fn next_second() {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1020 - u64::from(now.subsec_millis())));
+}
+
+/// Among the JSON texts of delivered events: how many events of `kind`,
+/// and how many the `events_suppressed` summaries for `kind` say were
+/// suppressed.
+pub fn flood_counts<'a>(events: impl IntoIterator<Item = &'a str>, kind: &str) -> (usize, u64) {
+    let (event, summarised) = (format!(r#""event":"{kind}""#), format!(r#""kind":"{kind}""#));
+    let (mut delivered, mut suppressed) = (0, 0);
+    for j in events {
+        if j.contains(&event) {
+            delivered += 1;
+        } else if j.contains(r#""event":"events_suppressed""#) && j.contains(&summarised) {
+            suppressed += serde_json::from_str::<serde_json::Value>(j).unwrap()["count"].as_u64().unwrap();
+        }
+    }
+    (delivered, suppressed)
+}
